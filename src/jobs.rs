@@ -1,0 +1,543 @@
+//! The archive job registry every dialect shares: the neutral state machine
+//! (queued → running → ready → downloading → done, or failed / cancelled /
+//! expired), deterministic pacing, progress counters, expiry and single-use
+//! rules, all against an injectable clock. Settled jobs are reclaimed after
+//! their retention, so a long run does not grow without bound.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use chrono::{DateTime, Duration, Utc};
+use zipgate_api::{Error, JobState, Principal};
+
+use crate::clock::Clock;
+use crate::zip::{Archive, Progress};
+
+/// How a new job becomes ready, so a client's polling loop can be exercised.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Pacing {
+    Immediate,
+    /// Ready on the n-th status poll.
+    AfterPolls(u32),
+    /// Ready once this much time has passed on the clock.
+    AfterDuration(Duration),
+}
+
+pub struct JobSpec {
+    pub id: String,
+    /// Opaque tag of whoever created the job (a dialect's name); the registry
+    /// never interprets it.
+    pub owner_tag: String,
+    pub owner: Principal,
+    pub archive: Arc<Archive>,
+    pub file_count: u64,
+    pub pacing: Pacing,
+    /// A download must start before this long after the job is ready.
+    pub download_window: Option<Duration>,
+    /// A second download is refused.
+    pub single_use: bool,
+    /// How long the record is kept once settled (download started or ended).
+    pub retention: Duration,
+}
+
+#[derive(Clone, Debug)]
+pub struct JobSnapshot {
+    pub id: String,
+    pub owner_tag: String,
+    pub owner: Principal,
+    pub state: JobState,
+    pub created_at: DateTime<Utc>,
+    pub ready_at: Option<DateTime<Utc>>,
+    pub expires_at: Option<DateTime<Utc>>,
+    pub download_started_at: Option<DateTime<Utc>>,
+    pub finished_at: Option<DateTime<Utc>>,
+    pub polls: u32,
+    /// Pacing steps done and needed (equal once ready).
+    pub steps: (u32, u32),
+    pub entries_total: u64,
+    pub entries_done: u64,
+    pub file_count: u64,
+    pub files_done: u64,
+    pub bytes_sent: u64,
+    pub downloads: u32,
+    pub error: Option<String>,
+}
+
+struct Job {
+    spec: JobSpec,
+    snapshot: JobSnapshot,
+    /// Whether each archive entry is a file, to count files as they finish.
+    entry_is_file: Vec<bool>,
+    /// When the record's retention started.
+    settled_at: Option<DateTime<Utc>>,
+}
+
+impl Job {
+    /// Applies pacing (when `poll` is true) and expiry as of `now`.
+    fn advance(&mut self, now: DateTime<Utc>, poll: bool) {
+        let s = &mut self.snapshot;
+        if poll {
+            s.polls = s.polls.saturating_add(1);
+        }
+        if matches!(s.state, JobState::Queued | JobState::Running) {
+            let ready = match self.spec.pacing {
+                Pacing::Immediate => true,
+                Pacing::AfterPolls(n) => {
+                    s.steps = (s.polls.min(n), n);
+                    s.polls >= n
+                }
+                Pacing::AfterDuration(d) => now >= s.created_at + d,
+            };
+            if ready {
+                s.state = JobState::Ready;
+                s.ready_at = Some(now);
+                s.steps = (s.steps.1, s.steps.1);
+                s.expires_at = self.spec.download_window.map(|w| now + w);
+            } else if s.state == JobState::Queued && (s.polls > 0 || now > s.created_at) {
+                s.state = JobState::Running;
+            }
+        }
+        if s.state == JobState::Ready {
+            if let Some(expires) = s.expires_at {
+                let unused = s.downloads == 0 || !self.spec.single_use;
+                if now > expires && unused {
+                    s.state = JobState::Expired;
+                    s.finished_at = Some(expires);
+                    self.settled_at.get_or_insert(expires);
+                }
+            }
+        }
+    }
+
+    fn reclaimable(&self, now: DateTime<Utc>) -> bool {
+        match self.settled_at {
+            Some(at) => self.snapshot.state.is_terminal() && now > at + self.spec.retention,
+            None => false,
+        }
+    }
+}
+
+#[derive(Clone)]
+pub struct JobRegistry {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    clock: Arc<dyn Clock>,
+    jobs: Mutex<HashMap<String, Job>>,
+}
+
+impl JobRegistry {
+    pub fn new(clock: Arc<dyn Clock>) -> Self {
+        JobRegistry {
+            inner: Arc::new(Inner {
+                clock,
+                jobs: Mutex::new(HashMap::new()),
+            }),
+        }
+    }
+
+    fn jobs(&self) -> std::sync::MutexGuard<'_, HashMap<String, Job>> {
+        self.inner.jobs.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    pub fn create(&self, spec: JobSpec) -> Result<JobSnapshot, Error> {
+        let now = self.inner.clock.now();
+        let mut jobs = self.jobs();
+        jobs.retain(|_, job| !job.reclaimable(now));
+        if jobs.contains_key(&spec.id) {
+            return Err(Error::Conflict(format!("job {}", spec.id)));
+        }
+        let entry_is_file: Vec<bool> = spec
+            .archive
+            .entries()
+            .iter()
+            .map(|e| matches!(e.body, crate::zip::EntryBody::File { .. }))
+            .collect();
+        let steps = match spec.pacing {
+            Pacing::AfterPolls(n) => (0, n),
+            _ => (0, 1),
+        };
+        let snapshot = JobSnapshot {
+            id: spec.id.clone(),
+            owner_tag: spec.owner_tag.clone(),
+            owner: spec.owner.clone(),
+            state: JobState::Queued,
+            created_at: now,
+            ready_at: None,
+            expires_at: None,
+            download_started_at: None,
+            finished_at: None,
+            polls: 0,
+            steps,
+            entries_total: entry_is_file.len() as u64,
+            entries_done: 0,
+            file_count: spec.file_count,
+            files_done: 0,
+            bytes_sent: 0,
+            downloads: 0,
+            error: None,
+        };
+        let mut job = Job {
+            spec,
+            snapshot,
+            entry_is_file,
+            settled_at: None,
+        };
+        job.advance(now, false);
+        let out = job.snapshot.clone();
+        jobs.insert(out.id.clone(), job);
+        Ok(out)
+    }
+
+    /// Current state without counting as a poll.
+    pub fn get(&self, id: &str) -> Option<JobSnapshot> {
+        let now = self.inner.clock.now();
+        let mut jobs = self.jobs();
+        let job = jobs.get_mut(id)?;
+        job.advance(now, false);
+        Some(job.snapshot.clone())
+    }
+
+    /// A client's status poll: advances poll-paced jobs.
+    pub fn poll(&self, id: &str) -> Option<JobSnapshot> {
+        let now = self.inner.clock.now();
+        let mut jobs = self.jobs();
+        let job = jobs.get_mut(id)?;
+        job.advance(now, true);
+        Some(job.snapshot.clone())
+    }
+
+    pub fn list(&self) -> Vec<JobSnapshot> {
+        let now = self.inner.clock.now();
+        let mut jobs = self.jobs();
+        jobs.retain(|_, job| !job.reclaimable(now));
+        let mut out: Vec<JobSnapshot> = jobs
+            .values_mut()
+            .map(|job| {
+                job.advance(now, false);
+                job.snapshot.clone()
+            })
+            .collect();
+        out.sort_by(|a, b| {
+            a.created_at
+                .cmp(&b.created_at)
+                .then_with(|| a.id.cmp(&b.id))
+        });
+        out
+    }
+
+    /// Starts a download: the job must be ready (or, if reusable, already
+    /// downloaded). The ticket reports progress and the outcome.
+    pub fn begin_download(&self, id: &str) -> Result<(Arc<Archive>, DownloadTicket), Error> {
+        let now = self.inner.clock.now();
+        let mut jobs = self.jobs();
+        let job = jobs
+            .get_mut(id)
+            .ok_or_else(|| Error::NotFound(id.to_owned()))?;
+        job.advance(now, false);
+        let single_use = job.spec.single_use;
+        let s = &mut job.snapshot;
+        match s.state {
+            JobState::Ready => {}
+            JobState::Downloading | JobState::Done if !single_use => {}
+            JobState::Downloading | JobState::Done | JobState::Expired => {
+                return Err(Error::Gone(id.to_owned()))
+            }
+            JobState::Failed | JobState::Cancelled => return Err(Error::Gone(id.to_owned())),
+            JobState::Queued | JobState::Running => return Err(Error::Conflict(id.to_owned())),
+        }
+        s.downloads += 1;
+        s.download_started_at.get_or_insert(now);
+        if single_use {
+            s.state = JobState::Downloading;
+            job.settled_at.get_or_insert(now);
+        }
+        Ok((
+            job.spec.archive.clone(),
+            DownloadTicket {
+                registry: self.clone(),
+                id: id.to_owned(),
+                single_use,
+                outcome: None,
+            },
+        ))
+    }
+
+    /// Cancels a job that has not finished; a finished one is left as it is.
+    pub fn cancel(&self, id: &str) -> Result<JobSnapshot, Error> {
+        self.settle(id, JobState::Cancelled, None)
+    }
+
+    pub fn fail(&self, id: &str, reason: &str) -> Result<JobSnapshot, Error> {
+        self.settle(id, JobState::Failed, Some(reason.to_owned()))
+    }
+
+    fn settle(
+        &self,
+        id: &str,
+        state: JobState,
+        error: Option<String>,
+    ) -> Result<JobSnapshot, Error> {
+        let now = self.inner.clock.now();
+        let mut jobs = self.jobs();
+        let job = jobs
+            .get_mut(id)
+            .ok_or_else(|| Error::NotFound(id.to_owned()))?;
+        job.advance(now, false);
+        if !job.snapshot.state.is_terminal() {
+            job.snapshot.state = state;
+            job.snapshot.error = error;
+            job.snapshot.finished_at = Some(now);
+            job.settled_at.get_or_insert(now);
+        }
+        Ok(job.snapshot.clone())
+    }
+
+    pub fn remove(&self, id: &str) -> Option<JobSnapshot> {
+        self.jobs().remove(id).map(|job| job.snapshot)
+    }
+
+    /// Forgets every job whose retention has passed; returns how many.
+    pub fn sweep(&self) -> usize {
+        let now = self.inner.clock.now();
+        let mut jobs = self.jobs();
+        let before = jobs.len();
+        jobs.retain(|_, job| !job.reclaimable(now));
+        before - jobs.len()
+    }
+
+    pub fn len(&self) -> usize {
+        self.jobs().len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    fn update(&self, id: &str, f: impl FnOnce(&mut Job, DateTime<Utc>)) {
+        let now = self.inner.clock.now();
+        if let Some(job) = self.jobs().get_mut(id) {
+            f(job, now);
+        }
+    }
+}
+
+/// One download in progress. Dropping it without [`DownloadTicket::complete`]
+/// records an interrupted download.
+pub struct DownloadTicket {
+    registry: JobRegistry,
+    id: String,
+    single_use: bool,
+    outcome: Option<bool>,
+}
+
+impl DownloadTicket {
+    pub fn job_id(&self) -> &str {
+        &self.id
+    }
+
+    pub fn bytes_sent(&self, n: u64) {
+        self.registry
+            .update(&self.id, |job, _| job.snapshot.bytes_sent += n);
+    }
+
+    pub fn complete(mut self) {
+        self.finish(true);
+    }
+
+    fn finish(&mut self, complete: bool) {
+        if self.outcome.is_some() {
+            return;
+        }
+        self.outcome = Some(complete);
+        let single_use = self.single_use;
+        self.registry.update(&self.id, |job, now| {
+            let s = &mut job.snapshot;
+            if s.state.is_terminal() && s.state != JobState::Done {
+                return;
+            }
+            if complete {
+                s.files_done = s.file_count;
+                s.entries_done = s.entries_total;
+            }
+            if single_use {
+                s.state = if complete {
+                    JobState::Done
+                } else {
+                    JobState::Failed
+                };
+                if !complete {
+                    s.error = Some("download interrupted".into());
+                }
+                s.finished_at = Some(now);
+            }
+        });
+    }
+}
+
+impl Progress for DownloadTicket {
+    fn entry_done(&self, index: usize) {
+        self.registry.update(&self.id, |job, _| {
+            let s = &mut job.snapshot;
+            s.entries_done = s.entries_done.max(index as u64 + 1);
+            if job.entry_is_file.get(index).copied().unwrap_or(false) && s.files_done < s.file_count
+            {
+                s.files_done += 1;
+            }
+        });
+    }
+}
+
+impl Drop for DownloadTicket {
+    fn drop(&mut self) {
+        self.finish(false);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::clock::ManualClock;
+    use chrono::TimeZone;
+
+    fn setup() -> (Arc<ManualClock>, JobRegistry) {
+        let clock = Arc::new(ManualClock::new(
+            Utc.with_ymd_and_hms(2024, 1, 1, 0, 0, 0).unwrap(),
+        ));
+        (clock.clone(), JobRegistry::new(clock))
+    }
+
+    fn spec(id: &str, pacing: Pacing, single_use: bool) -> JobSpec {
+        JobSpec {
+            id: id.into(),
+            owner_tag: "test".into(),
+            owner: Principal::Anonymous,
+            archive: Arc::new(Archive::new(Vec::new(), 6)),
+            file_count: 0,
+            pacing,
+            download_window: Some(Duration::seconds(30)),
+            single_use,
+            retention: Duration::hours(12),
+        }
+    }
+
+    #[test]
+    fn poll_pacing_walks_the_states() {
+        let (_, jobs) = setup();
+        let job = jobs
+            .create(spec("j", Pacing::AfterPolls(3), false))
+            .unwrap();
+        assert_eq!(job.state, JobState::Queued);
+        assert_eq!(jobs.poll("j").unwrap().state, JobState::Running);
+        assert_eq!(jobs.poll("j").unwrap().steps, (2, 3));
+        let ready = jobs.poll("j").unwrap();
+        assert_eq!((ready.state, ready.steps), (JobState::Ready, (3, 3)));
+        assert!(matches!(
+            jobs.create(spec("j", Pacing::Immediate, false)),
+            Err(Error::Conflict(_))
+        ));
+    }
+
+    #[test]
+    fn downloads_before_ready_are_refused() {
+        let (clock, jobs) = setup();
+        jobs.create(spec(
+            "j",
+            Pacing::AfterDuration(Duration::seconds(5)),
+            false,
+        ))
+        .unwrap();
+        assert!(matches!(jobs.begin_download("j"), Err(Error::Conflict(_))));
+        clock.advance(Duration::seconds(5));
+        assert_eq!(jobs.get("j").unwrap().state, JobState::Ready);
+        assert!(jobs.begin_download("j").is_ok());
+    }
+
+    #[test]
+    fn single_use_allows_one_download() {
+        let (_, jobs) = setup();
+        jobs.create(spec("j", Pacing::Immediate, true)).unwrap();
+        let (_, ticket) = jobs.begin_download("j").unwrap();
+        assert_eq!(jobs.get("j").unwrap().state, JobState::Downloading);
+        assert!(matches!(jobs.begin_download("j"), Err(Error::Gone(_))));
+        ticket.complete();
+        assert_eq!(jobs.get("j").unwrap().state, JobState::Done);
+        assert!(matches!(jobs.begin_download("j"), Err(Error::Gone(_))));
+    }
+
+    #[test]
+    fn an_interrupted_single_use_download_fails_the_job() {
+        let (_, jobs) = setup();
+        jobs.create(spec("j", Pacing::Immediate, true)).unwrap();
+        drop(jobs.begin_download("j").unwrap());
+        let job = jobs.get("j").unwrap();
+        assert_eq!(job.state, JobState::Failed);
+        assert_eq!(job.error.as_deref(), Some("download interrupted"));
+    }
+
+    #[test]
+    fn reusable_jobs_serve_many_downloads() {
+        let (_, jobs) = setup();
+        jobs.create(spec("j", Pacing::Immediate, false)).unwrap();
+        for _ in 0..3 {
+            jobs.begin_download("j").unwrap().1.complete();
+        }
+        let job = jobs.get("j").unwrap();
+        assert_eq!((job.state, job.downloads), (JobState::Ready, 3));
+    }
+
+    #[test]
+    fn unstarted_jobs_expire_and_are_reclaimed() {
+        let (clock, jobs) = setup();
+        jobs.create(spec("j", Pacing::Immediate, true)).unwrap();
+        clock.advance(Duration::seconds(31));
+        assert_eq!(jobs.get("j").unwrap().state, JobState::Expired);
+        assert!(matches!(jobs.begin_download("j"), Err(Error::Gone(_))));
+        clock.advance(Duration::hours(12));
+        assert_eq!(jobs.sweep(), 1);
+        assert!(jobs.get("j").is_none());
+    }
+
+    #[test]
+    fn a_started_download_outlives_the_window_and_status_is_kept_for_retention() {
+        let (clock, jobs) = setup();
+        jobs.create(spec("j", Pacing::Immediate, true)).unwrap();
+        clock.advance(Duration::seconds(10));
+        let (_, ticket) = jobs.begin_download("j").unwrap();
+        clock.advance(Duration::minutes(10));
+        assert_eq!(jobs.get("j").unwrap().state, JobState::Downloading);
+        ticket.complete();
+        clock.advance(Duration::hours(11));
+        assert_eq!(jobs.sweep(), 0);
+        assert_eq!(jobs.get("j").unwrap().state, JobState::Done);
+        clock.advance(Duration::hours(2));
+        assert_eq!(jobs.sweep(), 1);
+    }
+
+    #[test]
+    fn cancel_settles_only_unfinished_jobs() {
+        let (_, jobs) = setup();
+        jobs.create(spec("a", Pacing::AfterPolls(5), false))
+            .unwrap();
+        assert_eq!(jobs.cancel("a").unwrap().state, JobState::Cancelled);
+        assert!(matches!(jobs.begin_download("a"), Err(Error::Gone(_))));
+        jobs.create(spec("b", Pacing::Immediate, true)).unwrap();
+        jobs.begin_download("b").unwrap().1.complete();
+        assert_eq!(jobs.cancel("b").unwrap().state, JobState::Done);
+        assert!(matches!(jobs.cancel("zzz"), Err(Error::NotFound(_))));
+    }
+
+    #[test]
+    fn many_settled_jobs_do_not_accumulate() {
+        let (clock, jobs) = setup();
+        for i in 0..1000 {
+            jobs.create(spec(&format!("j{i}"), Pacing::Immediate, true))
+                .unwrap();
+            jobs.cancel(&format!("j{i}")).unwrap();
+            clock.advance(Duration::minutes(1));
+        }
+        // Each create reclaims what passed its 12 h retention: about 720 remain.
+        assert!(jobs.len() <= 722, "{}", jobs.len());
+    }
+}

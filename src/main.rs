@@ -1,0 +1,184 @@
+//! The `zipgate` binary: parses the command line and runs the server.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use clap::{Parser, Subcommand, ValueEnum};
+use tokio::net::TcpListener;
+use tracing_subscriber::EnvFilter;
+use zipgate::api::Compression;
+use zipgate::clock::SystemClock;
+use zipgate::packing::CompressionPolicy;
+use zipgate::server::{self, AppState, Config};
+use zipgate::store::{fixture, Store};
+
+#[derive(Parser)]
+#[command(
+    name = "zipgate",
+    version,
+    about = "Vendor-faithful 'download as zip' APIs over one streaming zip engine"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Serve the API on the embedded default fixtures or a fixture file.
+    Serve(ServeArgs),
+    /// Check a fixture file and print what it holds.
+    CheckFixtures { file: PathBuf },
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum CompressionArg {
+    Store,
+    Deflate,
+}
+
+#[derive(Parser)]
+struct ServeArgs {
+    /// Address to listen on; port 0 picks a free port (the log says which).
+    #[arg(long, default_value = "127.0.0.1:8080")]
+    listen: SocketAddr,
+    /// Fixture file to serve instead of the embedded default.
+    #[arg(long)]
+    fixtures: Option<PathBuf>,
+    /// How entries are written unless a request says otherwise.
+    #[arg(long, value_enum, default_value = "store")]
+    compression: CompressionArg,
+    /// zlib level (0–9) for deflated entries.
+    #[arg(long, default_value_t = 6, value_parser = clap::value_parser!(u32).range(0..=9))]
+    deflate_level: u32,
+    /// Extensions stored even in a deflate archive (comma-separated; replaces the default list).
+    #[arg(long, value_delimiter = ',')]
+    store_ext: Option<Vec<String>>,
+    /// Seconds in-flight responses may run on after Ctrl-C / SIGTERM.
+    #[arg(long, default_value_t = 5.0)]
+    shutdown_grace: f64,
+    /// Largest request body read, in bytes.
+    #[arg(long, default_value_t = 1 << 20)]
+    max_body: usize,
+}
+
+fn load_store(path: Option<&PathBuf>) -> Result<Store, String> {
+    match path {
+        None => Store::embedded_default().map_err(|e| format!("embedded fixtures: {e}")),
+        Some(path) => {
+            let text =
+                std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
+            fixture::parse(&text, path.parent()).map_err(|e| format!("{}: {e}", path.display()))
+        }
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    match cli.command {
+        Command::Serve(args) => serve(args),
+        Command::CheckFixtures { file } => match load_store(Some(&file)) {
+            Ok(store) => {
+                println!(
+                    "{}: {} nodes, {} users",
+                    file.display(),
+                    store.node_count(),
+                    store.users().count()
+                );
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("{e}");
+                ExitCode::FAILURE
+            }
+        },
+    }
+}
+
+fn serve(args: ServeArgs) -> ExitCode {
+    let store = match load_store(args.fixtures.as_ref()) {
+        Ok(store) => store,
+        Err(e) => {
+            eprintln!("zipgate: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let mut compression = CompressionPolicy {
+        method: match args.compression {
+            CompressionArg::Store => Compression::Store,
+            CompressionArg::Deflate => Compression::Deflate,
+        },
+        level: args.deflate_level,
+        ..CompressionPolicy::default()
+    };
+    if let Some(list) = args.store_ext {
+        compression.stored_extensions = list
+            .into_iter()
+            .map(|e| e.trim().trim_start_matches('.').to_ascii_lowercase())
+            .collect();
+    }
+    let config = Config {
+        compression,
+        max_body_bytes: args.max_body,
+        shutdown_grace: Duration::from_secs_f64(args.shutdown_grace.max(0.0)),
+        ..Config::default()
+    };
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("zipgate: cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    runtime.block_on(async move {
+        let listener = match TcpListener::bind(args.listen).await {
+            Ok(listener) => listener,
+            Err(e) => {
+                eprintln!("zipgate: cannot listen on {}: {e}", args.listen);
+                return ExitCode::FAILURE;
+            }
+        };
+        let addr = listener
+            .local_addr()
+            .map(|a| a.to_string())
+            .unwrap_or_default();
+        let nodes = store.node_count();
+        let state = Arc::new(AppState::new(store, Arc::new(SystemClock), config));
+        tracing::info!(%addr, nodes, "zipgate listening on http://{addr}");
+        server::run(listener, state, shutdown_signal()).await;
+        ExitCode::SUCCESS
+    })
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = terminate => {},
+    }
+}

@@ -1,0 +1,94 @@
+//! Plan → archive: decides which entries are deflated and which are stored.
+
+use std::sync::Arc;
+
+use zipgate_api::Compression;
+
+use crate::planner::Plan;
+use crate::store::NodeData;
+use crate::zip::{Archive, ArchiveEntry, EntryBody, Method};
+
+/// Types that are already compressed: deflating them costs CPU and saves nothing.
+pub const DEFAULT_STORED_EXTENSIONS: &[&str] = &[
+    "7z", "aac", "apk", "avi", "bz2", "docx", "epub", "flac", "gif", "gz", "heic", "jar", "jpeg",
+    "jpg", "m4a", "m4v", "mkv", "mov", "mp3", "mp4", "odp", "ods", "odt", "ogg", "png", "pptx",
+    "rar", "tgz", "webm", "webp", "xlsx", "xz", "zip", "zst",
+];
+
+#[derive(Clone, Debug)]
+pub struct CompressionPolicy {
+    pub method: Compression,
+    /// zlib level 0–9 for deflated entries.
+    pub level: u32,
+    /// Lower-case extensions always stored, even in a deflate archive.
+    pub stored_extensions: Vec<String>,
+}
+
+impl Default for CompressionPolicy {
+    fn default() -> Self {
+        CompressionPolicy {
+            method: Compression::Store,
+            level: 6,
+            stored_extensions: DEFAULT_STORED_EXTENSIONS
+                .iter()
+                .map(|s| (*s).to_owned())
+                .collect(),
+        }
+    }
+}
+
+impl CompressionPolicy {
+    pub fn method_for(&self, path: &str, size: u64) -> Method {
+        if self.method == Compression::Store || size == 0 {
+            return Method::Store;
+        }
+        let extension = path
+            .rsplit_once('.')
+            .map(|(_, ext)| ext.to_ascii_lowercase());
+        match extension {
+            Some(ext) if self.stored_extensions.contains(&ext) => Method::Store,
+            _ => Method::Deflate,
+        }
+    }
+}
+
+pub fn build_archive(plan: &Plan, policy: &CompressionPolicy) -> Archive {
+    let entries = plan
+        .entries
+        .iter()
+        .map(|entry| ArchiveEntry {
+            name: entry.path.clone(),
+            mtime: entry.node.mtime,
+            body: match &entry.node.data {
+                NodeData::Folder(_) => EntryBody::Dir,
+                NodeData::File(body) => EntryBody::File {
+                    method: policy.method_for(&entry.path, body.content.len()),
+                    data: Arc::clone(body) as Arc<dyn crate::zip::EntryData>,
+                },
+            },
+        })
+        .collect();
+    Archive::new(entries, policy.level)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn compressed_types_and_empty_files_are_stored() {
+        let policy = CompressionPolicy {
+            method: Compression::Deflate,
+            ..CompressionPolicy::default()
+        };
+        assert_eq!(policy.method_for("a/photo.JPG", 10), Method::Store);
+        assert_eq!(policy.method_for("report.xlsx", 10), Method::Store);
+        assert_eq!(policy.method_for("notes.txt", 10), Method::Deflate);
+        assert_eq!(policy.method_for("notes.txt", 0), Method::Store);
+        assert_eq!(policy.method_for("Makefile", 10), Method::Deflate);
+        assert_eq!(
+            CompressionPolicy::default().method_for("notes.txt", 10),
+            Method::Store
+        );
+    }
+}

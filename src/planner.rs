@@ -1,0 +1,601 @@
+//! Selection → ordered archive entries: folders expanded depth-first, names
+//! made safe, conflicts settled by a pluggable policy, limits enforced.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+
+use zipgate_api::{Error, LimitKind, NodeId, NodeKind, Principal, SelectedItem};
+
+use crate::store::{Node, NodeData, Store};
+
+/// What to do with an item the planner cannot include.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum OnProblem {
+    Fail,
+    Skip,
+}
+
+/// Which folders get their own directory entry.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DirEntries {
+    /// Every folder (what most zip writers do).
+    All,
+    /// Only folders with nothing in them; the others exist through their files.
+    EmptyOnly,
+}
+
+/// One of several siblings that would land on the same archive path.
+#[derive(Clone, Debug)]
+pub struct Member<'a> {
+    pub name: &'a str,
+    pub kind: NodeKind,
+}
+
+/// Settles name conflicts. Given every member of one group of siblings that
+/// share a name, returns one new name per member, in order. `taken` says
+/// whether a name is already used in that folder.
+pub trait ConflictPolicy: Send {
+    fn resolve(&mut self, group: &[Member<'_>], taken: &dyn Fn(&str) -> bool) -> Vec<String>;
+}
+
+/// The first keeps its name; the others become `name (1).ext`, `name (2).ext`…
+pub struct NumberSuffix;
+
+impl ConflictPolicy for NumberSuffix {
+    fn resolve(&mut self, group: &[Member<'_>], taken: &dyn Fn(&str) -> bool) -> Vec<String> {
+        let mut out: Vec<String> = Vec::with_capacity(group.len());
+        out.push(group[0].name.to_owned());
+        let mut n = 1;
+        for member in &group[1..] {
+            loop {
+                let candidate = numbered(member.name, member.kind, n);
+                n += 1;
+                if !taken(&candidate) && !out.contains(&candidate) {
+                    out.push(candidate);
+                    break;
+                }
+            }
+        }
+        out
+    }
+}
+
+/// `a.docx` → `a (n).docx`; folders and names without a dot get the suffix at the end.
+pub fn numbered(name: &str, kind: NodeKind, n: usize) -> String {
+    match name.rfind('.') {
+        Some(dot) if kind == NodeKind::File && dot > 0 => {
+            format!("{} ({n}){}", &name[..dot], &name[dot..])
+        }
+        _ => format!("{name} ({n})"),
+    }
+}
+
+pub struct PlanOptions {
+    pub missing: OnProblem,
+    pub unreadable: OnProblem,
+    pub dir_entries: DirEntries,
+    /// One folder selected alone: put its contents at the archive root.
+    pub flatten_single_folder: bool,
+    pub max_files: Option<u64>,
+    pub max_bytes: Option<u64>,
+    pub conflicts: Box<dyn ConflictPolicy>,
+}
+
+impl Default for PlanOptions {
+    fn default() -> Self {
+        PlanOptions {
+            missing: OnProblem::Fail,
+            unreadable: OnProblem::Fail,
+            dir_entries: DirEntries::All,
+            flatten_single_folder: false,
+            max_files: None,
+            max_bytes: None,
+            conflicts: Box::new(NumberSuffix),
+        }
+    }
+}
+
+#[derive(Clone, Debug)]
+pub struct PlanEntry {
+    /// Archive path; folders end with `/`.
+    pub path: String,
+    pub node: Arc<Node>,
+}
+
+impl PlanEntry {
+    pub fn is_dir(&self) -> bool {
+        self.path.ends_with('/')
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Renamed {
+    pub id: NodeId,
+    pub kind: NodeKind,
+    pub original: String,
+    pub renamed: String,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SkipReason {
+    NotFound,
+    Forbidden,
+    /// Already in the archive through an earlier selection or a selected ancestor.
+    Duplicate,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Skipped {
+    pub id: NodeId,
+    pub reason: SkipReason,
+}
+
+#[derive(Clone, Debug, Default)]
+pub struct Plan {
+    pub entries: Vec<PlanEntry>,
+    /// One inner list per group of siblings that shared an archive path.
+    pub conflicts: Vec<Vec<Renamed>>,
+    pub skipped: Vec<Skipped>,
+    pub file_count: u64,
+    pub folder_count: u64,
+    pub total_bytes: u64,
+}
+
+/// Makes one path component safe to extract anywhere: no separators, no
+/// control characters, never `.` or `..`, never empty.
+pub fn safe_component(name: &str) -> String {
+    let cleaned: String = name
+        .chars()
+        .map(|c| {
+            if c == '/' || c == '\\' || c.is_control() {
+                '_'
+            } else {
+                c
+            }
+        })
+        .collect();
+    match cleaned.as_str() {
+        "" | "." => "_".to_owned(),
+        ".." => "__".to_owned(),
+        _ => cleaned,
+    }
+}
+
+pub fn plan(
+    store: &Store,
+    principal: &Principal,
+    selection: &[SelectedItem],
+    options: &mut PlanOptions,
+) -> Result<Plan, Error> {
+    let mut plan = Plan::default();
+    let mut top: Vec<Arc<Node>> = Vec::new();
+    for item in selection {
+        let node = match store.node(&item.id) {
+            Some(node) if item.expected_kind.is_none_or(|kind| kind == node.kind()) => node,
+            _ => {
+                match options.missing {
+                    OnProblem::Fail => return Err(Error::NotFound(item.id.0.clone())),
+                    OnProblem::Skip => plan.skipped.push(Skipped {
+                        id: item.id.clone(),
+                        reason: SkipReason::NotFound,
+                    }),
+                }
+                continue;
+            }
+        };
+        if !store.can_read(principal, node) {
+            match options.unreadable {
+                OnProblem::Fail => return Err(Error::Forbidden(item.id.0.clone())),
+                OnProblem::Skip => plan.skipped.push(Skipped {
+                    id: item.id.clone(),
+                    reason: SkipReason::Forbidden,
+                }),
+            }
+            continue;
+        }
+        top.push(node.clone());
+    }
+
+    // Drop repeats and items already inside another selected folder.
+    let selected: HashSet<&NodeId> = top.iter().map(|n| &n.id).collect();
+    let mut seen = HashSet::new();
+    let mut unique = Vec::with_capacity(top.len());
+    for node in &top {
+        let inside_selected = ancestors(store, node).any(|a| selected.contains(&a.id));
+        if inside_selected || !seen.insert(node.id.clone()) {
+            plan.skipped.push(Skipped {
+                id: node.id.clone(),
+                reason: SkipReason::Duplicate,
+            });
+        } else {
+            unique.push(node.clone());
+        }
+    }
+
+    let mut walker = Walker {
+        store,
+        principal,
+        options,
+        plan: &mut plan,
+    };
+    match unique.as_slice() {
+        [only] if walker.options.flatten_single_folder && only.kind() == NodeKind::Folder => {
+            let children: Vec<Arc<Node>> = walker.readable_children(only)?;
+            walker.level("", children)?;
+        }
+        _ => walker.level("", unique)?,
+    }
+
+    if let Some(limit) = options.max_files {
+        if plan.file_count > limit {
+            return Err(Error::LimitExceeded {
+                kind: LimitKind::FileCount,
+                limit,
+                actual: plan.file_count,
+            });
+        }
+    }
+    if let Some(limit) = options.max_bytes {
+        if plan.total_bytes > limit {
+            return Err(Error::LimitExceeded {
+                kind: LimitKind::TotalBytes,
+                limit,
+                actual: plan.total_bytes,
+            });
+        }
+    }
+    Ok(plan)
+}
+
+fn ancestors<'a>(store: &'a Store, node: &'a Node) -> impl Iterator<Item = &'a Arc<Node>> + 'a {
+    std::iter::successors(node.parent.as_ref().and_then(|p| store.node(p)), move |n| {
+        n.parent.as_ref().and_then(|p| store.node(p))
+    })
+}
+
+struct Walker<'a> {
+    store: &'a Store,
+    principal: &'a Principal,
+    options: &'a mut PlanOptions,
+    plan: &'a mut Plan,
+}
+
+impl Walker<'_> {
+    fn readable_children(&mut self, folder: &Node) -> Result<Vec<Arc<Node>>, Error> {
+        let mut out = Vec::new();
+        for child in self.store.children(folder) {
+            if self.store.can_read(self.principal, child) {
+                out.push(child.clone());
+            } else {
+                match self.options.unreadable {
+                    OnProblem::Fail => return Err(Error::Forbidden(child.id.0.clone())),
+                    OnProblem::Skip => self.plan.skipped.push(Skipped {
+                        id: child.id.clone(),
+                        reason: SkipReason::Forbidden,
+                    }),
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// Emits one folder level (or the archive root) and everything below it.
+    fn level(&mut self, prefix: &str, nodes: Vec<Arc<Node>>) -> Result<(), Error> {
+        let names = self.settle_names(&nodes);
+        for (node, name) in nodes.into_iter().zip(names) {
+            match &node.data {
+                NodeData::File(_) => {
+                    self.plan.file_count += 1;
+                    self.plan.total_bytes += node.size();
+                    self.plan.entries.push(PlanEntry {
+                        path: format!("{prefix}{name}"),
+                        node,
+                    });
+                }
+                NodeData::Folder(_) => {
+                    self.plan.folder_count += 1;
+                    let path = format!("{prefix}{name}/");
+                    let children = self.readable_children(&node)?;
+                    if self.options.dir_entries == DirEntries::All || children.is_empty() {
+                        self.plan.entries.push(PlanEntry {
+                            path: path.clone(),
+                            node,
+                        });
+                    }
+                    self.level(&path, children)?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Safe, unique names for one level's nodes, in order.
+    fn settle_names(&mut self, nodes: &[Arc<Node>]) -> Vec<String> {
+        let mut names: Vec<String> = nodes.iter().map(|n| safe_component(&n.name)).collect();
+        let mut groups: HashMap<&str, Vec<usize>> = HashMap::new();
+        let mut order = Vec::new();
+        for (i, name) in names.iter().enumerate() {
+            let group = groups.entry(name.as_str()).or_default();
+            if group.len() == 1 {
+                order.push(name.clone());
+            }
+            group.push(i);
+        }
+        if order.is_empty() {
+            return names;
+        }
+        let mut taken: HashSet<String> = groups
+            .iter()
+            .filter(|(_, members)| members.len() == 1)
+            .map(|(name, _)| (*name).to_owned())
+            .collect();
+        let groups: Vec<Vec<usize>> = order
+            .iter()
+            .map(|name| groups[name.as_str()].clone())
+            .collect();
+        for group in groups {
+            let members: Vec<Member> = group
+                .iter()
+                .map(|&i| Member {
+                    name: &names[i],
+                    kind: nodes[i].kind(),
+                })
+                .collect();
+            let mut renamed = self
+                .options
+                .conflicts
+                .resolve(&members, &|n| taken.contains(n));
+            // A policy that breaks its contract must not produce a broken archive.
+            for name in renamed.iter_mut() {
+                *name = safe_component(name);
+                let mut n = 1;
+                let base = name.clone();
+                while taken.contains(name.as_str()) {
+                    *name = numbered(&base, NodeKind::File, n);
+                    n += 1;
+                }
+                taken.insert(name.clone());
+            }
+            let record = group
+                .iter()
+                .zip(&renamed)
+                .map(|(&i, new)| Renamed {
+                    id: nodes[i].id.clone(),
+                    kind: nodes[i].kind(),
+                    original: nodes[i].name.clone(),
+                    renamed: new.clone(),
+                })
+                .collect();
+            self.plan.conflicts.push(record);
+            for (&i, new) in group.iter().zip(renamed) {
+                names[i] = new;
+            }
+        }
+        names
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::fixture;
+    use zipgate_api::UserId;
+
+    fn store() -> Store {
+        fixture::parse(
+            r#"{"users":[{"id":"alice","token":"ta"},{"id":"bob","token":"tb"}],
+                "nodes":[
+                  {"id":"d1","name":"Docs","owner":"alice","children":[
+                     {"id":"a1","name":"a.txt","content":{"text":"one"}},
+                     {"id":"sub","name":"Sub","children":[{"id":"deep","name":"deep.txt","content":{"text":"deep"}}]},
+                     {"id":"empty","name":"Empty","type":"folder"},
+                     {"id":"secret","name":"secret.txt","readers":["alice"],"content":{"text":"s"}}]},
+                  {"id":"d2","name":"Other","children":[
+                     {"id":"a2","name":"a.txt","content":{"text":"two"}},
+                     {"id":"a3","name":"a (1).txt","content":{"text":"three"}}]},
+                  {"id":"evil","name":"../../etc/passwd","content":{"text":"x"}},
+                  {"id":"dots","name":"..","content":{"text":"x"}},
+                  {"id":"docs2","name":"Docs","type":"folder"}
+                ]}"#,
+            None,
+        )
+        .unwrap()
+    }
+
+    fn sel(ids: &[&str]) -> Vec<SelectedItem> {
+        ids.iter()
+            .map(|id| SelectedItem {
+                id: NodeId::from(*id),
+                expected_kind: None,
+            })
+            .collect()
+    }
+
+    fn alice() -> Principal {
+        Principal::User(UserId("alice".into()))
+    }
+
+    fn bob() -> Principal {
+        Principal::User(UserId("bob".into()))
+    }
+
+    fn paths(plan: &Plan) -> Vec<&str> {
+        plan.entries.iter().map(|e| e.path.as_str()).collect()
+    }
+
+    #[test]
+    fn folders_expand_depth_first_with_empty_folders_kept() {
+        let plan = plan(
+            &store(),
+            &alice(),
+            &sel(&["d1"]),
+            &mut PlanOptions::default(),
+        )
+        .unwrap();
+        assert_eq!(
+            paths(&plan),
+            [
+                "Docs/",
+                "Docs/a.txt",
+                "Docs/Sub/",
+                "Docs/Sub/deep.txt",
+                "Docs/Empty/",
+                "Docs/secret.txt"
+            ]
+        );
+        assert_eq!(
+            (plan.file_count, plan.folder_count, plan.total_bytes),
+            (3, 3, 8)
+        );
+    }
+
+    #[test]
+    fn empty_only_dir_entries_and_flattening() {
+        let mut options = PlanOptions {
+            dir_entries: DirEntries::EmptyOnly,
+            flatten_single_folder: true,
+            ..PlanOptions::default()
+        };
+        let plan = plan(&store(), &alice(), &sel(&["d1"]), &mut options).unwrap();
+        assert_eq!(
+            paths(&plan),
+            ["a.txt", "Sub/deep.txt", "Empty/", "secret.txt"]
+        );
+    }
+
+    #[test]
+    fn unsafe_names_cannot_escape() {
+        let plan = plan(
+            &store(),
+            &alice(),
+            &sel(&["evil", "dots"]),
+            &mut PlanOptions::default(),
+        )
+        .unwrap();
+        assert_eq!(paths(&plan), [".._.._etc_passwd", "__"]);
+        for path in paths(&plan) {
+            assert!(!path.starts_with('/') && !path.split('/').any(|c| c == ".."));
+        }
+    }
+
+    #[test]
+    fn conflicts_are_numbered_around_existing_names() {
+        // a.txt (d1/a1) + a.txt (d2/a2) + "a (1).txt" already taken → second becomes "a (2).txt".
+        let plan = plan(
+            &store(),
+            &alice(),
+            &sel(&["a1", "a2", "a3"]),
+            &mut PlanOptions::default(),
+        )
+        .unwrap();
+        assert_eq!(paths(&plan), ["a.txt", "a (2).txt", "a (1).txt"]);
+        assert_eq!(plan.conflicts.len(), 1);
+        assert_eq!(plan.conflicts[0][1].renamed, "a (2).txt");
+        // Folders with the same name get the suffix at the end.
+        let plan = super::plan(
+            &store(),
+            &alice(),
+            &sel(&["d1", "docs2"]),
+            &mut PlanOptions::default(),
+        )
+        .unwrap();
+        assert!(paths(&plan).contains(&"Docs (1)/"));
+    }
+
+    struct RenameAll;
+    impl ConflictPolicy for RenameAll {
+        fn resolve(&mut self, group: &[Member<'_>], _: &dyn Fn(&str) -> bool) -> Vec<String> {
+            group.iter().map(|m| format!("x_{}", m.name)).collect()
+        }
+    }
+
+    #[test]
+    fn a_policy_may_rename_every_member_and_is_kept_unique() {
+        let mut options = PlanOptions {
+            conflicts: Box::new(RenameAll),
+            ..PlanOptions::default()
+        };
+        let plan = plan(&store(), &alice(), &sel(&["a1", "a2"]), &mut options).unwrap();
+        assert_eq!(paths(&plan), ["x_a.txt", "x_a (1).txt"]);
+        assert_eq!(plan.conflicts[0].len(), 2);
+    }
+
+    #[test]
+    fn missing_and_unreadable_fail_or_skip() {
+        let err = plan(
+            &store(),
+            &alice(),
+            &sel(&["nope"]),
+            &mut PlanOptions::default(),
+        )
+        .unwrap_err();
+        assert_eq!(err, Error::NotFound("nope".into()));
+        let err = plan(&store(), &bob(), &sel(&["d1"]), &mut PlanOptions::default()).unwrap_err();
+        assert_eq!(err, Error::Forbidden("secret".into()));
+        let mut options = PlanOptions {
+            missing: OnProblem::Skip,
+            unreadable: OnProblem::Skip,
+            ..PlanOptions::default()
+        };
+        let plan = plan(&store(), &bob(), &sel(&["d1", "nope"]), &mut options).unwrap();
+        assert!(!paths(&plan).contains(&"Docs/secret.txt"));
+        assert_eq!(plan.skipped.len(), 2);
+        let kinds = sel(&["a1"])
+            .into_iter()
+            .map(|mut s| {
+                s.expected_kind = Some(NodeKind::Folder);
+                s
+            })
+            .collect::<Vec<_>>();
+        let err = super::plan(&store(), &alice(), &kinds, &mut PlanOptions::default()).unwrap_err();
+        assert_eq!(err, Error::NotFound("a1".into()));
+    }
+
+    #[test]
+    fn repeats_and_nested_selections_are_included_once() {
+        let plan = plan(
+            &store(),
+            &alice(),
+            &sel(&["d1", "a1", "d1", "deep"]),
+            &mut PlanOptions::default(),
+        )
+        .unwrap();
+        assert_eq!(plan.file_count, 3);
+        assert_eq!(
+            plan.skipped
+                .iter()
+                .filter(|s| s.reason == SkipReason::Duplicate)
+                .count(),
+            3
+        );
+    }
+
+    #[test]
+    fn limits_are_neutral_errors() {
+        let mut options = PlanOptions {
+            max_files: Some(2),
+            ..PlanOptions::default()
+        };
+        let err = plan(&store(), &alice(), &sel(&["d1"]), &mut options).unwrap_err();
+        assert_eq!(
+            err,
+            Error::LimitExceeded {
+                kind: LimitKind::FileCount,
+                limit: 2,
+                actual: 3
+            }
+        );
+        let mut options = PlanOptions {
+            max_bytes: Some(7),
+            ..PlanOptions::default()
+        };
+        let err = plan(&store(), &alice(), &sel(&["d1"]), &mut options).unwrap_err();
+        assert!(matches!(
+            err,
+            Error::LimitExceeded {
+                kind: LimitKind::TotalBytes,
+                ..
+            }
+        ));
+    }
+}

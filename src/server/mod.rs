@@ -1,0 +1,248 @@
+//! The HTTP server: accept loop, graceful shutdown, one access-log line per
+//! request, dispatch through the router.
+
+pub mod http;
+mod native;
+pub mod router;
+pub mod stream;
+
+use std::convert::Infallible;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::{Arc, RwLock};
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
+
+use ::http::{header, HeaderValue, Method, Request, Response, StatusCode};
+use bytes::Bytes;
+use http_body::{Body as _, Frame, SizeHint};
+use hyper::body::Incoming;
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::server::graceful::GracefulShutdown;
+use tokio::net::TcpListener;
+
+use self::http::{json_error, Body};
+use self::router::{Ctx, Found, Router};
+use self::stream::StreamCounter;
+use crate::clock::Clock;
+use crate::jobs::JobRegistry;
+use crate::packing::CompressionPolicy;
+use crate::store::Store;
+
+#[derive(Clone, Debug)]
+pub struct Config {
+    pub compression: CompressionPolicy,
+    /// Largest request body any route reads.
+    pub max_body_bytes: usize,
+    /// How long in-flight responses may run on after a shutdown signal.
+    pub shutdown_grace: Duration,
+    /// How long a client may take to send its request headers.
+    pub header_timeout: Duration,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            compression: CompressionPolicy::default(),
+            max_body_bytes: 1 << 20,
+            shutdown_grace: Duration::from_secs(5),
+            header_timeout: Duration::from_secs(30),
+        }
+    }
+}
+
+/// Everything a request handler may use.
+pub struct AppState {
+    store: RwLock<Arc<Store>>,
+    pub clock: Arc<dyn Clock>,
+    pub jobs: JobRegistry,
+    pub config: Config,
+    pub streams: Arc<StreamCounter>,
+    /// Names of the vendor dialects whose routes are mounted.
+    pub dialects: Vec<&'static str>,
+}
+
+impl AppState {
+    pub fn new(store: Store, clock: Arc<dyn Clock>, config: Config) -> Self {
+        AppState {
+            store: RwLock::new(Arc::new(store)),
+            jobs: JobRegistry::new(clock.clone()),
+            clock,
+            config,
+            streams: Arc::new(StreamCounter::default()),
+            dialects: Vec::new(),
+        }
+    }
+
+    /// The tree in force now; a request keeps the one it started with.
+    pub fn store(&self) -> Arc<Store> {
+        self.store.read().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    pub fn replace_store(&self, store: Store) {
+        *self.store.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(store);
+    }
+}
+
+pub fn routes() -> Router {
+    let mut router = Router::new();
+    native::mount(&mut router);
+    router
+}
+
+/// Serves until `shutdown` resolves, then lets in-flight responses run for
+/// the configured grace period and cuts whatever is left.
+pub async fn run(listener: TcpListener, state: Arc<AppState>, shutdown: impl Future<Output = ()>) {
+    let router = Arc::new(routes());
+    let graceful = GracefulShutdown::new();
+    let mut builder = http1::Builder::new();
+    builder
+        .timer(TokioTimer::new())
+        .header_read_timeout(state.config.header_timeout);
+    tokio::pin!(shutdown);
+    loop {
+        tokio::select! {
+            accepted = listener.accept() => {
+                let (socket, _) = match accepted {
+                    Ok(pair) => pair,
+                    Err(error) => {
+                        // Out of file descriptors and the like: back off instead of spinning.
+                        tracing::warn!(%error, "accept failed");
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                        continue;
+                    }
+                };
+                let _ = socket.set_nodelay(true);
+                let state = state.clone();
+                let router = router.clone();
+                let service = service_fn(move |req| {
+                    let state = state.clone();
+                    let router = router.clone();
+                    async move { Ok::<_, Infallible>(dispatch(state, router, req).await) }
+                });
+                let connection = graceful.watch(builder.serve_connection(TokioIo::new(socket), service));
+                tokio::spawn(async move {
+                    if let Err(error) = connection.await {
+                        tracing::debug!(%error, "connection ended with an error");
+                    }
+                });
+            }
+            () = &mut shutdown => break,
+        }
+    }
+    drop(listener);
+    tracing::info!("shutting down; letting in-flight responses finish");
+    tokio::select! {
+        () = graceful.shutdown() => tracing::info!("all connections closed"),
+        () = tokio::time::sleep(state.config.shutdown_grace) => {
+            tracing::warn!(grace = ?state.config.shutdown_grace, "cutting responses still in flight");
+        }
+    }
+}
+
+async fn dispatch(
+    state: Arc<AppState>,
+    router: Arc<Router>,
+    req: Request<Incoming>,
+) -> Response<AccessLogged> {
+    let started = Instant::now();
+    let method = req.method().clone();
+    let path = req.uri().path().to_owned();
+    let response = match router.find(&method, &path) {
+        Found::Route(handler, params) => handler(Ctx { req, params, state }).await,
+        Found::MethodNotAllowed(allowed) => {
+            let allow = allowed
+                .iter()
+                .map(Method::as_str)
+                .collect::<Vec<_>>()
+                .join(", ");
+            let mut response = json_error(
+                StatusCode::METHOD_NOT_ALLOWED,
+                "method_not_allowed",
+                format!("{path} does not accept {method}; it accepts {allow}"),
+            );
+            if let Ok(value) = HeaderValue::from_str(&allow) {
+                response.headers_mut().insert(header::ALLOW, value);
+            }
+            response
+        }
+        Found::NotFound => json_error(
+            StatusCode::NOT_FOUND,
+            "not_found",
+            format!("no route for {method} {path}"),
+        ),
+    };
+    let (parts, body) = response.into_parts();
+    let status = parts.status.as_u16();
+    Response::from_parts(
+        parts,
+        AccessLogged {
+            inner: body,
+            method,
+            path,
+            status,
+            bytes: 0,
+            started,
+            complete: false,
+        },
+    )
+}
+
+/// Wraps every response body and writes the access-log line when the body
+/// is done or dropped, so streamed downloads log their real size and time.
+pub struct AccessLogged {
+    inner: Body,
+    method: Method,
+    path: String,
+    status: u16,
+    bytes: u64,
+    started: Instant,
+    complete: bool,
+}
+
+impl http_body::Body for AccessLogged {
+    type Data = Bytes;
+    type Error = std::io::Error;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
+        let polled = Pin::new(&mut self.inner).poll_frame(cx);
+        match &polled {
+            Poll::Ready(Some(Ok(frame))) => {
+                if let Some(data) = frame.data_ref() {
+                    self.bytes += data.len() as u64;
+                }
+            }
+            Poll::Ready(None) => self.complete = true,
+            _ => {}
+        }
+        polled
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
+    }
+}
+
+impl Drop for AccessLogged {
+    fn drop(&mut self) {
+        let complete = self.complete || self.inner.is_end_stream();
+        tracing::info!(
+            target: "zipgate::access",
+            method = %self.method,
+            path = %self.path,
+            status = self.status,
+            bytes = self.bytes,
+            ms = format_args!("{:.2}", self.started.elapsed().as_secs_f64() * 1000.0),
+            complete,
+        );
+    }
+}

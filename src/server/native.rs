@@ -1,0 +1,227 @@
+//! zipgate's own routes under `/_zipgate/` (no vendor uses that prefix):
+//! health, and the neutral zip route that is the reference for every dialect.
+
+use std::sync::Arc;
+
+use http::{header, HeaderValue, Method, Response, StatusCode};
+use serde::Deserialize;
+use serde_json::json;
+use zipgate_api::{Compression, Error, NodeId, Principal, SelectedItem};
+
+use super::http::{self as h, Body, Credentials, RangeRequest};
+use super::router::{Ctx, Router};
+use super::stream::{archive_body, NoObserver};
+use super::AppState;
+use crate::packing::{build_archive, CompressionPolicy};
+use crate::planner::{self, PlanOptions};
+
+pub fn mount(router: &mut Router) {
+    router.add(Method::GET, "/_zipgate/health", health);
+    router.add(Method::POST, "/_zipgate/zip", zip);
+}
+
+async fn health(ctx: Ctx) -> Response<Body> {
+    let state = &ctx.state;
+    let store = state.store();
+    h::json_response(
+        StatusCode::OK,
+        &json!({
+            "status": "ok",
+            "version": env!("CARGO_PKG_VERSION"),
+            "dialects": state.dialects,
+            "nodes": store.node_count(),
+            "users": store.users().count(),
+            "jobs": state.jobs.len(),
+            "active_streams": state.streams.active(),
+        }),
+    )
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ZipRequest {
+    items: Vec<ZipItem>,
+    #[serde(default)]
+    name: Option<String>,
+    #[serde(default)]
+    compression: Option<Compression>,
+    /// Extensions to store uncompressed in a deflate archive; the server's list when absent.
+    #[serde(default)]
+    store_extensions: Option<Vec<String>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ZipItem {
+    id: String,
+}
+
+/// Maps a neutral error to this route's JSON error.
+fn error_response(error: &Error) -> Response<Body> {
+    let (status, kind) = match error {
+        Error::NotFound(_) => (StatusCode::NOT_FOUND, "not_found"),
+        Error::Forbidden(_) => (StatusCode::FORBIDDEN, "forbidden"),
+        Error::Invalid { .. } => (StatusCode::BAD_REQUEST, "invalid_request"),
+        Error::LimitExceeded { .. } => (StatusCode::BAD_REQUEST, "limit_exceeded"),
+        Error::Unauthenticated => (StatusCode::UNAUTHORIZED, "unauthenticated"),
+        Error::Gone(_) => (StatusCode::GONE, "gone"),
+        Error::Conflict(_) => (StatusCode::CONFLICT, "conflict"),
+        Error::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
+    };
+    h::json_error(status, kind, error.to_string())
+}
+
+/// `file.zip` for `file`; the name must be a plain file name.
+fn archive_name(requested: Option<&str>) -> String {
+    let base = requested
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .unwrap_or("download");
+    let base = planner::safe_component(base);
+    if base.to_ascii_lowercase().ends_with(".zip") {
+        base
+    } else {
+        format!("{base}.zip")
+    }
+}
+
+fn principal(state: &AppState, headers: &http::HeaderMap) -> Result<Principal, Error> {
+    match h::bearer(headers) {
+        Credentials::None => Ok(Principal::Anonymous),
+        Credentials::Malformed => Err(Error::Unauthenticated),
+        Credentials::Bearer(token) => state
+            .store()
+            .authenticate(token)
+            .map(|user| Principal::User(user.id.clone()))
+            .ok_or(Error::Unauthenticated),
+    }
+}
+
+async fn zip(ctx: Ctx) -> Response<Body> {
+    let state = ctx.state;
+    let (parts, body) = ctx.req.into_parts();
+    match h::media_type(&parts.headers).as_deref() {
+        Some("application/json") => {}
+        other => {
+            return h::json_error(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "unsupported_media_type",
+                format!(
+                    "send the request as application/json (got {})",
+                    other.unwrap_or("no Content-Type")
+                ),
+            )
+        }
+    }
+    let principal = match principal(&state, &parts.headers) {
+        Ok(p) => p,
+        Err(e) => return error_response(&e),
+    };
+    let bytes = match h::read_body(body, state.config.max_body_bytes).await {
+        Ok(bytes) => bytes,
+        Err(e @ h::ReadBodyError::TooLarge(_)) => {
+            return h::json_error(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "payload_too_large",
+                e.to_string(),
+            )
+        }
+        Err(e) => return h::json_error(StatusCode::BAD_REQUEST, "invalid_request", e.to_string()),
+    };
+    let request: ZipRequest =
+        match serde_path_to_error::deserialize(&mut serde_json::Deserializer::from_slice(&bytes)) {
+            Ok(request) => request,
+            Err(e) => {
+                let path = e.path().to_string();
+                let message = if path == "." {
+                    format!("malformed JSON body: {}", e.inner())
+                } else {
+                    format!("{path}: {}", e.inner())
+                };
+                return h::json_error(StatusCode::BAD_REQUEST, "invalid_request", message);
+            }
+        };
+    if request.items.is_empty() {
+        return error_response(&Error::invalid("items", "must list at least one item"));
+    }
+
+    let selection: Vec<SelectedItem> = request
+        .items
+        .into_iter()
+        .map(|item| SelectedItem {
+            id: NodeId(item.id),
+            expected_kind: None,
+        })
+        .collect();
+    let store = state.store();
+    let plan = match planner::plan(&store, &principal, &selection, &mut PlanOptions::default()) {
+        Ok(plan) => plan,
+        Err(e) => return error_response(&e),
+    };
+    let mut policy: CompressionPolicy = state.config.compression.clone();
+    if let Some(method) = request.compression {
+        policy.method = method;
+    }
+    if let Some(extensions) = request.store_extensions {
+        policy.stored_extensions = extensions
+            .into_iter()
+            .map(|e| e.trim_start_matches('.').to_ascii_lowercase())
+            .collect();
+    }
+    let archive = Arc::new(build_archive(&plan, &policy));
+    let name = archive_name(request.name.as_deref());
+
+    let (status, offset, length) = match archive.len() {
+        Some(len) => match h::parse_range(&parts.headers, len) {
+            RangeRequest::Full => (StatusCode::OK, 0, Some(len)),
+            RangeRequest::Partial { start, end } => {
+                (StatusCode::PARTIAL_CONTENT, start, Some(end - start + 1))
+            }
+            RangeRequest::Unsatisfiable => {
+                let mut response = h::json_error(
+                    StatusCode::RANGE_NOT_SATISFIABLE,
+                    "range_not_satisfiable",
+                    format!("the archive is {len} bytes"),
+                );
+                if let Ok(value) = HeaderValue::from_str(&format!("bytes */{len}")) {
+                    response.headers_mut().insert(header::CONTENT_RANGE, value);
+                }
+                return response;
+            }
+        },
+        None => (StatusCode::OK, 0, None),
+    };
+    let full_len = archive.len();
+    let body = if length == Some(0) {
+        h::empty()
+    } else {
+        archive_body(
+            archive,
+            offset,
+            length,
+            state.streams.clone(),
+            Arc::new(NoObserver),
+        )
+    };
+    let mut response = Response::new(body);
+    *response.status_mut() = status;
+    let headers = response.headers_mut();
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/zip"),
+    );
+    headers.insert(header::CONTENT_DISPOSITION, h::content_disposition(&name));
+    if let Some(len) = full_len {
+        headers.insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
+        if let Some(length) = length {
+            headers.insert(header::CONTENT_LENGTH, HeaderValue::from(length));
+            if status == StatusCode::PARTIAL_CONTENT {
+                let range = format!("bytes {offset}-{}/{len}", offset + length - 1);
+                if let Ok(value) = HeaderValue::from_str(&range) {
+                    headers.insert(header::CONTENT_RANGE, value);
+                }
+            }
+        }
+    }
+    response
+}

@@ -1,0 +1,85 @@
+//! Path → handler, by `matchit`, with per-method dispatch.
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+
+use http::{Method, Request, Response};
+use hyper::body::Incoming;
+
+use super::http::Body;
+use super::AppState;
+
+pub type BoxFuture = Pin<Box<dyn Future<Output = Response<Body>> + Send>>;
+
+/// What a handler gets: the request, the path's captured parameters, the server.
+pub struct Ctx {
+    pub req: Request<Incoming>,
+    pub params: HashMap<String, String>,
+    pub state: Arc<AppState>,
+}
+
+pub type Handler = Arc<dyn Fn(Ctx) -> BoxFuture + Send + Sync>;
+
+pub enum Found {
+    Route(Handler, HashMap<String, String>),
+    /// The path exists but not with this method; carries the allowed ones.
+    MethodNotAllowed(Vec<Method>),
+    NotFound,
+}
+
+#[derive(Default)]
+pub struct Router {
+    paths: matchit::Router<usize>,
+    routes: Vec<Vec<(Method, Handler)>>,
+    patterns: HashMap<String, usize>,
+}
+
+impl Router {
+    pub fn new() -> Self {
+        Router::default()
+    }
+
+    pub fn add<F, Fut>(&mut self, method: Method, pattern: &str, handler: F)
+    where
+        F: Fn(Ctx) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Response<Body>> + Send + 'static,
+    {
+        let handler: Handler = Arc::new(move |ctx| Box::pin(handler(ctx)));
+        let index = match self.patterns.get(pattern) {
+            Some(&index) => index,
+            None => {
+                let index = self.routes.len();
+                self.paths
+                    .insert(pattern, index)
+                    .unwrap_or_else(|e| panic!("route {pattern}: {e}"));
+                self.patterns.insert(pattern.to_owned(), index);
+                self.routes.push(Vec::new());
+                index
+            }
+        };
+        self.routes[index].push((method, handler));
+    }
+
+    pub fn find(&self, method: &Method, path: &str) -> Found {
+        let Ok(matched) = self.paths.at(path) else {
+            return Found::NotFound;
+        };
+        let methods = &self.routes[*matched.value];
+        let handler = methods
+            .iter()
+            .find(|(m, _)| m == method || (method == Method::HEAD && m == Method::GET));
+        match handler {
+            Some((_, handler)) => {
+                let params = matched
+                    .params
+                    .iter()
+                    .map(|(k, v)| (k.to_owned(), v.to_owned()))
+                    .collect();
+                Found::Route(handler.clone(), params)
+            }
+            None => Found::MethodNotAllowed(methods.iter().map(|(m, _)| m.clone()).collect()),
+        }
+    }
+}

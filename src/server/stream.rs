@@ -1,0 +1,167 @@
+//! Runs the zip engine on a blocking thread and hands its chunks to hyper
+//! through a small bounded channel: the socket's pace sets the engine's pace,
+//! and a dropped response body (client gone) stops the engine at its next chunk.
+
+use std::io;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use bytes::Bytes;
+use http_body::{Frame, SizeHint};
+use http_body_util::BodyExt;
+use tokio::sync::mpsc;
+
+use super::http::Body;
+use crate::zip::{Archive, Cancelled, ChunkSink, Progress, StreamError};
+
+/// Chunks in flight per stream, besides the one being filled and the one
+/// hyper is writing: memory per download stays near 4 × `CHUNK_SIZE`.
+const CHANNEL_DEPTH: usize = 2;
+
+/// Counts engine threads still running, so a test (or an operator) can see
+/// that an abandoned download freed its work.
+#[derive(Default, Debug)]
+pub struct StreamCounter(AtomicUsize);
+
+impl StreamCounter {
+    pub fn active(&self) -> usize {
+        self.0.load(Ordering::SeqCst)
+    }
+}
+
+struct ActiveGuard(Arc<StreamCounter>);
+
+impl Drop for ActiveGuard {
+    fn drop(&mut self) {
+        (self.0).0.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+struct ChannelSink(mpsc::Sender<io::Result<Bytes>>);
+
+impl ChunkSink for ChannelSink {
+    fn send(&mut self, chunk: Bytes) -> Result<(), Cancelled> {
+        self.0.blocking_send(Ok(chunk)).map_err(|_| Cancelled)
+    }
+}
+
+/// Observes a stream's end: `finished(true)` once every byte was handed to
+/// the connection, `finished(false)` if it ended any other way.
+pub trait StreamObserver: Progress {
+    fn bytes_sent(&self, _n: u64) {}
+    fn finished(&self, _complete: bool) {}
+}
+
+pub struct NoObserver;
+impl Progress for NoObserver {}
+impl StreamObserver for NoObserver {}
+
+/// A response body streaming `archive` from `offset`, ending after `len`
+/// bytes when given (a `Range` that stops before the end).
+pub fn archive_body(
+    archive: Arc<Archive>,
+    offset: u64,
+    len: Option<u64>,
+    counter: Arc<StreamCounter>,
+    observer: Arc<dyn StreamObserver>,
+) -> Body {
+    let (tx, rx) = mpsc::channel(CHANNEL_DEPTH);
+    counter.0.fetch_add(1, Ordering::SeqCst);
+    let guard = ActiveGuard(counter);
+    let engine_observer = observer.clone();
+    tokio::task::spawn_blocking(move || {
+        let _guard = guard;
+        let mut sink = ChannelSink(tx);
+        match archive.stream(offset, &mut sink, engine_observer.as_ref()) {
+            Ok(()) | Err(StreamError::Cancelled) => {}
+            Err(error) => {
+                tracing::error!(%error, "archive stream failed; cutting the response");
+                let _ = sink
+                    .0
+                    .blocking_send(Err(io::Error::other(error.to_string())));
+            }
+        }
+    });
+    ArchiveBody {
+        rx,
+        remaining: len,
+        observer: Some(observer),
+        failed: false,
+    }
+    .boxed()
+}
+
+struct ArchiveBody {
+    rx: mpsc::Receiver<io::Result<Bytes>>,
+    remaining: Option<u64>,
+    observer: Option<Arc<dyn StreamObserver>>,
+    failed: bool,
+}
+
+impl ArchiveBody {
+    fn finish(&mut self, complete: bool) {
+        if let Some(observer) = self.observer.take() {
+            observer.finished(complete);
+        }
+    }
+}
+
+impl Drop for ArchiveBody {
+    fn drop(&mut self) {
+        let complete = self.remaining == Some(0);
+        self.finish(complete);
+    }
+}
+
+impl http_body::Body for ArchiveBody {
+    type Data = Bytes;
+    type Error = io::Error;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, io::Error>>> {
+        if self.remaining == Some(0) {
+            // Dropping the receiver now stops the engine at its next chunk.
+            self.finish(true);
+            return Poll::Ready(None);
+        }
+        match self.rx.poll_recv(cx) {
+            Poll::Pending => Poll::Pending,
+            Poll::Ready(Some(Ok(mut chunk))) => {
+                if let Some(remaining) = self.remaining.as_mut() {
+                    if chunk.len() as u64 > *remaining {
+                        chunk.truncate(*remaining as usize);
+                    }
+                    *remaining -= chunk.len() as u64;
+                }
+                if let Some(observer) = &self.observer {
+                    observer.bytes_sent(chunk.len() as u64);
+                }
+                Poll::Ready(Some(Ok(Frame::data(chunk))))
+            }
+            Poll::Ready(Some(Err(error))) => {
+                self.failed = true;
+                Poll::Ready(Some(Err(error)))
+            }
+            Poll::Ready(None) => {
+                let complete = !self.failed && self.remaining.is_none_or(|r| r == 0);
+                self.finish(complete);
+                Poll::Ready(None)
+            }
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.remaining == Some(0)
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        match self.remaining {
+            Some(n) => SizeHint::with_exact(n),
+            None => SizeHint::default(),
+        }
+    }
+}

@@ -1,0 +1,424 @@
+//! The fixture file format (see `fixtures/README.md`) and its loading into a
+//! [`Store`]. Every error names the JSON path of the offending value.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use base64::Engine as _;
+use chrono::{DateTime, TimeZone, Utc};
+use serde::Deserialize;
+use zipgate_api::{NodeId, NodeKind, UserId};
+
+use super::content::{Content, FileBody, GeneratedKind};
+use super::{Node, NodeData, Readers, Store, User};
+
+#[derive(Debug, thiserror::Error)]
+#[error("{path}: {message}")]
+pub struct FixtureError {
+    /// Where in the fixture document, e.g. `nodes[0].children[2].content`.
+    pub path: String,
+    pub message: String,
+}
+
+impl FixtureError {
+    fn at(path: &str, message: impl Into<String>) -> Self {
+        FixtureError {
+            path: path.to_owned(),
+            message: message.into(),
+        }
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FixtureDoc {
+    #[serde(default)]
+    pub users: Vec<UserSpec>,
+    #[serde(default)]
+    pub nodes: Vec<NodeSpec>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UserSpec {
+    pub id: String,
+    #[serde(default)]
+    pub name: Option<String>,
+    #[serde(default)]
+    pub login: Option<String>,
+    #[serde(default)]
+    pub token: Option<String>,
+    #[serde(default)]
+    pub home: Option<String>,
+    #[serde(default)]
+    pub ids: BTreeMap<String, String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NodeSpec {
+    pub id: String,
+    pub name: String,
+    #[serde(default, rename = "type")]
+    pub kind: Option<NodeKind>,
+    #[serde(default)]
+    pub mtime: Option<DateTime<Utc>>,
+    #[serde(default)]
+    pub owner: Option<String>,
+    #[serde(default)]
+    pub readers: Option<ReadersSpec>,
+    #[serde(default)]
+    pub ids: BTreeMap<String, String>,
+    #[serde(default)]
+    pub children: Option<Vec<NodeSpec>>,
+    #[serde(default)]
+    pub content: Option<ContentSpec>,
+}
+
+#[derive(Deserialize)]
+#[serde(untagged)]
+pub enum ReadersSpec {
+    /// `"everyone"`
+    Keyword(String),
+    Users(Vec<String>),
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "lowercase", deny_unknown_fields)]
+pub enum ContentSpec {
+    Text(String),
+    Base64(String),
+    Path(String),
+    Generate(GenerateSpec),
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GenerateSpec {
+    pub size: u64,
+    #[serde(default)]
+    pub seed: u64,
+    #[serde(default)]
+    pub kind: GeneratedKind,
+}
+
+/// Time stamps default to this instant so fixtures without `mtime` still
+/// give byte-identical archives on every run.
+pub fn default_mtime() -> DateTime<Utc> {
+    Utc.with_ymd_and_hms(2024, 1, 1, 0, 0, 0).unwrap()
+}
+
+/// Parses a fixture document. `base_dir` resolves `content.path` values; the
+/// embedded fixture has none, so it may not use them.
+pub fn parse(json: &str, base_dir: Option<&Path>) -> Result<Store, FixtureError> {
+    let deserializer = &mut serde_json::Deserializer::from_str(json);
+    let doc: FixtureDoc = serde_path_to_error::deserialize(deserializer).map_err(|e| {
+        let path = e.path().to_string();
+        FixtureError::at(if path == "." { "$" } else { &path }, e.inner().to_string())
+    })?;
+    build(doc, base_dir)
+}
+
+struct Inherited<'a> {
+    parent: Option<&'a NodeId>,
+    mtime: DateTime<Utc>,
+    owner: Option<&'a UserId>,
+    readers: &'a Readers,
+}
+
+struct Builder<'a> {
+    base_dir: Option<&'a Path>,
+    users: &'a BTreeMap<UserId, User>,
+    nodes: HashMap<NodeId, Arc<Node>>,
+}
+
+pub fn build(doc: FixtureDoc, base_dir: Option<&Path>) -> Result<Store, FixtureError> {
+    let mut users = BTreeMap::new();
+    let mut tokens = HashMap::new();
+    for (i, spec) in doc.users.into_iter().enumerate() {
+        let path = format!("users[{i}]");
+        let id = UserId(spec.id);
+        if id.0.is_empty() {
+            return Err(FixtureError::at(&format!("{path}.id"), "must not be empty"));
+        }
+        if users.contains_key(&id) {
+            return Err(FixtureError::at(
+                &format!("{path}.id"),
+                format!("duplicate user id {:?}", id.0),
+            ));
+        }
+        if let Some(token) = &spec.token {
+            if tokens.insert(token.clone(), id.clone()).is_some() {
+                return Err(FixtureError::at(
+                    &format!("{path}.token"),
+                    "token already used by another user",
+                ));
+            }
+        }
+        users.insert(
+            id.clone(),
+            User {
+                name: spec.name.unwrap_or_else(|| id.0.clone()),
+                login: spec.login.unwrap_or_else(|| id.0.clone()),
+                id,
+                token: spec.token,
+                home: spec.home.map(NodeId),
+                dialect_ids: spec.ids,
+            },
+        );
+    }
+
+    let mut builder = Builder {
+        base_dir,
+        users: &users,
+        nodes: HashMap::new(),
+    };
+    let everyone = Readers::Everyone;
+    let top = Inherited {
+        parent: None,
+        mtime: default_mtime(),
+        owner: None,
+        readers: &everyone,
+    };
+    let mut roots = Vec::new();
+    for (i, spec) in doc.nodes.into_iter().enumerate() {
+        roots.push(builder.add(spec, &format!("nodes[{i}]"), &top)?);
+    }
+    for (i, user) in users.values().enumerate() {
+        if let Some(home) = &user.home {
+            match builder.nodes.get(home) {
+                Some(node) if node.kind() == NodeKind::Folder => {}
+                _ => {
+                    return Err(FixtureError::at(
+                        &format!("users[{i}].home"),
+                        format!("{:?} is not a folder in this fixture", home.0),
+                    ))
+                }
+            }
+        }
+    }
+    let nodes = builder.nodes;
+    Ok(Store::new(nodes, roots, users, tokens))
+}
+
+impl Builder<'_> {
+    fn add(
+        &mut self,
+        spec: NodeSpec,
+        path: &str,
+        inherited: &Inherited,
+    ) -> Result<NodeId, FixtureError> {
+        let id = NodeId(spec.id);
+        if id.0.is_empty() {
+            return Err(FixtureError::at(&format!("{path}.id"), "must not be empty"));
+        }
+        if self.nodes.contains_key(&id) {
+            return Err(FixtureError::at(
+                &format!("{path}.id"),
+                format!("duplicate node id {:?}", id.0),
+            ));
+        }
+        if spec.name.is_empty() {
+            return Err(FixtureError::at(
+                &format!("{path}.name"),
+                "must not be empty",
+            ));
+        }
+        let owner = match spec.owner {
+            Some(owner) => {
+                let owner = UserId(owner);
+                if !self.users.contains_key(&owner) {
+                    return Err(FixtureError::at(
+                        &format!("{path}.owner"),
+                        format!("unknown user {:?}", owner.0),
+                    ));
+                }
+                Some(owner)
+            }
+            None => inherited.owner.cloned(),
+        };
+        let readers = match spec.readers {
+            None => inherited.readers.clone(),
+            Some(ReadersSpec::Keyword(word)) if word == "everyone" => Readers::Everyone,
+            Some(ReadersSpec::Keyword(word)) => {
+                return Err(FixtureError::at(
+                    &format!("{path}.readers"),
+                    format!("expected \"everyone\" or a list of user ids, found {word:?}"),
+                ))
+            }
+            Some(ReadersSpec::Users(list)) => {
+                let mut set = BTreeSet::new();
+                for (j, user) in list.into_iter().enumerate() {
+                    let user = UserId(user);
+                    if !self.users.contains_key(&user) {
+                        return Err(FixtureError::at(
+                            &format!("{path}.readers[{j}]"),
+                            format!("unknown user {:?}", user.0),
+                        ));
+                    }
+                    set.insert(user);
+                }
+                Readers::Only(set)
+            }
+        };
+        let mtime = spec.mtime.unwrap_or(inherited.mtime);
+        let kind = match (spec.kind, &spec.children, &spec.content) {
+            (Some(NodeKind::File), Some(_), _)
+            | (Some(NodeKind::Folder), _, Some(_))
+            | (None, Some(_), Some(_)) => {
+                return Err(FixtureError::at(
+                    path,
+                    "a node has either content (a file) or children (a folder), not both",
+                ))
+            }
+            (Some(kind), _, _) => kind,
+            (None, Some(_), None) => NodeKind::Folder,
+            (None, None, Some(_)) => NodeKind::File,
+            (None, None, None) => {
+                return Err(FixtureError::at(
+                    path,
+                    "say \"type\": \"file\" or \"folder\", or give content or children",
+                ))
+            }
+        };
+        let data = match kind {
+            NodeKind::File => {
+                let content = match spec.content {
+                    None => Content::Bytes(Arc::from(&[][..])),
+                    Some(content) => self.content(content, &format!("{path}.content"))?,
+                };
+                NodeData::File(Arc::new(FileBody::new(content)))
+            }
+            NodeKind::Folder => {
+                let child_inherited = Inherited {
+                    parent: Some(&id),
+                    mtime,
+                    owner: owner.as_ref(),
+                    readers: &readers,
+                };
+                let mut children = Vec::new();
+                for (j, child) in spec.children.unwrap_or_default().into_iter().enumerate() {
+                    children.push(self.add(
+                        child,
+                        &format!("{path}.children[{j}]"),
+                        &child_inherited,
+                    )?);
+                }
+                NodeData::Folder(children)
+            }
+        };
+        let node = Node {
+            id: id.clone(),
+            name: spec.name,
+            parent: inherited.parent.cloned(),
+            mtime,
+            owner,
+            readers,
+            dialect_ids: spec.ids,
+            data,
+        };
+        self.nodes.insert(id.clone(), Arc::new(node));
+        Ok(id)
+    }
+
+    fn content(&self, spec: ContentSpec, path: &str) -> Result<Content, FixtureError> {
+        Ok(match spec {
+            ContentSpec::Text(text) => Content::Bytes(Arc::from(text.into_bytes())),
+            ContentSpec::Base64(encoded) => {
+                let bytes = base64::engine::general_purpose::STANDARD
+                    .decode(encoded.trim())
+                    .map_err(|e| {
+                        FixtureError::at(&format!("{path}.base64"), format!("invalid base64: {e}"))
+                    })?;
+                Content::Bytes(Arc::from(bytes))
+            }
+            ContentSpec::Path(relative) => {
+                let file_path = resolve_path(self.base_dir, &relative).ok_or_else(|| {
+                    FixtureError::at(
+                        &format!("{path}.path"),
+                        "a relative path needs a fixture file on disk to be relative to",
+                    )
+                })?;
+                let meta = std::fs::metadata(&file_path).map_err(|e| {
+                    FixtureError::at(
+                        &format!("{path}.path"),
+                        format!("{}: {e}", file_path.display()),
+                    )
+                })?;
+                if !meta.is_file() {
+                    return Err(FixtureError::at(
+                        &format!("{path}.path"),
+                        format!("{} is not a regular file", file_path.display()),
+                    ));
+                }
+                Content::File {
+                    path: file_path,
+                    size: meta.len(),
+                }
+            }
+            ContentSpec::Generate(spec) => Content::Generated {
+                size: spec.size,
+                seed: spec.seed,
+                kind: spec.kind,
+            },
+        })
+    }
+}
+
+fn resolve_path(base_dir: Option<&Path>, relative: &str) -> Option<PathBuf> {
+    let given = Path::new(relative);
+    if given.is_absolute() {
+        return Some(given.to_owned());
+    }
+    base_dir.map(|dir| dir.join(given))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn errors_name_the_json_path() {
+        let err = parse(r#"{"nodes":[{"id":"a","name":"A","children":[{"id":"b","name":"B","content":{"generate":{"size":"big"}}}]}]}"#, None)
+            .unwrap_err();
+        assert_eq!(err.path, "nodes[0].children[0].content.generate.size");
+
+        let err = parse(r#"{"nodes":[{"id":"a","name":"A","type":"folder"},{"id":"a","name":"B","type":"file"}]}"#, None).unwrap_err();
+        assert_eq!(err.path, "nodes[1].id");
+        assert!(err.message.contains("duplicate"));
+
+        let err = parse(r#"{"users":[{"id":"u"}],"nodes":[{"id":"a","name":"A","type":"file","readers":["nobody"]}]}"#, None).unwrap_err();
+        assert_eq!(err.path, "nodes[0].readers[0]");
+
+        let err = parse(
+            r#"{"nodes":[{"id":"a","name":"A","content":{"path":"x.bin"}}]}"#,
+            None,
+        )
+        .unwrap_err();
+        assert_eq!(err.path, "nodes[0].content.path");
+
+        let err = parse(
+            r#"{"nodes":[{"id":"a","name":"A","colour":"red","type":"file"}]}"#,
+            None,
+        )
+        .unwrap_err();
+        assert!(err.message.contains("colour"), "{err}");
+    }
+
+    #[test]
+    fn owner_readers_and_mtime_are_inherited() {
+        let store = parse(
+            r#"{"users":[{"id":"alice","token":"t1"},{"id":"bob","token":"t2"}],
+                "nodes":[{"id":"d","name":"D","owner":"alice","readers":["alice"],"mtime":"2023-05-06T07:08:09Z",
+                          "children":[{"id":"f","name":"f.txt","content":{"text":"hi"}}]}]}"#,
+            None,
+        )
+        .unwrap();
+        let f = store.node(&NodeId::from("f")).unwrap();
+        assert_eq!(f.owner, Some(UserId("alice".into())));
+        assert_eq!(f.mtime.to_rfc3339(), "2023-05-06T07:08:09+00:00");
+        assert_eq!(f.parent, Some(NodeId::from("d")));
+        assert!(matches!(&f.readers, Readers::Only(set) if set.len() == 1));
+    }
+}

@@ -1,0 +1,201 @@
+//! The neutral store: a tree of folders and files, the users who may read
+//! them, and the tokens that identify those users.
+
+pub mod content;
+pub mod fixture;
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
+use zipgate_api::{NodeId, NodeKind, Principal, UserId};
+
+pub use content::{Content, FileBody, GeneratedKind};
+pub use fixture::FixtureError;
+
+/// The fixture compiled into the binary, so `zipgate serve` needs no files.
+pub const DEFAULT_FIXTURE: &str = include_str!("../../fixtures/default.json");
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Readers {
+    Everyone,
+    Only(BTreeSet<UserId>),
+}
+
+#[derive(Debug)]
+pub enum NodeData {
+    Folder(Vec<NodeId>),
+    File(Arc<FileBody>),
+}
+
+#[derive(Debug)]
+pub struct Node {
+    pub id: NodeId,
+    pub name: String,
+    pub parent: Option<NodeId>,
+    pub mtime: DateTime<Utc>,
+    pub owner: Option<UserId>,
+    /// Effective readers, already inherited from the parent where unset.
+    pub readers: Readers,
+    /// Ids pinned for particular dialects, keyed by the dialect's name.
+    pub dialect_ids: BTreeMap<String, String>,
+    pub data: NodeData,
+}
+
+impl Node {
+    pub fn kind(&self) -> NodeKind {
+        match self.data {
+            NodeData::Folder(_) => NodeKind::Folder,
+            NodeData::File(_) => NodeKind::File,
+        }
+    }
+
+    /// Bytes of a file; 0 for a folder.
+    pub fn size(&self) -> u64 {
+        match &self.data {
+            NodeData::File(body) => body.content.len(),
+            NodeData::Folder(_) => 0,
+        }
+    }
+}
+
+#[derive(Clone, Debug)]
+pub struct User {
+    pub id: UserId,
+    pub name: String,
+    pub login: String,
+    pub token: Option<String>,
+    pub home: Option<NodeId>,
+    pub dialect_ids: BTreeMap<String, String>,
+}
+
+#[derive(Debug, Default)]
+pub struct Store {
+    nodes: HashMap<NodeId, Arc<Node>>,
+    roots: Vec<NodeId>,
+    users: BTreeMap<UserId, User>,
+    tokens: HashMap<String, UserId>,
+}
+
+impl Store {
+    fn new(
+        nodes: HashMap<NodeId, Arc<Node>>,
+        roots: Vec<NodeId>,
+        users: BTreeMap<UserId, User>,
+        tokens: HashMap<String, UserId>,
+    ) -> Self {
+        Store {
+            nodes,
+            roots,
+            users,
+            tokens,
+        }
+    }
+
+    pub fn embedded_default() -> Result<Store, FixtureError> {
+        fixture::parse(DEFAULT_FIXTURE, None)
+    }
+
+    pub fn node(&self, id: &NodeId) -> Option<&Arc<Node>> {
+        self.nodes.get(id)
+    }
+
+    pub fn children<'a>(&'a self, node: &'a Node) -> impl Iterator<Item = &'a Arc<Node>> + 'a {
+        let ids: &[NodeId] = match &node.data {
+            NodeData::Folder(children) => children,
+            NodeData::File(_) => &[],
+        };
+        ids.iter().filter_map(|id| self.nodes.get(id))
+    }
+
+    pub fn roots(&self) -> impl Iterator<Item = &Arc<Node>> {
+        self.roots.iter().filter_map(|id| self.nodes.get(id))
+    }
+
+    pub fn node_count(&self) -> usize {
+        self.nodes.len()
+    }
+
+    pub fn users(&self) -> impl Iterator<Item = &User> {
+        self.users.values()
+    }
+
+    pub fn user(&self, id: &UserId) -> Option<&User> {
+        self.users.get(id)
+    }
+
+    /// The user a bearer token belongs to.
+    pub fn authenticate(&self, token: &str) -> Option<&User> {
+        self.tokens.get(token).and_then(|id| self.users.get(id))
+    }
+
+    pub fn can_read(&self, principal: &Principal, node: &Node) -> bool {
+        match (&node.readers, principal) {
+            (Readers::Everyone, _) => true,
+            (Readers::Only(_), Principal::Anonymous) => false,
+            (Readers::Only(readers), Principal::User(user)) => {
+                node.owner.as_ref() == Some(user) || readers.contains(user)
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn embedded_default_fixture_has_what_the_dialects_need() {
+        let store = Store::embedded_default().unwrap();
+        assert!(store.users().count() >= 2);
+        let names: Vec<&str> = store.nodes.values().map(|n| n.name.as_str()).collect();
+        assert!(names.iter().any(|n| !n.is_ascii()), "a non-ASCII name");
+        let mut seen = BTreeSet::new();
+        assert!(
+            store
+                .nodes
+                .values()
+                .filter(|n| n.kind() == NodeKind::File)
+                .any(|n| !seen.insert(n.name.clone())),
+            "two files share a name"
+        );
+        assert!(store
+            .nodes
+            .values()
+            .any(|n| matches!(&n.data, NodeData::Folder(c) if c.is_empty())));
+        assert!(store.nodes.values().any(|n| n.size() >= 64 << 20));
+        let users: Vec<Principal> = store
+            .users()
+            .map(|u| Principal::User(u.id.clone()))
+            .collect();
+        assert!(
+            store
+                .nodes
+                .values()
+                .any(|n| users.iter().any(|u| !store.can_read(u, n))),
+            "a node some user may not read"
+        );
+    }
+
+    #[test]
+    fn read_permission_follows_owner_and_readers() {
+        let store = fixture::parse(
+            r#"{"users":[{"id":"alice","token":"ta"},{"id":"bob","token":"tb"}],
+                "nodes":[{"id":"p","name":"private.txt","owner":"alice","readers":[],"content":{"text":"x"}},
+                         {"id":"s","name":"shared.txt","owner":"alice","readers":["bob"],"content":{"text":"x"}},
+                         {"id":"o","name":"open.txt","content":{"text":"x"}}]}"#,
+            None,
+        )
+        .unwrap();
+        let alice = Principal::User(UserId("alice".into()));
+        let bob = Principal::User(UserId("bob".into()));
+        let node = |id: &str| store.node(&NodeId::from(id)).unwrap().clone();
+        assert!(store.can_read(&alice, &node("p")));
+        assert!(!store.can_read(&bob, &node("p")));
+        assert!(store.can_read(&bob, &node("s")));
+        assert!(!store.can_read(&Principal::Anonymous, &node("s")));
+        assert!(store.can_read(&Principal::Anonymous, &node("o")));
+        assert_eq!(store.authenticate("tb").unwrap().id, UserId("bob".into()));
+        assert!(store.authenticate("nope").is_none());
+    }
+}

@@ -1,0 +1,426 @@
+//! The zip engine: turns ordered entries into archive bytes, pushed chunk by
+//! chunk into a sink that may refuse more (the client went away).
+//!
+//! We write our own records instead of using the `zip` crate's writer: it
+//! needs `Seek` or writes data descriptors for every entry, and it can
+//! neither tell an archive's exact length before the first byte nor start
+//! at an arbitrary offset, which `Range` requests need. The `zip` crate reads
+//! our output in the tests.
+
+pub mod format;
+
+use std::io::{self, Read, Write};
+use std::sync::Arc;
+
+use bytes::{Bytes, BytesMut};
+use chrono::{DateTime, Utc};
+use flate2::write::DeflateEncoder;
+
+use format::EntryRecord;
+
+/// The bytes of one file entry.
+pub trait EntryData: Send + Sync {
+    fn len(&self) -> u64;
+    fn open_at(&self, offset: u64) -> io::Result<Box<dyn Read + Send>>;
+    /// CRC-32 of the whole body; implementations should remember it.
+    fn crc32(&self) -> io::Result<u32>;
+    fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Method {
+    Store,
+    Deflate,
+}
+
+#[derive(Clone)]
+pub enum EntryBody {
+    Dir,
+    File {
+        data: Arc<dyn EntryData>,
+        method: Method,
+    },
+}
+
+#[derive(Clone)]
+pub struct ArchiveEntry {
+    /// Archive path, already safe; folders end with `/`.
+    pub name: String,
+    pub mtime: DateTime<Utc>,
+    pub body: EntryBody,
+}
+
+/// Where the stream goes. `send` fails once nobody wants more bytes.
+pub trait ChunkSink {
+    fn send(&mut self, chunk: Bytes) -> Result<(), Cancelled>;
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Cancelled;
+
+/// Told as entries finish, so jobs can report progress.
+pub trait Progress: Send + Sync {
+    fn entry_done(&self, _index: usize) {}
+}
+
+pub struct NoProgress;
+impl Progress for NoProgress {}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StreamError {
+    #[error("the receiver went away")]
+    Cancelled,
+    #[error("reading an entry failed: {0}")]
+    Io(#[from] io::Error),
+    #[error("offset {0} is only possible for an archive whose length is known")]
+    Unseekable(u64),
+}
+
+/// Below this many bytes a deflate stream cannot pass 4 GiB, so its entry
+/// needs no ZIP64 fields (deflate grows incompressible input by at most
+/// 5 bytes per 16 KiB block plus a little).
+const DEFLATE_ZIP64_THRESHOLD: u64 = 0xFFFF_FFFF - 0xFFFF_FFFF / 3000 - 1024;
+
+pub const CHUNK_SIZE: usize = 128 * 1024;
+
+pub struct Archive {
+    entries: Vec<ArchiveEntry>,
+    deflate_level: u32,
+    len: Option<u64>,
+}
+
+impl Archive {
+    pub fn new(entries: Vec<ArchiveEntry>, deflate_level: u32) -> Archive {
+        let mut archive = Archive {
+            entries,
+            deflate_level: deflate_level.min(9),
+            len: None,
+        };
+        archive.len = archive.measure();
+        archive
+    }
+
+    pub fn entries(&self) -> &[ArchiveEntry] {
+        &self.entries
+    }
+
+    /// The exact byte length, known when no entry is deflated.
+    pub fn len(&self) -> Option<u64> {
+        self.len
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
+    fn measure(&self) -> Option<u64> {
+        let all_stored = self.entries.iter().all(|e| {
+            matches!(
+                e.body,
+                EntryBody::Dir
+                    | EntryBody::File {
+                        method: Method::Store,
+                        ..
+                    }
+            )
+        });
+        if !all_stored {
+            return None;
+        }
+        let mut sink = Discard;
+        let mut emitter = Emitter::new(&mut sink, u64::MAX);
+        self.write_records(&mut emitter, &NoProgress, true).ok()?;
+        Some(emitter.pos)
+    }
+
+    /// Streams the archive from byte `offset` (0 for all of it) into `sink`.
+    pub fn stream(
+        &self,
+        offset: u64,
+        sink: &mut dyn ChunkSink,
+        progress: &dyn Progress,
+    ) -> Result<(), StreamError> {
+        if offset > 0 && self.len.is_none_or(|len| offset > len) {
+            return Err(StreamError::Unseekable(offset));
+        }
+        let mut emitter = Emitter::new(sink, offset);
+        self.write_records(&mut emitter, progress, false)?;
+        emitter.flush()
+    }
+
+    /// Writes every record in order. In `measuring` mode no byte is wanted,
+    /// so CRCs are not computed and stored bodies are not read.
+    fn write_records(
+        &self,
+        out: &mut Emitter,
+        progress: &dyn Progress,
+        measuring: bool,
+    ) -> Result<(), StreamError> {
+        let mut written: Vec<Written> = Vec::with_capacity(self.entries.len());
+        let mut header = Vec::with_capacity(512);
+        for (index, entry) in self.entries.iter().enumerate() {
+            let local_offset = out.pos;
+            let mut record = EntryRecord {
+                name: &entry.name,
+                is_dir: matches!(entry.body, EntryBody::Dir),
+                method: format::METHOD_STORE,
+                mtime: entry.mtime,
+                crc: 0,
+                compressed: 0,
+                uncompressed: 0,
+                local_offset,
+                descriptor: false,
+                zip64: false,
+            };
+            match &entry.body {
+                EntryBody::Dir => {
+                    header.clear();
+                    format::local_header(&record, &mut header);
+                    out.put(&header)?;
+                }
+                EntryBody::File {
+                    data,
+                    method: Method::Store,
+                } => {
+                    let size = data.len();
+                    record.uncompressed = size;
+                    record.compressed = size;
+                    record.zip64 = size >= 0xFFFF_FFFF;
+                    record.crc = if measuring { 0 } else { data.crc32()? };
+                    header.clear();
+                    format::local_header(&record, &mut header);
+                    out.put(&header)?;
+                    out.copy_body(data.as_ref(), size)?;
+                }
+                EntryBody::File {
+                    data,
+                    method: Method::Deflate,
+                } => {
+                    let size = data.len();
+                    record.method = format::METHOD_DEFLATE;
+                    record.descriptor = true;
+                    record.zip64 = size >= DEFLATE_ZIP64_THRESHOLD;
+                    header.clear();
+                    format::local_header(&record, &mut header);
+                    out.put(&header)?;
+                    let start = out.pos;
+                    let crc = deflate_into(out, data.as_ref(), self.deflate_level)?;
+                    record.crc = crc;
+                    record.uncompressed = size;
+                    record.compressed = out.pos - start;
+                    header.clear();
+                    format::data_descriptor(&record, &mut header);
+                    out.put(&header)?;
+                }
+            }
+            written.push(Written {
+                crc: record.crc,
+                compressed: record.compressed,
+                uncompressed: record.uncompressed,
+                local_offset,
+                descriptor: record.descriptor,
+                zip64: record.zip64,
+            });
+            if !measuring {
+                progress.entry_done(index);
+            }
+        }
+
+        let cd_offset = out.pos;
+        let mut directory = Vec::with_capacity(64 * 1024);
+        for (entry, w) in self.entries.iter().zip(&written) {
+            let record = EntryRecord {
+                name: &entry.name,
+                is_dir: matches!(entry.body, EntryBody::Dir),
+                method: match entry.body {
+                    EntryBody::File {
+                        method: Method::Deflate,
+                        ..
+                    } => format::METHOD_DEFLATE,
+                    _ => format::METHOD_STORE,
+                },
+                mtime: entry.mtime,
+                crc: w.crc,
+                compressed: w.compressed,
+                uncompressed: w.uncompressed,
+                local_offset: w.local_offset,
+                descriptor: w.descriptor,
+                zip64: w.zip64,
+            };
+            format::central_header(&record, &mut directory);
+            if directory.len() >= CHUNK_SIZE {
+                out.put(&directory)?;
+                directory.clear();
+            }
+        }
+        out.put(&directory)?;
+        let cd_size = out.pos - cd_offset;
+        directory.clear();
+        format::end_records(written.len() as u64, cd_offset, cd_size, &mut directory);
+        out.put(&directory)?;
+        Ok(())
+    }
+}
+
+/// What the central directory needs to know about an entry already written.
+struct Written {
+    crc: u32,
+    compressed: u64,
+    uncompressed: u64,
+    local_offset: u64,
+    descriptor: bool,
+    zip64: bool,
+}
+
+struct Discard;
+impl ChunkSink for Discard {
+    fn send(&mut self, _: Bytes) -> Result<(), Cancelled> {
+        Ok(())
+    }
+}
+
+/// Tracks the archive position and sends only the bytes at or past `skip_to`.
+struct Emitter<'a> {
+    sink: &'a mut dyn ChunkSink,
+    pos: u64,
+    skip_to: u64,
+    buf: BytesMut,
+}
+
+impl<'a> Emitter<'a> {
+    fn new(sink: &'a mut dyn ChunkSink, skip_to: u64) -> Self {
+        Emitter {
+            sink,
+            pos: 0,
+            skip_to,
+            buf: BytesMut::new(),
+        }
+    }
+
+    fn put(&mut self, mut data: &[u8]) -> Result<(), StreamError> {
+        let len = data.len() as u64;
+        if self.pos + len <= self.skip_to {
+            self.pos += len;
+            return Ok(());
+        }
+        if self.pos < self.skip_to {
+            data = &data[(self.skip_to - self.pos) as usize..];
+        }
+        self.pos += len;
+        while !data.is_empty() {
+            if self.buf.capacity() - self.buf.len() == 0 && self.buf.len() < CHUNK_SIZE {
+                self.buf.reserve(CHUNK_SIZE - self.buf.len());
+            }
+            let take = (CHUNK_SIZE - self.buf.len()).min(data.len());
+            self.buf.extend_from_slice(&data[..take]);
+            data = &data[take..];
+            if self.buf.len() >= CHUNK_SIZE {
+                self.flush()?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Copies a stored body, reading only the part at or past `skip_to`.
+    fn copy_body(&mut self, data: &dyn EntryData, size: u64) -> Result<(), StreamError> {
+        if self.pos + size <= self.skip_to {
+            self.pos += size;
+            return Ok(());
+        }
+        let from = self.skip_to.saturating_sub(self.pos);
+        self.pos += from;
+        let mut reader = data.open_at(from)?;
+        let mut remaining = size - from;
+        while remaining > 0 {
+            if self.buf.len() >= CHUNK_SIZE {
+                self.flush()?;
+            }
+            let start = self.buf.len();
+            let room = (CHUNK_SIZE - start).min(remaining as usize);
+            self.buf.resize(start + room, 0);
+            let n = match reader.read(&mut self.buf[start..]) {
+                Ok(n) => n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => 0,
+                Err(e) => return Err(e.into()),
+            };
+            self.buf.truncate(start + n);
+            if n == 0 && room > 0 {
+                return Err(
+                    io::Error::new(io::ErrorKind::UnexpectedEof, "entry body ended early").into(),
+                );
+            }
+            remaining -= n as u64;
+            self.pos += n as u64;
+        }
+        Ok(())
+    }
+
+    fn flush(&mut self) -> Result<(), StreamError> {
+        if self.buf.is_empty() {
+            return Ok(());
+        }
+        let chunk = self.buf.split().freeze();
+        self.sink
+            .send(chunk)
+            .map_err(|Cancelled| StreamError::Cancelled)
+    }
+}
+
+/// Lets the deflate encoder write straight into the emitter.
+struct EmitterWriter<'e, 'a> {
+    out: &'e mut Emitter<'a>,
+    error: Option<StreamError>,
+}
+
+impl Write for EmitterWriter<'_, '_> {
+    fn write(&mut self, data: &[u8]) -> io::Result<usize> {
+        match self.out.put(data) {
+            Ok(()) => Ok(data.len()),
+            Err(e) => {
+                self.error = Some(e);
+                Err(io::Error::other("sink closed"))
+            }
+        }
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+fn deflate_into(out: &mut Emitter, data: &dyn EntryData, level: u32) -> Result<u32, StreamError> {
+    let mut reader = data.open_at(0)?;
+    let mut hasher = crc32fast::Hasher::new();
+    let mut writer = EmitterWriter { out, error: None };
+    let mut encoder = DeflateEncoder::new(&mut writer, flate2::Compression::new(level));
+    let mut input = vec![0u8; 64 * 1024];
+    let mut total = 0u64;
+    let result = (|| -> io::Result<()> {
+        loop {
+            let n = match reader.read(&mut input) {
+                Ok(0) => break,
+                Ok(n) => n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(e),
+            };
+            total += n as u64;
+            hasher.update(&input[..n]);
+            encoder.write_all(&input[..n])?;
+        }
+        encoder.try_finish()
+    })();
+    drop(encoder);
+    if let Some(error) = writer.error.take() {
+        return Err(error);
+    }
+    result?;
+    if total != data.len() {
+        return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "entry body ended early").into());
+    }
+    Ok(hasher.finalize())
+}
+
+#[cfg(test)]
+mod tests;

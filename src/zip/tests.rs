@@ -1,0 +1,271 @@
+use std::io::{Cursor, Read};
+
+use chrono::TimeZone;
+
+use super::*;
+use crate::store::{Content, FileBody, GeneratedKind};
+
+struct Collect(Vec<u8>);
+impl ChunkSink for Collect {
+    fn send(&mut self, chunk: Bytes) -> Result<(), Cancelled> {
+        assert!(chunk.len() <= CHUNK_SIZE);
+        self.0.extend_from_slice(&chunk);
+        Ok(())
+    }
+}
+
+fn file(name: &str, content: Content, method: Method) -> ArchiveEntry {
+    ArchiveEntry {
+        name: name.to_owned(),
+        mtime: Utc.with_ymd_and_hms(2024, 4, 2, 8, 30, 10).unwrap(),
+        body: EntryBody::File {
+            data: Arc::new(FileBody::new(content)),
+            method,
+        },
+    }
+}
+
+fn dir(name: &str) -> ArchiveEntry {
+    ArchiveEntry {
+        name: name.to_owned(),
+        mtime: Utc.with_ymd_and_hms(2024, 4, 2, 8, 0, 0).unwrap(),
+        body: EntryBody::Dir,
+    }
+}
+
+fn text(s: &str) -> Content {
+    Content::Bytes(Arc::from(s.as_bytes()))
+}
+
+fn sample(method: Method) -> Vec<ArchiveEntry> {
+    vec![
+        dir("Docs/"),
+        file("Docs/a.txt", text("hello\n"), method),
+        dir("Docs/Empty/"),
+        file("Docs/Überblick – 日本語.txt", text("Grüße\n"), method),
+        file("empty.bin", text(""), method),
+        file(
+            "big.log",
+            Content::Generated {
+                size: 300_000,
+                seed: 3,
+                kind: GeneratedKind::Text,
+            },
+            method,
+        ),
+        file(
+            "noise.bin",
+            Content::Generated {
+                size: 200_001,
+                seed: 4,
+                kind: GeneratedKind::Random,
+            },
+            method,
+        ),
+    ]
+}
+
+fn bytes_of(archive: &Archive, offset: u64) -> Vec<u8> {
+    let mut sink = Collect(Vec::new());
+    archive.stream(offset, &mut sink, &NoProgress).unwrap();
+    sink.0
+}
+
+fn expected_content(entry: &ArchiveEntry) -> Vec<u8> {
+    match &entry.body {
+        EntryBody::Dir => Vec::new(),
+        EntryBody::File { data, .. } => {
+            let mut out = Vec::new();
+            data.open_at(0).unwrap().read_to_end(&mut out).unwrap();
+            out
+        }
+    }
+}
+
+/// Reads the archive back with the `zip` crate, a second implementation.
+fn check_with_zip_crate(bytes: &[u8], entries: &[ArchiveEntry]) {
+    let mut reader = zip::ZipArchive::new(Cursor::new(bytes)).expect("zip crate opens the archive");
+    assert_eq!(reader.len(), entries.len());
+    for (i, entry) in entries.iter().enumerate() {
+        let mut found = reader.by_index(i).unwrap();
+        assert_eq!(found.name().unwrap(), entry.name.as_str());
+        assert_eq!(found.is_dir(), matches!(entry.body, EntryBody::Dir));
+        let mut content = Vec::new();
+        found.read_to_end(&mut content).unwrap();
+        assert_eq!(content, expected_content(entry), "{}", entry.name);
+    }
+}
+
+#[test]
+fn stored_and_deflated_archives_read_back() {
+    for method in [Method::Store, Method::Deflate] {
+        let archive = Archive::new(sample(method), 6);
+        let bytes = bytes_of(&archive, 0);
+        check_with_zip_crate(&bytes, archive.entries());
+        if method == Method::Deflate {
+            assert!(archive.len().is_none());
+            assert!((bytes.len() as u64) < 300_000 + 200_001, "text compresses");
+        }
+    }
+}
+
+#[test]
+fn same_entries_give_the_same_bytes() {
+    for method in [Method::Store, Method::Deflate] {
+        let a = bytes_of(&Archive::new(sample(method), 6), 0);
+        let b = bytes_of(&Archive::new(sample(method), 6), 0);
+        assert_eq!(a, b);
+    }
+}
+
+#[test]
+fn stored_length_is_exact_and_every_offset_gives_the_suffix() {
+    let archive = Archive::new(sample(Method::Store), 6);
+    let full = bytes_of(&archive, 0);
+    assert_eq!(archive.len(), Some(full.len() as u64));
+
+    // Every offset inside headers and around entry boundaries, then a stride through bodies.
+    let mut offsets: Vec<u64> = (0..200).collect();
+    let mut pos = 0usize;
+    while let Some(found) = find(&full[pos..], b"PK") {
+        let at = (pos + found) as u64;
+        offsets.extend(at.saturating_sub(2)..at + 48);
+        pos += found + 2;
+    }
+    offsets.extend((0..full.len() as u64).step_by(997));
+    offsets.extend(full.len() as u64 - 120..=full.len() as u64);
+    for k in offsets {
+        if k > full.len() as u64 {
+            continue;
+        }
+        assert_eq!(bytes_of(&archive, k), &full[k as usize..], "offset {k}");
+    }
+}
+
+fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
+    haystack.windows(needle.len()).position(|w| w == needle)
+}
+
+#[test]
+fn offsets_are_refused_when_the_length_is_unknown() {
+    let archive = Archive::new(sample(Method::Deflate), 6);
+    let mut sink = Collect(Vec::new());
+    assert!(matches!(
+        archive.stream(10, &mut sink, &NoProgress),
+        Err(StreamError::Unseekable(10))
+    ));
+    let stored = Archive::new(sample(Method::Store), 6);
+    let past_end = stored.len().unwrap() + 1;
+    assert!(stored.stream(past_end, &mut sink, &NoProgress).is_err());
+}
+
+#[test]
+fn a_refusing_sink_stops_the_stream() {
+    struct Refuse(usize);
+    impl ChunkSink for Refuse {
+        fn send(&mut self, _: Bytes) -> Result<(), Cancelled> {
+            self.0 += 1;
+            Err(Cancelled)
+        }
+    }
+    let archive = Archive::new(sample(Method::Store), 6);
+    let mut sink = Refuse(0);
+    assert!(matches!(
+        archive.stream(0, &mut sink, &NoProgress),
+        Err(StreamError::Cancelled)
+    ));
+    assert_eq!(sink.0, 1);
+}
+
+/// A body of zeros whose CRC is known without reading it, so a 5 GiB entry
+/// costs nothing unless its bytes are actually sent.
+struct Zeros(u64);
+impl EntryData for Zeros {
+    fn len(&self) -> u64 {
+        self.0
+    }
+    fn open_at(&self, offset: u64) -> io::Result<Box<dyn Read + Send>> {
+        Ok(Box::new(io::repeat(0).take(self.0 - offset)))
+    }
+    fn crc32(&self) -> io::Result<u32> {
+        Ok(0xDEAD_BEEF)
+    }
+}
+
+#[test]
+fn entries_past_4_gib_get_zip64_records() {
+    let size = 5u64 << 30;
+    let entries = vec![
+        ArchiveEntry {
+            name: "huge.bin".into(),
+            mtime: Utc.with_ymd_and_hms(2024, 1, 1, 0, 0, 0).unwrap(),
+            body: EntryBody::File {
+                data: Arc::new(Zeros(size)),
+                method: Method::Store,
+            },
+        },
+        file("after.txt", text("tail"), Method::Store),
+    ];
+    let archive = Archive::new(entries, 6);
+    let len = archive.len().unwrap();
+    // Only the tail is produced: the second entry, the central directory and end records.
+    let tail_from = 30 + 8 + 20 + size;
+    let tail = bytes_of(&archive, tail_from);
+    assert_eq!(tail.len() as u64, len - tail_from);
+    // Second local header sits past 4 GiB, so its central record carries a ZIP64 offset.
+    assert_eq!(&tail[..4], &format::LOCAL_HEADER_SIG.to_le_bytes());
+    let end = &tail[tail.len() - 22..];
+    assert_eq!(&end[..4], &format::EOCD_SIG.to_le_bytes());
+    assert_eq!(
+        &end[16..20],
+        &u32::MAX.to_le_bytes(),
+        "cd offset overflows to the zip64 record"
+    );
+    let locator = &tail[tail.len() - 42..tail.len() - 22];
+    assert_eq!(&locator[..4], &format::ZIP64_LOCATOR_SIG.to_le_bytes());
+    // The first entry's header and its ZIP64 extra.
+    struct Head(Vec<u8>);
+    impl ChunkSink for Head {
+        fn send(&mut self, chunk: Bytes) -> Result<(), Cancelled> {
+            self.0.extend_from_slice(&chunk);
+            Err(Cancelled)
+        }
+    }
+    let mut sink = Head(Vec::new());
+    assert!(archive.stream(0, &mut sink, &NoProgress).is_err());
+    let head = &sink.0[..58];
+    assert_eq!(
+        &head[18..26],
+        &[0xFF; 8],
+        "sizes deferred to the zip64 extra"
+    );
+    assert_eq!(&head[38..42], &[1, 0, 16, 0]);
+    assert_eq!(u64::from_le_bytes(head[42..50].try_into().unwrap()), size);
+}
+
+#[test]
+fn more_than_65535_entries_use_zip64_end_records() {
+    let entries: Vec<ArchiveEntry> = (0..70_000)
+        .map(|i| file(&format!("f{i}.txt"), text("x"), Method::Store))
+        .collect();
+    let archive = Archive::new(entries, 6);
+    let bytes = bytes_of(&archive, 0);
+    assert_eq!(archive.len(), Some(bytes.len() as u64));
+    let reader = zip::ZipArchive::new(Cursor::new(&bytes)).unwrap();
+    assert_eq!(reader.len(), 70_000);
+}
+
+#[test]
+fn progress_reports_each_entry() {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    struct Count(AtomicUsize);
+    impl Progress for Count {
+        fn entry_done(&self, _: usize) {
+            self.0.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+    let archive = Archive::new(sample(Method::Deflate), 1);
+    let count = Count(AtomicUsize::new(0));
+    archive.stream(0, &mut Collect(Vec::new()), &count).unwrap();
+    assert_eq!(count.0.load(Ordering::Relaxed), archive.entries().len());
+}
