@@ -1,5 +1,6 @@
 //! The `zipgate` binary: parses the command line and runs the server.
 
+use std::io::IsTerminal;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -63,6 +64,10 @@ struct ServeArgs {
     /// Largest request body read, in bytes.
     #[arg(long, default_value_t = 1 << 20)]
     max_body: usize,
+    /// Do not compute file CRCs in the background at start (the first
+    /// stored download then computes them).
+    #[arg(long)]
+    no_warm_crc: bool,
 }
 
 fn load_store(path: Option<&PathBuf>) -> Result<Store, String> {
@@ -83,6 +88,7 @@ fn main() -> ExitCode {
             EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
         )
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
         .init();
     match cli.command {
         Command::Serve(args) => serve(args),
@@ -130,6 +136,7 @@ fn serve(args: ServeArgs) -> ExitCode {
         compression,
         max_body_bytes: args.max_body,
         shutdown_grace: Duration::from_secs_f64(args.shutdown_grace.max(0.0)),
+        warm_crcs: !args.no_warm_crc,
         ..Config::default()
     };
     let runtime = match tokio::runtime::Builder::new_multi_thread()

@@ -40,6 +40,8 @@ pub struct Config {
     pub shutdown_grace: Duration,
     /// How long a client may take to send its request headers.
     pub header_timeout: Duration,
+    /// Compute file CRCs in the background after loading fixtures.
+    pub warm_crcs: bool,
 }
 
 impl Default for Config {
@@ -49,6 +51,7 @@ impl Default for Config {
             max_body_bytes: 1 << 20,
             shutdown_grace: Duration::from_secs(5),
             header_timeout: Duration::from_secs(30),
+            warm_crcs: true,
         }
     }
 }
@@ -66,8 +69,12 @@ pub struct AppState {
 
 impl AppState {
     pub fn new(store: Store, clock: Arc<dyn Clock>, config: Config) -> Self {
+        let store = Arc::new(store);
+        if config.warm_crcs {
+            warm_in_background(store.clone());
+        }
         AppState {
-            store: RwLock::new(Arc::new(store)),
+            store: RwLock::new(store),
             jobs: JobRegistry::new(clock.clone()),
             clock,
             config,
@@ -82,7 +89,20 @@ impl AppState {
     }
 
     pub fn replace_store(&self, store: Store) {
-        *self.store.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(store);
+        let store = Arc::new(store);
+        if self.config.warm_crcs {
+            warm_in_background(store.clone());
+        }
+        *self.store.write().unwrap_or_else(|e| e.into_inner()) = store;
+    }
+}
+
+fn warm_in_background(store: Arc<Store>) {
+    let spawned = std::thread::Builder::new()
+        .name("crc-warmer".into())
+        .spawn(move || store.warm_crcs());
+    if let Err(error) = spawned {
+        tracing::warn!(%error, "cannot start the CRC warmer; CRCs will be computed on first use");
     }
 }
 

@@ -97,6 +97,21 @@ fn principal(state: &AppState, headers: &http::HeaderMap) -> Result<Principal, E
     }
 }
 
+/// Syntax errors and shape errors get different messages; shape errors name
+/// the JSON path (`items[0].id: invalid type …`).
+fn parse_json<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> Result<T, String> {
+    let value: serde_json::Value =
+        serde_json::from_slice(bytes).map_err(|e| format!("malformed JSON body: {e}"))?;
+    serde_path_to_error::deserialize(value).map_err(|e| {
+        let path = e.path().to_string();
+        if path == "." {
+            e.inner().to_string()
+        } else {
+            format!("{path}: {}", e.inner())
+        }
+    })
+}
+
 async fn zip(ctx: Ctx) -> Response<Body> {
     let state = ctx.state;
     let (parts, body) = ctx.req.into_parts();
@@ -128,19 +143,10 @@ async fn zip(ctx: Ctx) -> Response<Body> {
         }
         Err(e) => return h::json_error(StatusCode::BAD_REQUEST, "invalid_request", e.to_string()),
     };
-    let request: ZipRequest =
-        match serde_path_to_error::deserialize(&mut serde_json::Deserializer::from_slice(&bytes)) {
-            Ok(request) => request,
-            Err(e) => {
-                let path = e.path().to_string();
-                let message = if path == "." {
-                    format!("malformed JSON body: {}", e.inner())
-                } else {
-                    format!("{path}: {}", e.inner())
-                };
-                return h::json_error(StatusCode::BAD_REQUEST, "invalid_request", message);
-            }
-        };
+    let request: ZipRequest = match parse_json(&bytes) {
+        Ok(request) => request,
+        Err(message) => return h::json_error(StatusCode::BAD_REQUEST, "invalid_request", message),
+    };
     if request.items.is_empty() {
         return error_response(&Error::invalid("items", "must list at least one item"));
     }

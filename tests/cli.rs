@@ -1,0 +1,212 @@
+//! The `zipgate` binary as a user runs it: start, log, serve, stop on SIGTERM.
+
+mod common;
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use common::TempDir;
+
+struct Running {
+    child: Child,
+    addr: String,
+    log: mpsc::Receiver<String>,
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Starts `zipgate serve --listen 127.0.0.1:0 ARGS` and waits for the log
+/// line that names the port.
+fn serve(args: &[&str]) -> Running {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_zipgate"))
+        .args(["serve", "--listen", "127.0.0.1:0"])
+        .args(args)
+        .env("RUST_LOG", "info")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("zipgate starts");
+    let stderr = child.stderr.take().unwrap();
+    let (tx, log) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    // Owned by the guard from here on, so a failed wait below still reaps the child.
+    let mut running = Running {
+        child,
+        addr: String::new(),
+        log,
+    };
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while running.addr.is_empty() {
+        let line = running
+            .log
+            .recv_timeout(deadline.saturating_duration_since(Instant::now()))
+            .expect("zipgate logs where it listens");
+        if let Some(at) = line.find("http://127.0.0.1:") {
+            running.addr = line[at + 7..].split_whitespace().next().unwrap().to_owned();
+        }
+    }
+    running
+}
+
+fn http_get(addr: &str, path: &str) -> (u16, String) {
+    let mut stream = TcpStream::connect(addr).unwrap();
+    write!(
+        stream,
+        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).unwrap();
+    let status = response[9..12].parse().unwrap();
+    let body = response
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_owned())
+        .unwrap_or_default();
+    (status, body)
+}
+
+fn wait_for_line(running: &Running, needle: &str) -> String {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let line = running
+            .log
+            .recv_timeout(deadline.saturating_duration_since(Instant::now()))
+            .unwrap_or_else(|_| panic!("no log line with {needle:?}"));
+        if line.contains(needle) {
+            return line;
+        }
+    }
+}
+
+fn terminate(running: &mut Running) -> std::process::ExitStatus {
+    let status = Command::new("kill")
+        .args(["-TERM", &running.child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        if let Some(status) = running.child.try_wait().unwrap() {
+            return status;
+        }
+        assert!(Instant::now() < deadline, "zipgate did not stop on SIGTERM");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn serves_the_embedded_fixtures_logs_each_request_and_stops_on_sigterm() {
+    let mut running = serve(&[]);
+    let (status, body) = http_get(&running.addr, "/_zipgate/health");
+    assert_eq!(status, 200);
+    assert!(body.contains("\"nodes\":19"), "{body}");
+    let line = wait_for_line(&running, "path=/_zipgate/health");
+    for field in ["method=GET", "status=200", "bytes=", "ms="] {
+        assert!(
+            line.contains(field),
+            "access log line lacks {field}: {line}"
+        );
+    }
+    assert!(
+        !line.contains('\u{1b}'),
+        "no colour codes when stderr is not a terminal"
+    );
+    let status = terminate(&mut running);
+    assert!(status.success(), "{status:?}");
+}
+
+#[test]
+fn an_in_flight_download_does_not_hold_shutdown_past_the_grace_period() {
+    let dir = TempDir::new("cli-grace");
+    let fixture = dir.path().join("big.json");
+    std::fs::write(
+        &fixture,
+        r#"{"nodes":[{"id":"big","name":"big.bin","content":{"generate":{"size":8589934592,"seed":2}}}]}"#,
+    )
+    .unwrap();
+    let mut running = serve(&[
+        "--fixtures",
+        fixture.to_str().unwrap(),
+        "--shutdown-grace",
+        "1",
+    ]);
+    let mut stream = TcpStream::connect(&running.addr).unwrap();
+    let body = r#"{"items":[{"id":"big"}]}"#;
+    write!(
+        stream,
+        "POST /_zipgate/zip HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    )
+    .unwrap();
+    let mut first = [0u8; 4096];
+    stream.read_exact(&mut first).unwrap();
+    assert!(first.starts_with(b"HTTP/1.1 200"));
+    // The client stops reading; shutdown must still finish.
+    let started = Instant::now();
+    let status = terminate(&mut running);
+    assert!(status.success());
+    assert!(started.elapsed() < Duration::from_secs(8));
+}
+
+#[test]
+fn a_fixture_file_may_point_at_files_beside_it() {
+    let dir = TempDir::new("cli-fixture");
+    std::fs::create_dir_all(dir.path().join("data")).unwrap();
+    std::fs::write(dir.path().join("data/hello.txt"), "hello from disk\n").unwrap();
+    let fixture = dir.path().join("tree.json");
+    std::fs::write(
+        &fixture,
+        r#"{"nodes":[{"id":"d","name":"disk","children":[{"id":"h","name":"hello.txt","content":{"path":"data/hello.txt"}}]}]}"#,
+    )
+    .unwrap();
+    let running = serve(&["--fixtures", fixture.to_str().unwrap()]);
+    let (status, body) = http_get(&running.addr, "/_zipgate/health");
+    assert_eq!(status, 200);
+    assert!(body.contains("\"nodes\":2"), "{body}");
+}
+
+#[test]
+fn a_broken_fixture_file_stops_start_up_with_the_json_path() {
+    let dir = TempDir::new("cli-broken");
+    let fixture = dir.path().join("broken.json");
+    std::fs::write(
+        &fixture,
+        r#"{"nodes":[{"id":"x","name":"x","content":{"generate":{"size":-1}}}]}"#,
+    )
+    .unwrap();
+    let output = Command::new(env!("CARGO_BIN_EXE_zipgate"))
+        .args([
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--fixtures",
+            fixture.to_str().unwrap(),
+        ])
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("nodes[0].content.generate.size"),
+        "{stderr}"
+    );
+    let output = Command::new(env!("CARGO_BIN_EXE_zipgate"))
+        .args(["check-fixtures", fixture.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+}

@@ -1,0 +1,243 @@
+//! Shared by the integration tests: start the real server on port 0, talk
+//! HTTP/1.1 to it, and hand archives to real zip readers.
+#![allow(dead_code)]
+
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use bytes::Bytes;
+use http::{HeaderMap, Method, Request, StatusCode};
+use http_body_util::{BodyExt, Full};
+use hyper::body::Incoming;
+use hyper_util::rt::TokioIo;
+use tokio::net::TcpStream;
+use zipgate::api::{NodeId, Principal, SelectedItem};
+use zipgate::planner::{self, PlanOptions};
+use zipgate::store::{fixture, NodeData};
+use zipgate::{Server, ServerHandle};
+
+pub async fn start_default() -> ServerHandle {
+    Server::builder().spawn().await.expect("server starts")
+}
+
+pub async fn start_with(fixture_json: &str) -> ServerHandle {
+    Server::builder()
+        .fixtures_json(fixture_json)
+        .expect("fixture parses")
+        .spawn()
+        .await
+        .expect("server starts")
+}
+
+pub struct Reply {
+    pub status: StatusCode,
+    pub headers: HeaderMap,
+    pub body: Vec<u8>,
+}
+
+impl Reply {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).and_then(|v| v.to_str().ok())
+    }
+
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_slice(&self.body)
+            .unwrap_or_else(|e| panic!("not JSON ({e}): {}", String::from_utf8_lossy(&self.body)))
+    }
+}
+
+/// Sends one request on a fresh connection and returns the response head
+/// with its body still unread.
+pub async fn open(
+    server: &ServerHandle,
+    method: Method,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: impl Into<Bytes>,
+) -> http::Response<Incoming> {
+    let stream = TcpStream::connect(server.addr()).await.expect("connect");
+    let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+        .await
+        .expect("handshake");
+    tokio::spawn(async move {
+        let _ = connection.await;
+    });
+    let mut request = Request::builder()
+        .method(method)
+        .uri(path)
+        .header("host", server.addr().to_string());
+    for (name, value) in headers {
+        request = request.header(*name, *value);
+    }
+    let request = request.body(Full::new(body.into())).expect("request");
+    sender.send_request(request).await.expect("response")
+}
+
+pub async fn send(
+    server: &ServerHandle,
+    method: Method,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: impl Into<Bytes>,
+) -> Reply {
+    let response = open(server, method, path, headers, body).await;
+    let (parts, body) = response.into_parts();
+    let body = body.collect().await.expect("body").to_bytes().to_vec();
+    Reply {
+        status: parts.status,
+        headers: parts.headers,
+        body,
+    }
+}
+
+pub async fn get(server: &ServerHandle, path: &str) -> Reply {
+    send(server, Method::GET, path, &[], Bytes::new()).await
+}
+
+/// `POST /_zipgate/zip` with a JSON body, optionally as a user.
+pub async fn zip(server: &ServerHandle, body: &serde_json::Value, token: Option<&str>) -> Reply {
+    let auth = token.map(|t| format!("Bearer {t}"));
+    let mut headers = vec![("content-type", "application/json")];
+    if let Some(auth) = &auth {
+        headers.push(("authorization", auth.as_str()));
+    }
+    send(
+        server,
+        Method::POST,
+        "/_zipgate/zip",
+        &headers,
+        body.to_string(),
+    )
+    .await
+}
+
+static COUNTER: AtomicUsize = AtomicUsize::new(0);
+
+/// A fresh directory under the system temp dir, removed on drop.
+pub struct TempDir(pub PathBuf);
+
+impl TempDir {
+    pub fn new(label: &str) -> TempDir {
+        let dir = std::env::temp_dir().join(format!(
+            "zipgate-test-{}-{}-{label}",
+            std::process::id(),
+            COUNTER.fetch_add(1, Ordering::SeqCst)
+        ));
+        std::fs::create_dir_all(&dir).unwrap();
+        TempDir(dir)
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// What an archive of `ids`, read as `principal`, must contain: entry names
+/// in order, and each file's bytes (read straight from the store).
+pub fn expected_entries(
+    fixture_json: &str,
+    principal: &Principal,
+    ids: &[&str],
+) -> Vec<(String, Option<Vec<u8>>)> {
+    let store = fixture::parse(fixture_json, None).unwrap();
+    let selection: Vec<SelectedItem> = ids
+        .iter()
+        .map(|id| SelectedItem {
+            id: NodeId::from(*id),
+            expected_kind: None,
+        })
+        .collect();
+    let plan = planner::plan(&store, principal, &selection, &mut PlanOptions::default()).unwrap();
+    plan.entries
+        .iter()
+        .map(|entry| {
+            let content = match &entry.node.data {
+                NodeData::Folder(_) => None,
+                NodeData::File(body) => {
+                    let mut bytes = Vec::new();
+                    body.content
+                        .open_at(0)
+                        .unwrap()
+                        .read_to_end(&mut bytes)
+                        .unwrap();
+                    Some(bytes)
+                }
+            };
+            (entry.path.clone(), content)
+        })
+        .collect()
+}
+
+pub fn run(command: &mut Command) -> String {
+    let output = command.output().unwrap_or_else(|e| {
+        panic!("cannot run {command:?}: {e} (is it installed? .ci/run installs it)")
+    });
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(output.status.success(), "{command:?} failed:\n{text}");
+    text
+}
+
+/// Checks an archive with every reader we support: Info-ZIP `unzip -t`,
+/// Python's `zipfile` (testzip and a byte-for-byte compare), `bsdtar` and `7z`.
+pub fn check_with_readers(archive: &[u8], expected: &[(String, Option<Vec<u8>>)]) {
+    let dir = TempDir::new("readers");
+    let zip_path = dir.path().join("archive.zip");
+    std::fs::write(&zip_path, archive).unwrap();
+    let expected_dir = dir.path().join("expected");
+    let mut listing = String::new();
+    for (name, content) in expected {
+        listing.push_str(name);
+        listing.push('\n');
+        if let Some(bytes) = content {
+            let path = expected_dir.join(name);
+            std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+            std::fs::write(path, bytes).unwrap();
+        }
+    }
+    let listing_path = dir.path().join("expected.txt");
+    std::fs::write(&listing_path, listing).unwrap();
+
+    let unzip = run(Command::new("unzip").arg("-t").arg(&zip_path));
+    assert!(unzip.contains("No errors detected"), "{unzip}");
+
+    run(Command::new("python3")
+        .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/readers/check_zip.py"))
+        .arg(&zip_path)
+        .arg(&listing_path)
+        .arg(&expected_dir));
+
+    let bsdtar = run(Command::new("bsdtar").arg("-tvf").arg(&zip_path));
+    assert_eq!(bsdtar.lines().count(), expected.len(), "{bsdtar}");
+
+    let extract = dir.path().join("bsdtar-out");
+    std::fs::create_dir_all(&extract).unwrap();
+    run(Command::new("bsdtar")
+        .arg("-xf")
+        .arg(&zip_path)
+        .arg("-C")
+        .arg(&extract));
+    for (name, content) in expected {
+        if let Some(bytes) = content {
+            let got = std::fs::read(extract.join(name))
+                .unwrap_or_else(|e| panic!("bsdtar extracted no {name}: {e}"));
+            assert!(got == *bytes, "bsdtar extracted different bytes for {name}");
+        } else {
+            assert!(extract.join(name).is_dir(), "bsdtar made no folder {name}");
+        }
+    }
+
+    let seven = run(Command::new("7z").arg("t").arg(&zip_path));
+    assert!(seven.contains("Everything is Ok"), "{seven}");
+}
