@@ -5,13 +5,14 @@
 //! their retention, so a long run does not grow without bound.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
 use chrono::{DateTime, Duration, Utc};
 use zipgate_api::{Error, JobState, Principal};
 
 use crate::clock::Clock;
-use crate::zip::{Archive, Progress};
+use crate::zip::{Archive, Progress, StreamObserver};
 
 /// How a new job becomes ready, so a client's polling loop can be exercised.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -192,19 +193,19 @@ impl JobRegistry {
 
     /// Current state without counting as a poll.
     pub fn get(&self, id: &str) -> Option<JobSnapshot> {
-        let now = self.inner.clock.now();
-        let mut jobs = self.jobs();
-        let job = jobs.get_mut(id)?;
-        job.advance(now, false);
-        Some(job.snapshot.clone())
+        self.observe(id, false)
     }
 
     /// A client's status poll: advances poll-paced jobs.
     pub fn poll(&self, id: &str) -> Option<JobSnapshot> {
+        self.observe(id, true)
+    }
+
+    fn observe(&self, id: &str, poll: bool) -> Option<JobSnapshot> {
         let now = self.inner.clock.now();
         let mut jobs = self.jobs();
         let job = jobs.get_mut(id)?;
-        job.advance(now, true);
+        job.advance(now, poll);
         Some(job.snapshot.clone())
     }
 
@@ -259,7 +260,7 @@ impl JobRegistry {
                 registry: self.clone(),
                 id: id.to_owned(),
                 single_use,
-                outcome: None,
+                settled: AtomicBool::new(false),
             },
         ))
     }
@@ -323,13 +324,13 @@ impl JobRegistry {
     }
 }
 
-/// One download in progress. Dropping it without [`DownloadTicket::complete`]
-/// records an interrupted download.
+/// One download in progress; it is the stream's observer. Dropping it
+/// unfinished records an interrupted download.
 pub struct DownloadTicket {
     registry: JobRegistry,
     id: String,
     single_use: bool,
-    outcome: Option<bool>,
+    settled: AtomicBool,
 }
 
 impl DownloadTicket {
@@ -337,20 +338,14 @@ impl DownloadTicket {
         &self.id
     }
 
-    pub fn bytes_sent(&self, n: u64) {
-        self.registry
-            .update(&self.id, |job, _| job.snapshot.bytes_sent += n);
-    }
-
-    pub fn complete(mut self) {
+    pub fn complete(self) {
         self.finish(true);
     }
 
-    fn finish(&mut self, complete: bool) {
-        if self.outcome.is_some() {
+    fn finish(&self, complete: bool) {
+        if self.settled.swap(true, Ordering::SeqCst) {
             return;
         }
-        self.outcome = Some(complete);
         let single_use = self.single_use;
         self.registry.update(&self.id, |job, now| {
             let s = &mut job.snapshot;
@@ -386,6 +381,17 @@ impl Progress for DownloadTicket {
                 s.files_done += 1;
             }
         });
+    }
+}
+
+impl StreamObserver for DownloadTicket {
+    fn bytes_sent(&self, n: u64) {
+        self.registry
+            .update(&self.id, |job, _| job.snapshot.bytes_sent += n);
+    }
+
+    fn finished(&self, complete: bool) {
+        self.finish(complete);
     }
 }
 
@@ -461,7 +467,11 @@ mod tests {
         let (_, ticket) = jobs.begin_download("j").unwrap();
         assert_eq!(jobs.get("j").unwrap().state, JobState::Downloading);
         assert!(matches!(jobs.begin_download("j"), Err(Error::Gone(_))));
-        ticket.complete();
+        ticket.bytes_sent(100);
+        ticket.entry_done(0);
+        ticket.finished(true);
+        drop(ticket);
+        assert_eq!(jobs.get("j").unwrap().bytes_sent, 100);
         assert_eq!(jobs.get("j").unwrap().state, JobState::Done);
         assert!(matches!(jobs.begin_download("j"), Err(Error::Gone(_))));
     }

@@ -10,10 +10,11 @@ use zipgate_api::{Compression, Error, NodeId, Principal, SelectedItem};
 
 use super::http::{self as h, Body, Credentials, RangeRequest};
 use super::router::{Ctx, Router};
-use super::stream::{archive_body, NoObserver};
+use super::stream::archive_body;
 use super::AppState;
 use crate::packing::{build_archive, CompressionPolicy};
 use crate::planner::{self, PlanOptions};
+use crate::zip::NoProgress;
 
 pub fn mount(router: &mut Router) {
     router.add(Method::GET, "/_zipgate/health", health);
@@ -206,7 +207,7 @@ async fn zip(ctx: Ctx) -> Response<Body> {
             offset,
             length,
             state.streams.clone(),
-            Arc::new(NoObserver),
+            Arc::new(NoProgress),
         )
     };
     let mut response = Response::new(body);

@@ -14,7 +14,7 @@ use http_body_util::BodyExt;
 use tokio::sync::mpsc;
 
 use super::http::Body;
-use crate::zip::{Archive, Cancelled, ChunkSink, Progress, StreamError};
+use crate::zip::{Archive, Cancelled, ChunkSink, StreamError, StreamObserver};
 
 /// Chunks in flight per stream, besides the one being filled and the one
 /// hyper is writing: memory per download stays near 4 × `CHUNK_SIZE`.
@@ -46,17 +46,6 @@ impl ChunkSink for ChannelSink {
         self.0.blocking_send(Ok(chunk)).map_err(|_| Cancelled)
     }
 }
-
-/// Observes a stream's end: `finished(true)` once every byte was handed to
-/// the connection, `finished(false)` if it ended any other way.
-pub trait StreamObserver: Progress {
-    fn bytes_sent(&self, _n: u64) {}
-    fn finished(&self, _complete: bool) {}
-}
-
-pub struct NoObserver;
-impl Progress for NoObserver {}
-impl StreamObserver for NoObserver {}
 
 /// A response body streaming `archive` from `offset`, ending after `len`
 /// bytes when given (a `Range` that stops before the end).

@@ -68,6 +68,16 @@ pub trait Progress: Send + Sync {
 pub struct NoProgress;
 impl Progress for NoProgress {}
 
+/// Follows a download as the client receives it: entries as the engine
+/// finishes them, bytes as they are handed to the connection, and the end:
+/// `finished(true)` once every byte went out, `finished(false)` otherwise.
+pub trait StreamObserver: Progress {
+    fn bytes_sent(&self, _n: u64) {}
+    fn finished(&self, _complete: bool) {}
+}
+
+impl StreamObserver for NoProgress {}
+
 #[derive(Debug, thiserror::Error)]
 pub enum StreamError {
     #[error("the receiver went away")]
