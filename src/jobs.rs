@@ -81,19 +81,20 @@ impl Job {
             s.polls = s.polls.saturating_add(1);
         }
         if matches!(s.state, JobState::Queued | JobState::Running) {
-            let ready = match self.spec.pacing {
-                Pacing::Immediate => true,
+            // When it became ready: on the clock for time pacing, not when someone looked.
+            let ready_at = match self.spec.pacing {
+                Pacing::Immediate => Some(s.created_at),
                 Pacing::AfterPolls(n) => {
                     s.steps = (s.polls.min(n), n);
-                    s.polls >= n
+                    (s.polls >= n).then_some(now)
                 }
-                Pacing::AfterDuration(d) => now >= s.created_at + d,
+                Pacing::AfterDuration(d) => (now >= s.created_at + d).then_some(s.created_at + d),
             };
-            if ready {
+            if let Some(ready_at) = ready_at {
                 s.state = JobState::Ready;
-                s.ready_at = Some(now);
+                s.ready_at = Some(ready_at);
                 s.steps = (s.steps.1, s.steps.1);
-                s.expires_at = self.spec.download_window.map(|w| now + w);
+                s.expires_at = self.spec.download_window.map(|w| ready_at + w);
             } else if s.state == JobState::Queued && (s.polls > 0 || now > s.created_at) {
                 s.state = JobState::Running;
             }
@@ -126,14 +127,24 @@ pub struct JobRegistry {
 struct Inner {
     clock: Arc<dyn Clock>,
     jobs: Mutex<HashMap<String, Job>>,
+    max_jobs: usize,
 }
+
+/// Jobs kept at most; past it the oldest settled (else oldest) job is dropped,
+/// so jobs that never expire cannot grow memory without bound.
+pub const DEFAULT_MAX_JOBS: usize = 10_000;
 
 impl JobRegistry {
     pub fn new(clock: Arc<dyn Clock>) -> Self {
+        Self::with_capacity(clock, DEFAULT_MAX_JOBS)
+    }
+
+    pub fn with_capacity(clock: Arc<dyn Clock>, max_jobs: usize) -> Self {
         JobRegistry {
             inner: Arc::new(Inner {
                 clock,
                 jobs: Mutex::new(HashMap::new()),
+                max_jobs: max_jobs.max(1),
             }),
         }
     }
@@ -148,6 +159,16 @@ impl JobRegistry {
         jobs.retain(|_, job| !job.reclaimable(now));
         if jobs.contains_key(&spec.id) {
             return Err(Error::Conflict(format!("job {}", spec.id)));
+        }
+        while jobs.len() >= self.inner.max_jobs {
+            let oldest = jobs
+                .values()
+                .min_by_key(|job| (job.settled_at.is_none(), job.snapshot.created_at))
+                .map(|job| job.snapshot.id.clone());
+            match oldest {
+                Some(id) => jobs.remove(&id),
+                None => break,
+            };
         }
         let entry_is_file: Vec<bool> = spec
             .archive
@@ -536,6 +557,32 @@ mod tests {
         jobs.begin_download("b").unwrap().1.complete();
         assert_eq!(jobs.cancel("b").unwrap().state, JobState::Done);
         assert!(matches!(jobs.cancel("zzz"), Err(Error::NotFound(_))));
+    }
+
+    #[test]
+    fn time_paced_jobs_are_ready_and_expire_on_the_clock_not_when_observed() {
+        let (clock, jobs) = setup();
+        jobs.create(spec("j", Pacing::AfterDuration(Duration::seconds(5)), true))
+            .unwrap();
+        let created = jobs.get("j").unwrap().created_at;
+        // Nobody looks until well after ready (5 s) + window (30 s).
+        clock.advance(Duration::seconds(60));
+        let job = jobs.get("j").unwrap();
+        assert_eq!(job.ready_at, Some(created + Duration::seconds(5)));
+        assert_eq!(job.state, JobState::Expired);
+    }
+
+    #[test]
+    fn the_registry_is_capped() {
+        let (_, jobs) = setup();
+        let jobs = JobRegistry::with_capacity(jobs.inner.clock.clone(), 3);
+        for i in 0..5 {
+            let mut s = spec(&format!("j{i}"), Pacing::Immediate, false);
+            s.download_window = None;
+            jobs.create(s).unwrap();
+        }
+        assert_eq!(jobs.len(), 3);
+        assert!(jobs.get("j4").is_some());
     }
 
     #[test]

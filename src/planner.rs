@@ -7,6 +7,7 @@ use std::sync::Arc;
 use zipgate_api::{Error, LimitKind, NodeId, NodeKind, Principal, SelectedItem};
 
 use crate::store::{Node, NodeData, Store};
+use crate::zip::format::MAX_NAME_BYTES;
 
 /// What to do with an item the planner cannot include.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -146,19 +147,20 @@ pub struct Plan {
 pub fn safe_component(name: &str) -> String {
     let cleaned: String = name
         .chars()
+        // `:` would make `C:` a drive letter or `a:b` an NTFS stream.
         .map(|c| {
-            if c == '/' || c == '\\' || c.is_control() {
+            if c == '/' || c == '\\' || c == ':' || c.is_control() {
                 '_'
             } else {
                 c
             }
         })
         .collect();
-    match cleaned.as_str() {
-        "" | "." => "_".to_owned(),
-        ".." => "__".to_owned(),
-        _ => cleaned,
+    // Windows drops trailing dots and spaces, so `.. ` would act as `..`.
+    if cleaned.chars().all(|c| c == '.' || c == ' ') {
+        return "_".repeat(cleaned.chars().count().max(1));
     }
+    cleaned
 }
 
 pub fn plan(
@@ -283,6 +285,15 @@ impl Walker<'_> {
     fn level(&mut self, prefix: &str, nodes: Vec<Arc<Node>>) -> Result<(), Error> {
         let names = self.settle_names(&nodes);
         for (node, name) in nodes.into_iter().zip(names) {
+            let path_len = prefix.len() + name.len() + usize::from(node.kind() == NodeKind::Folder);
+            if path_len > MAX_NAME_BYTES {
+                return Err(Error::invalid(
+                    node.id.as_str(),
+                    format!(
+                        "its archive path would be {path_len} bytes; zip allows {MAX_NAME_BYTES}"
+                    ),
+                ));
+            }
             match &node.data {
                 NodeData::File(_) => {
                     self.plan.file_count += 1;
@@ -329,11 +340,16 @@ impl Walker<'_> {
             .filter(|(_, members)| members.len() == 1)
             .map(|(name, _)| (*name).to_owned())
             .collect();
+        // Another group's shared name stays reserved for that group's first member.
+        let contested: HashSet<String> = order.iter().cloned().collect();
         let groups: Vec<Vec<usize>> = order
             .iter()
             .map(|name| groups[name.as_str()].clone())
             .collect();
-        for group in groups {
+        for (group, own) in groups.into_iter().zip(order) {
+            let unavailable = |taken: &HashSet<String>, n: &str| {
+                taken.contains(n) || (n != own && contested.contains(n))
+            };
             let members: Vec<Member> = group
                 .iter()
                 .map(|&i| Member {
@@ -344,13 +360,14 @@ impl Walker<'_> {
             let mut renamed = self
                 .options
                 .conflicts
-                .resolve(&members, &|n| taken.contains(n));
-            // A policy that breaks its contract must not produce a broken archive.
+                .resolve(&members, &|n| unavailable(&taken, n));
+            // A policy that breaks its contract must still not produce a broken archive.
+            renamed.resize(group.len(), own.clone());
             for name in renamed.iter_mut() {
                 *name = safe_component(name);
-                let mut n = 1;
                 let base = name.clone();
-                while taken.contains(name.as_str()) {
+                let mut n = 1;
+                while unavailable(&taken, name) {
                     *name = numbered(&base, NodeKind::File, n);
                     n += 1;
                 }
@@ -461,6 +478,83 @@ mod tests {
             paths(&plan),
             ["a.txt", "Sub/deep.txt", "Empty/", "secret.txt"]
         );
+    }
+
+    #[test]
+    fn drive_letters_and_dot_names_are_neutralised() {
+        assert_eq!(safe_component("C:"), "C_");
+        assert_eq!(safe_component("a:b"), "a_b");
+        assert_eq!(safe_component(".. "), "___");
+        assert_eq!(safe_component(". ."), "___");
+        assert_eq!(safe_component(""), "_");
+        assert_eq!(safe_component("a\\b"), "a_b");
+        assert_eq!(safe_component("nul\0byte"), "nul_byte");
+        assert_eq!(safe_component("report. v2.txt"), "report. v2.txt");
+    }
+
+    #[test]
+    fn paths_too_long_for_a_zip_header_are_refused() {
+        let long = "x".repeat(40_000);
+        let json = format!(
+            r#"{{"nodes":[{{"id":"a","name":"{long}","children":[{{"id":"b","name":"{long}","content":{{"text":"x"}}}}]}}]}}"#
+        );
+        let store = fixture::parse(&json, None).unwrap();
+        let err = plan(
+            &store,
+            &Principal::Anonymous,
+            &sel(&["a"]),
+            &mut PlanOptions::default(),
+        )
+        .unwrap_err();
+        assert!(
+            matches!(err, Error::Invalid { ref field, .. } if field == "b"),
+            "{err:?}"
+        );
+    }
+
+    #[test]
+    fn an_existing_name_is_not_taken_by_another_groups_rename() {
+        let store = fixture::parse(
+            r#"{"nodes":[{"id":"d","name":"d","children":[
+                {"id":"1","name":"a.txt","type":"file"},{"id":"2","name":"a.txt","type":"file"},
+                {"id":"3","name":"a (1).txt","type":"file"},{"id":"4","name":"a (1).txt","type":"file"}]}]}"#,
+            None,
+        )
+        .unwrap();
+        let plan = plan(
+            &store,
+            &Principal::Anonymous,
+            &sel(&["d"]),
+            &mut PlanOptions::default(),
+        )
+        .unwrap();
+        assert_eq!(
+            paths(&plan),
+            [
+                "d/",
+                "d/a.txt",
+                "d/a (2).txt",
+                "d/a (1).txt",
+                "d/a (1) (1).txt"
+            ]
+        );
+    }
+
+    struct TooFew;
+    impl ConflictPolicy for TooFew {
+        fn resolve(&mut self, _: &[Member<'_>], _: &dyn Fn(&str) -> bool) -> Vec<String> {
+            Vec::new()
+        }
+    }
+
+    #[test]
+    fn a_policy_that_returns_too_few_names_still_gives_unique_paths() {
+        let mut options = PlanOptions {
+            conflicts: Box::new(TooFew),
+            ..PlanOptions::default()
+        };
+        let plan = plan(&store(), &alice(), &sel(&["a1", "a2"]), &mut options).unwrap();
+        assert_eq!(paths(&plan), ["a.txt", "a (1).txt"]);
     }
 
     #[test]

@@ -48,7 +48,7 @@ impl ChunkSink for ChannelSink {
 }
 
 /// A response body streaming `archive` from `offset`, ending after `len`
-/// bytes when given (a `Range` that stops before the end).
+/// bytes when given (a `Range` that may stop before the end).
 pub fn archive_body(
     archive: Arc<Archive>,
     offset: u64,
@@ -56,6 +56,11 @@ pub fn archive_body(
     counter: Arc<StreamCounter>,
     observer: Arc<dyn StreamObserver>,
 ) -> Body {
+    // Only a response that reaches the archive's last byte completes a download.
+    let reaches_end = match (len, archive.len()) {
+        (Some(len), Some(total)) => offset + len == total,
+        _ => true,
+    };
     let (tx, rx) = mpsc::channel(CHANNEL_DEPTH);
     counter.0.fetch_add(1, Ordering::SeqCst);
     let guard = ActiveGuard(counter);
@@ -76,6 +81,7 @@ pub fn archive_body(
     ArchiveBody {
         rx,
         remaining: len,
+        reaches_end,
         observer: Some(observer),
         failed: false,
     }
@@ -85,6 +91,7 @@ pub fn archive_body(
 struct ArchiveBody {
     rx: mpsc::Receiver<io::Result<Bytes>>,
     remaining: Option<u64>,
+    reaches_end: bool,
     observer: Option<Arc<dyn StreamObserver>>,
     failed: bool,
 }
@@ -99,7 +106,7 @@ impl ArchiveBody {
 
 impl Drop for ArchiveBody {
     fn drop(&mut self) {
-        let complete = self.remaining == Some(0);
+        let complete = self.reaches_end && self.remaining == Some(0);
         self.finish(complete);
     }
 }
@@ -114,7 +121,8 @@ impl http_body::Body for ArchiveBody {
     ) -> Poll<Option<Result<Frame<Bytes>, io::Error>>> {
         if self.remaining == Some(0) {
             // Dropping the receiver now stops the engine at its next chunk.
-            self.finish(true);
+            let complete = self.reaches_end;
+            self.finish(complete);
             return Poll::Ready(None);
         }
         match self.rx.poll_recv(cx) {
@@ -136,7 +144,8 @@ impl http_body::Body for ArchiveBody {
                 Poll::Ready(Some(Err(error)))
             }
             Poll::Ready(None) => {
-                let complete = !self.failed && self.remaining.is_none_or(|r| r == 0);
+                let complete =
+                    !self.failed && self.reaches_end && self.remaining.is_none_or(|r| r == 0);
                 self.finish(complete);
                 Poll::Ready(None)
             }
@@ -152,5 +161,63 @@ impl http_body::Body for ArchiveBody {
             Some(n) => SizeHint::with_exact(n),
             None => SizeHint::default(),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Mutex;
+
+    use chrono::{TimeZone, Utc};
+    use http_body_util::BodyExt;
+
+    use super::*;
+    use crate::store::{Content, FileBody};
+    use crate::zip::{ArchiveEntry, EntryBody, Method, Progress};
+
+    #[derive(Default)]
+    struct Outcome(Mutex<Option<bool>>);
+    impl Progress for Outcome {}
+    impl StreamObserver for Outcome {
+        fn finished(&self, complete: bool) {
+            *self.0.lock().unwrap() = Some(complete);
+        }
+    }
+
+    fn archive() -> Arc<Archive> {
+        let body = FileBody::new(Content::Bytes(Arc::from(vec![7u8; 300_000])));
+        Arc::new(Archive::new(
+            vec![ArchiveEntry {
+                name: "a.bin".into(),
+                mtime: Utc.with_ymd_and_hms(2024, 1, 1, 0, 0, 0).unwrap(),
+                body: EntryBody::File {
+                    data: Arc::new(body),
+                    method: Method::Store,
+                },
+            }],
+            6,
+        ))
+    }
+
+    async fn run(offset: u64, len: Option<u64>) -> (usize, Option<bool>) {
+        let archive = archive();
+        let outcome = Arc::new(Outcome::default());
+        let counter = Arc::new(StreamCounter::default());
+        let body = archive_body(archive, offset, len, counter, outcome.clone());
+        let bytes = body.collect().await.unwrap().to_bytes();
+        let result = *outcome.0.lock().unwrap();
+        (bytes.len(), result)
+    }
+
+    #[tokio::test]
+    async fn only_a_response_reaching_the_last_byte_completes() {
+        let total = archive().len().unwrap();
+        assert_eq!(run(0, None).await, (total as usize, Some(true)));
+        assert_eq!(run(0, Some(total)).await, (total as usize, Some(true)));
+        assert_eq!(run(0, Some(1)).await, (1, Some(false)));
+        assert_eq!(
+            run(10, Some(total - 10)).await,
+            (total as usize - 10, Some(true))
+        );
     }
 }

@@ -5,6 +5,7 @@ use std::fs::File;
 use std::io::{self, Read, Seek, SeekFrom};
 use std::path::PathBuf;
 use std::sync::{Arc, OnceLock};
+use std::time::SystemTime;
 
 use serde::Deserialize;
 
@@ -23,9 +24,12 @@ pub enum GeneratedKind {
 #[derive(Clone, Debug)]
 pub enum Content {
     Bytes(Arc<[u8]>),
+    /// `modified` is the file's mtime when the fixture was loaded: a file
+    /// changed since then would no longer match its cached CRC or size.
     File {
         path: PathBuf,
         size: u64,
+        modified: Option<SystemTime>,
     },
     Generated {
         size: u64,
@@ -55,8 +59,19 @@ impl Content {
                 bytes: bytes.clone(),
                 pos: offset as usize,
             }),
-            Content::File { path, size } => {
+            Content::File {
+                path,
+                size,
+                modified,
+            } => {
                 let mut file = File::open(path)?;
+                let meta = file.metadata()?;
+                if meta.len() != *size || meta.modified().ok() != *modified {
+                    return Err(io::Error::other(format!(
+                        "{} changed on disk since the fixtures were loaded",
+                        path.display()
+                    )));
+                }
                 file.seek(SeekFrom::Start(offset))?;
                 // The fixture promised `size` bytes; never serve more than the layout counted.
                 Box::new(file.take(size - offset))
@@ -114,10 +129,12 @@ impl EntryData for FileBody {
         let mut buf = vec![0u8; 256 * 1024];
         let mut total = 0u64;
         loop {
-            let n = reader.read(&mut buf)?;
-            if n == 0 {
-                break;
-            }
+            let n = match reader.read(&mut buf) {
+                Ok(0) => break,
+                Ok(n) => n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(e),
+            };
             total += n as u64;
             hasher.update(&buf[..n]);
         }

@@ -355,6 +355,7 @@ impl Builder<'_> {
                 Content::File {
                     path: file_path,
                     size: meta.len(),
+                    modified: meta.modified().ok(),
                 }
             }
             ContentSpec::Generate(spec) => Content::Generated {

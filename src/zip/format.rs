@@ -22,6 +22,9 @@ const VERSION_ZIP64: u16 = 45;
 /// Made by Unix, so readers honour the permission bits in the external attributes.
 const MADE_BY_UNIX: u16 = 3 << 8;
 
+/// Entry names are stored with a 16-bit length.
+pub const MAX_NAME_BYTES: usize = u16::MAX as usize;
+
 /// Everything about one entry that its headers record.
 #[derive(Clone, Debug)]
 pub struct EntryRecord<'a> {
@@ -163,15 +166,18 @@ pub fn data_descriptor_len(zip64: bool) -> u64 {
 
 pub fn central_header(e: &EntryRecord, out: &mut Vec<u8>) {
     let (time, date) = dos_datetime(e.mtime);
+    let offset_overflows = e.local_offset >= MAX32;
+    let sizes_overflow = e.uncompressed >= MAX32 || e.compressed >= MAX32;
+    // Whenever a ZIP64 extra is needed, it carries both sizes: Info-ZIP
+    // misreads an extra that holds only the offset (or only one size) after
+    // an earlier ZIP64 entry, and the spec allows the fuller form.
     let mut extra = Vec::new();
-    if e.uncompressed >= MAX32 {
+    if sizes_overflow || offset_overflows {
         put64(&mut extra, e.uncompressed);
-    }
-    if e.compressed >= MAX32 {
         put64(&mut extra, e.compressed);
-    }
-    if e.local_offset >= MAX32 {
-        put64(&mut extra, e.local_offset);
+        if offset_overflows {
+            put64(&mut extra, e.local_offset);
+        }
     }
     let zip64 = !extra.is_empty() || e.zip64;
     put32(out, CENTRAL_HEADER_SIG);
@@ -182,8 +188,13 @@ pub fn central_header(e: &EntryRecord, out: &mut Vec<u8>) {
     put16(out, time);
     put16(out, date);
     put32(out, e.crc);
-    put32(out, clamp32(e.compressed));
-    put32(out, clamp32(e.uncompressed));
+    let (compressed, uncompressed) = if extra.is_empty() {
+        (e.compressed as u32, e.uncompressed as u32)
+    } else {
+        (u32::MAX, u32::MAX)
+    };
+    put32(out, compressed);
+    put32(out, uncompressed);
     put16(out, e.name.len() as u16);
     put16(
         out,

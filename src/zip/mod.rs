@@ -171,6 +171,17 @@ impl Archive {
         let mut written: Vec<Written> = Vec::with_capacity(self.entries.len());
         let mut header = Vec::with_capacity(512);
         for (index, entry) in self.entries.iter().enumerate() {
+            if entry.name.len() > format::MAX_NAME_BYTES {
+                // The planner refuses such paths; this guard keeps the format intact regardless.
+                return Err(io::Error::new(
+                    io::ErrorKind::InvalidInput,
+                    format!(
+                        "entry name of {} bytes does not fit a zip header",
+                        entry.name.len()
+                    ),
+                )
+                .into());
+            }
             let local_offset = out.pos;
             let mut record = EntryRecord {
                 name: &entry.name,
@@ -233,7 +244,8 @@ impl Archive {
                 descriptor: record.descriptor,
                 zip64: record.zip64,
             });
-            if !measuring {
+            // An entry wholly before the start offset was never sent.
+            if !measuring && out.pos > out.skip_to {
                 progress.entry_done(index);
             }
         }
@@ -350,12 +362,13 @@ impl<'a> Emitter<'a> {
             let start = self.buf.len();
             let room = (CHUNK_SIZE - start).min(remaining as usize);
             self.buf.resize(start + room, 0);
-            let n = match reader.read(&mut self.buf[start..]) {
+            let read = reader.read(&mut self.buf[start..]);
+            self.buf.truncate(start + *read.as_ref().unwrap_or(&0));
+            let n = match read {
                 Ok(n) => n,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => 0,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 Err(e) => return Err(e.into()),
             };
-            self.buf.truncate(start + n);
             if n == 0 && room > 0 {
                 return Err(
                     io::Error::new(io::ErrorKind::UnexpectedEof, "entry body ended early").into(),

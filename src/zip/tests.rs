@@ -221,6 +221,23 @@ fn entries_past_4_gib_get_zip64_records() {
         &u32::MAX.to_le_bytes(),
         "cd offset overflows to the zip64 record"
     );
+    // Central record of the entry past 4 GiB: both sizes move to the extra with
+    // the offset (Info-ZIP misreads an offset-only extra after a ZIP64 entry).
+    let local_name = find(&tail, b"after.txt").unwrap();
+    let central_name = local_name + 9 + find(&tail[local_name + 9..], b"after.txt").unwrap();
+    let record = &tail[central_name - 46..central_name + 9 + 28];
+    assert_eq!(&record[..4], &format::CENTRAL_HEADER_SIG.to_le_bytes());
+    assert_eq!(&record[20..28], &[0xFF; 8]);
+    assert_eq!(u16::from_le_bytes([record[30], record[31]]), 28);
+    assert_eq!(&record[42..46], &[0xFF; 4]);
+    let extra = &record[46 + 9..];
+    assert_eq!(&extra[..4], &[1, 0, 24, 0]);
+    assert_eq!(u64::from_le_bytes(extra[4..12].try_into().unwrap()), 4);
+    assert_eq!(u64::from_le_bytes(extra[12..20].try_into().unwrap()), 4);
+    assert_eq!(
+        u64::from_le_bytes(extra[20..28].try_into().unwrap()),
+        tail_from
+    );
     let locator = &tail[tail.len() - 42..tail.len() - 22];
     assert_eq!(&locator[..4], &format::ZIP64_LOCATOR_SIG.to_le_bytes());
     // The first entry's header and its ZIP64 extra.
