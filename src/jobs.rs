@@ -9,29 +9,23 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
 use chrono::{DateTime, Duration, Utc};
-use zipgate_api::{Error, JobState, Principal};
+use zipgate_api::{Error, JobSnapshot, JobState, Pacing, Principal};
 
 use crate::clock::Clock;
 use crate::zip::{Archive, Progress, StreamObserver};
 
-/// How a new job becomes ready, so a client's polling loop can be exercised.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Pacing {
-    Immediate,
-    /// Ready on the n-th status poll.
-    AfterPolls(u32),
-    /// Ready once this much time has passed on the clock.
-    AfterDuration(Duration),
-}
-
 pub struct JobSpec {
     pub id: String,
+    /// The archive's file name.
+    pub name: String,
     /// Opaque tag of whoever created the job (a dialect's name); the registry
     /// never interprets it.
     pub owner_tag: String,
     pub owner: Principal,
     pub archive: Arc<Archive>,
     pub file_count: u64,
+    pub files_skipped: u64,
+    pub folders_skipped: u64,
     pub pacing: Pacing,
     /// A download must start before this long after the job is ready.
     pub download_window: Option<Duration>,
@@ -39,29 +33,6 @@ pub struct JobSpec {
     pub single_use: bool,
     /// How long the record is kept once settled (download started or ended).
     pub retention: Duration,
-}
-
-#[derive(Clone, Debug)]
-pub struct JobSnapshot {
-    pub id: String,
-    pub owner_tag: String,
-    pub owner: Principal,
-    pub state: JobState,
-    pub created_at: DateTime<Utc>,
-    pub ready_at: Option<DateTime<Utc>>,
-    pub expires_at: Option<DateTime<Utc>>,
-    pub download_started_at: Option<DateTime<Utc>>,
-    pub finished_at: Option<DateTime<Utc>>,
-    pub polls: u32,
-    /// Pacing steps done and needed (equal once ready).
-    pub steps: (u32, u32),
-    pub entries_total: u64,
-    pub entries_done: u64,
-    pub file_count: u64,
-    pub files_done: u64,
-    pub bytes_sent: u64,
-    pub downloads: u32,
-    pub error: Option<String>,
 }
 
 struct Job {
@@ -182,6 +153,7 @@ impl JobRegistry {
         };
         let snapshot = JobSnapshot {
             id: spec.id.clone(),
+            name: spec.name.clone(),
             owner_tag: spec.owner_tag.clone(),
             owner: spec.owner.clone(),
             state: JobState::Queued,
@@ -196,6 +168,9 @@ impl JobRegistry {
             entries_done: 0,
             file_count: spec.file_count,
             files_done: 0,
+            files_skipped: spec.files_skipped,
+            folders_skipped: spec.folders_skipped,
+            active_downloads: 0,
             bytes_sent: 0,
             downloads: 0,
             error: None,
@@ -249,6 +224,13 @@ impl JobRegistry {
         out
     }
 
+    /// Jobs with this tag and owner, oldest first.
+    pub fn list_of(&self, owner_tag: &str, owner: &Principal) -> Vec<JobSnapshot> {
+        let mut jobs = self.list();
+        jobs.retain(|job| job.owner_tag == owner_tag && &job.owner == owner);
+        jobs
+    }
+
     /// Starts a download: the job must be ready (or, if reusable, already
     /// downloaded). The ticket reports progress and the outcome.
     pub fn begin_download(&self, id: &str) -> Result<(Arc<Archive>, DownloadTicket), Error> {
@@ -270,6 +252,7 @@ impl JobRegistry {
             JobState::Queued | JobState::Running => return Err(Error::Conflict(id.to_owned())),
         }
         s.downloads += 1;
+        s.active_downloads += 1;
         s.download_started_at.get_or_insert(now);
         if single_use {
             s.state = JobState::Downloading;
@@ -370,6 +353,7 @@ impl DownloadTicket {
         let single_use = self.single_use;
         self.registry.update(&self.id, |job, now| {
             let s = &mut job.snapshot;
+            s.active_downloads = s.active_downloads.saturating_sub(1);
             if s.state.is_terminal() && s.state != JobState::Done {
                 return;
             }
@@ -438,10 +422,13 @@ mod tests {
     fn spec(id: &str, pacing: Pacing, single_use: bool) -> JobSpec {
         JobSpec {
             id: id.into(),
+            name: "test.zip".into(),
             owner_tag: "test".into(),
             owner: Principal::Anonymous,
             archive: Arc::new(Archive::new(Vec::new(), 6)),
             file_count: 0,
+            files_skipped: 0,
+            folders_skipped: 0,
             pacing,
             download_window: Some(Duration::seconds(30)),
             single_use,
@@ -487,12 +474,14 @@ mod tests {
         jobs.create(spec("j", Pacing::Immediate, true)).unwrap();
         let (_, ticket) = jobs.begin_download("j").unwrap();
         assert_eq!(jobs.get("j").unwrap().state, JobState::Downloading);
+        assert_eq!(jobs.get("j").unwrap().active_downloads, 1);
         assert!(matches!(jobs.begin_download("j"), Err(Error::Gone(_))));
         ticket.bytes_sent(100);
         ticket.entry_done(0);
         ticket.finished(true);
         drop(ticket);
         assert_eq!(jobs.get("j").unwrap().bytes_sent, 100);
+        assert_eq!(jobs.get("j").unwrap().active_downloads, 0);
         assert_eq!(jobs.get("j").unwrap().state, JobState::Done);
         assert!(matches!(jobs.begin_download("j"), Err(Error::Gone(_))));
     }

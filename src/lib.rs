@@ -13,6 +13,8 @@
 //! ```
 
 pub mod clock;
+mod core;
+pub mod dialects;
 pub mod jobs;
 pub mod packing;
 pub mod planner;
@@ -68,6 +70,16 @@ impl ServerBuilder {
         Ok(self)
     }
 
+    /// A dialect setting, as `--set DIALECT.KEY=VALUE` gives it.
+    pub fn setting(mut self, dialect: &str, key: &str, value: &str) -> Self {
+        self.config
+            .dialect_settings
+            .entry(dialect.to_owned())
+            .or_default()
+            .insert(key.to_owned(), value.to_owned());
+        self
+    }
+
     pub fn clock(mut self, clock: Arc<dyn Clock>) -> Self {
         self.clock = Some(clock);
         self
@@ -90,7 +102,9 @@ impl ServerBuilder {
             None => Store::embedded_default().map_err(|e| std::io::Error::other(e.to_string()))?,
         };
         let clock = self.clock.unwrap_or_else(|| Arc::new(SystemClock));
-        let state = Arc::new(AppState::new(store, clock, self.config));
+        let dialects =
+            dialects::build(&self.config.dialect_settings).map_err(std::io::Error::other)?;
+        let state = Arc::new(AppState::new(store, clock, self.config, dialects));
         let listener = TcpListener::bind(self.bind.as_deref().unwrap_or("127.0.0.1:0")).await?;
         let addr = listener.local_addr()?;
         let (stop, stopped) = oneshot::channel::<()>();

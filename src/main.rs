@@ -12,6 +12,7 @@ use tokio::net::TcpListener;
 use tracing_subscriber::EnvFilter;
 use zipgate::api::Compression;
 use zipgate::clock::SystemClock;
+use zipgate::dialects;
 use zipgate::packing::CompressionPolicy;
 use zipgate::server::{self, AppState, Config};
 use zipgate::store::{fixture, Store};
@@ -68,6 +69,29 @@ struct ServeArgs {
     /// stored download then computes them).
     #[arg(long)]
     no_warm_crc: bool,
+    /// Base URL for absolute URLs in responses (e.g. `https://zip.example.com`);
+    /// by default the request's Host header.
+    #[arg(long)]
+    public_url: Option<String>,
+    /// Seed for generated ids and random names: a number for reproducible
+    /// runs (default 0), or `random` (use it when zipgate serves real clients).
+    #[arg(long, default_value = "0")]
+    seed: String,
+    /// A dialect setting, DIALECT.KEY=VALUE (repeatable), e.g. `--set box.url_ttl=300`.
+    #[arg(long = "set", value_name = "DIALECT.KEY=VALUE")]
+    settings: Vec<String>,
+}
+
+fn parse_seed(text: &str) -> Result<u64, String> {
+    if text == "random" {
+        let mut bytes = [0u8; 8];
+        std::fs::File::open("/dev/urandom")
+            .and_then(|mut f| std::io::Read::read_exact(&mut f, &mut bytes))
+            .map_err(|e| format!("--seed random: {e}"))?;
+        return Ok(u64::from_le_bytes(bytes) ^ std::process::id() as u64);
+    }
+    text.parse()
+        .map_err(|_| format!("--seed: expected a number or `random`, got {text:?}"))
 }
 
 fn load_store(path: Option<&PathBuf>) -> Result<Store, String> {
@@ -132,8 +156,40 @@ fn serve(args: ServeArgs) -> ExitCode {
             .map(|e| e.trim().trim_start_matches('.').to_ascii_lowercase())
             .collect();
     }
+    let seed = match parse_seed(&args.seed) {
+        Ok(seed) => seed,
+        Err(e) => {
+            eprintln!("zipgate: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let mut dialect_settings = std::collections::BTreeMap::<String, zipgate::api::Settings>::new();
+    for text in &args.settings {
+        match dialects::parse_setting(text) {
+            Ok((dialect, key, value)) => {
+                dialect_settings
+                    .entry(dialect)
+                    .or_default()
+                    .insert(key, value);
+            }
+            Err(e) => {
+                eprintln!("zipgate: --set {e}");
+                return ExitCode::FAILURE;
+            }
+        }
+    }
+    let dialects = match dialects::build(&dialect_settings) {
+        Ok(dialects) => dialects,
+        Err(e) => {
+            eprintln!("zipgate: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
     let config = Config {
         compression,
+        public_url: args.public_url,
+        seed,
+        dialect_settings,
         max_body_bytes: args.max_body,
         shutdown_grace: Duration::from_secs_f64(args.shutdown_grace.max(0.0)),
         warm_crcs: !args.no_warm_crc,
@@ -162,7 +218,12 @@ fn serve(args: ServeArgs) -> ExitCode {
             .map(|a| a.to_string())
             .unwrap_or_default();
         let nodes = store.node_count();
-        let state = Arc::new(AppState::new(store, Arc::new(SystemClock), config));
+        let state = Arc::new(AppState::new(
+            store,
+            Arc::new(SystemClock),
+            config,
+            dialects,
+        ));
         tracing::info!(%addr, nodes, "zipgate listening on http://{addr}");
         server::run(listener, state, shutdown_signal()).await;
         ExitCode::SUCCESS

@@ -9,92 +9,10 @@ use zipgate_api::{Error, LimitKind, NodeId, NodeKind, Principal, SelectedItem};
 use crate::store::{Node, NodeData, Store};
 use crate::zip::format::MAX_NAME_BYTES;
 
-/// What to do with an item the planner cannot include.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum OnProblem {
-    Fail,
-    Skip,
-}
-
-/// Which folders get their own directory entry.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum DirEntries {
-    /// Every folder (what most zip writers do).
-    All,
-    /// Only folders with nothing in them; the others exist through their files.
-    EmptyOnly,
-}
-
-/// One of several siblings that would land on the same archive path.
-#[derive(Clone, Debug)]
-pub struct Member<'a> {
-    pub name: &'a str,
-    pub kind: NodeKind,
-}
-
-/// Settles name conflicts. Given every member of one group of siblings that
-/// share a name, returns one new name per member, in order. `taken` says
-/// whether a name is already used in that folder.
-pub trait ConflictPolicy: Send {
-    fn resolve(&mut self, group: &[Member<'_>], taken: &dyn Fn(&str) -> bool) -> Vec<String>;
-}
-
-/// The first keeps its name; the others become `name (1).ext`, `name (2).ext`…
-pub struct NumberSuffix;
-
-impl ConflictPolicy for NumberSuffix {
-    fn resolve(&mut self, group: &[Member<'_>], taken: &dyn Fn(&str) -> bool) -> Vec<String> {
-        let mut out: Vec<String> = Vec::with_capacity(group.len());
-        out.push(group[0].name.to_owned());
-        let mut n = 1;
-        for member in &group[1..] {
-            loop {
-                let candidate = numbered(member.name, member.kind, n);
-                n += 1;
-                if !taken(&candidate) && !out.contains(&candidate) {
-                    out.push(candidate);
-                    break;
-                }
-            }
-        }
-        out
-    }
-}
-
-/// `a.docx` → `a (n).docx`; folders and names without a dot get the suffix at the end.
-pub fn numbered(name: &str, kind: NodeKind, n: usize) -> String {
-    match name.rfind('.') {
-        Some(dot) if kind == NodeKind::File && dot > 0 => {
-            format!("{} ({n}){}", &name[..dot], &name[dot..])
-        }
-        _ => format!("{name} ({n})"),
-    }
-}
-
-pub struct PlanOptions {
-    pub missing: OnProblem,
-    pub unreadable: OnProblem,
-    pub dir_entries: DirEntries,
-    /// One folder selected alone: put its contents at the archive root.
-    pub flatten_single_folder: bool,
-    pub max_files: Option<u64>,
-    pub max_bytes: Option<u64>,
-    pub conflicts: Box<dyn ConflictPolicy>,
-}
-
-impl Default for PlanOptions {
-    fn default() -> Self {
-        PlanOptions {
-            missing: OnProblem::Fail,
-            unreadable: OnProblem::Fail,
-            dir_entries: DirEntries::All,
-            flatten_single_folder: false,
-            max_files: None,
-            max_bytes: None,
-            conflicts: Box::new(NumberSuffix),
-        }
-    }
-}
+pub use zipgate_api::plan::{
+    numbered, ConflictPolicy, DirEntries, Member, NumberSuffix, OnProblem, PlanOptions, Renamed,
+    SkipReason, Skipped,
+};
 
 #[derive(Clone, Debug)]
 pub struct PlanEntry {
@@ -107,28 +25,6 @@ impl PlanEntry {
     pub fn is_dir(&self) -> bool {
         self.path.ends_with('/')
     }
-}
-
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Renamed {
-    pub id: NodeId,
-    pub kind: NodeKind,
-    pub original: String,
-    pub renamed: String,
-}
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum SkipReason {
-    NotFound,
-    Forbidden,
-    /// Already in the archive through an earlier selection or a selected ancestor.
-    Duplicate,
-}
-
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Skipped {
-    pub id: NodeId,
-    pub reason: SkipReason,
 }
 
 #[derive(Clone, Debug, Default)]

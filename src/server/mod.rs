@@ -6,10 +6,12 @@ mod native;
 pub mod router;
 pub mod stream;
 
+use std::collections::BTreeMap;
 use std::convert::Infallible;
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::{Arc, RwLock};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
@@ -22,11 +24,14 @@ use hyper::service::service_fn;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::server::graceful::GracefulShutdown;
 use tokio::net::TcpListener;
+use zipgate_api::rng::SplitMix64;
+use zipgate_api::{Dialect, DialectRequest, Settings};
 
 use self::http::{json_error, Body};
 use self::router::{Ctx, Found, Router};
 use self::stream::StreamCounter;
 use crate::clock::Clock;
+use crate::core::ServerCore;
 use crate::jobs::JobRegistry;
 use crate::packing::CompressionPolicy;
 use crate::store::Store;
@@ -42,6 +47,13 @@ pub struct Config {
     pub header_timeout: Duration,
     /// Compute file CRCs in the background after loading fixtures.
     pub warm_crcs: bool,
+    /// `scheme://host[:port]` for absolute URLs in responses; the request's
+    /// `Host` when unset.
+    pub public_url: Option<String>,
+    /// Seed of the generator behind ids and random names.
+    pub seed: u64,
+    /// Dialect settings, by dialect name (`--set box.url_ttl=60`).
+    pub dialect_settings: BTreeMap<String, Settings>,
 }
 
 impl Default for Config {
@@ -52,6 +64,9 @@ impl Default for Config {
             shutdown_grace: Duration::from_secs(5),
             header_timeout: Duration::from_secs(30),
             warm_crcs: true,
+            public_url: None,
+            seed: 0,
+            dialect_settings: BTreeMap::new(),
         }
     }
 }
@@ -59,28 +74,48 @@ impl Default for Config {
 /// Everything a request handler may use.
 pub struct AppState {
     store: RwLock<Arc<Store>>,
+    generation: AtomicU64,
+    rng: Mutex<SplitMix64>,
     pub clock: Arc<dyn Clock>,
     pub jobs: JobRegistry,
     pub config: Config,
     pub streams: Arc<StreamCounter>,
-    /// Names of the vendor dialects whose routes are mounted.
-    pub dialects: Vec<&'static str>,
+    /// The vendor dialects whose routes are mounted.
+    pub dialects: Vec<Arc<dyn Dialect>>,
 }
 
 impl AppState {
-    pub fn new(store: Store, clock: Arc<dyn Clock>, config: Config) -> Self {
+    pub fn new(
+        store: Store,
+        clock: Arc<dyn Clock>,
+        config: Config,
+        dialects: Vec<Arc<dyn Dialect>>,
+    ) -> Self {
         let store = Arc::new(store);
         if config.warm_crcs {
             warm_in_background(store.clone());
         }
         AppState {
             store: RwLock::new(store),
+            generation: AtomicU64::new(0),
+            rng: Mutex::new(SplitMix64::new(config.seed)),
             jobs: JobRegistry::new(clock.clone()),
             clock,
             config,
             streams: Arc::new(StreamCounter::default()),
-            dialects: Vec::new(),
+            dialects,
         }
+    }
+
+    pub fn store_generation(&self) -> u64 {
+        self.generation.load(Ordering::SeqCst)
+    }
+
+    pub fn random_u64(&self) -> u64 {
+        self.rng
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .next_u64()
     }
 
     /// The tree in force now; a request keeps the one it started with.
@@ -94,6 +129,7 @@ impl AppState {
             warm_in_background(store.clone());
         }
         *self.store.write().unwrap_or_else(|e| e.into_inner()) = store;
+        self.generation.fetch_add(1, Ordering::SeqCst);
     }
 }
 
@@ -106,16 +142,39 @@ fn warm_in_background(store: Arc<Store>) {
     }
 }
 
-pub fn routes() -> Router {
+pub fn routes(dialects: &[Arc<dyn Dialect>]) -> Router {
     let mut router = Router::new();
     native::mount(&mut router);
+    for dialect in dialects {
+        for route in dialect.routes() {
+            let dialect = dialect.clone();
+            router.add(route.method.clone(), route.pattern, move |ctx: Ctx| {
+                let dialect = dialect.clone();
+                async move {
+                    let limit = ctx.state.config.max_body_bytes;
+                    let (parts, body) = ctx.req.into_parts();
+                    let request = DialectRequest {
+                        method: parts.method,
+                        uri: parts.uri,
+                        headers: parts.headers,
+                        body: self::http::read_body(body, limit).await,
+                        params: ctx.params,
+                    };
+                    dialect.handle(route.id, request, &ServerCore(ctx.state))
+                }
+            });
+        }
+        for prefix in dialect.prefixes() {
+            router.fallback(prefix, dialect.clone());
+        }
+    }
     router
 }
 
 /// Serves until `shutdown` resolves, then lets in-flight responses run for
 /// the configured grace period and cuts whatever is left.
 pub async fn run(listener: TcpListener, state: Arc<AppState>, shutdown: impl Future<Output = ()>) {
-    let router = Arc::new(routes());
+    let router = Arc::new(routes(&state.dialects));
     let graceful = GracefulShutdown::new();
     let mut builder = http1::Builder::new();
     builder
@@ -172,6 +231,46 @@ async fn dispatch(
     let path = req.uri().path().to_owned();
     let response = match router.find(&method, &path) {
         Found::Route(handler, params) => handler(Ctx { req, params, state }).await,
+        found => match router.fallback_for(&path) {
+            // Under a vendor's prefix, the vendor's own envelope answers.
+            Some(dialect) => {
+                let (parts, _) = req.into_parts();
+                let request = DialectRequest {
+                    method: parts.method,
+                    uri: parts.uri,
+                    headers: parts.headers,
+                    body: Ok(Bytes::new()),
+                    params: Default::default(),
+                };
+                let core = ServerCore(state);
+                match found {
+                    Found::MethodNotAllowed(allowed) => {
+                        dialect.method_not_allowed(&request, &allowed, &core)
+                    }
+                    _ => dialect.not_found(&request, &core),
+                }
+            }
+            None => native_fallback(found, &method, &path),
+        },
+    };
+    let (parts, body) = response.into_parts();
+    let status = parts.status.as_u16();
+    Response::from_parts(
+        parts,
+        AccessLogged {
+            inner: body,
+            method,
+            path,
+            status,
+            bytes: 0,
+            started,
+            complete: false,
+        },
+    )
+}
+
+fn native_fallback(found: Found, method: &Method, path: &str) -> Response<Body> {
+    match found {
         Found::MethodNotAllowed(allowed) => {
             let allow = allowed
                 .iter()
@@ -188,26 +287,12 @@ async fn dispatch(
             }
             response
         }
-        Found::NotFound => json_error(
+        _ => json_error(
             StatusCode::NOT_FOUND,
             "not_found",
             format!("no route for {method} {path}"),
         ),
-    };
-    let (parts, body) = response.into_parts();
-    let status = parts.status.as_u16();
-    Response::from_parts(
-        parts,
-        AccessLogged {
-            inner: body,
-            method,
-            path,
-            status,
-            bytes: 0,
-            started,
-            complete: false,
-        },
-    )
+    }
 }
 
 /// Wraps every response body and writes the access-log line when the body

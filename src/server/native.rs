@@ -29,7 +29,7 @@ async fn health(ctx: Ctx) -> Response<Body> {
         &json!({
             "status": "ok",
             "version": env!("CARGO_PKG_VERSION"),
-            "dialects": state.dialects,
+            "dialects": state.dialects.iter().map(|d| d.name()).collect::<Vec<_>>(),
             "nodes": store.node_count(),
             "users": store.users().count(),
             "jobs": state.jobs.len(),
@@ -135,7 +135,7 @@ async fn zip(ctx: Ctx) -> Response<Body> {
     };
     let bytes = match h::read_body(body, state.config.max_body_bytes).await {
         Ok(bytes) => bytes,
-        Err(e @ h::ReadBodyError::TooLarge(_)) => {
+        Err(e @ h::BodyError::TooLarge(_)) => {
             return h::json_error(
                 StatusCode::PAYLOAD_TOO_LARGE,
                 "payload_too_large",

@@ -7,6 +7,7 @@ use std::sync::Arc;
 
 use http::{Method, Request, Response};
 use hyper::body::Incoming;
+use zipgate_api::Dialect;
 
 use super::http::Body;
 use super::AppState;
@@ -34,6 +35,7 @@ pub struct Router {
     paths: matchit::Router<usize>,
     routes: Vec<Vec<(Method, Handler)>>,
     patterns: HashMap<String, usize>,
+    fallbacks: Vec<(&'static str, Arc<dyn Dialect>)>,
 }
 
 impl Router {
@@ -60,6 +62,19 @@ impl Router {
             }
         };
         self.routes[index].push((method, handler));
+    }
+
+    /// Unknown paths and methods under `prefix` are answered by `dialect`.
+    pub fn fallback(&mut self, prefix: &'static str, dialect: Arc<dyn Dialect>) {
+        self.fallbacks.push((prefix, dialect));
+    }
+
+    pub fn fallback_for(&self, path: &str) -> Option<Arc<dyn Dialect>> {
+        self.fallbacks
+            .iter()
+            .filter(|(prefix, _)| path.starts_with(prefix))
+            .max_by_key(|(prefix, _)| prefix.len())
+            .map(|(_, dialect)| dialect.clone())
     }
 
     pub fn find(&self, method: &Method, path: &str) -> Found {

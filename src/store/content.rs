@@ -9,6 +9,8 @@ use std::time::SystemTime;
 
 use serde::Deserialize;
 
+use zipgate_api::rng::splitmix64;
+
 use crate::zip::EntryData;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, Default)]
@@ -161,13 +163,6 @@ impl Read for SliceReader {
         self.pos += n;
         Ok(n)
     }
-}
-
-fn splitmix64(mut z: u64) -> u64 {
-    z = z.wrapping_add(0x9E37_79B9_7F4A_7C15);
-    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-    z ^ (z >> 31)
 }
 
 /// Word `i` of a random body depends only on (seed, i), so any offset can be

@@ -108,6 +108,10 @@ impl Store {
         ids.iter().filter_map(|id| self.nodes.get(id))
     }
 
+    pub fn nodes(&self) -> impl Iterator<Item = &Arc<Node>> {
+        self.nodes.values()
+    }
+
     pub fn roots(&self) -> impl Iterator<Item = &Arc<Node>> {
         self.roots.iter().filter_map(|id| self.nodes.get(id))
     }

@@ -4,9 +4,20 @@
 //! compiler enforces that an adapter translates and nothing more. Nothing
 //! here names a vendor.
 
+pub mod dialect;
+pub mod http;
+pub mod job;
+pub mod plan;
+pub mod rng;
+
 use std::fmt;
 
 use serde::{Deserialize, Serialize};
+
+pub use dialect::{
+    BodyError, Core, Dialect, DialectRequest, Download, NodeInfo, Route, Settings, UserInfo,
+};
+pub use job::{CreateJob, CreatedJob, JobSnapshot, Pacing};
 
 /// A node's id in the neutral store (fixture ids). Dialects map their own id
 /// schemes onto it.

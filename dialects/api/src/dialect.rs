@@ -1,0 +1,209 @@
+//! The two traits that meet at the composition root: a `Dialect` translates
+//! one vendor's HTTP API, and calls the `Core`, which the server implements.
+
+use std::collections::{BTreeMap, HashMap};
+
+use bytes::Bytes;
+use chrono::{DateTime, Utc};
+use http::{HeaderMap, Method, Response, Uri};
+
+use crate::http::Body;
+use crate::job::{CreateJob, CreatedJob, JobSnapshot};
+use crate::{Error, NodeId, NodeKind, Principal, UserId};
+
+/// One route a dialect serves; `id` comes back to [`Dialect::handle`].
+#[derive(Clone, Debug)]
+pub struct Route {
+    pub method: Method,
+    /// A `matchit` pattern, e.g. `/2.0/zip_downloads/{id}/content`.
+    pub pattern: &'static str,
+    pub id: usize,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum BodyError {
+    #[error("request body is larger than {0} bytes")]
+    TooLarge(usize),
+    #[error("reading the request body failed: {0}")]
+    Io(String),
+}
+
+/// A request as a dialect sees it: the body already read, within the server's cap.
+pub struct DialectRequest {
+    pub method: Method,
+    pub uri: Uri,
+    pub headers: HeaderMap,
+    pub body: Result<Bytes, BodyError>,
+    /// Parameters captured by the route pattern.
+    pub params: HashMap<String, String>,
+}
+
+impl DialectRequest {
+    pub fn param(&self, name: &str) -> &str {
+        self.params.get(name).map(String::as_str).unwrap_or("")
+    }
+
+    /// A query-string parameter, percent-decoded (`+` as space).
+    pub fn query(&self, name: &str) -> Option<String> {
+        query_pairs(self.uri.query().unwrap_or(""))
+            .into_iter()
+            .find(|(key, _)| key == name)
+            .map(|(_, value)| value)
+    }
+}
+
+/// `a=1&b=x%20y` → `[("a","1"), ("b","x y")]`.
+pub fn query_pairs(query: &str) -> Vec<(String, String)> {
+    query
+        .split('&')
+        .filter(|pair| !pair.is_empty())
+        .map(|pair| {
+            let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
+            (percent_decode(key), percent_decode(value))
+        })
+        .collect()
+}
+
+fn percent_decode(s: &str) -> String {
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'+' => out.push(b' '),
+            b'%' if i + 2 < bytes.len() => {
+                let hex = std::str::from_utf8(&bytes[i + 1..i + 3]).ok();
+                match hex.and_then(|h| u8::from_str_radix(h, 16).ok()) {
+                    Some(b) => {
+                        out.push(b);
+                        i += 2;
+                    }
+                    None => out.push(b'%'),
+                }
+            }
+            b => out.push(b),
+        }
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// Per-dialect settings from the command line (`--set box.url_ttl=60`),
+/// keyed without the dialect prefix.
+pub type Settings = BTreeMap<String, String>;
+
+/// What a dialect knows of a node.
+#[derive(Clone, Debug)]
+pub struct NodeInfo {
+    pub id: NodeId,
+    pub name: String,
+    pub kind: NodeKind,
+    pub size: u64,
+    pub mtime: DateTime<Utc>,
+    pub parent: Option<NodeId>,
+    pub owner: Option<UserId>,
+    /// Ids pinned for dialects, keyed by dialect name.
+    pub dialect_ids: BTreeMap<String, String>,
+}
+
+#[derive(Clone, Debug)]
+pub struct UserInfo {
+    pub id: UserId,
+    pub name: String,
+    pub login: String,
+    pub home: Option<NodeId>,
+    pub dialect_ids: BTreeMap<String, String>,
+}
+
+/// A download the core has admitted; turning it into a body starts the stream.
+pub struct Download {
+    pub job: JobSnapshot,
+    /// Exact archive length, known when every entry is stored.
+    pub len: Option<u64>,
+    start: Box<dyn FnOnce(u64, Option<u64>) -> Body + Send>,
+}
+
+impl Download {
+    pub fn new(
+        job: JobSnapshot,
+        len: Option<u64>,
+        start: Box<dyn FnOnce(u64, Option<u64>) -> Body + Send>,
+    ) -> Self {
+        Download { job, len, start }
+    }
+
+    /// The archive from byte `offset`, `len` bytes long when given (only
+    /// possible when the archive's length is known).
+    pub fn body(self, offset: u64, len: Option<u64>) -> Body {
+        (self.start)(offset, len)
+    }
+}
+
+/// What the core offers a dialect. Implemented by the server.
+pub trait Core: Send + Sync {
+    fn now(&self) -> DateTime<Utc>;
+    /// The user a bearer token belongs to.
+    fn authenticate(&self, token: &str) -> Option<UserInfo>;
+    fn user(&self, id: &UserId) -> Option<UserInfo>;
+    fn node(&self, id: &NodeId) -> Option<NodeInfo>;
+    /// Every node, for a dialect that indexes its own id scheme.
+    fn nodes(&self) -> Vec<NodeInfo>;
+    /// Changes whenever the store is replaced, so such an index can be rebuilt.
+    fn store_generation(&self) -> u64;
+    fn can_read(&self, principal: &Principal, id: &NodeId) -> bool;
+
+    /// Plans the selection and registers the job.
+    fn create_job(&self, owner_tag: &str, request: CreateJob) -> Result<CreatedJob, Error>;
+    fn job(&self, id: &str) -> Option<JobSnapshot>;
+    /// A client's status poll: advances poll-paced jobs.
+    fn poll_job(&self, id: &str) -> Option<JobSnapshot>;
+    fn cancel_job(&self, id: &str) -> Result<JobSnapshot, Error>;
+    fn remove_job(&self, id: &str) -> Option<JobSnapshot>;
+    /// Jobs of one dialect and owner, oldest first.
+    fn jobs_of(&self, owner_tag: &str, owner: &Principal) -> Vec<JobSnapshot>;
+    /// Starts a download of a ready job (the job's single-use and expiry rules apply).
+    fn start_download(&self, id: &str) -> Result<Download, Error>;
+
+    /// `scheme://host[:port]` clients reach this server at: the configured
+    /// public URL, else the request's `Host`.
+    fn origin(&self, headers: &HeaderMap) -> String;
+    /// A fresh value from the server's seeded generator (reproducible with `--seed`).
+    fn random_u64(&self) -> u64;
+}
+
+/// One vendor's API.
+pub trait Dialect: Send + Sync {
+    /// Lower-case name, also the key of pinned ids in fixtures and of settings.
+    fn name(&self) -> &'static str;
+    fn routes(&self) -> Vec<Route>;
+    /// Path prefixes this dialect owns: unknown paths and methods under them
+    /// are answered by [`Dialect::not_found`] and [`Dialect::method_not_allowed`].
+    fn prefixes(&self) -> Vec<&'static str>;
+    fn handle(&self, route: usize, request: DialectRequest, core: &dyn Core) -> Response<Body>;
+    fn not_found(&self, request: &DialectRequest, core: &dyn Core) -> Response<Body>;
+    fn method_not_allowed(
+        &self,
+        request: &DialectRequest,
+        allowed: &[Method],
+        core: &dyn Core,
+    ) -> Response<Body>;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn query_strings_decode() {
+        assert_eq!(
+            query_pairs("a=1&b=x%20y+z&c&d=%zz&e=%C3%9C"),
+            vec![
+                ("a".into(), "1".into()),
+                ("b".into(), "x y z".into()),
+                ("c".into(), "".into()),
+                ("d".into(), "%zz".into()),
+                ("e".into(), "Ü".into()),
+            ]
+        );
+    }
+}

@@ -1,0 +1,80 @@
+//! Archive jobs in neutral terms: how a dialect asks for one and what it
+//! sees of it afterwards.
+
+use chrono::{DateTime, Duration, Utc};
+
+use crate::plan::{PlanOptions, Renamed, Skipped};
+use crate::{Compression, JobState, Principal, SelectedItem};
+
+/// How a new job becomes ready, so a client's polling loop can be exercised.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Pacing {
+    Immediate,
+    /// Ready on the n-th status poll.
+    AfterPolls(u32),
+    /// Ready once this much time has passed on the clock.
+    AfterDuration(Duration),
+}
+
+/// A dialect's request for an archive job.
+pub struct CreateJob {
+    /// The job's id in the dialect's own scheme; must be unique.
+    pub id: String,
+    /// The archive's file name, as the dialect will present it.
+    pub name: String,
+    pub owner: Principal,
+    pub selection: Vec<SelectedItem>,
+    pub plan: PlanOptions,
+    /// `None` uses the server's default.
+    pub compression: Option<Compression>,
+    pub pacing: Pacing,
+    /// A download must start within this long of the job becoming ready.
+    pub download_window: Option<Duration>,
+    /// A second download is refused.
+    pub single_use: bool,
+    /// How long the record is kept once settled (download started or ended).
+    pub retention: Duration,
+}
+
+/// What the planner made of a new job's selection.
+#[derive(Clone, Debug)]
+pub struct CreatedJob {
+    pub job: JobSnapshot,
+    pub conflicts: Vec<Vec<Renamed>>,
+    pub skipped: Vec<Skipped>,
+    pub folder_count: u64,
+    pub total_bytes: u64,
+    /// Exact archive length, known when every entry is stored.
+    pub archive_len: Option<u64>,
+}
+
+#[derive(Clone, Debug)]
+pub struct JobSnapshot {
+    pub id: String,
+    /// The archive's file name.
+    pub name: String,
+    /// The dialect that created the job.
+    pub owner_tag: String,
+    pub owner: Principal,
+    pub state: JobState,
+    pub created_at: DateTime<Utc>,
+    pub ready_at: Option<DateTime<Utc>>,
+    pub expires_at: Option<DateTime<Utc>>,
+    pub download_started_at: Option<DateTime<Utc>>,
+    pub finished_at: Option<DateTime<Utc>>,
+    pub polls: u32,
+    /// Pacing steps done and needed (equal once ready).
+    pub steps: (u32, u32),
+    pub entries_total: u64,
+    pub entries_done: u64,
+    pub file_count: u64,
+    pub files_done: u64,
+    /// Files and folders the planner left out (skip policies).
+    pub files_skipped: u64,
+    pub folders_skipped: u64,
+    pub bytes_sent: u64,
+    pub downloads: u32,
+    /// Downloads of this job still streaming.
+    pub active_downloads: u32,
+    pub error: Option<String>,
+}

@@ -1,0 +1,349 @@
+//! Box's zip downloads API: `POST /2.0/zip_downloads` (202 `ZipDownload`),
+//! `GET …/{id}/content` (the archive, single use, no auth) and
+//! `GET …/{id}/status` (`ZipDownloadStatus`). Translation only: the core
+//! plans, stores jobs and writes the zip.
+
+mod errors;
+mod ids;
+mod request;
+mod settings;
+
+use chrono::{DateTime, Utc};
+use http::{header, HeaderValue, Method, Response, StatusCode};
+use serde_json::{json, Value};
+use zipgate_api::http::{ascii_fallback, bearer, full, percent_encode_rfc5987, Body, Credentials};
+use zipgate_api::plan::PlanOptions;
+use zipgate_api::rng::SplitMix64;
+use zipgate_api::{
+    BodyError, Core, CreateJob, Dialect, DialectRequest, Error, JobSnapshot, JobState, LimitKind,
+    NodeKind, Pacing, Principal, Route, SelectedItem, Settings, UserInfo,
+};
+
+pub use errors::BoxError;
+use ids::{IdIndex, DIALECT};
+pub use settings::{BoxSettings, StatusBeforeDownload};
+
+const CREATE: usize = 0;
+const CONTENT: usize = 1;
+const STATUS: usize = 2;
+
+pub struct BoxDialect {
+    settings: BoxSettings,
+    ids: IdIndex,
+}
+
+impl BoxDialect {
+    pub fn new(settings: &Settings) -> Result<Self, String> {
+        Ok(BoxDialect {
+            settings: BoxSettings::parse(settings)?,
+            ids: IdIndex::default(),
+        })
+    }
+}
+
+/// Box's date-time form, whole seconds in UTC: `2020-07-22T11:26:08Z`.
+fn box_time(t: DateTime<Utc>) -> String {
+    t.format("%Y-%m-%dT%H:%M:%SZ").to_string()
+}
+
+/// Every response carries a `BOX-REQUEST-ID`; JSON ones are never cached.
+fn json(status: u16, body: &Value, request_id: &str) -> Response<Body> {
+    let mut response = Response::new(full(body.to_string()));
+    *response.status_mut() =
+        StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    let headers = response.headers_mut();
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    headers.insert(
+        header::CACHE_CONTROL,
+        HeaderValue::from_static("no-cache, no-store"),
+    );
+    insert_request_id(headers, request_id);
+    response
+}
+
+fn insert_request_id(headers: &mut http::HeaderMap, request_id: &str) {
+    if let Ok(value) = HeaderValue::from_str(request_id) {
+        headers.insert("box-request-id", value);
+    }
+}
+
+fn error(err: &BoxError, request_id: &str) -> Response<Body> {
+    let mut response = json(err.status, &err.body(request_id), request_id);
+    if err.status == 401 {
+        response.headers_mut().insert(
+            header::WWW_AUTHENTICATE,
+            HeaderValue::from_static(
+                "Bearer realm=\"Service\", error=\"invalid_token\", error_description=\"The access token provided is invalid.\"",
+            ),
+        );
+    }
+    response
+}
+
+/// Box needs a valid bearer token on create and status.
+fn authenticate(request: &DialectRequest, core: &dyn Core) -> Result<UserInfo, BoxError> {
+    match bearer(&request.headers) {
+        Credentials::Bearer(token) => core.authenticate(token).ok_or_else(BoxError::unauthorized),
+        Credentials::None | Credentials::Malformed => Err(BoxError::unauthorized()),
+    }
+}
+
+impl BoxDialect {
+    fn create(
+        &self,
+        request: &DialectRequest,
+        core: &dyn Core,
+    ) -> Result<Response<Body>, BoxError> {
+        let user = authenticate(request, core)?;
+        let body = match &request.body {
+            Ok(body) => body,
+            Err(BodyError::TooLarge(limit)) => {
+                return Err(BoxError::bad_request(
+                    "body",
+                    format!("The request body is larger than {limit} bytes."),
+                ))
+            }
+            Err(BodyError::Io(e)) => {
+                return Err(BoxError::bad_request(
+                    "body",
+                    format!("The request body could not be read: {e}."),
+                ))
+            }
+        };
+        let parsed = request::parse(body)?;
+        let mut selection = Vec::with_capacity(parsed.items.len());
+        for (kind, id) in &parsed.items {
+            let prefix = if *kind == NodeKind::File { 'f' } else { 'd' };
+            let node = self
+                .ids
+                .resolve(core, id)
+                .ok_or_else(|| BoxError::item_not_found(prefix, id))?;
+            selection.push(SelectedItem {
+                id: node,
+                expected_kind: Some(*kind),
+            });
+        }
+        let owner = Principal::User(user.id.clone());
+        let job_id = ids::zip_download_id(core);
+        let created = core.create_job(
+            DIALECT,
+            CreateJob {
+                id: job_id.clone(),
+                name: archive_name(parsed.download_file_name.as_deref(), &self.settings),
+                owner,
+                selection,
+                plan: PlanOptions {
+                    max_files: Some(self.settings.max_files),
+                    max_bytes: Some(self.settings.max_bytes),
+                    conflicts: Box::new(ids::BoxRenamer(SplitMix64::new(core.random_u64()))),
+                    ..PlanOptions::default()
+                },
+                compression: self.settings.compression,
+                pacing: Pacing::Immediate,
+                download_window: Some(self.settings.url_ttl),
+                single_use: true,
+                retention: self.settings.status_retention,
+            },
+        );
+        let created = created.map_err(|e| self.translate(&e))?;
+
+        let origin = core.origin(&request.headers);
+        let conflicts: Vec<Value> = created
+            .conflicts
+            .iter()
+            .map(|group| {
+                Value::Array(
+                    group
+                        .iter()
+                        .map(|renamed| {
+                            let box_id = core.node(&renamed.id).map(|n| ids::box_id(&n)).unwrap_or_default();
+                            json!({
+                                "id": box_id,
+                                "type": if renamed.kind == NodeKind::File { "file" } else { "folder" },
+                                "original_name": renamed.original,
+                                "download_name": renamed.renamed,
+                            })
+                        })
+                        .collect(),
+                )
+            })
+            .collect();
+        let expires_at = created.job.expires_at.unwrap_or_else(|| core.now());
+        let body = json!({
+            "download_url": format!("{origin}/2.0/zip_downloads/{job_id}/content"),
+            "status_url": format!("{origin}/2.0/zip_downloads/{job_id}/status"),
+            "expires_at": box_time(expires_at),
+            "name_conflicts": conflicts,
+        });
+        Ok(json(202, &body, &ids::request_id(core)))
+    }
+
+    /// Neutral errors from planning, in Box's terms.
+    fn translate(&self, err: &Error) -> BoxError {
+        match err {
+            Error::NotFound(_) => BoxError::not_found(),
+            Error::Forbidden(_) => BoxError::access_denied(),
+            Error::LimitExceeded {
+                kind: LimitKind::FileCount,
+                ..
+            } => BoxError::file_count_exceeded(self.settings.max_files),
+            Error::LimitExceeded {
+                kind: LimitKind::TotalBytes,
+                ..
+            } => BoxError::bytes_exceeded(),
+            Error::Invalid { reason, .. } => BoxError::bad_request("items", reason.clone()),
+            _ => BoxError::internal(),
+        }
+    }
+
+    fn content(
+        &self,
+        request: &DialectRequest,
+        core: &dyn Core,
+    ) -> Result<Response<Body>, BoxError> {
+        let id = request.param("id");
+        let job = self.own_job(core, id).ok_or_else(BoxError::not_found)?;
+        let busy = core
+            .jobs_of(DIALECT, &job.owner)
+            .iter()
+            .filter(|j| j.active_downloads > 0)
+            .count();
+        if busy >= self.settings.max_concurrent_downloads {
+            return Err(BoxError::too_many_concurrent_downloads(
+                self.settings.max_concurrent_downloads,
+            ));
+        }
+        // Single use and expiry: anything but a ready job is "not found", as Box says.
+        let download = core.start_download(id).map_err(|_| BoxError::not_found())?;
+        let name = download.job.name.clone();
+        let len = download.len;
+        let mut response = Response::new(download.body(0, len));
+        let headers = response.headers_mut();
+        if let Ok(value) = HeaderValue::from_str(&self.settings.content_type) {
+            headers.insert(header::CONTENT_TYPE, value);
+        }
+        let disposition = format!(
+            "attachment;filename=\"{}\";filename*=UTF-8''{}",
+            ascii_fallback(&name),
+            percent_encode_rfc5987(&name)
+        );
+        if let Ok(value) = HeaderValue::from_str(&disposition) {
+            headers.insert(header::CONTENT_DISPOSITION, value);
+        }
+        if let Some(len) = len {
+            headers.insert(header::CONTENT_LENGTH, HeaderValue::from(len));
+        }
+        insert_request_id(headers, &ids::request_id(core));
+        Ok(response)
+    }
+
+    fn status(
+        &self,
+        request: &DialectRequest,
+        core: &dyn Core,
+    ) -> Result<Response<Body>, BoxError> {
+        let user = authenticate(request, core)?;
+        let job = self
+            .own_job(core, request.param("id"))
+            .ok_or_else(BoxError::not_found)?;
+        if job.owner != Principal::User(user.id) {
+            return Err(BoxError::access_denied());
+        }
+        let state = match job.state {
+            JobState::Downloading => "in_progress",
+            JobState::Done => "succeeded",
+            JobState::Failed | JobState::Cancelled => "failed",
+            JobState::Queued | JobState::Running | JobState::Ready
+                if self.settings.status_before_download == StatusBeforeDownload::InProgress =>
+            {
+                "in_progress"
+            }
+            _ => return Err(BoxError::not_found()),
+        };
+        let body = json!({
+            "total_file_count": job.file_count,
+            "downloaded_file_count": job.files_done,
+            "skipped_file_count": job.files_skipped,
+            "skipped_folder_count": job.folders_skipped,
+            "state": state,
+        });
+        Ok(json(200, &body, &ids::request_id(core)))
+    }
+
+    fn own_job(&self, core: &dyn Core, id: &str) -> Option<JobSnapshot> {
+        core.job(id).filter(|job| job.owner_tag == DIALECT)
+    }
+}
+
+/// `download_file_name` plus `.zip` (Box appends it), or the configured default.
+fn archive_name(requested: Option<&str>, settings: &BoxSettings) -> String {
+    let base = requested
+        .filter(|n| !n.trim().is_empty())
+        .unwrap_or(&settings.default_name);
+    format!("{base}.zip")
+}
+
+impl Dialect for BoxDialect {
+    fn name(&self) -> &'static str {
+        DIALECT
+    }
+
+    fn routes(&self) -> Vec<Route> {
+        vec![
+            Route {
+                method: Method::POST,
+                pattern: "/2.0/zip_downloads",
+                id: CREATE,
+            },
+            Route {
+                method: Method::GET,
+                pattern: "/2.0/zip_downloads/{id}/content",
+                id: CONTENT,
+            },
+            Route {
+                method: Method::GET,
+                pattern: "/2.0/zip_downloads/{id}/status",
+                id: STATUS,
+            },
+        ]
+    }
+
+    fn prefixes(&self) -> Vec<&'static str> {
+        vec!["/2.0/"]
+    }
+
+    fn handle(&self, route: usize, request: DialectRequest, core: &dyn Core) -> Response<Body> {
+        let result = match route {
+            CREATE => self.create(&request, core),
+            CONTENT => self.content(&request, core),
+            STATUS => self.status(&request, core),
+            _ => Err(BoxError::not_found()),
+        };
+        result.unwrap_or_else(|err| error(&err, &ids::request_id(core)))
+    }
+
+    fn not_found(&self, _request: &DialectRequest, core: &dyn Core) -> Response<Body> {
+        error(&BoxError::not_found(), &ids::request_id(core))
+    }
+
+    fn method_not_allowed(
+        &self,
+        _request: &DialectRequest,
+        allowed: &[Method],
+        core: &dyn Core,
+    ) -> Response<Body> {
+        let mut response = error(&BoxError::method_not_allowed(), &ids::request_id(core));
+        let allow = allowed
+            .iter()
+            .map(Method::as_str)
+            .collect::<Vec<_>>()
+            .join(", ");
+        if let Ok(value) = HeaderValue::from_str(&allow) {
+            response.headers_mut().insert(header::ALLOW, value);
+        }
+        response
+    }
+}

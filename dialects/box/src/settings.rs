@@ -1,0 +1,111 @@
+//! `--set box.KEY=VALUE` settings, each with a documented default.
+
+use chrono::Duration;
+use zipgate_api::{Compression, Settings};
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum StatusBeforeDownload {
+    /// The status endpoint's own text: "can only be accessed once the download has started".
+    NotFound,
+    /// What the `status_url` field's text implies: valid until `expires_at`.
+    InProgress,
+}
+
+#[derive(Clone, Debug)]
+pub struct BoxSettings {
+    /// How long `download_url` and `status_url` stay valid before a download starts.
+    pub url_ttl: Duration,
+    /// How long `status_url` answers after a download started (Box: 12 hours).
+    pub status_retention: Duration,
+    pub max_files: u64,
+    pub max_bytes: u64,
+    pub max_concurrent_downloads: usize,
+    /// Archive name when `download_file_name` is absent (`.zip` is added).
+    pub default_name: String,
+    pub content_type: String,
+    pub status_before_download: StatusBeforeDownload,
+    /// `None` uses the server's `--compression`.
+    pub compression: Option<Compression>,
+}
+
+impl Default for BoxSettings {
+    fn default() -> Self {
+        BoxSettings {
+            url_ttl: Duration::seconds(60),
+            status_retention: Duration::hours(12),
+            max_files: 10_000,
+            max_bytes: 32 << 30,
+            max_concurrent_downloads: 5,
+            default_name: "download".into(),
+            content_type: "application/octet-stream".into(),
+            status_before_download: StatusBeforeDownload::NotFound,
+            compression: None,
+        }
+    }
+}
+
+fn number(key: &str, value: &str) -> Result<u64, String> {
+    value
+        .parse()
+        .map_err(|_| format!("box.{key}: expected a whole number, got {value:?}"))
+}
+
+impl BoxSettings {
+    pub fn parse(settings: &Settings) -> Result<Self, String> {
+        let mut out = BoxSettings::default();
+        for (key, value) in settings {
+            match key.as_str() {
+                "url_ttl" => out.url_ttl = Duration::seconds(number(key, value)? as i64),
+                "status_retention" => out.status_retention = Duration::seconds(number(key, value)? as i64),
+                "max_files" => out.max_files = number(key, value)?,
+                "max_bytes" => out.max_bytes = number(key, value)?,
+                "max_concurrent_downloads" => out.max_concurrent_downloads = number(key, value)? as usize,
+                "default_name" => out.default_name = value.clone(),
+                "content_type" => out.content_type = value.clone(),
+                "status_before_download" => {
+                    out.status_before_download = match value.as_str() {
+                        "404" | "not_found" => StatusBeforeDownload::NotFound,
+                        "in_progress" => StatusBeforeDownload::InProgress,
+                        _ => return Err(format!("box.status_before_download: expected 404 or in_progress, got {value:?}")),
+                    }
+                }
+                "compression" => {
+                    out.compression = Some(match value.as_str() {
+                        "store" => Compression::Store,
+                        "deflate" => Compression::Deflate,
+                        _ => return Err(format!("box.compression: expected store or deflate, got {value:?}")),
+                    })
+                }
+                _ => {
+                    return Err(format!(
+                        "box.{key}: unknown setting (known: url_ttl, status_retention, max_files, max_bytes, \
+                         max_concurrent_downloads, default_name, content_type, status_before_download, compression)"
+                    ))
+                }
+            }
+        }
+        Ok(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn settings_parse_and_refuse_unknown_keys() {
+        let mut settings = Settings::new();
+        settings.insert("url_ttl".into(), "5".into());
+        settings.insert("status_before_download".into(), "in_progress".into());
+        let parsed = BoxSettings::parse(&settings).unwrap();
+        assert_eq!(parsed.url_ttl, Duration::seconds(5));
+        assert_eq!(
+            parsed.status_before_download,
+            StatusBeforeDownload::InProgress
+        );
+        settings.insert("colour".into(), "red".into());
+        assert!(BoxSettings::parse(&settings)
+            .unwrap_err()
+            .contains("box.colour"));
+    }
+}
