@@ -200,9 +200,22 @@ impl JobRegistry {
     fn observe(&self, id: &str, poll: bool) -> Option<JobSnapshot> {
         let now = self.inner.clock.now();
         let mut jobs = self.jobs();
-        let job = jobs.get_mut(id)?;
+        let job = Self::live(&mut jobs, id, now)?;
         job.advance(now, poll);
         Some(job.snapshot.clone())
+    }
+
+    /// The job, unless its retention has passed (then it is forgotten now).
+    fn live<'a>(
+        jobs: &'a mut HashMap<String, Job>,
+        id: &str,
+        now: DateTime<Utc>,
+    ) -> Option<&'a mut Job> {
+        if jobs.get(id)?.reclaimable(now) {
+            jobs.remove(id);
+            return None;
+        }
+        jobs.get_mut(id)
     }
 
     pub fn list(&self) -> Vec<JobSnapshot> {
@@ -236,9 +249,7 @@ impl JobRegistry {
     pub fn begin_download(&self, id: &str) -> Result<(Arc<Archive>, DownloadTicket), Error> {
         let now = self.inner.clock.now();
         let mut jobs = self.jobs();
-        let job = jobs
-            .get_mut(id)
-            .ok_or_else(|| Error::NotFound(id.to_owned()))?;
+        let job = Self::live(&mut jobs, id, now).ok_or_else(|| Error::NotFound(id.to_owned()))?;
         job.advance(now, false);
         let single_use = job.spec.single_use;
         let s = &mut job.snapshot;
@@ -286,9 +297,7 @@ impl JobRegistry {
     ) -> Result<JobSnapshot, Error> {
         let now = self.inner.clock.now();
         let mut jobs = self.jobs();
-        let job = jobs
-            .get_mut(id)
-            .ok_or_else(|| Error::NotFound(id.to_owned()))?;
+        let job = Self::live(&mut jobs, id, now).ok_or_else(|| Error::NotFound(id.to_owned()))?;
         job.advance(now, false);
         if !job.snapshot.state.is_terminal() {
             job.snapshot.state = state;
@@ -532,7 +541,8 @@ mod tests {
         assert_eq!(jobs.sweep(), 0);
         assert_eq!(jobs.get("j").unwrap().state, JobState::Done);
         clock.advance(Duration::hours(2));
-        assert_eq!(jobs.sweep(), 1);
+        assert!(jobs.get("j").is_none(), "gone once its retention passed");
+        assert_eq!(jobs.len(), 0);
     }
 
     #[test]

@@ -64,10 +64,13 @@ pub async fn open(
     tokio::spawn(async move {
         let _ = connection.await;
     });
-    let mut request = Request::builder()
-        .method(method)
-        .uri(path)
-        .header("host", server.addr().to_string());
+    let mut request = Request::builder().method(method).uri(path);
+    if !headers
+        .iter()
+        .any(|(name, _)| name.eq_ignore_ascii_case("host"))
+    {
+        request = request.header("host", server.addr().to_string());
+    }
     for (name, value) in headers {
         request = request.header(*name, *value);
     }
@@ -253,4 +256,30 @@ pub fn check_archive_file(zip_path: &Path, names: &[&str], expected_dir: Option<
 
     let seven = run(Command::new("7z").arg("t").arg(zip_path));
     assert!(seven.contains("Everything is Ok"), "{seven}");
+}
+
+/// Compares `actual` with the golden file `tests/golden/NAME` byte for byte;
+/// `UPDATE_GOLDEN=1` writes it instead.
+pub fn assert_golden(name: &str, actual: &[u8]) {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/golden")
+        .join(name);
+    if std::env::var_os("UPDATE_GOLDEN").is_some() {
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(&path, actual).unwrap();
+        return;
+    }
+    let expected = std::fs::read(&path).unwrap_or_else(|e| {
+        panic!(
+            "{}: {e} (run with UPDATE_GOLDEN=1 to create it)",
+            path.display()
+        )
+    });
+    assert!(
+        expected == actual,
+        "{} differs (UPDATE_GOLDEN=1 re-blesses it)\nexpected: {}\nactual:   {}",
+        path.display(),
+        String::from_utf8_lossy(&expected),
+        String::from_utf8_lossy(actual)
+    );
 }
