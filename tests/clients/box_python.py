@@ -1,0 +1,297 @@
+#!/usr/bin/env python3
+"""Drive zipgate's Box dialect with Box's official Python SDK (boxsdk 10.x, module box_sdk_gen).
+
+Usage: PY tests/clients/box_python.py BASE_URL
+  PY        a python with tests/requirements.txt installed (boxsdk==10.18.0)
+  BASE_URL  where zipgate serves the embedded default fixture, e.g. http://127.0.0.1:8080
+
+Exits 0 when every check passes; otherwise prints each failed check with the
+values it saw and exits 1. Retries are off (max_attempts=1), so an error
+answer reaches the script as the server sent it, and the run takes about a second.
+"""
+
+import io
+import re
+import sys
+import time
+import traceback
+import zipfile
+from datetime import datetime
+
+try:
+    from box_sdk_gen import (
+        BaseUrls,
+        BoxAPIError,
+        BoxClient,
+        BoxDeveloperTokenAuth,
+        BoxRetryStrategy,
+        CreateZipDownloadItems,
+        CreateZipDownloadItemsTypeField,
+        DownloadZipItems,
+        DownloadZipItemsTypeField,
+        NetworkSession,
+        ZipDownloadStatusStateField,
+    )
+except ImportError as exc:  # pragma: no cover - environment problem, not a check
+    print(f"box_python: cannot import box_sdk_gen ({exc}); install tests/requirements.txt", file=sys.stderr)
+    sys.exit(2)
+
+FILE = CreateZipDownloadItemsTypeField.FILE
+FOLDER = CreateZipDownloadItemsTypeField.FOLDER
+RANDOM_PDF = re.compile(r"^[0-9a-z]{6}\.pdf$")
+
+
+class CheckFailed(Exception):
+    pass
+
+
+def expect(what, ok, actual):
+    """Fail the current step with `what` and the actual value unless `ok`."""
+    if not ok:
+        raise CheckFailed(f"{what}; actual: {actual!r}")
+
+
+def make_client(base, token):
+    return BoxClient(
+        auth=BoxDeveloperTokenAuth(token=token),
+        network_session=NetworkSession(
+            base_urls=BaseUrls(base_url=base, upload_url=base + "/api", oauth_2_url=base + "/oauth2"),
+            retry_strategy=BoxRetryStrategy(max_attempts=1, max_retries_on_exception=0),
+        ),
+    )
+
+
+def describe_api_error(e):
+    ri = e.response_info
+    return (
+        f"BoxAPIError(status={ri.status_code!r}, code={ri.code!r}, request_id={ri.request_id!r}, "
+        f"box-request-id={ri.headers.get('box-request-id')!r}, body={ri.raw_body!r})"
+    )
+
+
+def describe(exc):
+    if isinstance(exc, BoxAPIError):
+        return describe_api_error(exc)
+    return f"{type(exc).__name__}: {getattr(exc, 'message', None) or exc}"
+
+
+def expect_api_error(what, call, status, code):
+    """Run `call`, which must raise BoxAPIError with this status and code, and a
+    request_id equal to the box-request-id response header."""
+    try:
+        result = call()
+    except BoxAPIError as e:
+        ri = e.response_info
+        expect(f"{what}: status {status}", ri.status_code == status, describe_api_error(e))
+        expect(f"{what}: code {code!r}", ri.code == code, describe_api_error(e))
+        header = ri.headers.get("box-request-id")
+        expect(f"{what}: non-empty request_id", isinstance(ri.request_id, str) and ri.request_id != "", describe_api_error(e))
+        expect(f"{what}: request_id equals the box-request-id header", ri.request_id == header, describe_api_error(e))
+        return e
+    except Exception as e:  # a BoxSDKError that is not an API error, a transport error, ...
+        raise CheckFailed(f"{what}: expected BoxAPIError {status} {code}; raised {describe(e)}") from e
+    raise CheckFailed(f"{what}: expected BoxAPIError {status} {code}; the call succeeded and returned {result!r}")
+
+
+def open_zip(what, data):
+    expect(f"{what}: content is bytes", isinstance(data, bytes), type(data).__name__)
+    expect(f"{what}: content starts with PK\\x03\\x04", data[:4] == b"PK\x03\x04", data[:16])
+    try:
+        zf = zipfile.ZipFile(io.BytesIO(data))
+    except zipfile.BadZipFile as e:
+        raise CheckFailed(f"{what}: zipfile cannot open the {len(data)} bytes: {e}") from e
+    bad = zf.testzip()
+    expect(f"{what}: testzip() finds no bad entry", bad is None, bad)
+    return zf
+
+
+def main(argv):
+    if len(argv) != 2:
+        print("usage: box_python.py BASE_URL", file=sys.stderr)
+        return 2
+    base = argv[1].rstrip("/")
+    alice = make_client(base, "alice-token")
+    bob = make_client(base, "bob-token")
+    stranger = make_client(base, "wrong-token")
+    state = {}
+    results = []  # (label, error or None)
+
+    def step(label, needs=()):
+        def run(fn):
+            missing = [n for n in needs if n not in state]
+            if missing:
+                results.append((label, f"skipped: needs {', '.join(missing)} from an earlier step"))
+                return fn
+            try:
+                fn()
+                results.append((label, None))
+            except CheckFailed as e:
+                results.append((label, str(e)))
+            except Exception as e:
+                mine = [f for f in traceback.extract_tb(e.__traceback__) if f.filename == __file__]
+                where = f" (at line {mine[-1].lineno}: {mine[-1].line})" if mine else ""
+                results.append((label, f"unexpected {describe(e)}{where}"))
+            return fn
+
+        return run
+
+    @step("1 create_zip_download (12345 + 34325 + folder 1004)")
+    def _():
+        zd = alice.zip_downloads.create_zip_download(
+            [
+                CreateZipDownloadItems(type=FILE, id="12345"),
+                CreateZipDownloadItems(type=FILE, id="34325"),
+                CreateZipDownloadItems(type=FOLDER, id="1004"),
+            ],
+            download_file_name="January Financials",
+        )
+        expect("download_url starts with BASE_URL", isinstance(zd.download_url, str) and zd.download_url.startswith(base + "/"), zd.download_url)
+        expect("status_url starts with BASE_URL", isinstance(zd.status_url, str) and zd.status_url.startswith(base + "/"), zd.status_url)
+        expect("download_url and status_url differ", zd.download_url != zd.status_url, zd.download_url)
+        expect("expires_at parsed to a datetime", isinstance(zd.expires_at, datetime), zd.expires_at)
+        expect("expires_at has a time zone", zd.expires_at.tzinfo is not None, zd.expires_at)
+        raw_expires = zd.raw_data.get("expires_at")
+        expect(
+            "raw expires_at is YYYY-MM-DDTHH:MM:SSZ",
+            isinstance(raw_expires, str) and re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ", raw_expires),
+            raw_expires,
+        )
+        conflicts = zd.name_conflicts
+        expect("name_conflicts is one group", isinstance(conflicts, list) and len(conflicts) == 1, conflicts)
+        group = conflicts[0]
+        expect("the conflict group has two entries", isinstance(group, list) and len(group) == 2, group)
+        raw = [c.to_dict() for c in group]
+        expect("conflict ids are {12345, 34325}", {c.id for c in group} == {"12345", "34325"}, raw)
+        expect("conflict types are file", all(c.type == "file" for c in group), raw)
+        expect("original_name is report.pdf", all(c.original_name == "report.pdf" for c in group), raw)
+        expect(
+            "download_name matches ^[0-9a-z]{6}\\.pdf$",
+            all(isinstance(c.download_name, str) and RANDOM_PDF.match(c.download_name) for c in group),
+            raw,
+        )
+        expect("download names are distinct", group[0].download_name != group[1].download_name, raw)
+        state["zd"] = zd
+        state["download_names"] = {c.download_name for c in group}
+
+    @step("2 get_zip_download_status before the content is read -> 404 not_found", needs=("zd",))
+    def _():
+        expect_api_error(
+            "status before download",
+            lambda: alice.zip_downloads.get_zip_download_status(state["zd"].status_url),
+            404,
+            "not_found",
+        )
+
+    @step("3 get_zip_download_content -> a zip of the two renamed pdfs and Empty/", needs=("zd", "download_names"))
+    def _():
+        data = alice.zip_downloads.get_zip_download_content(state["zd"].download_url).read()
+        state["content_read"] = True
+        zf = open_zip("content", data)
+        names = zf.namelist()
+        want = sorted(state["download_names"] | {"Empty/"})
+        expect(f"entry names are exactly {want}", sorted(names) == want and len(names) == 3, names)
+        for name in state["download_names"]:
+            head = zf.read(name)[:4]
+            expect(f"{name} starts with %PDF", head == b"%PDF", head)
+
+    @step("4 get_zip_download_status after the content -> succeeded, 2 of 2", needs=("zd", "content_read"))
+    def _():
+        st = alice.zip_downloads.get_zip_download_status(state["zd"].status_url)
+        got = {
+            "total_file_count": st.total_file_count,
+            "downloaded_file_count": st.downloaded_file_count,
+            "skipped_file_count": st.skipped_file_count,
+            "skipped_folder_count": st.skipped_folder_count,
+            "state": getattr(st.state, "value", st.state),
+        }
+        want = {
+            "total_file_count": 2,
+            "downloaded_file_count": 2,
+            "skipped_file_count": 0,
+            "skipped_folder_count": 0,
+            "state": ZipDownloadStatusStateField.SUCCEEDED.value,
+        }
+        expect(f"status is {want}", got == want, got)
+
+    @step("5 second get_zip_download_content -> 404", needs=("zd", "content_read"))
+    def _():
+        def second():
+            stream = alice.zip_downloads.get_zip_download_content(state["zd"].download_url)
+            return stream.read()
+
+        expect_api_error("second content GET", second, 404, "not_found")
+
+    @step("6 download_zip of folder 1002 (Documents)")
+    def _():
+        data = alice.zip_downloads.download_zip(
+            [DownloadZipItems(type=DownloadZipItemsTypeField.FOLDER, id="1002")],
+            download_file_name="Documents",
+        ).read()
+        zf = open_zip("download_zip", data)
+        names = zf.namelist()
+        for want in (
+            "Documents/",
+            "Documents/Reports/Q1/report.pdf",
+            "Documents/Empty/",
+            "Documents/Überblick – 日本語.txt",
+        ):
+            expect(f"the archive has {want!r}", want in names, names)
+        text = zf.read("Documents/Überblick – 日本語.txt")
+        try:
+            decoded = text.decode("utf-8")
+        except UnicodeDecodeError as e:
+            raise CheckFailed(f"the non-ASCII entry is not UTF-8 ({e}); actual: {text!r}") from e
+        expect("the non-ASCII entry contains 'Grüße'", "Grüße" in decoded, decoded)
+
+    @step("7a folder '0' -> 400 bad_request")
+    def _():
+        expect_api_error(
+            "folder 0",
+            lambda: alice.zip_downloads.create_zip_download([CreateZipDownloadItems(type=FOLDER, id="0")]),
+            400,
+            "bad_request",
+        )
+
+    @step("7b bob zips folder 1006 (Private) -> 403 access_denied_insufficient_permissions")
+    def _():
+        expect_api_error(
+            "bob, folder 1006",
+            lambda: bob.zip_downloads.create_zip_download([CreateZipDownloadItems(type=FOLDER, id="1006")]),
+            403,
+            "access_denied_insufficient_permissions",
+        )
+
+    @step("7c file id 999999999 -> 404 not_found")
+    def _():
+        expect_api_error(
+            "unknown file",
+            lambda: alice.zip_downloads.create_zip_download([CreateZipDownloadItems(type=FILE, id="999999999")]),
+            404,
+            "not_found",
+        )
+
+    @step("7d token 'wrong-token' -> 401 unauthorized")
+    def _():
+        expect_api_error(
+            "wrong token",
+            lambda: stranger.zip_downloads.create_zip_download([CreateZipDownloadItems(type=FILE, id="12345")]),
+            401,
+            "unauthorized",
+        )
+
+    failed = 0
+    for label, error in results:
+        if error is None:
+            print(f"ok    {label}")
+        else:
+            failed += 1
+            print(f"FAIL  {label}\n      {error}")
+    print(f"box_python: {len(results) - failed} passed, {failed} failed")
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    t0 = time.monotonic()
+    rc = main(sys.argv)
+    print(f"box_python: {time.monotonic() - t0:.2f}s", file=sys.stderr)
+    sys.exit(rc)
