@@ -11,7 +11,7 @@ use zipgate_api::{
 };
 
 use crate::jobs::JobSpec;
-use crate::packing::build_archive;
+use crate::packing::{build_archive, single_file_archive};
 use crate::planner;
 use crate::server::stream::archive_body;
 use crate::server::AppState;
@@ -51,6 +51,12 @@ impl Core for ServerCore {
         self.0.store().authenticate(token).map(user_info)
     }
 
+    fn log_in(&self, login: &str, password: &str) -> Option<(UserInfo, String)> {
+        let store = self.0.store();
+        let user = store.log_in(login, password)?;
+        Some((user_info(user), user.token.clone()?))
+    }
+
     fn user(&self, id: &UserId) -> Option<UserInfo> {
         self.0.store().user(id).map(user_info)
     }
@@ -82,7 +88,10 @@ impl Core for ServerCore {
         if let Some(method) = request.compression {
             policy.method = method;
         }
-        let archive = Arc::new(build_archive(&plan, &policy));
+        let archive = match (&plan.entries[..], request.single_file_as_is) {
+            ([entry], true) if !entry.is_dir() => Arc::new(single_file_archive(entry)),
+            _ => Arc::new(build_archive(&plan, &policy)),
+        };
         let archive_len = archive.len();
         let (mut files_skipped, mut folders_skipped) = (0, 0);
         for skipped in &plan.skipped {
@@ -130,6 +139,14 @@ impl Core for ServerCore {
         self.0.jobs.cancel(id)
     }
 
+    fn fail_job(&self, id: &str, reason: &str) -> Result<JobSnapshot, Error> {
+        self.0.jobs.fail(id, reason)
+    }
+
+    fn acknowledge_job(&self, id: &str) {
+        self.0.jobs.acknowledge(id);
+    }
+
     fn remove_job(&self, id: &str) -> Option<JobSnapshot> {
         self.0.jobs.remove(id)
     }
@@ -146,10 +163,12 @@ impl Core for ServerCore {
             .get(id)
             .ok_or_else(|| Error::NotFound(id.to_owned()))?;
         let len = archive.len();
+        let single_file = archive.is_single_file();
         let streams = self.0.streams.clone();
         Ok(Download::new(
             job,
             len,
+            single_file,
             Box::new(move |offset, len| {
                 archive_body(archive, offset, len, streams, Arc::new(ticket))
             }),

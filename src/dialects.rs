@@ -9,7 +9,12 @@ use zipgate_api::{Dialect, Settings};
 pub fn build(settings: &BTreeMap<String, Settings>) -> Result<Vec<Arc<dyn Dialect>>, String> {
     let none = Settings::new();
     let get = |name: &str| settings.get(name).unwrap_or(&none);
-    let dialects: Vec<Arc<dyn Dialect>> = vec![Arc::new(zipgate_box::BoxDialect::new(get("box"))?)];
+    let dialects: Vec<Arc<dyn Dialect>> = vec![
+        Arc::new(zipgate_box::BoxDialect::new(get("box"))?),
+        Arc::new(zipgate_onlyoffice::OnlyofficeDialect::new(get(
+            "onlyoffice",
+        ))?),
+    ];
     for name in settings.keys() {
         if !dialects.iter().any(|d| d.name() == name) {
             let known: Vec<&str> = dialects.iter().map(|d| d.name()).collect();

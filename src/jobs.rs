@@ -171,6 +171,7 @@ impl JobRegistry {
             files_skipped: spec.files_skipped,
             folders_skipped: spec.folders_skipped,
             active_downloads: 0,
+            acknowledged: false,
             bytes_sent: 0,
             downloads: 0,
             error: None,
@@ -306,6 +307,10 @@ impl JobRegistry {
             job.settled_at.get_or_insert(now);
         }
         Ok(job.snapshot.clone())
+    }
+
+    pub fn acknowledge(&self, id: &str) {
+        self.update(id, |job, _| job.snapshot.acknowledged = true);
     }
 
     pub fn remove(&self, id: &str) -> Option<JobSnapshot> {

@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use zipgate_api::Compression;
 
-use crate::planner::Plan;
+use crate::planner::{Plan, PlanEntry};
 use crate::store::NodeData;
 use crate::zip::{Archive, ArchiveEntry, EntryBody, Method};
 
@@ -52,23 +52,32 @@ impl CompressionPolicy {
     }
 }
 
+fn archive_entry(entry: &PlanEntry, policy: &CompressionPolicy) -> ArchiveEntry {
+    ArchiveEntry {
+        name: entry.path.clone(),
+        mtime: entry.node.mtime,
+        body: match &entry.node.data {
+            NodeData::Folder(_) => EntryBody::Dir,
+            NodeData::File(body) => EntryBody::File {
+                method: policy.method_for(&entry.path, body.content.len()),
+                data: Arc::clone(body) as Arc<dyn crate::zip::EntryData>,
+            },
+        },
+    }
+}
+
 pub fn build_archive(plan: &Plan, policy: &CompressionPolicy) -> Archive {
     let entries = plan
         .entries
         .iter()
-        .map(|entry| ArchiveEntry {
-            name: entry.path.clone(),
-            mtime: entry.node.mtime,
-            body: match &entry.node.data {
-                NodeData::Folder(_) => EntryBody::Dir,
-                NodeData::File(body) => EntryBody::File {
-                    method: policy.method_for(&entry.path, body.content.len()),
-                    data: Arc::clone(body) as Arc<dyn crate::zip::EntryData>,
-                },
-            },
-        })
+        .map(|entry| archive_entry(entry, policy))
         .collect();
     Archive::new(entries, policy.level)
+}
+
+/// The file itself, for APIs that serve a lone file unzipped.
+pub fn single_file_archive(entry: &PlanEntry) -> Archive {
+    Archive::single_file(archive_entry(entry, &CompressionPolicy::default()))
 }
 
 #[cfg(test)]

@@ -148,7 +148,7 @@ pub fn routes(dialects: &[Arc<dyn Dialect>]) -> Router {
     for dialect in dialects {
         for route in dialect.routes() {
             let dialect = dialect.clone();
-            router.add(route.method.clone(), route.pattern, move |ctx: Ctx| {
+            router.add(route.method.clone(), &route.pattern, move |ctx: Ctx| {
                 let dialect = dialect.clone();
                 async move {
                     let limit = ctx.state.config.max_body_bytes;

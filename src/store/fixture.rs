@@ -49,6 +49,9 @@ pub struct UserSpec {
     pub login: Option<String>,
     #[serde(default)]
     pub token: Option<String>,
+    /// For vendor log-in routes that take a user name and password.
+    #[serde(default)]
+    pub password: Option<String>,
     #[serde(default)]
     pub home: Option<String>,
     #[serde(default)]
@@ -163,6 +166,7 @@ pub fn build(doc: FixtureDoc, base_dir: Option<&Path>) -> Result<Store, FixtureE
                 login: spec.login.unwrap_or_else(|| id.0.clone()),
                 id,
                 token: spec.token,
+                password: spec.password,
                 home: spec.home.map(NodeId),
                 dialect_ids: spec.ids,
             },

@@ -65,6 +65,7 @@ pub struct User {
     pub name: String,
     pub login: String,
     pub token: Option<String>,
+    pub password: Option<String>,
     pub home: Option<NodeId>,
     pub dialect_ids: BTreeMap<String, String>,
 }
@@ -126,6 +127,14 @@ impl Store {
 
     pub fn user(&self, id: &UserId) -> Option<&User> {
         self.users.get(id)
+    }
+
+    /// The user whose login (or id) and password these are.
+    pub fn log_in(&self, login: &str, password: &str) -> Option<&User> {
+        self.users.values().find(|u| {
+            (u.login.eq_ignore_ascii_case(login) || u.id.0 == login)
+                && u.password.as_deref() == Some(password)
+        })
     }
 
     /// The user a bearer token belongs to.

@@ -99,6 +99,8 @@ pub struct Archive {
     entries: Vec<ArchiveEntry>,
     deflate_level: u32,
     len: Option<u64>,
+    /// A single file served as itself, not zipped.
+    raw: bool,
 }
 
 impl Archive {
@@ -107,9 +109,29 @@ impl Archive {
             entries,
             deflate_level: deflate_level.min(9),
             len: None,
+            raw: false,
         };
         archive.len = archive.measure();
         archive
+    }
+
+    /// One file's bytes as they are, for APIs that do not zip a lone file.
+    pub fn single_file(entry: ArchiveEntry) -> Archive {
+        let len = match &entry.body {
+            EntryBody::File { data, .. } => data.len(),
+            EntryBody::Dir => 0,
+        };
+        Archive {
+            entries: vec![entry],
+            deflate_level: 0,
+            len: Some(len),
+            raw: true,
+        }
+    }
+
+    /// Served as a plain file rather than a zip.
+    pub fn is_single_file(&self) -> bool {
+        self.raw
     }
 
     pub fn entries(&self) -> &[ArchiveEntry] {
@@ -156,7 +178,19 @@ impl Archive {
             return Err(StreamError::Unseekable(offset));
         }
         let mut emitter = Emitter::new(sink, offset);
-        self.write_records(&mut emitter, progress, false)?;
+        match (&self.entries[..], self.raw) {
+            (
+                [ArchiveEntry {
+                    body: EntryBody::File { data, .. },
+                    ..
+                }],
+                true,
+            ) => {
+                emitter.copy_body(data.as_ref(), data.len())?;
+                progress.entry_done(0);
+            }
+            _ => self.write_records(&mut emitter, progress, false)?,
+        }
         emitter.flush()
     }
 

@@ -286,3 +286,11 @@ fn progress_reports_each_entry() {
     archive.stream(0, &mut Collect(Vec::new()), &count).unwrap();
     assert_eq!(count.0.load(Ordering::Relaxed), archive.entries().len());
 }
+
+#[test]
+fn a_single_file_archive_is_the_file_itself() {
+    let archive = Archive::single_file(file("a.txt", text("hello world"), Method::Store));
+    assert_eq!(archive.len(), Some(11));
+    assert_eq!(bytes_of(&archive, 0), b"hello world");
+    assert_eq!(bytes_of(&archive, 6), b"world");
+}

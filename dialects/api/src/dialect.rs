@@ -16,7 +16,7 @@ use crate::{Error, NodeId, NodeKind, Principal, UserId};
 pub struct Route {
     pub method: Method,
     /// A `matchit` pattern, e.g. `/2.0/zip_downloads/{id}/content`.
-    pub pattern: &'static str,
+    pub pattern: String,
     pub id: usize,
 }
 
@@ -120,6 +120,8 @@ pub struct Download {
     pub job: JobSnapshot,
     /// Exact archive length, known when every entry is stored.
     pub len: Option<u64>,
+    /// The payload is one file as itself (`CreateJob::single_file_as_is`), not a zip.
+    pub single_file: bool,
     start: Box<dyn FnOnce(u64, Option<u64>) -> Body + Send>,
 }
 
@@ -127,9 +129,15 @@ impl Download {
     pub fn new(
         job: JobSnapshot,
         len: Option<u64>,
+        single_file: bool,
         start: Box<dyn FnOnce(u64, Option<u64>) -> Body + Send>,
     ) -> Self {
-        Download { job, len, start }
+        Download {
+            job,
+            len,
+            single_file,
+            start,
+        }
     }
 
     /// The archive from byte `offset`, `len` bytes long when given (only
@@ -144,6 +152,8 @@ pub trait Core: Send + Sync {
     fn now(&self) -> DateTime<Utc>;
     /// The user a bearer token belongs to.
     fn authenticate(&self, token: &str) -> Option<UserInfo>;
+    /// A user name (login or id) and password: the user and their token.
+    fn log_in(&self, login: &str, password: &str) -> Option<(UserInfo, String)>;
     fn user(&self, id: &UserId) -> Option<UserInfo>;
     fn node(&self, id: &NodeId) -> Option<NodeInfo>;
     /// Every node, for a dialect that indexes its own id scheme.
@@ -158,6 +168,10 @@ pub trait Core: Send + Sync {
     /// A client's status poll: advances poll-paced jobs.
     fn poll_job(&self, id: &str) -> Option<JobSnapshot>;
     fn cancel_job(&self, id: &str) -> Result<JobSnapshot, Error>;
+    /// Ends a job that has not finished as failed, with this message.
+    fn fail_job(&self, id: &str, reason: &str) -> Result<JobSnapshot, Error>;
+    /// Records that the client has been shown the job's final state.
+    fn acknowledge_job(&self, id: &str);
     fn remove_job(&self, id: &str) -> Option<JobSnapshot>;
     /// Jobs of one dialect and owner, oldest first.
     fn jobs_of(&self, owner_tag: &str, owner: &Principal) -> Vec<JobSnapshot>;

@@ -27,6 +27,8 @@ pub struct CreateJob {
     pub plan: PlanOptions,
     /// `None` uses the server's default.
     pub compression: Option<Compression>,
+    /// When the selection comes down to one file, serve that file as itself instead of a zip.
+    pub single_file_as_is: bool,
     pub pacing: Pacing,
     /// A download must start within this long of the job becoming ready.
     pub download_window: Option<Duration>,
@@ -76,5 +78,8 @@ pub struct JobSnapshot {
     pub downloads: u32,
     /// Downloads of this job still streaming.
     pub active_downloads: u32,
+    /// The client has been shown the final state (for APIs that list a
+    /// finished job once, then no more).
+    pub acknowledged: bool,
     pub error: Option<String>,
 }

@@ -6,6 +6,7 @@
 
 pub mod dialect;
 pub mod http;
+pub mod ids;
 pub mod job;
 pub mod plan;
 pub mod rng;

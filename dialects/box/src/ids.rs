@@ -2,50 +2,16 @@
 //! fixture as `ids.box`, else derived from the neutral id), opaque
 //! base64-like zip download ids, request ids, and conflict renaming.
 
-use std::collections::HashMap;
-use std::sync::Mutex;
-
+use zipgate_api::ids::{derived_number, DialectIds};
 use zipgate_api::plan::{ConflictPolicy, Member};
-use zipgate_api::rng::{fnv1a, SplitMix64, LOWER_ALNUM};
-use zipgate_api::{Core, NodeId, NodeInfo, NodeKind};
+use zipgate_api::rng::{SplitMix64, LOWER_ALNUM};
+use zipgate_api::{Core, NodeKind};
 
 pub const DIALECT: &str = "box";
 
-/// A node's Box id: pinned, or 12 digits derived from its neutral id.
-pub fn box_id(node: &NodeInfo) -> String {
-    match node.dialect_ids.get(DIALECT) {
-        Some(pinned) => pinned.clone(),
-        None => derived_id(&node.id),
-    }
-}
-
-pub fn derived_id(id: &NodeId) -> String {
-    let hash = fnv1a(format!("box:{}", id.as_str()).as_bytes());
-    (100_000_000_000 + hash % 900_000_000_000).to_string()
-}
-
-/// Box id → neutral id, rebuilt whenever the store changes.
-#[derive(Default)]
-pub struct IdIndex {
-    cache: Mutex<Option<(u64, HashMap<String, NodeId>)>>,
-}
-
-impl IdIndex {
-    pub fn resolve(&self, core: &dyn Core, box_id_value: &str) -> Option<NodeId> {
-        let generation = core.store_generation();
-        let mut cache = self.cache.lock().unwrap_or_else(|e| e.into_inner());
-        if cache.as_ref().is_none_or(|(g, _)| *g != generation) {
-            let index = core
-                .nodes()
-                .iter()
-                .map(|node| (box_id(node), node.id.clone()))
-                .collect();
-            *cache = Some((generation, index));
-        }
-        cache
-            .as_ref()
-            .and_then(|(_, index)| index.get(box_id_value).cloned())
-    }
+/// Box ids are numeric strings: pinned in the fixture, else 12 derived digits.
+pub fn box_ids() -> DialectIds {
+    DialectIds::new(DIALECT, |id| derived_number("box", id, 12))
 }
 
 const BASE64URL: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
@@ -146,14 +112,5 @@ mod tests {
         for name in renamer.resolve(&plain, &|_| false) {
             assert_eq!(name.len(), 6);
         }
-    }
-
-    #[test]
-    fn derived_ids_are_numeric_and_stable() {
-        let id = derived_id(&NodeId::from("file-notes"));
-        assert_eq!(id.len(), 12);
-        assert!(id.bytes().all(|b| b.is_ascii_digit()));
-        assert_eq!(id, derived_id(&NodeId::from("file-notes")));
-        assert_ne!(id, derived_id(&NodeId::from("file-photo")));
     }
 }

@@ -20,8 +20,9 @@ use zipgate_api::{
 };
 
 pub use errors::BoxError;
-use ids::{IdIndex, DIALECT};
+use ids::DIALECT;
 pub use settings::{BoxSettings, StatusBeforeDownload};
+use zipgate_api::ids::DialectIds;
 
 const CREATE: usize = 0;
 const CONTENT: usize = 1;
@@ -29,14 +30,14 @@ const STATUS: usize = 2;
 
 pub struct BoxDialect {
     settings: BoxSettings,
-    ids: IdIndex,
+    ids: DialectIds,
 }
 
 impl BoxDialect {
     pub fn new(settings: &Settings) -> Result<Self, String> {
         Ok(BoxDialect {
             settings: BoxSettings::parse(settings)?,
-            ids: IdIndex::default(),
+            ids: ids::box_ids(),
         })
     }
 }
@@ -142,6 +143,7 @@ impl BoxDialect {
                     ..PlanOptions::default()
                 },
                 compression: self.settings.compression,
+                single_file_as_is: false,
                 pacing: Pacing::Immediate,
                 download_window: Some(self.settings.url_ttl),
                 single_use: true,
@@ -159,7 +161,7 @@ impl BoxDialect {
                     group
                         .iter()
                         .map(|renamed| {
-                            let box_id = core.node(&renamed.id).map(|n| ids::box_id(&n)).unwrap_or_default();
+                            let box_id = core.node(&renamed.id).map(|n| self.ids.id_of(&n)).unwrap_or_default();
                             json!({
                                 "id": box_id,
                                 "type": if renamed.kind == NodeKind::File { "file" } else { "folder" },
@@ -295,17 +297,17 @@ impl Dialect for BoxDialect {
         vec![
             Route {
                 method: Method::POST,
-                pattern: "/2.0/zip_downloads",
+                pattern: "/2.0/zip_downloads".into(),
                 id: CREATE,
             },
             Route {
                 method: Method::GET,
-                pattern: "/2.0/zip_downloads/{id}/content",
+                pattern: "/2.0/zip_downloads/{id}/content".into(),
                 id: CONTENT,
             },
             Route {
                 method: Method::GET,
-                pattern: "/2.0/zip_downloads/{id}/status",
+                pattern: "/2.0/zip_downloads/{id}/status".into(),
                 id: STATUS,
             },
         ]

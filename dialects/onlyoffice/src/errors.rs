@@ -1,0 +1,94 @@
+//! The vendor's error catalogue: .NET exceptions with their HTTP status and
+//! `hresult`, as `ApiHttpHandler` (Workspace) and `CustomExceptionHandler`
+//! (DocSpace) map them.
+
+/// One error the API answers with.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct OoError {
+    pub status: u16,
+    pub message: String,
+    pub hresult: i64,
+    /// The .NET exception type DocSpace names in `error.type`.
+    pub exception: &'static str,
+}
+
+const INVALID_OPERATION: i64 = -2146233079;
+const ARGUMENT: i64 = -2147024809;
+const GENERIC: i64 = -2146233088;
+const MISSING_METHOD: i64 = -2146233069;
+const XML: i64 = -2146232000;
+
+impl OoError {
+    fn new(status: u16, message: &str, hresult: i64, exception: &'static str) -> Self {
+        OoError {
+            status,
+            message: message.to_owned(),
+            hresult,
+            exception,
+        }
+    }
+
+    /// Both id lists empty (Workspace).
+    pub fn bad_request() -> Self {
+        OoError::new(
+            403,
+            "Bad request.",
+            INVALID_OPERATION,
+            "System.InvalidOperationException",
+        )
+    }
+
+    /// The caller already has a download that has not finished.
+    pub fn too_many_downloads() -> Self {
+        OoError::new(
+            403,
+            "Too many downloads.",
+            INVALID_OPERATION,
+            "System.InvalidOperationException",
+        )
+    }
+
+    /// The same id twice in one list: `Dictionary.Add` throws.
+    pub fn duplicate_key() -> Self {
+        OoError::new(
+            400,
+            "An item with the same key has already been added.",
+            ARGUMENT,
+            "System.ArgumentException",
+        )
+    }
+
+    /// The JSON parser's own message (the wrapper is unwrapped to the innermost exception).
+    pub fn malformed_json(message: &str) -> Self {
+        OoError::new(400, message, GENERIC, "Newtonsoft.Json.JsonReaderException")
+    }
+
+    /// `XDocument.Load` fails outside the argument mapping, so this is a 500.
+    pub fn malformed_xml(message: &str) -> Self {
+        OoError::new(500, message, XML, "System.Xml.XmlException")
+    }
+
+    /// A route that exists, with a verb it does not take.
+    pub fn method_not_found() -> Self {
+        OoError::new(
+            404,
+            "Method not found",
+            MISSING_METHOD,
+            "System.MissingMethodException",
+        )
+    }
+
+    pub fn body_too_large(limit: usize) -> Self {
+        OoError::new(
+            400,
+            &format!("Maximum request length exceeded ({limit} bytes)."),
+            GENERIC,
+            "System.Web.HttpException",
+        )
+    }
+}
+
+/// Messages an operation finishes with.
+pub const FILE_NOT_FOUND: &str = "The required file was not found";
+pub const FOLDER_NOT_FOUND: &str = "The required folder was not found";
+pub const CANCELED: &str = "The operation was canceled";

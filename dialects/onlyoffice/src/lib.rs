@@ -1,0 +1,733 @@
+//! ONLYOFFICE's bulk download: `PUT api/2.0/files/fileops/bulkdownload`
+//! starts an operation, `GET api/2.0/files/fileops` polls it, `PUT
+//! …/fileops/terminate` cancels, and the finished operation's `url` serves
+//! the archive from `filehandler.ashx`. Workspace (Community Server, JSON
+//! and XML) by default, DocSpace by setting. Translation only.
+
+mod auth;
+mod errors;
+mod ids;
+mod render;
+mod request;
+mod settings;
+
+use chrono::{DateTime, SecondsFormat, Utc};
+use http::{header, HeaderMap, HeaderValue, Method, Response, StatusCode};
+use serde_json::{json, Map, Value};
+use zipgate_api::http::{empty, full, parse_range, percent_encode_rfc5987, Body, RangeRequest};
+use zipgate_api::ids::DialectIds;
+use zipgate_api::plan::{DirEntries, OnProblem, PlanOptions};
+use zipgate_api::{
+    BodyError, Core, CreateJob, Dialect, DialectRequest, JobSnapshot, JobState, NodeKind, Pacing,
+    Principal, Route, SelectedItem, Settings, UserInfo,
+};
+
+use errors::OoError;
+use ids::DIALECT;
+use request::Params;
+pub use settings::{Flavour, OnlyofficeSettings, Style};
+
+const BULK: usize = 0;
+const LIST: usize = 1;
+const TERMINATE: usize = 2;
+const AUTHENTICATE: usize = 3;
+const ARCHIVE: usize = 4;
+const LIST_BY_TYPE: usize = 5;
+const TERMINATE_ONE: usize = 6;
+
+/// `FileOperationType.Download`.
+const DOWNLOAD: u8 = 3;
+const WORKSPACE_HANDLER: &str = "/Products/Files/HttpHandlers/filehandler.ashx";
+const DOCSPACE_HANDLER: &str = "/filehandler.ashx";
+
+pub struct OnlyofficeDialect {
+    settings: OnlyofficeSettings,
+    ids: DialectIds,
+}
+
+impl OnlyofficeDialect {
+    pub fn new(settings: &Settings) -> Result<Self, String> {
+        Ok(OnlyofficeDialect {
+            settings: OnlyofficeSettings::parse(settings)?,
+            ids: ids::onlyoffice_ids(),
+        })
+    }
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Format {
+    Json,
+    Xml,
+}
+
+/// XML when the path ends in `.xml` or `.tml` and the body is not JSON; the
+/// `Accept` header is never consulted (Workspace). DocSpace is JSON only.
+fn format_of(request: &DialectRequest, flavour: Flavour) -> Format {
+    let path = request.uri.path();
+    let xml_suffix = path.ends_with(".xml") || path.ends_with(".tml");
+    let json_body =
+        zipgate_api::http::media_type(&request.headers).as_deref() == Some("application/json");
+    if flavour == Flavour::Workspace && xml_suffix && !json_body {
+        Format::Xml
+    } else {
+        Format::Json
+    }
+}
+
+/// `yyyy-MM-ddTHH:mm:ss.fffffffZ`, the vendor's `ApiDateTime`.
+fn api_date(t: DateTime<Utc>) -> String {
+    format!(
+        "{}0Z",
+        t.to_rfc3339_opts(SecondsFormat::Micros, true)
+            .trim_end_matches('Z')
+    )
+}
+
+impl OnlyofficeDialect {
+    fn docspace(&self) -> bool {
+        self.settings.flavour == Flavour::DocSpace
+    }
+
+    fn respond(&self, status: u16, body: &Value, format: Format) -> Response<Body> {
+        let (text, content_type) = match (format, self.docspace()) {
+            (Format::Xml, _) => (
+                render::vendor_xml(body, self.settings.style == Style::Docs),
+                "text/xml; charset=UTF-8",
+            ),
+            (Format::Json, false) => (render::vendor_json(body), "application/json; charset=UTF-8"),
+            (Format::Json, true) => (body.to_string(), "application/json; charset=utf-8"),
+        };
+        let mut response = Response::new(full(text));
+        *response.status_mut() =
+            StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        let headers = response.headers_mut();
+        headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+        headers.insert(
+            header::CACHE_CONTROL,
+            HeaderValue::from_static("private, max-age=0"),
+        );
+        response
+    }
+
+    /// The success envelope around `payload`.
+    fn success(
+        &self,
+        request: &DialectRequest,
+        status: u16,
+        payload: Value,
+        count: usize,
+        format: Format,
+    ) -> Response<Body> {
+        let mut body = Map::new();
+        if self.docspace() {
+            body.insert("response".into(), payload);
+            body.insert("count".into(), json!(count));
+            body.insert(
+                "links".into(),
+                json!([{"href": request.uri.to_string(), "action": request.method.as_str()}]),
+            );
+            body.insert("status".into(), json!(0));
+            body.insert("statusCode".into(), json!(status));
+        } else {
+            let source = self.settings.style == Style::Source;
+            if source && count > 0 {
+                body.insert("count".into(), json!(count));
+            }
+            body.insert("status".into(), json!(0));
+            if source {
+                body.insert("statusCode".into(), json!(status));
+            }
+            body.insert("response".into(), payload);
+        }
+        self.respond(status, &Value::Object(body), format)
+    }
+
+    fn error(&self, err: &OoError, format: Format) -> Response<Body> {
+        let body = if self.docspace() {
+            json!({
+                "error": {"message": err.message, "type": err.exception, "stack": "", "hresult": err.hresult},
+                "status": 1,
+                "statusCode": err.status,
+            })
+        } else {
+            let mut error = Map::new();
+            error.insert("message".into(), json!(err.message));
+            error.insert("hresult".into(), json!(err.hresult));
+            if self.settings.error_data {
+                error.insert("data".into(), json!({}));
+            }
+            json!({"status": 1, "statusCode": err.status, "error": error})
+        };
+        self.respond(err.status, &body, format)
+    }
+
+    /// One operation as `FileOperationWraper` (Workspace) or `FileOperationDto` (DocSpace) writes it.
+    fn operation(&self, job: &JobSnapshot, origin: &str, now: DateTime<Utc>) -> Value {
+        let entries = job.entries_total;
+        let (finished, error, url) = match job.state {
+            JobState::Queued | JobState::Running => (false, None, None),
+            JobState::Ready | JobState::Downloading | JobState::Done => {
+                let handler = if self.docspace() {
+                    DOCSPACE_HANDLER
+                } else {
+                    WORKSPACE_HANDLER
+                };
+                let url = format!(
+                    "{origin}{handler}?action=bulk&filename={}",
+                    ids::archive_token(&job.id)
+                );
+                (true, None, Some(url))
+            }
+            JobState::Cancelled => (true, Some(errors::CANCELED.to_owned()), None),
+            JobState::Failed | JobState::Expired => (true, job.error.clone(), None),
+        };
+        // Steps are archive entries plus one for storing the archive.
+        let steps_total = entries + 1;
+        let fraction = match self.settings.pacing {
+            _ if finished => 1.0,
+            Pacing::AfterDuration(d) if d.num_milliseconds() > 0 => {
+                ((now - job.created_at).num_milliseconds() as f64 / d.num_milliseconds() as f64)
+                    .clamp(0.0, 1.0)
+            }
+            _ => f64::from(job.steps.0) / f64::from(job.steps.1.max(1)),
+        };
+        let steps = ((steps_total as f64) * fraction).floor() as u64;
+        let progress = if finished {
+            100
+        } else {
+            100 * steps.min(steps_total) / steps_total
+        };
+        let processed = if finished && error.is_none() {
+            entries
+        } else {
+            steps.min(entries)
+        };
+        let error_value = match (&error, self.settings.style) {
+            (Some(message), _) => json!(message),
+            (None, Style::Docs) if !self.docspace() => json!(""),
+            (None, _) => Value::Null,
+        };
+        let mut op = Map::new();
+        op.insert("id".into(), json!(job.id));
+        op.insert(
+            if self.docspace() {
+                "Operation"
+            } else {
+                "operation"
+            }
+            .into(),
+            json!(DOWNLOAD),
+        );
+        op.insert("progress".into(), json!(progress));
+        op.insert("error".into(), error_value);
+        op.insert("processed".into(), json!(processed.to_string()));
+        op.insert("finished".into(), json!(finished));
+        op.insert("url".into(), url.map_or(Value::Null, Value::String));
+        op.insert("files".into(), Value::Null);
+        op.insert("folders".into(), Value::Null);
+        if self.docspace() {
+            // DistributedTaskStatus: Created 0, Running 1, Completed 2, Canceled 3, Failted 4.
+            let status = match job.state {
+                JobState::Queued => 0,
+                JobState::Running => 1,
+                JobState::Cancelled => 3,
+                JobState::Failed | JobState::Expired => 4,
+                _ => 2,
+            };
+            op.insert("status".into(), json!(status));
+            op.retain(|_, v| !v.is_null());
+        }
+        Value::Object(op)
+    }
+
+    /// The caller's listed operations. A finished one is shown once, then
+    /// no more. `poll` advances operations paced by polls.
+    fn operations(
+        &self,
+        core: &dyn Core,
+        user: &UserInfo,
+        poll: bool,
+        only: Option<&str>,
+    ) -> Vec<JobSnapshot> {
+        let owner = Principal::User(user.id.clone());
+        let mut out = Vec::new();
+        for job in core.jobs_of(DIALECT, &owner) {
+            if job.acknowledged || only.is_some_and(|id| id != job.id) {
+                continue;
+            }
+            let job = if poll && !job.state.is_terminal() && job.state != JobState::Ready {
+                core.poll_job(&job.id).unwrap_or(job)
+            } else {
+                job
+            };
+            if !matches!(job.state, JobState::Queued | JobState::Running) {
+                core.acknowledge_job(&job.id);
+            }
+            out.push(job);
+        }
+        out
+    }
+
+    fn list_response(
+        &self,
+        request: &DialectRequest,
+        core: &dyn Core,
+        jobs: &[JobSnapshot],
+        status: u16,
+        format: Format,
+    ) -> Response<Body> {
+        let origin = core.origin(&request.headers);
+        let now = core.now();
+        let ops: Vec<Value> = jobs
+            .iter()
+            .map(|job| self.operation(job, &origin, now))
+            .collect();
+        let count = ops.len();
+        self.success(request, status, Value::Array(ops), count, format)
+    }
+
+    fn body<'a>(&self, request: &'a DialectRequest) -> Result<&'a [u8], OoError> {
+        match &request.body {
+            Ok(body) => Ok(body),
+            Err(BodyError::TooLarge(limit)) => Err(OoError::body_too_large(*limit)),
+            Err(BodyError::Io(e)) => Err(OoError::malformed_json(e)),
+        }
+    }
+
+    fn bulk(
+        &self,
+        request: &DialectRequest,
+        core: &dyn Core,
+        user: &UserInfo,
+        format: Format,
+    ) -> Result<Response<Body>, OoError> {
+        let params: Params = request::params(request, self.body(request)?)?;
+        let file_ids = params.list("fileIds");
+        let folder_ids = params.list("folderIds");
+        for list in [&file_ids, &folder_ids] {
+            let mut seen = std::collections::HashSet::new();
+            if !list.iter().all(|id| seen.insert(id)) {
+                return Err(OoError::duplicate_key());
+            }
+        }
+        let owner = Principal::User(user.id.clone());
+        let running = core
+            .jobs_of(DIALECT, &owner)
+            .iter()
+            .any(|job| matches!(job.state, JobState::Queued | JobState::Running));
+        if file_ids.is_empty() && folder_ids.is_empty() {
+            if !self.docspace() {
+                return Err(OoError::bad_request());
+            }
+            if running {
+                return Err(OoError::too_many_downloads());
+            }
+            let jobs = self.operations(core, user, false, None);
+            return Ok(self.list_response(request, core, &jobs, 200, format));
+        }
+        if running {
+            return Err(OoError::too_many_downloads());
+        }
+
+        // Unknown ids do not fail the request: the operation finishes with an error instead.
+        let mut selection = Vec::new();
+        for (list, kind) in [(&file_ids, NodeKind::File), (&folder_ids, NodeKind::Folder)] {
+            for id in list.iter() {
+                if let Some(node) = self.ids.resolve(core, id) {
+                    selection.push(SelectedItem {
+                        id: node,
+                        expected_kind: Some(kind),
+                    });
+                }
+            }
+        }
+        let one_folder = file_ids.is_empty() && folder_ids.len() == 1 && selection.len() == 1;
+        let one_file =
+            self.docspace() && folder_ids.is_empty() && file_ids.len() == 1 && selection.len() == 1;
+        let name = match (one_folder || one_file)
+            .then(|| core.node(&selection[0].id))
+            .flatten()
+        {
+            Some(folder) if one_folder => format!("{}.zip", folder.name),
+            Some(file) => file.name,
+            None => format!(
+                "{}-download-{}.zip",
+                self.settings.alias,
+                core.now().format("%Y-%m-%d")
+            ),
+        };
+        let job_id = ids::operation_id(core);
+        let created = core
+            .create_job(
+                DIALECT,
+                CreateJob {
+                    id: job_id.clone(),
+                    name,
+                    owner,
+                    selection,
+                    plan: PlanOptions {
+                        missing: OnProblem::Skip,
+                        unreadable: OnProblem::Skip,
+                        dir_entries: DirEntries::EmptyOnly,
+                        flatten_single_folder: true,
+                        ..PlanOptions::default()
+                    },
+                    compression: Some(self.settings.compression),
+                    // DocSpace serves one file alone as itself.
+                    single_file_as_is: self.docspace(),
+                    pacing: self.settings.pacing,
+                    download_window: Some(self.settings.archive_ttl),
+                    single_use: false,
+                    retention: self.settings.archive_ttl,
+                },
+            )
+            .map_err(|e| OoError::malformed_json(&e.to_string()))?;
+        if created.job.entries_total == 0 {
+            let message = if file_ids.is_empty() {
+                errors::FOLDER_NOT_FOUND
+            } else {
+                errors::FILE_NOT_FOUND
+            };
+            let _ = core.fail_job(&job_id, message);
+        }
+        let single = self.docspace() && params.flag("returnSingleOperation");
+        let jobs = self.operations(core, user, false, single.then_some(job_id.as_str()));
+        Ok(self.list_response(request, core, &jobs, 200, format))
+    }
+
+    fn terminate(
+        &self,
+        request: &DialectRequest,
+        core: &dyn Core,
+        user: &UserInfo,
+        only: Option<&str>,
+        format: Format,
+    ) -> Response<Body> {
+        for job in core.jobs_of(DIALECT, &Principal::User(user.id.clone())) {
+            if only.is_none_or(|id| id == job.id)
+                && matches!(job.state, JobState::Queued | JobState::Running)
+            {
+                let _ = core.cancel_job(&job.id);
+            }
+        }
+        let jobs = self.operations(core, user, false, None);
+        self.list_response(request, core, &jobs, 200, format)
+    }
+
+    fn authenticate_route(
+        &self,
+        request: &DialectRequest,
+        core: &dyn Core,
+        format: Format,
+    ) -> Result<Response<Body>, OoError> {
+        let params = request::params(request, self.body(request)?)?;
+        let login = params.get("userName").unwrap_or_default();
+        let password = params.get("password").unwrap_or_default();
+        let Some((_, token)) = core.log_in(login, password) else {
+            return Err(OoError {
+                status: 500,
+                message: "User authentication failed".into(),
+                hresult: -2146233088,
+                exception: "System.Security.Authentication.AuthenticationException",
+            });
+        };
+        let expires = core.now() + chrono::Duration::days(365);
+        let payload = json!({"token": token, "expires": api_date(expires)});
+        let mut response = self.success(request, 201, payload, 1, format);
+        if let Ok(cookie) =
+            HeaderValue::from_str(&format!("asc_auth_key={token}; path=/; HttpOnly"))
+        {
+            response.headers_mut().insert(header::SET_COOKIE, cookie);
+        }
+        Ok(response)
+    }
+
+    /// `filehandler.ashx?action=bulk&filename=…`: empty 403 without a user,
+    /// empty 404 for an archive that is not theirs or not ready.
+    fn archive(&self, request: &DialectRequest, core: &dyn Core) -> Response<Body> {
+        let status_only = |status: StatusCode| {
+            let mut response = Response::new(empty());
+            *response.status_mut() = status;
+            response
+        };
+        if !request
+            .query("action")
+            .is_some_and(|a| a.eq_ignore_ascii_case("bulk"))
+        {
+            let mut response = Response::new(full("Bad request."));
+            *response.status_mut() = StatusCode::BAD_REQUEST;
+            return response;
+        }
+        let Some(user) = auth::user(request, core, None) else {
+            return status_only(StatusCode::FORBIDDEN);
+        };
+        let owner = Principal::User(user.id.clone());
+        let job = match request.query("filename") {
+            Some(token) => ids::job_from_token(&token).and_then(|id| core.job(&id)),
+            // Older builds link `?action=bulk&ext=.zip`: the caller's latest archive.
+            None => core
+                .jobs_of(DIALECT, &owner)
+                .into_iter()
+                .rev()
+                .find(|job| job.state == JobState::Ready),
+        };
+        let Some(job) = job.filter(|job| job.owner_tag == DIALECT && job.owner == owner) else {
+            return status_only(StatusCode::NOT_FOUND);
+        };
+        let Ok(download) = core.start_download(&job.id) else {
+            return status_only(StatusCode::NOT_FOUND);
+        };
+        let name = download.job.name.clone();
+        let total = download.len;
+        let download_is_file = download.single_file;
+        let (status, offset, length) = match total {
+            Some(len) => match parse_range(&request.headers, len) {
+                RangeRequest::Full => (StatusCode::OK, 0, Some(len)),
+                RangeRequest::Partial { start, end } => {
+                    (StatusCode::PARTIAL_CONTENT, start, Some(end - start + 1))
+                }
+                // The handler throws HttpException("Wrong Range header"), an ASP.NET 500.
+                RangeRequest::Unsatisfiable => {
+                    let mut response = Response::new(full("Wrong Range header"));
+                    *response.status_mut() = StatusCode::INTERNAL_SERVER_ERROR;
+                    return response;
+                }
+            },
+            None => (StatusCode::OK, 0, None),
+        };
+        let mut response = Response::new(download.body(offset, length));
+        *response.status_mut() = status;
+        let headers = response.headers_mut();
+        let content_type = if download_is_file {
+            mime_type(&name)
+        } else {
+            "application/zip"
+        };
+        headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+        if let Ok(value) = HeaderValue::from_bytes(content_disposition(&name).as_bytes()) {
+            headers.insert(header::CONTENT_DISPOSITION, value);
+        }
+        if let (Some(total), Some(length)) = (total, length) {
+            headers.insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
+            headers.insert(header::CONTENT_LENGTH, HeaderValue::from(length));
+            if status == StatusCode::PARTIAL_CONTENT {
+                // The vendor writes it with a leading space.
+                let range = format!(" bytes {offset}-{}/{total}", offset + length - 1);
+                if let Ok(value) = HeaderValue::from_str(&range) {
+                    headers.insert(header::CONTENT_RANGE, value);
+                }
+            }
+        }
+        response
+    }
+}
+
+/// The handful of types a lone file is most likely to be; octet-stream otherwise.
+fn mime_type(name: &str) -> &'static str {
+    let extension = name
+        .rsplit_once('.')
+        .map(|(_, e)| e.to_ascii_lowercase())
+        .unwrap_or_default();
+    match extension.as_str() {
+        "txt" | "log" | "md" => "text/plain",
+        "pdf" => "application/pdf",
+        "jpg" | "jpeg" => "image/jpeg",
+        "png" => "image/png",
+        "docx" => "application/vnd.openxmlformats-officedocument.wordprocessingml.document",
+        "xlsx" => "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+        "pptx" => "application/vnd.openxmlformats-officedocument.presentationml.presentation",
+        "zip" => "application/zip",
+        _ => "application/octet-stream",
+    }
+}
+
+/// .NET's `ContentDisposition` for an ASCII name (quoted only when it must
+/// be), the vendor's RFC 5987 form otherwise.
+fn content_disposition(name: &str) -> String {
+    if name.is_ascii() {
+        let token = name
+            .bytes()
+            .all(|b| b.is_ascii_graphic() && !b"()<>@,;:\\\"/[]?={}".contains(&b));
+        if token {
+            format!("attachment; filename={name}")
+        } else {
+            format!("attachment; filename=\"{}\"", name.replace('"', "\\\""))
+        }
+    } else {
+        format!(
+            "attachment; filename=\"{name}\"; filename*=UTF-8''{}",
+            percent_encode_rfc5987(name)
+        )
+    }
+}
+
+/// 401 as Community Server answers it: plain `Unauthorized`, and a Basic
+/// challenge only when an `Authorization` header was sent.
+fn unauthorized(headers: &HeaderMap, docspace: bool) -> Response<Body> {
+    let mut response = Response::new(full(if docspace { "" } else { "Unauthorized" }));
+    *response.status_mut() = StatusCode::UNAUTHORIZED;
+    if !docspace {
+        response
+            .headers_mut()
+            .insert(header::CONTENT_TYPE, HeaderValue::from_static("text/html"));
+    }
+    if headers.contains_key(header::AUTHORIZATION) {
+        let host = headers
+            .get(header::HOST)
+            .and_then(|h| h.to_str().ok())
+            .unwrap_or("localhost");
+        if let Ok(value) = HeaderValue::from_str(&format!("Basic Realm=\"{host}\"")) {
+            response
+                .headers_mut()
+                .insert(header::WWW_AUTHENTICATE, value);
+        }
+    }
+    response
+}
+
+fn route(method: Method, pattern: impl Into<String>, id: usize) -> Route {
+    Route {
+        method,
+        pattern: pattern.into(),
+        id,
+    }
+}
+
+impl Dialect for OnlyofficeDialect {
+    fn name(&self) -> &'static str {
+        DIALECT
+    }
+
+    fn routes(&self) -> Vec<Route> {
+        let mut routes = Vec::new();
+        for (method, base, id) in [
+            (Method::PUT, "/api/2.0/files/fileops/bulkdownload", BULK),
+            (Method::GET, "/api/2.0/files/fileops", LIST),
+            (Method::PUT, "/api/2.0/files/fileops/terminate", TERMINATE),
+            (Method::POST, "/api/2.0/authentication", AUTHENTICATE),
+        ] {
+            // Every API route also answers with a .json, .xml or .tml suffix.
+            for suffix in ["", ".json", ".xml", ".tml"] {
+                routes.push(route(method.clone(), format!("{base}{suffix}"), id));
+            }
+        }
+        routes.push(route(
+            Method::GET,
+            "/api/2.0/files/fileops/{type}",
+            LIST_BY_TYPE,
+        ));
+        routes.push(route(
+            Method::PUT,
+            "/api/2.0/files/fileops/terminate/{id}",
+            TERMINATE_ONE,
+        ));
+        routes.push(route(Method::GET, WORKSPACE_HANDLER, ARCHIVE));
+        routes.push(route(Method::GET, DOCSPACE_HANDLER, ARCHIVE));
+        routes
+    }
+
+    fn prefixes(&self) -> Vec<&'static str> {
+        vec!["/api/2.0/", "/Products/Files/"]
+    }
+
+    fn handle(&self, route: usize, request: DialectRequest, core: &dyn Core) -> Response<Body> {
+        let format = format_of(&request, self.settings.flavour);
+        if route == ARCHIVE {
+            return self.archive(&request, core);
+        }
+        let docspace_only = matches!(route, LIST_BY_TYPE | TERMINATE_ONE);
+        let suffixed = request
+            .uri
+            .path()
+            .rsplit('/')
+            .next()
+            .is_some_and(|last| last.contains('.'));
+        if (docspace_only && !self.docspace()) || (suffixed && self.docspace()) {
+            return self.not_found(&request, core);
+        }
+        if route == AUTHENTICATE {
+            return self
+                .authenticate_route(&request, core, format)
+                .unwrap_or_else(|err| self.error(&err, format));
+        }
+        // Authentication comes before anything else is looked at.
+        let form = request::params(&request, request.body.as_deref().unwrap_or_default()).ok();
+        let Some(user) = auth::user(&request, core, form.as_ref()) else {
+            return unauthorized(&request.headers, self.docspace());
+        };
+        let result = match route {
+            BULK => self.bulk(&request, core, &user, format),
+            LIST => {
+                let only = if self.docspace() {
+                    request.query("id")
+                } else {
+                    None
+                };
+                let jobs = self.operations(core, &user, true, only.as_deref());
+                Ok(self.list_response(&request, core, &jobs, 200, format))
+            }
+            LIST_BY_TYPE => {
+                let kind = request.param("type");
+                let jobs = if kind.eq_ignore_ascii_case("download") || kind == "3" {
+                    self.operations(core, &user, true, None)
+                } else {
+                    Vec::new()
+                };
+                Ok(self.list_response(&request, core, &jobs, 200, format))
+            }
+            TERMINATE => Ok(self.terminate(&request, core, &user, None, format)),
+            TERMINATE_ONE => {
+                Ok(self.terminate(&request, core, &user, Some(request.param("id")), format))
+            }
+            _ => Err(OoError::method_not_found()),
+        };
+        result.unwrap_or_else(|err| self.error(&err, format))
+    }
+
+    fn not_found(&self, _request: &DialectRequest, _core: &dyn Core) -> Response<Body> {
+        let mut response = Response::new(empty());
+        *response.status_mut() = StatusCode::NOT_FOUND;
+        response
+    }
+
+    fn method_not_allowed(
+        &self,
+        request: &DialectRequest,
+        _allowed: &[Method],
+        _core: &dyn Core,
+    ) -> Response<Body> {
+        self.error(
+            &OoError::method_not_found(),
+            format_of(request, self.settings.flavour),
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dates_have_seven_fraction_digits() {
+        let t = DateTime::parse_from_rfc3339("2025-03-01T10:00:00.123456Z")
+            .unwrap()
+            .with_timezone(&Utc);
+        assert_eq!(api_date(t), "2025-03-01T10:00:00.1234560Z");
+    }
+
+    #[test]
+    fn dispositions_like_dotnet() {
+        assert_eq!(
+            content_disposition("Docs.zip"),
+            "attachment; filename=Docs.zip"
+        );
+        assert_eq!(
+            content_disposition("My Docs.zip"),
+            "attachment; filename=\"My Docs.zip\""
+        );
+        assert_eq!(
+            content_disposition("Ü.zip"),
+            "attachment; filename=\"Ü.zip\"; filename*=UTF-8''%C3%9C.zip"
+        );
+    }
+}
