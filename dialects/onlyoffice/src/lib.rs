@@ -113,6 +113,7 @@ impl OnlyofficeDialect {
     fn success(
         &self,
         request: &DialectRequest,
+        core: &dyn Core,
         status: u16,
         payload: Value,
         count: usize,
@@ -120,11 +121,16 @@ impl OnlyofficeDialect {
     ) -> Response<Body> {
         let mut body = Map::new();
         if self.docspace() {
+            let display_url = format!(
+                "{}{}",
+                core.origin(&request.headers),
+                request.uri.path_and_query().map_or("", |p| p.as_str())
+            );
             body.insert("response".into(), payload);
             body.insert("count".into(), json!(count));
             body.insert(
                 "links".into(),
-                json!([{"href": request.uri.to_string(), "action": request.method.as_str()}]),
+                json!([{"href": display_url, "action": request.method.as_str()}]),
             );
             body.insert("status".into(), json!(0));
             body.insert("statusCode".into(), json!(status));
@@ -184,7 +190,7 @@ impl OnlyofficeDialect {
         // Steps are archive entries plus one for storing the archive.
         let steps_total = entries + 1;
         let fraction = match self.settings.pacing {
-            _ if finished => 1.0,
+            _ if finished && error.is_none() => 1.0,
             Pacing::AfterDuration(d) if d.num_milliseconds() > 0 => {
                 ((now - job.created_at).num_milliseconds() as f64 / d.num_milliseconds() as f64)
                     .clamp(0.0, 1.0)
@@ -283,7 +289,7 @@ impl OnlyofficeDialect {
             .map(|job| self.operation(job, &origin, now))
             .collect();
         let count = ops.len();
-        self.success(request, status, Value::Array(ops), count, format)
+        self.success(request, core, status, Value::Array(ops), count, format)
     }
 
     fn body<'a>(&self, request: &'a DialectRequest) -> Result<&'a [u8], OoError> {
@@ -341,6 +347,7 @@ impl OnlyofficeDialect {
                 }
             }
         }
+        let requested_found = selection.len();
         let one_folder = file_ids.is_empty() && folder_ids.len() == 1 && selection.len() == 1;
         let one_file =
             self.docspace() && folder_ids.is_empty() && file_ids.len() == 1 && selection.len() == 1;
@@ -369,7 +376,7 @@ impl OnlyofficeDialect {
                         missing: OnProblem::Skip,
                         unreadable: OnProblem::Skip,
                         dir_entries: DirEntries::EmptyOnly,
-                        flatten_single_folder: true,
+                        flatten_single_folder: one_folder,
                         ..PlanOptions::default()
                     },
                     compression: Some(self.settings.compression),
@@ -382,7 +389,13 @@ impl OnlyofficeDialect {
                 },
             )
             .map_err(|e| OoError::malformed_json(&e.to_string()))?;
-        if created.job.entries_total == 0 {
+        // FilterDownload drops what is missing or unreadable; with nothing left the operation fails.
+        let dropped = created
+            .skipped
+            .iter()
+            .filter(|s| s.reason != zipgate_api::plan::SkipReason::Duplicate)
+            .count();
+        if requested_found == dropped {
             let message = if file_ids.is_empty() {
                 errors::FOLDER_NOT_FOUND
             } else {
@@ -433,7 +446,7 @@ impl OnlyofficeDialect {
         };
         let expires = core.now() + chrono::Duration::days(365);
         let payload = json!({"token": token, "expires": api_date(expires)});
-        let mut response = self.success(request, 201, payload, 1, format);
+        let mut response = self.success(request, core, 201, payload, 1, format);
         if let Ok(cookie) =
             HeaderValue::from_str(&format!("asc_auth_key={token}; path=/; HttpOnly"))
         {

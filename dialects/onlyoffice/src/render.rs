@@ -80,6 +80,11 @@ fn write_element(name: &str, value: &Value, caps: bool, out: &mut String) {
             out.push_str(name);
             out.push_str(" />");
         }
+        Value::String(text) if text.is_empty() => {
+            out.push('<');
+            out.push_str(name);
+            out.push_str(" />");
+        }
         Value::Object(map) if map.is_empty() => {
             out.push('<');
             out.push_str(name);

@@ -1,0 +1,768 @@
+//! ONLYOFFICE's bulk download over real HTTP, Workspace and DocSpace
+//! flavours, JSON and XML, envelopes pinned in `tests/golden/onlyoffice/`.
+
+mod common;
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use chrono::{Duration, TimeZone, Utc};
+use common::*;
+use http::{Method, StatusCode};
+use serde_json::Value;
+use zipgate::clock::ManualClock;
+use zipgate::{Server, ServerHandle};
+
+const HOST: &str = "zipgate.test";
+const BULK: &str = "/api/2.0/files/fileops/bulkdownload";
+const LIST: &str = "/api/2.0/files/fileops";
+const JSON: (&str, &str) = ("content-type", "application/json");
+const ALICE: (&str, &str) = ("authorization", "Bearer alice-token");
+
+struct Oo {
+    server: ServerHandle,
+    clock: Arc<ManualClock>,
+}
+
+async fn start(settings: &[(&str, &str)]) -> Oo {
+    let clock = Arc::new(ManualClock::new(
+        Utc.with_ymd_and_hms(2025, 3, 1, 10, 0, 0).unwrap(),
+    ));
+    let mut builder = Server::builder().clock(clock.clone());
+    for (key, value) in settings {
+        builder = builder.setting("onlyoffice", key, value);
+    }
+    Oo {
+        server: builder.spawn().await.unwrap(),
+        clock,
+    }
+}
+
+async fn call(oo: &Oo, method: Method, path: &str, headers: &[(&str, &str)], body: &str) -> Reply {
+    let mut all = vec![("host", HOST)];
+    all.extend_from_slice(headers);
+    send(&oo.server, method, path, &all, body.to_owned()).await
+}
+
+async fn bulk(oo: &Oo, body: &str) -> Reply {
+    call(oo, Method::PUT, BULK, &[ALICE, JSON], body).await
+}
+
+async fn poll(oo: &Oo) -> Reply {
+    call(oo, Method::GET, LIST, &[ALICE], "").await
+}
+
+fn ops(reply: &Reply) -> Vec<Value> {
+    reply.json()["response"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default()
+}
+
+/// The archive URL's path and query on our origin, unescaped from JSON.
+fn archive_path(op: &Value) -> String {
+    let url = op["url"].as_str().expect("a url");
+    url.strip_prefix(&format!("http://{HOST}"))
+        .unwrap()
+        .to_owned()
+}
+
+async fn fetch(oo: &Oo, path: &str, headers: &[(&str, &str)]) -> Reply {
+    call(oo, Method::GET, path, headers, "").await
+}
+
+/// PUT, then poll until the operation is finished; returns it.
+async fn finished_op(oo: &Oo, body: &str) -> Value {
+    assert_eq!(bulk(oo, body).await.status, StatusCode::OK);
+    for _ in 0..10 {
+        if let Some(op) = ops(&poll(oo).await)
+            .into_iter()
+            .find(|op| op["finished"] == true)
+        {
+            return op;
+        }
+    }
+    panic!("the operation never finished");
+}
+
+#[tokio::test]
+async fn bulkdownload_answers_the_callers_operations_in_the_vendors_envelope() {
+    let oo = start(&[]).await;
+    let reply = bulk(&oo, r#"{"fileIds":["12345",34325],"folderIds":"1004"}"#).await;
+    assert_eq!(reply.status, StatusCode::OK);
+    assert_eq!(
+        reply.header("content-type"),
+        Some("application/json; charset=UTF-8")
+    );
+    assert_golden("onlyoffice/bulkdownload-200.json", &reply.body);
+
+    // Progress per poll: floor(100 * steps / (entries + 1)), then finished with the url.
+    let first = poll(&oo).await;
+    assert_golden("onlyoffice/fileops-progress.json", &first.body);
+    let second = poll(&oo).await;
+    assert_golden("onlyoffice/fileops-finished.json", &second.body);
+    let text = String::from_utf8(second.body.clone()).unwrap();
+    assert!(text.contains(r#""url":"http:\/\/zipgate.test\/Products\/Files\/HttpHandlers\/filehandler.ashx?action=bulk&filename="#), "{text}");
+    // Listed once when finished, then no more.
+    let third = poll(&oo).await;
+    assert_golden("onlyoffice/fileops-empty.json", &third.body);
+
+    let op = &ops(&second)[0];
+    assert_eq!(
+        (op["progress"].as_u64(), op["processed"].as_str()),
+        (Some(100), Some("3"))
+    );
+    let archive = fetch(
+        &oo,
+        &archive_path(op),
+        &[("cookie", "asc_auth_key=alice-token")],
+    )
+    .await;
+    assert_eq!(archive.status, StatusCode::OK);
+    assert_eq!(archive.header("content-type"), Some("application/zip"));
+    assert_eq!(
+        archive.header("content-length"),
+        Some(archive.body.len().to_string().as_str())
+    );
+    assert_eq!(
+        archive.header("content-disposition"),
+        Some("attachment; filename=portal-download-2025-03-01.zip")
+    );
+    let expected = [
+        (
+            "report.pdf".to_string(),
+            Some(pdf_bytes(&oo, "file-q1-report")),
+        ),
+        (
+            "report (1).pdf".to_string(),
+            Some(pdf_bytes(&oo, "file-q2-report")),
+        ),
+        ("Empty/".to_string(), None),
+    ];
+    check_with_readers(&archive.body, &expected);
+}
+
+fn pdf_bytes(oo: &Oo, id: &str) -> Vec<u8> {
+    use std::io::Read;
+    let store = oo.server.state().store();
+    let node = store.node(&zipgate::api::NodeId::from(id)).unwrap();
+    match &node.data {
+        zipgate::store::NodeData::File(body) => {
+            let mut bytes = Vec::new();
+            body.content
+                .open_at(0)
+                .unwrap()
+                .read_to_end(&mut bytes)
+                .unwrap();
+            bytes
+        }
+        _ => unreachable!(),
+    }
+}
+
+#[tokio::test]
+async fn request_bodies_in_every_form_the_vendor_binds() {
+    let oo = start(&[("pacing", "immediate")]).await;
+    let cases: [(&str, &str, &str); 6] = [
+        (
+            "/api/2.0/files/fileops/bulkdownload",
+            "application/json",
+            r#"{"FileIds":12348}"#,
+        ),
+        (
+            "/api/2.0/files/fileops/bulkdownload.json",
+            "application/json",
+            r#"{"fileIds":["12348"],"folderIds":[]}"#,
+        ),
+        (
+            "/api/2.0/files/fileops/bulkdownload",
+            "text/xml",
+            "<request><fileIds>12348</fileIds></request>",
+        ),
+        (
+            "/api/2.0/files/fileops/bulkdownload",
+            "application/x-www-form-urlencoded",
+            "fileIds[]=12348",
+        ),
+        (
+            "/api/2.0/files/fileops/bulkdownload",
+            "application/x-www-form-urlencoded",
+            "fileIds[0]=12348",
+        ),
+        (
+            "/api/2.0/files/fileops/bulkdownload?fileIds=12348",
+            "application/json",
+            "{}",
+        ),
+    ];
+    for (path, content_type, body) in cases {
+        let reply = call(
+            &oo,
+            Method::PUT,
+            path,
+            &[ALICE, ("content-type", content_type)],
+            body,
+        )
+        .await;
+        assert_eq!(
+            reply.status,
+            StatusCode::OK,
+            "{path} {body}: {}",
+            String::from_utf8_lossy(&reply.body)
+        );
+        let op = reply.json()["response"][0].clone();
+        assert_eq!(op["finished"], true, "{body}");
+        assert_eq!(op["error"], Value::Null, "{body}");
+        let archive = fetch(&oo, &archive_path(&op), &[ALICE]).await;
+        let mut zip = zip::ZipArchive::new(std::io::Cursor::new(archive.body)).unwrap();
+        assert_eq!(zip.len(), 1);
+        assert_eq!(zip.by_index(0).unwrap().name().unwrap(), "notes.md");
+    }
+}
+
+#[tokio::test]
+async fn xml_when_the_path_ends_in_xml_and_the_body_is_not_json() {
+    let oo = start(&[]).await;
+    let reply = call(
+        &oo,
+        Method::PUT,
+        "/api/2.0/files/fileops/bulkdownload.xml",
+        &[
+            ("authorization", "alice-token"),
+            ("content-type", "text/xml"),
+        ],
+        "<request><fileIds>12345</fileIds><folderIds>1004</folderIds></request>",
+    )
+    .await;
+    assert_eq!(
+        reply.header("content-type"),
+        Some("text/xml; charset=UTF-8")
+    );
+    assert_golden("onlyoffice/bulkdownload-200.xml", &reply.body);
+    call(&oo, Method::GET, "/api/2.0/files/fileops.tml", &[ALICE], "").await;
+    let finished = call(&oo, Method::GET, "/api/2.0/files/fileops.xml", &[ALICE], "").await;
+    assert_golden("onlyoffice/fileops-finished.xml", &finished.body);
+    assert_golden(
+        "onlyoffice/fileops-empty.xml",
+        &call(&oo, Method::GET, "/api/2.0/files/fileops.xml", &[ALICE], "")
+            .await
+            .body,
+    );
+    // A JSON body on an .xml path answers JSON.
+    let json = call(
+        &oo,
+        Method::PUT,
+        "/api/2.0/files/fileops/bulkdownload.xml",
+        &[ALICE, JSON],
+        r#"{"fileIds":[]}"#,
+    )
+    .await;
+    assert_eq!(
+        json.header("content-type"),
+        Some("application/json; charset=UTF-8")
+    );
+    // Errors in XML.
+    let error = call(
+        &oo,
+        Method::PUT,
+        "/api/2.0/files/fileops/bulkdownload.xml",
+        &[ALICE, ("content-type", "text/xml")],
+        "<request><fileIds>1</fileIds><fileIds>1</fileIds></request>",
+    )
+    .await;
+    assert_eq!(error.status, StatusCode::BAD_REQUEST);
+    assert_golden("onlyoffice/error-400-duplicate.xml", &error.body);
+}
+
+#[tokio::test]
+async fn errors_in_the_vendors_envelope() {
+    let oo = start(&[("pacing", "polls:5")]).await;
+    for (body, status, golden) in [
+        (
+            r#"{"fileIds":[],"folderIds":[]}"#,
+            403,
+            "error-403-bad-request.json",
+        ),
+        ("", 403, "error-403-empty-body.json"),
+        (r#"{"fileIds":["7","7"]}"#, 400, "error-400-duplicate.json"),
+        (r#"{"fileIds":[1,"#, 400, "error-400-malformed.json"),
+        ("[1,2]", 400, "error-400-array-root.json"),
+    ] {
+        let reply = bulk(&oo, body).await;
+        assert_eq!(reply.status.as_u16(), status, "{body}");
+        let json = reply.json();
+        assert_eq!(
+            (json["status"].as_u64(), json["statusCode"].as_u64()),
+            (Some(1), Some(status as u64))
+        );
+        assert_golden(&format!("onlyoffice/{golden}"), &reply.body);
+    }
+    // A second download while one runs.
+    assert_eq!(
+        bulk(&oo, r#"{"fileIds":["12348"]}"#).await.status,
+        StatusCode::OK
+    );
+    let reply = bulk(&oo, r#"{"fileIds":["12347"]}"#).await;
+    assert_eq!(reply.status, StatusCode::FORBIDDEN);
+    assert_golden("onlyoffice/error-403-too-many.json", &reply.body);
+    // A wrong verb on an API route.
+    let reply = call(&oo, Method::DELETE, BULK, &[ALICE], "").await;
+    assert_eq!(reply.status, StatusCode::NOT_FOUND);
+    assert_eq!(reply.json()["error"]["message"], "Method not found");
+}
+
+#[tokio::test]
+async fn unknown_and_unreadable_ids_finish_the_operation_with_an_error() {
+    let oo = start(&[("pacing", "immediate")]).await;
+    for (user, body, message) in [
+        (
+            "Bearer alice-token",
+            r#"{"fileIds":["999"],"folderIds":["1004"]}"#,
+            None,
+        ),
+        (
+            "Bearer alice-token",
+            r#"{"fileIds":["999"]}"#,
+            Some("The required file was not found"),
+        ),
+        (
+            "Bearer alice-token",
+            r#"{"folderIds":["999"]}"#,
+            Some("The required folder was not found"),
+        ),
+        (
+            "Bearer bob-token",
+            r#"{"folderIds":["1006"]}"#,
+            Some("The required folder was not found"),
+        ),
+    ] {
+        let reply = call(
+            &oo,
+            Method::PUT,
+            BULK,
+            &[("authorization", user), JSON],
+            body,
+        )
+        .await;
+        assert_eq!(reply.status, StatusCode::OK, "{body}");
+        let op = reply.json()["response"][0].clone();
+        assert_eq!(op["finished"], true);
+        match message {
+            Some(message) => {
+                assert_eq!(op["error"], message, "{body}");
+                assert_eq!(op["url"], Value::Null);
+            }
+            None => assert!(
+                op["url"].is_string(),
+                "the empty folder alone still makes an archive"
+            ),
+        }
+    }
+    let reply = call(
+        &oo,
+        Method::PUT,
+        BULK,
+        &[("authorization", "Bearer bob-token"), JSON],
+        r#"{"fileIds":["999"]}"#,
+    )
+    .await;
+    assert_golden("onlyoffice/bulkdownload-not-found.json", &reply.body);
+}
+
+#[tokio::test]
+async fn terminate_cancels_the_callers_operations() {
+    let oo = start(&[("pacing", "polls:5")]).await;
+    bulk(&oo, r#"{"folderIds":["1002"]}"#).await;
+    poll(&oo).await;
+    let reply = call(
+        &oo,
+        Method::PUT,
+        "/api/2.0/files/fileops/terminate",
+        &[ALICE],
+        "",
+    )
+    .await;
+    assert_eq!(reply.status, StatusCode::OK);
+    assert_golden("onlyoffice/terminate-200.json", &reply.body);
+    let op = &ops(&reply)[0];
+    assert_eq!(op["error"], "The operation was canceled");
+    assert_eq!(op["finished"], true);
+    // Terminated and reported: a new download may start.
+    assert_eq!(
+        bulk(&oo, r#"{"fileIds":["12348"]}"#).await.status,
+        StatusCode::OK
+    );
+}
+
+#[tokio::test]
+async fn pacing_on_the_clock() {
+    let oo = start(&[("pacing", "seconds:10")]).await;
+    bulk(&oo, r#"{"fileIds":["12348","12347"]}"#).await;
+    oo.clock.advance(Duration::seconds(5));
+    let op = &ops(&poll(&oo).await)[0];
+    assert_eq!(
+        (op["progress"].as_u64(), op["finished"].as_bool()),
+        (Some(33), Some(false))
+    );
+    oo.clock.advance(Duration::seconds(5));
+    assert_eq!(ops(&poll(&oo).await)[0]["finished"], true);
+}
+
+#[tokio::test]
+async fn one_folder_alone_is_its_own_archive_with_contents_at_the_root() {
+    let fixture = r#"{"users":[{"id":"u","token":"t"}],"nodes":[
+        {"id":"f","name":"Überblick 2024","ids":{"onlyoffice":"77"},"children":[
+          {"id":"a","name":"a.txt","content":{"text":"A"}},
+          {"id":"e","name":"Leer","type":"folder"},
+          {"id":"s","name":"sub","children":[{"id":"b","name":"b.txt","content":{"text":"B"}}]}]}]}"#;
+    let clock = Arc::new(ManualClock::new(
+        Utc.with_ymd_and_hms(2025, 3, 1, 10, 0, 0).unwrap(),
+    ));
+    let server = Server::builder()
+        .fixtures_json(fixture)
+        .unwrap()
+        .clock(clock.clone())
+        .setting("onlyoffice", "pacing", "immediate")
+        .spawn()
+        .await
+        .unwrap();
+    let oo = Oo { server, clock };
+    let reply = call(
+        &oo,
+        Method::PUT,
+        BULK,
+        &[("authorization", "t"), JSON],
+        r#"{"folderIds":["77"]}"#,
+    )
+    .await;
+    let op = reply.json()["response"][0].clone();
+    let archive = fetch(&oo, &archive_path(&op), &[("authorization", "t")]).await;
+    assert_eq!(
+        archive.headers["content-disposition"].as_bytes(),
+        "attachment; filename=\"Überblick 2024.zip\"; filename*=UTF-8''%C3%9Cberblick%202024.zip"
+            .as_bytes()
+    );
+    let mut zip = zip::ZipArchive::new(std::io::Cursor::new(archive.body)).unwrap();
+    let names: Vec<String> = (0..zip.len())
+        .map(|i| zip.by_index(i).unwrap().name().unwrap().to_string())
+        .collect();
+    assert_eq!(names, ["a.txt", "Leer/", "sub/b.txt"]);
+}
+
+#[tokio::test]
+async fn the_archive_handler_serves_ranges_and_refuses_strangers() {
+    let oo = start(&[]).await;
+    let op = finished_op(&oo, r#"{"folderIds":["1005"]}"#).await;
+    let path = archive_path(&op);
+    let full = fetch(&oo, &path, &[("cookie", "asc_auth_key=alice-token")]).await;
+    let total = full.body.len();
+    assert!(total > 64 << 20);
+    // Resume from the middle: the same bytes.
+    let start = total / 2;
+    let part = fetch(&oo, &path, &[ALICE, ("range", &format!("bytes={start}-"))]).await;
+    assert_eq!(part.status, StatusCode::PARTIAL_CONTENT);
+    assert_eq!(
+        part.header("content-range"),
+        Some(format!(" bytes {start}-{}/{total}", total - 1).trim_start())
+    );
+    assert!(part.body == full.body[start..]);
+    // HTTP clients strip the space the vendor writes before `bytes`; the raw response keeps it.
+    let raw = raw_head(&oo, &path, &format!("bytes={start}-")).await;
+    assert!(
+        raw.contains(&format!("content-range:  bytes {start}-")),
+        "{raw}"
+    );
+
+    let anonymous = fetch(&oo, &path, &[]).await;
+    assert_eq!(
+        (anonymous.status, anonymous.body.len()),
+        (StatusCode::FORBIDDEN, 0)
+    );
+    let bob = fetch(&oo, &path, &[("authorization", "Bearer bob-token")]).await;
+    assert_eq!((bob.status, bob.body.len()), (StatusCode::NOT_FOUND, 0));
+    let unknown = fetch(
+        &oo,
+        "/Products/Files/HttpHandlers/filehandler.ashx?action=bulk&filename=bm9wZQ%3D%3D",
+        &[ALICE],
+    )
+    .await;
+    assert_eq!(
+        (unknown.status, unknown.body.len()),
+        (StatusCode::NOT_FOUND, 0)
+    );
+    let beyond = fetch(&oo, &path, &[ALICE, ("range", &format!("bytes={total}-"))]).await;
+    assert_eq!(beyond.status, StatusCode::INTERNAL_SERVER_ERROR);
+}
+
+#[tokio::test]
+async fn every_way_the_vendor_authenticates() {
+    let oo = start(&[("pacing", "immediate")]).await;
+    let basic = format!(
+        "Basic {}",
+        base64_encode("alice@example.com:alice-password")
+    );
+    for (header, value, path) in [
+        ("authorization", "alice-token", LIST),
+        ("authorization", "Bearer alice-token", LIST),
+        ("authorization", basic.as_str(), LIST),
+        ("cookie", "other=1; asc_auth_key=alice-token", LIST),
+        (
+            "x-none",
+            "",
+            "/api/2.0/files/fileops?asc_auth_key=alice-token",
+        ),
+    ] {
+        let reply = call(&oo, Method::GET, path, &[(header, value)], "").await;
+        assert_eq!(reply.status, StatusCode::OK, "{header}: {value}");
+    }
+    let reply = call(
+        &oo,
+        Method::PUT,
+        BULK,
+        &[("content-type", "application/x-www-form-urlencoded")],
+        "asc_auth_key=alice-token&fileIds=12348",
+    )
+    .await;
+    assert_eq!(reply.status, StatusCode::OK, "asc_auth_key as a form field");
+
+    let reply = call(
+        &oo,
+        Method::GET,
+        LIST,
+        &[("authorization", "Bearer nope")],
+        "",
+    )
+    .await;
+    assert_eq!(reply.status, StatusCode::UNAUTHORIZED);
+    assert_eq!(reply.body, b"Unauthorized");
+    assert_eq!(
+        reply.header("www-authenticate"),
+        Some("Basic Realm=\"zipgate.test\"")
+    );
+    let reply = call(&oo, Method::PUT, BULK, &[JSON], "{").await;
+    assert_eq!(
+        reply.status,
+        StatusCode::UNAUTHORIZED,
+        "auth is checked before the body"
+    );
+    assert_eq!(reply.header("www-authenticate"), None);
+}
+
+/// The response head as it crossed the wire.
+async fn raw_head(oo: &Oo, path: &str, range: &str) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = tokio::net::TcpStream::connect(oo.server.addr())
+        .await
+        .unwrap();
+    let request = format!(
+        "GET {path} HTTP/1.1\r\nHost: {HOST}\r\nAuthorization: Bearer alice-token\r\nRange: {range}\r\nConnection: close\r\n\r\n"
+    );
+    stream.write_all(request.as_bytes()).await.unwrap();
+    let mut head = Vec::new();
+    let mut buf = [0u8; 4096];
+    while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+        let n = stream.read(&mut buf).await.unwrap();
+        assert!(n > 0);
+        head.extend_from_slice(&buf[..n]);
+    }
+    String::from_utf8_lossy(&head).into_owned()
+}
+
+fn base64_encode(text: &str) -> String {
+    const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let bytes = text.as_bytes();
+    let mut out = String::new();
+    for chunk in bytes.chunks(3) {
+        let n = chunk
+            .iter()
+            .enumerate()
+            .fold(0u32, |acc, (i, b)| acc | (u32::from(*b) << (16 - 8 * i)));
+        for i in 0..4 {
+            if i <= chunk.len() {
+                out.push(ALPHABET[((n >> (18 - 6 * i)) & 63) as usize] as char);
+            } else {
+                out.push('=');
+            }
+        }
+    }
+    out
+}
+
+#[tokio::test]
+async fn logging_in_returns_a_token_and_sets_the_cookie() {
+    let oo = start(&[]).await;
+    let reply = call(
+        &oo,
+        Method::POST,
+        "/api/2.0/authentication.json",
+        &[JSON],
+        r#"{"userName":"alice@example.com","password":"alice-password"}"#,
+    )
+    .await;
+    assert_eq!(reply.status, StatusCode::CREATED);
+    assert_eq!(
+        reply.header("set-cookie"),
+        Some("asc_auth_key=alice-token; path=/; HttpOnly")
+    );
+    assert_golden("onlyoffice/authentication-201.json", &reply.body);
+    let reply = call(
+        &oo,
+        Method::POST,
+        "/api/2.0/authentication",
+        &[JSON],
+        r#"{"userName":"alice@example.com","password":"no"}"#,
+    )
+    .await;
+    assert_eq!(reply.status, StatusCode::INTERNAL_SERVER_ERROR);
+    assert_eq!(
+        reply.json()["error"]["message"],
+        "User authentication failed"
+    );
+}
+
+#[tokio::test]
+async fn the_documentation_pages_style_by_setting() {
+    let oo = start(&[("style", "docs"), ("pacing", "immediate")]).await;
+    let reply = bulk(&oo, r#"{"fileIds":["12348"]}"#).await;
+    let json = reply.json();
+    assert!(json.get("count").is_none() && json.get("statusCode").is_none());
+    assert_eq!(json["response"][0]["error"], "");
+    let xml = call(&oo, Method::GET, "/api/2.0/files/fileops.xml", &[ALICE], "").await;
+    assert_eq!(xml.status, StatusCode::OK);
+    let reply = call(
+        &oo,
+        Method::PUT,
+        "/api/2.0/files/fileops/bulkdownload.xml",
+        &[ALICE, ("content-type", "text/xml")],
+        "<r><fileIds>12347</fileIds></r>",
+    )
+    .await;
+    let text = String::from_utf8(reply.body).unwrap();
+    assert!(text.contains("<finished>True</finished>"), "{text}");
+    assert_golden("onlyoffice/docs-style-bulkdownload.xml", text.as_bytes());
+}
+
+// ---- DocSpace ----
+
+#[tokio::test]
+async fn docspace_envelopes_routes_and_single_files() {
+    let oo = start(&[("flavour", "docspace")]).await;
+    let reply = bulk(&oo, r#"{"fileIds":[12345],"folderIds":[1004]}"#).await;
+    assert_eq!(reply.status, StatusCode::OK);
+    assert_eq!(
+        reply.header("content-type"),
+        Some("application/json; charset=utf-8")
+    );
+    assert_golden("onlyoffice/docspace-bulkdownload-200.json", &reply.body);
+    let op_id = reply.json()["response"][0]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert_eq!(reply.json()["response"][0]["Operation"], 3);
+
+    // A second download while one runs is refused (CheckRunning comes first, even for empty lists).
+    let reply = bulk(&oo, r#"{"fileIds":[12348]}"#).await;
+    assert_eq!(reply.status, StatusCode::FORBIDDEN);
+    assert_golden("onlyoffice/docspace-error-403.json", &reply.body);
+    assert_eq!(
+        bulk(&oo, r#"{"fileIds":[],"folderIds":[]}"#).await.status,
+        StatusCode::FORBIDDEN
+    );
+
+    let by_id = call(
+        &oo,
+        Method::GET,
+        &format!("{LIST}?id={op_id}"),
+        &[ALICE],
+        "",
+    )
+    .await;
+    assert_eq!(ops(&by_id).len(), 1);
+    let by_type = call(&oo, Method::GET, &format!("{LIST}/Download"), &[ALICE], "").await;
+    let op = ops(&by_type)[0].clone();
+    // Nothing running now: empty lists are not an error in DocSpace, just a listing.
+    let reply = bulk(&oo, r#"{"fileIds":[],"folderIds":[]}"#).await;
+    assert_eq!((reply.status, ops(&reply).len()), (StatusCode::OK, 0));
+    assert_eq!(op["finished"], true);
+    assert!(op.get("error").is_none(), "nulls are omitted");
+    let url = op["url"].as_str().unwrap();
+    assert!(
+        url.starts_with(&format!(
+            "http://{HOST}/filehandler.ashx?action=bulk&filename="
+        )),
+        "{url}"
+    );
+    let archive = fetch(
+        &oo,
+        url.strip_prefix(&format!("http://{HOST}")).unwrap(),
+        &[ALICE],
+    )
+    .await;
+    assert_eq!(archive.header("content-type"), Some("application/zip"));
+
+    // One file alone is served as itself.
+    let reply = call(
+        &oo,
+        Method::PUT,
+        BULK,
+        &[ALICE, JSON],
+        r#"{"fileIds":[12348],"returnSingleOperation":true}"#,
+    )
+    .await;
+    assert_eq!(ops(&reply).len(), 1);
+    call(&oo, Method::GET, LIST, &[ALICE], "").await;
+    let op = ops(&call(&oo, Method::GET, LIST, &[ALICE], "").await)[0].clone();
+    let file = fetch(
+        &oo,
+        op["url"]
+            .as_str()
+            .unwrap()
+            .strip_prefix(&format!("http://{HOST}"))
+            .unwrap(),
+        &[ALICE],
+    )
+    .await;
+    assert_eq!(file.header("content-type"), Some("text/plain"));
+    assert_eq!(
+        file.header("content-disposition"),
+        Some("attachment; filename=notes.md")
+    );
+    assert!(file.body.starts_with(b"# Notes"));
+
+    // Terminate one operation by id; suffixed paths do not exist in DocSpace.
+    bulk(&oo, r#"{"folderIds":[1002]}"#).await;
+    let id = ops(&poll(&oo).await)[0]["id"].as_str().unwrap().to_owned();
+    let _ = id;
+    let reply = call(
+        &oo,
+        Method::GET,
+        "/api/2.0/files/fileops.json",
+        &[ALICE],
+        "",
+    )
+    .await;
+    assert_eq!(reply.status, StatusCode::NOT_FOUND);
+}
+
+#[tokio::test]
+async fn docspace_terminates_one_operation_by_id() {
+    let oo = start(&[("flavour", "docspace"), ("pacing", "polls:5")]).await;
+    let reply = bulk(&oo, r#"{"folderIds":[1002]}"#).await;
+    let id = reply.json()["response"][0]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let reply = call(
+        &oo,
+        Method::PUT,
+        &format!("/api/2.0/files/fileops/terminate/{id}"),
+        &[ALICE],
+        "",
+    )
+    .await;
+    assert_eq!(reply.status, StatusCode::OK);
+    let op = &ops(&reply)[0];
+    assert_eq!(op["error"], "The operation was canceled");
+    assert_eq!(op["status"], 3);
+    let _ = Bytes::new();
+}
