@@ -12,30 +12,17 @@ use http::{Method, StatusCode};
 use http_body_util::BodyExt;
 use serde_json::{json, Value};
 use zipgate::clock::ManualClock;
-use zipgate::{Server, ServerHandle};
+use zipgate::Server;
 
 const ALICE: &str = "Bearer alice-token";
 const BOB: &str = "Bearer bob-token";
 /// Bodies are compared with this origin, whatever port the test server got.
 const HOST: &str = "zipgate.test";
 
-struct BoxServer {
-    server: ServerHandle,
-    clock: Arc<ManualClock>,
-}
+type BoxServer = Clocked;
 
 async fn start(settings: &[(&str, &str)]) -> BoxServer {
-    let clock = Arc::new(ManualClock::new(
-        Utc.with_ymd_and_hms(2025, 3, 1, 10, 0, 0).unwrap(),
-    ));
-    let mut builder = Server::builder().clock(clock.clone());
-    for (key, value) in settings {
-        builder = builder.setting("box", key, value);
-    }
-    BoxServer {
-        server: builder.spawn().await.unwrap(),
-        clock,
-    }
+    start_dialect("box", settings).await
 }
 
 async fn create(s: &BoxServer, auth: Option<&str>, body: &str) -> Reply {
@@ -131,7 +118,7 @@ async fn public_url_overrides_the_host_header() {
         .spawn()
         .await
         .unwrap();
-    let s = BoxServer { server, clock };
+    let s = Clocked { server, clock };
     let body = create(&s, Some(ALICE), &items(&[("file", "12348")]))
         .await
         .json();

@@ -11,7 +11,7 @@ use common::*;
 use http::{Method, StatusCode};
 use serde_json::Value;
 use zipgate::clock::ManualClock;
-use zipgate::{Server, ServerHandle};
+use zipgate::Server;
 
 const HOST: &str = "zipgate.test";
 const BULK: &str = "/api/2.0/files/fileops/bulkdownload";
@@ -19,23 +19,10 @@ const LIST: &str = "/api/2.0/files/fileops";
 const JSON: (&str, &str) = ("content-type", "application/json");
 const ALICE: (&str, &str) = ("authorization", "Bearer alice-token");
 
-struct Oo {
-    server: ServerHandle,
-    clock: Arc<ManualClock>,
-}
+type Oo = Clocked;
 
 async fn start(settings: &[(&str, &str)]) -> Oo {
-    let clock = Arc::new(ManualClock::new(
-        Utc.with_ymd_and_hms(2025, 3, 1, 10, 0, 0).unwrap(),
-    ));
-    let mut builder = Server::builder().clock(clock.clone());
-    for (key, value) in settings {
-        builder = builder.setting("onlyoffice", key, value);
-    }
-    Oo {
-        server: builder.spawn().await.unwrap(),
-        clock,
-    }
+    start_dialect("onlyoffice", settings).await
 }
 
 async fn call(oo: &Oo, method: Method, path: &str, headers: &[(&str, &str)], body: &str) -> Reply {
@@ -143,21 +130,8 @@ async fn bulkdownload_answers_the_callers_operations_in_the_vendors_envelope() {
 }
 
 fn pdf_bytes(oo: &Oo, id: &str) -> Vec<u8> {
-    use std::io::Read;
     let store = oo.server.state().store();
-    let node = store.node(&zipgate::api::NodeId::from(id)).unwrap();
-    match &node.data {
-        zipgate::store::NodeData::File(body) => {
-            let mut bytes = Vec::new();
-            body.content
-                .open_at(0)
-                .unwrap()
-                .read_to_end(&mut bytes)
-                .unwrap();
-            bytes
-        }
-        _ => unreachable!(),
-    }
+    file_bytes(store.node(&zipgate::api::NodeId::from(id)).unwrap()).unwrap()
 }
 
 #[tokio::test]
@@ -426,7 +400,7 @@ async fn one_folder_alone_is_its_own_archive_with_contents_at_the_root() {
         .spawn()
         .await
         .unwrap();
-    let oo = Oo { server, clock };
+    let oo = Clocked { server, clock };
     let reply = call(
         &oo,
         Method::PUT,

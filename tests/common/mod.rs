@@ -12,10 +12,14 @@ use http::{HeaderMap, Method, Request, StatusCode};
 use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
 use hyper_util::rt::TokioIo;
+use std::sync::Arc;
 use tokio::net::TcpStream;
 use zipgate::api::{NodeId, Principal, SelectedItem};
 use zipgate::planner::{self, PlanOptions};
-use zipgate::store::{fixture, NodeData};
+
+use chrono::{TimeZone, Utc};
+use zipgate::clock::ManualClock;
+use zipgate::store::{fixture, Node, NodeData};
 use zipgate::{Server, ServerHandle};
 
 pub async fn start_default() -> ServerHandle {
@@ -162,21 +166,47 @@ pub fn expected_entries(
     plan.entries
         .iter()
         .map(|entry| {
-            let content = match &entry.node.data {
-                NodeData::Folder(_) => None,
-                NodeData::File(body) => {
-                    let mut bytes = Vec::new();
-                    body.content
-                        .open_at(0)
-                        .unwrap()
-                        .read_to_end(&mut bytes)
-                        .unwrap();
-                    Some(bytes)
-                }
-            };
+            let content = file_bytes(&entry.node);
             (entry.path.clone(), content)
         })
         .collect()
+}
+
+/// A file node's bytes, read from its content source; `None` for a folder.
+pub fn file_bytes(node: &Node) -> Option<Vec<u8>> {
+    match &node.data {
+        NodeData::Folder(_) => None,
+        NodeData::File(body) => {
+            let mut bytes = Vec::new();
+            body.content
+                .open_at(0)
+                .unwrap()
+                .read_to_end(&mut bytes)
+                .unwrap();
+            Some(bytes)
+        }
+    }
+}
+
+/// A server on the embedded fixtures with a clock the test moves.
+pub struct Clocked {
+    pub server: ServerHandle,
+    pub clock: Arc<ManualClock>,
+}
+
+/// Starts at 2025-03-01T10:00:00Z with `dialect`'s settings.
+pub async fn start_dialect(dialect: &str, settings: &[(&str, &str)]) -> Clocked {
+    let clock = Arc::new(ManualClock::new(
+        Utc.with_ymd_and_hms(2025, 3, 1, 10, 0, 0).unwrap(),
+    ));
+    let mut builder = Server::builder().clock(clock.clone());
+    for (key, value) in settings {
+        builder = builder.setting(dialect, key, value);
+    }
+    Clocked {
+        server: builder.spawn().await.unwrap(),
+        clock,
+    }
 }
 
 pub fn run(command: &mut Command) -> String {
