@@ -575,7 +575,7 @@ fn content_disposition(name: &str) -> String {
 }
 
 /// 401 as Community Server answers it: plain `Unauthorized`, and a Basic
-/// challenge only when an `Authorization` header was sent.
+/// challenge only when an `Authorization` header was sent (DocSpace: empty).
 fn unauthorized(headers: &HeaderMap, docspace: bool) -> Response<Body> {
     let mut response = Response::new(full(if docspace { "" } else { "Unauthorized" }));
     *response.status_mut() = StatusCode::UNAUTHORIZED;
@@ -584,7 +584,7 @@ fn unauthorized(headers: &HeaderMap, docspace: bool) -> Response<Body> {
             .headers_mut()
             .insert(header::CONTENT_TYPE, HeaderValue::from_static("text/html"));
     }
-    if headers.contains_key(header::AUTHORIZATION) {
+    if !docspace && headers.contains_key(header::AUTHORIZATION) {
         let host = headers
             .get(header::HOST)
             .and_then(|h| h.to_str().ok())
