@@ -77,6 +77,9 @@ struct ServeArgs {
     /// runs (default 0), or `random` (use it when zipgate serves real clients).
     #[arg(long, default_value = "0")]
     seed: String,
+    /// ONLYOFFICE flavour (same as `--set onlyoffice.flavour=…`).
+    #[arg(long, value_parser = ["workspace", "docspace"])]
+    onlyoffice_flavour: Option<String>,
     /// A dialect setting, DIALECT.KEY=VALUE (repeatable), e.g. `--set box.url_ttl=300`.
     #[arg(long = "set", value_name = "DIALECT.KEY=VALUE")]
     settings: Vec<String>,
@@ -177,6 +180,12 @@ fn serve(args: ServeArgs) -> ExitCode {
                 return ExitCode::FAILURE;
             }
         }
+    }
+    if let Some(flavour) = args.onlyoffice_flavour {
+        dialect_settings
+            .entry("onlyoffice".into())
+            .or_default()
+            .insert("flavour".into(), flavour);
     }
     let dialects = match dialects::build(&dialect_settings) {
         Ok(dialects) => dialects,

@@ -210,3 +210,34 @@ fn a_broken_fixture_file_stops_start_up_with_the_json_path() {
         .unwrap();
     assert!(!output.status.success());
 }
+
+#[test]
+fn onlyoffice_flavour_and_dialect_settings_from_the_command_line() {
+    let running = serve(&["--onlyoffice-flavour", "docspace", "--set", "box.url_ttl=5"]);
+    let mut stream = TcpStream::connect(&running.addr).unwrap();
+    write!(
+        stream,
+        "GET /api/2.0/files/fileops HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer alice-token\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).unwrap();
+    assert!(response.starts_with("HTTP/1.1 200"), "{response}");
+    assert!(
+        response.contains("\"links\""),
+        "a DocSpace envelope: {response}"
+    );
+
+    let output = Command::new(env!("CARGO_BIN_EXE_zipgate"))
+        .args([
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--set",
+            "box.colour=red",
+        ])
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    assert!(String::from_utf8_lossy(&output.stderr).contains("box.colour"));
+}

@@ -740,3 +740,23 @@ async fn docspace_terminates_one_operation_by_id() {
     assert_eq!(op["status"], 3);
     let _ = Bytes::new();
 }
+
+#[tokio::test]
+async fn one_request_may_pick_the_other_flavour_by_header() {
+    let oo = start(&[]).await;
+    let reply = call(
+        &oo,
+        Method::PUT,
+        BULK,
+        &[ALICE, JSON, ("x-zipgate-onlyoffice-flavour", "docspace")],
+        r#"{"fileIds":[12348]}"#,
+    )
+    .await;
+    assert!(reply.json().get("links").is_some(), "a DocSpace envelope");
+    assert_eq!(reply.json()["response"][0]["Operation"], 3);
+    let reply = poll(&oo).await;
+    assert!(
+        reply.json().get("links").is_none(),
+        "Workspace again without the header"
+    );
+}

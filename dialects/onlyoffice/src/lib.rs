@@ -11,6 +11,8 @@ mod render;
 mod request;
 mod settings;
 
+use std::sync::Arc;
+
 use chrono::{DateTime, SecondsFormat, Utc};
 use http::{header, HeaderMap, HeaderValue, Method, Response, StatusCode};
 use serde_json::{json, Map, Value};
@@ -42,14 +44,14 @@ const DOCSPACE_HANDLER: &str = "/filehandler.ashx";
 
 pub struct OnlyofficeDialect {
     settings: OnlyofficeSettings,
-    ids: DialectIds,
+    ids: Arc<DialectIds>,
 }
 
 impl OnlyofficeDialect {
     pub fn new(settings: &Settings) -> Result<Self, String> {
         Ok(OnlyofficeDialect {
             settings: OnlyofficeSettings::parse(settings)?,
-            ids: ids::onlyoffice_ids(),
+            ids: Arc::new(ids::onlyoffice_ids()),
         })
     }
 }
@@ -644,6 +646,57 @@ impl Dialect for OnlyofficeDialect {
     }
 
     fn handle(&self, route: usize, request: DialectRequest, core: &dyn Core) -> Response<Body> {
+        // A test may switch flavour for one request.
+        let flavour = match request
+            .headers
+            .get(FLAVOUR_HEADER)
+            .and_then(|v| v.to_str().ok())
+        {
+            Some("docspace") => Flavour::DocSpace,
+            Some("workspace") => Flavour::Workspace,
+            _ => self.settings.flavour,
+        };
+        if flavour != self.settings.flavour {
+            let dialect = OnlyofficeDialect {
+                settings: OnlyofficeSettings {
+                    flavour,
+                    ..self.settings.clone()
+                },
+                ids: self.ids.clone(),
+            };
+            return dialect.serve(route, request, core);
+        }
+        self.serve(route, request, core)
+    }
+
+    fn not_found(&self, _request: &DialectRequest, _core: &dyn Core) -> Response<Body> {
+        not_found()
+    }
+
+    fn method_not_allowed(
+        &self,
+        request: &DialectRequest,
+        _allowed: &[Method],
+        _core: &dyn Core,
+    ) -> Response<Body> {
+        self.error(
+            &OoError::method_not_found(),
+            format_of(request, self.settings.flavour),
+        )
+    }
+}
+
+/// Request header that picks the flavour for one request: `workspace` or `docspace`.
+pub const FLAVOUR_HEADER: &str = "x-zipgate-onlyoffice-flavour";
+
+fn not_found() -> Response<Body> {
+    let mut response = Response::new(empty());
+    *response.status_mut() = StatusCode::NOT_FOUND;
+    response
+}
+
+impl OnlyofficeDialect {
+    fn serve(&self, route: usize, request: DialectRequest, core: &dyn Core) -> Response<Body> {
         let format = format_of(&request, self.settings.flavour);
         if route == ARCHIVE {
             return self.archive(&request, core);
@@ -656,7 +709,7 @@ impl Dialect for OnlyofficeDialect {
             .next()
             .is_some_and(|last| last.contains('.'));
         if (docspace_only && !self.docspace()) || (suffixed && self.docspace()) {
-            return self.not_found(&request, core);
+            return not_found();
         }
         if route == AUTHENTICATE {
             return self
@@ -695,24 +748,6 @@ impl Dialect for OnlyofficeDialect {
             _ => Err(OoError::method_not_found()),
         };
         result.unwrap_or_else(|err| self.error(&err, format))
-    }
-
-    fn not_found(&self, _request: &DialectRequest, _core: &dyn Core) -> Response<Body> {
-        let mut response = Response::new(empty());
-        *response.status_mut() = StatusCode::NOT_FOUND;
-        response
-    }
-
-    fn method_not_allowed(
-        &self,
-        request: &DialectRequest,
-        _allowed: &[Method],
-        _core: &dyn Core,
-    ) -> Response<Body> {
-        self.error(
-            &OoError::method_not_found(),
-            format_of(request, self.settings.flavour),
-        )
     }
 }
 
