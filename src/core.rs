@@ -106,6 +106,7 @@ impl Core for ServerCore {
         let job = self.0.jobs.create(JobSpec {
             id: request.id,
             name: request.name,
+            context: request.context,
             owner_tag: owner_tag.to_owned(),
             owner: request.owner,
             archive,

@@ -14,6 +14,7 @@ pub fn build(settings: &BTreeMap<String, Settings>) -> Result<Vec<Arc<dyn Dialec
         Arc::new(zipgate_onlyoffice::OnlyofficeDialect::new(get(
             "onlyoffice",
         ))?),
+        Arc::new(zipgate_oracle::OracleDialect::new(get("oracle"))?),
     ];
     for name in settings.keys() {
         if !dialects.iter().any(|d| d.name() == name) {

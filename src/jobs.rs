@@ -18,6 +18,8 @@ pub struct JobSpec {
     pub id: String,
     /// The archive's file name.
     pub name: String,
+    /// The creator's own data, returned with every snapshot.
+    pub context: String,
     /// Opaque tag of whoever created the job (a dialect's name); the registry
     /// never interprets it.
     pub owner_tag: String,
@@ -154,6 +156,8 @@ impl JobRegistry {
         let snapshot = JobSnapshot {
             id: spec.id.clone(),
             name: spec.name.clone(),
+            context: spec.context.clone(),
+            archive_len: spec.archive.len(),
             owner_tag: spec.owner_tag.clone(),
             owner: spec.owner.clone(),
             state: JobState::Queued,
@@ -437,6 +441,7 @@ mod tests {
         JobSpec {
             id: id.into(),
             name: "test.zip".into(),
+            context: String::new(),
             owner_tag: "test".into(),
             owner: Principal::Anonymous,
             archive: Arc::new(Archive::new(Vec::new(), 6)),

@@ -22,6 +22,8 @@ pub struct CreateJob {
     pub id: String,
     /// The archive's file name, as the dialect will present it.
     pub name: String,
+    /// Anything the dialect wants back with the job (e.g. the folder it was made from).
+    pub context: String,
     pub owner: Principal,
     pub selection: Vec<SelectedItem>,
     pub plan: PlanOptions,
@@ -55,6 +57,10 @@ pub struct JobSnapshot {
     pub id: String,
     /// The archive's file name.
     pub name: String,
+    /// The dialect's own data, as given at creation.
+    pub context: String,
+    /// Exact archive length, known when every entry is stored.
+    pub archive_len: Option<u64>,
     /// The dialect that created the job.
     pub owner_tag: String,
     pub owner: Principal,

@@ -134,6 +134,7 @@ impl BoxDialect {
             CreateJob {
                 id: job_id.clone(),
                 name: archive_name(parsed.download_file_name.as_deref(), &self.settings),
+                context: String::new(),
                 owner,
                 selection,
                 plan: PlanOptions {

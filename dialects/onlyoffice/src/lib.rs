@@ -372,6 +372,7 @@ impl OnlyofficeDialect {
                 CreateJob {
                     id: job_id.clone(),
                     name,
+                    context: String::new(),
                     owner,
                     selection,
                     plan: PlanOptions {

@@ -59,77 +59,10 @@ fn write_string(s: &str, out: &mut String) {
     out.push('"');
 }
 
-/// `{"result": value}` as XML: no declaration, no whitespace, arrays as
-/// repeated elements (empty ones vanish), nulls and empty objects as `<x />`.
+/// `{"result": value}` as XML, by Newtonsoft's rules (see `zipgate_api::xml`).
 /// `capitalised_booleans` writes `True`/`False` as the documentation page does.
 pub fn vendor_xml(value: &Value, capitalised_booleans: bool) -> String {
-    let mut out = String::new();
-    write_element("result", value, capitalised_booleans, &mut out);
-    out
-}
-
-fn write_element(name: &str, value: &Value, caps: bool, out: &mut String) {
-    match value {
-        Value::Array(items) => {
-            for item in items {
-                write_element(name, item, caps, out);
-            }
-        }
-        Value::Null => {
-            out.push('<');
-            out.push_str(name);
-            out.push_str(" />");
-        }
-        Value::String(text) if text.is_empty() => {
-            out.push('<');
-            out.push_str(name);
-            out.push_str(" />");
-        }
-        Value::Object(map) if map.is_empty() => {
-            out.push('<');
-            out.push_str(name);
-            out.push_str(" />");
-        }
-        Value::Object(map) => {
-            out.push('<');
-            out.push_str(name);
-            out.push('>');
-            for (key, item) in map {
-                write_element(key, item, caps, out);
-            }
-            out.push_str("</");
-            out.push_str(name);
-            out.push('>');
-        }
-        scalar => {
-            let text = match scalar {
-                Value::Bool(true) if caps => "True".to_owned(),
-                Value::Bool(false) if caps => "False".to_owned(),
-                Value::Bool(b) => b.to_string(),
-                Value::Number(n) => n.to_string(),
-                Value::String(s) => s.clone(),
-                _ => String::new(),
-            };
-            out.push('<');
-            out.push_str(name);
-            out.push('>');
-            escape_xml(&text, out);
-            out.push_str("</");
-            out.push_str(name);
-            out.push('>');
-        }
-    }
-}
-
-fn escape_xml(text: &str, out: &mut String) {
-    for c in text.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            c => out.push(c),
-        }
-    }
+    zipgate_api::xml::from_json("result", value, capitalised_booleans)
 }
 
 #[cfg(test)]

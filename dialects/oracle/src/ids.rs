@@ -1,0 +1,68 @@
+//! Oracle's id schemes: 44-character item GUIDs (`F` + 43 upper-hex for
+//! folders, `D` + 43 for files; pinned as `ids.oracle`, else derived), the
+//! `fFolderGUID:`/`fFileGUID:` references, and job ids (32 upper-hex and the
+//! 13-digit epoch milliseconds of creation).
+
+use chrono::{DateTime, Utc};
+use zipgate_api::ids::DialectIds;
+use zipgate_api::rng::{fnv1a, SplitMix64};
+use zipgate_api::{Core, NodeId};
+
+pub const DIALECT: &str = "oracle";
+const HEX: &[u8] = b"0123456789ABCDEF";
+
+/// Derived ids carry no kind, so both letters are tried on lookup; the letter
+/// is added where the kind is known (see `item_id`).
+pub fn oracle_ids() -> DialectIds {
+    DialectIds::new(DIALECT, |id: &NodeId| {
+        SplitMix64::new(fnv1a(format!("oracle:{}", id.as_str()).as_bytes())).string(HEX, 43)
+    })
+}
+
+/// The item's 44-character GUID.
+pub fn item_id(ids: &DialectIds, node: &zipgate_api::NodeInfo) -> String {
+    let raw = ids.id_of(node);
+    if node.dialect_ids.contains_key(DIALECT) {
+        raw
+    } else {
+        let letter = if node.kind == zipgate_api::NodeKind::Folder {
+            'F'
+        } else {
+            'D'
+        };
+        format!("{letter}{raw}")
+    }
+}
+
+/// Neutral id of a 44-character GUID, pinned or derived.
+pub fn resolve(ids: &DialectIds, core: &dyn Core, guid: &str) -> Option<NodeId> {
+    ids.resolve(core, guid).or_else(|| {
+        let rest = guid.strip_prefix('F').or_else(|| guid.strip_prefix('D'))?;
+        ids.resolve(core, rest)
+    })
+}
+
+/// `fFolderGUID:` for folder GUIDs, `fFileGUID:` for the rest (by the first letter, as the server classifies them).
+pub fn reference(guid: &str) -> String {
+    if guid.starts_with('F') {
+        format!("fFolderGUID:{guid}")
+    } else {
+        format!("fFileGUID:{guid}")
+    }
+}
+
+pub fn job_id(core: &dyn Core, now: DateTime<Utc>) -> String {
+    let mut rng = SplitMix64::new(core.random_u64());
+    format!("{}{:013}", rng.string(HEX, 32), now.timestamp_millis())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn references_by_first_letter() {
+        assert_eq!(reference("FABC"), "fFolderGUID:FABC");
+        assert_eq!(reference("DABC"), "fFileGUID:DABC");
+    }
+}

@@ -1,0 +1,683 @@
+//! Oracle Content Management, Documents REST API 1.2, bulk download:
+//! `POST …/folders/{folderId}/_download` starts a job, `GET …/_download/{jobId}`
+//! reports it, `GET …/{jobId}/package` serves the zip (with `Range`) and
+//! `DELETE …/{jobId}` aborts it. Translation only.
+
+mod ids;
+mod settings;
+
+use base64::Engine as _;
+use chrono::{DateTime, Utc};
+use http::{header, HeaderValue, Method, Response, StatusCode};
+use serde_json::{json, Map, Value};
+use zipgate_api::http::{
+    ascii_fallback, bearer, full, parse_range, percent_encode_rfc5987, Body, Credentials,
+    RangeRequest,
+};
+use zipgate_api::ids::DialectIds;
+use zipgate_api::plan::PlanOptions;
+use zipgate_api::rng::{SplitMix64, LOWER_ALNUM};
+use zipgate_api::{
+    BodyError, Core, CreateJob, Dialect, DialectRequest, Error, JobSnapshot, JobState, NodeKind,
+    Principal, Route, SelectedItem, Settings, UserInfo,
+};
+
+use ids::DIALECT;
+pub use settings::{OracleSettings, Types};
+
+const CREATE: usize = 0;
+const STATUS: usize = 1;
+const PACKAGE: usize = 2;
+const ABORT: usize = 3;
+
+const BASE: &str = "/documents/api/1.2/folders";
+const ERROR_TYPE_URL: &str = "https://www.w3.org/Protocols/rfc2616/rfc2616-sec10.html";
+
+pub struct OracleDialect {
+    settings: OracleSettings,
+    ids: DialectIds,
+}
+
+impl OracleDialect {
+    pub fn new(settings: &Settings) -> Result<Self, String> {
+        Ok(OracleDialect {
+            settings: OracleSettings::parse(settings)?,
+            ids: ids::oracle_ids(),
+        })
+    }
+}
+
+/// One error in the Documents API's shape.
+#[derive(Debug, Clone)]
+struct OracleError {
+    status: u16,
+    code: &'static str,
+    key: String,
+    message: String,
+    /// `id`, `idList` echoes (POST errors).
+    echo: Option<Box<(String, String)>>,
+    parent: Option<String>,
+}
+
+impl OracleError {
+    fn new(
+        status: u16,
+        code: &'static str,
+        key: impl Into<String>,
+        message: impl Into<String>,
+    ) -> Self {
+        OracleError {
+            status,
+            code,
+            key: key.into(),
+            message: message.into(),
+            echo: None,
+            parent: None,
+        }
+    }
+
+    fn general(message: impl Into<String>) -> Self {
+        OracleError::new(400, "-1", "!csBulkdownloadUnableToInitJob", message)
+    }
+
+    fn unauthorized() -> Self {
+        OracleError::new(
+            401,
+            "-1",
+            "!csUserNotAuthenticated",
+            "The authentication credentials included with this request are missing or invalid.",
+        )
+    }
+
+    /// The deliberately vague answer for a job that is not the caller's.
+    fn job_not_found(key: &str, message: &str) -> Self {
+        OracleError::new(404, "-16", key, message)
+    }
+
+    fn body(&self) -> Value {
+        let mut body = Map::new();
+        body.insert("errorCode".into(), json!(self.code));
+        body.insert("errorKey".into(), json!(self.key));
+        body.insert("errorMessage".into(), json!(self.message));
+        body.insert("errorType".into(), json!("folder"));
+        if let Some((id, id_list)) = self.echo.as_deref() {
+            body.insert("id".into(), json!(id));
+            body.insert("idList".into(), json!(id_list));
+        }
+        if let Some(parent) = &self.parent {
+            body.insert("parentID".into(), json!(parent));
+        }
+        body.insert("title".into(), json!(self.message));
+        body.insert("type".into(), json!(ERROR_TYPE_URL));
+        Value::Object(body)
+    }
+}
+
+/// `OCE-YYYYMMDD.zip` from the job's creation date.
+fn package_name(created: DateTime<Utc>) -> String {
+    format!("OCE-{}.zip", created.format("%Y%m%d"))
+}
+
+impl OracleDialect {
+    /// JSON, or XML when the client asks for `application/xml` (no documented
+    /// shape: the JSON keys as elements under `<response>`).
+    fn respond(
+        &self,
+        request: &DialectRequest,
+        core: &dyn Core,
+        status: u16,
+        body: &Value,
+    ) -> Response<Body> {
+        let wants_xml = request
+            .headers
+            .get(header::ACCEPT)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|accept| {
+                accept.contains("application/xml") && !accept.contains("application/json")
+            });
+        let (text, content_type) = if wants_xml {
+            let xml = zipgate_api::xml::from_json("response", body, false);
+            (
+                format!("<?xml version=\"1.0\" encoding=\"UTF-8\"?>{xml}"),
+                "application/xml",
+            )
+        } else {
+            (body.to_string(), "application/json")
+        };
+        let mut response = Response::new(full(text));
+        *response.status_mut() =
+            StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        let headers = response.headers_mut();
+        headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+        add_ecid(headers, core);
+        response
+    }
+
+    fn error(
+        &self,
+        request: &DialectRequest,
+        core: &dyn Core,
+        err: &OracleError,
+    ) -> Response<Body> {
+        let mut response = self.respond(request, core, err.status, &err.body());
+        if err.status == 401 {
+            let challenge = if self.settings.basic_auth {
+                "Bearer realm=\"Oracle Content Management\", Basic realm=\"Oracle Content Management\""
+            } else {
+                "Bearer realm=\"Oracle Content Management\""
+            };
+            response.headers_mut().insert(
+                header::WWW_AUTHENTICATE,
+                HeaderValue::from_static(challenge),
+            );
+        }
+        response
+    }
+
+    /// A scalar as the chosen example writes it: a string, or native.
+    fn scalar(&self, value: Value) -> Value {
+        match (self.settings.types, value) {
+            (Types::Captured, Value::Bool(b)) => json!(b.to_string()),
+            (Types::Captured, Value::Number(n)) => json!(n.to_string()),
+            (_, other) => other,
+        }
+    }
+
+    fn user(&self, request: &DialectRequest, core: &dyn Core) -> Result<UserInfo, OracleError> {
+        let authorization = request
+            .headers
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok());
+        if let Some(encoded) = authorization.and_then(|a| a.strip_prefix("Basic ")) {
+            if !self.settings.basic_auth {
+                return Err(OracleError::unauthorized());
+            }
+            let decoded = base64::engine::general_purpose::STANDARD
+                .decode(encoded.trim())
+                .ok()
+                .and_then(|b| String::from_utf8(b).ok());
+            return decoded
+                .as_deref()
+                .and_then(|text| text.split_once(':'))
+                .and_then(|(login, password)| core.log_in(login, password))
+                .map(|(user, _)| user)
+                .ok_or_else(OracleError::unauthorized);
+        }
+        match bearer(&request.headers) {
+            Credentials::Bearer(token) => core
+                .authenticate(token)
+                .ok_or_else(OracleError::unauthorized),
+            _ => Err(OracleError::unauthorized()),
+        }
+    }
+
+    /// The folder the path names: a GUID, or `self` for the caller's home.
+    fn folder(
+        &self,
+        core: &dyn Core,
+        user: &UserInfo,
+        folder_id: &str,
+    ) -> Result<(String, zipgate_api::NodeInfo), OracleError> {
+        let node = if folder_id == "self" {
+            user.home.as_ref().and_then(|id| core.node(id))
+        } else {
+            ids::resolve(&self.ids, core, folder_id).and_then(|id| core.node(&id))
+        };
+        match node {
+            Some(node) if node.kind == NodeKind::Folder => Ok((ids::item_id(&self.ids, &node), node)),
+            _ => Err(OracleError::new(
+                404,
+                "-16",
+                "!csUnableToGetFolderInfo!csFldDoesNotExist",
+                format!(
+                    "Security validation failed. '{folder_id}' does not exist. The error was caused by an internally generated issue. The error has been logged."
+                ),
+            )),
+        }
+    }
+
+    fn create(
+        &self,
+        request: &DialectRequest,
+        core: &dyn Core,
+    ) -> Result<Response<Body>, OracleError> {
+        let user = self.user(request, core)?;
+        let folder_param = request.param("folderId");
+        let (folder_guid, folder) = self.folder(core, &user, folder_param)?;
+        let body = match &request.body {
+            Ok(body) => body,
+            Err(BodyError::TooLarge(limit)) => {
+                return Err(OracleError::general(format!(
+                    "The request body is larger than {limit} bytes."
+                )))
+            }
+            Err(BodyError::Io(e)) => return Err(OracleError::general(e.clone())),
+        };
+        let value: Value = serde_json::from_slice(body).map_err(|e| {
+            OracleError::general(format!(
+                "Unable to start bulk download of files. The request body is not valid JSON: {e}."
+            ))
+        })?;
+        let id_list = match value.get("idList") {
+            Some(Value::String(list)) if !list.trim().is_empty() => list.clone(),
+            Some(Value::String(_)) => {
+                return Err(OracleError::general("Unable to start bulk download of files. 'idList' is empty."))
+            }
+            Some(_) => {
+                return Err(OracleError::general(
+                    "Unable to start bulk download of files. 'idList' must be a comma-separated string of GUIDs.",
+                ))
+            }
+            None => return Err(OracleError::general("Unable to start bulk download of files. 'idList' is required.")),
+        };
+        let guids: Vec<String> = id_list
+            .split(',')
+            .map(|id| id.trim().to_owned())
+            .filter(|id| !id.is_empty())
+            .collect();
+        let echo_list = guids
+            .iter()
+            .map(|g| ids::reference(g))
+            .collect::<Vec<_>>()
+            .join(",");
+        let echo = (format!("fFolderGUID:{folder_guid}"), echo_list);
+        let with_echo = |mut err: OracleError| {
+            err.echo = Some(Box::new(echo.clone()));
+            err.parent = Some(folder_guid.clone());
+            err
+        };
+
+        // Every id must be a direct child of the folder (`self` never is).
+        let mut selection = Vec::with_capacity(guids.len());
+        for guid in &guids {
+            let child = ids::resolve(&self.ids, core, guid)
+                .and_then(|id| core.node(&id))
+                .filter(|node| node.parent.as_ref() == Some(&folder.id));
+            let Some(child) = child else {
+                return Err(with_echo(OracleError::new(
+                    400,
+                    "-96",
+                    "!csBulkdownloadUnableToInitJob!csCloudBulkDownloadRequestItemsNotInParentFolder",
+                    "Unable to start bulk download of files. One or more of the Ids are not located in the parent folder.",
+                )));
+            };
+            selection.push(SelectedItem {
+                id: child.id,
+                expected_kind: None,
+            });
+        }
+
+        let now = core.now();
+        let job_id = ids::job_id(core, now);
+        let created = core.create_job(
+            DIALECT,
+            CreateJob {
+                id: job_id.clone(),
+                name: package_name(now),
+                context: folder_guid.clone(),
+                owner: Principal::User(user.id.clone()),
+                selection,
+                plan: PlanOptions::default(),
+                compression: Some(zipgate_api::Compression::Store),
+                single_file_as_is: false,
+                pacing: self.settings.pacing,
+                download_window: Some(self.settings.package_ttl),
+                single_use: false,
+                retention: self.settings.package_ttl,
+            },
+        );
+        if let Err(err) = created {
+            return Err(with_echo(match err {
+                Error::Forbidden(id) => {
+                    let item = core
+                        .node(&zipgate_api::NodeId(id))
+                        .map(|n| ids::reference(&ids::item_id(&self.ids, &n)))
+                        .unwrap_or_default();
+                    let user_name = user.login.clone();
+                    OracleError::new(
+                        403,
+                        "-20",
+                        format!(
+                            "!csBulkdownloadUnableToInitJob!csCloudItemInsufficientPrivileges,{user_name},{item},DOCS_BULK_BUILD_ZIP"
+                        ),
+                        format!(
+                            "Unable to start bulk download of files. User '{user_name}' has insufficient privilege to access {item} with service DOCS_BULK_BUILD_ZIP."
+                        ),
+                    )
+                }
+                other => {
+                    OracleError::general(format!("Unable to start bulk download of files. {other}"))
+                }
+            }));
+        }
+
+        let location = format!(
+            "{}{BASE}/{folder_guid}/_download/{job_id}",
+            core.origin(&request.headers)
+        );
+        let mut body = Map::new();
+        body.insert("Location".into(), json!(location));
+        body.insert("errorCode".into(), self.scalar(json!(0)));
+        body.insert("id".into(), json!(echo.0));
+        body.insert("idList".into(), json!(echo.1));
+        body.insert("parentID".into(), json!(folder_guid));
+        body.insert("type".into(), json!("folder"));
+        let mut response = self.respond(request, core, 200, &Value::Object(body));
+        if let Ok(value) = HeaderValue::from_str(&location) {
+            response.headers_mut().insert(header::LOCATION, value);
+        }
+        Ok(response)
+    }
+
+    /// The caller's job, made from the folder in the path; anything else is the vague 404.
+    fn job(
+        &self,
+        request: &DialectRequest,
+        core: &dyn Core,
+        user: &UserInfo,
+        poll: bool,
+        not_found: OracleError,
+    ) -> Result<JobSnapshot, OracleError> {
+        let id = request.param("jobId");
+        let job = if poll {
+            core.poll_job(id)
+        } else {
+            core.job(id)
+        };
+        let folder_ok = |job: &JobSnapshot| {
+            let folder = request.param("folderId");
+            folder == job.context
+                || (folder == "self"
+                    && user
+                        .home
+                        .as_ref()
+                        .and_then(|h| core.node(h))
+                        .is_some_and(|n| ids::item_id(&self.ids, &n) == job.context))
+        };
+        job.filter(|job| {
+            job.owner_tag == DIALECT
+                && job.owner == Principal::User(user.id.clone())
+                && folder_ok(job)
+        })
+        .ok_or(not_found)
+    }
+
+    fn status(
+        &self,
+        request: &DialectRequest,
+        core: &dyn Core,
+    ) -> Result<Response<Body>, OracleError> {
+        let user = self.user(request, core)?;
+        let job = self.job(
+            request,
+            core,
+            &user,
+            true,
+            OracleError::job_not_found(
+                "!csBulkdownloadUnableToGetJobStatus",
+                "Unable to get status of bulkdownload job.",
+            ),
+        )?;
+        let (progress, completed) = match job.state {
+            JobState::Queued => ("PENDING", false),
+            JobState::Running => ("PROCESSING", false),
+            JobState::Ready | JobState::Downloading | JobState::Done => ("SUCCEEDED", true),
+            JobState::Cancelled => ("ABORTED", true),
+            JobState::Failed | JobState::Expired => ("FAILED", true),
+        };
+        let percentage = match job.state {
+            JobState::Ready | JobState::Downloading | JobState::Done => 100,
+            _ => (100 * u64::from(job.steps.0) / u64::from(job.steps.1.max(1))).min(99),
+        };
+        let mut body = Map::new();
+        body.insert("completed".into(), self.scalar(json!(completed)));
+        body.insert("completedPercentage".into(), self.scalar(json!(percentage)));
+        if progress == "SUCCEEDED" {
+            let mut details = Map::new();
+            details.insert("filename".into(), json!(job.name));
+            details.insert(
+                "filesize".into(),
+                self.scalar(json!(job.archive_len.unwrap_or(0))),
+            );
+            body.insert("details".into(), Value::Object(details));
+        }
+        body.insert("errorCode".into(), self.scalar(json!(0)));
+        if progress == "SUCCEEDED" {
+            let href = format!(
+                "{}{BASE}/{}/_download/{}/package",
+                core.origin(&request.headers),
+                request.param("folderId"),
+                job.id
+            );
+            let link = json!({"href": href, "rel": "enclosure", "method": "GET", "mediaType": "application/zip"});
+            let links = match self.settings.types {
+                Types::Captured => json!([link]),
+                Types::Schema => link,
+            };
+            body.insert("links".into(), links);
+        }
+        body.insert("progress".into(), json!(progress));
+        body.insert("type".into(), json!("folder"));
+        Ok(self.respond(request, core, 200, &Value::Object(body)))
+    }
+
+    fn package(
+        &self,
+        request: &DialectRequest,
+        core: &dyn Core,
+    ) -> Result<Response<Body>, OracleError> {
+        let user = self.user(request, core)?;
+        let job = self.job(
+            request,
+            core,
+            &user,
+            false,
+            OracleError::job_not_found(
+                "!csBulkdownloadUnableToDownloadJob",
+                "Unable to download bulkdownload job.",
+            ),
+        )?;
+        if !matches!(
+            job.state,
+            JobState::Ready | JobState::Downloading | JobState::Done
+        ) {
+            let state = match job.state {
+                JobState::Cancelled => "was aborted",
+                JobState::Failed | JobState::Expired => "failed",
+                _ => "has not finished yet",
+            };
+            return Err(OracleError::new(
+                400,
+                "-1",
+                "!csBulkdownloadUnableToDownloadJob",
+                format!("Unable to download bulkdownload job. The job {state}."),
+            ));
+        }
+        let download = core.start_download(&job.id).map_err(|_| {
+            OracleError::job_not_found(
+                "!csBulkdownloadUnableToDownloadJob",
+                "Unable to download bulkdownload job.",
+            )
+        })?;
+        let name = download.job.name.clone();
+        let total = download.len.unwrap_or(0);
+        let (status, offset, length) = match parse_range(&request.headers, total) {
+            RangeRequest::Full => (StatusCode::OK, 0, total),
+            RangeRequest::Partial { start, end } => {
+                (StatusCode::PARTIAL_CONTENT, start, end - start + 1)
+            }
+            RangeRequest::Unsatisfiable => {
+                let mut response = Response::new(zipgate_api::http::empty());
+                *response.status_mut() = StatusCode::RANGE_NOT_SATISFIABLE;
+                if let Ok(value) = HeaderValue::from_str(&format!("bytes */{total}")) {
+                    response.headers_mut().insert(header::CONTENT_RANGE, value);
+                }
+                add_ecid(response.headers_mut(), core);
+                return Ok(response);
+            }
+        };
+        let mut response = Response::new(download.body(offset, Some(length)));
+        *response.status_mut() = status;
+        let headers = response.headers_mut();
+        headers.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/zip"),
+        );
+        headers.insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
+        headers.insert(header::CONTENT_LENGTH, HeaderValue::from(length));
+        let disposition = format!(
+            "attachment; filename=\"{}\"; filename*=UTF-8''{}",
+            ascii_fallback(&name),
+            percent_encode_rfc5987(&name)
+        );
+        if let Ok(value) = HeaderValue::from_str(&disposition) {
+            headers.insert(header::CONTENT_DISPOSITION, value);
+        }
+        if status == StatusCode::PARTIAL_CONTENT {
+            if let Ok(value) =
+                HeaderValue::from_str(&format!("bytes {offset}-{}/{total}", offset + length - 1))
+            {
+                headers.insert(header::CONTENT_RANGE, value);
+            }
+        }
+        add_ecid(headers, core);
+        Ok(response)
+    }
+
+    fn abort(
+        &self,
+        request: &DialectRequest,
+        core: &dyn Core,
+    ) -> Result<Response<Body>, OracleError> {
+        let user = self.user(request, core)?;
+        let mut not_found = OracleError::job_not_found(
+            "!csBulkdownloadUnableToAbortJob",
+            "Unable to abort bulkdownload job.",
+        );
+        not_found.parent = Some(request.param("folderId").to_owned());
+        let job = self.job(request, core, &user, false, not_found)?;
+        let _ = core.cancel_job(&job.id);
+        let body = json!({"errorCode": self.scalar(json!(0)), "type": "folder"});
+        Ok(self.respond(request, core, 200, &body))
+    }
+}
+
+/// `X-ORACLE-DMS-ECID`, the execution context id Oracle's front ends add.
+fn add_ecid(headers: &mut http::HeaderMap, core: &dyn Core) {
+    let ecid = SplitMix64::new(core.random_u64()).string(LOWER_ALNUM, 32);
+    if let Ok(value) = HeaderValue::from_str(&ecid) {
+        headers.insert("x-oracle-dms-ecid", value);
+    }
+}
+
+impl Dialect for OracleDialect {
+    fn name(&self) -> &'static str {
+        DIALECT
+    }
+
+    fn routes(&self) -> Vec<Route> {
+        let route = |method, pattern: &str, id| Route {
+            method,
+            pattern: format!("{BASE}{pattern}"),
+            id,
+        };
+        vec![
+            route(Method::POST, "/{folderId}/_download", CREATE),
+            route(Method::GET, "/{folderId}/_download/{jobId}", STATUS),
+            route(Method::DELETE, "/{folderId}/_download/{jobId}", ABORT),
+            route(
+                Method::GET,
+                "/{folderId}/_download/{jobId}/package",
+                PACKAGE,
+            ),
+        ]
+    }
+
+    fn prefixes(&self) -> Vec<&'static str> {
+        vec!["/documents/api/"]
+    }
+
+    fn handle(&self, route: usize, request: DialectRequest, core: &dyn Core) -> Response<Body> {
+        let result = match route {
+            CREATE => self.create(&request, core),
+            STATUS => self.status(&request, core),
+            PACKAGE => self.package(&request, core),
+            ABORT => self.abort(&request, core),
+            _ => Err(OracleError::general("Unknown operation.")),
+        };
+        result.unwrap_or_else(|err| self.error(&request, core, &err))
+    }
+
+    fn not_found(&self, request: &DialectRequest, core: &dyn Core) -> Response<Body> {
+        let err = OracleError::new(
+            404,
+            "-16",
+            "!csResourceNotFound",
+            format!("The resource '{}' does not exist.", request.uri.path()),
+        );
+        self.error(request, core, &err)
+    }
+
+    fn method_not_allowed(
+        &self,
+        request: &DialectRequest,
+        allowed: &[Method],
+        core: &dyn Core,
+    ) -> Response<Body> {
+        let err = OracleError::new(
+            405,
+            "-1",
+            "!csMethodNotAllowed",
+            format!(
+                "The method {} is not allowed on this resource.",
+                request.method
+            ),
+        );
+        let mut response = self.error(request, core, &err);
+        let allow = allowed
+            .iter()
+            .map(Method::as_str)
+            .collect::<Vec<_>>()
+            .join(", ");
+        if let Ok(value) = HeaderValue::from_str(&allow) {
+            response.headers_mut().insert(header::ALLOW, value);
+        }
+        response
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::TimeZone;
+
+    #[test]
+    fn package_names_use_the_creation_date() {
+        assert_eq!(
+            package_name(Utc.with_ymd_and_hms(2021, 3, 3, 19, 12, 16).unwrap()),
+            "OCE-20210303.zip"
+        );
+    }
+
+    #[test]
+    fn error_key_order_follows_the_examples() {
+        let mut err = OracleError::new(400, "-96", "!k", "m");
+        err.echo = Some(Box::new(("fFolderGUID:F1".into(), "fFileGUID:D1".into())));
+        err.parent = Some("F1".into());
+        let keys: Vec<String> = err.body().as_object().unwrap().keys().cloned().collect();
+        assert_eq!(
+            keys,
+            [
+                "errorCode",
+                "errorKey",
+                "errorMessage",
+                "errorType",
+                "id",
+                "idList",
+                "parentID",
+                "title",
+                "type"
+            ]
+        );
+    }
+}
