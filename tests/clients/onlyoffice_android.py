@@ -18,63 +18,19 @@ values it saw and exits 1. The last stdout line is
 `onlyoffice_android: N passed, N failed`.
 """
 
-import io
 import json
 import re
 import socket
-import sys
 import time
-import traceback
-import urllib.error
 import urllib.parse
-import urllib.request
-import zipfile
+
+from harness import Checks, expect, http, open_zip, run
 
 NAME = "onlyoffice_android"
 TOKEN = "alice-token"
 POLL_EVERY = 0.3
 POLL_FOR = 10.0
 GUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
-
-
-class CheckFailed(Exception):
-    pass
-
-
-def expect(what, ok, actual):
-    """Fail the current step with `what` and the actual value unless `ok`."""
-    if not ok:
-        raise CheckFailed(f"{what}; actual: {actual!r}")
-
-
-class Reply:
-    def __init__(self, status, headers, body):
-        self.status = status
-        self.headers = headers  # http.client.HTTPMessage
-        self.body = body
-
-    def header(self, name):
-        return self.headers.get(name)
-
-    def json(self, what):
-        try:
-            return json.loads(self.body.decode("utf-8"))
-        except (UnicodeDecodeError, ValueError) as e:
-            raise CheckFailed(f"{what}: body is not JSON ({e}); actual: {self.body[:300]!r}") from e
-
-    def __repr__(self):
-        return f"HTTP {self.status} {dict(self.headers.items())!r} {self.body[:300]!r}"
-
-
-def http(method, url, headers=None, body=None, timeout=10):
-    """One request through urllib; an HTTP error status is returned, not raised."""
-    req = urllib.request.Request(url, data=body, method=method, headers=headers or {})
-    try:
-        with urllib.request.urlopen(req, timeout=timeout) as resp:
-            return Reply(resp.status, resp.headers, resp.read())
-    except urllib.error.HTTPError as e:
-        with e:
-            return Reply(e.code, e.headers, e.read())
 
 
 def api_headers():
@@ -130,17 +86,6 @@ def dechunk(data):
         out += data[:size]
         data = data[size + 2 :]
     return out
-
-
-def open_zip(what, data):
-    expect(f"{what}: content starts with PK\\x03\\x04", data[:4] == b"PK\x03\x04", data[:16])
-    try:
-        zf = zipfile.ZipFile(io.BytesIO(data))
-    except zipfile.BadZipFile as e:
-        raise CheckFailed(f"{what}: zipfile cannot open the {len(data)} bytes: {e}") from e
-    bad = zf.testzip()
-    expect(f"{what}: testzip() finds no bad entry", bad is None, bad)
-    return zf
 
 
 def start_download(base, body, what):
@@ -217,32 +162,9 @@ def fetch_archive(url, what):
     return reply
 
 
-def main(argv):
-    if len(argv) != 2:
-        print(f"usage: {NAME}.py BASE_URL", file=sys.stderr)
-        return 2
-    base = argv[1].rstrip("/")
-    state = {}
-    results = []  # (label, error or None)
-
-    def step(label, needs=()):
-        def run(fn):
-            missing = [n for n in needs if n not in state]
-            if missing:
-                results.append((label, f"skipped: needs {', '.join(missing)} from an earlier step"))
-                return fn
-            try:
-                fn()
-                results.append((label, None))
-            except CheckFailed as e:
-                results.append((label, str(e)))
-            except Exception as e:
-                mine = [f for f in traceback.extract_tb(e.__traceback__) if f.filename == __file__]
-                where = f" (at line {mine[-1].lineno}: {mine[-1].line})" if mine else ""
-                results.append((label, f"unexpected {type(e).__name__}: {e}{where}"))
-            return fn
-
-        return run
+def main(base):
+    checks = Checks(NAME)
+    state, step = checks.state, checks.step
 
     @step("1 PUT bulkdownload fileIds [12345, 34325] folderIds [1004] -> response[0] queued")
     def _():
@@ -354,19 +276,8 @@ def main(argv):
         expect("status 1, statusCode 403", doc.get("status") == 1 and doc.get("statusCode") == 403, doc)
         expect("no response key in an error", "response" not in doc, doc)
 
-    failed = 0
-    for label, error in results:
-        if error is None:
-            print(f"ok    {label}")
-        else:
-            failed += 1
-            print(f"FAIL  {label}\n      {error}")
-    print(f"{NAME}: {len(results) - failed} passed, {failed} failed")
-    return 1 if failed else 0
+    return checks.report()
 
 
 if __name__ == "__main__":
-    t0 = time.monotonic()
-    rc = main(sys.argv)
-    print(f"{NAME}: {time.monotonic() - t0:.2f}s", file=sys.stderr)
-    sys.exit(rc)
+    run(NAME, main)

@@ -23,16 +23,13 @@ values it saw and exits 1. The last stdout line is
 `onlyoffice_docspace: N passed, N failed`. Importing the SDK takes ~3 s.
 """
 
-import io
 import json
 import re
 import sys
 import time
-import traceback
-import urllib.error
-import urllib.request
 import warnings
-import zipfile
+
+from harness import CheckFailed, Checks, expect, http, open_zip, run
 
 NAME = "onlyoffice_docspace"
 TOKEN = "alice-token"
@@ -60,16 +57,6 @@ try:
 except ImportError as exc:  # pragma: no cover - environment problem, not a check
     print(f"{NAME}: cannot import docspace_api_sdk ({exc}); install tests/requirements.txt", file=sys.stderr)
     sys.exit(2)
-
-
-class CheckFailed(Exception):
-    pass
-
-
-def expect(what, ok, actual):
-    """Fail the current step with `what` and the actual value unless `ok`."""
-    if not ok:
-        raise CheckFailed(f"{what}; actual: {actual!r}")
 
 
 def make_api(base, token):
@@ -108,27 +95,8 @@ def expect_api_error(what, call, status, message):
 
 def fetch(url, timeout=15):
     """GET with the auth cookie and the Bearer header; (status, headers, body)."""
-    req = urllib.request.Request(
-        url,
-        headers={"Cookie": f"asc_auth_key={TOKEN}", "Authorization": f"Bearer {TOKEN}"},
-    )
-    try:
-        with urllib.request.urlopen(req, timeout=timeout) as resp:
-            return resp.status, resp.headers, resp.read()
-    except urllib.error.HTTPError as e:
-        with e:
-            return e.code, e.headers, e.read()
-
-
-def open_zip(what, data):
-    expect(f"{what}: content starts with PK\\x03\\x04", data[:4] == b"PK\x03\x04", data[:16])
-    try:
-        zf = zipfile.ZipFile(io.BytesIO(data))
-    except zipfile.BadZipFile as e:
-        raise CheckFailed(f"{what}: zipfile cannot open the {len(data)} bytes: {e}") from e
-    bad = zf.testzip()
-    expect(f"{what}: testzip() finds no bad entry", bad is None, bad)
-    return zf
+    reply = http("GET", url, {"Cookie": f"asc_auth_key={TOKEN}", "Authorization": f"Bearer {TOKEN}"}, timeout=timeout)
+    return reply.status, reply.headers, reply.body
 
 
 def check_started(what, wrapper, base):
@@ -173,34 +141,11 @@ def poll(api, op_id, what):
         expect(f"{what}: finished within {POLL_FOR:.0f} s", time.monotonic() < deadline, seen)
 
 
-def main(argv):
-    if len(argv) != 2:
-        print(f"usage: {NAME}.py BASE_URL", file=sys.stderr)
-        return 2
-    base = argv[1].rstrip("/")
+def main(base):
     alice = make_api(base, TOKEN)
     stranger = make_api(base, "wrong-token")
-    state = {}
-    results = []  # (label, error or None)
-
-    def step(label, needs=()):
-        def run(fn):
-            missing = [n for n in needs if n not in state]
-            if missing:
-                results.append((label, f"skipped: needs {', '.join(missing)} from an earlier step"))
-                return fn
-            try:
-                fn()
-                results.append((label, None))
-            except CheckFailed as e:
-                results.append((label, str(e)))
-            except Exception as e:
-                mine = [f for f in traceback.extract_tb(e.__traceback__) if f.filename == __file__]
-                where = f" (at line {mine[-1].lineno}: {mine[-1].line})" if mine else ""
-                results.append((label, f"unexpected {describe(e)}{where}"))
-            return fn
-
-        return run
+    checks = Checks(NAME, describe)
+    state, step = checks.state, checks.step
 
     @step("1 bulk_download(DownloadRequestDto(file_ids=[12345, 34325])) -> one running Download")
     def _():
@@ -267,19 +212,8 @@ def main(argv):
         dto = DownloadRequestDto(file_ids=[FileId(12345)])
         expect_api_error("wrong token", lambda: stranger.bulk_download(dto), 401, None)
 
-    failed = 0
-    for label, error in results:
-        if error is None:
-            print(f"ok    {label}")
-        else:
-            failed += 1
-            print(f"FAIL  {label}\n      {error}")
-    print(f"{NAME}: {len(results) - failed} passed, {failed} failed")
-    return 1 if failed else 0
+    return checks.report()
 
 
 if __name__ == "__main__":
-    t0 = time.monotonic()
-    rc = main(sys.argv)
-    print(f"{NAME}: {time.monotonic() - t0:.2f}s", file=sys.stderr)
-    sys.exit(rc)
+    run(NAME, main)
