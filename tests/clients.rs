@@ -1,7 +1,8 @@
 //! Real clients against zipgate, each a script under tests/clients/ that
 //! exits 0 when all its checks pass: Box's official SDKs (Python `boxsdk`,
 //! Node `box-node-sdk`), ONLYOFFICE's DocSpace SDK (`docspace-api-sdk`), and
-//! clients written the way ONLYOFFICE's Android app and an XML consumer talk.
+//! clients written the way ONLYOFFICE's Android app, an XML consumer and
+//! Oracle's cec toolkit talk.
 //! Pinned in tests/requirements.txt and tests/clients/package.json, installed
 //! by tests/run.
 
@@ -92,4 +93,9 @@ async fn onlyoffice_docspace_python_sdk() {
         "onlyoffice_docspace.py",
     )
     .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn oracle_as_the_cec_toolkit_talks() {
+    run_client(common::start_default().await, python(), "oracle_cec.py").await;
 }
