@@ -15,6 +15,9 @@ pub fn build(settings: &BTreeMap<String, Settings>) -> Result<Vec<Arc<dyn Dialec
             "onlyoffice",
         ))?),
         Arc::new(zipgate_oracle::OracleDialect::new(get("oracle"))?),
+        Arc::new(zipgate_itslearning::ItslearningDialect::new(get(
+            "itslearning",
+        ))?),
     ];
     for name in settings.keys() {
         if !dialects.iter().any(|d| d.name() == name) {

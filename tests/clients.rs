@@ -99,3 +99,24 @@ async fn onlyoffice_docspace_python_sdk() {
 async fn oracle_as_the_cec_toolkit_talks() {
     run_client(common::start_default().await, python(), "oracle_cec.py").await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn itslearning_as_the_typescript_sdk_talks() {
+    require(root().join("tests/clients/node_modules/axios"));
+    run_client(
+        common::start_default().await,
+        PathBuf::from("node"),
+        "itslearning_axios.js",
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn itslearning_in_xml() {
+    run_client(
+        common::start_default().await,
+        python(),
+        "itslearning_xml.py",
+    )
+    .await;
+}

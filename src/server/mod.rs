@@ -166,6 +166,9 @@ pub fn routes(dialects: &[Arc<dyn Dialect>]) -> Router {
         }
         for prefix in dialect.prefixes() {
             router.fallback(prefix, dialect.clone());
+            if dialect.case_insensitive_paths() {
+                router.case_insensitive(prefix);
+            }
         }
     }
     router

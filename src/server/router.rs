@@ -36,6 +36,8 @@ pub struct Router {
     routes: Vec<Vec<(Method, Handler)>>,
     patterns: HashMap<String, usize>,
     fallbacks: Vec<(&'static str, Arc<dyn Dialect>)>,
+    /// Prefixes (lower case) under which paths match without regard to case.
+    case_insensitive: Vec<String>,
 }
 
 impl Router {
@@ -69,7 +71,24 @@ impl Router {
         self.fallbacks.push((prefix, dialect));
     }
 
+    /// Paths under `prefix` match whatever their case.
+    pub fn case_insensitive(&mut self, prefix: &str) {
+        self.case_insensitive.push(prefix.to_ascii_lowercase());
+    }
+
+    fn match_path<'p>(&self, path: &'p str) -> std::borrow::Cow<'p, str> {
+        let folded = self.case_insensitive.iter().any(|prefix| {
+            path.len() >= prefix.len() && path[..prefix.len()].eq_ignore_ascii_case(prefix)
+        });
+        if folded {
+            std::borrow::Cow::Owned(path.to_ascii_lowercase())
+        } else {
+            std::borrow::Cow::Borrowed(path)
+        }
+    }
+
     pub fn fallback_for(&self, path: &str) -> Option<Arc<dyn Dialect>> {
+        let path = self.match_path(path);
         self.fallbacks
             .iter()
             .filter(|(prefix, _)| path.starts_with(prefix))
@@ -78,7 +97,8 @@ impl Router {
     }
 
     pub fn find(&self, method: &Method, path: &str) -> Found {
-        let Ok(matched) = self.paths.at(path) else {
+        let path = self.match_path(path);
+        let Ok(matched) = self.paths.at(&path) else {
             return Found::NotFound;
         };
         let methods = &self.routes[*matched.value];

@@ -193,6 +193,11 @@ pub trait Dialect: Send + Sync {
     /// Path prefixes this dialect owns: unknown paths and methods under them
     /// are answered by [`Dialect::not_found`] and [`Dialect::method_not_allowed`].
     fn prefixes(&self) -> Vec<&'static str>;
+    /// Paths under this dialect's prefixes match without regard to case
+    /// (ASP.NET routing); its route patterns are then written in lower case.
+    fn case_insensitive_paths(&self) -> bool {
+        false
+    }
     fn handle(&self, route: usize, request: DialectRequest, core: &dyn Core) -> Response<Body>;
     fn not_found(&self, request: &DialectRequest, core: &dyn Core) -> Response<Body>;
     fn method_not_allowed(

@@ -1,0 +1,558 @@
+//! itslearning's "Your files" zip jobs on ASP.NET Web API 2:
+//! `POST restapi/personal/yourfiles/files/zip/v1` starts a job,
+//! `GET …/zip/{zipJobId}/v1` and `GET …/zip/v1` report it, `DELETE …/zip/v1`
+//! removes it, and the completed job's `DownloadUrl` serves the zip.
+//! Where itslearning is silent, Web API 2's documented defaults are the spec.
+//! Translation only.
+
+mod negotiate;
+mod request;
+mod settings;
+
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use chrono::{DateTime, Utc};
+use http::{header, HeaderValue, Method, Response, StatusCode};
+use serde_json::{json, Map, Value};
+use zipgate_api::http::{
+    ascii_fallback, bearer, empty, full, percent_encode_rfc5987, Body, Credentials,
+};
+use zipgate_api::ids::{derived_number, DialectIds};
+use zipgate_api::plan::{OnProblem, PlanOptions};
+use zipgate_api::rng::SplitMix64;
+use zipgate_api::{
+    Core, CreateJob, Dialect, DialectRequest, Error, JobSnapshot, JobState, NodeKind, Principal,
+    Route, SelectedItem, Settings, UserInfo,
+};
+
+use negotiate::{negotiate, Format};
+use request::{ReadError, ENTITIES_NS};
+pub use settings::ItslearningSettings;
+
+const DIALECT: &str = "itslearning";
+const CREATE: usize = 0;
+const LATEST: usize = 1;
+const DELETE: usize = 2;
+const POLL: usize = 3;
+const DOWNLOAD: usize = 4;
+const ZIP_ROUTE: &str = "/restapi/personal/yourfiles/files/zip/v1";
+const XSI: &str = "http://www.w3.org/2001/XMLSchema-instance";
+
+pub struct ItslearningDialect {
+    settings: ItslearningSettings,
+    ids: DialectIds,
+    next_job: AtomicU64,
+}
+
+impl ItslearningDialect {
+    pub fn new(settings: &Settings) -> Result<Self, String> {
+        Ok(ItslearningDialect {
+            settings: ItslearningSettings::parse(settings)?,
+            ids: DialectIds::new(DIALECT, |id| derived_number("itslearning", id, 7)),
+            next_job: AtomicU64::new(1),
+        })
+    }
+}
+
+/// A Web API `HttpError`: `Message`, optionally `ModelState`.
+struct WebError {
+    status: u16,
+    message: String,
+    model_state: Option<String>,
+}
+
+impl WebError {
+    fn new(status: u16, message: impl Into<String>) -> Self {
+        WebError {
+            status,
+            message: message.into(),
+            model_state: None,
+        }
+    }
+
+    fn invalid(key: Option<String>) -> Self {
+        WebError {
+            model_state: key,
+            ..WebError::new(400, "The request is invalid.")
+        }
+    }
+
+    fn unauthorized() -> Self {
+        WebError::new(401, "Authorization has been denied for this request.")
+    }
+}
+
+/// `XmlConvert.EncodeLocalName`: characters not allowed in a name become `_xHHHH_`.
+fn encode_local_name(name: &str) -> String {
+    name.chars()
+        .enumerate()
+        .map(|(i, c)| {
+            let ok = c.is_ascii_alphabetic()
+                || c == '_'
+                || (i > 0 && (c.is_ascii_digit() || c == '.' || c == '-'));
+            if ok {
+                c.to_string()
+            } else {
+                format!("_x{:04X}_", c as u32)
+            }
+        })
+        .collect()
+}
+
+fn escape_xml(text: &str) -> String {
+    text.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+}
+
+/// Json.NET's and DataContractSerializer's UTC date: whole seconds, `Z`.
+fn wire_date(t: DateTime<Utc>) -> String {
+    t.format("%Y-%m-%dT%H:%M:%SZ").to_string()
+}
+
+fn respond(status: u16, format: Format, body: String) -> Response<Body> {
+    let mut response = Response::new(full(body));
+    *response.status_mut() =
+        StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    if let Ok(value) = HeaderValue::from_str(&format.content_type()) {
+        response.headers_mut().insert(header::CONTENT_TYPE, value);
+    }
+    response
+}
+
+fn error_response(err: &WebError, format: Format) -> Response<Body> {
+    let body = match format {
+        Format::Json(_) => {
+            let mut map = Map::new();
+            map.insert("Message".into(), json!(err.message));
+            if let Some(key) = &err.model_state {
+                map.insert(
+                    "ModelState".into(),
+                    json!({ key.clone(): ["An error has occurred."] }),
+                );
+            }
+            Value::Object(map).to_string()
+        }
+        Format::Xml(_) => {
+            let model_state = err.model_state.as_ref().map_or(String::new(), |key| {
+                let name = encode_local_name(key);
+                format!("<ModelState><{name}>An error has occurred.</{name}></ModelState>")
+            });
+            format!(
+                "<Error><Message>{}</Message>{model_state}</Error>",
+                escape_xml(&err.message)
+            )
+        }
+    };
+    let mut response = respond(err.status, format, body);
+    if err.status == 401 {
+        response
+            .headers_mut()
+            .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+    }
+    response
+}
+
+impl ItslearningDialect {
+    fn user(&self, request: &DialectRequest, core: &dyn Core) -> Result<UserInfo, WebError> {
+        let token = match bearer(&request.headers) {
+            Credentials::Bearer(token) => Some(token.to_owned()),
+            _ => request.query("access_token"),
+        };
+        token
+            .and_then(|t| core.authenticate(&t))
+            .ok_or_else(WebError::unauthorized)
+    }
+
+    fn status_name(&self, state: JobState) -> &str {
+        let index = match state {
+            JobState::Queued => 0,
+            JobState::Running => 1,
+            JobState::Ready | JobState::Downloading | JobState::Done => 2,
+            JobState::Failed | JobState::Cancelled | JobState::Expired => 3,
+        };
+        &self.settings.statuses[index]
+    }
+
+    /// `ZipFileJobModel`: JSON in declaration order, XML in DataContract (alphabetical) order.
+    fn model(
+        &self,
+        job: &JobSnapshot,
+        core: &dyn Core,
+        request: &DialectRequest,
+        format: Format,
+    ) -> String {
+        let download_url = matches!(
+            job.state,
+            JobState::Ready | JobState::Downloading | JobState::Done
+        )
+        .then(|| {
+            format!(
+                "{}/filerepo/zip/{}/{}",
+                core.origin(&request.headers),
+                job.id,
+                job.context
+            )
+        });
+        let status = self.status_name(job.state);
+        let created = wire_date(job.created_at);
+        match format {
+            Format::Json(_) => json!({
+                "JobId": job.id.parse::<u64>().unwrap_or(0),
+                "FileRepoId": job.context,
+                "ZipFileName": job.name,
+                "Created": created,
+                "Status": status,
+                "DownloadUrl": download_url,
+            })
+            .to_string(),
+            Format::Xml(_) => {
+                let url = download_url.map_or("<DownloadUrl i:nil=\"true\"/>".to_owned(), |u| {
+                    format!("<DownloadUrl>{}</DownloadUrl>", escape_xml(&u))
+                });
+                format!(
+                    "<ZipFileJobModel xmlns:i=\"{XSI}\" xmlns=\"{ENTITIES_NS}\"><Created>{created}</Created>{url}\
+                     <FileRepoId>{}</FileRepoId><JobId>{}</JobId><Status>{}</Status><ZipFileName>{}</ZipFileName></ZipFileJobModel>",
+                    job.context,
+                    job.id,
+                    escape_xml(status),
+                    escape_xml(&job.name)
+                )
+            }
+        }
+    }
+
+    fn guid(core: &dyn Core) -> String {
+        let mut rng = SplitMix64::new(core.random_u64());
+        let (a, b) = (rng.next_u64(), rng.next_u64());
+        let a = (a & 0xFFFF_FFFF_FFFF_0FFF) | 0x4000;
+        let b = (b & 0x3FFF_FFFF_FFFF_FFFF) | 0x8000_0000_0000_0000;
+        format!(
+            "{:08x}-{:04x}-{:04x}-{:04x}-{:012x}",
+            a >> 32,
+            (a >> 16) & 0xFFFF,
+            a & 0xFFFF,
+            b >> 48,
+            b & 0xFFFF_FFFF_FFFF
+        )
+    }
+
+    fn create(
+        &self,
+        request: &DialectRequest,
+        core: &dyn Core,
+        format: Format,
+    ) -> Result<Response<Body>, WebError> {
+        let user = self.user(request, core)?;
+        let body: &[u8] = match &request.body {
+            Ok(body) => body,
+            Err(_) => return Err(WebError::new(413, "The request is too large.")),
+        };
+        let parsed = match request::read(request, body) {
+            Ok(parsed) => parsed,
+            Err(ReadError::Unsupported(message)) => return Err(WebError::new(415, message)),
+            Err(ReadError::Invalid(key)) => return Err(WebError::invalid(Some(key))),
+        };
+        let parsed = parsed.unwrap_or_default();
+        let files = parsed.file_ids.unwrap_or_default();
+        let folders = parsed.folder_ids.unwrap_or_default();
+        if files.is_empty() && folders.is_empty() && !self.settings.empty_zip_for_empty_request {
+            return Err(WebError::invalid(None));
+        }
+        let mut selection = Vec::new();
+        let mut missing = false;
+        for (list, kind) in [(&files, NodeKind::File), (&folders, NodeKind::Folder)] {
+            for id in list {
+                match self.ids.resolve(core, &id.to_string()) {
+                    Some(node) => selection.push(SelectedItem {
+                        id: node,
+                        expected_kind: Some(kind),
+                    }),
+                    None if self.settings.fail_missing_in_job => missing = true,
+                    None => {
+                        return Err(WebError::new(
+                            404,
+                            format!("The file or folder with id {id} was not found."),
+                        ))
+                    }
+                }
+            }
+        }
+        let problem = if self.settings.fail_missing_in_job {
+            OnProblem::Skip
+        } else {
+            OnProblem::Fail
+        };
+        let job_id = self.next_job.fetch_add(1, Ordering::SeqCst).to_string();
+        let created = core
+            .create_job(
+                DIALECT,
+                CreateJob {
+                    id: job_id.clone(),
+                    name: self.settings.zip_file_name.clone(),
+                    context: Self::guid(core),
+                    owner: Principal::User(user.id.clone()),
+                    selection,
+                    plan: PlanOptions {
+                        missing: problem,
+                        unreadable: problem,
+                        ..PlanOptions::default()
+                    },
+                    compression: None,
+                    single_file_as_is: false,
+                    pacing: self.settings.pacing,
+                    download_window: Some(self.settings.download_ttl),
+                    single_use: false,
+                    retention: chrono::Duration::days(1),
+                },
+            )
+            .map_err(|err| match err {
+                Error::NotFound(_) => {
+                    WebError::new(404, "One or more files or folders were not found.")
+                }
+                Error::Forbidden(_) => WebError::new(
+                    403,
+                    "You do not have access to one or more of the files or folders.",
+                ),
+                _ => WebError::new(500, "An error has occurred."),
+            })?;
+        let mut job = created.job;
+        if missing
+            || created
+                .skipped
+                .iter()
+                .any(|s| s.reason != zipgate_api::plan::SkipReason::Duplicate)
+        {
+            job = core
+                .fail_job(&job_id, "One or more files or folders were not found.")
+                .unwrap_or(job);
+        }
+        Ok(respond(
+            200,
+            format,
+            self.model(&job, core, request, format),
+        ))
+    }
+
+    fn own_job(
+        &self,
+        core: &dyn Core,
+        user: &UserInfo,
+        id: &str,
+        poll: bool,
+    ) -> Option<JobSnapshot> {
+        let job = if poll {
+            core.poll_job(id)
+        } else {
+            core.job(id)
+        };
+        job.filter(|job| job.owner_tag == DIALECT && job.owner == Principal::User(user.id.clone()))
+    }
+
+    fn latest(&self, core: &dyn Core, user: &UserInfo) -> Option<JobSnapshot> {
+        core.jobs_of(DIALECT, &Principal::User(user.id.clone()))
+            .pop()
+    }
+
+    fn poll(
+        &self,
+        request: &DialectRequest,
+        core: &dyn Core,
+        format: Format,
+    ) -> Result<Response<Body>, WebError> {
+        let user = self.user(request, core)?;
+        let Ok(id) = request.param("zipJobId").parse::<u64>() else {
+            return Err(WebError::invalid(None));
+        };
+        match self.own_job(core, &user, &id.to_string(), true) {
+            Some(job) => Ok(respond(
+                200,
+                format,
+                self.model(&job, core, request, format),
+            )),
+            // `NotFound()` has no body.
+            None if !self.settings.not_found_message => {
+                let mut response = Response::new(empty());
+                *response.status_mut() = StatusCode::NOT_FOUND;
+                Ok(response)
+            }
+            None => Err(WebError::new(
+                404,
+                format!("No zip job with id {id} was found."),
+            )),
+        }
+    }
+
+    fn get_latest(
+        &self,
+        request: &DialectRequest,
+        core: &dyn Core,
+        format: Format,
+    ) -> Result<Response<Body>, WebError> {
+        let user = self.user(request, core)?;
+        let job = self
+            .latest(core, &user)
+            .and_then(|job| self.own_job(core, &user, &job.id, true));
+        let body = match (job, format) {
+            (Some(job), _) => self.model(&job, core, request, format),
+            // A typed action returning null.
+            (None, Format::Json(_)) => "null".to_owned(),
+            (None, Format::Xml(_)) => {
+                format!("<ZipFileJobModel i:nil=\"true\" xmlns:i=\"{XSI}\"/>")
+            }
+        };
+        Ok(respond(200, format, body))
+    }
+
+    fn delete(
+        &self,
+        request: &DialectRequest,
+        core: &dyn Core,
+    ) -> Result<Response<Body>, WebError> {
+        let user = self.user(request, core)?;
+        if let Some(job) = self.latest(core, &user) {
+            let _ = core.cancel_job(&job.id);
+            core.remove_job(&job.id);
+        }
+        let mut response = Response::new(empty());
+        *response.status_mut() = StatusCode::NO_CONTENT;
+        Ok(response)
+    }
+
+    /// `DownloadUrl`: no bearer needed, valid for `download_ttl` after completion.
+    fn download(&self, request: &DialectRequest, core: &dyn Core) -> Response<Body> {
+        let not_found = || {
+            let mut response = Response::new(empty());
+            *response.status_mut() = StatusCode::NOT_FOUND;
+            response
+        };
+        let id = request.param("jobId");
+        let matches = core.job(id).is_some_and(|job| {
+            job.owner_tag == DIALECT && job.context == request.param("fileRepoId")
+        });
+        if !matches {
+            return not_found();
+        }
+        let Ok(download) = core.start_download(id) else {
+            return not_found();
+        };
+        let name = download.job.name.clone();
+        let len = download.len;
+        let mut response = Response::new(download.body(0, len));
+        let headers = response.headers_mut();
+        headers.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/zip"),
+        );
+        let disposition = format!(
+            "attachment; filename=\"{}\"; filename*=UTF-8''{}",
+            ascii_fallback(&name),
+            percent_encode_rfc5987(&name)
+        );
+        if let Ok(value) = HeaderValue::from_str(&disposition) {
+            headers.insert(header::CONTENT_DISPOSITION, value);
+        }
+        if let Some(len) = len {
+            headers.insert(header::CONTENT_LENGTH, HeaderValue::from(len));
+        }
+        response
+    }
+}
+
+impl Dialect for ItslearningDialect {
+    fn name(&self) -> &'static str {
+        DIALECT
+    }
+
+    fn routes(&self) -> Vec<Route> {
+        let route = |method, pattern: &str, id| Route {
+            method,
+            pattern: pattern.to_owned(),
+            id,
+        };
+        vec![
+            route(Method::POST, ZIP_ROUTE, CREATE),
+            route(Method::GET, ZIP_ROUTE, LATEST),
+            route(Method::DELETE, ZIP_ROUTE, DELETE),
+            route(
+                Method::GET,
+                "/restapi/personal/yourfiles/files/zip/{zipJobId}/v1",
+                POLL,
+            ),
+            route(Method::GET, "/filerepo/zip/{jobId}/{fileRepoId}", DOWNLOAD),
+        ]
+    }
+
+    fn prefixes(&self) -> Vec<&'static str> {
+        vec!["/restapi/"]
+    }
+
+    fn case_insensitive_paths(&self) -> bool {
+        true
+    }
+
+    fn handle(&self, route: usize, request: DialectRequest, core: &dyn Core) -> Response<Body> {
+        let format = negotiate(&request.headers);
+        let result = match route {
+            CREATE => self.create(&request, core, format),
+            LATEST => self.get_latest(&request, core, format),
+            DELETE => self.delete(&request, core),
+            POLL => self.poll(&request, core, format),
+            DOWNLOAD => return self.download(&request, core),
+            _ => Err(WebError::new(500, "An error has occurred.")),
+        };
+        result.unwrap_or_else(|err| error_response(&err, format))
+    }
+
+    fn not_found(&self, request: &DialectRequest, core: &dyn Core) -> Response<Body> {
+        let uri = format!(
+            "{}{}",
+            core.origin(&request.headers),
+            request.uri.path_and_query().map_or("", |p| p.as_str())
+        );
+        let err = WebError::new(
+            404,
+            format!("No HTTP resource was found that matches the request URI '{uri}'."),
+        );
+        error_response(&err, negotiate(&request.headers))
+    }
+
+    fn method_not_allowed(
+        &self,
+        request: &DialectRequest,
+        allowed: &[Method],
+        _core: &dyn Core,
+    ) -> Response<Body> {
+        let err = WebError::new(
+            405,
+            format!(
+                "The requested resource does not support http method '{}'.",
+                request.method
+            ),
+        );
+        let mut response = error_response(&err, negotiate(&request.headers));
+        let allow = allowed
+            .iter()
+            .map(Method::as_str)
+            .collect::<Vec<_>>()
+            .join(", ");
+        if let Ok(value) = HeaderValue::from_str(&allow) {
+            response.headers_mut().insert(header::ALLOW, value);
+        }
+        response
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn model_state_keys_are_encoded_as_xml_names() {
+        assert_eq!(
+            encode_local_name("request.FileIds[0]"),
+            "request.FileIds_x005B_0_x005D_"
+        );
+        assert_eq!(encode_local_name("request"), "request");
+    }
+}

@@ -1,0 +1,94 @@
+//! `--set itslearning.KEY=VALUE` settings. itslearning documents neither its
+//! job statuses, nor its archive name, nor the download URL, nor what it does
+//! with an empty request or unknown ids: each choice is a setting.
+
+use chrono::Duration;
+use zipgate_api::{Pacing, Settings};
+
+#[derive(Clone, Debug)]
+pub struct ItslearningSettings {
+    pub pacing: Pacing,
+    /// Status strings for queued, running, completed and failed jobs.
+    pub statuses: [String; 4],
+    pub zip_file_name: String,
+    /// How long `DownloadUrl` works once the job completed.
+    pub download_ttl: Duration,
+    /// Unknown or unreadable ids: answer 404/403 at once (`error`), or start a job that ends failed (`fail`).
+    pub fail_missing_in_job: bool,
+    /// An empty request (no body, or no ids): 400 (`invalid`), or a job with an empty zip (`empty_zip`).
+    pub empty_zip_for_empty_request: bool,
+    /// `GET …/zip/{id}/v1` for an unknown job: `NotFound()`'s empty body, or a `{"Message":…}`.
+    pub not_found_message: bool,
+}
+
+impl Default for ItslearningSettings {
+    fn default() -> Self {
+        ItslearningSettings {
+            pacing: Pacing::AfterPolls(2),
+            statuses: ["Pending", "InProgress", "Completed", "Failed"].map(String::from),
+            zip_file_name: "files.zip".into(),
+            download_ttl: Duration::minutes(5),
+            fail_missing_in_job: false,
+            empty_zip_for_empty_request: false,
+            not_found_message: false,
+        }
+    }
+}
+
+impl ItslearningSettings {
+    pub fn parse(settings: &Settings) -> Result<Self, String> {
+        let mut out = ItslearningSettings::default();
+        for (key, value) in settings {
+            let bad = |what: &str| format!("itslearning.{key}: expected {what}, got {value:?}");
+            match key.as_str() {
+                "pacing" => {
+                    out.pacing = match value.split_once(':') {
+                        None if value == "immediate" => Pacing::Immediate,
+                        Some(("polls", n)) => match n.parse::<u32>().map_err(|_| bad("polls:N"))? {
+                            0 => Pacing::Immediate,
+                            n => Pacing::AfterPolls(n),
+                        },
+                        Some(("seconds", s)) => {
+                            Pacing::AfterDuration(Duration::seconds(s.parse().map_err(|_| bad("seconds:S"))?))
+                        }
+                        _ => return Err(bad("immediate, polls:N or seconds:S")),
+                    }
+                }
+                "statuses" => {
+                    let parts: Vec<String> = value.split(',').map(|s| s.trim().to_owned()).collect();
+                    out.statuses = parts.try_into().map_err(|_| bad("four names, e.g. Pending,InProgress,Completed,Failed"))?;
+                }
+                "zip_file_name" => out.zip_file_name = value.clone(),
+                "download_ttl" => out.download_ttl = Duration::seconds(value.parse().map_err(|_| bad("seconds"))?),
+                "missing_items" => {
+                    out.fail_missing_in_job = match value.as_str() {
+                        "error" => false,
+                        "fail" => true,
+                        _ => return Err(bad("error or fail")),
+                    }
+                }
+                "empty_request" => {
+                    out.empty_zip_for_empty_request = match value.as_str() {
+                        "invalid" => false,
+                        "empty_zip" => true,
+                        _ => return Err(bad("invalid or empty_zip")),
+                    }
+                }
+                "not_found_body" => {
+                    out.not_found_message = match value.as_str() {
+                        "empty" => false,
+                        "message" => true,
+                        _ => return Err(bad("empty or message")),
+                    }
+                }
+                _ => {
+                    return Err(format!(
+                        "itslearning.{key}: unknown setting (known: pacing, statuses, zip_file_name, download_ttl, \
+                         missing_items, empty_request, not_found_body)"
+                    ))
+                }
+            }
+        }
+        Ok(out)
+    }
+}

@@ -1,0 +1,396 @@
+//! itslearning's yourfiles zip jobs over real HTTP, with ASP.NET Web API 2's
+//! negotiation, formatters and error bodies; pinned in `tests/golden/itslearning/`.
+
+mod common;
+
+use chrono::Duration;
+use common::*;
+use http::{Method, StatusCode};
+use serde_json::Value;
+
+const HOST: &str = "zipgate.test";
+const ZIP: &str = "/restapi/personal/yourfiles/files/zip/v1";
+const ALICE: (&str, &str) = ("authorization", "Bearer alice-token");
+const JSON: (&str, &str) = ("content-type", "application/json");
+const XML_SAMPLE: &str = r#"<ZipRequest xmlns:i="http://www.w3.org/2001/XMLSchema-instance" xmlns="http://schemas.datacontract.org/2004/07/Itslearning.RestApi.Entities.YourFiles">
+  <FileIds xmlns:d2p1="http://schemas.microsoft.com/2003/10/Serialization/Arrays">
+    <d2p1:int>12345</d2p1:int>
+    <d2p1:int>34325</d2p1:int>
+  </FileIds>
+  <FolderIds xmlns:d2p1="http://schemas.microsoft.com/2003/10/Serialization/Arrays">
+    <d2p1:int>1004</d2p1:int>
+  </FolderIds>
+</ZipRequest>"#;
+
+async fn call(
+    s: &Clocked,
+    method: Method,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &str,
+) -> Reply {
+    let mut all = vec![("host", HOST)];
+    all.extend_from_slice(headers);
+    send(&s.server, method, path, &all, body.to_owned()).await
+}
+
+fn download_path(model: &Value) -> String {
+    model["DownloadUrl"]
+        .as_str()
+        .unwrap()
+        .strip_prefix(&format!("http://{HOST}"))
+        .unwrap()
+        .to_owned()
+}
+
+#[tokio::test]
+async fn a_json_job_from_creation_to_download() {
+    let s = start_dialect("itslearning", &[]).await;
+    let reply = call(
+        &s,
+        Method::POST,
+        ZIP,
+        &[ALICE, JSON, ("accept", "application/json, text/plain, */*")],
+        r#"{"FileIds":[12345,34325],"FolderIds":[1004]}"#,
+    )
+    .await;
+    assert_eq!(reply.status, StatusCode::OK);
+    assert_eq!(
+        reply.header("content-type"),
+        Some("application/json; charset=utf-8")
+    );
+    assert_golden("itslearning/create-200.json", &reply.body);
+    let model = reply.json();
+    assert_eq!(
+        (model["Status"].as_str(), model["DownloadUrl"].clone()),
+        (Some("Pending"), Value::Null)
+    );
+    let job = model["JobId"].as_u64().unwrap();
+
+    let poll = format!("/restapi/personal/yourfiles/files/zip/{job}/v1");
+    let running = call(&s, Method::GET, &poll, &[ALICE], "").await;
+    assert_eq!(running.json()["Status"], "InProgress");
+    let done = call(&s, Method::GET, &poll, &[ALICE], "").await;
+    assert_golden("itslearning/poll-completed.json", &done.body);
+    let model = done.json();
+    assert_eq!(model["Status"], "Completed");
+
+    // The download URL needs no bearer.
+    let zip = call(&s, Method::GET, &download_path(&model), &[], "").await;
+    assert_eq!(zip.status, StatusCode::OK);
+    assert_eq!(zip.header("content-type"), Some("application/zip"));
+    assert_eq!(
+        zip.header("content-disposition"),
+        Some("attachment; filename=\"files.zip\"; filename*=UTF-8''files.zip")
+    );
+    let store = s.server.state().store();
+    let bytes = |id: &str| file_bytes(store.node(&zipgate::api::NodeId::from(id)).unwrap());
+    check_with_readers(
+        &zip.body,
+        &[
+            ("report.pdf".into(), bytes("file-q1-report")),
+            ("report (1).pdf".into(), bytes("file-q2-report")),
+            ("Empty/".into(), None),
+        ],
+    );
+
+    // The latest job, then DELETE removes it.
+    assert_eq!(
+        call(&s, Method::GET, ZIP, &[ALICE], "").await.json()["JobId"],
+        job
+    );
+    let deleted = call(&s, Method::DELETE, ZIP, &[ALICE], "").await;
+    assert_eq!(
+        (
+            deleted.status,
+            deleted.body.len(),
+            deleted.header("content-type")
+        ),
+        (StatusCode::NO_CONTENT, 0, None)
+    );
+    assert_eq!(call(&s, Method::GET, ZIP, &[ALICE], "").await.body, b"null");
+    assert_eq!(
+        call(&s, Method::GET, &poll, &[ALICE], "").await.status,
+        StatusCode::NOT_FOUND
+    );
+}
+
+#[tokio::test]
+async fn a_pending_job_in_xml_has_a_nil_download_url() {
+    let s = start_dialect("itslearning", &[]).await;
+    let reply = call(
+        &s,
+        Method::POST,
+        ZIP,
+        &[ALICE, ("content-type", "text/xml")],
+        XML_SAMPLE,
+    )
+    .await;
+    assert_golden("itslearning/create-200-pending.xml", &reply.body);
+    assert!(String::from_utf8(reply.body)
+        .unwrap()
+        .contains(r#"<DownloadUrl i:nil="true"/>"#));
+}
+
+#[tokio::test]
+async fn the_help_pages_xml_sample_is_answered_in_xml() {
+    let s = start_dialect("itslearning", &[("pacing", "immediate")]).await;
+    let reply = call(
+        &s,
+        Method::POST,
+        ZIP,
+        &[ALICE, ("content-type", "text/xml")],
+        XML_SAMPLE,
+    )
+    .await;
+    assert_eq!(
+        reply.status,
+        StatusCode::OK,
+        "{}",
+        String::from_utf8_lossy(&reply.body)
+    );
+    assert_eq!(
+        reply.header("content-type"),
+        Some("text/xml; charset=utf-8")
+    );
+    assert_golden("itslearning/create-200.xml", &reply.body);
+    // Pending, then an XML poll with Accept.
+    let reply = call(
+        &s,
+        Method::POST,
+        ZIP,
+        &[ALICE, ("content-type", "application/xml")],
+        &XML_SAMPLE.replace("d2p1", "a"),
+    )
+    .await;
+    assert_eq!(
+        reply.header("content-type"),
+        Some("application/xml; charset=utf-8")
+    );
+    let poll = call(
+        &s,
+        Method::GET,
+        "/restapi/personal/yourfiles/files/zip/1/v1",
+        &[ALICE, ("accept", "application/xml")],
+        "",
+    )
+    .await;
+    assert_golden("itslearning/poll-completed.xml", &poll.body);
+    let text = String::from_utf8(poll.body).unwrap();
+    assert!(
+        text.contains("<DownloadUrl>http://zipgate.test/filerepo/zip/1/"),
+        "{text}"
+    );
+}
+
+#[tokio::test]
+async fn forms_in_each_array_spelling() {
+    let s = start_dialect("itslearning", &[("pacing", "immediate")]).await;
+    let form = ("content-type", "application/x-www-form-urlencoded");
+    for body in [
+        "FileIds=12348&FileIds=12347",
+        "FileIds%5B%5D=12348&FileIds%5B%5D=12347",
+        "FileIds[0]=12348&FileIds[1]=12347",
+    ] {
+        let reply = call(&s, Method::POST, ZIP, &[ALICE, form], body).await;
+        assert_eq!(reply.status, StatusCode::OK, "{body}");
+        assert_eq!(
+            reply.header("content-type"),
+            Some("application/json; charset=utf-8")
+        );
+        let model = reply.json();
+        let zip = call(&s, Method::GET, &download_path(&model), &[], "").await;
+        let mut archive = zip::ZipArchive::new(std::io::Cursor::new(zip.body)).unwrap();
+        assert_eq!(archive.len(), 2, "{body}");
+        assert_eq!(archive.by_index(0).unwrap().name().unwrap(), "notes.md");
+    }
+}
+
+#[tokio::test]
+async fn auth_by_bearer_or_access_token_and_the_401() {
+    let s = start_dialect("itslearning", &[]).await;
+    let ok = call(
+        &s,
+        Method::GET,
+        &format!("{ZIP}?access_token=alice-token"),
+        &[],
+        "",
+    )
+    .await;
+    assert_eq!(ok.status, StatusCode::OK);
+    let denied = call(&s, Method::GET, ZIP, &[], "").await;
+    assert_eq!(denied.status, StatusCode::UNAUTHORIZED);
+    assert_eq!(denied.header("www-authenticate"), Some("Bearer"));
+    assert_golden("itslearning/error-401.json", &denied.body);
+    let denied = call(
+        &s,
+        Method::GET,
+        ZIP,
+        &[("authorization", "Bearer nope"), ("accept", "text/xml")],
+        "",
+    )
+    .await;
+    assert_golden("itslearning/error-401.xml", &denied.body);
+}
+
+#[tokio::test]
+async fn formatter_errors_like_web_api() {
+    let s = start_dialect("itslearning", &[]).await;
+    for (headers, body, status, golden) in [
+        (
+            vec![ALICE, ("content-type", "text/plain")],
+            "FileIds=1",
+            415,
+            "error-415.json",
+        ),
+        (vec![ALICE], "x", 415, "error-415-no-content-type.json"),
+        (
+            vec![ALICE, JSON],
+            "{\"FileIds\":[1,",
+            400,
+            "error-400-malformed.json",
+        ),
+        (
+            vec![ALICE, JSON],
+            "{\"FileIds\":[\"abc\"]}",
+            400,
+            "error-400-bad-item.json",
+        ),
+        (vec![ALICE, JSON], "", 400, "error-400-empty.json"),
+        (
+            vec![ALICE, ("content-type", "text/xml")],
+            "<ZipRequest><FileIds/></ZipRequest>",
+            400,
+            "error-400-xml-namespace.xml",
+        ),
+        (
+            vec![ALICE, JSON],
+            "{\"FileIds\":[999]}",
+            404,
+            "error-404-item.json",
+        ),
+    ] {
+        let reply = call(&s, Method::POST, ZIP, &headers, body).await;
+        assert_eq!(
+            reply.status.as_u16(),
+            status,
+            "{body}: {}",
+            String::from_utf8_lossy(&reply.body)
+        );
+        assert_golden(&format!("itslearning/{golden}"), &reply.body);
+    }
+    // Bob may not read Alice's private folder.
+    let reply = call(
+        &s,
+        Method::POST,
+        ZIP,
+        &[("authorization", "Bearer bob-token"), JSON],
+        "{\"FolderIds\":[1006]}",
+    )
+    .await;
+    assert_eq!(reply.status, StatusCode::FORBIDDEN);
+}
+
+#[tokio::test]
+async fn routes_match_without_case_and_answer_like_web_api() {
+    let s = start_dialect("itslearning", &[("pacing", "immediate")]).await;
+    let reply = call(
+        &s,
+        Method::POST,
+        "/RestApi/Personal/YourFiles/Files/Zip/V1",
+        &[ALICE, JSON],
+        "{\"fileids\":[12348]}",
+    )
+    .await;
+    assert_eq!(reply.status, StatusCode::OK);
+    let reply = call(&s, Method::PUT, ZIP, &[ALICE], "").await;
+    assert_eq!(reply.status, StatusCode::METHOD_NOT_ALLOWED);
+    assert_eq!(reply.header("allow"), Some("POST, GET, DELETE"));
+    assert_golden("itslearning/error-405.json", &reply.body);
+    let reply = call(
+        &s,
+        Method::GET,
+        "/restapi/personal/nothing/v1?x=1",
+        &[ALICE],
+        "",
+    )
+    .await;
+    assert_eq!(reply.status, StatusCode::NOT_FOUND);
+    assert_golden("itslearning/error-404-route.json", &reply.body);
+    // An unknown job is NotFound() with no body; a job id that is not an int is invalid.
+    let reply = call(
+        &s,
+        Method::GET,
+        "/restapi/personal/yourfiles/files/zip/999/v1",
+        &[ALICE],
+        "",
+    )
+    .await;
+    assert_eq!((reply.status, reply.body.len()), (StatusCode::NOT_FOUND, 0));
+    let reply = call(
+        &s,
+        Method::GET,
+        "/restapi/personal/yourfiles/files/zip/abc/v1",
+        &[ALICE],
+        "",
+    )
+    .await;
+    assert_eq!(reply.status, StatusCode::BAD_REQUEST);
+}
+
+#[tokio::test]
+async fn download_urls_expire_and_choices_are_settings() {
+    let s = start_dialect(
+        "itslearning",
+        &[
+            ("pacing", "immediate"),
+            ("download_ttl", "60"),
+            ("statuses", "Queued,Zipping,Done,Error"),
+            ("zip_file_name", "Meine Dateien.zip"),
+        ],
+    )
+    .await;
+    let model = call(
+        &s,
+        Method::POST,
+        ZIP,
+        &[ALICE, JSON],
+        "{\"FileIds\":[12348]}",
+    )
+    .await
+    .json();
+    assert_eq!(
+        (model["Status"].as_str(), model["ZipFileName"].as_str()),
+        (Some("Done"), Some("Meine Dateien.zip"))
+    );
+    s.clock.advance(Duration::seconds(61));
+    assert_eq!(
+        call(&s, Method::GET, &download_path(&model), &[], "")
+            .await
+            .status,
+        StatusCode::NOT_FOUND
+    );
+
+    let s = start_dialect(
+        "itslearning",
+        &[
+            ("pacing", "immediate"),
+            ("missing_items", "fail"),
+            ("not_found_body", "message"),
+        ],
+    )
+    .await;
+    let model = call(&s, Method::POST, ZIP, &[ALICE, JSON], "{\"FileIds\":[999]}")
+        .await
+        .json();
+    assert_eq!(model["Status"], "Failed");
+    let reply = call(
+        &s,
+        Method::GET,
+        "/restapi/personal/yourfiles/files/zip/999/v1",
+        &[ALICE],
+        "",
+    )
+    .await;
+    assert_eq!(reply.json()["Message"], "No zip job with id 999 was found.");
+}
