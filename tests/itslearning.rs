@@ -394,3 +394,100 @@ async fn download_urls_expire_and_choices_are_settings() {
     .await;
     assert_eq!(reply.json()["Message"], "No zip job with id 999 was found.");
 }
+
+#[tokio::test]
+async fn every_error_also_in_xml() {
+    let s = start_dialect("itslearning", &[]).await;
+    let xml = ("accept", "application/xml");
+    for (method, path, headers, body, status, golden) in [
+        (
+            Method::POST,
+            ZIP,
+            vec![ALICE, xml, ("content-type", "text/plain")],
+            "x",
+            415,
+            "error-415.xml",
+        ),
+        (
+            Method::POST,
+            ZIP,
+            vec![ALICE, xml],
+            "x",
+            415,
+            "error-415-no-content-type.xml",
+        ),
+        (
+            Method::POST,
+            ZIP,
+            vec![ALICE, xml, JSON],
+            "{\"FileIds\":[\"abc\"]}",
+            400,
+            "error-400-bad-item.xml",
+        ),
+        (
+            Method::POST,
+            ZIP,
+            vec![ALICE, xml, JSON],
+            "",
+            400,
+            "error-400-empty.xml",
+        ),
+        (
+            Method::POST,
+            ZIP,
+            vec![ALICE, xml, JSON],
+            "{\"FileIds\":[999]}",
+            404,
+            "error-404-item.xml",
+        ),
+        (Method::PUT, ZIP, vec![ALICE, xml], "", 405, "error-405.xml"),
+        (
+            Method::GET,
+            "/restapi/nothing",
+            vec![ALICE, xml],
+            "",
+            404,
+            "error-404-route.xml",
+        ),
+    ] {
+        let reply = call(&s, method, path, &headers, body).await;
+        assert_eq!(reply.status.as_u16(), status, "{golden}");
+        assert_eq!(
+            reply.header("content-type"),
+            Some("application/xml; charset=utf-8"),
+            "{golden}"
+        );
+        assert_golden(&format!("itslearning/{golden}"), &reply.body);
+    }
+}
+
+#[tokio::test]
+async fn duration_pacing_and_empty_requests_by_setting() {
+    let s = start_dialect(
+        "itslearning",
+        &[("pacing", "seconds:10"), ("empty_request", "empty_zip")],
+    )
+    .await;
+    let model = call(&s, Method::POST, ZIP, &[ALICE, JSON], "{}")
+        .await
+        .json();
+    assert_eq!(model["Status"], "Pending");
+    let poll = format!(
+        "/restapi/personal/yourfiles/files/zip/{}/v1",
+        model["JobId"]
+    );
+    assert_eq!(
+        call(&s, Method::GET, &poll, &[ALICE], "").await.json()["Status"],
+        "InProgress"
+    );
+    s.clock.advance(Duration::seconds(10));
+    let done = call(&s, Method::GET, &poll, &[ALICE], "").await.json();
+    assert_eq!(done["Status"], "Completed");
+    let zip = call(&s, Method::GET, &download_path(&done), &[], "").await;
+    assert_eq!(
+        zip::ZipArchive::new(std::io::Cursor::new(zip.body))
+            .unwrap()
+            .len(),
+        0
+    );
+}
