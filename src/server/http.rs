@@ -42,14 +42,10 @@ pub async fn read_body(body: Incoming, limit: usize) -> Result<Bytes, BodyError>
     }
 }
 
-/// `attachment; filename="<ASCII fallback>"; filename*=UTF-8''<encoded>` (RFC 6266).
+/// The RFC 6266 `Content-Disposition` (see `zipgate_api::http::content_disposition`).
 pub fn content_disposition(filename: &str) -> HeaderValue {
-    let fallback = ascii_fallback(filename);
-    let value = format!(
-        "attachment; filename=\"{fallback}\"; filename*=UTF-8''{}",
-        percent_encode_rfc5987(filename)
-    );
-    HeaderValue::from_str(&value).unwrap_or_else(|_| HeaderValue::from_static("attachment"))
+    HeaderValue::from_str(&zipgate_api::http::content_disposition(filename))
+        .unwrap_or_else(|_| HeaderValue::from_static("attachment"))
 }
 
 #[cfg(test)]

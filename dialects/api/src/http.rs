@@ -136,6 +136,27 @@ pub fn percent_encode_rfc5987(value: &str) -> String {
     out
 }
 
+/// `attachment; filename="<ASCII fallback>"; filename*=UTF-8''<encoded>` (RFC 6266).
+pub fn content_disposition(filename: &str) -> String {
+    format!(
+        "attachment; filename=\"{}\"; filename*=UTF-8''{}",
+        ascii_fallback(filename),
+        percent_encode_rfc5987(filename)
+    )
+}
+
+/// `Allow: GET, POST` on a 405.
+pub fn insert_allow(headers: &mut http::HeaderMap, allowed: &[http::Method]) {
+    let allow = allowed
+        .iter()
+        .map(http::Method::as_str)
+        .collect::<Vec<_>>()
+        .join(", ");
+    if let Ok(value) = http::HeaderValue::from_str(&allow) {
+        headers.insert(header::ALLOW, value);
+    }
+}
+
 /// `name` with every character outside printable ASCII, and `"` and `\`,
 /// replaced by `_`: the plain `filename=` fallback beside `filename*`.
 pub fn ascii_fallback(name: &str) -> String {

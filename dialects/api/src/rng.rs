@@ -21,6 +21,20 @@ impl SplitMix64 {
         splitmix64(self.0)
     }
 
+    /// A lower-case, hyphenated version 4 GUID (`Guid.NewGuid().ToString()`).
+    pub fn guid(&mut self) -> String {
+        let a = (self.next_u64() & 0xFFFF_FFFF_FFFF_0FFF) | 0x4000;
+        let b = (self.next_u64() & 0x3FFF_FFFF_FFFF_FFFF) | 0x8000_0000_0000_0000;
+        format!(
+            "{:08x}-{:04x}-{:04x}-{:04x}-{:012x}",
+            a >> 32,
+            (a >> 16) & 0xFFFF,
+            a & 0xFFFF,
+            b >> 48,
+            b & 0xFFFF_FFFF_FFFF
+        )
+    }
+
     /// `len` characters drawn uniformly enough from `alphabet`.
     pub fn string(&mut self, alphabet: &[u8], len: usize) -> String {
         (0..len)

@@ -11,7 +11,9 @@ mod settings;
 use chrono::{DateTime, Utc};
 use http::{header, HeaderValue, Method, Response, StatusCode};
 use serde_json::{json, Value};
-use zipgate_api::http::{ascii_fallback, bearer, full, percent_encode_rfc5987, Body, Credentials};
+use zipgate_api::http::{
+    ascii_fallback, bearer, full, insert_allow, percent_encode_rfc5987, Body, Credentials,
+};
 use zipgate_api::plan::PlanOptions;
 use zipgate_api::rng::SplitMix64;
 use zipgate_api::{
@@ -339,14 +341,7 @@ impl Dialect for BoxDialect {
         core: &dyn Core,
     ) -> Response<Body> {
         let mut response = error(&BoxError::method_not_allowed(), &ids::request_id(core));
-        let allow = allowed
-            .iter()
-            .map(Method::as_str)
-            .collect::<Vec<_>>()
-            .join(", ");
-        if let Ok(value) = HeaderValue::from_str(&allow) {
-            response.headers_mut().insert(header::ALLOW, value);
-        }
+        insert_allow(response.headers_mut(), allowed);
         response
     }
 }

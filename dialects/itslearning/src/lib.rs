@@ -15,7 +15,7 @@ use chrono::{DateTime, Utc};
 use http::{header, HeaderValue, Method, Response, StatusCode};
 use serde_json::{json, Map, Value};
 use zipgate_api::http::{
-    ascii_fallback, bearer, empty, full, percent_encode_rfc5987, Body, Credentials,
+    bearer, content_disposition, empty, full, insert_allow, Body, Credentials,
 };
 use zipgate_api::ids::{derived_number, DialectIds};
 use zipgate_api::plan::{OnProblem, PlanOptions};
@@ -222,21 +222,6 @@ impl ItslearningDialect {
         }
     }
 
-    fn guid(core: &dyn Core) -> String {
-        let mut rng = SplitMix64::new(core.random_u64());
-        let (a, b) = (rng.next_u64(), rng.next_u64());
-        let a = (a & 0xFFFF_FFFF_FFFF_0FFF) | 0x4000;
-        let b = (b & 0x3FFF_FFFF_FFFF_FFFF) | 0x8000_0000_0000_0000;
-        format!(
-            "{:08x}-{:04x}-{:04x}-{:04x}-{:012x}",
-            a >> 32,
-            (a >> 16) & 0xFFFF,
-            a & 0xFFFF,
-            b >> 48,
-            b & 0xFFFF_FFFF_FFFF
-        )
-    }
-
     fn create(
         &self,
         request: &DialectRequest,
@@ -290,7 +275,7 @@ impl ItslearningDialect {
                 CreateJob {
                     id: job_id.clone(),
                     name: self.settings.zip_file_name.clone(),
-                    context: Self::guid(core),
+                    context: SplitMix64::new(core.random_u64()).guid(),
                     owner: Principal::User(user.id.clone()),
                     selection,
                     plan: PlanOptions {
@@ -444,12 +429,7 @@ impl ItslearningDialect {
             header::CONTENT_TYPE,
             HeaderValue::from_static("application/zip"),
         );
-        let disposition = format!(
-            "attachment; filename=\"{}\"; filename*=UTF-8''{}",
-            ascii_fallback(&name),
-            percent_encode_rfc5987(&name)
-        );
-        if let Ok(value) = HeaderValue::from_str(&disposition) {
+        if let Ok(value) = HeaderValue::from_str(&content_disposition(&name)) {
             headers.insert(header::CONTENT_DISPOSITION, value);
         }
         if let Some(len) = len {
@@ -531,14 +511,7 @@ impl Dialect for ItslearningDialect {
             ),
         );
         let mut response = error_response(&err, negotiate(&request.headers));
-        let allow = allowed
-            .iter()
-            .map(Method::as_str)
-            .collect::<Vec<_>>()
-            .join(", ");
-        if let Ok(value) = HeaderValue::from_str(&allow) {
-            response.headers_mut().insert(header::ALLOW, value);
-        }
+        insert_allow(response.headers_mut(), allowed);
         response
     }
 }

@@ -16,18 +16,7 @@ pub fn onlyoffice_ids() -> DialectIds {
 
 /// `Guid.NewGuid().ToString()`: lower-case, hyphenated, version 4.
 pub fn operation_id(core: &dyn Core) -> String {
-    let mut rng = SplitMix64::new(core.random_u64());
-    let (a, b) = (rng.next_u64(), rng.next_u64());
-    let a = (a & 0xFFFF_FFFF_FFFF_0FFF) | 0x4000;
-    let b = (b & 0x3FFF_FFFF_FFFF_FFFF) | 0x8000_0000_0000_0000;
-    format!(
-        "{:08x}-{:04x}-{:04x}-{:04x}-{:012x}",
-        a >> 32,
-        (a >> 16) & 0xFFFF,
-        a & 0xFFFF,
-        b >> 48,
-        b & 0xFFFF_FFFF_FFFF
-    )
+    SplitMix64::new(core.random_u64()).guid()
 }
 
 /// Base64 like the vendor's `InstanceCrypto.Encrypt`, then `Uri.EscapeDataString`.

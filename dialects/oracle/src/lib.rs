@@ -11,8 +11,7 @@ use chrono::{DateTime, Utc};
 use http::{header, HeaderValue, Method, Response, StatusCode};
 use serde_json::{json, Map, Value};
 use zipgate_api::http::{
-    ascii_fallback, bearer, full, parse_range, percent_encode_rfc5987, Body, Credentials,
-    RangeRequest,
+    bearer, content_disposition, full, insert_allow, parse_range, Body, Credentials, RangeRequest,
 };
 use zipgate_api::ids::DialectIds;
 use zipgate_api::plan::PlanOptions;
@@ -525,12 +524,7 @@ impl OracleDialect {
         );
         headers.insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
         headers.insert(header::CONTENT_LENGTH, HeaderValue::from(length));
-        let disposition = format!(
-            "attachment; filename=\"{}\"; filename*=UTF-8''{}",
-            ascii_fallback(&name),
-            percent_encode_rfc5987(&name)
-        );
-        if let Ok(value) = HeaderValue::from_str(&disposition) {
+        if let Ok(value) = HeaderValue::from_str(&content_disposition(&name)) {
             headers.insert(header::CONTENT_DISPOSITION, value);
         }
         if status == StatusCode::PARTIAL_CONTENT {
@@ -634,14 +628,7 @@ impl Dialect for OracleDialect {
             ),
         );
         let mut response = self.error(request, core, &err);
-        let allow = allowed
-            .iter()
-            .map(Method::as_str)
-            .collect::<Vec<_>>()
-            .join(", ");
-        if let Ok(value) = HeaderValue::from_str(&allow) {
-            response.headers_mut().insert(header::ALLOW, value);
-        }
+        insert_allow(response.headers_mut(), allowed);
         response
     }
 }
