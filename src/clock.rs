@@ -1,7 +1,7 @@
 //! Time as the core sees it. Everything that expires asks a `Clock`, so tests
 //! move time forward instead of sleeping.
 
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use chrono::{DateTime, Duration, Utc};
 
@@ -46,6 +46,33 @@ impl Clock for ManualClock {
     }
 }
 
+/// The server's clock: another clock plus an offset the control plane can
+/// move forward (`POST /_zipgate/clock/advance`), so expiry is testable
+/// against a running server without sleeping.
+pub struct AdjustableClock {
+    inner: Arc<dyn Clock>,
+    offset: Mutex<Duration>,
+}
+
+impl AdjustableClock {
+    pub fn new(inner: Arc<dyn Clock>) -> Self {
+        AdjustableClock {
+            inner,
+            offset: Mutex::new(Duration::zero()),
+        }
+    }
+
+    pub fn advance(&self, by: Duration) {
+        *self.offset.lock().unwrap_or_else(|e| e.into_inner()) += by;
+    }
+}
+
+impl Clock for AdjustableClock {
+    fn now(&self) -> DateTime<Utc> {
+        self.inner.now() + *self.offset.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -59,5 +86,18 @@ mod tests {
         assert_eq!(clock.now(), start);
         clock.advance(Duration::seconds(90));
         assert_eq!(clock.now(), start + Duration::seconds(90));
+    }
+
+    #[test]
+    fn an_adjustable_clock_adds_its_offset() {
+        let start = Utc::now();
+        let inner = Arc::new(ManualClock::new(start));
+        let clock = AdjustableClock::new(inner.clone());
+        clock.advance(Duration::hours(1));
+        inner.advance(Duration::seconds(1));
+        assert_eq!(
+            clock.now(),
+            start + Duration::hours(1) + Duration::seconds(1)
+        );
     }
 }

@@ -313,6 +313,11 @@ impl JobRegistry {
         Ok(job.snapshot.clone())
     }
 
+    /// Forgets every job (the control plane's reset).
+    pub fn clear(&self) {
+        self.jobs().clear();
+    }
+
     pub fn acknowledge(&self, id: &str) {
         self.update(id, |job, _| job.snapshot.acknowledged = true);
     }

@@ -32,7 +32,7 @@ use tokio::task::JoinHandle;
 
 use clock::{Clock, SystemClock};
 use server::{AppState, Config};
-use store::{FixtureError, Store};
+use store::{FixtureError, FixtureSource};
 
 pub use zipgate_api as api;
 
@@ -47,7 +47,7 @@ impl Server {
 
 #[derive(Default)]
 pub struct ServerBuilder {
-    store: Option<Store>,
+    fixture: Option<FixtureSource>,
     clock: Option<Arc<dyn Clock>>,
     config: Config,
     bind: Option<String>,
@@ -56,7 +56,9 @@ pub struct ServerBuilder {
 impl ServerBuilder {
     /// Serve this fixture document (JSON text) instead of the embedded default.
     pub fn fixtures_json(mut self, json: &str) -> Result<Self, FixtureError> {
-        self.store = Some(store::fixture::parse(json, None)?);
+        let source = FixtureSource::from_text(json, None)?;
+        source.parse()?;
+        self.fixture = Some(source);
         Ok(self)
     }
 
@@ -66,7 +68,9 @@ impl ServerBuilder {
             path: "$".into(),
             message: format!("{}: {e}", path.display()),
         })?;
-        self.store = Some(store::fixture::parse(&text, path.parent())?);
+        let source = FixtureSource::from_text(&text, path.parent().map(Path::to_path_buf))?;
+        source.parse()?;
+        self.fixture = Some(source);
         Ok(self)
     }
 
@@ -97,14 +101,13 @@ impl ServerBuilder {
     }
 
     pub async fn spawn(self) -> std::io::Result<ServerHandle> {
-        let store = match self.store {
-            Some(store) => store,
-            None => Store::embedded_default().map_err(|e| std::io::Error::other(e.to_string()))?,
-        };
+        let fixture = self.fixture.unwrap_or_else(FixtureSource::embedded_default);
         let clock = self.clock.unwrap_or_else(|| Arc::new(SystemClock));
         let dialects =
             dialects::build(&self.config.dialect_settings).map_err(std::io::Error::other)?;
-        let state = Arc::new(AppState::new(store, clock, self.config, dialects));
+        let state = AppState::new(fixture, clock, self.config, dialects)
+            .map_err(|e| std::io::Error::other(e.to_string()))?;
+        let state = Arc::new(state);
         let listener = TcpListener::bind(self.bind.as_deref().unwrap_or("127.0.0.1:0")).await?;
         let addr = listener.local_addr()?;
         let (stop, stopped) = oneshot::channel::<()>();

@@ -11,11 +11,11 @@ use clap::{Parser, Subcommand, ValueEnum};
 use tokio::net::TcpListener;
 use tracing_subscriber::EnvFilter;
 use zipgate::api::Compression;
-use zipgate::clock::SystemClock;
+use zipgate::clock::{Clock, ManualClock, SystemClock};
 use zipgate::dialects;
 use zipgate::packing::CompressionPolicy;
 use zipgate::server::{self, AppState, Config};
-use zipgate::store::{fixture, Store};
+use zipgate::store::FixtureSource;
 
 #[derive(Parser)]
 #[command(
@@ -34,6 +34,14 @@ enum Command {
     Serve(ServeArgs),
     /// Check a fixture file and print what it holds.
     CheckFixtures { file: PathBuf },
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum ClockArg {
+    /// Wall-clock time, moved forward by `POST /_zipgate/clock/advance`.
+    System,
+    /// Stands still at the start time; moves only by `POST /_zipgate/clock/advance`.
+    Frozen,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -77,6 +85,9 @@ struct ServeArgs {
     /// runs (default 0), or `random` (use it when zipgate serves real clients).
     #[arg(long, default_value = "0")]
     seed: String,
+    /// The server clock: `system`, or `frozen` at the start time.
+    #[arg(long, value_enum, default_value = "system")]
+    clock: ClockArg,
     /// ONLYOFFICE flavour (same as `--set onlyoffice.flavour=…`).
     #[arg(long, value_parser = ["workspace", "docspace"])]
     onlyoffice_flavour: Option<String>,
@@ -97,15 +108,17 @@ fn parse_seed(text: &str) -> Result<u64, String> {
         .map_err(|_| format!("--seed: expected a number or `random`, got {text:?}"))
 }
 
-fn load_store(path: Option<&PathBuf>) -> Result<Store, String> {
-    match path {
-        None => Store::embedded_default().map_err(|e| format!("embedded fixtures: {e}")),
+fn load_source(path: Option<&PathBuf>) -> Result<FixtureSource, String> {
+    let source = match path {
+        None => FixtureSource::embedded_default(),
         Some(path) => {
             let text =
                 std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
-            fixture::parse(&text, path.parent()).map_err(|e| format!("{}: {e}", path.display()))
+            FixtureSource::from_text(&text, path.parent().map(|p| p.to_path_buf()))
+                .map_err(|e| format!("{}: {e}", path.display()))?
         }
-    }
+    };
+    Ok(source)
 }
 
 fn main() -> ExitCode {
@@ -119,7 +132,11 @@ fn main() -> ExitCode {
         .init();
     match cli.command {
         Command::Serve(args) => serve(args),
-        Command::CheckFixtures { file } => match load_store(Some(&file)) {
+        Command::CheckFixtures { file } => match load_source(Some(&file)).and_then(|source| {
+            source
+                .parse()
+                .map_err(|e| format!("{}: {e}", file.display()))
+        }) {
             Ok(store) => {
                 println!(
                     "{}: {} nodes, {} users",
@@ -138,8 +155,8 @@ fn main() -> ExitCode {
 }
 
 fn serve(args: ServeArgs) -> ExitCode {
-    let store = match load_store(args.fixtures.as_ref()) {
-        Ok(store) => store,
+    let source = match load_source(args.fixtures.as_ref()) {
+        Ok(source) => source,
         Err(e) => {
             eprintln!("zipgate: {e}");
             return ExitCode::FAILURE;
@@ -226,13 +243,18 @@ fn serve(args: ServeArgs) -> ExitCode {
             .local_addr()
             .map(|a| a.to_string())
             .unwrap_or_default();
-        let nodes = store.node_count();
-        let state = Arc::new(AppState::new(
-            store,
-            Arc::new(SystemClock),
-            config,
-            dialects,
-        ));
+        let clock: Arc<dyn Clock> = match args.clock {
+            ClockArg::System => Arc::new(SystemClock),
+            ClockArg::Frozen => Arc::new(ManualClock::new(chrono::Utc::now())),
+        };
+        let state = match AppState::new(source, clock, config, dialects) {
+            Ok(state) => Arc::new(state),
+            Err(e) => {
+                eprintln!("zipgate: fixtures: {e}");
+                return ExitCode::FAILURE;
+            }
+        };
+        let nodes = state.store().node_count();
         tracing::info!(%addr, nodes, "zipgate listening on http://{addr}");
         server::run(listener, state, shutdown_signal()).await;
         ExitCode::SUCCESS

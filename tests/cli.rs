@@ -241,3 +241,12 @@ fn onlyoffice_flavour_and_dialect_settings_from_the_command_line() {
     assert!(!output.status.success());
     assert!(String::from_utf8_lossy(&output.stderr).contains("box.colour"));
 }
+
+#[test]
+fn a_frozen_clock_stands_still_until_advanced() {
+    let running = serve(&["--clock", "frozen"]);
+    let (_, first) = http_get(&running.addr, "/_zipgate/clock");
+    std::thread::sleep(Duration::from_millis(30));
+    let (_, second) = http_get(&running.addr, "/_zipgate/clock");
+    assert_eq!(first, second);
+}

@@ -1,6 +1,7 @@
 //! The HTTP server: accept loop, graceful shutdown, one access-log line per
 //! request, dispatch through the router.
 
+mod control;
 pub mod http;
 mod native;
 pub mod router;
@@ -30,11 +31,11 @@ use zipgate_api::{Dialect, DialectRequest, Settings};
 use self::http::{json_error, Body};
 use self::router::{Ctx, Found, Router};
 use self::stream::StreamCounter;
-use crate::clock::Clock;
+use crate::clock::{AdjustableClock, Clock};
 use crate::core::ServerCore;
 use crate::jobs::JobRegistry;
 use crate::packing::CompressionPolicy;
-use crate::store::Store;
+use crate::store::{FixtureError, FixtureSource, Store};
 
 #[derive(Clone, Debug)]
 pub struct Config {
@@ -74,6 +75,11 @@ impl Default for Config {
 /// Everything a request handler may use.
 pub struct AppState {
     store: RwLock<Arc<Store>>,
+    /// The fixture document in force (JSON) and the one the server started with,
+    /// so nodes can be added and `reset` can go back.
+    fixture: Mutex<FixtureSource>,
+    initial_fixture: FixtureSource,
+    pub control_clock: Arc<AdjustableClock>,
     generation: AtomicU64,
     rng: Mutex<SplitMix64>,
     pub clock: Arc<dyn Clock>,
@@ -86,17 +92,22 @@ pub struct AppState {
 
 impl AppState {
     pub fn new(
-        store: Store,
+        source: FixtureSource,
         clock: Arc<dyn Clock>,
         config: Config,
         dialects: Vec<Arc<dyn Dialect>>,
-    ) -> Self {
-        let store = Arc::new(store);
+    ) -> Result<Self, FixtureError> {
+        let store = Arc::new(source.parse()?);
         if config.warm_crcs {
             warm_in_background(store.clone());
         }
-        AppState {
+        let control_clock = Arc::new(AdjustableClock::new(clock));
+        let clock: Arc<dyn Clock> = control_clock.clone();
+        Ok(AppState {
             store: RwLock::new(store),
+            fixture: Mutex::new(source.clone()),
+            initial_fixture: source,
+            control_clock,
             generation: AtomicU64::new(0),
             rng: Mutex::new(SplitMix64::new(config.seed)),
             jobs: JobRegistry::new(clock.clone()),
@@ -104,7 +115,40 @@ impl AppState {
             config,
             streams: Arc::new(StreamCounter::default()),
             dialects,
+        })
+    }
+
+    /// Replaces the whole tree with a new fixture document; on error the old one stays.
+    pub fn load_fixture(&self, source: FixtureSource) -> Result<(), FixtureError> {
+        let store = source.parse()?;
+        *self.fixture.lock().unwrap_or_else(|e| e.into_inner()) = source;
+        self.replace_store(store);
+        Ok(())
+    }
+
+    /// Adds nodes (fixture node objects) under `parent`, or at the top.
+    pub fn add_nodes(
+        &self,
+        parent: Option<&str>,
+        nodes: Vec<serde_json::Value>,
+    ) -> Result<(), FixtureError> {
+        let mut fixture = self.fixture.lock().unwrap_or_else(|e| e.into_inner());
+        let next = fixture.with_nodes(parent, nodes)?;
+        let store = next.parse()?;
+        *fixture = next;
+        drop(fixture);
+        self.replace_store(store);
+        Ok(())
+    }
+
+    /// Back to the fixtures the server started with, with no jobs.
+    pub fn reset(&self) -> Result<(), FixtureError> {
+        self.load_fixture(self.initial_fixture.clone())?;
+        self.jobs.clear();
+        for dialect in &self.dialects {
+            dialect.reset();
         }
+        Ok(())
     }
 
     pub fn store_generation(&self) -> u64 {
@@ -145,6 +189,7 @@ fn warm_in_background(store: Arc<Store>) {
 pub fn routes(dialects: &[Arc<dyn Dialect>]) -> Router {
     let mut router = Router::new();
     native::mount(&mut router);
+    control::mount(&mut router);
     for dialect in dialects {
         for route in dialect.routes() {
             let dialect = dialect.clone();

@@ -115,12 +115,96 @@ pub fn default_mtime() -> DateTime<Utc> {
 /// Parses a fixture document. `base_dir` resolves `content.path` values; the
 /// embedded fixture has none, so it may not use them.
 pub fn parse(json: &str, base_dir: Option<&Path>) -> Result<Store, FixtureError> {
-    let deserializer = &mut serde_json::Deserializer::from_str(json);
-    let doc: FixtureDoc = serde_path_to_error::deserialize(deserializer).map_err(|e| {
-        let path = e.path().to_string();
-        FixtureError::at(if path == "." { "$" } else { &path }, e.inner().to_string())
-    })?;
-    build(doc, base_dir)
+    FixtureSource::from_text(json, base_dir.map(Path::to_path_buf))?.parse()
+}
+
+/// A fixture document as JSON, kept so nodes can be added to it and the
+/// server can go back to it.
+#[derive(Clone, Debug)]
+pub struct FixtureSource {
+    pub json: serde_json::Value,
+    pub base_dir: Option<PathBuf>,
+}
+
+impl FixtureSource {
+    pub fn from_text(text: &str, base_dir: Option<PathBuf>) -> Result<Self, FixtureError> {
+        let json = serde_json::from_str(text)
+            .map_err(|e| FixtureError::at("$", format!("not valid JSON: {e}")))?;
+        Ok(FixtureSource { json, base_dir })
+    }
+
+    pub fn embedded_default() -> Self {
+        FixtureSource::from_text(super::DEFAULT_FIXTURE, None)
+            .expect("the embedded fixture is valid JSON")
+    }
+
+    pub fn parse(&self) -> Result<Store, FixtureError> {
+        let doc: FixtureDoc = serde_path_to_error::deserialize(&self.json).map_err(|e| {
+            let path = e.path().to_string();
+            FixtureError::at(if path == "." { "$" } else { &path }, e.inner().to_string())
+        })?;
+        build(doc, self.base_dir.as_deref())
+    }
+
+    /// A copy with `nodes` appended to the children of `parent` (a node id), or at the top.
+    pub fn with_nodes(
+        &self,
+        parent: Option<&str>,
+        nodes: Vec<serde_json::Value>,
+    ) -> Result<Self, FixtureError> {
+        let mut next = self.clone();
+        let root = next
+            .json
+            .as_object_mut()
+            .ok_or_else(|| FixtureError::at("$", "the fixture is not a JSON object"))?;
+        let top = root
+            .entry("nodes")
+            .or_insert_with(|| serde_json::Value::Array(Vec::new()));
+        let target = match parent {
+            None => top,
+            Some(id) => find_children(top, id).ok_or_else(|| {
+                FixtureError::at("parent", format!("{id:?} is not a folder in the fixture"))
+            })?,
+        };
+        match target.as_array_mut() {
+            Some(list) => list.extend(nodes),
+            None => {
+                return Err(FixtureError::at(
+                    "parent",
+                    "the target's children are not a list",
+                ))
+            }
+        }
+        Ok(next)
+    }
+}
+
+/// The `children` list of the folder with this id, created if the folder has none yet.
+fn find_children<'a>(
+    nodes: &'a mut serde_json::Value,
+    id: &str,
+) -> Option<&'a mut serde_json::Value> {
+    for node in nodes.as_array_mut()? {
+        let object = node.as_object_mut()?;
+        if object.get("id").and_then(|v| v.as_str()) == Some(id) {
+            if object.contains_key("content")
+                || object.get("type").and_then(|t| t.as_str()) == Some("file")
+            {
+                return None;
+            }
+            return Some(
+                object
+                    .entry("children")
+                    .or_insert_with(|| serde_json::Value::Array(Vec::new())),
+            );
+        }
+        if let Some(children) = object.get_mut("children") {
+            if let Some(found) = find_children(children, id) {
+                return Some(found);
+            }
+        }
+    }
+    None
 }
 
 struct Inherited<'a> {

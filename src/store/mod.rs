@@ -11,7 +11,7 @@ use chrono::{DateTime, Utc};
 use zipgate_api::{NodeId, NodeKind, Principal, UserId};
 
 pub use content::{Content, FileBody, GeneratedKind};
-pub use fixture::FixtureError;
+pub use fixture::{FixtureError, FixtureSource};
 
 /// The fixture compiled into the binary, so `zipgate serve` needs no files.
 pub const DEFAULT_FIXTURE: &str = include_str!("../../fixtures/default.json");

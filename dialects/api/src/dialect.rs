@@ -198,6 +198,8 @@ pub trait Dialect: Send + Sync {
     fn case_insensitive_paths(&self) -> bool {
         false
     }
+    /// Forgets per-server state (counters, caches) when the server is reset.
+    fn reset(&self) {}
     fn handle(&self, route: usize, request: DialectRequest, core: &dyn Core) -> Response<Body>;
     fn not_found(&self, request: &DialectRequest, core: &dyn Core) -> Response<Body>;
     fn method_not_allowed(

@@ -471,6 +471,10 @@ impl Dialect for ItslearningDialect {
         true
     }
 
+    fn reset(&self) {
+        self.next_job.store(1, Ordering::SeqCst);
+    }
+
     fn handle(&self, route: usize, request: DialectRequest, core: &dyn Core) -> Response<Body> {
         let format = negotiate(&request.headers);
         let result = match route {

@@ -1,0 +1,190 @@
+//! The test control plane over real HTTP: fixtures, reset, jobs, clock.
+
+mod common;
+
+use common::*;
+use http::{Method, StatusCode};
+use serde_json::{json, Value};
+
+async fn control(server: &zipgate::ServerHandle, method: Method, path: &str, body: Value) -> Reply {
+    send(
+        server,
+        method,
+        path,
+        &[("content-type", "application/json")],
+        body.to_string(),
+    )
+    .await
+}
+
+async fn native_zip(server: &zipgate::ServerHandle, id: &str) -> Reply {
+    zip(server, &json!({"items": [{"id": id}]}), Some("alice-token")).await
+}
+
+#[tokio::test]
+async fn fixtures_can_be_replaced_and_extended_and_bad_ones_change_nothing() {
+    let server = start_default().await;
+    let tree = json!({"users": [{"id": "u", "token": "alice-token"}], "nodes": [
+        {"id": "top", "name": "Top", "children": [{"id": "a", "name": "a.txt", "content": {"text": "A"}}]}
+    ]});
+    let reply = control(&server, Method::PUT, "/_zipgate/fixtures", tree).await;
+    assert_eq!(reply.status, StatusCode::OK);
+    assert_eq!(reply.json(), json!({"nodes": 2, "users": 1}));
+    assert_eq!(
+        native_zip(&server, "file-notes").await.status,
+        StatusCode::NOT_FOUND
+    );
+
+    let reply = control(
+        &server,
+        Method::POST,
+        "/_zipgate/fixtures/nodes",
+        json!({"parent": "top", "nodes": [
+            {"id": "b", "name": "b.txt", "content": {"text": "B"}}
+        ]}),
+    )
+    .await;
+    assert_eq!(reply.json()["nodes"], 3);
+    let archive = native_zip(&server, "top").await;
+    let mut zip = zip::ZipArchive::new(std::io::Cursor::new(archive.body)).unwrap();
+    assert!(zip.by_name("Top/b.txt").is_ok());
+
+    // Invalid documents answer 400 with the JSON path; the tree in force stays.
+    let bad =
+        json!({"nodes": [{"id": "x", "name": "x", "content": {"generate": {"size": "big"}}}]});
+    let reply = control(&server, Method::PUT, "/_zipgate/fixtures", bad).await;
+    assert_eq!(reply.status, StatusCode::BAD_REQUEST);
+    assert_eq!(reply.json()["path"], "nodes[0].content.generate.size");
+    let reply = control(
+        &server,
+        Method::POST,
+        "/_zipgate/fixtures/nodes",
+        json!({"parent": "a", "nodes": []}),
+    )
+    .await;
+    assert_eq!(
+        reply.status,
+        StatusCode::BAD_REQUEST,
+        "a file has no children"
+    );
+    let reply = control(
+        &server,
+        Method::POST,
+        "/_zipgate/fixtures/nodes",
+        json!({"nodes": [{"id": "top", "name": "dup", "type": "folder"}]}),
+    )
+    .await;
+    assert_eq!(reply.json()["path"], "nodes[1].id");
+    assert_eq!(native_zip(&server, "top").await.status, StatusCode::OK);
+}
+
+#[tokio::test]
+async fn reset_goes_back_to_the_start_and_forgets_jobs() {
+    let server = start_default().await;
+    control(
+        &server,
+        Method::PUT,
+        "/_zipgate/fixtures",
+        json!({"nodes": []}),
+    )
+    .await;
+    let reply = send(
+        &server,
+        Method::POST,
+        "/2.0/zip_downloads",
+        &[("authorization", "Bearer alice-token")],
+        r#"{"items":[{"type":"file","id":"12348"}]}"#.to_owned(),
+    )
+    .await;
+    assert_eq!(
+        reply.status,
+        StatusCode::UNAUTHORIZED,
+        "no users in the empty tree"
+    );
+    let reply = control(&server, Method::POST, "/_zipgate/reset", Value::Null).await;
+    assert_eq!(reply.json()["nodes"], 19);
+    let created = send(
+        &server,
+        Method::POST,
+        "/2.0/zip_downloads",
+        &[("authorization", "Bearer alice-token")],
+        r#"{"items":[{"type":"file","id":"12348"}]}"#.to_owned(),
+    )
+    .await;
+    assert_eq!(created.status, StatusCode::ACCEPTED);
+
+    let jobs = get(&server, "/_zipgate/jobs").await.json();
+    let job = &jobs["jobs"][0];
+    assert_eq!(
+        (
+            job["dialect"].as_str(),
+            job["state"].as_str(),
+            job["owner"].as_str()
+        ),
+        (Some("box"), Some("ready"), Some("alice"))
+    );
+    assert_eq!(job["files"], 1);
+    let one = get(
+        &server,
+        &format!("/_zipgate/jobs/{}", job["id"].as_str().unwrap()),
+    )
+    .await;
+    assert_eq!(one.json()["name"], "download.zip");
+    assert_eq!(
+        get(&server, "/_zipgate/jobs/nope").await.status,
+        StatusCode::NOT_FOUND
+    );
+
+    control(&server, Method::POST, "/_zipgate/reset", Value::Null).await;
+    assert_eq!(
+        get(&server, "/_zipgate/jobs").await.json()["jobs"],
+        json!([])
+    );
+}
+
+#[tokio::test]
+async fn advancing_the_clock_expires_box_urls_without_sleeping() {
+    let server = start_default().await;
+    let created = send(
+        &server,
+        Method::POST,
+        "/2.0/zip_downloads",
+        &[("authorization", "Bearer alice-token")],
+        r#"{"items":[{"type":"file","id":"12348"}]}"#.to_owned(),
+    )
+    .await
+    .json();
+    let before = get(&server, "/_zipgate/clock").await.json()["now"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let moved = control(
+        &server,
+        Method::POST,
+        "/_zipgate/clock/advance",
+        json!({"seconds": 61}),
+    )
+    .await;
+    assert_eq!(moved.status, StatusCode::OK);
+    assert!(moved.json()["now"].as_str().unwrap() > before.as_str());
+    let path = created["download_url"]
+        .as_str()
+        .unwrap()
+        .split_once("/2.0/")
+        .unwrap()
+        .1;
+    let content = get(&server, &format!("/2.0/{path}")).await;
+    assert_eq!(
+        content.status,
+        StatusCode::NOT_FOUND,
+        "expired after the clock moved"
+    );
+    let bad = control(
+        &server,
+        Method::POST,
+        "/_zipgate/clock/advance",
+        json!({"seconds": -1}),
+    )
+    .await;
+    assert_eq!(bad.status, StatusCode::BAD_REQUEST);
+}
