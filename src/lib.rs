@@ -16,6 +16,7 @@ pub mod clock;
 mod core;
 pub mod dialects;
 pub mod jobs;
+pub mod journal;
 pub mod packing;
 pub mod planner;
 pub mod server;

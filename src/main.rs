@@ -85,6 +85,9 @@ struct ServeArgs {
     /// runs (default 0), or `random` (use it when zipgate serves real clients).
     #[arg(long, default_value = "0")]
     seed: String,
+    /// Requests to vendor routes the journal keeps (0 turns it off).
+    #[arg(long, default_value_t = 1000)]
+    journal: usize,
     /// The server clock: `system`, or `frozen` at the start time.
     #[arg(long, value_enum, default_value = "system")]
     clock: ClockArg,
@@ -215,6 +218,7 @@ fn serve(args: ServeArgs) -> ExitCode {
         compression,
         public_url: args.public_url,
         seed,
+        journal_capacity: args.journal,
         dialect_settings,
         max_body_bytes: args.max_body,
         shutdown_grace: Duration::from_secs_f64(args.shutdown_grace.max(0.0)),

@@ -188,3 +188,102 @@ async fn advancing_the_clock_expires_box_urls_without_sleeping() {
     .await;
     assert_eq!(bad.status, StatusCode::BAD_REQUEST);
 }
+
+#[tokio::test]
+async fn the_journal_records_what_clients_sent() {
+    let server = start_default().await;
+    let created = send(
+        &server,
+        Method::POST,
+        "/2.0/zip_downloads",
+        &[
+            ("authorization", "Bearer alice-token"),
+            ("content-type", "application/json"),
+        ],
+        r#"{"items":[{"type":"file","id":"12348"}]}"#.to_owned(),
+    )
+    .await
+    .json();
+    let content = created["download_url"]
+        .as_str()
+        .unwrap()
+        .split_once("/2.0/")
+        .unwrap()
+        .1
+        .to_owned();
+    let zip = get(&server, &format!("/2.0/{content}")).await;
+    get(&server, "/api/2.0/files/fileops?x=1").await;
+    get(&server, "/_zipgate/health").await;
+
+    let all = get(&server, "/_zipgate/requests").await.json();
+    let entries = all["requests"].as_array().unwrap();
+    assert_eq!(
+        entries.len(),
+        3,
+        "zipgate's own routes are not journaled: {all}"
+    );
+    let create = &entries[0];
+    assert_eq!(
+        (
+            create["dialect"].as_str(),
+            create["method"].as_str(),
+            create["status"].as_u64()
+        ),
+        (Some("box"), Some("POST"), Some(202))
+    );
+    assert_eq!(
+        create["body"],
+        r#"{"items":[{"type":"file","id":"12348"}]}"#
+    );
+    assert!(create["headers"]
+        .as_array()
+        .unwrap()
+        .contains(&json!(["authorization", "<redacted>"])));
+    assert_eq!(
+        entries[1]["bytes_sent"].as_u64(),
+        Some(zip.body.len() as u64)
+    );
+    assert_eq!(
+        (
+            entries[2]["dialect"].as_str(),
+            entries[2]["query"].as_str(),
+            entries[2]["status"].as_u64()
+        ),
+        (Some("onlyoffice"), Some("x=1"), Some(401))
+    );
+
+    let revealed = get(
+        &server,
+        "/_zipgate/requests?dialect=box&method=post&reveal=true",
+    )
+    .await
+    .json();
+    let only = revealed["requests"].as_array().unwrap();
+    assert_eq!(only.len(), 1);
+    assert!(only[0]["headers"]
+        .as_array()
+        .unwrap()
+        .contains(&json!(["authorization", "Bearer alice-token"])));
+    assert_eq!(
+        get(&server, "/_zipgate/requests?status=401").await.json()["requests"]
+            .as_array()
+            .unwrap()
+            .len(),
+        1
+    );
+    assert_eq!(
+        get(&server, "/_zipgate/requests?path_prefix=/2.0/")
+            .await
+            .json()["requests"]
+            .as_array()
+            .unwrap()
+            .len(),
+        2
+    );
+
+    send(&server, Method::DELETE, "/_zipgate/requests", &[], "").await;
+    assert_eq!(
+        get(&server, "/_zipgate/requests").await.json()["requests"],
+        json!([])
+    );
+}

@@ -9,6 +9,7 @@ use zipgate_api::{JobSnapshot, Principal};
 
 use super::http::{self as h, Body};
 use super::router::{Ctx, Router};
+use crate::journal::Filter;
 use crate::store::{FixtureError, FixtureSource};
 
 pub fn mount(router: &mut Router) {
@@ -17,6 +18,8 @@ pub fn mount(router: &mut Router) {
     router.add(Method::POST, "/_zipgate/reset", reset);
     router.add(Method::GET, "/_zipgate/jobs", jobs);
     router.add(Method::GET, "/_zipgate/jobs/{id}", job);
+    router.add(Method::GET, "/_zipgate/requests", requests);
+    router.add(Method::DELETE, "/_zipgate/requests", clear_requests);
     router.add(Method::GET, "/_zipgate/clock", clock);
     router.add(Method::POST, "/_zipgate/clock/advance", advance);
 }
@@ -138,6 +141,49 @@ async fn job(ctx: Ctx) -> Response<Body> {
         Some(job) => h::json_response(StatusCode::OK, &job_view(&job)),
         None => h::json_error(StatusCode::NOT_FOUND, "not_found", format!("no job {id:?}")),
     }
+}
+
+/// The journal, oldest first; filters `dialect`, `method`, `path_prefix`,
+/// `status`; `reveal=true` shows Authorization and Cookie values.
+async fn requests(ctx: Ctx) -> Response<Body> {
+    let query = zipgate_api::dialect::query_pairs(ctx.req.uri().query().unwrap_or(""));
+    let get = |name: &str| {
+        query
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.clone())
+    };
+    let status = match get("status").map(|s| s.parse::<u16>()) {
+        None => None,
+        Some(Ok(status)) => Some(status),
+        Some(Err(_)) => {
+            return h::json_error(
+                StatusCode::BAD_REQUEST,
+                "invalid_request",
+                "status: expected a number",
+            )
+        }
+    };
+    let filter = Filter {
+        dialect: get("dialect"),
+        method: get("method"),
+        path_prefix: get("path_prefix"),
+        status,
+    };
+    let reveal = get("reveal").as_deref() == Some("true");
+    let entries: Vec<Value> = ctx
+        .state
+        .journal
+        .list(&filter)
+        .iter()
+        .map(|e| e.to_json(reveal))
+        .collect();
+    h::json_response(StatusCode::OK, &json!({ "requests": entries }))
+}
+
+async fn clear_requests(ctx: Ctx) -> Response<Body> {
+    ctx.state.journal.clear();
+    h::json_response(StatusCode::OK, &json!({ "requests": [] }))
 }
 
 async fn clock(ctx: Ctx) -> Response<Body> {

@@ -34,6 +34,7 @@ use self::stream::StreamCounter;
 use crate::clock::{AdjustableClock, Clock};
 use crate::core::ServerCore;
 use crate::jobs::JobRegistry;
+use crate::journal::Journal;
 use crate::packing::CompressionPolicy;
 use crate::store::{FixtureError, FixtureSource, Store};
 
@@ -53,6 +54,8 @@ pub struct Config {
     pub public_url: Option<String>,
     /// Seed of the generator behind ids and random names.
     pub seed: u64,
+    /// Requests the journal keeps (0 turns it off).
+    pub journal_capacity: usize,
     /// Dialect settings, by dialect name (`--set box.url_ttl=60`).
     pub dialect_settings: BTreeMap<String, Settings>,
 }
@@ -67,6 +70,7 @@ impl Default for Config {
             warm_crcs: true,
             public_url: None,
             seed: 0,
+            journal_capacity: 1000,
             dialect_settings: BTreeMap::new(),
         }
     }
@@ -80,6 +84,7 @@ pub struct AppState {
     fixture: Mutex<FixtureSource>,
     initial_fixture: FixtureSource,
     pub control_clock: Arc<AdjustableClock>,
+    pub journal: Journal,
     generation: AtomicU64,
     rng: Mutex<SplitMix64>,
     pub clock: Arc<dyn Clock>,
@@ -108,6 +113,7 @@ impl AppState {
             fixture: Mutex::new(source.clone()),
             initial_fixture: source,
             control_clock,
+            journal: Journal::new(config.journal_capacity),
             generation: AtomicU64::new(0),
             rng: Mutex::new(SplitMix64::new(config.seed)),
             jobs: JobRegistry::new(clock.clone()),
@@ -145,6 +151,7 @@ impl AppState {
     pub fn reset(&self) -> Result<(), FixtureError> {
         self.load_fixture(self.initial_fixture.clone())?;
         self.jobs.clear();
+        self.journal.clear();
         for dialect in &self.dialects {
             dialect.reset();
         }
@@ -191,6 +198,7 @@ pub fn routes(dialects: &[Arc<dyn Dialect>]) -> Router {
     native::mount(&mut router);
     control::mount(&mut router);
     for dialect in dialects {
+        let name = dialect.name();
         for route in dialect.routes() {
             let dialect = dialect.clone();
             router.add(route.method.clone(), &route.pattern, move |ctx: Ctx| {
@@ -198,16 +206,21 @@ pub fn routes(dialects: &[Arc<dyn Dialect>]) -> Router {
                 async move {
                     let limit = ctx.state.config.max_body_bytes;
                     let (parts, body) = ctx.req.into_parts();
+                    let body = self::http::read_body(body, limit).await;
+                    if let (Some(id), Ok(bytes)) = (ctx.journal, &body) {
+                        ctx.state.journal.set_body(id, bytes);
+                    }
                     let request = DialectRequest {
                         method: parts.method,
                         uri: parts.uri,
                         headers: parts.headers,
-                        body: self::http::read_body(body, limit).await,
+                        body,
                         params: ctx.params,
                     };
                     dialect.handle(route.id, request, &ServerCore(ctx.state))
                 }
             });
+            router.tag(&route.pattern, name);
         }
         for prefix in dialect.prefixes() {
             router.fallback(prefix, dialect.clone());
@@ -277,8 +290,30 @@ async fn dispatch(
     let started = Instant::now();
     let method = req.method().clone();
     let path = req.uri().path().to_owned();
+    // Vendor routes are journaled; zipgate's own are not.
+    let journal = if path.starts_with("/_zipgate/") {
+        None
+    } else {
+        let dialect = router.dialect_for(&path);
+        state.journal.record(
+            state.clock.now(),
+            dialect,
+            method.as_str(),
+            req.uri(),
+            req.headers(),
+        )
+    };
+    let journal_state = state.clone();
     let response = match router.find(&method, &path) {
-        Found::Route(handler, params) => handler(Ctx { req, params, state }).await,
+        Found::Route(handler, params) => {
+            handler(Ctx {
+                req,
+                params,
+                state: state.clone(),
+                journal,
+            })
+            .await
+        }
         found => match router.fallback_for(&path) {
             // Under a vendor's prefix, the vendor's own envelope answers.
             Some(dialect) => {
@@ -303,6 +338,9 @@ async fn dispatch(
     };
     let (parts, body) = response.into_parts();
     let status = parts.status.as_u16();
+    if let Some(id) = journal {
+        journal_state.journal.set_status(id, status);
+    }
     Response::from_parts(
         parts,
         AccessLogged {
@@ -313,6 +351,7 @@ async fn dispatch(
             bytes: 0,
             started,
             complete: false,
+            journal: journal.map(|id| (journal_state, id)),
         },
     )
 }
@@ -353,6 +392,7 @@ pub struct AccessLogged {
     bytes: u64,
     started: Instant,
     complete: bool,
+    journal: Option<(Arc<AppState>, u64)>,
 }
 
 impl http_body::Body for AccessLogged {
@@ -387,6 +427,9 @@ impl http_body::Body for AccessLogged {
 
 impl Drop for AccessLogged {
     fn drop(&mut self) {
+        if let Some((state, id)) = &self.journal {
+            state.journal.set_bytes_sent(*id, self.bytes);
+        }
         let complete = self.complete || self.inner.is_end_stream();
         tracing::info!(
             target: "zipgate::access",

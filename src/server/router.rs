@@ -19,6 +19,8 @@ pub struct Ctx {
     pub req: Request<Incoming>,
     pub params: HashMap<String, String>,
     pub state: Arc<AppState>,
+    /// The request's journal entry, for requests to vendor routes.
+    pub journal: Option<u64>,
 }
 
 pub type Handler = Arc<dyn Fn(Ctx) -> BoxFuture + Send + Sync>;
@@ -38,6 +40,8 @@ pub struct Router {
     fallbacks: Vec<(&'static str, Arc<dyn Dialect>)>,
     /// Prefixes (lower case) under which paths match without regard to case.
     case_insensitive: Vec<String>,
+    /// The dialect that owns each route, by route index.
+    owners: HashMap<usize, &'static str>,
 }
 
 impl Router {
@@ -69,6 +73,22 @@ impl Router {
     /// Unknown paths and methods under `prefix` are answered by `dialect`.
     pub fn fallback(&mut self, prefix: &'static str, dialect: Arc<dyn Dialect>) {
         self.fallbacks.push((prefix, dialect));
+    }
+
+    /// Records which dialect serves `pattern` (for the request journal).
+    pub fn tag(&mut self, pattern: &str, dialect: &'static str) {
+        if let Some(&index) = self.patterns.get(pattern) {
+            self.owners.insert(index, dialect);
+        }
+    }
+
+    /// The dialect a request goes to, by route or by path prefix.
+    pub fn dialect_for(&self, path: &str) -> Option<&'static str> {
+        let folded = self.match_path(path);
+        match self.paths.at(&folded) {
+            Ok(matched) => self.owners.get(matched.value).copied(),
+            Err(_) => self.fallback_for(path).map(|d| d.name()),
+        }
     }
 
     /// Paths under `prefix` match whatever their case.

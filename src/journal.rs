@@ -1,0 +1,220 @@
+//! The request journal: every request to a vendor route, bounded in memory
+//! (a ring buffer), so a test can assert on what its client sent.
+
+use std::collections::VecDeque;
+use std::sync::Mutex;
+
+use chrono::{DateTime, SecondsFormat, Utc};
+use http::HeaderMap;
+use serde_json::{json, Value};
+
+/// Bytes of a request body kept per entry.
+pub const BODY_CAP: usize = 64 * 1024;
+
+#[derive(Clone, Debug)]
+pub struct Entry {
+    pub id: u64,
+    pub time: DateTime<Utc>,
+    pub dialect: Option<String>,
+    pub method: String,
+    pub path: String,
+    pub query: Option<String>,
+    pub headers: Vec<(String, String)>,
+    pub body: Option<Vec<u8>>,
+    pub body_size: u64,
+    pub status: Option<u16>,
+    pub bytes_sent: Option<u64>,
+}
+
+/// Which entries a listing wants.
+#[derive(Default, Debug)]
+pub struct Filter {
+    pub dialect: Option<String>,
+    pub method: Option<String>,
+    pub path_prefix: Option<String>,
+    pub status: Option<u16>,
+}
+
+pub struct Journal {
+    capacity: usize,
+    inner: Mutex<(u64, VecDeque<Entry>)>,
+}
+
+impl Journal {
+    pub fn new(capacity: usize) -> Self {
+        Journal {
+            capacity,
+            inner: Mutex::new((0, VecDeque::new())),
+        }
+    }
+
+    fn with<R>(&self, f: impl FnOnce(&mut (u64, VecDeque<Entry>)) -> R) -> R {
+        f(&mut self.inner.lock().unwrap_or_else(|e| e.into_inner()))
+    }
+
+    /// Records a request's head; returns its id (`None` when the journal is off).
+    pub fn record(
+        &self,
+        time: DateTime<Utc>,
+        dialect: Option<&str>,
+        method: &str,
+        uri: &http::Uri,
+        headers: &HeaderMap,
+    ) -> Option<u64> {
+        if self.capacity == 0 {
+            return None;
+        }
+        let headers = headers
+            .iter()
+            .map(|(name, value)| {
+                (
+                    name.as_str().to_owned(),
+                    String::from_utf8_lossy(value.as_bytes()).into_owned(),
+                )
+            })
+            .collect();
+        Some(self.with(|(next, entries)| {
+            *next += 1;
+            if entries.len() == self.capacity {
+                entries.pop_front();
+            }
+            entries.push_back(Entry {
+                id: *next,
+                time,
+                dialect: dialect.map(str::to_owned),
+                method: method.to_owned(),
+                path: uri.path().to_owned(),
+                query: uri.query().map(str::to_owned),
+                headers,
+                body: None,
+                body_size: 0,
+                status: None,
+                bytes_sent: None,
+            });
+            *next
+        }))
+    }
+
+    fn update(&self, id: u64, f: impl FnOnce(&mut Entry)) {
+        self.with(|(_, entries)| {
+            if let Some(entry) = entries.iter_mut().rev().find(|e| e.id == id) {
+                f(entry);
+            }
+        });
+    }
+
+    pub fn set_body(&self, id: u64, body: &[u8]) {
+        self.update(id, |e| {
+            e.body_size = body.len() as u64;
+            e.body = Some(body[..body.len().min(BODY_CAP)].to_vec());
+        });
+    }
+
+    pub fn set_status(&self, id: u64, status: u16) {
+        self.update(id, |e| e.status = Some(status));
+    }
+
+    pub fn set_bytes_sent(&self, id: u64, bytes: u64) {
+        self.update(id, |e| e.bytes_sent = Some(bytes));
+    }
+
+    pub fn clear(&self) {
+        self.with(|(_, entries)| entries.clear());
+    }
+
+    pub fn list(&self, filter: &Filter) -> Vec<Entry> {
+        self.with(|(_, entries)| {
+            entries
+                .iter()
+                .filter(|e| {
+                    filter
+                        .dialect
+                        .as_ref()
+                        .is_none_or(|d| e.dialect.as_ref() == Some(d))
+                })
+                .filter(|e| {
+                    filter
+                        .method
+                        .as_ref()
+                        .is_none_or(|m| e.method.eq_ignore_ascii_case(m))
+                })
+                .filter(|e| {
+                    filter
+                        .path_prefix
+                        .as_ref()
+                        .is_none_or(|p| e.path.starts_with(p.as_str()))
+                })
+                .filter(|e| filter.status.is_none_or(|s| e.status == Some(s)))
+                .cloned()
+                .collect()
+        })
+    }
+}
+
+impl Entry {
+    /// JSON for the control plane; credentials are redacted unless `reveal`.
+    pub fn to_json(&self, reveal: bool) -> Value {
+        let headers: Vec<Value> = self
+            .headers
+            .iter()
+            .map(|(name, value)| {
+                let secret = !reveal && (name == "authorization" || name == "cookie");
+                json!([name, if secret { "<redacted>" } else { value.as_str() }])
+            })
+            .collect();
+        let body = self
+            .body
+            .as_ref()
+            .map(|b| String::from_utf8_lossy(b).into_owned());
+        json!({
+            "id": self.id,
+            "time": self.time.to_rfc3339_opts(SecondsFormat::Millis, true),
+            "dialect": self.dialect,
+            "method": self.method,
+            "path": self.path,
+            "query": self.query,
+            "headers": headers,
+            "body": body,
+            "body_size": self.body_size,
+            "body_truncated": self.body_size as usize > BODY_CAP,
+            "status": self.status,
+            "bytes_sent": self.bytes_sent,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_ring_keeps_the_newest_and_filters() {
+        let journal = Journal::new(2);
+        let headers = HeaderMap::new();
+        for path in ["/a", "/b", "/c"] {
+            let id = journal
+                .record(
+                    Utc::now(),
+                    Some("box"),
+                    "GET",
+                    &path.parse().unwrap(),
+                    &headers,
+                )
+                .unwrap();
+            journal.set_status(id, if path == "/c" { 404 } else { 200 });
+        }
+        let all = journal.list(&Filter::default());
+        assert_eq!(
+            all.iter().map(|e| e.path.as_str()).collect::<Vec<_>>(),
+            ["/b", "/c"]
+        );
+        let missing = journal.list(&Filter {
+            status: Some(404),
+            ..Filter::default()
+        });
+        assert_eq!(missing.len(), 1);
+        assert!(Journal::new(0)
+            .record(Utc::now(), None, "GET", &"/x".parse().unwrap(), &headers)
+            .is_none());
+    }
+}
