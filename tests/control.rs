@@ -17,6 +17,21 @@ async fn control(server: &zipgate::ServerHandle, method: Method, path: &str, bod
     .await
 }
 
+/// Box's create route as alice, for notes.md.
+async fn box_create(server: &zipgate::ServerHandle) -> Reply {
+    send(
+        server,
+        Method::POST,
+        "/2.0/zip_downloads",
+        &[
+            ("authorization", "Bearer alice-token"),
+            ("content-type", "application/json"),
+        ],
+        r#"{"items":[{"type":"file","id":"12348"}]}"#.to_owned(),
+    )
+    .await
+}
+
 async fn native_zip(server: &zipgate::ServerHandle, id: &str) -> Reply {
     zip(server, &json!({"items": [{"id": id}]}), Some("alice-token")).await
 }
@@ -88,14 +103,7 @@ async fn reset_goes_back_to_the_start_and_forgets_jobs() {
         json!({"nodes": []}),
     )
     .await;
-    let reply = send(
-        &server,
-        Method::POST,
-        "/2.0/zip_downloads",
-        &[("authorization", "Bearer alice-token")],
-        r#"{"items":[{"type":"file","id":"12348"}]}"#.to_owned(),
-    )
-    .await;
+    let reply = box_create(&server).await;
     assert_eq!(
         reply.status,
         StatusCode::UNAUTHORIZED,
@@ -103,14 +111,7 @@ async fn reset_goes_back_to_the_start_and_forgets_jobs() {
     );
     let reply = control(&server, Method::POST, "/_zipgate/reset", Value::Null).await;
     assert_eq!(reply.json()["nodes"], 19);
-    let created = send(
-        &server,
-        Method::POST,
-        "/2.0/zip_downloads",
-        &[("authorization", "Bearer alice-token")],
-        r#"{"items":[{"type":"file","id":"12348"}]}"#.to_owned(),
-    )
-    .await;
+    let created = box_create(&server).await;
     assert_eq!(created.status, StatusCode::ACCEPTED);
 
     let jobs = get(&server, "/_zipgate/jobs").await.json();
@@ -145,15 +146,7 @@ async fn reset_goes_back_to_the_start_and_forgets_jobs() {
 #[tokio::test]
 async fn advancing_the_clock_expires_box_urls_without_sleeping() {
     let server = start_default().await;
-    let created = send(
-        &server,
-        Method::POST,
-        "/2.0/zip_downloads",
-        &[("authorization", "Bearer alice-token")],
-        r#"{"items":[{"type":"file","id":"12348"}]}"#.to_owned(),
-    )
-    .await
-    .json();
+    let created = box_create(&server).await.json();
     let before = get(&server, "/_zipgate/clock").await.json()["now"]
         .as_str()
         .unwrap()
@@ -192,18 +185,7 @@ async fn advancing_the_clock_expires_box_urls_without_sleeping() {
 #[tokio::test]
 async fn the_journal_records_what_clients_sent() {
     let server = start_default().await;
-    let created = send(
-        &server,
-        Method::POST,
-        "/2.0/zip_downloads",
-        &[
-            ("authorization", "Bearer alice-token"),
-            ("content-type", "application/json"),
-        ],
-        r#"{"items":[{"type":"file","id":"12348"}]}"#.to_owned(),
-    )
-    .await
-    .json();
+    let created = box_create(&server).await.json();
     let content = created["download_url"]
         .as_str()
         .unwrap()
