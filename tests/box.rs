@@ -16,8 +16,6 @@ use zipgate::Server;
 
 const ALICE: &str = "Bearer alice-token";
 const BOB: &str = "Bearer bob-token";
-/// Bodies are compared with this origin, whatever port the test server got.
-const HOST: &str = "zipgate.test";
 
 type BoxServer = Clocked;
 

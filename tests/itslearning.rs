@@ -8,7 +8,6 @@ use common::*;
 use http::{Method, StatusCode};
 use serde_json::Value;
 
-const HOST: &str = "zipgate.test";
 const ZIP: &str = "/restapi/personal/yourfiles/files/zip/v1";
 const ALICE: (&str, &str) = ("authorization", "Bearer alice-token");
 const JSON: (&str, &str) = ("content-type", "application/json");
@@ -21,18 +20,6 @@ const XML_SAMPLE: &str = r#"<ZipRequest xmlns:i="http://www.w3.org/2001/XMLSchem
     <d2p1:int>1004</d2p1:int>
   </FolderIds>
 </ZipRequest>"#;
-
-async fn call(
-    s: &Clocked,
-    method: Method,
-    path: &str,
-    headers: &[(&str, &str)],
-    body: &str,
-) -> Reply {
-    let mut all = vec![("host", HOST)];
-    all.extend_from_slice(headers);
-    send(&s.server, method, path, &all, body.to_owned()).await
-}
 
 fn download_path(model: &Value) -> String {
     model["DownloadUrl"]

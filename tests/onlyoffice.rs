@@ -13,7 +13,6 @@ use serde_json::Value;
 use zipgate::clock::ManualClock;
 use zipgate::Server;
 
-const HOST: &str = "zipgate.test";
 const BULK: &str = "/api/2.0/files/fileops/bulkdownload";
 const LIST: &str = "/api/2.0/files/fileops";
 const JSON: (&str, &str) = ("content-type", "application/json");
@@ -23,12 +22,6 @@ type Oo = Clocked;
 
 async fn start(settings: &[(&str, &str)]) -> Oo {
     start_dialect("onlyoffice", settings).await
-}
-
-async fn call(oo: &Oo, method: Method, path: &str, headers: &[(&str, &str)], body: &str) -> Reply {
-    let mut all = vec![("host", HOST)];
-    all.extend_from_slice(headers);
-    send(&oo.server, method, path, &all, body.to_owned()).await
 }
 
 async fn bulk(oo: &Oo, body: &str) -> Reply {

@@ -8,7 +8,6 @@ use common::*;
 use http::{Method, StatusCode};
 use serde_json::{json, Value};
 
-const HOST: &str = "zipgate.test";
 const ALICE: (&str, &str) = ("authorization", "Bearer alice-token");
 const BOB: (&str, &str) = ("authorization", "Bearer bob-token");
 const HOME: &str = "F081AA4AE9BF971FF6DDF03ECBD90A4FA3405930D830";
@@ -19,18 +18,6 @@ const OVERVIEW: &str = "D3E31D2ABA688603CF50EBCCE0295CADCD2936754A5F";
 const Q1_REPORT: &str = "D890E0ADF2EB12AAD28D14372E82C5967A21F51BF794";
 const MEDIA: &str = "F03D30B3E0273DA296FFFEDD2748713B4B9A54D93909";
 const PRIVATE: &str = "F2591E4C30FEDE9CF7E81892605450A957D719008D79";
-
-async fn call(
-    s: &Clocked,
-    method: Method,
-    path: &str,
-    headers: &[(&str, &str)],
-    body: &str,
-) -> Reply {
-    let mut all = vec![("host", HOST)];
-    all.extend_from_slice(headers);
-    send(&s.server, method, path, &all, body.to_owned()).await
-}
 
 async fn create(s: &Clocked, auth: (&str, &str), folder: &str, ids: &[&str]) -> Reply {
     let body = json!({ "idList": ids.join(",") }).to_string();

@@ -188,6 +188,23 @@ pub fn file_bytes(node: &Node) -> Option<Vec<u8>> {
     }
 }
 
+/// The `Host` dialect tests send, so absolute URLs in golden files do not
+/// depend on the port.
+pub const HOST: &str = "zipgate.test";
+
+/// One request to a clocked server with `Host: zipgate.test`.
+pub async fn call(
+    s: &Clocked,
+    method: Method,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &str,
+) -> Reply {
+    let mut all = vec![("host", HOST)];
+    all.extend_from_slice(headers);
+    send(&s.server, method, path, &all, body.to_owned()).await
+}
+
 /// A server on the embedded fixtures with a clock the test moves.
 pub struct Clocked {
     pub server: ServerHandle,

@@ -16,6 +16,25 @@ pub enum Pacing {
     AfterDuration(Duration),
 }
 
+impl Pacing {
+    /// `immediate`, `polls:N` or `seconds:S`, the form every dialect's
+    /// `pacing` setting takes; `None` for anything else.
+    pub fn parse(value: &str) -> Option<Pacing> {
+        match value.split_once(':') {
+            None if value == "immediate" => Some(Pacing::Immediate),
+            Some(("polls", n)) => match n.parse::<u32>().ok()? {
+                0 => Some(Pacing::Immediate),
+                n => Some(Pacing::AfterPolls(n)),
+            },
+            Some(("seconds", s)) => s
+                .parse::<i64>()
+                .ok()
+                .map(|s| Pacing::AfterDuration(Duration::seconds(s))),
+            _ => None,
+        }
+    }
+}
+
 /// A dialect's request for an archive job.
 pub struct CreateJob {
     /// The job's id in the dialect's own scheme; must be unique.

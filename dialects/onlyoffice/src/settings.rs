@@ -51,21 +51,9 @@ impl Default for OnlyofficeSettings {
 }
 
 fn parse_pacing(value: &str) -> Result<Pacing, String> {
-    let bad =
-        || format!("onlyoffice.pacing: expected immediate, polls:N or seconds:S, got {value:?}");
-    match value.split_once(':') {
-        None if value == "immediate" => Ok(Pacing::Immediate),
-        Some(("polls", n)) => match n.parse::<u32>() {
-            Ok(0) => Ok(Pacing::Immediate),
-            Ok(n) => Ok(Pacing::AfterPolls(n)),
-            Err(_) => Err(bad()),
-        },
-        Some(("seconds", s)) => s
-            .parse::<i64>()
-            .map(|s| Pacing::AfterDuration(Duration::seconds(s)))
-            .map_err(|_| bad()),
-        _ => Err(bad()),
-    }
+    Pacing::parse(value).ok_or_else(|| {
+        format!("onlyoffice.pacing: expected immediate, polls:N or seconds:S, got {value:?}")
+    })
 }
 
 impl OnlyofficeSettings {

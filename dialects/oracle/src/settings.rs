@@ -47,17 +47,8 @@ impl OracleSettings {
                     }
                 }
                 "pacing" => {
-                    out.pacing = match value.split_once(':') {
-                        None if value == "immediate" => Pacing::Immediate,
-                        Some(("polls", n)) => match n.parse::<u32>().map_err(|_| bad("polls:N"))? {
-                            0 => Pacing::Immediate,
-                            n => Pacing::AfterPolls(n),
-                        },
-                        Some(("seconds", s)) => Pacing::AfterDuration(Duration::seconds(
-                            s.parse().map_err(|_| bad("seconds:S"))?,
-                        )),
-                        _ => return Err(bad("immediate, polls:N or seconds:S")),
-                    }
+                    out.pacing = Pacing::parse(value)
+                        .ok_or_else(|| bad("immediate, polls:N or seconds:S"))?
                 }
                 "package_ttl" => {
                     out.package_ttl = Duration::seconds(value.parse().map_err(|_| bad("seconds"))?)
