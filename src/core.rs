@@ -10,14 +10,32 @@ use zipgate_api::{
     UserInfo,
 };
 
-use crate::jobs::JobSpec;
+use crate::jobs::{JobFault, JobSpec};
 use crate::packing::{build_archive, single_file_archive};
 use crate::planner;
 use crate::server::stream::archive_body;
 use crate::server::AppState;
 use crate::store::{Node, NodeData, User};
 
-pub struct ServerCore(pub Arc<AppState>);
+pub struct ServerCore {
+    state: Arc<AppState>,
+    /// Injected into every job this request creates.
+    job_fault: Option<JobFault>,
+}
+
+impl ServerCore {
+    pub fn new(state: Arc<AppState>) -> Self {
+        ServerCore {
+            state,
+            job_fault: None,
+        }
+    }
+
+    pub fn with_job_fault(mut self, fault: Option<JobFault>) -> Self {
+        self.job_fault = fault;
+        self
+    }
+}
 
 fn node_info(node: &Node) -> NodeInfo {
     NodeInfo {
@@ -44,47 +62,47 @@ fn user_info(user: &User) -> UserInfo {
 
 impl Core for ServerCore {
     fn now(&self) -> DateTime<Utc> {
-        self.0.clock.now()
+        self.state.clock.now()
     }
 
     fn authenticate(&self, token: &str) -> Option<UserInfo> {
-        self.0.store().authenticate(token).map(user_info)
+        self.state.store().authenticate(token).map(user_info)
     }
 
     fn log_in(&self, login: &str, password: &str) -> Option<(UserInfo, String)> {
-        let store = self.0.store();
+        let store = self.state.store();
         let user = store.log_in(login, password)?;
         Some((user_info(user), user.token.clone()?))
     }
 
     fn user(&self, id: &UserId) -> Option<UserInfo> {
-        self.0.store().user(id).map(user_info)
+        self.state.store().user(id).map(user_info)
     }
 
     fn node(&self, id: &NodeId) -> Option<NodeInfo> {
-        self.0.store().node(id).map(|n| node_info(n))
+        self.state.store().node(id).map(|n| node_info(n))
     }
 
     fn nodes(&self) -> Vec<NodeInfo> {
-        self.0.store().nodes().map(|n| node_info(n)).collect()
+        self.state.store().nodes().map(|n| node_info(n)).collect()
     }
 
     fn store_generation(&self) -> u64 {
-        self.0.store_generation()
+        self.state.store_generation()
     }
 
     fn can_read(&self, principal: &Principal, id: &NodeId) -> bool {
-        let store = self.0.store();
+        let store = self.state.store();
         store
             .node(id)
             .is_some_and(|node| store.can_read(principal, node))
     }
 
     fn create_job(&self, owner_tag: &str, request: CreateJob) -> Result<CreatedJob, Error> {
-        let store = self.0.store();
+        let store = self.state.store();
         let mut options = request.plan;
         let plan = planner::plan(&store, &request.owner, &request.selection, &mut options)?;
-        let mut policy = self.0.config.compression.clone();
+        let mut policy = self.state.config.compression.clone();
         if let Some(method) = request.compression {
             policy.method = method;
         }
@@ -103,7 +121,7 @@ impl Core for ServerCore {
                 _ => files_skipped += 1,
             }
         }
-        let job = self.0.jobs.create(JobSpec {
+        let job = self.state.jobs.create(JobSpec {
             id: request.id,
             name: request.name,
             context: request.context,
@@ -117,6 +135,7 @@ impl Core for ServerCore {
             download_window: request.download_window,
             single_use: request.single_use,
             retention: request.retention,
+            fault: self.job_fault.clone(),
         })?;
         Ok(CreatedJob {
             job,
@@ -129,43 +148,43 @@ impl Core for ServerCore {
     }
 
     fn job(&self, id: &str) -> Option<JobSnapshot> {
-        self.0.jobs.get(id)
+        self.state.jobs.get(id)
     }
 
     fn poll_job(&self, id: &str) -> Option<JobSnapshot> {
-        self.0.jobs.poll(id)
+        self.state.jobs.poll(id)
     }
 
     fn cancel_job(&self, id: &str) -> Result<JobSnapshot, Error> {
-        self.0.jobs.cancel(id)
+        self.state.jobs.cancel(id)
     }
 
     fn fail_job(&self, id: &str, reason: &str) -> Result<JobSnapshot, Error> {
-        self.0.jobs.fail(id, reason)
+        self.state.jobs.fail(id, reason)
     }
 
     fn acknowledge_job(&self, id: &str) {
-        self.0.jobs.acknowledge(id);
+        self.state.jobs.acknowledge(id);
     }
 
     fn remove_job(&self, id: &str) -> Option<JobSnapshot> {
-        self.0.jobs.remove(id)
+        self.state.jobs.remove(id)
     }
 
     fn jobs_of(&self, owner_tag: &str, owner: &Principal) -> Vec<JobSnapshot> {
-        self.0.jobs.list_of(owner_tag, owner)
+        self.state.jobs.list_of(owner_tag, owner)
     }
 
     fn start_download(&self, id: &str) -> Result<Download, Error> {
-        let (archive, ticket) = self.0.jobs.begin_download(id)?;
+        let (archive, ticket) = self.state.jobs.begin_download(id)?;
         let job = self
-            .0
+            .state
             .jobs
             .get(id)
             .ok_or_else(|| Error::NotFound(id.to_owned()))?;
         let len = archive.len();
         let single_file = archive.is_single_file();
-        let streams = self.0.streams.clone();
+        let streams = self.state.streams.clone();
         Ok(Download::new(
             job,
             len,
@@ -177,7 +196,7 @@ impl Core for ServerCore {
     }
 
     fn origin(&self, headers: &HeaderMap) -> String {
-        if let Some(url) = &self.0.config.public_url {
+        if let Some(url) = &self.state.config.public_url {
             return url.trim_end_matches('/').to_owned();
         }
         let host = headers
@@ -189,6 +208,6 @@ impl Core for ServerCore {
     }
 
     fn random_u64(&self) -> u64 {
-        self.0.random_u64()
+        self.state.random_u64()
     }
 }

@@ -9,6 +9,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
 use chrono::{DateTime, Duration, Utc};
+use serde::{Deserialize, Serialize};
 use zipgate_api::{Error, JobSnapshot, JobState, Pacing, Principal};
 
 use crate::clock::Clock;
@@ -35,6 +36,25 @@ pub struct JobSpec {
     pub single_use: bool,
     /// How long the record is kept once settled (download started or ended).
     pub retention: Duration,
+    /// A fault injected into this job, if any.
+    pub fault: Option<JobFault>,
+}
+
+/// A job made to go wrong on purpose (fault injection).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", deny_unknown_fields)]
+pub enum JobFault {
+    /// Fails with this message when it would have become ready.
+    Fail(String),
+    /// Never becomes ready; stays queued or running.
+    Stuck(StuckState),
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum StuckState {
+    Queued,
+    Running,
 }
 
 struct Job {
@@ -63,6 +83,27 @@ impl Job {
                 }
                 Pacing::AfterDuration(d) => (now >= s.created_at + d).then_some(s.created_at + d),
             };
+            match (&self.spec.fault, ready_at) {
+                (Some(JobFault::Stuck(StuckState::Queued)), _) => {
+                    s.state = JobState::Queued;
+                    s.steps.0 = 0;
+                    return;
+                }
+                (Some(JobFault::Stuck(StuckState::Running)), _) => {
+                    s.state = JobState::Running;
+                    // Progress never reaches the end.
+                    s.steps.0 = s.steps.0.min(s.steps.1.saturating_sub(1));
+                    return;
+                }
+                (Some(JobFault::Fail(message)), Some(at)) => {
+                    s.state = JobState::Failed;
+                    s.error = Some(message.clone());
+                    s.finished_at = Some(at);
+                    self.settled_at.get_or_insert(at);
+                    return;
+                }
+                _ => {}
+            }
             if let Some(ready_at) = ready_at {
                 s.state = JobState::Ready;
                 s.ready_at = Some(ready_at);
@@ -457,6 +498,7 @@ mod tests {
             download_window: Some(Duration::seconds(30)),
             single_use,
             retention: Duration::hours(12),
+            fault: None,
         }
     }
 

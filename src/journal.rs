@@ -24,6 +24,8 @@ pub struct Entry {
     pub body_size: u64,
     pub status: Option<u16>,
     pub bytes_sent: Option<u64>,
+    /// Ids of the fault rules that acted on this request.
+    pub faults: Vec<String>,
 }
 
 /// Which entries a listing wants.
@@ -90,6 +92,7 @@ impl Journal {
                 body_size: 0,
                 status: None,
                 bytes_sent: None,
+                faults: Vec::new(),
             });
             *next
         }))
@@ -112,6 +115,10 @@ impl Journal {
 
     pub fn set_status(&self, id: u64, status: u16) {
         self.update(id, |e| e.status = Some(status));
+    }
+
+    pub fn set_faults(&self, id: u64, rules: &[String]) {
+        self.update(id, |e| e.faults = rules.to_vec());
     }
 
     pub fn set_bytes_sent(&self, id: u64, bytes: u64) {
@@ -179,6 +186,7 @@ impl Entry {
             "body_truncated": self.body_size as usize > BODY_CAP,
             "status": self.status,
             "bytes_sent": self.bytes_sent,
+            "faults": self.faults,
         })
     }
 }

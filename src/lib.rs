@@ -15,6 +15,7 @@
 pub mod clock;
 mod core;
 pub mod dialects;
+pub mod faults;
 pub mod jobs;
 pub mod journal;
 pub mod packing;
@@ -24,7 +25,7 @@ pub mod store;
 pub mod zip;
 
 use std::net::SocketAddr;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use tokio::net::TcpListener;
@@ -32,10 +33,89 @@ use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
 use clock::{Clock, SystemClock};
+use faults::{FaultRule, FaultView};
 use server::{AppState, Config};
 use store::{FixtureError, FixtureSource};
 
 pub use zipgate_api as api;
+
+/// Why a server could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error("fixtures: {0}")]
+    Fixture(#[from] FixtureError),
+    #[error("faults: {0}")]
+    Faults(String),
+    #[error("settings: {0}")]
+    Settings(String),
+    #[error("{0}")]
+    Io(#[from] std::io::Error),
+}
+
+impl From<StartError> for std::io::Error {
+    fn from(e: StartError) -> Self {
+        match e {
+            StartError::Io(e) => e,
+            other => std::io::Error::new(std::io::ErrorKind::InvalidInput, other.to_string()),
+        }
+    }
+}
+
+/// A fixture document to serve: JSON text, a parsed JSON value, or a file
+/// (whose `content.path` values are relative to it).
+#[derive(Clone, Debug)]
+pub enum Fixtures {
+    Json(String),
+    Value(serde_json::Value),
+    File(PathBuf),
+}
+
+impl Fixtures {
+    pub fn json(text: impl Into<String>) -> Self {
+        Fixtures::Json(text.into())
+    }
+
+    pub fn file(path: impl Into<PathBuf>) -> Self {
+        Fixtures::File(path.into())
+    }
+
+    fn source(self) -> Result<FixtureSource, FixtureError> {
+        let source = match self {
+            Fixtures::Json(text) => FixtureSource::from_text(&text, None)?,
+            Fixtures::Value(json) => FixtureSource {
+                json,
+                base_dir: None,
+            },
+            Fixtures::File(path) => {
+                let text = std::fs::read_to_string(&path).map_err(|e| FixtureError {
+                    path: "$".into(),
+                    message: format!("{}: {e}", path.display()),
+                })?;
+                FixtureSource::from_text(&text, path.parent().map(Path::to_path_buf))?
+            }
+        };
+        source.parse()?;
+        Ok(source)
+    }
+}
+
+impl From<serde_json::Value> for Fixtures {
+    fn from(json: serde_json::Value) -> Self {
+        Fixtures::Value(json)
+    }
+}
+
+impl From<&Path> for Fixtures {
+    fn from(path: &Path) -> Self {
+        Fixtures::File(path.to_path_buf())
+    }
+}
+
+impl From<PathBuf> for Fixtures {
+    fn from(path: PathBuf) -> Self {
+        Fixtures::File(path)
+    }
+}
 
 /// Builds and starts a server in the current tokio runtime.
 pub struct Server;
@@ -48,31 +128,55 @@ impl Server {
 
 #[derive(Default)]
 pub struct ServerBuilder {
-    fixture: Option<FixtureSource>,
+    fixtures: Option<Fixtures>,
     clock: Option<Arc<dyn Clock>>,
     config: Config,
     bind: Option<String>,
 }
 
 impl ServerBuilder {
-    /// Serve this fixture document (JSON text) instead of the embedded default.
-    pub fn fixtures_json(mut self, json: &str) -> Result<Self, FixtureError> {
-        let source = FixtureSource::from_text(json, None)?;
-        source.parse()?;
-        self.fixture = Some(source);
-        Ok(self)
+    /// Serve these fixtures instead of the embedded default; checked by `spawn`.
+    pub fn fixtures(mut self, fixtures: impl Into<Fixtures>) -> Self {
+        self.fixtures = Some(fixtures.into());
+        self
     }
 
-    /// Serve a fixture file; its `content.path` values are relative to it.
-    pub fn fixtures_file(mut self, path: &Path) -> Result<Self, FixtureError> {
-        let text = std::fs::read_to_string(path).map_err(|e| FixtureError {
-            path: "$".into(),
-            message: format!("{}: {e}", path.display()),
-        })?;
-        let source = FixtureSource::from_text(&text, path.parent().map(Path::to_path_buf))?;
-        source.parse()?;
-        self.fixture = Some(source);
-        Ok(self)
+    /// Serve this fixture document (JSON text), checked now.
+    pub fn fixtures_json(self, json: &str) -> Result<Self, FixtureError> {
+        let fixtures = Fixtures::json(json);
+        fixtures.clone().source()?;
+        Ok(self.fixtures(fixtures))
+    }
+
+    /// Serve a fixture file, checked now; its `content.path` values are relative to it.
+    pub fn fixtures_file(self, path: &Path) -> Result<Self, FixtureError> {
+        let fixtures = Fixtures::file(path);
+        fixtures.clone().source()?;
+        Ok(self.fixtures(fixtures))
+    }
+
+    /// Seed of the generator behind ids and random names (default 0).
+    pub fn seed(mut self, seed: u64) -> Self {
+        self.config.seed = seed;
+        self
+    }
+
+    /// A fault rule in force from the start (and again after a reset).
+    pub fn fault(mut self, rule: FaultRule) -> Self {
+        self.config.faults.push(rule);
+        self
+    }
+
+    /// Serve the control plane under `/_zipgate/` (default true).
+    pub fn control(mut self, on: bool) -> Self {
+        self.config.control = on;
+        self
+    }
+
+    /// Require this bearer token on control-plane requests.
+    pub fn control_token(mut self, token: &str) -> Self {
+        self.config.control_token = Some(token.to_owned());
+        self
     }
 
     /// A dialect setting, as `--set DIALECT.KEY=VALUE` gives it.
@@ -90,6 +194,7 @@ impl ServerBuilder {
         self
     }
 
+    /// Every server option at once; settings, seed and faults given before are replaced.
     pub fn config(mut self, config: Config) -> Self {
         self.config = config;
         self
@@ -101,14 +206,15 @@ impl ServerBuilder {
         self
     }
 
-    pub async fn spawn(self) -> std::io::Result<ServerHandle> {
-        let fixture = self.fixture.unwrap_or_else(FixtureSource::embedded_default);
+    pub async fn spawn(self) -> Result<ServerHandle, StartError> {
+        let fixture = match self.fixtures {
+            Some(fixtures) => fixtures.source()?,
+            None => FixtureSource::embedded_default(),
+        };
         let clock = self.clock.unwrap_or_else(|| Arc::new(SystemClock));
         let dialects =
-            dialects::build(&self.config.dialect_settings).map_err(std::io::Error::other)?;
-        let state = AppState::new(fixture, clock, self.config, dialects)
-            .map_err(|e| std::io::Error::other(e.to_string()))?;
-        let state = Arc::new(state);
+            dialects::build(&self.config.dialect_settings).map_err(StartError::Settings)?;
+        let state = Arc::new(AppState::new(fixture, clock, self.config, dialects)?);
         let listener = TcpListener::bind(self.bind.as_deref().unwrap_or("127.0.0.1:0")).await?;
         let addr = listener.local_addr()?;
         let (stop, stopped) = oneshot::channel::<()>();
@@ -124,7 +230,8 @@ impl ServerBuilder {
     }
 }
 
-/// A running server. Dropping it stops the server.
+/// A running server. Dropping it stops the server. Its methods do in-process
+/// what the control plane under `/_zipgate/` does over HTTP.
 pub struct ServerHandle {
     addr: SocketAddr,
     state: Arc<AppState>,
@@ -144,6 +251,63 @@ impl ServerHandle {
 
     pub fn state(&self) -> &Arc<AppState> {
         &self.state
+    }
+
+    /// Replaces the whole tree; on error the old one stays in force.
+    pub fn load_fixtures(&self, fixtures: impl Into<Fixtures>) -> Result<(), FixtureError> {
+        self.state.load_fixture(fixtures.into().source()?)
+    }
+
+    /// Adds fixture nodes under the folder `parent`, or at the top.
+    pub fn add_nodes(
+        &self,
+        parent: Option<&str>,
+        nodes: Vec<serde_json::Value>,
+    ) -> Result<(), FixtureError> {
+        self.state.add_nodes(parent, nodes)
+    }
+
+    /// Back to the starting fixtures and fault rules; forgets jobs and the journal.
+    pub fn reset(&self) -> Result<(), FixtureError> {
+        self.state.reset()
+    }
+
+    /// Adds a fault rule; returns its id.
+    pub fn add_fault(&self, rule: FaultRule) -> Result<String, String> {
+        self.state.faults.add(rule).map(|view| view.id)
+    }
+
+    /// The rules in force, with how often each matched and fired.
+    pub fn faults(&self) -> Vec<FaultView> {
+        self.state.faults.list()
+    }
+
+    pub fn remove_fault(&self, id: &str) -> bool {
+        self.state.faults.remove(id)
+    }
+
+    pub fn clear_faults(&self) {
+        self.state.faults.clear();
+    }
+
+    /// Journaled vendor requests, oldest first.
+    pub fn requests(&self, filter: &journal::Filter) -> Vec<journal::Entry> {
+        self.state.journal.list(filter)
+    }
+
+    pub fn clear_requests(&self) {
+        self.state.journal.clear();
+    }
+
+    /// Every dialect's jobs, oldest first.
+    pub fn jobs(&self) -> Vec<api::JobSnapshot> {
+        self.state.jobs.list()
+    }
+
+    /// Moves the server clock forward: expiry and time-paced jobs follow.
+    pub fn advance_clock(&self, by: std::time::Duration) {
+        let by = chrono::Duration::from_std(by).unwrap_or(chrono::Duration::MAX);
+        self.state.control_clock.advance(by);
     }
 
     /// Stops accepting, lets in-flight responses finish within the grace period.

@@ -31,7 +31,7 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Serve the API on the embedded default fixtures or a fixture file.
-    Serve(ServeArgs),
+    Serve(Box<ServeArgs>),
     /// Check a fixture file and print what it holds.
     CheckFixtures { file: PathBuf },
 }
@@ -94,6 +94,17 @@ struct ServeArgs {
     /// ONLYOFFICE flavour (same as `--set onlyoffice.flavour=…`).
     #[arg(long, value_parser = ["workspace", "docspace"])]
     onlyoffice_flavour: Option<String>,
+    /// Fault rules to apply from the start (JSON: a rule, an array, or
+    /// `{"faults": [...]}`); `POST /_zipgate/reset` restores them.
+    #[arg(long, value_name = "FILE")]
+    faults: Option<PathBuf>,
+    /// Do not serve the test control plane (`/_zipgate/` fixtures, reset,
+    /// jobs, requests, faults, clock).
+    #[arg(long)]
+    no_control: bool,
+    /// Require this token (`Authorization: Bearer …`) on control-plane requests.
+    #[arg(long, value_name = "TOKEN", env = "ZIPGATE_CONTROL_TOKEN")]
+    control_token: Option<String>,
     /// A dialect setting, DIALECT.KEY=VALUE (repeatable), e.g. `--set box.url_ttl=300`.
     #[arg(long = "set", value_name = "DIALECT.KEY=VALUE")]
     settings: Vec<String>,
@@ -124,6 +135,13 @@ fn load_source(path: Option<&PathBuf>) -> Result<FixtureSource, String> {
     Ok(source)
 }
 
+fn load_faults(path: &PathBuf) -> Result<Vec<zipgate::faults::FaultRule>, String> {
+    let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    let json: serde_json::Value =
+        serde_json::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))?;
+    zipgate::faults::parse_rules(&json).map_err(|e| format!("{}: {e}", path.display()))
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     tracing_subscriber::fmt()
@@ -134,7 +152,7 @@ fn main() -> ExitCode {
         .with_ansi(std::io::stderr().is_terminal())
         .init();
     match cli.command {
-        Command::Serve(args) => serve(args),
+        Command::Serve(args) => serve(*args),
         Command::CheckFixtures { file } => match load_source(Some(&file)).and_then(|source| {
             source
                 .parse()
@@ -214,8 +232,18 @@ fn serve(args: ServeArgs) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    let faults = match args.faults.as_ref().map(load_faults).transpose() {
+        Ok(faults) => faults.unwrap_or_default(),
+        Err(e) => {
+            eprintln!("zipgate: --faults {e}");
+            return ExitCode::FAILURE;
+        }
+    };
     let config = Config {
         compression,
+        faults,
+        control: !args.no_control,
+        control_token: args.control_token.filter(|t| !t.is_empty()),
         public_url: args.public_url,
         seed,
         journal_capacity: args.journal,
@@ -243,10 +271,8 @@ fn serve(args: ServeArgs) -> ExitCode {
                 return ExitCode::FAILURE;
             }
         };
-        let addr = listener
-            .local_addr()
-            .map(|a| a.to_string())
-            .unwrap_or_default();
+        let local = listener.local_addr().ok();
+        let addr = local.map(|a| a.to_string()).unwrap_or_default();
         let clock: Arc<dyn Clock> = match args.clock {
             ClockArg::System => Arc::new(SystemClock),
             ClockArg::Frozen => Arc::new(ManualClock::new(chrono::Utc::now())),
@@ -260,9 +286,33 @@ fn serve(args: ServeArgs) -> ExitCode {
         };
         let nodes = state.store().node_count();
         tracing::info!(%addr, nodes, "zipgate listening on http://{addr}");
+        log_control_plane(&state.config, local.is_some_and(|a| a.ip().is_loopback()));
+        // The one line on stdout, for scripts that start zipgate on port 0.
+        println!("http://{addr}");
+        let _ = std::io::Write::flush(&mut std::io::stdout());
         server::run(listener, state, shutdown_signal()).await;
         ExitCode::SUCCESS
     })
+}
+
+fn log_control_plane(config: &Config, loopback: bool) {
+    let faults = config.faults.len();
+    match (config.control, &config.control_token, loopback) {
+        (false, _, _) => tracing::info!("control plane off (--no-control)"),
+        (true, Some(_), _) => {
+            tracing::info!(faults, "control plane on at /_zipgate/, token required")
+        }
+        (true, None, true) => tracing::info!(
+            faults,
+            "control plane on at /_zipgate/ without a token; reachable from this machine only (loopback)"
+        ),
+        (true, None, false) => tracing::warn!(
+            faults,
+            "control plane on at /_zipgate/ without a token and reachable from the network: \
+             anyone who can connect may replace fixtures and inject faults; \
+             use --control-token or --no-control"
+        ),
+    }
 }
 
 async fn shutdown_signal() {

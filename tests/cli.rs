@@ -250,3 +250,102 @@ fn a_frozen_clock_stands_still_until_advanced() {
     let (_, second) = http_get(&running.addr, "/_zipgate/clock");
     assert_eq!(first, second);
 }
+
+/// A raw HTTP/1.1 request with a body and extra header lines; the status.
+fn http_send(addr: &str, method: &str, path: &str, headers: &str, body: &str) -> (u16, String) {
+    let mut stream = TcpStream::connect(addr).unwrap();
+    write!(
+        stream,
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n{headers}Content-Length: {}\r\n\r\n{body}",
+        body.len()
+    )
+    .unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).unwrap();
+    let status = response[9..12].parse().unwrap();
+    (status, response)
+}
+
+#[test]
+fn prints_its_url_on_stdout_and_loads_fault_rules_from_a_file() {
+    let dir = TempDir::new("cli-faults");
+    let rules = dir.path().join("faults.json");
+    std::fs::write(
+        &rules,
+        r#"{"faults": [{"match": {"dialect": "box", "method": "POST"}, "times": 1, "respond": {"status": 503}}]}"#,
+    )
+    .unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_zipgate"))
+        .args(["serve", "--listen", "127.0.0.1:0", "--faults"])
+        .arg(&rules)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("zipgate starts");
+    let mut first = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut first)
+        .unwrap();
+    let url = first.trim().to_owned();
+    let addr = url.strip_prefix("http://").expect("a URL line").to_owned();
+    let create = |expect: u16| {
+        let (status, response) = http_send(
+            &addr,
+            "POST",
+            "/2.0/zip_downloads",
+            "Authorization: Bearer alice-token\r\nContent-Type: application/json\r\n",
+            r#"{"items":[{"type":"file","id":"12348"}]}"#,
+        );
+        assert_eq!(status, expect, "{response}");
+    };
+    create(503);
+    create(202);
+    // A reset re-arms the rules the server started with.
+    assert_eq!(http_send(&addr, "POST", "/_zipgate/reset", "", "").0, 200);
+    create(503);
+    let _ = child.kill();
+    let _ = child.wait();
+    let mut log = String::new();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut log)
+        .unwrap();
+    assert!(
+        log.contains("control plane on") && log.contains("loopback"),
+        "the log says the control plane is on and loopback only: {log}"
+    );
+
+    // A broken rule file stops start-up with the JSON path.
+    std::fs::write(&rules, r#"[{"respond": {"status": "soon"}}]"#).unwrap();
+    let output = Command::new(env!("CARGO_BIN_EXE_zipgate"))
+        .args(["serve", "--listen", "127.0.0.1:0", "--faults"])
+        .arg(&rules)
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("$[0].respond.status"), "{stderr}");
+}
+
+#[test]
+fn the_control_plane_can_be_turned_off_or_given_a_token() {
+    let running = serve(&["--no-control"]);
+    wait_for_line(&running, "control plane off");
+    assert_eq!(http_get(&running.addr, "/_zipgate/faults").0, 404);
+    assert_eq!(http_get(&running.addr, "/_zipgate/health").0, 200);
+    drop(running);
+
+    let running = serve(&["--control-token", "s3cret"]);
+    wait_for_line(&running, "token required");
+    assert_eq!(http_get(&running.addr, "/_zipgate/faults").0, 401);
+    let (status, _) = http_send(
+        &running.addr,
+        "GET",
+        "/_zipgate/faults",
+        "Authorization: Bearer s3cret\r\n",
+        "",
+    );
+    assert_eq!(status, 200);
+}

@@ -1,5 +1,6 @@
-//! The test control plane under `/_zipgate/` (first part): replace or add to
-//! the fixtures, reset, inspect jobs, move the clock.
+//! The test control plane under `/_zipgate/`: replace or add to the
+//! fixtures, reset, inspect jobs, read the request journal, inject faults,
+//! move the clock. Off with `--no-control`; guarded by `--control-token`.
 
 use chrono::{DateTime, Duration, SecondsFormat, Utc};
 use http::{Method, Response, StatusCode};
@@ -8,20 +9,76 @@ use serde_json::{json, Value};
 use zipgate_api::{JobSnapshot, Principal};
 
 use super::http::{self as h, Body};
-use super::router::{Ctx, Router};
+use super::router::{BoxFuture, Ctx, Router};
 use crate::journal::Filter;
 use crate::store::{FixtureError, FixtureSource};
 
 pub fn mount(router: &mut Router) {
-    router.add(Method::PUT, "/_zipgate/fixtures", put_fixtures);
-    router.add(Method::POST, "/_zipgate/fixtures/nodes", post_nodes);
-    router.add(Method::POST, "/_zipgate/reset", reset);
-    router.add(Method::GET, "/_zipgate/jobs", jobs);
-    router.add(Method::GET, "/_zipgate/jobs/{id}", job);
-    router.add(Method::GET, "/_zipgate/requests", requests);
-    router.add(Method::DELETE, "/_zipgate/requests", clear_requests);
-    router.add(Method::GET, "/_zipgate/clock", clock);
-    router.add(Method::POST, "/_zipgate/clock/advance", advance);
+    guarded(router, Method::PUT, "/_zipgate/fixtures", put_fixtures);
+    guarded(router, Method::POST, "/_zipgate/fixtures/nodes", post_nodes);
+    guarded(router, Method::POST, "/_zipgate/reset", reset);
+    guarded(router, Method::GET, "/_zipgate/jobs", jobs);
+    guarded(router, Method::GET, "/_zipgate/jobs/{id}", job);
+    guarded(router, Method::GET, "/_zipgate/requests", requests);
+    guarded(router, Method::DELETE, "/_zipgate/requests", clear_requests);
+    guarded(router, Method::POST, "/_zipgate/faults", add_faults);
+    guarded(router, Method::GET, "/_zipgate/faults", list_faults);
+    guarded(router, Method::DELETE, "/_zipgate/faults", clear_faults);
+    guarded(
+        router,
+        Method::DELETE,
+        "/_zipgate/faults/{id}",
+        remove_fault,
+    );
+    guarded(router, Method::GET, "/_zipgate/clock", clock);
+    guarded(router, Method::POST, "/_zipgate/clock/advance", advance);
+}
+
+/// Header that may carry the control token instead of `Authorization: Bearer`.
+pub const TOKEN_HEADER: &str = "x-zipgate-control-token";
+
+/// Mounts `handler` behind the control token, when one is configured.
+fn guarded<F, Fut>(router: &mut Router, method: Method, path: &str, handler: F)
+where
+    F: Fn(Ctx) -> Fut + Send + Sync + 'static,
+    Fut: std::future::Future<Output = Response<Body>> + Send + 'static,
+{
+    router.add(method, path, move |ctx: Ctx| -> BoxFuture {
+        match &ctx.state.config.control_token {
+            Some(token) if !presents(&ctx, token) => {
+                let mut response = h::json_error(
+                    StatusCode::UNAUTHORIZED,
+                    "unauthorized",
+                    format!(
+                        "the control plane needs its token: `Authorization: Bearer <token>` or `{TOKEN_HEADER}: <token>`"
+                    ),
+                );
+                response.headers_mut().insert(
+                    http::header::WWW_AUTHENTICATE,
+                    http::HeaderValue::from_static("Bearer realm=\"zipgate control\""),
+                );
+                Box::pin(async move { response })
+            }
+            _ => Box::pin(handler(ctx)),
+        }
+    });
+}
+
+fn presents(ctx: &Ctx, token: &str) -> bool {
+    let headers = ctx.req.headers();
+    let given = match zipgate_api::http::bearer(headers) {
+        zipgate_api::http::Credentials::Bearer(t) => Some(t),
+        _ => headers.get(TOKEN_HEADER).and_then(|v| v.to_str().ok()),
+    };
+    // Compared without an early exit, so timing does not reveal a prefix.
+    given.is_some_and(|given| {
+        given.len() == token.len()
+            && given
+                .bytes()
+                .zip(token.bytes())
+                .fold(0u8, |acc, (a, b)| acc | (a ^ b))
+                == 0
+    })
 }
 
 fn time(t: DateTime<Utc>) -> String {
@@ -184,6 +241,57 @@ async fn requests(ctx: Ctx) -> Response<Body> {
 async fn clear_requests(ctx: Ctx) -> Response<Body> {
     ctx.state.journal.clear();
     h::json_response(StatusCode::OK, &json!({ "requests": [] }))
+}
+
+fn fault_list(state: &super::AppState) -> Value {
+    json!({ "faults": state.faults.list() })
+}
+
+/// Adds one rule (answers with it, as listed) or several (answers with the list).
+async fn add_faults(ctx: Ctx) -> Response<Body> {
+    let (state, json) = match body_json(ctx).await {
+        Ok(parts) => parts,
+        Err(response) => return response,
+    };
+    let single = !json.is_array() && json.get("faults").is_none();
+    let rules = match crate::faults::parse_rules(&json) {
+        Ok(rules) => rules,
+        Err(e) => return h::json_error(StatusCode::BAD_REQUEST, "invalid_fault", e),
+    };
+    let mut added = Vec::new();
+    for rule in rules {
+        match state.faults.add(rule) {
+            Ok(view) => added.push(view),
+            Err(e) => return h::json_error(StatusCode::BAD_REQUEST, "invalid_fault", e),
+        }
+    }
+    let body = match (single, added.as_slice()) {
+        (true, [view]) => json!(view),
+        _ => json!({ "faults": added }),
+    };
+    h::json_response(StatusCode::CREATED, &body)
+}
+
+async fn list_faults(ctx: Ctx) -> Response<Body> {
+    h::json_response(StatusCode::OK, &fault_list(&ctx.state))
+}
+
+async fn clear_faults(ctx: Ctx) -> Response<Body> {
+    ctx.state.faults.clear();
+    h::json_response(StatusCode::OK, &fault_list(&ctx.state))
+}
+
+async fn remove_fault(ctx: Ctx) -> Response<Body> {
+    let id = ctx.params.get("id").cloned().unwrap_or_default();
+    if ctx.state.faults.remove(&id) {
+        h::json_response(StatusCode::OK, &fault_list(&ctx.state))
+    } else {
+        h::json_error(
+            StatusCode::NOT_FOUND,
+            "not_found",
+            format!("no fault rule {id:?}"),
+        )
+    }
 }
 
 async fn clock(ctx: Ctx) -> Response<Body> {

@@ -5,13 +5,14 @@ mod control;
 pub mod http;
 mod native;
 pub mod router;
+mod shaping;
 pub mod stream;
 
 use std::collections::BTreeMap;
 use std::convert::Infallible;
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
@@ -30,9 +31,11 @@ use zipgate_api::{Dialect, DialectRequest, Settings};
 
 use self::http::{json_error, Body};
 use self::router::{Ctx, Found, Router};
+use self::shaping::ConnectionIo;
 use self::stream::StreamCounter;
 use crate::clock::{AdjustableClock, Clock};
 use crate::core::ServerCore;
+use crate::faults::{Decision, FaultBook, FaultRule, RequestFacts};
 use crate::jobs::JobRegistry;
 use crate::journal::Journal;
 use crate::packing::CompressionPolicy;
@@ -58,6 +61,12 @@ pub struct Config {
     pub journal_capacity: usize,
     /// Dialect settings, by dialect name (`--set box.url_ttl=60`).
     pub dialect_settings: BTreeMap<String, Settings>,
+    /// Serve the test control plane under `/_zipgate/`.
+    pub control: bool,
+    /// When set, control-plane requests must carry it as a bearer token.
+    pub control_token: Option<String>,
+    /// Fault rules in force from the start (and again after a reset).
+    pub faults: Vec<FaultRule>,
 }
 
 impl Default for Config {
@@ -72,6 +81,9 @@ impl Default for Config {
             seed: 0,
             journal_capacity: 1000,
             dialect_settings: BTreeMap::new(),
+            control: true,
+            control_token: None,
+            faults: Vec::new(),
         }
     }
 }
@@ -85,6 +97,7 @@ pub struct AppState {
     initial_fixture: FixtureSource,
     pub control_clock: Arc<AdjustableClock>,
     pub journal: Journal,
+    pub faults: FaultBook,
     generation: AtomicU64,
     rng: Mutex<SplitMix64>,
     pub clock: Arc<dyn Clock>,
@@ -101,8 +114,14 @@ impl AppState {
         clock: Arc<dyn Clock>,
         config: Config,
         dialects: Vec<Arc<dyn Dialect>>,
-    ) -> Result<Self, FixtureError> {
+    ) -> Result<Self, crate::StartError> {
         let store = Arc::new(source.parse()?);
+        let faults = FaultBook::new(config.seed);
+        for (index, rule) in config.faults.iter().enumerate() {
+            faults
+                .add(rule.clone())
+                .map_err(|e| crate::StartError::Faults(format!("rule {}: {e}", index + 1)))?;
+        }
         if config.warm_crcs {
             warm_in_background(store.clone());
         }
@@ -114,6 +133,7 @@ impl AppState {
             initial_fixture: source,
             control_clock,
             journal: Journal::new(config.journal_capacity),
+            faults,
             generation: AtomicU64::new(0),
             rng: Mutex::new(SplitMix64::new(config.seed)),
             jobs: JobRegistry::new(clock.clone()),
@@ -147,11 +167,17 @@ impl AppState {
         Ok(())
     }
 
-    /// Back to the fixtures the server started with, with no jobs.
+    /// Back to the fixtures and fault rules the server started with (rule
+    /// counters from zero), with no jobs and an empty journal.
     pub fn reset(&self) -> Result<(), FixtureError> {
         self.load_fixture(self.initial_fixture.clone())?;
         self.jobs.clear();
         self.journal.clear();
+        self.faults.clear();
+        for rule in &self.config.faults {
+            // Checked when the server started.
+            let _ = self.faults.add(rule.clone());
+        }
         for dialect in &self.dialects {
             dialect.reset();
         }
@@ -193,10 +219,12 @@ fn warm_in_background(store: Arc<Store>) {
     }
 }
 
-pub fn routes(dialects: &[Arc<dyn Dialect>]) -> Router {
+pub fn routes(dialects: &[Arc<dyn Dialect>], config: &Config) -> Router {
     let mut router = Router::new();
     native::mount(&mut router);
-    control::mount(&mut router);
+    if config.control {
+        control::mount(&mut router);
+    }
     for dialect in dialects {
         let name = dialect.name();
         for route in dialect.routes() {
@@ -217,7 +245,8 @@ pub fn routes(dialects: &[Arc<dyn Dialect>]) -> Router {
                         body,
                         params: ctx.params,
                     };
-                    dialect.handle(route.id, request, &ServerCore(ctx.state))
+                    let core = ServerCore::new(ctx.state).with_job_fault(ctx.job_fault);
+                    dialect.handle(route.id, request, &core)
                 }
             });
             router.tag(&route.pattern, name);
@@ -235,7 +264,7 @@ pub fn routes(dialects: &[Arc<dyn Dialect>]) -> Router {
 /// Serves until `shutdown` resolves, then lets in-flight responses run for
 /// the configured grace period and cuts whatever is left.
 pub async fn run(listener: TcpListener, state: Arc<AppState>, shutdown: impl Future<Output = ()>) {
-    let router = Arc::new(routes(&state.dialects));
+    let router = Arc::new(routes(&state.dialects, &state.config));
     let graceful = GracefulShutdown::new();
     let mut builder = http1::Builder::new();
     builder
@@ -255,14 +284,16 @@ pub async fn run(listener: TcpListener, state: Arc<AppState>, shutdown: impl Fut
                     }
                 };
                 let _ = socket.set_nodelay(true);
+                let (io, reset) = ConnectionIo::new(socket);
                 let state = state.clone();
                 let router = router.clone();
                 let service = service_fn(move |req| {
                     let state = state.clone();
                     let router = router.clone();
-                    async move { Ok::<_, Infallible>(dispatch(state, router, req).await) }
+                    let reset = reset.clone();
+                    async move { Ok::<_, Infallible>(dispatch(state, router, req, reset).await) }
                 });
-                let connection = graceful.watch(builder.serve_connection(TokioIo::new(socket), service));
+                let connection = graceful.watch(builder.serve_connection(TokioIo::new(io), service));
                 tokio::spawn(async move {
                     if let Err(error) = connection.await {
                         tracing::debug!(%error, "connection ended with an error");
@@ -286,15 +317,19 @@ async fn dispatch(
     state: Arc<AppState>,
     router: Arc<Router>,
     req: Request<Incoming>,
+    reset: Arc<AtomicBool>,
 ) -> Response<AccessLogged> {
     let started = Instant::now();
     let method = req.method().clone();
     let path = req.uri().path().to_owned();
-    // Vendor routes are journaled; zipgate's own are not.
-    let journal = if path.starts_with("/_zipgate/") {
-        None
+    // Vendor routes are journaled and may carry faults; zipgate's own are not.
+    let vendor = !path.starts_with("/_zipgate/");
+    let dialect = if vendor {
+        router.dialect_for(&path)
     } else {
-        let dialect = router.dialect_for(&path);
+        None
+    };
+    let journal = if vendor {
         state.journal.record(
             state.clock.now(),
             dialect,
@@ -302,30 +337,76 @@ async fn dispatch(
             req.uri(),
             req.headers(),
         )
+    } else {
+        None
     };
+    let fault = if vendor && !state.faults.is_empty() {
+        decide_fault(&state, dialect, &req)
+    } else {
+        None
+    };
+    if let (Some(id), Some(fault)) = (journal, &fault) {
+        state.journal.set_faults(id, &fault.rules);
+    }
+    if let Some(delay) = fault.as_ref().and_then(|f| f.delay) {
+        tokio::time::sleep(delay).await;
+    }
     let journal_state = state.clone();
-    let response = match router.find(&method, &path) {
-        Found::Route(handler, params) => {
+    let response = match (&fault, router.find(&method, &path)) {
+        (
+            Some(Decision {
+                respond: Some(respond),
+                ..
+            }),
+            _,
+        ) => {
+            let request = bodiless(req);
+            let status =
+                StatusCode::from_u16(respond.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+            let message = respond.message.as_deref();
+            let owner = state
+                .dialects
+                .iter()
+                .find(|d| Some(d.name()) == dialect)
+                .cloned();
+            let mut response = match owner {
+                Some(owner) => owner.status_response(
+                    status,
+                    message,
+                    &request,
+                    &ServerCore::new(state.clone()),
+                ),
+                None => json_error(
+                    status,
+                    "injected_fault",
+                    message.unwrap_or("an injected fault").to_owned(),
+                ),
+            };
+            for (name, value) in &respond.headers {
+                if let (Ok(name), Ok(value)) = (
+                    header::HeaderName::from_bytes(name.as_bytes()),
+                    HeaderValue::from_str(value),
+                ) {
+                    response.headers_mut().insert(name, value);
+                }
+            }
+            response
+        }
+        (_, Found::Route(handler, params)) => {
             handler(Ctx {
                 req,
                 params,
                 state: state.clone(),
                 journal,
+                job_fault: fault.as_ref().and_then(|f| f.job.clone()),
             })
             .await
         }
-        found => match router.fallback_for(&path) {
+        (_, found) => match router.fallback_for(&path) {
             // Under a vendor's prefix, the vendor's own envelope answers.
             Some(dialect) => {
-                let (parts, _) = req.into_parts();
-                let request = DialectRequest {
-                    method: parts.method,
-                    uri: parts.uri,
-                    headers: parts.headers,
-                    body: Ok(Bytes::new()),
-                    params: Default::default(),
-                };
-                let core = ServerCore(state);
+                let request = bodiless(req);
+                let core = ServerCore::new(state);
                 match found {
                     Found::MethodNotAllowed(allowed) => {
                         dialect.method_not_allowed(&request, &allowed, &core)
@@ -336,7 +417,15 @@ async fn dispatch(
             None => native_fallback(found, &method, &path),
         },
     };
-    let (parts, body) = response.into_parts();
+    let (parts, mut body) = response.into_parts();
+    if let Some(fault) = &fault {
+        if let Some(rate) = fault.throttle_bytes_per_sec {
+            body = shaping::throttled(body, rate);
+        }
+        if let Some(cut) = fault.cut {
+            body = shaping::cut(body, cut, reset);
+        }
+    }
     let status = parts.status.as_u16();
     if let Some(id) = journal {
         journal_state.journal.set_status(id, status);
@@ -354,6 +443,36 @@ async fn dispatch(
             journal: journal.map(|id| (journal_state, id)),
         },
     )
+}
+
+/// A request handed to a dialect without its body (fallbacks and faults do not read it).
+fn bodiless(req: Request<Incoming>) -> DialectRequest {
+    let (parts, _) = req.into_parts();
+    DialectRequest {
+        method: parts.method,
+        uri: parts.uri,
+        headers: parts.headers,
+        body: Ok(Bytes::new()),
+        params: Default::default(),
+    }
+}
+
+/// Counts the request against the fault rules; what fires, if anything.
+fn decide_fault(
+    state: &AppState,
+    dialect: Option<&str>,
+    req: &Request<Incoming>,
+) -> Option<Decision> {
+    let store = state.faults.needs_user().then(|| state.store());
+    let user = store
+        .as_ref()
+        .and_then(|store| store.user_of_request(req.headers(), req.uri().query().unwrap_or("")));
+    state.faults.decide(&RequestFacts {
+        dialect,
+        method: req.method().as_str(),
+        path: req.uri().path(),
+        user: user.map(|u| (u.id.0.as_str(), u.login.as_str())),
+    })
 }
 
 fn native_fallback(found: Found, method: &Method, path: &str) -> Response<Body> {

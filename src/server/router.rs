@@ -21,6 +21,8 @@ pub struct Ctx {
     pub state: Arc<AppState>,
     /// The request's journal entry, for requests to vendor routes.
     pub journal: Option<u64>,
+    /// An injected fault for any job this request creates.
+    pub job_fault: Option<crate::jobs::JobFault>,
 }
 
 pub type Handler = Arc<dyn Fn(Ctx) -> BoxFuture + Send + Sync>;

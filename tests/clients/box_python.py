@@ -12,6 +12,7 @@ answer reaches the script as the server sent it, and the run takes about a secon
 
 import re
 import sys
+import time
 from datetime import datetime
 
 import harness
@@ -41,12 +42,12 @@ FOLDER = CreateZipDownloadItemsTypeField.FOLDER
 RANDOM_PDF = re.compile(r"^[0-9a-z]{6}\.pdf$")
 
 
-def make_client(base, token):
+def make_client(base, token, max_attempts=1):
     return BoxClient(
         auth=BoxDeveloperTokenAuth(token=token),
         network_session=NetworkSession(
             base_urls=BaseUrls(base_url=base, upload_url=base + "/api", oauth_2_url=base + "/oauth2"),
-            retry_strategy=BoxRetryStrategy(max_attempts=1, max_retries_on_exception=0),
+            retry_strategy=BoxRetryStrategy(max_attempts=max_attempts, max_retries_on_exception=0),
         ),
     )
 
@@ -239,6 +240,28 @@ def main(base):
             401,
             "unauthorized",
         )
+
+    create_route = {"dialect": "box", "method": "POST", "path": "/2.0/zip_downloads"}
+    one_file = [CreateZipDownloadItems(type=FILE, id="12348")]
+
+    @step("8a a 429 injected on create reaches a non-retrying client as rate_limit_exceeded")
+    def _():
+        harness.add_fault(base, {"match": create_route, "times": 1, "respond": {"status": 429}})
+        e = expect_api_error("injected 429", lambda: alice.zip_downloads.create_zip_download(one_file), 429, "rate_limit_exceeded")
+        expect("retry-after header", e.response_info.headers.get("retry-after") == "1", dict(e.response_info.headers))
+
+    @step("8b a 429 injected on create: the SDK waits retry-after and retries")
+    def _():
+        fault = harness.add_fault(base, {"match": create_route, "times": 1, "respond": {"status": 429}})
+        retrying = make_client(base, "alice-token", max_attempts=3)
+        started = time.monotonic()
+        zd = retrying.zip_downloads.create_zip_download(one_file)
+        waited = time.monotonic() - started
+        expect("the retried create returns a download_url", zd.download_url.startswith(base + "/"), zd.download_url)
+        posts = harness.journal(base, method="POST", path_prefix="/2.0/zip_downloads")[-2:]
+        seen = [(p["status"], p["faults"]) for p in posts]
+        expect("the journal shows the injected 429, then 202", seen == [(429, [fault]), (202, [])], seen)
+        expect("the SDK waited the 1 s retry-after", waited >= 1.0, waited)
 
     return checks.report()
 

@@ -14,6 +14,7 @@ import sys
 import time
 import traceback
 import urllib.error
+import urllib.parse
 import urllib.request
 import zipfile
 
@@ -124,6 +125,21 @@ def http(method, url, headers=None, body=None, timeout=10):
     except urllib.error.HTTPError as e:
         with e:
             return Reply(e.code, e.headers, e.read())
+
+
+def add_fault(base, rule):
+    """Adds a fault rule through zipgate's control plane; returns its id."""
+    body = json.dumps(rule).encode()
+    reply = http("POST", base + "/_zipgate/faults", {"Content-Type": "application/json"}, body)
+    expect("the control plane takes the fault rule", reply.status == 201, reply)
+    return reply.json("fault rule")["id"]
+
+
+def journal(base, **filters):
+    """The requests zipgate's journal recorded, oldest first."""
+    reply = http("GET", f"{base}/_zipgate/requests?{urllib.parse.urlencode(filters)}")
+    expect("the journal answers", reply.status == 200, reply)
+    return reply.json("journal")["requests"]
 
 
 def open_zip(what, data):

@@ -4,7 +4,9 @@ toolkit talks to OCM (no public SDK calls these routes): a Bearer token, JSON
 bodies with `X-REQUESTED-WITH: XMLHttpRequest` and the toolkit's app key,
 the job URL taken from the `Location` header, status polled until
 `SUCCEEDED`, the `links` href followed, a download cut part-way and resumed
-with `Range`, and the zip checked with Python's zipfile and bsdtar.
+with `Range`, and the zip checked with Python's zipfile and bsdtar. Then
+injected faults: a job stuck in PROCESSING that the polling loop gives up
+on, a failed job, and a download cut by the server that `unzip -t` rejects.
 
 Usage: PY tests/clients/oracle_cec.py BASE_URL  (zipgate on its default fixture)
 """
@@ -14,9 +16,10 @@ import os
 import subprocess
 import tempfile
 import time
+from http.client import IncompleteRead
 import urllib.request
 
-from harness import Checks, expect, http, open_zip, run
+from harness import Checks, add_fault, expect, http, open_zip, run
 
 NAME = "oracle_cec"
 DOCUMENTS = "FE7DA518D17AA5E46E282D9A1B02AE3398E71823807D"
@@ -38,8 +41,14 @@ def post_job(base, folder, ids):
     return http("POST", f"{base}/documents/api/1.2/folders/{folder}/_download", headers, body)
 
 
-def wait_for_success(job_url):
-    deadline = time.monotonic() + POLL_FOR
+class PollTimeout(AssertionError):
+    def __init__(self, message, seen):
+        super().__init__(message)
+        self.seen = seen
+
+
+def wait_for_success(job_url, poll_for=POLL_FOR):
+    deadline = time.monotonic() + poll_for
     seen = []
     while time.monotonic() < deadline:
         reply = http("GET", job_url, HEADERS)
@@ -50,7 +59,7 @@ def wait_for_success(job_url):
             return status, seen
         expect("progress is PENDING or PROCESSING while it runs", status["progress"] in ("PENDING", "PROCESSING"), status)
         time.sleep(POLL_EVERY)
-    raise AssertionError(f"no SUCCEEDED within {POLL_FOR}s; saw {seen}")
+    raise PollTimeout(f"no SUCCEEDED within {poll_for}s; saw {seen}", seen)
 
 
 def read_part(url, limit):
@@ -136,6 +145,51 @@ def main(base):
         expect("errorCode -96", body["errorCode"] == "-96", body)
         # The toolkit prints `data.title || data.errorMessage`.
         expect("title", body["title"].startswith("Unable to start bulk download of files."), body)
+
+    @step("6 a job stuck in PROCESSING (injected): the polling loop times out")
+    def _():
+        add_fault(base, {"match": {"dialect": "oracle", "method": "POST"}, "times": 1, "job": {"stuck": "running"}})
+        reply = post_job(base, DOCUMENTS, [NOTES])
+        expect("POST answers 200", reply.status == 200, reply)
+        try:
+            status, seen = wait_for_success(reply.header("Location"), poll_for=1.5)
+        except PollTimeout as e:
+            expect("it polled a few times, each seeing PROCESSING", len(e.seen) >= 3 and set(e.seen) == {"PROCESSING"}, e.seen)
+        else:
+            raise AssertionError(f"the stuck job succeeded: {seen}")
+
+    @step("7 a job that fails (injected) reports FAILED")
+    def _():
+        add_fault(base, {"match": {"dialect": "oracle", "method": "POST"}, "times": 1, "job": {"fail": "disk full"}})
+        reply = post_job(base, DOCUMENTS, [NOTES])
+        for _ in range(20):
+            status = http("GET", reply.header("Location"), HEADERS).json("status")
+            if status["completed"] == "true":
+                break
+        expect("progress FAILED", status["progress"] == "FAILED", status)
+
+    @step("8 a package cut by the server after 100000 bytes: the client sees it short, unzip -t rejects it")
+    def _():
+        add_fault(base, {"match": {"method": "GET", "path": "*/package"}, "times": 1, "cut": {"after_bytes": 100000, "how": "close"}})
+        reply = post_job(base, HOME, [MEDIA])
+        status, _ = wait_for_success(reply.header("Location"))
+        href = status["links"][0]["href"]
+        req = urllib.request.Request(href, headers=HEADERS)
+        try:
+            with urllib.request.urlopen(req, timeout=10) as resp:
+                resp.read()
+            raise AssertionError("the whole package arrived despite the cut")
+        except IncompleteRead as e:
+            partial = e.partial
+        expect("exactly 100000 bytes arrived", len(partial) == 100000, len(partial))
+        whole = http("GET", href, HEADERS, timeout=60).body  # the rule fired once
+        with tempfile.TemporaryDirectory() as tmp:
+            for name, data, ok in (("cut.zip", partial, False), ("whole.zip", whole, True)):
+                path = os.path.join(tmp, name)
+                with open(path, "wb") as f:
+                    f.write(data)
+                test = subprocess.run(["unzip", "-t", path], capture_output=True, text=True, check=False)
+                expect(f"unzip -t on {name} {'passes' if ok else 'fails'}", (test.returncode == 0) == ok, test.stdout + test.stderr)
 
     return checks.report()
 

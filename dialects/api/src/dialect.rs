@@ -5,7 +5,7 @@ use std::collections::{BTreeMap, HashMap};
 
 use bytes::Bytes;
 use chrono::{DateTime, Utc};
-use http::{HeaderMap, Method, Response, Uri};
+use http::{HeaderMap, Method, Response, StatusCode, Uri};
 
 use crate::http::Body;
 use crate::job::{CreateJob, CreatedJob, JobSnapshot};
@@ -206,6 +206,16 @@ pub trait Dialect: Send + Sync {
         &self,
         request: &DialectRequest,
         allowed: &[Method],
+        core: &dyn Core,
+    ) -> Response<Body>;
+    /// The vendor's answer with this error status (an injected fault): its
+    /// own envelope, error code and headers for the status, with `message`
+    /// as the text where the envelope carries one.
+    fn status_response(
+        &self,
+        status: StatusCode,
+        message: Option<&str>,
+        request: &DialectRequest,
         core: &dyn Core,
     ) -> Response<Body>;
 }

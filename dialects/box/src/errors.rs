@@ -96,6 +96,34 @@ impl BoxError {
         )
     }
 
+    /// The general error Box answers with for a status (Box's common-errors
+    /// guide), as an injected fault sends it.
+    pub fn for_status(status: u16, message: Option<&str>) -> Self {
+        let (code, default_message) = match status {
+            400 => ("bad_request", "Bad Request"),
+            401 => ("unauthorized", "Unauthorized"),
+            403 => (
+                "access_denied_insufficient_permissions",
+                "Access denied - insufficient permission",
+            ),
+            404 => ("not_found", "Not Found"),
+            405 => ("method_not_allowed", "Method Not Allowed"),
+            409 => ("conflict", "A resource with this value already exists"),
+            412 => (
+                "precondition_failed",
+                "The resource has been modified. Please retrieve the resource again and retry",
+            ),
+            429 => (
+                "rate_limit_exceeded",
+                "Request rate limit exceeded, please try again later",
+            ),
+            503 => ("unavailable", "Unavailable"),
+            500..=599 => ("internal_server_error", "Internal Server Error"),
+            _ => ("bad_request", "Bad Request"),
+        };
+        BoxError::new(status, code, message.unwrap_or(default_message))
+    }
+
     pub fn internal() -> Self {
         BoxError::new(500, "internal_server_error", "Internal Server Error")
     }

@@ -344,4 +344,22 @@ impl Dialect for BoxDialect {
         insert_allow(response.headers_mut(), allowed);
         response
     }
+
+    fn status_response(
+        &self,
+        status: StatusCode,
+        message: Option<&str>,
+        _request: &DialectRequest,
+        core: &dyn Core,
+    ) -> Response<Body> {
+        let err = BoxError::for_status(status.as_u16(), message);
+        let mut response = error(&err, &ids::request_id(core));
+        if matches!(status.as_u16(), 429 | 503) {
+            // Box's SDKs wait this long before they retry.
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+        }
+        response
+    }
 }

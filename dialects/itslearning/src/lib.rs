@@ -518,6 +518,23 @@ impl Dialect for ItslearningDialect {
         insert_allow(response.headers_mut(), allowed);
         response
     }
+
+    fn status_response(
+        &self,
+        status: StatusCode,
+        message: Option<&str>,
+        request: &DialectRequest,
+        _core: &dyn Core,
+    ) -> Response<Body> {
+        let err = match (status.as_u16(), message) {
+            (401, None) => WebError::unauthorized(),
+            (code, Some(message)) => WebError::new(code, message),
+            // Web API's own text for an unhandled error, which is what it sends for any 5xx.
+            (code @ 500..=599, None) => WebError::new(code, "An error has occurred."),
+            (code, None) => WebError::new(code, status.canonical_reason().unwrap_or("Error")),
+        };
+        error_response(&err, negotiate(&request.headers))
+    }
 }
 
 #[cfg(test)]

@@ -78,6 +78,12 @@ impl OoError {
         )
     }
 
+    /// A fault injected with this status: the message in the vendor's
+    /// envelope, from a plain .NET exception.
+    pub fn for_status(status: u16, message: &str) -> Self {
+        OoError::new(status, message, GENERIC, "System.Exception")
+    }
+
     pub fn body_too_large(limit: usize) -> Self {
         OoError::new(
             400,

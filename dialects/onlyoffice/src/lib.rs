@@ -42,6 +42,7 @@ const DOWNLOAD: u8 = 3;
 const WORKSPACE_HANDLER: &str = "/Products/Files/HttpHandlers/filehandler.ashx";
 const DOCSPACE_HANDLER: &str = "/filehandler.ashx";
 
+#[derive(Clone)]
 pub struct OnlyofficeDialect {
     settings: OnlyofficeSettings,
     ids: Arc<DialectIds>,
@@ -647,27 +648,7 @@ impl Dialect for OnlyofficeDialect {
     }
 
     fn handle(&self, route: usize, request: DialectRequest, core: &dyn Core) -> Response<Body> {
-        // A test may switch flavour for one request.
-        let flavour = match request
-            .headers
-            .get(FLAVOUR_HEADER)
-            .and_then(|v| v.to_str().ok())
-        {
-            Some("docspace") => Flavour::DocSpace,
-            Some("workspace") => Flavour::Workspace,
-            _ => self.settings.flavour,
-        };
-        if flavour != self.settings.flavour {
-            let dialect = OnlyofficeDialect {
-                settings: OnlyofficeSettings {
-                    flavour,
-                    ..self.settings.clone()
-                },
-                ids: self.ids.clone(),
-            };
-            return dialect.serve(route, request, core);
-        }
-        self.serve(route, request, core)
+        self.for_request(&request).serve(route, request, core)
     }
 
     fn not_found(&self, _request: &DialectRequest, _core: &dyn Core) -> Response<Body> {
@@ -685,6 +666,24 @@ impl Dialect for OnlyofficeDialect {
             format_of(request, self.settings.flavour),
         )
     }
+
+    fn status_response(
+        &self,
+        status: StatusCode,
+        message: Option<&str>,
+        request: &DialectRequest,
+        _core: &dyn Core,
+    ) -> Response<Body> {
+        let dialect = self.for_request(request);
+        if status == StatusCode::UNAUTHORIZED {
+            return unauthorized(&request.headers, dialect.docspace());
+        }
+        let message = message.unwrap_or(status.canonical_reason().unwrap_or("Error"));
+        dialect.error(
+            &OoError::for_status(status.as_u16(), message),
+            format_of(request, dialect.settings.flavour),
+        )
+    }
 }
 
 /// Request header that picks the flavour for one request: `workspace` or `docspace`.
@@ -697,6 +696,30 @@ fn not_found() -> Response<Body> {
 }
 
 impl OnlyofficeDialect {
+    /// This dialect, or a copy in the flavour the request's header picks (a
+    /// test may switch flavour for one request).
+    fn for_request(&self, request: &DialectRequest) -> std::borrow::Cow<'_, OnlyofficeDialect> {
+        let flavour = match request
+            .headers
+            .get(FLAVOUR_HEADER)
+            .and_then(|v| v.to_str().ok())
+        {
+            Some("docspace") => Flavour::DocSpace,
+            Some("workspace") => Flavour::Workspace,
+            _ => self.settings.flavour,
+        };
+        if flavour == self.settings.flavour {
+            return std::borrow::Cow::Borrowed(self);
+        }
+        std::borrow::Cow::Owned(OnlyofficeDialect {
+            settings: OnlyofficeSettings {
+                flavour,
+                ..self.settings.clone()
+            },
+            ids: self.ids.clone(),
+        })
+    }
+
     fn serve(&self, route: usize, request: DialectRequest, core: &dyn Core) -> Response<Body> {
         let format = format_of(&request, self.settings.flavour);
         if route == ARCHIVE {

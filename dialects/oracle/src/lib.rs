@@ -88,6 +88,36 @@ impl OracleError {
         )
     }
 
+    /// The Documents API's error for a status (its documented code table), as
+    /// an injected fault sends it.
+    fn for_status(status: u16, message: Option<&str>) -> Self {
+        if status == 401 && message.is_none() {
+            return OracleError::unauthorized();
+        }
+        let (code, key, default_message) = match status {
+            401 => ("-1", "!csUserNotAuthenticated", ""),
+            403 => (
+                "-20",
+                "!csInsufficientPrivileges",
+                "The user does not have sufficient privileges to perform the requested operation.",
+            ),
+            404 => (
+                "-16",
+                "!csResourceNotFound",
+                "A folder or file with the specified name or ID does not exist in the specified location.",
+            ),
+            409 => (
+                "-17",
+                "!csItemAlreadyExists",
+                "A folder or file with the same name already exists in the target location.",
+            ),
+            429 => ("-1", "!csTooManyRequests", "Too many requests. Try again later."),
+            500..=599 => ("-1", "!csServiceUnavailable", "General failure."),
+            _ => ("-1", "!csGeneralFailure", "General failure."),
+        };
+        OracleError::new(status, code, key, message.unwrap_or(default_message))
+    }
+
     /// The deliberately vague answer for a job that is not the caller's.
     fn job_not_found(key: &str, message: &str) -> Self {
         OracleError::new(404, "-16", key, message)
@@ -630,6 +660,20 @@ impl Dialect for OracleDialect {
         let mut response = self.error(request, core, &err);
         insert_allow(response.headers_mut(), allowed);
         response
+    }
+
+    fn status_response(
+        &self,
+        status: StatusCode,
+        message: Option<&str>,
+        request: &DialectRequest,
+        core: &dyn Core,
+    ) -> Response<Body> {
+        self.error(
+            request,
+            core,
+            &OracleError::for_status(status.as_u16(), message),
+        )
     }
 }
 

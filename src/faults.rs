@@ -1,0 +1,584 @@
+//! Fault injection: rules that make matching vendor requests fail, slow down
+//! or break on purpose, so a client's error paths can be tested. The rules
+//! here only decide; the server applies the decision (`server::shaping`) and
+//! the request's dialect renders any status in its own envelope.
+
+use std::collections::BTreeMap;
+use std::sync::Mutex;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use zipgate_api::rng::{fnv1a, SplitMix64};
+
+use crate::jobs::JobFault;
+
+/// One rule: which requests it matches, when it fires, what it does.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FaultRule {
+    #[serde(default, rename = "match")]
+    pub matching: FaultMatch,
+    /// Fires on this many matching requests, then is spent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub times: Option<u64>,
+    /// Lets this many matching requests through before firing.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub after: u64,
+    /// Fires on a matching request with this chance (0–1), drawn from `seed`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub probability: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub seed: Option<u64>,
+    /// Answer with this status instead of handling the request.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub respond: Option<Respond>,
+    /// Wait this long before answering.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub delay_ms: Option<u64>,
+    /// Send the response body at no more than this many bytes per second.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub throttle_bytes_per_sec: Option<u64>,
+    /// Break the connection after this much of the response body.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cut: Option<Cut>,
+    /// What happens to a job this request creates.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub job: Option<JobFault>,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
+}
+
+/// Every field given must match; `path` is a glob where `*` matches any run
+/// of characters, `/` included.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FaultMatch {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dialect: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub method: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub path: Option<String>,
+    /// A user's id or login, as the request's credentials identify it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user: Option<String>,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Respond {
+    pub status: u16,
+    /// Replaces the vendor's default text where its envelope carries one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+    /// Added to (or replacing) the vendor's headers, e.g. `retry-after`.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub headers: BTreeMap<String, String>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Cut {
+    pub after_bytes: u64,
+    #[serde(default)]
+    pub how: CutHow,
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CutHow {
+    /// The connection is reset (TCP RST).
+    #[default]
+    Reset,
+    /// The connection is closed cleanly (FIN) with the body short of its framing.
+    Close,
+}
+
+impl FaultRule {
+    /// A rule for requests with this method and path glob.
+    pub fn on(method: &str, path: &str) -> Self {
+        FaultRule {
+            matching: FaultMatch {
+                method: Some(method.to_owned()),
+                path: Some(path.to_owned()),
+                ..FaultMatch::default()
+            },
+            ..FaultRule::default()
+        }
+    }
+
+    pub fn dialect(mut self, dialect: &str) -> Self {
+        self.matching.dialect = Some(dialect.to_owned());
+        self
+    }
+
+    pub fn user(mut self, user: &str) -> Self {
+        self.matching.user = Some(user.to_owned());
+        self
+    }
+
+    pub fn times(mut self, n: u64) -> Self {
+        self.times = Some(n);
+        self
+    }
+
+    pub fn after(mut self, n: u64) -> Self {
+        self.after = n;
+        self
+    }
+
+    pub fn probability(mut self, p: f64, seed: u64) -> Self {
+        self.probability = Some(p);
+        self.seed = Some(seed);
+        self
+    }
+
+    pub fn status(mut self, status: u16) -> Self {
+        self.respond.get_or_insert_with(Respond::default).status = status;
+        self
+    }
+
+    pub fn header(mut self, name: &str, value: &str) -> Self {
+        self.respond
+            .get_or_insert_with(Respond::default)
+            .headers
+            .insert(name.to_owned(), value.to_owned());
+        self
+    }
+
+    pub fn delay(mut self, delay: Duration) -> Self {
+        self.delay_ms = Some(delay.as_millis() as u64);
+        self
+    }
+
+    pub fn throttle(mut self, bytes_per_sec: u64) -> Self {
+        self.throttle_bytes_per_sec = Some(bytes_per_sec);
+        self
+    }
+
+    pub fn cut_after(mut self, after_bytes: u64, how: CutHow) -> Self {
+        self.cut = Some(Cut { after_bytes, how });
+        self
+    }
+
+    pub fn job(mut self, fault: JobFault) -> Self {
+        self.job = Some(fault);
+        self
+    }
+
+    /// Why this rule cannot be used, if it cannot.
+    pub fn check(&self) -> Result<(), String> {
+        let acts = self.respond.is_some()
+            || self.delay_ms.is_some()
+            || self.throttle_bytes_per_sec.is_some()
+            || self.cut.is_some()
+            || self.job.is_some();
+        if !acts {
+            return Err(
+                "a rule needs an action: respond, delay_ms, throttle_bytes_per_sec, cut or job"
+                    .into(),
+            );
+        }
+        if let Some(respond) = &self.respond {
+            if !(400..=599).contains(&respond.status) {
+                return Err(format!(
+                    "respond.status: {} is not an error status (400–599)",
+                    respond.status
+                ));
+            }
+            for (name, value) in &respond.headers {
+                http::HeaderName::from_bytes(name.as_bytes())
+                    .map_err(|_| format!("respond.headers: {name:?} is not a header name"))?;
+                http::HeaderValue::from_str(value)
+                    .map_err(|_| format!("respond.headers.{name}: not a header value"))?;
+            }
+        }
+        if let Some(p) = self.probability {
+            if !(0.0..=1.0).contains(&p) {
+                return Err(format!("probability: {p} is not between 0 and 1"));
+            }
+        }
+        if self.throttle_bytes_per_sec == Some(0) {
+            return Err("throttle_bytes_per_sec: must be at least 1".into());
+        }
+        if self.delay_ms.is_some_and(|ms| ms > 600_000) {
+            return Err("delay_ms: at most 600000 (ten minutes)".into());
+        }
+        Ok(())
+    }
+}
+
+/// Rules from JSON: one rule, an array of rules, or `{"faults": [...]}` (the
+/// shape `GET /_zipgate/faults` lists). Errors name the JSON path.
+pub fn parse_rules(json: &serde_json::Value) -> Result<Vec<FaultRule>, String> {
+    let (list, prefix) = match json {
+        serde_json::Value::Array(items) => (items.clone(), "$"),
+        serde_json::Value::Object(map) if map.len() == 1 && map.contains_key("faults") => {
+            match &map["faults"] {
+                serde_json::Value::Array(items) => (items.clone(), "$.faults"),
+                _ => return Err("$.faults: expected an array of rules".into()),
+            }
+        }
+        single => (vec![single.clone()], ""),
+    };
+    list.into_iter()
+        .enumerate()
+        .map(|(index, item)| {
+            let at = if prefix.is_empty() {
+                "$".to_owned()
+            } else {
+                format!("{prefix}[{index}]")
+            };
+            let rule: FaultRule = serde_path_to_error::deserialize(item).map_err(|e| {
+                let path = e.path().to_string();
+                let path = if path == "." {
+                    String::new()
+                } else {
+                    format!(".{path}")
+                };
+                format!("{at}{path}: {}", e.inner())
+            })?;
+            rule.check().map_err(|e| format!("{at}: {e}"))?;
+            Ok(rule)
+        })
+        .collect()
+}
+
+/// What a request is matched on.
+pub struct RequestFacts<'a> {
+    pub dialect: Option<&'a str>,
+    pub method: &'a str,
+    pub path: &'a str,
+    /// The user's id and login, when the request's credentials name one.
+    pub user: Option<(&'a str, &'a str)>,
+}
+
+/// What the rules that fired ask for; for each action the earliest rule wins.
+#[derive(Clone, Debug, Default)]
+pub struct Decision {
+    /// Ids of the rules that fired.
+    pub rules: Vec<String>,
+    pub respond: Option<Respond>,
+    pub delay: Option<Duration>,
+    pub throttle_bytes_per_sec: Option<u64>,
+    pub cut: Option<Cut>,
+    pub job: Option<JobFault>,
+}
+
+/// A rule with its id and counters, as the control plane lists it.
+#[derive(Clone, Debug, Serialize)]
+pub struct FaultView {
+    pub id: String,
+    #[serde(flatten)]
+    pub rule: FaultRule,
+    /// Requests that matched.
+    pub matched: u64,
+    /// Requests it acted on.
+    pub fired: u64,
+    /// Firings left, when `times` bounds them.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub remaining: Option<u64>,
+}
+
+struct Armed {
+    id: String,
+    rule: FaultRule,
+    matched: u64,
+    fired: u64,
+    rng: SplitMix64,
+}
+
+impl Armed {
+    fn view(&self) -> FaultView {
+        FaultView {
+            id: self.id.clone(),
+            rule: self.rule.clone(),
+            matched: self.matched,
+            fired: self.fired,
+            remaining: self.rule.times.map(|t| t.saturating_sub(self.fired)),
+        }
+    }
+
+    fn matches(&self, facts: &RequestFacts) -> bool {
+        let m = &self.rule.matching;
+        m.dialect
+            .as_deref()
+            .is_none_or(|d| facts.dialect == Some(d))
+            && m.method
+                .as_deref()
+                .is_none_or(|x| x.eq_ignore_ascii_case(facts.method))
+            && m.path.as_deref().is_none_or(|p| glob(p, facts.path))
+            && m.user.as_deref().is_none_or(|u| {
+                facts
+                    .user
+                    .is_some_and(|(id, login)| id == u || login.eq_ignore_ascii_case(u))
+            })
+    }
+
+    /// Counts a matching request; true when the rule acts on it.
+    fn fire(&mut self) -> bool {
+        self.matched += 1;
+        if self.matched <= self.rule.after || self.rule.times.is_some_and(|t| self.fired >= t) {
+            return false;
+        }
+        if let Some(p) = self.rule.probability {
+            let draw = (self.rng.next_u64() >> 11) as f64 / (1u64 << 53) as f64;
+            if draw >= p {
+                return false;
+            }
+        }
+        self.fired += 1;
+        true
+    }
+}
+
+/// The rules in force, checked in the order they were added.
+pub struct FaultBook {
+    seed: u64,
+    inner: Mutex<(u64, Vec<Armed>)>,
+}
+
+impl FaultBook {
+    /// `seed` picks the draws of rules that give no seed of their own.
+    pub fn new(seed: u64) -> Self {
+        FaultBook {
+            seed,
+            inner: Mutex::new((0, Vec::new())),
+        }
+    }
+
+    fn with<R>(&self, f: impl FnOnce(&mut (u64, Vec<Armed>)) -> R) -> R {
+        f(&mut self.inner.lock().unwrap_or_else(|e| e.into_inner()))
+    }
+
+    pub fn add(&self, rule: FaultRule) -> Result<FaultView, String> {
+        rule.check()?;
+        Ok(self.with(|(next, rules)| {
+            *next += 1;
+            let id = format!("fault-{next}");
+            let seed = rule.seed.unwrap_or(self.seed ^ fnv1a(id.as_bytes()));
+            let armed = Armed {
+                id,
+                rule,
+                matched: 0,
+                fired: 0,
+                rng: SplitMix64::new(seed),
+            };
+            let view = armed.view();
+            rules.push(armed);
+            view
+        }))
+    }
+
+    pub fn list(&self) -> Vec<FaultView> {
+        self.with(|(_, rules)| rules.iter().map(Armed::view).collect())
+    }
+
+    /// Removes one rule; false when there is none with this id.
+    pub fn remove(&self, id: &str) -> bool {
+        self.with(|(_, rules)| {
+            let before = rules.len();
+            rules.retain(|r| r.id != id);
+            rules.len() != before
+        })
+    }
+
+    pub fn clear(&self) {
+        self.with(|(_, rules)| rules.clear());
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.with(|(_, rules)| rules.is_empty())
+    }
+
+    /// Whether any rule matches on the user (so the caller need only find
+    /// the user when it matters).
+    pub fn needs_user(&self) -> bool {
+        self.with(|(_, rules)| rules.iter().any(|r| r.rule.matching.user.is_some()))
+    }
+
+    /// Counts the request against every matching rule and merges what fires.
+    pub fn decide(&self, facts: &RequestFacts) -> Option<Decision> {
+        self.with(|(_, rules)| {
+            let mut decision: Option<Decision> = None;
+            for armed in rules.iter_mut() {
+                if !armed.matches(facts) || !armed.fire() {
+                    continue;
+                }
+                let d = decision.get_or_insert_with(Decision::default);
+                let rule = &armed.rule;
+                d.rules.push(armed.id.clone());
+                d.respond = d.respond.take().or_else(|| rule.respond.clone());
+                d.delay = d.delay.or(rule.delay_ms.map(Duration::from_millis));
+                d.throttle_bytes_per_sec = d.throttle_bytes_per_sec.or(rule.throttle_bytes_per_sec);
+                d.cut = d.cut.or(rule.cut);
+                d.job = d.job.take().or_else(|| rule.job.clone());
+            }
+            decision
+        })
+    }
+}
+
+/// `*` matches any run of characters (including none and `/`).
+fn glob(pattern: &str, text: &str) -> bool {
+    let (p, t) = (pattern.as_bytes(), text.as_bytes());
+    let (mut pi, mut ti) = (0, 0);
+    let mut backtrack: Option<(usize, usize)> = None;
+    while ti < t.len() {
+        if pi < p.len() && p[pi] == b'*' {
+            backtrack = Some((pi, ti));
+            pi += 1;
+        } else if pi < p.len() && p[pi] == t[ti] {
+            pi += 1;
+            ti += 1;
+        } else if let Some((star, matched)) = backtrack {
+            pi = star + 1;
+            ti = matched + 1;
+            backtrack = Some((star, matched + 1));
+        } else {
+            return false;
+        }
+    }
+    p[pi..].iter().all(|&c| c == b'*')
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn facts<'a>(method: &'a str, path: &'a str) -> RequestFacts<'a> {
+        RequestFacts {
+            dialect: Some("box"),
+            method,
+            path,
+            user: Some(("u1", "alice")),
+        }
+    }
+
+    #[test]
+    fn globs() {
+        assert!(glob("/2.0/zip_downloads", "/2.0/zip_downloads"));
+        assert!(!glob("/2.0/zip_downloads", "/2.0/zip_downloads/x"));
+        assert!(glob(
+            "/2.0/zip_downloads/*/content",
+            "/2.0/zip_downloads/a/b/content"
+        ));
+        assert!(glob("*", ""));
+        assert!(glob("/a*b*c", "/aXbYbZc"));
+        assert!(!glob("/a*b*c", "/aXbYbZ"));
+    }
+
+    #[test]
+    fn times_and_after_count_matches() {
+        let book = FaultBook::new(0);
+        book.add(FaultRule::on("POST", "/x").status(429).after(1).times(2))
+            .unwrap();
+        let fired: Vec<bool> = (0..5)
+            .map(|_| book.decide(&facts("post", "/x")).is_some())
+            .collect();
+        assert_eq!(fired, [false, true, true, false, false]);
+        assert!(book.decide(&facts("GET", "/x")).is_none());
+        let view = &book.list()[0];
+        assert_eq!((view.matched, view.fired, view.remaining), (5, 2, Some(0)));
+    }
+
+    #[test]
+    fn probability_is_reproducible_from_the_seed() {
+        let run = |seed| {
+            let book = FaultBook::new(0);
+            book.add(FaultRule::on("GET", "*").status(503).probability(0.3, seed))
+                .unwrap();
+            (0..200)
+                .map(|_| book.decide(&facts("GET", "/a")).is_some())
+                .collect::<Vec<_>>()
+        };
+        let first = run(7);
+        assert_eq!(first, run(7));
+        let hits = first.iter().filter(|&&x| x).count();
+        assert!((30..90).contains(&hits), "{hits} of 200 at p=0.3");
+    }
+
+    #[test]
+    fn earliest_rule_wins_each_action() {
+        let book = FaultBook::new(0);
+        book.add(FaultRule::on("GET", "*").delay(Duration::from_millis(5)))
+            .unwrap();
+        book.add(
+            FaultRule::on("GET", "*")
+                .status(500)
+                .delay(Duration::from_millis(9)),
+        )
+        .unwrap();
+        let d = book.decide(&facts("GET", "/a")).unwrap();
+        assert_eq!(d.rules, ["fault-1", "fault-2"]);
+        assert_eq!(d.delay, Some(Duration::from_millis(5)));
+        assert_eq!(d.respond.unwrap().status, 500);
+    }
+
+    #[test]
+    fn user_and_dialect_must_match_when_given() {
+        let book = FaultBook::new(0);
+        book.add(FaultRule::on("GET", "*").status(500).user("bob"))
+            .unwrap();
+        assert!(book.needs_user());
+        assert!(book.decide(&facts("GET", "/a")).is_none());
+        book.add(
+            FaultRule::on("GET", "*")
+                .status(500)
+                .user("ALICE")
+                .dialect("box"),
+        )
+        .unwrap();
+        assert!(book.decide(&facts("GET", "/a")).is_some());
+    }
+
+    #[test]
+    fn rules_without_an_action_or_with_bad_values_are_refused() {
+        let book = FaultBook::new(0);
+        assert!(book.add(FaultRule::on("GET", "*")).is_err());
+        assert!(book.add(FaultRule::on("GET", "*").status(200)).is_err());
+        assert!(book
+            .add(FaultRule::on("GET", "*").status(500).probability(1.5, 0))
+            .is_err());
+        assert!(book.add(FaultRule::on("GET", "*").throttle(0)).is_err());
+        assert!(book
+            .add(
+                FaultRule::on("GET", "*")
+                    .status(429)
+                    .header("bad name", "1")
+            )
+            .is_err());
+    }
+
+    #[test]
+    fn rule_lists_parse_with_paths_in_errors() {
+        let one = serde_json::json!({"delay_ms": 5});
+        assert_eq!(parse_rules(&one).unwrap().len(), 1);
+        let many = serde_json::json!({"faults": [{"delay_ms": 5}, {"respond": {"status": 503}}]});
+        assert_eq!(parse_rules(&many).unwrap().len(), 2);
+        let bad = serde_json::json!([{"delay_ms": 5}, {"respond": {"status": "x"}}]);
+        let error = parse_rules(&bad).unwrap_err();
+        assert!(error.starts_with("$[1].respond.status: "), "{error}");
+        let inert = serde_json::json!([{"match": {"path": "/x"}}]);
+        assert!(parse_rules(&inert)
+            .unwrap_err()
+            .starts_with("$[0]: a rule needs an action"));
+    }
+
+    #[test]
+    fn json_form_round_trips() {
+        let json = serde_json::json!({
+            "match": {"dialect": "box", "method": "POST", "path": "/2.0/zip_downloads"},
+            "times": 1,
+            "respond": {"status": 429, "headers": {"retry-after": "0"}},
+            "cut": {"after_bytes": 10, "how": "close"},
+            "job": {"stuck": "running"}
+        });
+        let rule: FaultRule = serde_json::from_value(json.clone()).unwrap();
+        assert_eq!(serde_json::to_value(&rule).unwrap(), json);
+        let typo = serde_json::json!({"match": {"pth": "/"}, "delay_ms": 1});
+        assert!(serde_json::from_value::<FaultRule>(typo).is_err());
+    }
+}
