@@ -1,13 +1,38 @@
 //! zipgate: one server that speaks several vendors' "download these files as
 //! one zip" APIs over one neutral, streaming zip engine.
 //!
-//! Start it in-process from a test:
+//! Start it in-process from a test, seed it, inject a fault, and check what
+//! the client sent:
 //!
-//! ```no_run
-//! # async fn demo() -> std::io::Result<()> {
-//! let server = zipgate::Server::builder().bind("127.0.0.1:0").spawn().await?;
-//! println!("serving on {}", server.url());
-//! server.shutdown().await;
+//! ```
+//! use serde_json::json;
+//! use zipgate::{faults::FaultRule, journal::Filter, Server};
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let server = Server::builder()
+//!     .fixtures(json!({
+//!         "users": [{"id": "ann", "token": "ann-token"}],
+//!         "nodes": [{"id": "a", "name": "a.txt", "ids": {"box": "1"}, "content": {"text": "A"}}]
+//!     }))
+//!     .seed(1)
+//!     .bind("127.0.0.1:0")
+//!     .spawn()
+//!     .await?;
+//! server.add_fault(FaultRule::on("POST", "/2.0/zip_downloads").times(1).status(503))?;
+//!
+//! let create = || {
+//!     reqwest::Client::new()
+//!         .post(format!("{}/2.0/zip_downloads", server.url()))
+//!         .bearer_auth("ann-token")
+//!         .json(&json!({"items": [{"type": "file", "id": "1"}]}))
+//!         .send()
+//! };
+//! assert_eq!(create().await?.status(), 503); // the injected fault, in Box's envelope
+//! assert_eq!(create().await?.status(), 202); // the rule fired once
+//!
+//! let statuses: Vec<_> = server.requests(&Filter::default()).iter().map(|r| r.status).collect();
+//! assert_eq!(statuses, [Some(503), Some(202)]);
 //! # Ok(())
 //! # }
 //! ```

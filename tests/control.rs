@@ -269,3 +269,74 @@ async fn the_journal_records_what_clients_sent() {
         json!([])
     );
 }
+
+#[tokio::test]
+async fn the_in_process_handle_offers_the_same_operations() {
+    let server = zipgate::Server::builder()
+        .fixtures(json!({"users": [{"id": "u", "token": "t"}], "nodes": [
+            {"id": "a", "name": "a.txt", "ids": {"box": "1"}, "content": {"text": "A"}}
+        ]}))
+        .seed(5)
+        .spawn()
+        .await
+        .unwrap();
+    let create = |id: &'static str| {
+        let server = &server;
+        async move {
+            send(
+                server,
+                Method::POST,
+                "/2.0/zip_downloads",
+                &[
+                    ("authorization", "Bearer t"),
+                    ("content-type", "application/json"),
+                ],
+                format!(r#"{{"items":[{{"type":"file","id":"{id}"}}]}}"#),
+            )
+            .await
+        }
+    };
+    assert_eq!(create("1").await.status, StatusCode::ACCEPTED);
+    assert_eq!(create("2").await.status, StatusCode::NOT_FOUND);
+    server
+        .add_nodes(
+            None,
+            vec![
+                json!({"id": "b", "name": "b.txt", "ids": {"box": "2"}, "content": {"text": "B"}}),
+            ],
+        )
+        .unwrap();
+    assert_eq!(create("2").await.status, StatusCode::ACCEPTED);
+    let jobs = server.jobs();
+    assert_eq!(jobs.len(), 2);
+    assert_eq!(jobs[0].owner_tag, "box");
+    let statuses: Vec<Option<u16>> = server
+        .requests(&zipgate::journal::Filter::default())
+        .iter()
+        .map(|r| r.status)
+        .collect();
+    assert_eq!(statuses, [Some(202), Some(404), Some(202)]);
+    server.clear_requests();
+    assert!(server.requests(&Default::default()).is_empty());
+
+    // A Box download URL expires on the advanced clock.
+    let expires = |jobs: &[zipgate::api::JobSnapshot]| jobs[0].expires_at.unwrap();
+    let before = server.state().clock.now();
+    server.advance_clock(std::time::Duration::from_secs(3600));
+    assert!(server.state().clock.now() >= before + chrono::Duration::seconds(3600));
+    assert!(server.state().clock.now() > expires(&jobs));
+
+    // A bad document leaves the tree in force; a good one replaces it.
+    let error = server
+        .load_fixtures(json!({"nodes": [{"id": "x"}]}))
+        .unwrap_err();
+    assert!(error.path.starts_with("nodes[0]"), "{error}");
+    assert_eq!(create("2").await.status, StatusCode::ACCEPTED);
+    server
+        .load_fixtures(json!({"users": [{"id": "u", "token": "t"}], "nodes": []}))
+        .unwrap();
+    assert_eq!(create("1").await.status, StatusCode::NOT_FOUND);
+    server.reset().unwrap();
+    assert!(server.jobs().is_empty());
+    assert_eq!(create("1").await.status, StatusCode::ACCEPTED);
+}

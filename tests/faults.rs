@@ -487,3 +487,26 @@ async fn reset_brings_back_the_starting_rules_and_forgets_the_rest() {
         StatusCode::SERVICE_UNAVAILABLE
     );
 }
+
+#[tokio::test]
+async fn a_probability_rule_fires_the_same_way_for_the_same_seed() {
+    async fn pattern(seed: u64) -> Vec<u16> {
+        let server = start_default().await;
+        add_fault(
+            &server,
+            json!({"match": {"path": BOX_CREATE}, "probability": 0.5, "seed": seed,
+                   "respond": {"status": 503}}),
+        )
+        .await;
+        let mut statuses = Vec::new();
+        for _ in 0..24 {
+            statuses.push(box_create(&server, ALICE).await.status.as_u16());
+        }
+        statuses
+    }
+    let first = pattern(11).await;
+    assert_eq!(first, pattern(11).await);
+    let failed = first.iter().filter(|&&s| s == 503).count();
+    assert!((4..=20).contains(&failed), "{first:?}");
+    assert_ne!(first, pattern(12).await);
+}
