@@ -31,6 +31,12 @@ async fn add_fault(server: &ServerHandle, rule: Value) -> Reply {
     .await
 }
 
+/// The path of a Box create answer's `download_url` (its origin is the test Host).
+fn download_path(created: &Value) -> String {
+    let url = created["download_url"].as_str().expect("a download_url");
+    url[url.find("/2.0/").unwrap()..].to_owned()
+}
+
 async fn box_create(server: &ServerHandle, who: (&str, &str)) -> Reply {
     send(
         server,
@@ -257,8 +263,7 @@ async fn latency_and_throttling_slow_the_answer_down() {
     )
     .await
     .json();
-    let url = created["download_url"].as_str().unwrap();
-    let path = &url[url.find("/2.0/").unwrap()..];
+    let path = &download_path(&created);
     add_fault(
         &server,
         json!({"match": {"path": "*/content"}, "throttle_bytes_per_sec": 400000}),
@@ -314,8 +319,7 @@ async fn a_cut_stream_ends_short_by_reset_or_by_close() {
         )
         .await
         .json();
-        let url = created["download_url"].as_str().unwrap();
-        let path = url[url.find("/2.0/").unwrap()..].to_owned();
+        let path = download_path(&created);
         add_fault(
             &server,
             json!({"match": {"path": "*/content"}, "times": 1,
@@ -324,11 +328,7 @@ async fn a_cut_stream_ends_short_by_reset_or_by_close() {
         .await;
         let response = open(&server, Method::GET, &path, &[ALICE], "").await;
         assert_eq!(response.status(), StatusCode::OK);
-        let announced: u64 = response.headers()["content-length"]
-            .to_str()
-            .unwrap()
-            .parse()
-            .unwrap();
+        let announced = content_length(&response);
         let (bytes, error) = read_until_broken(response).await;
         let error = error.expect("the body breaks");
         assert!(announced > 60 << 20);
@@ -409,8 +409,7 @@ async fn job_faults_fail_a_job_or_hold_it_in_a_state() {
             (&json!("box"), &json!("failed"), &json!("disk full")),
         ]
     );
-    let url = created.json()["download_url"].as_str().unwrap().to_owned();
-    let path = &url[url.find("/2.0/").unwrap()..];
+    let path = &download_path(&created.json());
     let download = send(&server, Method::GET, path, &[ALICE], "").await;
     assert!(download.status.is_client_error(), "{}", download.status);
 }

@@ -30,11 +30,7 @@ async fn start_huge_download(server: &zipgate::ServerHandle) -> hyper::body::Inc
     .await;
     assert_eq!(response.status(), StatusCode::OK);
     // 6 GiB entry: the archive is ZIP64 and its length is known up front.
-    let length: u64 = response.headers()["content-length"]
-        .to_str()
-        .unwrap()
-        .parse()
-        .unwrap();
+    let length = content_length(&response);
     assert!(length > 6 << 30);
     response.into_body()
 }

@@ -39,11 +39,7 @@ async fn an_entry_at_the_32_bit_limit_and_the_entries_after_it_pass_every_reader
     )
     .await;
     assert_eq!(response.status(), StatusCode::OK);
-    let announced: u64 = response.headers()["content-length"]
-        .to_str()
-        .unwrap()
-        .parse()
-        .unwrap();
+    let announced = content_length(&response);
 
     let dir = TempDir::new("zip64-large");
     let path = dir.path().join("big.zip");

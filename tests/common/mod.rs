@@ -82,6 +82,15 @@ pub async fn open(
     sender.send_request(request).await.expect("response")
 }
 
+/// The response's `Content-Length`, which the test expects to be there.
+pub fn content_length<B>(response: &http::Response<B>) -> u64 {
+    response.headers()["content-length"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .expect("a numeric Content-Length")
+}
+
 pub async fn send(
     server: &ServerHandle,
     method: Method,
