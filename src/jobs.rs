@@ -4,7 +4,8 @@
 //! rules, all against an injectable clock. Settled jobs are reclaimed after
 //! their retention, so a long run does not grow without bound.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
+use std::ops::{Deref, DerefMut};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
@@ -140,8 +141,72 @@ pub struct JobRegistry {
 
 struct Inner {
     clock: Arc<dyn Clock>,
-    jobs: Mutex<HashMap<String, Job>>,
+    jobs: Mutex<Table>,
     max_jobs: usize,
+}
+
+/// The jobs by id, with their creation order so the cap and the retention
+/// sweep cost O(1) per create instead of a scan of every job.
+#[derive(Default)]
+struct Table {
+    map: HashMap<String, Job>,
+    /// Ids oldest first; may hold ids already removed (skipped, compacted on sweeps).
+    order: VecDeque<String>,
+    swept_at: Option<DateTime<Utc>>,
+}
+
+/// Creation-order entries the cap looks through for a settled job to drop first.
+const EVICTION_WINDOW: usize = 64;
+
+impl Table {
+    /// Forgets jobs past their retention, at most once per clock second.
+    fn sweep_if_due(&mut self, now: DateTime<Utc>) {
+        let due = self
+            .swept_at
+            .is_none_or(|at| now < at || now - at >= Duration::seconds(1));
+        if due {
+            self.sweep(now);
+        }
+    }
+
+    fn sweep(&mut self, now: DateTime<Utc>) {
+        self.map.retain(|_, job| !job.reclaimable(now));
+        let map = &self.map;
+        self.order.retain(|id| map.contains_key(id));
+        self.swept_at = Some(now);
+    }
+
+    /// Drops the oldest settled job near the front of the order, else the oldest.
+    fn evict_one(&mut self) {
+        while self
+            .order
+            .front()
+            .is_some_and(|id| !self.map.contains_key(id))
+        {
+            self.order.pop_front();
+        }
+        let settled = self
+            .order
+            .iter()
+            .take(EVICTION_WINDOW)
+            .position(|id| self.map.get(id).is_some_and(|j| j.settled_at.is_some()));
+        if let Some(id) = self.order.remove(settled.unwrap_or(0)) {
+            self.map.remove(&id);
+        }
+    }
+}
+
+impl Deref for Table {
+    type Target = HashMap<String, Job>;
+    fn deref(&self) -> &Self::Target {
+        &self.map
+    }
+}
+
+impl DerefMut for Table {
+    fn deref_mut(&mut self) -> &mut Self::Target {
+        &mut self.map
+    }
 }
 
 /// Jobs kept at most; past it the oldest settled (else oldest) job is dropped,
@@ -157,32 +222,25 @@ impl JobRegistry {
         JobRegistry {
             inner: Arc::new(Inner {
                 clock,
-                jobs: Mutex::new(HashMap::new()),
+                jobs: Mutex::new(Table::default()),
                 max_jobs: max_jobs.max(1),
             }),
         }
     }
 
-    fn jobs(&self) -> std::sync::MutexGuard<'_, HashMap<String, Job>> {
+    fn jobs(&self) -> std::sync::MutexGuard<'_, Table> {
         self.inner.jobs.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     pub fn create(&self, spec: JobSpec) -> Result<JobSnapshot, Error> {
         let now = self.inner.clock.now();
         let mut jobs = self.jobs();
-        jobs.retain(|_, job| !job.reclaimable(now));
+        jobs.sweep_if_due(now);
         if jobs.contains_key(&spec.id) {
             return Err(Error::Conflict(format!("job {}", spec.id)));
         }
-        while jobs.len() >= self.inner.max_jobs {
-            let oldest = jobs
-                .values()
-                .min_by_key(|job| (job.settled_at.is_none(), job.snapshot.created_at))
-                .map(|job| job.snapshot.id.clone());
-            match oldest {
-                Some(id) => jobs.remove(&id),
-                None => break,
-            };
+        while jobs.len() >= self.inner.max_jobs && !jobs.is_empty() {
+            jobs.evict_one();
         }
         let entry_is_file: Vec<bool> = spec
             .archive
@@ -229,6 +287,7 @@ impl JobRegistry {
         };
         job.advance(now, false);
         let out = job.snapshot.clone();
+        jobs.order.push_back(out.id.clone());
         jobs.insert(out.id.clone(), job);
         Ok(out)
     }
@@ -252,11 +311,7 @@ impl JobRegistry {
     }
 
     /// The job, unless its retention has passed (then it is forgotten now).
-    fn live<'a>(
-        jobs: &'a mut HashMap<String, Job>,
-        id: &str,
-        now: DateTime<Utc>,
-    ) -> Option<&'a mut Job> {
+    fn live<'a>(jobs: &'a mut Table, id: &str, now: DateTime<Utc>) -> Option<&'a mut Job> {
         if jobs.get(id)?.reclaimable(now) {
             jobs.remove(id);
             return None;
@@ -265,11 +320,17 @@ impl JobRegistry {
     }
 
     pub fn list(&self) -> Vec<JobSnapshot> {
+        self.list_where(|_| true)
+    }
+
+    /// Jobs `keep` accepts, oldest first; only those are advanced and copied.
+    fn list_where(&self, keep: impl Fn(&Job) -> bool) -> Vec<JobSnapshot> {
         let now = self.inner.clock.now();
         let mut jobs = self.jobs();
-        jobs.retain(|_, job| !job.reclaimable(now));
+        jobs.sweep_if_due(now);
         let mut out: Vec<JobSnapshot> = jobs
             .values_mut()
+            .filter(|job| !job.reclaimable(now) && keep(job))
             .map(|job| {
                 job.advance(now, false);
                 job.snapshot.clone()
@@ -285,9 +346,7 @@ impl JobRegistry {
 
     /// Jobs with this tag and owner, oldest first.
     pub fn list_of(&self, owner_tag: &str, owner: &Principal) -> Vec<JobSnapshot> {
-        let mut jobs = self.list();
-        jobs.retain(|job| job.owner_tag == owner_tag && &job.owner == owner);
-        jobs
+        self.list_where(|job| job.spec.owner_tag == owner_tag && &job.spec.owner == owner)
     }
 
     /// Starts a download: the job must be ready (or, if reusable, already
@@ -356,7 +415,7 @@ impl JobRegistry {
 
     /// Forgets every job (the control plane's reset).
     pub fn clear(&self) {
-        self.jobs().clear();
+        *self.jobs() = Table::default();
     }
 
     pub fn acknowledge(&self, id: &str) {
@@ -372,7 +431,7 @@ impl JobRegistry {
         let now = self.inner.clock.now();
         let mut jobs = self.jobs();
         let before = jobs.len();
-        jobs.retain(|_, job| !job.reclaimable(now));
+        jobs.sweep(now);
         before - jobs.len()
     }
 
@@ -639,6 +698,28 @@ mod tests {
         }
         assert_eq!(jobs.len(), 3);
         assert!(jobs.get("j4").is_some());
+    }
+
+    #[test]
+    fn the_cap_drops_a_settled_job_before_an_older_live_one() {
+        let (_, jobs) = setup();
+        let jobs = JobRegistry::with_capacity(jobs.inner.clock.clone(), 3);
+        for i in 0..3 {
+            let mut s = spec(&format!("j{i}"), Pacing::Immediate, false);
+            s.download_window = None;
+            jobs.create(s).unwrap();
+        }
+        jobs.cancel("j1").unwrap();
+        jobs.remove("j2");
+        for i in 3..5 {
+            jobs.create(spec(&format!("j{i}"), Pacing::Immediate, false))
+                .unwrap();
+        }
+        let ids: Vec<String> = jobs.list().into_iter().map(|j| j.id).collect();
+        // j2 was removed, j1 (settled) went next, then j0 (the oldest live one).
+        assert_eq!(ids.len(), 3);
+        assert!(!ids.contains(&"j1".to_owned()), "{ids:?}");
+        assert!(ids.contains(&"j4".to_owned()) && ids.contains(&"j3".to_owned()));
     }
 
     #[test]
