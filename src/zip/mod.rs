@@ -8,13 +8,13 @@
 //! our output in the tests.
 
 pub mod format;
+mod parallel;
 
-use std::io::{self, Read, Write};
+use std::io::{self, Read};
 use std::sync::Arc;
 
 use bytes::{Bytes, BytesMut};
 use chrono::{DateTime, Utc};
-use flate2::write::DeflateEncoder;
 
 use format::EntryRecord;
 
@@ -425,58 +425,21 @@ impl<'a> Emitter<'a> {
     }
 }
 
-/// Lets the deflate encoder write straight into the emitter.
-struct EmitterWriter<'e, 'a> {
-    out: &'e mut Emitter<'a>,
-    error: Option<StreamError>,
-}
-
-impl Write for EmitterWriter<'_, '_> {
-    fn write(&mut self, data: &[u8]) -> io::Result<usize> {
-        match self.out.put(data) {
-            Ok(()) => Ok(data.len()),
-            Err(e) => {
-                self.error = Some(e);
-                Err(io::Error::other("sink closed"))
-            }
-        }
-    }
-
-    fn flush(&mut self) -> io::Result<()> {
-        Ok(())
-    }
-}
-
+/// Deflates an entry's body into the emitter (across cores for large
+/// bodies); returns the CRC-32 of the input.
 fn deflate_into(out: &mut Emitter, data: &dyn EntryData, level: u32) -> Result<u32, StreamError> {
     let mut reader = data.open_at(0)?;
-    let mut hasher = crc32fast::Hasher::new();
-    let mut writer = EmitterWriter { out, error: None };
-    let mut encoder = DeflateEncoder::new(&mut writer, flate2::Compression::new(level));
-    let mut input = vec![0u8; 64 * 1024];
-    let mut total = 0u64;
-    let result = (|| -> io::Result<()> {
-        loop {
-            let n = match reader.read(&mut input) {
-                Ok(0) => break,
-                Ok(n) => n,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                Err(e) => return Err(e),
-            };
-            total += n as u64;
-            hasher.update(&input[..n]);
-            encoder.write_all(&input[..n])?;
-        }
-        encoder.try_finish()
-    })();
-    drop(encoder);
-    if let Some(error) = writer.error.take() {
+    let mut stopped: Option<StreamError> = None;
+    let result = parallel::deflate(&mut reader, data.len(), level, &mut |chunk| {
+        out.put(chunk).map_err(|e| {
+            stopped = Some(e);
+            io::Error::other("sink closed")
+        })
+    });
+    if let Some(error) = stopped {
         return Err(error);
     }
-    result?;
-    if total != data.len() {
-        return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "entry body ended early").into());
-    }
-    Ok(hasher.finalize())
+    Ok(result?)
 }
 
 #[cfg(test)]

@@ -1,0 +1,250 @@
+//! Deflate across cores, the way pigz does it: an entry is cut into fixed
+//! blocks, each compressed on a shared worker pool with the previous block's
+//! last 32 KiB as its dictionary and ended by a sync flush (the last by the
+//! final block), so the blocks joined in order are one valid deflate stream.
+//! The output depends only on the data and the level, never on timing.
+
+use std::collections::VecDeque;
+use std::io::{self, Read};
+use std::sync::mpsc::{sync_channel, Receiver};
+use std::sync::{Arc, Condvar, Mutex, OnceLock};
+
+use flate2::{Compress, Compression, FlushCompress, Status};
+
+/// Input bytes per block (pigz's default).
+pub const BLOCK: usize = 128 * 1024;
+/// What deflate can look back at: the dictionary a block inherits.
+const WINDOW: usize = 32 * 1024;
+
+type Task = Box<dyn FnOnce() + Send>;
+
+/// A fixed set of worker threads, one per core, shared by every download.
+struct Pool {
+    queue: Mutex<VecDeque<Task>>,
+    ready: Condvar,
+    threads: usize,
+}
+
+impl Pool {
+    fn global() -> &'static Pool {
+        static POOL: OnceLock<&'static Pool> = OnceLock::new();
+        POOL.get_or_init(|| {
+            let threads = std::thread::available_parallelism().map_or(2, |n| n.get());
+            let pool: &'static Pool = Box::leak(Box::new(Pool {
+                queue: Mutex::new(VecDeque::new()),
+                ready: Condvar::new(),
+                threads,
+            }));
+            for index in 0..threads {
+                let spawned = std::thread::Builder::new()
+                    .name(format!("deflate-{index}"))
+                    .spawn(move || pool.work());
+                if let Err(error) = spawned {
+                    tracing::warn!(%error, "cannot start a deflate worker");
+                }
+            }
+            pool
+        })
+    }
+
+    fn work(&self) {
+        loop {
+            let task = {
+                let mut queue = self.queue.lock().unwrap_or_else(|e| e.into_inner());
+                loop {
+                    match queue.pop_front() {
+                        Some(task) => break task,
+                        None => {
+                            queue = self.ready.wait(queue).unwrap_or_else(|e| e.into_inner());
+                        }
+                    }
+                }
+            };
+            task();
+        }
+    }
+
+    fn submit(&self, task: Task) {
+        self.queue
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push_back(task);
+        self.ready.notify_one();
+    }
+}
+
+/// Raw deflate of one block; a sync flush ends it unless it is the last.
+pub fn compress_block(
+    level: u32,
+    dictionary: Option<&[u8]>,
+    input: &[u8],
+    last: bool,
+) -> io::Result<Vec<u8>> {
+    // A fresh compressor per block: zlib-rs's `reset` keeps state that makes
+    // the output depend on which block the worker compressed before.
+    let mut compress = Compress::new(Compression::new(level), false);
+    if let Some(dictionary) = dictionary {
+        compress
+            .set_dictionary(dictionary)
+            .map_err(io::Error::other)?;
+    }
+    let flush = if last {
+        FlushCompress::Finish
+    } else {
+        FlushCompress::Sync
+    };
+    let mut out = Vec::with_capacity(input.len() / 2 + 1024);
+    loop {
+        let consumed = compress.total_in() as usize;
+        let status = compress
+            .compress_vec(&input[consumed..], &mut out, flush)
+            .map_err(io::Error::other)?;
+        let all_in = compress.total_in() as usize == input.len();
+        let done = match status {
+            Status::StreamEnd => true,
+            // A sync flush is complete once it returns with room to spare.
+            _ => !last && all_in && out.len() < out.capacity(),
+        };
+        if done {
+            return Ok(out);
+        }
+        out.reserve(out.capacity().max(4096));
+    }
+}
+
+/// Reads up to `want` bytes, fewer only at the end of the data.
+fn read_block(reader: &mut dyn Read, want: usize) -> io::Result<Vec<u8>> {
+    let mut block = Vec::with_capacity(want);
+    (&mut *reader).take(want as u64).read_to_end(&mut block)?;
+    Ok(block)
+}
+
+/// Deflates `size` bytes from `reader`, handing the compressed stream to
+/// `emit` in order. Returns the CRC-32 of the input.
+pub fn deflate(
+    reader: &mut dyn Read,
+    size: u64,
+    level: u32,
+    emit: &mut dyn FnMut(&[u8]) -> io::Result<()>,
+) -> io::Result<u32> {
+    let ended_early = || io::Error::new(io::ErrorKind::UnexpectedEof, "entry body ended early");
+    let mut hasher = crc32fast::Hasher::new();
+    if size <= BLOCK as u64 {
+        // One block: not worth a trip to the pool.
+        let block = read_block(reader, size as usize)?;
+        if block.len() as u64 != size {
+            return Err(ended_early());
+        }
+        hasher.update(&block);
+        emit(&compress_block(level, None, &block, true)?)?;
+        return Ok(hasher.finalize());
+    }
+    let pool = Pool::global();
+    // Blocks in flight for this entry: enough to keep every core busy, few
+    // enough that memory per download stays near a megabyte.
+    let in_flight = pool.threads + 1;
+    let mut pending: VecDeque<Receiver<io::Result<Vec<u8>>>> = VecDeque::new();
+    let mut dictionary: Option<Arc<[u8]>> = None;
+    let mut read = 0u64;
+    loop {
+        while pending.len() < in_flight && read < size {
+            let want = (size - read).min(BLOCK as u64) as usize;
+            let block = read_block(reader, want)?;
+            if block.len() != want {
+                return Err(ended_early());
+            }
+            read += want as u64;
+            hasher.update(&block);
+            let last = read == size;
+            let next: Arc<[u8]> = Arc::from(&block[block.len().saturating_sub(WINDOW)..]);
+            let inherited = dictionary.replace(next);
+            let (done, result) = sync_channel(1);
+            pool.submit(Box::new(move || {
+                let out = compress_block(level, inherited.as_deref(), &block, last);
+                let _ = done.send(out);
+            }));
+            pending.push_back(result);
+        }
+        let Some(result) = pending.pop_front() else {
+            break;
+        };
+        let compressed = result
+            .recv()
+            .map_err(|_| io::Error::other("a deflate worker stopped"))??;
+        emit(&compressed)?;
+    }
+    Ok(hasher.finalize())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Cursor;
+
+    fn text(len: usize) -> Vec<u8> {
+        let words = ["zip", "gate", "stream", "deflate", "block", "a", "the"];
+        let mut out = Vec::with_capacity(len + 16);
+        let mut i = 0usize;
+        while out.len() < len {
+            out.extend_from_slice(words[(i * 7 + i / 3) % words.len()].as_bytes());
+            out.push(if i % 11 == 0 { b'\n' } else { b' ' });
+            i += 1;
+        }
+        out.truncate(len);
+        out
+    }
+
+    fn run(data: &[u8], level: u32) -> (Vec<u8>, u32) {
+        let mut out = Vec::new();
+        let crc = deflate(
+            &mut Cursor::new(data),
+            data.len() as u64,
+            level,
+            &mut |chunk| {
+                out.extend_from_slice(chunk);
+                Ok(())
+            },
+        )
+        .unwrap();
+        (out, crc)
+    }
+
+    #[test]
+    fn blocks_join_into_one_stream_that_inflates_back() {
+        for len in [0, 1, BLOCK - 1, BLOCK, BLOCK + 1, 3 * BLOCK, 5 * BLOCK + 77] {
+            let data = text(len);
+            let (compressed, crc) = run(&data, 6);
+            let mut inflated = Vec::new();
+            flate2::read::DeflateDecoder::new(&compressed[..])
+                .read_to_end(&mut inflated)
+                .unwrap();
+            assert_eq!(inflated, data, "{len} bytes");
+            assert_eq!(crc, crc32fast::hash(&data));
+            if len > 1000 {
+                assert!(compressed.len() < len / 3, "{len}: {}", compressed.len());
+            }
+        }
+    }
+
+    #[test]
+    fn the_same_data_gives_the_same_bytes() {
+        let data = text(7 * BLOCK + 5);
+        let first = run(&data, 1);
+        for _ in 0..5 {
+            assert_eq!(run(&data, 1), first);
+        }
+    }
+
+    #[test]
+    fn a_short_reader_is_an_error() {
+        let data = text(3 * BLOCK);
+        let error = deflate(
+            &mut Cursor::new(&data[..2 * BLOCK]),
+            data.len() as u64,
+            1,
+            &mut |_| Ok(()),
+        )
+        .unwrap_err();
+        assert_eq!(error.kind(), io::ErrorKind::UnexpectedEof);
+    }
+}
