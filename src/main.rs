@@ -70,6 +70,16 @@ struct ServeArgs {
     /// Seconds in-flight responses may run on after Ctrl-C / SIGTERM.
     #[arg(long, default_value_t = 5.0)]
     shutdown_grace: f64,
+    /// Seconds a client may take to send its request headers.
+    #[arg(long, default_value_t = 30.0)]
+    header_timeout: f64,
+    /// Seconds a client may take to send a request body.
+    #[arg(long, default_value_t = 30.0)]
+    body_timeout: f64,
+    /// Seconds a response may wait on a client that stopped reading it
+    /// before the connection is dropped.
+    #[arg(long, default_value_t = 60.0)]
+    send_timeout: f64,
     /// Largest request body read, in bytes.
     #[arg(long, default_value_t = 1 << 20)]
     max_body: usize,
@@ -133,6 +143,11 @@ fn load_source(path: Option<&PathBuf>) -> Result<FixtureSource, String> {
         }
     };
     Ok(source)
+}
+
+/// A duration from a command-line number of seconds (negative and NaN as 0).
+fn seconds(value: f64) -> Duration {
+    Duration::try_from_secs_f64(value.max(0.0)).unwrap_or(Duration::MAX)
 }
 
 fn load_faults(path: &PathBuf) -> Result<Vec<zipgate::faults::FaultRule>, String> {
@@ -249,9 +264,11 @@ fn serve(args: ServeArgs) -> ExitCode {
         journal_capacity: args.journal,
         dialect_settings,
         max_body_bytes: args.max_body,
-        shutdown_grace: Duration::from_secs_f64(args.shutdown_grace.max(0.0)),
+        shutdown_grace: seconds(args.shutdown_grace),
+        header_timeout: seconds(args.header_timeout),
+        body_timeout: seconds(args.body_timeout),
+        send_timeout: seconds(args.send_timeout),
         warm_crcs: !args.no_warm_crc,
-        ..Config::default()
     };
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()

@@ -94,18 +94,19 @@ fn fixture_error(e: &FixtureError) -> Response<Body> {
 
 async fn body_json(ctx: Ctx) -> Result<(std::sync::Arc<super::AppState>, Value), Response<Body>> {
     let state = ctx.state;
-    let bytes = h::read_body(
-        ctx.req.into_body(),
-        state.config.max_body_bytes.max(64 << 20),
-    )
-    .await
-    .map_err(|e| {
-        h::json_error(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            "payload_too_large",
-            e.to_string(),
-        )
-    })?;
+    let limit = state.config.max_body_bytes.max(64 << 20);
+    let bytes = h::read_body(ctx.req.into_body(), limit, state.config.body_timeout)
+        .await
+        .map_err(|e| match e {
+            h::BodyError::TooLarge(_) => h::json_error(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "payload_too_large",
+                e.to_string(),
+            ),
+            h::BodyError::Io(_) => {
+                h::json_error(StatusCode::BAD_REQUEST, "invalid_request", e.to_string())
+            }
+        })?;
     let value = serde_json::from_slice(&bytes).map_err(|e| {
         h::json_error(
             StatusCode::BAD_REQUEST,

@@ -34,11 +34,25 @@ pub fn json_error(status: StatusCode, kind: &str, message: impl Into<String>) ->
 }
 
 /// Reads a whole request body, refusing to hold more than `limit` bytes.
-pub async fn read_body(body: Incoming, limit: usize) -> Result<Bytes, BodyError> {
-    match Limited::new(body, limit).collect().await {
-        Ok(collected) => Ok(collected.to_bytes()),
-        Err(e) if e.is::<http_body_util::LengthLimitError>() => Err(BodyError::TooLarge(limit)),
-        Err(e) => Err(BodyError::Io(e.to_string())),
+/// Reads a request body of at most `limit` bytes (a larger declared length is
+/// refused before any of it is read) within `timeout`, so a client that
+/// trickles or stalls its body cannot hold the request open.
+pub async fn read_body(
+    body: Incoming,
+    limit: usize,
+    timeout: std::time::Duration,
+) -> Result<Bytes, BodyError> {
+    if http_body::Body::size_hint(&body).lower() > limit as u64 {
+        return Err(BodyError::TooLarge(limit));
+    }
+    match tokio::time::timeout(timeout, Limited::new(body, limit).collect()).await {
+        Ok(Ok(collected)) => Ok(collected.to_bytes()),
+        Ok(Err(e)) if e.is::<http_body_util::LengthLimitError>() => Err(BodyError::TooLarge(limit)),
+        Ok(Err(e)) => Err(BodyError::Io(e.to_string())),
+        Err(_) => Err(BodyError::Io(format!(
+            "the body did not arrive within {} s",
+            timeout.as_secs_f64()
+        ))),
     }
 }
 

@@ -50,6 +50,11 @@ pub struct Config {
     pub shutdown_grace: Duration,
     /// How long a client may take to send its request headers.
     pub header_timeout: Duration,
+    /// How long a client may take to send a request body.
+    pub body_timeout: Duration,
+    /// How long a response may wait on a client that does not read it
+    /// (a stalled download) before the connection is dropped.
+    pub send_timeout: Duration,
     /// Compute file CRCs in the background after loading fixtures.
     pub warm_crcs: bool,
     /// `scheme://host[:port]` for absolute URLs in responses; the request's
@@ -76,6 +81,8 @@ impl Default for Config {
             max_body_bytes: 1 << 20,
             shutdown_grace: Duration::from_secs(5),
             header_timeout: Duration::from_secs(30),
+            body_timeout: Duration::from_secs(30),
+            send_timeout: Duration::from_secs(60),
             warm_crcs: true,
             public_url: None,
             seed: 0,
@@ -232,9 +239,10 @@ pub fn routes(dialects: &[Arc<dyn Dialect>], config: &Config) -> Router {
             router.add(route.method.clone(), &route.pattern, move |ctx: Ctx| {
                 let dialect = dialect.clone();
                 async move {
-                    let limit = ctx.state.config.max_body_bytes;
+                    let config = &ctx.state.config;
+                    let (limit, timeout) = (config.max_body_bytes, config.body_timeout);
                     let (parts, body) = ctx.req.into_parts();
-                    let body = self::http::read_body(body, limit).await;
+                    let body = self::http::read_body(body, limit, timeout).await;
                     if let (Some(id), Ok(bytes)) = (ctx.journal, &body) {
                         ctx.state.journal.set_body(id, bytes);
                     }
@@ -284,7 +292,7 @@ pub async fn run(listener: TcpListener, state: Arc<AppState>, shutdown: impl Fut
                     }
                 };
                 let _ = socket.set_nodelay(true);
-                let (io, reset) = ConnectionIo::new(socket);
+                let (io, reset) = ConnectionIo::new(socket, state.config.send_timeout);
                 let state = state.clone();
                 let router = router.clone();
                 let service = service_fn(move |req| {

@@ -133,7 +133,9 @@ async fn zip(ctx: Ctx) -> Response<Body> {
         Ok(p) => p,
         Err(e) => return error_response(&e),
     };
-    let bytes = match h::read_body(body, state.config.max_body_bytes).await {
+    let bytes = match h::read_body(body, state.config.max_body_bytes, state.config.body_timeout)
+        .await
+    {
         Ok(bytes) => bytes,
         Err(e @ h::BodyError::TooLarge(_)) => {
             return h::json_error(

@@ -1,6 +1,6 @@
-//! Injected faults applied to a response on its way out: a throttled body,
-//! a body cut after K bytes, and the connection wrapper that turns a cut
-//! into a TCP reset.
+//! Responses on their way out: injected faults (a throttled body, a body cut
+//! after K bytes) and the connection wrapper that turns a cut into a TCP
+//! reset and drops a client that stops reading.
 
 use std::future::Future;
 use std::io;
@@ -171,23 +171,52 @@ impl http_body::Body for Cutting {
     }
 }
 
-/// A client connection that closes with a TCP reset instead of a FIN once
-/// its `reset` flag is set.
+/// A client connection that fails a write the client has not made room for
+/// within `send_timeout` (a stalled reader), and closes with a TCP reset
+/// instead of a FIN once its `reset` flag is set.
 pub struct ConnectionIo {
     stream: TcpStream,
     reset: Arc<AtomicBool>,
+    send_timeout: Duration,
+    stalled_since: Option<Pin<Box<Sleep>>>,
 }
 
 impl ConnectionIo {
-    pub fn new(stream: TcpStream) -> (Self, Arc<AtomicBool>) {
+    pub fn new(stream: TcpStream, send_timeout: Duration) -> (Self, Arc<AtomicBool>) {
         let reset = Arc::new(AtomicBool::new(false));
         (
             ConnectionIo {
                 stream,
                 reset: reset.clone(),
+                send_timeout,
+                stalled_since: None,
             },
             reset,
         )
+    }
+
+    /// Passes a write's outcome on; a write pending for `send_timeout` fails.
+    fn watch_stall<T>(
+        &mut self,
+        cx: &mut Context<'_>,
+        polled: Poll<io::Result<T>>,
+    ) -> Poll<io::Result<T>> {
+        if polled.is_ready() {
+            self.stalled_since = None;
+            return polled;
+        }
+        let timeout = self.send_timeout;
+        let stall = self
+            .stalled_since
+            .get_or_insert_with(|| Box::pin(tokio::time::sleep(timeout)));
+        if stall.as_mut().poll(cx).is_ready() {
+            self.stalled_since = None;
+            return Poll::Ready(Err(io::Error::new(
+                io::ErrorKind::TimedOut,
+                "the client stopped reading the response",
+            )));
+        }
+        Poll::Pending
     }
 }
 
@@ -216,11 +245,13 @@ impl AsyncWrite for ConnectionIo {
         cx: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.stream).poll_write(cx, buf)
+        let polled = Pin::new(&mut self.stream).poll_write(cx, buf);
+        self.watch_stall(cx, polled)
     }
 
     fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.stream).poll_flush(cx)
+        let polled = Pin::new(&mut self.stream).poll_flush(cx);
+        self.watch_stall(cx, polled)
     }
 
     fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
@@ -236,7 +267,8 @@ impl AsyncWrite for ConnectionIo {
         cx: &mut Context<'_>,
         bufs: &[io::IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.stream).poll_write_vectored(cx, bufs)
+        let polled = Pin::new(&mut self.stream).poll_write_vectored(cx, bufs);
+        self.watch_stall(cx, polled)
     }
 
     fn is_write_vectored(&self) -> bool {
