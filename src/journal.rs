@@ -6,7 +6,7 @@ use std::sync::Mutex;
 
 use chrono::{DateTime, SecondsFormat, Utc};
 use http::HeaderMap;
-use serde_json::{json, Value};
+use serde::Serialize;
 
 /// Bytes of a request body kept per entry.
 pub const BODY_CAP: usize = 64 * 1024;
@@ -35,6 +35,10 @@ pub struct Filter {
     pub method: Option<String>,
     pub path_prefix: Option<String>,
     pub status: Option<u16>,
+    /// Only entries with a larger id (to page through a big journal).
+    pub after: Option<u64>,
+    /// At most this many entries, the oldest first.
+    pub limit: Option<usize>,
 }
 
 pub struct Journal {
@@ -125,8 +129,9 @@ impl Journal {
         self.update(id, |e| e.bytes_sent = Some(bytes));
     }
 
+    /// Forgets every entry and the memory that held them.
     pub fn clear(&self) {
-        self.with(|(_, entries)| entries.clear());
+        self.with(|(_, entries)| *entries = VecDeque::new());
     }
 
     pub fn list(&self, filter: &Filter) -> Vec<Entry> {
@@ -152,42 +157,62 @@ impl Journal {
                         .is_none_or(|p| e.path.starts_with(p.as_str()))
                 })
                 .filter(|e| filter.status.is_none_or(|s| e.status == Some(s)))
+                .filter(|e| filter.after.is_none_or(|after| e.id > after))
+                .take(filter.limit.unwrap_or(usize::MAX))
                 .cloned()
                 .collect()
         })
     }
 }
 
+/// An entry as the control plane shows it, serialised straight to JSON
+/// (no `Value` tree: a listing of a big journal stays near its text size).
+#[derive(Serialize)]
+pub struct EntryView<'a> {
+    id: u64,
+    time: String,
+    dialect: Option<&'a str>,
+    method: &'a str,
+    path: &'a str,
+    query: Option<&'a str>,
+    /// `[name, value]` pairs in the order received.
+    headers: Vec<(&'a str, &'a str)>,
+    body: Option<std::borrow::Cow<'a, str>>,
+    body_size: u64,
+    body_truncated: bool,
+    status: Option<u16>,
+    bytes_sent: Option<u64>,
+    faults: &'a [String],
+}
+
 impl Entry {
-    /// JSON for the control plane; credentials are redacted unless `reveal`.
-    pub fn to_json(&self, reveal: bool) -> Value {
-        let headers: Vec<Value> = self
-            .headers
-            .iter()
-            .map(|(name, value)| {
-                let secret = !reveal && (name == "authorization" || name == "cookie");
-                json!([name, if secret { "<redacted>" } else { value.as_str() }])
-            })
-            .collect();
-        let body = self
-            .body
-            .as_ref()
-            .map(|b| String::from_utf8_lossy(b).into_owned());
-        json!({
-            "id": self.id,
-            "time": self.time.to_rfc3339_opts(SecondsFormat::Millis, true),
-            "dialect": self.dialect,
-            "method": self.method,
-            "path": self.path,
-            "query": self.query,
-            "headers": headers,
-            "body": body,
-            "body_size": self.body_size,
-            "body_truncated": self.body_size as usize > BODY_CAP,
-            "status": self.status,
-            "bytes_sent": self.bytes_sent,
-            "faults": self.faults,
-        })
+    /// The control plane's view; credentials are redacted unless `reveal`.
+    pub fn view(&self, reveal: bool) -> EntryView<'_> {
+        EntryView {
+            id: self.id,
+            time: self.time.to_rfc3339_opts(SecondsFormat::Millis, true),
+            dialect: self.dialect.as_deref(),
+            method: &self.method,
+            path: &self.path,
+            query: self.query.as_deref(),
+            headers: self
+                .headers
+                .iter()
+                .map(|(name, value)| {
+                    let secret = !reveal && (name == "authorization" || name == "cookie");
+                    (
+                        name.as_str(),
+                        if secret { "<redacted>" } else { value.as_str() },
+                    )
+                })
+                .collect(),
+            body: self.body.as_deref().map(String::from_utf8_lossy),
+            body_size: self.body_size,
+            body_truncated: self.body_size as usize > BODY_CAP,
+            status: self.status,
+            bytes_sent: self.bytes_sent,
+            faults: &self.faults,
+        }
     }
 }
 
@@ -221,6 +246,23 @@ mod tests {
             ..Filter::default()
         });
         assert_eq!(missing.len(), 1);
+        let page = |after, limit| {
+            journal
+                .list(&Filter {
+                    after,
+                    limit,
+                    ..Filter::default()
+                })
+                .iter()
+                .map(|e| e.id)
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(page(None, Some(1)), [2]);
+        assert_eq!(page(Some(2), None), [3]);
+        assert_eq!(page(Some(3), Some(5)), Vec::<u64>::new());
+        let view = serde_json::to_value(all[0].view(false)).unwrap();
+        assert_eq!(view["path"], "/b");
+        assert_eq!(view["headers"], serde_json::json!([]));
         assert!(Journal::new(0)
             .record(Utc::now(), None, "GET", &"/x".parse().unwrap(), &headers)
             .is_none());

@@ -157,7 +157,25 @@ fn load_faults(path: &PathBuf) -> Result<Vec<zipgate::faults::FaultRule>, String
     zipgate::faults::parse_rules(&json).map_err(|e| format!("{}: {e}", path.display()))
 }
 
+/// Two malloc arenas instead of glibc's 8 per core: with many short-lived
+/// threads (downloads) the extra arenas keep freed memory, and RSS after a
+/// soak stayed at twice what one or two arenas give, at the same throughput.
+fn limit_malloc_arenas() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    {
+        const M_ARENA_MAX: std::ffi::c_int = -8;
+        extern "C" {
+            fn mallopt(param: std::ffi::c_int, value: std::ffi::c_int) -> std::ffi::c_int;
+        }
+        // SAFETY: mallopt only sets an allocator parameter; called before any thread starts.
+        unsafe {
+            mallopt(M_ARENA_MAX, 2);
+        }
+    }
+}
+
 fn main() -> ExitCode {
+    limit_malloc_arenas();
     let cli = Cli::parse();
     tracing_subscriber::fmt()
         .with_env_filter(

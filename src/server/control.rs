@@ -4,9 +4,9 @@
 
 use chrono::{DateTime, Duration, SecondsFormat, Utc};
 use http::{Method, Response, StatusCode};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
-use zipgate_api::{JobSnapshot, Principal};
+use zipgate_api::{JobSnapshot, JobState, Principal};
 
 use super::http::{self as h, Body};
 use super::router::{BoxFuture, Ctx, Router};
@@ -168,29 +168,68 @@ async fn reset(ctx: Ctx) -> Response<Body> {
     }
 }
 
-fn job_view(job: &JobSnapshot) -> Value {
-    json!({
-        "id": job.id,
-        "dialect": job.owner_tag,
-        "owner": match &job.owner { Principal::User(u) => Value::String(u.0.clone()), Principal::Anonymous => Value::Null },
-        "state": job.state,
-        "name": job.name,
-        "entries": job.entries_total,
-        "files": job.file_count,
-        "progress": {"done": job.steps.0, "of": job.steps.1},
-        "archive_bytes": job.archive_len,
-        "created": time(job.created_at),
-        "ready": job.ready_at.map(time),
-        "expires": job.expires_at.map(time),
-        "downloads": job.downloads,
-        "bytes_sent": job.bytes_sent,
-        "error": job.error,
-    })
+/// A job in neutral terms, serialised straight to JSON (no `Value` tree).
+#[derive(Serialize)]
+struct JobView<'a> {
+    id: &'a str,
+    dialect: &'a str,
+    owner: Option<&'a str>,
+    state: JobState,
+    name: &'a str,
+    entries: u64,
+    files: u64,
+    progress: Progress,
+    archive_bytes: Option<u64>,
+    created: String,
+    ready: Option<String>,
+    expires: Option<String>,
+    downloads: u32,
+    bytes_sent: u64,
+    error: Option<&'a str>,
+}
+
+#[derive(Serialize)]
+struct Progress {
+    done: u32,
+    of: u32,
+}
+
+fn job_view(job: &JobSnapshot) -> JobView<'_> {
+    JobView {
+        id: &job.id,
+        dialect: &job.owner_tag,
+        owner: match &job.owner {
+            Principal::User(u) => Some(&u.0),
+            Principal::Anonymous => None,
+        },
+        state: job.state,
+        name: &job.name,
+        entries: job.entries_total,
+        files: job.file_count,
+        progress: Progress {
+            done: job.steps.0,
+            of: job.steps.1,
+        },
+        archive_bytes: job.archive_len,
+        created: time(job.created_at),
+        ready: job.ready_at.map(time),
+        expires: job.expires_at.map(time),
+        downloads: job.downloads,
+        bytes_sent: job.bytes_sent,
+        error: job.error.as_deref(),
+    }
 }
 
 async fn jobs(ctx: Ctx) -> Response<Body> {
-    let list: Vec<Value> = ctx.state.jobs.list().iter().map(job_view).collect();
-    h::json_response(StatusCode::OK, &json!({ "jobs": list }))
+    let list = ctx.state.jobs.list();
+    #[derive(Serialize)]
+    struct Listing<'a> {
+        jobs: Vec<JobView<'a>>,
+    }
+    let jobs = Listing {
+        jobs: list.iter().map(job_view).collect(),
+    };
+    h::json_response(StatusCode::OK, &jobs)
 }
 
 async fn job(ctx: Ctx) -> Response<Body> {
@@ -202,7 +241,8 @@ async fn job(ctx: Ctx) -> Response<Body> {
 }
 
 /// The journal, oldest first; filters `dialect`, `method`, `path_prefix`,
-/// `status`; `reveal=true` shows Authorization and Cookie values.
+/// `status`, and `after` (an id) with `limit` to page; `reveal=true` shows
+/// Authorization and Cookie values.
 async fn requests(ctx: Ctx) -> Response<Body> {
     let query = zipgate_api::dialect::query_pairs(ctx.req.uri().query().unwrap_or(""));
     let get = |name: &str| {
@@ -211,15 +251,26 @@ async fn requests(ctx: Ctx) -> Response<Body> {
             .find(|(k, _)| k == name)
             .map(|(_, v)| v.clone())
     };
-    let status = match get("status").map(|s| s.parse::<u16>()) {
-        None => None,
-        Some(Ok(status)) => Some(status),
-        Some(Err(_)) => {
-            return h::json_error(
-                StatusCode::BAD_REQUEST,
-                "invalid_request",
-                "status: expected a number",
-            )
+    fn number<T: std::str::FromStr>(
+        name: &str,
+        value: Option<String>,
+    ) -> Result<Option<T>, String> {
+        value
+            .map(|v| {
+                v.parse::<T>()
+                    .map_err(|_| format!("{name}: expected a number"))
+            })
+            .transpose()
+    }
+    let numbers = (
+        number::<u16>("status", get("status")),
+        number::<u64>("after", get("after")),
+        number::<usize>("limit", get("limit")),
+    );
+    let (status, after, limit) = match numbers {
+        (Ok(status), Ok(after), Ok(limit)) => (status, after, limit),
+        (Err(e), _, _) | (_, Err(e), _) | (_, _, Err(e)) => {
+            return h::json_error(StatusCode::BAD_REQUEST, "invalid_request", e)
         }
     };
     let filter = Filter {
@@ -227,16 +278,19 @@ async fn requests(ctx: Ctx) -> Response<Body> {
         method: get("method"),
         path_prefix: get("path_prefix"),
         status,
+        after,
+        limit,
     };
     let reveal = get("reveal").as_deref() == Some("true");
-    let entries: Vec<Value> = ctx
-        .state
-        .journal
-        .list(&filter)
-        .iter()
-        .map(|e| e.to_json(reveal))
-        .collect();
-    h::json_response(StatusCode::OK, &json!({ "requests": entries }))
+    let entries = ctx.state.journal.list(&filter);
+    #[derive(Serialize)]
+    struct Listing<'a> {
+        requests: Vec<crate::journal::EntryView<'a>>,
+    }
+    let listing = Listing {
+        requests: entries.iter().map(|e| e.view(reveal)).collect(),
+    };
+    h::json_response(StatusCode::OK, &listing)
 }
 
 async fn clear_requests(ctx: Ctx) -> Response<Body> {

@@ -13,7 +13,7 @@ pub use zipgate_api::http::{
 };
 pub use zipgate_api::BodyError;
 
-pub fn json_response(status: StatusCode, value: &serde_json::Value) -> Response<Body> {
+pub fn json_response(status: StatusCode, value: &impl serde::Serialize) -> Response<Body> {
     let mut body = serde_json::to_vec(value).unwrap_or_default();
     body.push(b'\n');
     let mut response = Response::new(full(body));
