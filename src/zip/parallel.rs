@@ -80,8 +80,8 @@ pub fn compress_block(
     input: &[u8],
     last: bool,
 ) -> io::Result<Vec<u8>> {
-    // A fresh compressor per block: zlib-rs's `reset` keeps state that makes
-    // the output depend on which block the worker compressed before.
+    // A fresh compressor per block: after `reset` the output can depend on the
+    // block the worker compressed before (zlib-rs#459, zlib-ng#2100).
     let mut compress = Compress::new(Compression::new(level), false);
     if let Some(dictionary) = dictionary {
         compress
