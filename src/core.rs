@@ -6,8 +6,8 @@ use std::sync::Arc;
 use chrono::{DateTime, Utc};
 use http::{header, HeaderMap};
 use zipgate_api::{
-    Core, CreateJob, CreatedJob, Download, Error, JobSnapshot, NodeId, NodeInfo, Principal, UserId,
-    UserInfo,
+    Core, CreateJob, CreatedJob, Download, Error, JobSnapshot, JobState, NodeId, NodeInfo,
+    Principal, UserId, UserInfo,
 };
 
 use crate::jobs::{JobFault, JobSpec};
@@ -173,6 +173,25 @@ impl Core for ServerCore {
 
     fn jobs_of(&self, owner_tag: &str, owner: &Principal) -> Vec<JobSnapshot> {
         self.state.jobs.list_of(owner_tag, owner)
+    }
+
+    fn open_jobs_of(&self, owner_tag: &str, owner: &Principal) -> Vec<JobSnapshot> {
+        self.state.jobs.open_of(owner_tag, owner)
+    }
+
+    fn newest_job_of(
+        &self,
+        owner_tag: &str,
+        owner: &Principal,
+        state: Option<JobState>,
+    ) -> Option<JobSnapshot> {
+        self.state
+            .jobs
+            .newest_of(owner_tag, owner, |job| state.is_none_or(|s| job.state == s))
+    }
+
+    fn downloads_of(&self, owner_tag: &str, owner: &Principal) -> usize {
+        self.state.jobs.downloads_of(owner_tag, owner)
     }
 
     fn start_download(&self, id: &str) -> Result<Download, Error> {

@@ -146,13 +146,29 @@ struct Inner {
 }
 
 /// The jobs by id, with their creation order so the cap and the retention
-/// sweep cost O(1) per create instead of a scan of every job.
+/// sweep cost O(1) per create instead of a scan of every job, and an index
+/// by owner so a dialect's questions about one user's jobs do not scan
+/// everyone's.
 #[derive(Default)]
 struct Table {
     map: HashMap<String, Job>,
     /// Ids oldest first; may hold ids already removed (skipped, compacted on sweeps).
     order: VecDeque<String>,
+    owners: HashMap<OwnerKey, OwnerJobs>,
     swept_at: Option<DateTime<Utc>>,
+}
+
+/// A job's owner tag (dialect) and principal.
+type OwnerKey = (String, Principal);
+
+#[derive(Default)]
+struct OwnerJobs {
+    /// Ids oldest first; may hold ids already removed (compacted on sweeps).
+    order: VecDeque<String>,
+    /// Ids not yet acknowledged, oldest first.
+    open: Vec<String>,
+    /// Downloads of these jobs in progress.
+    downloading: usize,
 }
 
 /// Creation-order entries the cap looks through for a settled job to drop first.
@@ -173,7 +189,24 @@ impl Table {
         self.map.retain(|_, job| !job.reclaimable(now));
         let map = &self.map;
         self.order.retain(|id| map.contains_key(id));
+        self.owners.retain(|_, owner| {
+            owner.order.retain(|id| map.contains_key(id));
+            owner.open.retain(|id| map.contains_key(id));
+            !owner.order.is_empty() || owner.downloading > 0
+        });
         self.swept_at = Some(now);
+    }
+
+    /// Snapshots of one owner's live jobs among `ids`, in that order, advanced to `now`.
+    fn snapshots(&mut self, ids: &[String], now: DateTime<Utc>) -> Vec<JobSnapshot> {
+        let mut out = Vec::with_capacity(ids.len());
+        for id in ids {
+            if let Some(job) = self.map.get_mut(id).filter(|job| !job.reclaimable(now)) {
+                job.advance(now, false);
+                out.push(job.snapshot.clone());
+            }
+        }
+        out
     }
 
     /// Drops the oldest settled job near the front of the order, else the oldest.
@@ -191,8 +224,28 @@ impl Table {
             .take(EVICTION_WINDOW)
             .position(|id| self.map.get(id).is_some_and(|j| j.settled_at.is_some()));
         if let Some(id) = self.order.remove(settled.unwrap_or(0)) {
-            self.map.remove(&id);
+            self.forget(&id);
         }
+    }
+
+    /// Removes a job and its place in its owner's index (the global order is
+    /// compacted lazily).
+    fn forget(&mut self, id: &str) -> Option<Job> {
+        let job = self.map.remove(id)?;
+        let key = (job.spec.owner_tag.clone(), job.spec.owner.clone());
+        if let Some(owner) = self.owners.get_mut(&key) {
+            // Usually the oldest: the front of the owner's order.
+            if owner.order.front().is_some_and(|front| front == id) {
+                owner.order.pop_front();
+            } else {
+                owner.order.retain(|other| other != id);
+            }
+            owner.open.retain(|other| other != id);
+            if owner.order.is_empty() && owner.downloading == 0 {
+                self.owners.remove(&key);
+            }
+        }
+        Some(job)
     }
 }
 
@@ -236,6 +289,17 @@ impl JobRegistry {
         let now = self.inner.clock.now();
         let mut jobs = self.jobs();
         jobs.sweep_if_due(now);
+        if jobs.order.len() > 2 * jobs.map.len() + 64 {
+            // Removed jobs left their ids behind (a still clock delays sweeps).
+            let map = &jobs.map;
+            let live: VecDeque<String> = jobs
+                .order
+                .iter()
+                .filter(|id| map.contains_key(*id))
+                .cloned()
+                .collect();
+            jobs.order = live;
+        }
         if jobs.contains_key(&spec.id) {
             return Err(Error::Conflict(format!("job {}", spec.id)));
         }
@@ -288,6 +352,12 @@ impl JobRegistry {
         job.advance(now, false);
         let out = job.snapshot.clone();
         jobs.order.push_back(out.id.clone());
+        let owner = jobs
+            .owners
+            .entry((out.owner_tag.clone(), out.owner.clone()))
+            .or_default();
+        owner.order.push_back(out.id.clone());
+        owner.open.push(out.id.clone());
         jobs.insert(out.id.clone(), job);
         Ok(out)
     }
@@ -313,7 +383,7 @@ impl JobRegistry {
     /// The job, unless its retention has passed (then it is forgotten now).
     fn live<'a>(jobs: &'a mut Table, id: &str, now: DateTime<Utc>) -> Option<&'a mut Job> {
         if jobs.get(id)?.reclaimable(now) {
-            jobs.remove(id);
+            jobs.forget(id);
             return None;
         }
         jobs.get_mut(id)
@@ -346,7 +416,50 @@ impl JobRegistry {
 
     /// Jobs with this tag and owner, oldest first.
     pub fn list_of(&self, owner_tag: &str, owner: &Principal) -> Vec<JobSnapshot> {
-        self.list_where(|job| job.spec.owner_tag == owner_tag && &job.spec.owner == owner)
+        self.of_owner(owner_tag, owner, |o| o.order.iter().cloned().collect())
+    }
+
+    /// Jobs with this tag and owner not yet acknowledged, oldest first.
+    pub fn open_of(&self, owner_tag: &str, owner: &Principal) -> Vec<JobSnapshot> {
+        self.of_owner(owner_tag, owner, |o| o.open.clone())
+    }
+
+    /// The newest job with this tag and owner that `wanted` accepts.
+    pub fn newest_of(
+        &self,
+        owner_tag: &str,
+        owner: &Principal,
+        wanted: impl Fn(&JobSnapshot) -> bool,
+    ) -> Option<JobSnapshot> {
+        let now = self.inner.clock.now();
+        let mut jobs = self.jobs();
+        let key = (owner_tag.to_owned(), owner.clone());
+        let ids: Vec<String> = jobs.owners.get(&key)?.order.iter().rev().cloned().collect();
+        ids.iter().find_map(|id| {
+            jobs.snapshots(std::slice::from_ref(id), now)
+                .pop()
+                .filter(|job| wanted(job))
+        })
+    }
+
+    /// Downloads in progress of jobs with this tag and owner.
+    pub fn downloads_of(&self, owner_tag: &str, owner: &Principal) -> usize {
+        let key = (owner_tag.to_owned(), owner.clone());
+        self.jobs().owners.get(&key).map_or(0, |o| o.downloading)
+    }
+
+    fn of_owner(
+        &self,
+        owner_tag: &str,
+        owner: &Principal,
+        ids: impl FnOnce(&OwnerJobs) -> Vec<String>,
+    ) -> Vec<JobSnapshot> {
+        let now = self.inner.clock.now();
+        let mut jobs = self.jobs();
+        jobs.sweep_if_due(now);
+        let key = (owner_tag.to_owned(), owner.clone());
+        let ids = jobs.owners.get(&key).map(ids).unwrap_or_default();
+        jobs.snapshots(&ids, now)
     }
 
     /// Starts a download: the job must be ready (or, if reusable, already
@@ -374,11 +487,15 @@ impl JobRegistry {
             s.state = JobState::Downloading;
             job.settled_at.get_or_insert(now);
         }
+        let archive = job.spec.archive.clone();
+        let owner = (job.spec.owner_tag.clone(), job.spec.owner.clone());
+        jobs.owners.entry(owner.clone()).or_default().downloading += 1;
         Ok((
-            job.spec.archive.clone(),
+            archive,
             DownloadTicket {
                 registry: self.clone(),
                 id: id.to_owned(),
+                owner,
                 single_use,
                 settled: AtomicBool::new(false),
             },
@@ -419,11 +536,19 @@ impl JobRegistry {
     }
 
     pub fn acknowledge(&self, id: &str) {
-        self.update(id, |job, _| job.snapshot.acknowledged = true);
+        let mut jobs = self.jobs();
+        let Some(job) = jobs.get_mut(id) else {
+            return;
+        };
+        job.snapshot.acknowledged = true;
+        let key = (job.spec.owner_tag.clone(), job.spec.owner.clone());
+        if let Some(owner) = jobs.owners.get_mut(&key) {
+            owner.open.retain(|open| open != id);
+        }
     }
 
     pub fn remove(&self, id: &str) -> Option<JobSnapshot> {
-        self.jobs().remove(id).map(|job| job.snapshot)
+        self.jobs().forget(id).map(|job| job.snapshot)
     }
 
     /// Forgets every job whose retention has passed; returns how many.
@@ -456,6 +581,8 @@ impl JobRegistry {
 pub struct DownloadTicket {
     registry: JobRegistry,
     id: String,
+    /// Whose download this is counted as, even if the job is removed meanwhile.
+    owner: OwnerKey,
     single_use: bool,
     settled: AtomicBool,
 }
@@ -474,6 +601,9 @@ impl DownloadTicket {
             return;
         }
         let single_use = self.single_use;
+        if let Some(owner) = self.registry.jobs().owners.get_mut(&self.owner) {
+            owner.downloading = owner.downloading.saturating_sub(1);
+        }
         self.registry.update(&self.id, |job, now| {
             let s = &mut job.snapshot;
             s.active_downloads = s.active_downloads.saturating_sub(1);
@@ -559,6 +689,61 @@ mod tests {
             retention: Duration::hours(12),
             fault: None,
         }
+    }
+
+    #[test]
+    fn the_owner_index_answers_open_newest_and_downloads() {
+        let (_, jobs) = setup();
+        let anon = Principal::Anonymous;
+        for id in ["a", "b", "c"] {
+            jobs.create(spec(id, Pacing::Immediate, false)).unwrap();
+        }
+        let mut other = spec("x", Pacing::Immediate, false);
+        other.owner_tag = "other".into();
+        jobs.create(other).unwrap();
+        jobs.acknowledge("b");
+        let open: Vec<String> = jobs
+            .open_of("test", &anon)
+            .into_iter()
+            .map(|j| j.id)
+            .collect();
+        assert_eq!(open, ["a", "c"]);
+        assert_eq!(jobs.newest_of("test", &anon, |_| true).unwrap().id, "c");
+        assert_eq!(
+            jobs.newest_of("test", &anon, |j| j.id != "c").unwrap().id,
+            "b"
+        );
+        assert!(jobs.newest_of("nobody", &anon, |_| true).is_none());
+
+        let (_, ticket) = jobs.begin_download("a").unwrap();
+        assert_eq!(jobs.downloads_of("test", &anon), 1);
+        // Removing the job mid-download still ends the count when the download ends.
+        jobs.remove("a");
+        drop(ticket);
+        assert_eq!(jobs.downloads_of("test", &anon), 0);
+        assert_eq!(jobs.list_of("test", &anon).len(), 2);
+    }
+
+    #[test]
+    fn the_owner_index_does_not_grow_past_the_cap_on_a_still_clock() {
+        let (_, jobs) = setup();
+        let jobs = JobRegistry::with_capacity(jobs.inner.clock.clone(), 10);
+        for i in 0..1000 {
+            jobs.create(spec(&format!("j{i}"), Pacing::Immediate, false))
+                .unwrap();
+        }
+        for i in 0..1000 {
+            let id = format!("r{i}");
+            jobs.create(spec(&id, Pacing::Immediate, false)).unwrap();
+            jobs.remove(&id);
+        }
+        let table = jobs.jobs();
+        let owner = &table.owners[&("test".to_owned(), Principal::Anonymous)];
+        assert_eq!(
+            (table.map.len(), owner.order.len(), owner.open.len()),
+            (9, 9, 9)
+        );
+        assert!(table.order.len() <= 2 * 9 + 65, "{}", table.order.len());
     }
 
     #[test]

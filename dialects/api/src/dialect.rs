@@ -9,7 +9,7 @@ use http::{HeaderMap, Method, Response, StatusCode, Uri};
 
 use crate::http::Body;
 use crate::job::{CreateJob, CreatedJob, JobSnapshot};
-use crate::{Error, NodeId, NodeKind, Principal, UserId};
+use crate::{Error, JobState, NodeId, NodeKind, Principal, UserId};
 
 /// One route a dialect serves; `id` comes back to [`Dialect::handle`].
 #[derive(Clone, Debug)]
@@ -175,6 +175,18 @@ pub trait Core: Send + Sync {
     fn remove_job(&self, id: &str) -> Option<JobSnapshot>;
     /// Jobs of one dialect and owner, oldest first.
     fn jobs_of(&self, owner_tag: &str, owner: &Principal) -> Vec<JobSnapshot>;
+    /// Jobs of one dialect and owner whose final state the client has not
+    /// been shown yet (see [`Core::acknowledge_job`]), oldest first.
+    fn open_jobs_of(&self, owner_tag: &str, owner: &Principal) -> Vec<JobSnapshot>;
+    /// The newest job of one dialect and owner, in `state` when one is given.
+    fn newest_job_of(
+        &self,
+        owner_tag: &str,
+        owner: &Principal,
+        state: Option<JobState>,
+    ) -> Option<JobSnapshot>;
+    /// Downloads of one dialect and owner's jobs in progress now.
+    fn downloads_of(&self, owner_tag: &str, owner: &Principal) -> usize;
     /// Starts a download of a ready job (the job's single-use and expiry rules apply).
     fn start_download(&self, id: &str) -> Result<Download, Error>;
 

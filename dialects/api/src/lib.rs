@@ -57,7 +57,7 @@ impl fmt::Display for UserId {
 }
 
 /// Who is asking. `Anonymous` reads only what everyone may read.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub enum Principal {
     Anonymous,
     User(UserId),

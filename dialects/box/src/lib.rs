@@ -211,11 +211,7 @@ impl BoxDialect {
     ) -> Result<Response<Body>, BoxError> {
         let id = request.param("id");
         let job = self.own_job(core, id).ok_or_else(BoxError::not_found)?;
-        let busy = core
-            .jobs_of(DIALECT, &job.owner)
-            .iter()
-            .filter(|j| j.active_downloads > 0)
-            .count();
+        let busy = core.downloads_of(DIALECT, &job.owner);
         if busy >= self.settings.max_concurrent_downloads {
             return Err(BoxError::too_many_concurrent_downloads(
                 self.settings.max_concurrent_downloads,

@@ -335,8 +335,7 @@ impl ItslearningDialect {
     }
 
     fn latest(&self, core: &dyn Core, user: &UserInfo) -> Option<JobSnapshot> {
-        core.jobs_of(DIALECT, &Principal::User(user.id.clone()))
-            .pop()
+        core.newest_job_of(DIALECT, &Principal::User(user.id.clone()), None)
     }
 
     fn poll(

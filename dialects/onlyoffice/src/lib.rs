@@ -260,8 +260,8 @@ impl OnlyofficeDialect {
     ) -> Vec<JobSnapshot> {
         let owner = Principal::User(user.id.clone());
         let mut out = Vec::new();
-        for job in core.jobs_of(DIALECT, &owner) {
-            if job.acknowledged || only.is_some_and(|id| id != job.id) {
+        for job in core.open_jobs_of(DIALECT, &owner) {
+            if only.is_some_and(|id| id != job.id) {
                 continue;
             }
             let job = if poll && !job.state.is_terminal() && job.state != JobState::Ready {
@@ -321,7 +321,7 @@ impl OnlyofficeDialect {
         }
         let owner = Principal::User(user.id.clone());
         let running = core
-            .jobs_of(DIALECT, &owner)
+            .open_jobs_of(DIALECT, &owner)
             .iter()
             .any(|job| matches!(job.state, JobState::Queued | JobState::Running));
         if file_ids.is_empty() && folder_ids.is_empty() {
@@ -420,7 +420,7 @@ impl OnlyofficeDialect {
         only: Option<&str>,
         format: Format,
     ) -> Response<Body> {
-        for job in core.jobs_of(DIALECT, &Principal::User(user.id.clone())) {
+        for job in core.open_jobs_of(DIALECT, &Principal::User(user.id.clone())) {
             if only.is_none_or(|id| id == job.id)
                 && matches!(job.state, JobState::Queued | JobState::Running)
             {
@@ -482,11 +482,7 @@ impl OnlyofficeDialect {
         let job = match request.query("filename") {
             Some(token) => ids::job_from_token(&token).and_then(|id| core.job(&id)),
             // Older builds link `?action=bulk&ext=.zip`: the caller's latest archive.
-            None => core
-                .jobs_of(DIALECT, &owner)
-                .into_iter()
-                .rev()
-                .find(|job| job.state == JobState::Ready),
+            None => core.newest_job_of(DIALECT, &owner, Some(JobState::Ready)),
         };
         let Some(job) = job.filter(|job| job.owner_tag == DIALECT && job.owner == owner) else {
             return status_only(StatusCode::NOT_FOUND);
