@@ -41,6 +41,8 @@ pub mod clock;
 mod core;
 pub mod dialects;
 pub mod faults;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod jobs;
 pub mod journal;
 pub mod packing;

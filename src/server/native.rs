@@ -113,6 +113,14 @@ fn parse_json<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> Result<T, String>
     })
 }
 
+/// The body parse and archive name of `POST /_zipgate/zip`: the item ids
+/// and the file name, or the 400's message. For the fuzz targets (`crate::fuzzing`).
+pub(crate) fn parse_request(bytes: &[u8]) -> Result<(Vec<String>, String), String> {
+    let request: ZipRequest = parse_json(bytes)?;
+    let ids = request.items.into_iter().map(|item| item.id).collect();
+    Ok((ids, archive_name(request.name.as_deref())))
+}
+
 async fn zip(ctx: Ctx) -> Response<Body> {
     let state = ctx.state;
     let (parts, body) = ctx.req.into_parts();

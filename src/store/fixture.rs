@@ -1,7 +1,7 @@
 //! The fixture file format (see `fixtures/README.md`) and its loading into a
 //! [`Store`]. Every error names the JSON path of the offending value.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -141,7 +141,13 @@ impl FixtureSource {
     pub fn parse(&self) -> Result<Store, FixtureError> {
         let doc: FixtureDoc = serde_path_to_error::deserialize(&self.json).map_err(|e| {
             let path = e.path().to_string();
-            FixtureError::at(if path == "." { "$" } else { &path }, e.inner().to_string())
+            // `.` is the root; so is `` (an unknown top-level key that is empty).
+            let path = if path == "." || path.is_empty() {
+                "$"
+            } else {
+                &path
+            };
+            FixtureError::at(path, e.inner().to_string())
         })?;
         build(doc, self.base_dir.as_deref())
     }
@@ -218,6 +224,10 @@ struct Builder<'a> {
     base_dir: Option<&'a Path>,
     users: &'a BTreeMap<UserId, User>,
     nodes: HashMap<NodeId, Arc<Node>>,
+    /// Every id met so far, a folder's before its children's: the folder
+    /// joins `nodes` only once they are built, and a child reusing its id
+    /// would make it contain itself.
+    ids: HashSet<NodeId>,
 }
 
 pub fn build(doc: FixtureDoc, base_dir: Option<&Path>) -> Result<Store, FixtureError> {
@@ -261,6 +271,7 @@ pub fn build(doc: FixtureDoc, base_dir: Option<&Path>) -> Result<Store, FixtureE
         base_dir,
         users: &users,
         nodes: HashMap::new(),
+        ids: HashSet::new(),
     };
     let everyone = Readers::Everyone;
     let top = Inherited {
@@ -301,7 +312,7 @@ impl Builder<'_> {
         if id.0.is_empty() {
             return Err(FixtureError::at(&format!("{path}.id"), "must not be empty"));
         }
-        if self.nodes.contains_key(&id) {
+        if !self.ids.insert(id.clone()) {
             return Err(FixtureError::at(
                 &format!("{path}.id"),
                 format!("duplicate node id {:?}", id.0),
@@ -493,6 +504,34 @@ mod tests {
         )
         .unwrap_err();
         assert!(err.message.contains("colour"), "{err}");
+    }
+
+    #[test]
+    fn a_node_may_not_reuse_an_ancestors_id() {
+        // Found by the fixture fuzz target: the folder was stored after its
+        // children, so a descendant with the folder's id passed the duplicate
+        // check and was then overwritten, leaving a folder that contains itself.
+        let err = parse(
+            r#"{"nodes":[{"id":"a","name":"A","children":[{"id":"b","name":"B","children":[{"id":"a","name":"a.txt","type":"file"}]}]}]}"#,
+            None,
+        )
+        .unwrap_err();
+        assert_eq!(err.path, "nodes[0].children[0].children[0].id");
+        assert!(err.message.contains("duplicate"), "{err}");
+        let err = parse(
+            r#"{"nodes":[{"id":"a","name":"A","children":[{"id":"a","name":"A","type":"folder"}]}]}"#,
+            None,
+        )
+        .unwrap_err();
+        assert_eq!(err.path, "nodes[0].children[0].id");
+    }
+
+    #[test]
+    fn an_empty_unknown_key_at_the_top_is_named_as_the_root() {
+        // Found by the fixture fuzz target: the error's path was empty.
+        let err = parse(r#"{"":[]}"#, None).unwrap_err();
+        assert_eq!(err.path, "$");
+        assert!(err.message.contains("unknown field"), "{err}");
     }
 
     #[test]

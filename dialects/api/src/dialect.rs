@@ -71,15 +71,14 @@ fn percent_decode(s: &str) -> String {
     while i < bytes.len() {
         match bytes[i] {
             b'+' => out.push(b' '),
-            b'%' if i + 2 < bytes.len() => {
-                let hex = std::str::from_utf8(&bytes[i + 1..i + 3]).ok();
-                match hex.and_then(|h| u8::from_str_radix(h, 16).ok()) {
-                    Some(b) => {
-                        out.push(b);
-                        i += 2;
-                    }
-                    None => out.push(b'%'),
-                }
+            // Two hex digits exactly: `u8::from_str_radix` would also take `+f` as 15.
+            b'%' if i + 2 < bytes.len()
+                && bytes[i + 1].is_ascii_hexdigit()
+                && bytes[i + 2].is_ascii_hexdigit() =>
+            {
+                let hex = |b: u8| (b as char).to_digit(16).unwrap_or(0) as u8;
+                out.push((hex(bytes[i + 1]) << 4) | hex(bytes[i + 2]));
+                i += 2;
             }
             b => out.push(b),
         }
@@ -247,6 +246,20 @@ mod tests {
                 ("d".into(), "%zz".into()),
                 ("e".into(), "Ü".into()),
             ]
+        );
+    }
+
+    #[test]
+    fn a_percent_needs_two_hex_digits() {
+        // Found by the query_pairs fuzz target: `%+b` decoded as the byte 0x0b,
+        // because `u8::from_str_radix` accepts a leading `+`.
+        assert_eq!(
+            query_pairs("%+b=%-1&k=%+0%+"),
+            vec![("% b".into(), "%-1".into()), ("k".into(), "% 0% ".into())]
+        );
+        assert_eq!(
+            query_pairs("a=%4&b=%41%4a"),
+            vec![("a".into(), "%4".into()), ("b".into(), "AJ".into())]
         );
     }
 }

@@ -22,6 +22,12 @@ use zipgate_api::{
 };
 
 pub use errors::BoxError;
+
+/// The request parser, for the fuzz targets and their corpus replay (`zipgate::fuzzing`); not an API.
+#[doc(hidden)]
+pub mod fuzzing {
+    pub use crate::request::{parse, ZipRequest};
+}
 use ids::DIALECT;
 pub use settings::{BoxSettings, StatusBeforeDownload};
 use zipgate_api::ids::DialectIds;

@@ -29,6 +29,13 @@ use negotiate::{negotiate, Format};
 use request::{ReadError, ENTITIES_NS};
 pub use settings::ItslearningSettings;
 
+/// The request readers, for the fuzz targets and their corpus replay (`zipgate::fuzzing`); not an API.
+#[doc(hidden)]
+pub mod fuzzing {
+    pub use crate::negotiate::{negotiate, Format};
+    pub use crate::request::{read, ReadError, ZipRequest, ARRAYS_NS, ENTITIES_NS};
+}
+
 const DIALECT: &str = "itslearning";
 const CREATE: usize = 0;
 const LATEST: usize = 1;

@@ -29,6 +29,12 @@ use ids::DIALECT;
 use request::Params;
 pub use settings::{Flavour, OnlyofficeSettings, Style};
 
+/// The request parser, for the fuzz targets and their corpus replay (`zipgate::fuzzing`); not an API.
+#[doc(hidden)]
+pub mod fuzzing {
+    pub use crate::request::{params, Params};
+}
+
 const BULK: usize = 0;
 const LIST: usize = 1;
 const TERMINATE: usize = 2;

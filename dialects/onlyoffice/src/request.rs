@@ -40,10 +40,14 @@ impl Params {
 
 /// The binder's `^name(\[)?(\d+)?(\])?$`, case-insensitive.
 fn list_key_matches(key: &str, name: &str) -> bool {
-    if key.len() < name.len() || !key[..name.len()].eq_ignore_ascii_case(name) {
+    // `get`, not slicing: a key from the body may have a multi-byte
+    // character across `name.len()`, which is then no prefix of it.
+    let (Some(head), Some(rest)) = (key.get(..name.len()), key.get(name.len()..)) else {
+        return false;
+    };
+    if !head.eq_ignore_ascii_case(name) {
         return false;
     }
-    let rest = &key[name.len()..];
     if rest.is_empty() {
         return true;
     }
@@ -248,6 +252,33 @@ mod tests {
         );
         assert!(params(&request("PUT", "/x", json), b"[1]").is_err());
         assert!(params(&request("PUT", "/x", json), b"{").is_err());
+    }
+
+    #[test]
+    fn list_keys_with_a_multi_byte_character_at_the_name_length() {
+        // Found by the onlyoffice_params fuzz target: slicing `fileIdé` at
+        // `"fileIds".len()` cut `é` in half and panicked.
+        let form = Some("application/x-www-form-urlencoded");
+        assert_eq!(
+            ids(
+                "PUT",
+                "/x",
+                form,
+                "fileId%C3%A9=1&folderI%C3%B0s=2&fileIds=3"
+            ),
+            (vec!["3".into()], vec![])
+        );
+        assert_eq!(
+            ids(
+                "PUT",
+                "/x",
+                Some("application/json"),
+                r#"{"fileIdé":[1],"é":[2]}"#
+            ),
+            (vec![], vec![])
+        );
+        assert!(!list_key_matches("fileIdé", "fileIds"));
+        assert!(list_key_matches("FILEIDS[12]", "fileIds"));
     }
 
     #[test]

@@ -142,6 +142,43 @@ impl OracleError {
     }
 }
 
+/// The GUIDs of a create body, `{"idList": "GUID,GUID,…"}`, trimmed, empty
+/// ones dropped; the message of the 400 otherwise.
+#[doc(hidden)]
+pub fn parse_create_body(body: &[u8]) -> Result<Vec<String>, String> {
+    let value: Value = serde_json::from_slice(body).map_err(|e| {
+        format!("Unable to start bulk download of files. The request body is not valid JSON: {e}.")
+    })?;
+    let id_list = match value.get("idList") {
+        Some(Value::String(list)) => list,
+        Some(_) => {
+            return Err(
+                "Unable to start bulk download of files. 'idList' must be a comma-separated string of GUIDs."
+                    .into(),
+            )
+        }
+        None => {
+            return Err("Unable to start bulk download of files. 'idList' is required.".into())
+        }
+    };
+    let guids: Vec<String> = id_list
+        .split(',')
+        .map(|id| id.trim().to_owned())
+        .filter(|id| !id.is_empty())
+        .collect();
+    // `""`, `" "` and `","` alike name nothing.
+    if guids.is_empty() {
+        return Err("Unable to start bulk download of files. 'idList' is empty.".into());
+    }
+    Ok(guids)
+}
+
+/// The create body parser, for the fuzz targets and their corpus replay (`zipgate::fuzzing`); not an API.
+#[doc(hidden)]
+pub mod fuzzing {
+    pub use crate::parse_create_body;
+}
+
 /// `OCE-YYYYMMDD.zip` from the job's creation date.
 fn package_name(created: DateTime<Utc>) -> String {
     format!("OCE-{}.zip", created.format("%Y%m%d"))
@@ -282,28 +319,7 @@ impl OracleDialect {
             }
             Err(BodyError::Io(e)) => return Err(OracleError::general(e.clone())),
         };
-        let value: Value = serde_json::from_slice(body).map_err(|e| {
-            OracleError::general(format!(
-                "Unable to start bulk download of files. The request body is not valid JSON: {e}."
-            ))
-        })?;
-        let id_list = match value.get("idList") {
-            Some(Value::String(list)) if !list.trim().is_empty() => list.clone(),
-            Some(Value::String(_)) => {
-                return Err(OracleError::general("Unable to start bulk download of files. 'idList' is empty."))
-            }
-            Some(_) => {
-                return Err(OracleError::general(
-                    "Unable to start bulk download of files. 'idList' must be a comma-separated string of GUIDs.",
-                ))
-            }
-            None => return Err(OracleError::general("Unable to start bulk download of files. 'idList' is required.")),
-        };
-        let guids: Vec<String> = id_list
-            .split(',')
-            .map(|id| id.trim().to_owned())
-            .filter(|id| !id.is_empty())
-            .collect();
+        let guids = parse_create_body(body).map_err(OracleError::general)?;
         let echo_list = guids
             .iter()
             .map(|g| ids::reference(g))
