@@ -390,6 +390,9 @@ def cmd_report(a):
                            "%d WARN/ERROR lines, first: %s" % (len(problems), problems[0])))
     for note in a.note or []:
         w("note: %s" % note)
+    for path in a.append or []:  # e.g. bench/peers.py's table
+        w("")
+        w(open(path).read().rstrip("\n"))
     text = "\n".join(out) + "\n"
     sys.stdout.write(text)
     if a.save:
@@ -491,6 +494,7 @@ def main():
     p.add_argument("--stat-start", help="the 'cpu' line of /proc/stat at the start")
     p.add_argument("--logs", nargs="*")
     p.add_argument("--note", action="append")
+    p.add_argument("--append", action="append", metavar="FILE", help="text to add at the end")
     p.add_argument("--save")
     p.set_defaults(fn=cmd_report)
 
