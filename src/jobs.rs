@@ -158,6 +158,16 @@ struct Table {
     swept_at: Option<DateTime<Utc>>,
 }
 
+/// Removes `id` from an oldest-first list: O(1) when it is the oldest, the
+/// usual case (the cap drops the oldest job).
+fn remove_id(ids: &mut VecDeque<String>, id: &str) {
+    if ids.front().is_some_and(|front| front == id) {
+        ids.pop_front();
+    } else if let Some(at) = ids.iter().position(|other| other == id) {
+        ids.remove(at);
+    }
+}
+
 /// A job's owner tag (dialect) and principal.
 type OwnerKey = (String, Principal);
 
@@ -166,7 +176,7 @@ struct OwnerJobs {
     /// Ids oldest first; may hold ids already removed (compacted on sweeps).
     order: VecDeque<String>,
     /// Ids not yet acknowledged, oldest first.
-    open: Vec<String>,
+    open: VecDeque<String>,
     /// Downloads of these jobs in progress.
     downloading: usize,
 }
@@ -234,13 +244,8 @@ impl Table {
         let job = self.map.remove(id)?;
         let key = (job.spec.owner_tag.clone(), job.spec.owner.clone());
         if let Some(owner) = self.owners.get_mut(&key) {
-            // Usually the oldest: the front of the owner's order.
-            if owner.order.front().is_some_and(|front| front == id) {
-                owner.order.pop_front();
-            } else {
-                owner.order.retain(|other| other != id);
-            }
-            owner.open.retain(|other| other != id);
+            remove_id(&mut owner.order, id);
+            remove_id(&mut owner.open, id);
             if owner.order.is_empty() && owner.downloading == 0 {
                 self.owners.remove(&key);
             }
@@ -357,7 +362,7 @@ impl JobRegistry {
             .entry((out.owner_tag.clone(), out.owner.clone()))
             .or_default();
         owner.order.push_back(out.id.clone());
-        owner.open.push(out.id.clone());
+        owner.open.push_back(out.id.clone());
         jobs.insert(out.id.clone(), job);
         Ok(out)
     }
@@ -421,7 +426,7 @@ impl JobRegistry {
 
     /// Jobs with this tag and owner not yet acknowledged, oldest first.
     pub fn open_of(&self, owner_tag: &str, owner: &Principal) -> Vec<JobSnapshot> {
-        self.of_owner(owner_tag, owner, |o| o.open.clone())
+        self.of_owner(owner_tag, owner, |o| o.open.iter().cloned().collect())
     }
 
     /// The newest job with this tag and owner that `wanted` accepts.
@@ -543,7 +548,7 @@ impl JobRegistry {
         job.snapshot.acknowledged = true;
         let key = (job.spec.owner_tag.clone(), job.spec.owner.clone());
         if let Some(owner) = jobs.owners.get_mut(&key) {
-            owner.open.retain(|open| open != id);
+            remove_id(&mut owner.open, id);
         }
     }
 
