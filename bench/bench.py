@@ -88,15 +88,15 @@ def cmd_fixtures(a):
 # ---------------------------------------------------------------- start-up
 
 
-def health_once(port):
-    """One raw HTTP/1.1 GET; returns the status code, or None if not yet up."""
+def status_once(port, raw, timeout=2.0):
+    """Sends one raw HTTP/1.1 request; returns the status code, or None if
+    nothing answers yet."""
     try:
-        s = socket.create_connection(("127.0.0.1", port), timeout=2)
+        s = socket.create_connection(("127.0.0.1", port), timeout=timeout)
     except OSError:
         return None
     try:
-        s.sendall(b"GET /_zipgate/health HTTP/1.1\r\nHost: 127.0.0.1\r\n"
-                  b"Connection: close\r\n\r\n")
+        s.sendall(raw)
         data = b""
         while b"\r\n" not in data:
             chunk = s.recv(4096)
@@ -109,6 +109,11 @@ def health_once(port):
         return None
     finally:
         s.close()
+
+
+def health_once(port):
+    return status_once(port, b"GET /_zipgate/health HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+                             b"Connection: close\r\n\r\n")
 
 
 def start_once(binary, timeout=10.0):

@@ -52,7 +52,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 PEERS = os.path.join(HERE, "peers")
 sys.path.insert(0, HERE)
-from bench import machine_load, proc_cpu, proc_status, reset_hwm  # noqa: E402  (bench/bench.py)
+from bench import machine_load, proc_cpu, proc_status, reset_hwm, status_once  # noqa: E402  (bench/bench.py)
 
 MIB = 1 << 20
 MB = 1e6
@@ -217,28 +217,6 @@ ROUTES = {  # zipgate's create routes on its default fixtures (user alice)
 PRISM_ROUTE = ROUTES["Box"].with_path("/zip_downloads")
 
 
-def status_once(port, route, timeout=2.0):
-    """One raw HTTP/1.1 request: the status code, or None while nothing answers."""
-    try:
-        s = socket.create_connection(("127.0.0.1", port), timeout=timeout)
-    except OSError:
-        return None
-    try:
-        s.sendall(route.raw(port))
-        data = b""
-        while b"\r\n" not in data:
-            chunk = s.recv(4096)
-            if not chunk:
-                break
-            data += chunk
-        m = re.match(rb"HTTP/1\.[01] (\d{3})", data)
-        return int(m.group(1)) if m else None
-    except OSError:
-        return None
-    finally:
-        s.close()
-
-
 def curl_check(base, route):
     """The one curl per route before measuring it: (status, start of the body)."""
     rc, out, err = run(["curl", "-s", "--max-time", "10", "-w", "\n%{http_code}",
@@ -285,7 +263,7 @@ class Server:
         deadline = t0 + timeout
         last = None
         while True:
-            st = status_once(self.port, self.route)
+            st = status_once(self.port, self.route.raw(self.port))
             if st == self.route.expect:
                 return (time.perf_counter() - t0) * 1000
             if st is not None:
@@ -396,6 +374,14 @@ class Context:
 # ---------------------------------------------------------------- installs
 
 
+def read_stamp(path):
+    """The hash an install left in its stamp file, or None."""
+    try:
+        return open(path).read().strip()
+    except OSError:
+        return None
+
+
 def sha256(path):
     with open(path, "rb") as f:
         return hashlib.sha256(f.read()).hexdigest()
@@ -408,10 +394,7 @@ def install_npm_peers(ctx):
     lock = os.path.join(PEERS, "package-lock.json")
     stamp = os.path.join(PEERS, "node_modules", ".bench-peers-lock.sha256")
     want = sha256(lock)
-    try:
-        have = open(stamp).read().strip()
-    except OSError:
-        have = None
+    have = read_stamp(stamp)
     if have != want:
         log("npm ci in bench/peers (WireMock, Prism)")
         rc, out, err = run(["npm", "ci", "--no-audit", "--no-fund", "--loglevel=error"],
@@ -431,10 +414,7 @@ def install_zipstream(ctx):
     req = os.path.join(PEERS, "requirements.txt")
     stamp = os.path.join(PEERS, ".venv", ".bench-peers-req.sha256")
     want = sha256(req)
-    try:
-        have = open(stamp).read().strip()
-    except OSError:
-        have = None
+    have = read_stamp(stamp)
     if have != want or not os.path.exists(VENV_PY):
         log("pip install into bench/peers/.venv (zipstream-ng)")
         if not os.path.exists(VENV_PY):

@@ -181,8 +181,9 @@ struct OwnerJobs {
     downloading: usize,
 }
 
-/// Creation-order entries the cap looks through for a settled job to drop first.
-const EVICTION_WINDOW: usize = 64;
+/// Creation-order entries the cap looks through, per job it drops, for
+/// settled jobs to drop first.
+const EVICTION_WINDOW_PER_JOB: usize = 4;
 
 impl Table {
     /// Forgets jobs past their retention, at most once per clock second.
@@ -219,22 +220,28 @@ impl Table {
         out
     }
 
-    /// Drops the oldest settled job near the front of the order, else the oldest.
-    fn evict_one(&mut self) {
-        while self
-            .order
-            .front()
-            .is_some_and(|id| !self.map.contains_key(id))
-        {
-            self.order.pop_front();
-        }
-        let settled = self
+    /// Drops `count` jobs: settled ones among the oldest first, then the
+    /// oldest. Done in batches so the look through the oldest jobs is paid
+    /// once per batch, not on every create at the cap.
+    fn evict(&mut self, count: usize) {
+        let map = &self.map;
+        let settled: Vec<String> = self
             .order
             .iter()
-            .take(EVICTION_WINDOW)
-            .position(|id| self.map.get(id).is_some_and(|j| j.settled_at.is_some()));
-        if let Some(id) = self.order.remove(settled.unwrap_or(0)) {
-            self.forget(&id);
+            .take(count * EVICTION_WINDOW_PER_JOB)
+            .filter(|id| map.get(*id).is_some_and(|j| j.settled_at.is_some()))
+            .take(count)
+            .cloned()
+            .collect();
+        let mut dropped = 0;
+        for id in &settled {
+            dropped += usize::from(self.forget(id).is_some());
+        }
+        while dropped < count {
+            let Some(id) = self.order.pop_front() else {
+                break;
+            };
+            dropped += usize::from(self.forget(&id).is_some());
         }
     }
 
@@ -267,8 +274,9 @@ impl DerefMut for Table {
     }
 }
 
-/// Jobs kept at most; past it the oldest settled (else oldest) job is dropped,
-/// so jobs that never expire cannot grow memory without bound.
+/// Jobs kept at most; past it the oldest settled (else oldest) jobs are
+/// dropped, 1% at a time, so jobs that never expire cannot grow memory
+/// without bound.
 pub const DEFAULT_MAX_JOBS: usize = 10_000;
 
 impl JobRegistry {
@@ -308,8 +316,10 @@ impl JobRegistry {
         if jobs.contains_key(&spec.id) {
             return Err(Error::Conflict(format!("job {}", spec.id)));
         }
-        while jobs.len() >= self.inner.max_jobs && !jobs.is_empty() {
-            jobs.evict_one();
+        if jobs.len() >= self.inner.max_jobs {
+            // Down to 99% of the cap at once (at least one job).
+            let excess = jobs.len() + 1 - self.inner.max_jobs;
+            jobs.evict(excess.max(self.inner.max_jobs / 100));
         }
         let entry_is_file: Vec<bool> = spec
             .archive

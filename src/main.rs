@@ -177,11 +177,22 @@ fn limit_malloc_arenas() {
 fn main() -> ExitCode {
     limit_malloc_arenas();
     let cli = Cli::parse();
+    // Log lines (one per request) are written by a thread of their own, in
+    // batches (it flushes whenever it has caught up), so a request does not
+    // wait on a write to stderr; the guard flushes at exit. Not lossy: when
+    // the writer falls behind, requests wait rather than lines vanish.
+    let (log_writer, _flush_on_exit) =
+        tracing_appender::non_blocking::NonBlockingBuilder::default()
+            .lossy(false)
+            .finish(std::io::BufWriter::with_capacity(
+                64 * 1024,
+                std::io::stderr(),
+            ));
     tracing_subscriber::fmt()
         .with_env_filter(
             EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
         )
-        .with_writer(std::io::stderr)
+        .with_writer(log_writer)
         .with_ansi(std::io::stderr().is_terminal())
         .init();
     match cli.command {
