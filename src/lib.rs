@@ -109,10 +109,7 @@ impl Fixtures {
     fn source(self) -> Result<FixtureSource, FixtureError> {
         let source = match self {
             Fixtures::Json(text) => FixtureSource::from_text(&text, None)?,
-            Fixtures::Value(json) => FixtureSource {
-                json,
-                base_dir: None,
-            },
+            Fixtures::Value(json) => FixtureSource::new(json, None),
             Fixtures::File(path) => {
                 let text = std::fs::read_to_string(&path).map_err(|e| FixtureError {
                     path: "$".into(),

@@ -128,10 +128,7 @@ async fn put_fixtures(ctx: Ctx) -> Response<Body> {
         Ok(parts) => parts,
         Err(response) => return response,
     };
-    match state.load_fixture(FixtureSource {
-        json,
-        base_dir: None,
-    }) {
+    match state.load_fixture(FixtureSource::new(json, None)) {
         Ok(()) => h::json_response(StatusCode::OK, &counts(&state)),
         Err(e) => fixture_error(&e),
     }

@@ -119,10 +119,11 @@ pub fn parse(json: &str, base_dir: Option<&Path>) -> Result<Store, FixtureError>
 }
 
 /// A fixture document as JSON, kept so nodes can be added to it and the
-/// server can go back to it.
+/// server can go back to it. Shared, not copied: the document in force and
+/// the starting one are the same allocation until nodes are added.
 #[derive(Clone, Debug)]
 pub struct FixtureSource {
-    pub json: serde_json::Value,
+    pub json: Arc<serde_json::Value>,
     pub base_dir: Option<PathBuf>,
 }
 
@@ -130,7 +131,14 @@ impl FixtureSource {
     pub fn from_text(text: &str, base_dir: Option<PathBuf>) -> Result<Self, FixtureError> {
         let json = serde_json::from_str(text)
             .map_err(|e| FixtureError::at("$", format!("not valid JSON: {e}")))?;
-        Ok(FixtureSource { json, base_dir })
+        Ok(FixtureSource::new(json, base_dir))
+    }
+
+    pub fn new(json: serde_json::Value, base_dir: Option<PathBuf>) -> Self {
+        FixtureSource {
+            json: Arc::new(json),
+            base_dir,
+        }
     }
 
     pub fn embedded_default() -> Self {
@@ -139,7 +147,7 @@ impl FixtureSource {
     }
 
     pub fn parse(&self) -> Result<Store, FixtureError> {
-        let doc: FixtureDoc = serde_path_to_error::deserialize(&self.json).map_err(|e| {
+        let doc: FixtureDoc = serde_path_to_error::deserialize(&*self.json).map_err(|e| {
             let path = e.path().to_string();
             // `.` is the root; so is `` (an unknown top-level key that is empty).
             let path = if path == "." || path.is_empty() {
@@ -158,9 +166,8 @@ impl FixtureSource {
         parent: Option<&str>,
         nodes: Vec<serde_json::Value>,
     ) -> Result<Self, FixtureError> {
-        let mut next = self.clone();
-        let root = next
-            .json
+        let mut json = (*self.json).clone();
+        let root = json
             .as_object_mut()
             .ok_or_else(|| FixtureError::at("$", "the fixture is not a JSON object"))?;
         let top = root
@@ -181,7 +188,7 @@ impl FixtureSource {
                 ))
             }
         }
-        Ok(next)
+        Ok(FixtureSource::new(json, self.base_dir.clone()))
     }
 }
 
