@@ -171,10 +171,6 @@ impl Core for ServerCore {
         self.state.jobs.remove(id)
     }
 
-    fn jobs_of(&self, owner_tag: &str, owner: &Principal) -> Vec<JobSnapshot> {
-        self.state.jobs.list_of(owner_tag, owner)
-    }
-
     fn open_jobs_of(&self, owner_tag: &str, owner: &Principal) -> Vec<JobSnapshot> {
         self.state.jobs.open_of(owner_tag, owner)
     }

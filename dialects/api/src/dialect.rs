@@ -172,8 +172,6 @@ pub trait Core: Send + Sync {
     /// Records that the client has been shown the job's final state.
     fn acknowledge_job(&self, id: &str);
     fn remove_job(&self, id: &str) -> Option<JobSnapshot>;
-    /// Jobs of one dialect and owner, oldest first.
-    fn jobs_of(&self, owner_tag: &str, owner: &Principal) -> Vec<JobSnapshot>;
     /// Jobs of one dialect and owner whose final state the client has not
     /// been shown yet (see [`Core::acknowledge_job`]), oldest first.
     fn open_jobs_of(&self, owner_tag: &str, owner: &Principal) -> Vec<JobSnapshot>;
