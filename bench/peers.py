@@ -1063,6 +1063,17 @@ COLUMNS = [  # key, header, width, alignment
 ]
 
 
+def deflate_engines(binary):
+    """Which deflate the binary has: build.rs links ISA-L when it finds it."""
+    try:
+        libs = subprocess.run(["ldd", binary], capture_output=True, text=True, timeout=10).stdout
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+    if "libisal" in libs:
+        return "ISA-L at levels 1-3, zlib-rs above"
+    return "zlib-rs only, ISA-L not linked"
+
+
 def render(ctx, a):
     out = []
     w = out.append
@@ -1080,8 +1091,8 @@ def render(ctx, a):
     if others is not None:
         w("       processes other than this run's used %.0f%% of the machine meanwhile%s" % (
             others, " (figures are noisy)" if others > 10 else ""))
-    w("MB = 1e6 bytes, MiB = 2^20; everything on loopback; zipgate = %s" % os.path.relpath(
-        ctx.binary, ROOT))
+    w("MB = 1e6 bytes, MiB = 2^20; everything on loopback; zipgate = %s (deflate: %s)" % (
+        os.path.relpath(ctx.binary, ROOT), deflate_engines(ctx.binary)))
     w("")
 
     def line(cols):

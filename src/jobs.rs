@@ -678,6 +678,7 @@ impl Drop for DownloadTicket {
 mod tests {
     use super::*;
     use crate::clock::ManualClock;
+    use crate::zip::{DeflateEngine, Deflater};
     use chrono::TimeZone;
 
     fn setup() -> (Arc<ManualClock>, JobRegistry) {
@@ -694,7 +695,10 @@ mod tests {
             context: String::new(),
             owner_tag: "test".into(),
             owner: Principal::Anonymous,
-            archive: Arc::new(Archive::new(Vec::new(), 6)),
+            archive: Arc::new(Archive::new(
+                Vec::new(),
+                Deflater::new(6, DeflateEngine::Fastest),
+            )),
             file_count: 0,
             files_skipped: 0,
             folders_skipped: 0,

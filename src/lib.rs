@@ -213,6 +213,13 @@ impl ServerBuilder {
         self
     }
 
+    /// How archives are compressed, as `--compression`, `--deflate-level`,
+    /// `--deflate-engine` and `--store-ext` set it.
+    pub fn compression(mut self, policy: packing::CompressionPolicy) -> Self {
+        self.config.compression = policy;
+        self
+    }
+
     pub fn clock(mut self, clock: Arc<dyn Clock>) -> Self {
         self.clock = Some(clock);
         self

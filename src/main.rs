@@ -16,6 +16,7 @@ use zipgate::dialects;
 use zipgate::packing::CompressionPolicy;
 use zipgate::server::{self, AppState, Config};
 use zipgate::store::FixtureSource;
+use zipgate::zip::{DeflateEngine, Deflater};
 
 #[derive(Parser)]
 #[command(
@@ -45,6 +46,14 @@ enum ClockArg {
 }
 
 #[derive(Clone, Copy, ValueEnum)]
+enum DeflateEngineArg {
+    /// ISA-L at levels 1–3 when this build has it, zlib-rs otherwise.
+    Fastest,
+    /// zlib-rs at every level: the same bytes from every build.
+    ZlibRs,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
 enum CompressionArg {
     Store,
     Deflate,
@@ -64,6 +73,9 @@ struct ServeArgs {
     /// zlib level (0–9) for deflated entries.
     #[arg(long, default_value_t = 6, value_parser = clap::value_parser!(u32).range(0..=9))]
     deflate_level: u32,
+    /// Which implementation deflates (the archive bytes differ between them).
+    #[arg(long, value_enum, default_value = "fastest")]
+    deflate_engine: DeflateEngineArg,
     /// Extensions stored even in a deflate archive (comma-separated; replaces the default list).
     #[arg(long, value_delimiter = ',')]
     store_ext: Option<Vec<String>>,
@@ -233,6 +245,10 @@ fn serve(args: ServeArgs) -> ExitCode {
             CompressionArg::Deflate => Compression::Deflate,
         },
         level: args.deflate_level,
+        engine: match args.deflate_engine {
+            DeflateEngineArg::Fastest => DeflateEngine::Fastest,
+            DeflateEngineArg::ZlibRs => DeflateEngine::ZlibRs,
+        },
         ..CompressionPolicy::default()
     };
     if let Some(list) = args.store_ext {
@@ -331,7 +347,9 @@ fn serve(args: ServeArgs) -> ExitCode {
             }
         };
         let nodes = state.store().node_count();
-        tracing::info!(%addr, nodes, "zipgate listening on http://{addr}");
+        let compression = &state.config.compression;
+        let deflate = Deflater::new(compression.level, compression.engine).implementation();
+        tracing::info!(%addr, nodes, deflate, "zipgate listening on http://{addr}");
         log_control_plane(&state.config, local.is_some_and(|a| a.ip().is_loopback()));
         // The one line on stdout, for scripts that start zipgate on port 0.
         println!("http://{addr}");

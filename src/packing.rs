@@ -6,7 +6,7 @@ use zipgate_api::Compression;
 
 use crate::planner::{Plan, PlanEntry};
 use crate::store::NodeData;
-use crate::zip::{Archive, ArchiveEntry, EntryBody, Method};
+use crate::zip::{Archive, ArchiveEntry, DeflateEngine, Deflater, EntryBody, Method};
 
 /// Types that are already compressed: deflating them costs CPU and saves nothing.
 pub const DEFAULT_STORED_EXTENSIONS: &[&str] = &[
@@ -20,6 +20,8 @@ pub struct CompressionPolicy {
     pub method: Compression,
     /// zlib level 0–9 for deflated entries.
     pub level: u32,
+    /// Which implementation deflates at that level.
+    pub engine: DeflateEngine,
     /// Lower-case extensions always stored, even in a deflate archive.
     pub stored_extensions: Vec<String>,
 }
@@ -29,6 +31,7 @@ impl Default for CompressionPolicy {
         CompressionPolicy {
             method: Compression::Store,
             level: 6,
+            engine: DeflateEngine::default(),
             stored_extensions: DEFAULT_STORED_EXTENSIONS
                 .iter()
                 .map(|s| (*s).to_owned())
@@ -72,7 +75,7 @@ pub fn build_archive(plan: &Plan, policy: &CompressionPolicy) -> Archive {
         .iter()
         .map(|entry| archive_entry(entry, policy))
         .collect();
-    Archive::new(entries, policy.level)
+    Archive::new(entries, Deflater::new(policy.level, policy.engine))
 }
 
 /// The file itself, for APIs that serve a lone file unzipped.

@@ -5,8 +5,11 @@ mod common;
 use common::*;
 use http::{Method, StatusCode};
 use serde_json::json;
-use zipgate::api::{Principal, UserId};
+use zipgate::api::{Compression, Principal, UserId};
+use zipgate::packing::CompressionPolicy;
 use zipgate::store::DEFAULT_FIXTURE;
+use zipgate::zip::DeflateEngine;
+use zipgate::Server;
 
 const TREE: &str = r##"{
   "users": [{"id": "ann", "token": "ann-token"}],
@@ -58,6 +61,37 @@ async fn stored_and_deflated_archives_pass_every_reader() {
         );
         check_with_readers(&reply.body, &expected);
     }
+}
+
+#[tokio::test]
+async fn every_deflate_engine_and_level_passes_every_reader() {
+    let expected = expected_entries(TREE, &Principal::Anonymous, &["top"]);
+    let mut sizes = Vec::new();
+    for (engine, level) in [
+        (DeflateEngine::Fastest, 1),
+        (DeflateEngine::Fastest, 3),
+        (DeflateEngine::Fastest, 9),
+        (DeflateEngine::ZlibRs, 1),
+        (DeflateEngine::ZlibRs, 6),
+    ] {
+        let server = Server::builder()
+            .fixtures_json(TREE)
+            .unwrap()
+            .compression(CompressionPolicy {
+                method: Compression::Deflate,
+                level,
+                engine,
+                ..CompressionPolicy::default()
+            })
+            .spawn()
+            .await
+            .unwrap();
+        let reply = archive(&server, &["top"], "deflate").await;
+        check_with_readers(&reply.body, &expected);
+        sizes.push(reply.body.len());
+    }
+    // The 3 MB log compresses: every archive is far smaller than its input.
+    assert!(sizes.iter().all(|&size| size < 2_500_000), "{sizes:?}");
 }
 
 #[tokio::test]

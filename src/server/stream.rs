@@ -173,7 +173,7 @@ mod tests {
 
     use super::*;
     use crate::store::{Content, FileBody};
-    use crate::zip::{ArchiveEntry, EntryBody, Method, Progress};
+    use crate::zip::{ArchiveEntry, DeflateEngine, Deflater, EntryBody, Method, Progress};
 
     #[derive(Default)]
     struct Outcome(Mutex<Option<bool>>);
@@ -195,7 +195,7 @@ mod tests {
                     method: Method::Store,
                 },
             }],
-            6,
+            Deflater::new(6, DeflateEngine::Fastest),
         ))
     }
 

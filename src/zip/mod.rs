@@ -8,7 +8,11 @@
 //! our output in the tests.
 
 pub mod format;
+#[cfg(zipgate_isal)]
+mod isal;
 mod parallel;
+
+pub use parallel::{DeflateEngine, Deflater};
 
 use std::io::{self, Read};
 use std::sync::Arc;
@@ -88,26 +92,21 @@ pub enum StreamError {
     Unseekable(u64),
 }
 
-/// Below this many bytes a deflate stream cannot pass 4 GiB, so its entry
-/// needs no ZIP64 fields (deflate grows incompressible input by at most
-/// 5 bytes per 16 KiB block plus a little).
-const DEFLATE_ZIP64_THRESHOLD: u64 = 0xFFFF_FFFF - 0xFFFF_FFFF / 3000 - 1024;
-
 pub const CHUNK_SIZE: usize = 128 * 1024;
 
 pub struct Archive {
     entries: Vec<ArchiveEntry>,
-    deflate_level: u32,
+    deflater: Deflater,
     len: Option<u64>,
     /// A single file served as itself, not zipped.
     raw: bool,
 }
 
 impl Archive {
-    pub fn new(entries: Vec<ArchiveEntry>, deflate_level: u32) -> Archive {
+    pub fn new(entries: Vec<ArchiveEntry>, deflater: Deflater) -> Archive {
         let mut archive = Archive {
             entries,
-            deflate_level: deflate_level.min(9),
+            deflater,
             len: None,
             raw: false,
         };
@@ -123,7 +122,7 @@ impl Archive {
         };
         Archive {
             entries: vec![entry],
-            deflate_level: 0,
+            deflater: Deflater::new(0, DeflateEngine::ZlibRs),
             len: Some(len),
             raw: true,
         }
@@ -256,12 +255,12 @@ impl Archive {
                     let size = data.len();
                     record.method = format::METHOD_DEFLATE;
                     record.descriptor = true;
-                    record.zip64 = size >= DEFLATE_ZIP64_THRESHOLD;
+                    record.zip64 = self.deflater.max_output(size) >= u64::from(u32::MAX);
                     header.clear();
                     format::local_header(&record, &mut header);
                     out.put(&header)?;
                     let start = out.pos;
-                    let crc = deflate_into(out, data.as_ref(), self.deflate_level)?;
+                    let crc = deflate_into(out, data.as_ref(), self.deflater)?;
                     record.crc = crc;
                     record.uncompressed = size;
                     record.compressed = out.pos - start;
@@ -427,10 +426,14 @@ impl<'a> Emitter<'a> {
 
 /// Deflates an entry's body into the emitter (across cores for large
 /// bodies); returns the CRC-32 of the input.
-fn deflate_into(out: &mut Emitter, data: &dyn EntryData, level: u32) -> Result<u32, StreamError> {
+fn deflate_into(
+    out: &mut Emitter,
+    data: &dyn EntryData,
+    deflater: Deflater,
+) -> Result<u32, StreamError> {
     let mut reader = data.open_at(0)?;
     let mut stopped: Option<StreamError> = None;
-    let result = parallel::deflate(&mut reader, data.len(), level, &mut |chunk| {
+    let result = parallel::deflate(&mut reader, data.len(), deflater, &mut |chunk| {
         out.put(chunk).map_err(|e| {
             stopped = Some(e);
             io::Error::other("sink closed")

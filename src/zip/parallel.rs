@@ -73,8 +73,90 @@ impl Pool {
     }
 }
 
-/// Raw deflate of one block; a sync flush ends it unless it is the last.
-pub fn compress_block(
+/// Which deflate implementation compresses entries.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum DeflateEngine {
+    /// ISA-L at levels 1–3 when the build has it (each of its levels
+    /// compresses at least as well as zlib's same level), zlib-rs otherwise.
+    #[default]
+    Fastest,
+    /// zlib-rs at every level: the same bytes from every build.
+    ZlibRs,
+}
+
+impl DeflateEngine {
+    /// Whether this build links ISA-L (see build.rs).
+    pub const ISAL_BUILT_IN: bool = cfg!(zipgate_isal);
+}
+
+/// A level and the implementation that compresses at it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Deflater {
+    level: u32,
+    isal: bool,
+}
+
+impl Deflater {
+    pub fn new(level: u32, engine: DeflateEngine) -> Deflater {
+        let level = level.min(9);
+        Deflater {
+            level,
+            isal: engine == DeflateEngine::Fastest && level >= 1 && level <= isal_max_level(),
+        }
+    }
+
+    /// The name of the implementation, for logs.
+    pub fn implementation(&self) -> &'static str {
+        if self.isal {
+            "ISA-L"
+        } else {
+            "zlib-rs"
+        }
+    }
+
+    /// The most bytes `size` bytes of input can deflate to, which decides
+    /// before the first byte whether an entry needs ZIP64 fields.
+    pub fn max_output(&self, size: u64) -> u64 {
+        // zlib-rs's level 1 codes every block with the fixed Huffman tables
+        // (9 bits for half the literals) and never falls back to a stored
+        // block; the others store what does not compress, 5 bytes a block.
+        let growth = if self.level == 1 && !self.isal {
+            size / 8
+        } else {
+            size / 3000
+        };
+        // Each of our blocks adds a sync flush and block headers.
+        let framing = size.div_ceil(BLOCK as u64) * 64 + 1024;
+        size + growth + framing
+    }
+
+    /// Raw deflate of one block; a sync flush ends it unless it is the last.
+    pub fn compress_block(
+        &self,
+        dictionary: Option<&[u8]>,
+        input: &[u8],
+        last: bool,
+    ) -> io::Result<Vec<u8>> {
+        #[cfg(zipgate_isal)]
+        if self.isal {
+            return super::isal::compress_block(self.level, dictionary, input, last);
+        }
+        zlib_compress_block(self.level, dictionary, input, last)
+    }
+}
+
+#[cfg(zipgate_isal)]
+fn isal_max_level() -> u32 {
+    super::isal::max_level()
+}
+
+#[cfg(not(zipgate_isal))]
+fn isal_max_level() -> u32 {
+    0
+}
+
+/// Raw deflate of one block with zlib-rs.
+fn zlib_compress_block(
     level: u32,
     dictionary: Option<&[u8]>,
     input: &[u8],
@@ -124,7 +206,7 @@ fn read_block(reader: &mut dyn Read, want: usize) -> io::Result<Vec<u8>> {
 pub fn deflate(
     reader: &mut dyn Read,
     size: u64,
-    level: u32,
+    deflater: Deflater,
     emit: &mut dyn FnMut(&[u8]) -> io::Result<()>,
 ) -> io::Result<u32> {
     let ended_early = || io::Error::new(io::ErrorKind::UnexpectedEof, "entry body ended early");
@@ -136,7 +218,7 @@ pub fn deflate(
             return Err(ended_early());
         }
         hasher.update(&block);
-        emit(&compress_block(level, None, &block, true)?)?;
+        emit(&deflater.compress_block(None, &block, true)?)?;
         return Ok(hasher.finalize());
     }
     let pool = Pool::global();
@@ -160,7 +242,7 @@ pub fn deflate(
             let inherited = dictionary.replace(next);
             let (done, result) = sync_channel(1);
             pool.submit(Box::new(move || {
-                let out = compress_block(level, inherited.as_deref(), &block, last);
+                let out = deflater.compress_block(inherited.as_deref(), &block, last);
                 let _ = done.send(out);
             }));
             pending.push_back(result);
@@ -194,12 +276,34 @@ mod tests {
         out
     }
 
-    fn run(data: &[u8], level: u32) -> (Vec<u8>, u32) {
+    /// Every implementation and a spread of levels.
+    fn deflaters() -> Vec<Deflater> {
+        let mut all: Vec<Deflater> = [1, 6, 9]
+            .map(|level| Deflater::new(level, DeflateEngine::ZlibRs))
+            .into();
+        all.extend((1..=9).map(|level| Deflater::new(level, DeflateEngine::Fastest)));
+        all
+    }
+
+    /// Bytes that do not compress, from a fixed-seed xorshift.
+    fn noise(len: usize) -> Vec<u8> {
+        let mut state = 0x9E37_79B9_7F4A_7C15u64;
+        (0..len)
+            .map(|_| {
+                state ^= state << 13;
+                state ^= state >> 7;
+                state ^= state << 17;
+                (state >> 24) as u8
+            })
+            .collect()
+    }
+
+    fn run(data: &[u8], deflater: Deflater) -> (Vec<u8>, u32) {
         let mut out = Vec::new();
         let crc = deflate(
             &mut Cursor::new(data),
             data.len() as u64,
-            level,
+            deflater,
             &mut |chunk| {
                 out.extend_from_slice(chunk);
                 Ok(())
@@ -209,42 +313,98 @@ mod tests {
         (out, crc)
     }
 
+    fn inflate(compressed: &[u8]) -> Vec<u8> {
+        let mut inflated = Vec::new();
+        flate2::read::DeflateDecoder::new(compressed)
+            .read_to_end(&mut inflated)
+            .unwrap();
+        inflated
+    }
+
     #[test]
     fn blocks_join_into_one_stream_that_inflates_back() {
-        for len in [0, 1, BLOCK - 1, BLOCK, BLOCK + 1, 3 * BLOCK, 5 * BLOCK + 77] {
-            let data = text(len);
-            let (compressed, crc) = run(&data, 6);
-            let mut inflated = Vec::new();
-            flate2::read::DeflateDecoder::new(&compressed[..])
-                .read_to_end(&mut inflated)
-                .unwrap();
-            assert_eq!(inflated, data, "{len} bytes");
-            assert_eq!(crc, crc32fast::hash(&data));
-            if len > 1000 {
-                assert!(compressed.len() < len / 3, "{len}: {}", compressed.len());
+        for deflater in deflaters() {
+            for len in [0, 1, BLOCK - 1, BLOCK, BLOCK + 1, 3 * BLOCK, 5 * BLOCK + 77] {
+                let data = text(len);
+                let (compressed, crc) = run(&data, deflater);
+                assert_eq!(inflate(&compressed), data, "{deflater:?}, {len} bytes");
+                assert_eq!(crc, crc32fast::hash(&data));
+                if len > 1000 {
+                    assert!(
+                        compressed.len() < len / 3,
+                        "{deflater:?}, {len}: {}",
+                        compressed.len()
+                    );
+                }
             }
+        }
+    }
+
+    #[test]
+    fn incompressible_data_stays_within_the_bound_the_zip64_choice_uses() {
+        let data = noise(9 * BLOCK + 3);
+        for deflater in deflaters() {
+            let (compressed, _) = run(&data, deflater);
+            assert_eq!(inflate(&compressed), data, "{deflater:?}");
+            let bound = deflater.max_output(data.len() as u64);
+            assert!(
+                compressed.len() as u64 <= bound,
+                "{deflater:?}: {}",
+                compressed.len()
+            );
         }
     }
 
     #[test]
     fn the_same_data_gives_the_same_bytes() {
         let data = text(7 * BLOCK + 5);
-        let first = run(&data, 1);
-        for _ in 0..5 {
-            assert_eq!(run(&data, 1), first);
+        for deflater in deflaters() {
+            let first = run(&data, deflater);
+            for _ in 0..3 {
+                // Other data between runs: a worker's previous block must not matter.
+                run(&noise(2 * BLOCK), deflater);
+                assert_eq!(run(&data, deflater), first, "{deflater:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn the_fastest_engine_uses_isal_exactly_where_it_is_built_in() {
+        let expected = if DeflateEngine::ISAL_BUILT_IN {
+            "ISA-L"
+        } else {
+            "zlib-rs"
+        };
+        for level in 1..=3 {
+            assert_eq!(
+                Deflater::new(level, DeflateEngine::Fastest).implementation(),
+                expected
+            );
+            assert_eq!(
+                Deflater::new(level, DeflateEngine::ZlibRs).implementation(),
+                "zlib-rs"
+            );
+        }
+        for level in [0, 4, 6, 9] {
+            assert_eq!(
+                Deflater::new(level, DeflateEngine::Fastest).implementation(),
+                "zlib-rs"
+            );
         }
     }
 
     #[test]
     fn a_short_reader_is_an_error() {
         let data = text(3 * BLOCK);
-        let error = deflate(
-            &mut Cursor::new(&data[..2 * BLOCK]),
-            data.len() as u64,
-            1,
-            &mut |_| Ok(()),
-        )
-        .unwrap_err();
-        assert_eq!(error.kind(), io::ErrorKind::UnexpectedEof);
+        for deflater in deflaters() {
+            let error = deflate(
+                &mut Cursor::new(&data[..2 * BLOCK]),
+                data.len() as u64,
+                deflater,
+                &mut |_| Ok(()),
+            )
+            .unwrap_err();
+            assert_eq!(error.kind(), io::ErrorKind::UnexpectedEof);
+        }
     }
 }

@@ -99,7 +99,7 @@ fn check_with_zip_crate(bytes: &[u8], entries: &[ArchiveEntry]) {
 #[test]
 fn stored_and_deflated_archives_read_back() {
     for method in [Method::Store, Method::Deflate] {
-        let archive = Archive::new(sample(method), 6);
+        let archive = Archive::new(sample(method), Deflater::new(6, DeflateEngine::Fastest));
         let bytes = bytes_of(&archive, 0);
         check_with_zip_crate(&bytes, archive.entries());
         if method == Method::Deflate {
@@ -112,15 +112,24 @@ fn stored_and_deflated_archives_read_back() {
 #[test]
 fn same_entries_give_the_same_bytes() {
     for method in [Method::Store, Method::Deflate] {
-        let a = bytes_of(&Archive::new(sample(method), 6), 0);
-        let b = bytes_of(&Archive::new(sample(method), 6), 0);
+        let a = bytes_of(
+            &Archive::new(sample(method), Deflater::new(6, DeflateEngine::Fastest)),
+            0,
+        );
+        let b = bytes_of(
+            &Archive::new(sample(method), Deflater::new(6, DeflateEngine::Fastest)),
+            0,
+        );
         assert_eq!(a, b);
     }
 }
 
 #[test]
 fn stored_length_is_exact_and_every_offset_gives_the_suffix() {
-    let archive = Archive::new(sample(Method::Store), 6);
+    let archive = Archive::new(
+        sample(Method::Store),
+        Deflater::new(6, DeflateEngine::Fastest),
+    );
     let full = bytes_of(&archive, 0);
     assert_eq!(archive.len(), Some(full.len() as u64));
 
@@ -148,13 +157,19 @@ fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
 
 #[test]
 fn offsets_are_refused_when_the_length_is_unknown() {
-    let archive = Archive::new(sample(Method::Deflate), 6);
+    let archive = Archive::new(
+        sample(Method::Deflate),
+        Deflater::new(6, DeflateEngine::Fastest),
+    );
     let mut sink = Collect(Vec::new());
     assert!(matches!(
         archive.stream(10, &mut sink, &NoProgress),
         Err(StreamError::Unseekable(10))
     ));
-    let stored = Archive::new(sample(Method::Store), 6);
+    let stored = Archive::new(
+        sample(Method::Store),
+        Deflater::new(6, DeflateEngine::Fastest),
+    );
     let past_end = stored.len().unwrap() + 1;
     assert!(stored.stream(past_end, &mut sink, &NoProgress).is_err());
 }
@@ -168,7 +183,10 @@ fn a_refusing_sink_stops_the_stream() {
             Err(Cancelled)
         }
     }
-    let archive = Archive::new(sample(Method::Store), 6);
+    let archive = Archive::new(
+        sample(Method::Store),
+        Deflater::new(6, DeflateEngine::Fastest),
+    );
     let mut sink = Refuse(0);
     assert!(matches!(
         archive.stream(0, &mut sink, &NoProgress),
@@ -206,7 +224,7 @@ fn entries_past_4_gib_get_zip64_records() {
         },
         file("after.txt", text("tail"), Method::Store),
     ];
-    let archive = Archive::new(entries, 6);
+    let archive = Archive::new(entries, Deflater::new(6, DeflateEngine::Fastest));
     let len = archive.len().unwrap();
     // Only the tail is produced: the second entry, the central directory and end records.
     let tail_from = 30 + 8 + 20 + size;
@@ -265,7 +283,7 @@ fn more_than_65535_entries_use_zip64_end_records() {
     let entries: Vec<ArchiveEntry> = (0..70_000)
         .map(|i| file(&format!("f{i}.txt"), text("x"), Method::Store))
         .collect();
-    let archive = Archive::new(entries, 6);
+    let archive = Archive::new(entries, Deflater::new(6, DeflateEngine::Fastest));
     let bytes = bytes_of(&archive, 0);
     assert_eq!(archive.len(), Some(bytes.len() as u64));
     let reader = zip::ZipArchive::new(Cursor::new(&bytes)).unwrap();
@@ -281,7 +299,10 @@ fn progress_reports_each_entry() {
             self.0.fetch_add(1, Ordering::Relaxed);
         }
     }
-    let archive = Archive::new(sample(Method::Deflate), 1);
+    let archive = Archive::new(
+        sample(Method::Deflate),
+        Deflater::new(1, DeflateEngine::Fastest),
+    );
     let count = Count(AtomicUsize::new(0));
     archive.stream(0, &mut Collect(Vec::new()), &count).unwrap();
     assert_eq!(count.0.load(Ordering::Relaxed), archive.entries().len());
