@@ -223,7 +223,8 @@ impl Table {
     /// Drops `count` jobs: settled ones among the oldest first, then the
     /// oldest. Done in batches so the look through the oldest jobs is paid
     /// once per batch, not on every create at the cap.
-    fn evict(&mut self, count: usize) {
+    /// Removes `count` jobs and hands them back, to be dropped after the lock.
+    fn evict(&mut self, count: usize) -> Vec<Job> {
         let map = &self.map;
         let settled: Vec<String> = self
             .order
@@ -233,16 +234,14 @@ impl Table {
             .take(count)
             .cloned()
             .collect();
-        let mut dropped = 0;
-        for id in &settled {
-            dropped += usize::from(self.forget(id).is_some());
-        }
-        while dropped < count {
+        let mut evicted: Vec<Job> = settled.iter().filter_map(|id| self.forget(id)).collect();
+        while evicted.len() < count {
             let Some(id) = self.order.pop_front() else {
                 break;
             };
-            dropped += usize::from(self.forget(&id).is_some());
+            evicted.extend(self.forget(&id));
         }
+        evicted
     }
 
     /// Removes a job and its place in its owner's index (the global order is
@@ -316,11 +315,13 @@ impl JobRegistry {
         if jobs.contains_key(&spec.id) {
             return Err(Error::Conflict(format!("job {}", spec.id)));
         }
-        if jobs.len() >= self.inner.max_jobs {
+        let evicted = if jobs.len() >= self.inner.max_jobs {
             // Down to 99% of the cap at once (at least one job).
             let excess = jobs.len() + 1 - self.inner.max_jobs;
-            jobs.evict(excess.max(self.inner.max_jobs / 100));
-        }
+            jobs.evict(excess.max(self.inner.max_jobs / 100))
+        } else {
+            Vec::new()
+        };
         let entry_is_file: Vec<bool> = spec
             .archive
             .entries()
@@ -374,6 +375,9 @@ impl JobRegistry {
         owner.order.push_back(out.id.clone());
         owner.open.push_back(out.id.clone());
         jobs.insert(out.id.clone(), job);
+        // Freeing a hundred evicted jobs is not short: not under the lock.
+        drop(jobs);
+        drop(evicted);
         Ok(out)
     }
 
