@@ -2,9 +2,9 @@
 //! the library is installed): raw deflate of one block, as zlib-rs does it
 //! in `parallel.rs`, about 2.5x faster per core at levels 1–3.
 
-use std::cell::RefCell;
 use std::io;
 use std::ptr::NonNull;
+use std::sync::Mutex;
 
 #[repr(C)]
 struct Shim {
@@ -34,9 +34,12 @@ extern "C" {
     ) -> i32;
 }
 
-/// One compressor per worker thread (about 400 KiB): `begin` starts every
-/// block afresh, so what a worker compressed before cannot leak into it.
+/// ISA-L's stream state and level buffer (about 400 KiB). `begin` starts
+/// every block afresh, so what it compressed before cannot leak into a block.
 struct Compressor(NonNull<Shim>);
+
+// SAFETY: the state is plain memory owned by this value, not tied to a thread.
+unsafe impl Send for Compressor {}
 
 impl Compressor {
     fn new() -> io::Result<Compressor> {
@@ -54,8 +57,25 @@ impl Drop for Compressor {
     }
 }
 
-thread_local! {
-    static COMPRESSOR: RefCell<Option<Compressor>> = const { RefCell::new(None) };
+/// Compressors between blocks: reused, because a fresh one costs page
+/// faults, and shared rather than per thread, because every download thread
+/// that deflates a small entry would otherwise keep one.
+static IDLE: Mutex<Vec<Compressor>> = Mutex::new(Vec::new());
+/// Enough for the deflate pool and a few small entries at once.
+const MAX_IDLE: usize = 16;
+
+fn with_compressor<T>(work: impl FnOnce(*mut Shim) -> io::Result<T>) -> io::Result<T> {
+    let idle = IDLE.lock().unwrap_or_else(|e| e.into_inner()).pop();
+    let compressor = match idle {
+        Some(compressor) => compressor,
+        None => Compressor::new()?,
+    };
+    let result = work(compressor.0.as_ptr());
+    let mut idle = IDLE.lock().unwrap_or_else(|e| e.into_inner());
+    if idle.len() < MAX_IDLE {
+        idle.push(compressor);
+    }
+    result
 }
 
 /// The highest level ISA-L offers (3); higher levels go to zlib-rs.
@@ -86,13 +106,8 @@ pub fn compress_block(
     let input_len = u32::try_from(input.len()).map_err(|_| too_big())?;
     let dictionary = dictionary.unwrap_or_default();
     let dictionary_len = u32::try_from(dictionary.len()).map_err(|_| too_big())?;
-    COMPRESSOR.with(|cell| {
-        let mut slot = cell.borrow_mut();
-        let shim = match slot.as_ref() {
-            Some(compressor) => compressor.0.as_ptr(),
-            None => slot.insert(Compressor::new()?).0.as_ptr(),
-        };
-        // SAFETY: shim is live for this thread; the dictionary slice outlives the call.
+    with_compressor(|shim| {
+        // SAFETY: shim is ours until the closure returns; the dictionary outlives the call.
         let begun = unsafe {
             zipgate_isal_begin(
                 shim,
