@@ -38,19 +38,24 @@ fn main() {
 }
 
 /// The folder holding `isa-l/igzip_lib.h`, if the library is installed.
+/// The system folders only serve a native build: a cross build names its
+/// own with `ISAL_INCLUDE_DIR`.
 fn isal_include_dir() -> Option<PathBuf> {
-    let mut candidates: Vec<PathBuf> = env::var_os("ISAL_INCLUDE_DIR")
-        .map(PathBuf::from)
-        .into_iter()
-        .collect();
-    candidates.extend(
-        [
+    let native = env::var("TARGET").ok() == env::var("HOST").ok();
+    let system: &[&str] = if native {
+        &[
             "/usr/include",
             "/usr/local/include",
             "/opt/homebrew/include",
         ]
-        .map(PathBuf::from),
-    );
+    } else {
+        &[]
+    };
+    let mut candidates: Vec<PathBuf> = env::var_os("ISAL_INCLUDE_DIR")
+        .map(PathBuf::from)
+        .into_iter()
+        .collect();
+    candidates.extend(system.iter().map(PathBuf::from));
     candidates
         .into_iter()
         .find(|dir| Path::new(dir).join("isa-l/igzip_lib.h").is_file())
