@@ -102,13 +102,10 @@ impl Core for ServerCore {
         let store = self.state.store();
         let mut options = request.plan;
         let plan = planner::plan(&store, &request.owner, &request.selection, &mut options)?;
-        let mut policy = self.state.config.compression.clone();
-        if let Some(method) = request.compression {
-            policy.method = method;
-        }
+        let policy = &self.state.config.compression;
         let archive = match (&plan.entries[..], request.single_file_as_is) {
             ([entry], true) if !entry.is_dir() => Arc::new(single_file_archive(entry)),
-            _ => Arc::new(build_archive(&plan, &policy)),
+            _ => Arc::new(build_archive(&plan, policy, request.compression)),
         };
         let archive_len = archive.len();
         let (mut files_skipped, mut folders_skipped) = (0, 0);

@@ -22,7 +22,7 @@ pub struct CompressionPolicy {
     pub level: u32,
     /// Which implementation deflates at that level.
     pub engine: DeflateEngine,
-    /// Lower-case extensions always stored, even in a deflate archive.
+    /// Extensions always stored, even in a deflate archive (compared without case).
     pub stored_extensions: Vec<String>,
 }
 
@@ -42,45 +42,63 @@ impl Default for CompressionPolicy {
 
 impl CompressionPolicy {
     pub fn method_for(&self, path: &str, size: u64) -> Method {
-        if self.method == Compression::Store || size == 0 {
+        self.method_with(self.method, path, size)
+    }
+
+    /// As `method_for`, with a request's own choice of store or deflate.
+    fn method_with(&self, method: Compression, path: &str, size: u64) -> Method {
+        if method == Compression::Store || size == 0 {
             return Method::Store;
         }
-        let extension = path
-            .rsplit_once('.')
-            .map(|(_, ext)| ext.to_ascii_lowercase());
+        let extension = path.rsplit_once('.').map(|(_, ext)| ext);
         match extension {
-            Some(ext) if self.stored_extensions.contains(&ext) => Method::Store,
+            Some(ext)
+                if self
+                    .stored_extensions
+                    .iter()
+                    .any(|s| s.eq_ignore_ascii_case(ext)) =>
+            {
+                Method::Store
+            }
             _ => Method::Deflate,
         }
     }
 }
 
-fn archive_entry(entry: &PlanEntry, policy: &CompressionPolicy) -> ArchiveEntry {
+fn archive_entry(entry: &PlanEntry, method_of: impl Fn(&str, u64) -> Method) -> ArchiveEntry {
     ArchiveEntry {
         name: entry.path.clone(),
         mtime: entry.node.mtime,
         body: match &entry.node.data {
             NodeData::Folder(_) => EntryBody::Dir,
             NodeData::File(body) => EntryBody::File {
-                method: policy.method_for(&entry.path, body.content.len()),
+                method: method_of(&entry.path, body.content.len()),
                 data: Arc::clone(body) as Arc<dyn crate::zip::EntryData>,
             },
         },
     }
 }
 
-pub fn build_archive(plan: &Plan, policy: &CompressionPolicy) -> Archive {
+/// The plan's archive under `policy`, deflating or not as `method` says when
+/// the request chose (the policy is borrowed: its extension list is not copied
+/// per request).
+pub fn build_archive(
+    plan: &Plan,
+    policy: &CompressionPolicy,
+    method: Option<Compression>,
+) -> Archive {
+    let method = method.unwrap_or(policy.method);
     let entries = plan
         .entries
         .iter()
-        .map(|entry| archive_entry(entry, policy))
+        .map(|entry| archive_entry(entry, |path, size| policy.method_with(method, path, size)))
         .collect();
     Archive::new(entries, Deflater::new(policy.level, policy.engine))
 }
 
 /// The file itself, for APIs that serve a lone file unzipped.
 pub fn single_file_archive(entry: &PlanEntry) -> Archive {
-    Archive::single_file(archive_entry(entry, &CompressionPolicy::default()))
+    Archive::single_file(archive_entry(entry, |_, _| Method::Store))
 }
 
 #[cfg(test)]

@@ -175,17 +175,21 @@ async fn zip(ctx: Ctx) -> Response<Body> {
         Ok(plan) => plan,
         Err(e) => return error_response(&e),
     };
-    let mut policy: CompressionPolicy = state.config.compression.clone();
-    if let Some(method) = request.compression {
-        policy.method = method;
-    }
-    if let Some(extensions) = request.store_extensions {
-        policy.stored_extensions = extensions
-            .into_iter()
-            .map(|e| e.trim_start_matches('.').to_ascii_lowercase())
-            .collect();
-    }
-    let archive = Arc::new(build_archive(&plan, &policy));
+    let own_policy;
+    let policy = match request.store_extensions {
+        Some(extensions) => {
+            own_policy = CompressionPolicy {
+                stored_extensions: extensions
+                    .into_iter()
+                    .map(|e| e.trim_start_matches('.').to_owned())
+                    .collect(),
+                ..state.config.compression.clone()
+            };
+            &own_policy
+        }
+        None => &state.config.compression,
+    };
+    let archive = Arc::new(build_archive(&plan, policy, request.compression));
     let name = archive_name(request.name.as_deref());
 
     let (status, offset, length) = match archive.len() {
