@@ -37,9 +37,16 @@ impl SplitMix64 {
 
     /// `len` characters drawn uniformly enough from `alphabet`.
     pub fn string(&mut self, alphabet: &[u8], len: usize) -> String {
-        (0..len)
-            .map(|_| alphabet[(self.next_u64() % alphabet.len() as u64) as usize] as char)
-            .collect()
+        let mut out = String::with_capacity(len);
+        self.append(&mut out, alphabet, len);
+        out
+    }
+
+    /// As `string`, onto the end of `out` (one allocation for a composite id).
+    pub fn append(&mut self, out: &mut String, alphabet: &[u8], len: usize) {
+        out.extend(
+            (0..len).map(|_| alphabet[(self.next_u64() % alphabet.len() as u64) as usize] as char),
+        );
     }
 }
 

@@ -19,12 +19,13 @@ const BASE64URL: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0
 /// Shaped like Box's: `29l00nfxDyHOt7RphI9zT_w==nDnZEDjY2S8iEWWCHEEiptFxwoWojjlibZjJ6geuE5xnXENDTPxzgbks_yY=`.
 pub fn zip_download_id(core: &dyn Core) -> String {
     let mut rng = SplitMix64::new(core.random_u64());
-    format!(
-        "{}{}=={}=",
-        rng.string(b"0123456789", 2),
-        rng.string(BASE64URL, 21),
-        rng.string(BASE64URL, 54)
-    )
+    let mut id = String::with_capacity(2 + 21 + 2 + 54 + 1);
+    rng.append(&mut id, b"0123456789", 2);
+    rng.append(&mut id, BASE64URL, 21);
+    id.push_str("==");
+    rng.append(&mut id, BASE64URL, 54);
+    id.push('=');
+    id
 }
 
 /// Like `BOX-REQUEST-ID: 0g81ogj572gd15m289a3m0ovs66`.

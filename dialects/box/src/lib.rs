@@ -8,9 +8,10 @@ mod ids;
 mod request;
 mod settings;
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, Datelike, Timelike, Utc};
 use http::{header, HeaderValue, Method, Response, StatusCode};
-use serde_json::{json, Value};
+use serde::Serialize;
+use serde_json::json;
 use zipgate_api::http::{
     ascii_fallback, bearer, full, insert_allow, percent_encode_rfc5987, Body, Credentials,
 };
@@ -51,13 +52,45 @@ impl BoxDialect {
 }
 
 /// Box's date-time form, whole seconds in UTC: `2020-07-22T11:26:08Z`.
+/// Written by hand: chrono's `format` parses its pattern on every call.
 fn box_time(t: DateTime<Utc>) -> String {
-    t.format("%Y-%m-%dT%H:%M:%SZ").to_string()
+    use std::fmt::Write;
+    let mut out = String::with_capacity(20);
+    let _ = write!(
+        out,
+        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}Z",
+        t.year(),
+        t.month(),
+        t.day(),
+        t.hour(),
+        t.minute(),
+        t.second()
+    );
+    out
+}
+
+/// The `ZipDownload` resource a create answers with.
+#[derive(Serialize)]
+struct ZipDownload<'a> {
+    download_url: String,
+    status_url: String,
+    expires_at: String,
+    name_conflicts: Vec<Vec<NameConflict<'a>>>,
+}
+
+#[derive(Serialize)]
+struct NameConflict<'a> {
+    id: String,
+    #[serde(rename = "type")]
+    kind: &'static str,
+    original_name: &'a str,
+    download_name: &'a str,
 }
 
 /// Every response carries a `BOX-REQUEST-ID`; JSON ones are never cached.
-fn json(status: u16, body: &Value, request_id: &str) -> Response<Body> {
-    let mut response = Response::new(full(body.to_string()));
+fn json(status: u16, body: &impl Serialize, request_id: &str) -> Response<Body> {
+    let bytes = serde_json::to_vec(body).unwrap_or_default();
+    let mut response = Response::new(full(bytes));
     *response.status_mut() =
         StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
     let headers = response.headers_mut();
@@ -162,33 +195,35 @@ impl BoxDialect {
         let created = created.map_err(|e| self.translate(&e))?;
 
         let origin = core.origin(&request.headers);
-        let conflicts: Vec<Value> = created
+        let name_conflicts: Vec<Vec<NameConflict<'_>>> = created
             .conflicts
             .iter()
             .map(|group| {
-                Value::Array(
-                    group
-                        .iter()
-                        .map(|renamed| {
-                            let box_id = core.node(&renamed.id).map(|n| self.ids.id_of(&n)).unwrap_or_default();
-                            json!({
-                                "id": box_id,
-                                "type": if renamed.kind == NodeKind::File { "file" } else { "folder" },
-                                "original_name": renamed.original,
-                                "download_name": renamed.renamed,
-                            })
-                        })
-                        .collect(),
-                )
+                group
+                    .iter()
+                    .map(|renamed| NameConflict {
+                        id: core
+                            .node(&renamed.id)
+                            .map(|n| self.ids.id_of(&n))
+                            .unwrap_or_default(),
+                        kind: if renamed.kind == NodeKind::File {
+                            "file"
+                        } else {
+                            "folder"
+                        },
+                        original_name: &renamed.original,
+                        download_name: &renamed.renamed,
+                    })
+                    .collect()
             })
             .collect();
         let expires_at = created.job.expires_at.unwrap_or_else(|| core.now());
-        let body = json!({
-            "download_url": format!("{origin}/2.0/zip_downloads/{job_id}/content"),
-            "status_url": format!("{origin}/2.0/zip_downloads/{job_id}/status"),
-            "expires_at": box_time(expires_at),
-            "name_conflicts": conflicts,
-        });
+        let body = ZipDownload {
+            download_url: format!("{origin}/2.0/zip_downloads/{job_id}/content"),
+            status_url: format!("{origin}/2.0/zip_downloads/{job_id}/status"),
+            expires_at: box_time(expires_at),
+            name_conflicts,
+        };
         Ok(json(202, &body, &ids::request_id(core)))
     }
 
