@@ -15,17 +15,91 @@ pub const BODY_CAP: usize = 64 * 1024;
 pub struct Entry {
     pub id: u64,
     pub time: DateTime<Utc>,
-    pub dialect: Option<String>,
-    pub method: String,
-    pub path: String,
-    pub query: Option<String>,
-    pub headers: Vec<(String, String)>,
+    dialect: Option<&'static str>,
+    method: http::Method,
+    /// The path, `?query` when there is one, then `\nname:value` per header:
+    /// one allocation per request instead of two per header. Neither a
+    /// header name nor a value can hold a `\n`, and a name cannot hold a `:`.
+    head: String,
+    path_end: usize,
+    query_end: usize,
     pub body: Option<Vec<u8>>,
     pub body_size: u64,
     pub status: Option<u16>,
     pub bytes_sent: Option<u64>,
     /// Ids of the fault rules that acted on this request.
     pub faults: Vec<String>,
+}
+
+impl Entry {
+    fn new(
+        time: DateTime<Utc>,
+        dialect: Option<&'static str>,
+        method: &http::Method,
+        uri: &http::Uri,
+        headers: &HeaderMap,
+    ) -> Self {
+        let path = uri.path();
+        let query = uri.query();
+        let header_bytes: usize = headers
+            .iter()
+            .map(|(name, value)| name.as_str().len() + value.len() + 2)
+            .sum();
+        let mut head =
+            String::with_capacity(path.len() + query.map_or(0, |q| q.len() + 1) + header_bytes);
+        head.push_str(path);
+        let path_end = head.len();
+        if let Some(query) = query {
+            head.push('?');
+            head.push_str(query);
+        }
+        let query_end = head.len();
+        for (name, value) in headers {
+            head.push('\n');
+            head.push_str(name.as_str());
+            head.push(':');
+            head.push_str(&String::from_utf8_lossy(value.as_bytes()));
+        }
+        Entry {
+            id: 0,
+            time,
+            dialect,
+            method: method.clone(),
+            head,
+            path_end,
+            query_end,
+            body: None,
+            body_size: 0,
+            status: None,
+            bytes_sent: None,
+            faults: Vec::new(),
+        }
+    }
+
+    /// The dialect whose path this was, if any.
+    pub fn dialect(&self) -> Option<&str> {
+        self.dialect
+    }
+
+    pub fn method(&self) -> &str {
+        self.method.as_str()
+    }
+
+    pub fn path(&self) -> &str {
+        &self.head[..self.path_end]
+    }
+
+    pub fn query(&self) -> Option<&str> {
+        (self.query_end > self.path_end).then(|| &self.head[self.path_end + 1..self.query_end])
+    }
+
+    /// Header names (lower case) and values, in the order received.
+    pub fn headers(&self) -> impl Iterator<Item = (&str, &str)> {
+        self.head[self.query_end..]
+            .split('\n')
+            .skip(1)
+            .filter_map(|line| line.split_once(':'))
+    }
 }
 
 /// Which entries a listing wants.
@@ -62,42 +136,23 @@ impl Journal {
     pub fn record(
         &self,
         time: DateTime<Utc>,
-        dialect: Option<&str>,
-        method: &str,
+        dialect: Option<&'static str>,
+        method: &http::Method,
         uri: &http::Uri,
         headers: &HeaderMap,
     ) -> Option<u64> {
         if self.capacity == 0 {
             return None;
         }
-        let headers = headers
-            .iter()
-            .map(|(name, value)| {
-                (
-                    name.as_str().to_owned(),
-                    String::from_utf8_lossy(value.as_bytes()).into_owned(),
-                )
-            })
-            .collect();
+        // Built before the lock: the other worker threads record too.
+        let mut entry = Entry::new(time, dialect, method, uri, headers);
         Some(self.with(|(next, entries)| {
             *next += 1;
+            entry.id = *next;
             if entries.len() == self.capacity {
                 entries.pop_front();
             }
-            entries.push_back(Entry {
-                id: *next,
-                time,
-                dialect: dialect.map(str::to_owned),
-                method: method.to_owned(),
-                path: uri.path().to_owned(),
-                query: uri.query().map(str::to_owned),
-                headers,
-                body: None,
-                body_size: 0,
-                status: None,
-                bytes_sent: None,
-                faults: Vec::new(),
-            });
+            entries.push_back(entry);
             *next
         }))
     }
@@ -142,19 +197,19 @@ impl Journal {
                     filter
                         .dialect
                         .as_ref()
-                        .is_none_or(|d| e.dialect.as_ref() == Some(d))
+                        .is_none_or(|d| e.dialect() == Some(d.as_str()))
                 })
                 .filter(|e| {
                     filter
                         .method
                         .as_ref()
-                        .is_none_or(|m| e.method.eq_ignore_ascii_case(m))
+                        .is_none_or(|m| e.method().eq_ignore_ascii_case(m))
                 })
                 .filter(|e| {
                     filter
                         .path_prefix
                         .as_ref()
-                        .is_none_or(|p| e.path.starts_with(p.as_str()))
+                        .is_none_or(|p| e.path().starts_with(p.as_str()))
                 })
                 .filter(|e| filter.status.is_none_or(|s| e.status == Some(s)))
                 .filter(|e| filter.after.is_none_or(|after| e.id > after))
@@ -191,19 +246,15 @@ impl Entry {
         EntryView {
             id: self.id,
             time: self.time.to_rfc3339_opts(SecondsFormat::Millis, true),
-            dialect: self.dialect.as_deref(),
-            method: &self.method,
-            path: &self.path,
-            query: self.query.as_deref(),
+            dialect: self.dialect(),
+            method: self.method(),
+            path: self.path(),
+            query: self.query(),
             headers: self
-                .headers
-                .iter()
+                .headers()
                 .map(|(name, value)| {
                     let secret = !reveal && (name == "authorization" || name == "cookie");
-                    (
-                        name.as_str(),
-                        if secret { "<redacted>" } else { value.as_str() },
-                    )
+                    (name, if secret { "<redacted>" } else { value })
                 })
                 .collect(),
             body: self.body.as_deref().map(String::from_utf8_lossy),
@@ -221,6 +272,50 @@ mod tests {
     use super::*;
 
     #[test]
+    fn an_entry_keeps_path_query_and_headers_apart() {
+        let journal = Journal::new(4);
+        let mut headers = HeaderMap::new();
+        headers.insert("host", "127.0.0.1:8080".parse().unwrap());
+        headers.append("x-twice", "a:b".parse().unwrap());
+        headers.append("x-twice", "".parse().unwrap());
+        headers.insert(
+            "x-latin",
+            http::HeaderValue::from_bytes(b"caf\xe9").unwrap(),
+        );
+        let uri = |s: &str| s.parse::<http::Uri>().unwrap();
+        for target in ["/a/b?x=1&y=%3A", "/a?", "/plain"] {
+            journal.record(
+                Utc::now(),
+                Some("box"),
+                &http::Method::PUT,
+                &uri(target),
+                &headers,
+            );
+        }
+        let entries = journal.list(&Filter::default());
+        let parts: Vec<_> = entries.iter().map(|e| (e.path(), e.query())).collect();
+        assert_eq!(
+            parts,
+            [
+                ("/a/b", Some("x=1&y=%3A")),
+                ("/a", Some("")),
+                ("/plain", None)
+            ]
+        );
+        assert_eq!(entries[0].method(), "PUT");
+        assert_eq!(entries[0].dialect(), Some("box"));
+        assert_eq!(
+            entries[2].headers().collect::<Vec<_>>(),
+            [
+                ("host", "127.0.0.1:8080"),
+                ("x-twice", "a:b"),
+                ("x-twice", ""),
+                ("x-latin", "caf\u{fffd}")
+            ]
+        );
+    }
+
+    #[test]
     fn the_ring_keeps_the_newest_and_filters() {
         let journal = Journal::new(2);
         let headers = HeaderMap::new();
@@ -229,7 +324,7 @@ mod tests {
                 .record(
                     Utc::now(),
                     Some("box"),
-                    "GET",
+                    &http::Method::GET,
                     &path.parse().unwrap(),
                     &headers,
                 )
@@ -238,7 +333,7 @@ mod tests {
         }
         let all = journal.list(&Filter::default());
         assert_eq!(
-            all.iter().map(|e| e.path.as_str()).collect::<Vec<_>>(),
+            all.iter().map(|e| e.path()).collect::<Vec<_>>(),
             ["/b", "/c"]
         );
         let missing = journal.list(&Filter {
@@ -264,7 +359,13 @@ mod tests {
         assert_eq!(view["path"], "/b");
         assert_eq!(view["headers"], serde_json::json!([]));
         assert!(Journal::new(0)
-            .record(Utc::now(), None, "GET", &"/x".parse().unwrap(), &headers)
+            .record(
+                Utc::now(),
+                None,
+                &http::Method::GET,
+                &"/x".parse().unwrap(),
+                &headers
+            )
             .is_none());
     }
 }

@@ -357,7 +357,7 @@ async fn dispatch(
         state.journal.record(
             state.clock.now(),
             dialect,
-            method.as_str(),
+            &method,
             req.uri(),
             req.headers(),
         )
