@@ -50,14 +50,8 @@ fn node_info(node: &Node) -> NodeInfo {
     }
 }
 
-fn user_info(user: &User) -> UserInfo {
-    UserInfo {
-        id: user.id.clone(),
-        name: user.name.clone(),
-        login: user.login.clone(),
-        home: user.home.clone(),
-        dialect_ids: user.dialect_ids.clone(),
-    }
+fn user_info(user: &User) -> Arc<UserInfo> {
+    Arc::clone(&user.info)
 }
 
 impl Core for ServerCore {
@@ -65,17 +59,17 @@ impl Core for ServerCore {
         self.state.clock.now()
     }
 
-    fn authenticate(&self, token: &str) -> Option<UserInfo> {
+    fn authenticate(&self, token: &str) -> Option<Arc<UserInfo>> {
         self.state.store().authenticate(token).map(user_info)
     }
 
-    fn log_in(&self, login: &str, password: &str) -> Option<(UserInfo, String)> {
+    fn log_in(&self, login: &str, password: &str) -> Option<(Arc<UserInfo>, String)> {
         let store = self.state.store();
         let user = store.log_in(login, password)?;
         Some((user_info(user), user.token.clone()?))
     }
 
-    fn user(&self, id: &UserId) -> Option<UserInfo> {
+    fn user(&self, id: &UserId) -> Option<Arc<UserInfo>> {
         self.state.store().user(id).map(user_info)
     }
 

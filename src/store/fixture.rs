@@ -8,7 +8,7 @@ use std::sync::Arc;
 use base64::Engine as _;
 use chrono::{DateTime, TimeZone, Utc};
 use serde::Deserialize;
-use zipgate_api::{NodeId, NodeKind, UserId};
+use zipgate_api::{NodeId, NodeKind, UserId, UserInfo};
 
 use super::content::{Content, FileBody, GeneratedKind};
 use super::{Node, NodeData, Readers, Store, User};
@@ -263,13 +263,15 @@ pub fn build(doc: FixtureDoc, base_dir: Option<&Path>) -> Result<Store, FixtureE
         users.insert(
             id.clone(),
             User {
-                name: spec.name.unwrap_or_else(|| id.0.clone()),
-                login: spec.login.unwrap_or_else(|| id.0.clone()),
-                id,
+                info: Arc::new(UserInfo {
+                    name: spec.name.unwrap_or_else(|| id.0.clone()),
+                    login: spec.login.unwrap_or_else(|| id.0.clone()),
+                    id,
+                    home: spec.home.map(NodeId),
+                    dialect_ids: spec.ids,
+                }),
                 token: spec.token,
                 password: spec.password,
-                home: spec.home.map(NodeId),
-                dialect_ids: spec.ids,
             },
         );
     }

@@ -8,7 +8,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
-use zipgate_api::{NodeId, NodeKind, Principal, UserId};
+use zipgate_api::{NodeId, NodeKind, Principal, UserId, UserInfo};
 
 pub use content::{Content, FileBody, GeneratedKind};
 pub use fixture::{FixtureError, FixtureSource};
@@ -59,15 +59,20 @@ impl Node {
     }
 }
 
+/// A user: what dialects may see (shared, so authenticating a request does
+/// not copy it) and the secrets they may not.
 #[derive(Clone, Debug)]
 pub struct User {
-    pub id: UserId,
-    pub name: String,
-    pub login: String,
+    pub info: Arc<UserInfo>,
     pub token: Option<String>,
     pub password: Option<String>,
-    pub home: Option<NodeId>,
-    pub dialect_ids: BTreeMap<String, String>,
+}
+
+impl std::ops::Deref for User {
+    type Target = UserInfo;
+    fn deref(&self) -> &UserInfo {
+        &self.info
+    }
 }
 
 #[derive(Debug, Default)]

@@ -2,6 +2,7 @@
 //! one vendor's HTTP API, and calls the `Core`, which the server implements.
 
 use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
 
 use bytes::Bytes;
 use chrono::{DateTime, Utc};
@@ -150,10 +151,10 @@ impl Download {
 pub trait Core: Send + Sync {
     fn now(&self) -> DateTime<Utc>;
     /// The user a bearer token belongs to.
-    fn authenticate(&self, token: &str) -> Option<UserInfo>;
+    fn authenticate(&self, token: &str) -> Option<Arc<UserInfo>>;
     /// A user name (login or id) and password: the user and their token.
-    fn log_in(&self, login: &str, password: &str) -> Option<(UserInfo, String)>;
-    fn user(&self, id: &UserId) -> Option<UserInfo>;
+    fn log_in(&self, login: &str, password: &str) -> Option<(Arc<UserInfo>, String)>;
+    fn user(&self, id: &UserId) -> Option<Arc<UserInfo>>;
     fn node(&self, id: &NodeId) -> Option<NodeInfo>;
     /// Every node, for a dialect that indexes its own id scheme.
     fn nodes(&self) -> Vec<NodeInfo>;

@@ -12,6 +12,7 @@ use chrono::{DateTime, Datelike, Timelike, Utc};
 use http::{header, HeaderValue, Method, Response, StatusCode};
 use serde::Serialize;
 use serde_json::json;
+use std::sync::Arc;
 use zipgate_api::http::{
     ascii_fallback, bearer, full, insert_allow, percent_encode_rfc5987, Body, Credentials,
 };
@@ -126,7 +127,7 @@ fn error(err: &BoxError, request_id: &str) -> Response<Body> {
 }
 
 /// Box needs a valid bearer token on create and status.
-fn authenticate(request: &DialectRequest, core: &dyn Core) -> Result<UserInfo, BoxError> {
+fn authenticate(request: &DialectRequest, core: &dyn Core) -> Result<Arc<UserInfo>, BoxError> {
     match bearer(&request.headers) {
         Credentials::Bearer(token) => core.authenticate(token).ok_or_else(BoxError::unauthorized),
         Credentials::None | Credentials::Malformed => Err(BoxError::unauthorized()),
@@ -291,7 +292,7 @@ impl BoxDialect {
         let job = self
             .own_job(core, request.param("id"))
             .ok_or_else(BoxError::not_found)?;
-        if job.owner != Principal::User(user.id) {
+        if !matches!(&job.owner, Principal::User(owner) if *owner == user.id) {
             return Err(BoxError::access_denied());
         }
         let state = match job.state {

@@ -10,6 +10,7 @@ mod request;
 mod settings;
 
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 use http::{header, HeaderValue, Method, Response, StatusCode};
@@ -161,7 +162,7 @@ fn error_response(err: &WebError, format: Format) -> Response<Body> {
 }
 
 impl ItslearningDialect {
-    fn user(&self, request: &DialectRequest, core: &dyn Core) -> Result<UserInfo, WebError> {
+    fn user(&self, request: &DialectRequest, core: &dyn Core) -> Result<Arc<UserInfo>, WebError> {
         let token = match bearer(&request.headers) {
             Credentials::Bearer(token) => Some(token.to_owned()),
             _ => request.query("access_token"),

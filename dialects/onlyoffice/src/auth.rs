@@ -5,6 +5,7 @@
 
 use base64::Engine as _;
 use http::header;
+use std::sync::Arc;
 use zipgate_api::{Core, DialectRequest, UserInfo};
 
 use crate::request::Params;
@@ -23,7 +24,11 @@ fn cookie(request: &DialectRequest) -> Option<String> {
         .map(|(_, value)| value.to_owned())
 }
 
-pub fn user(request: &DialectRequest, core: &dyn Core, form: Option<&Params>) -> Option<UserInfo> {
+pub fn user(
+    request: &DialectRequest,
+    core: &dyn Core,
+    form: Option<&Params>,
+) -> Option<Arc<UserInfo>> {
     let key = request
         .query(COOKIE)
         .or_else(|| form.and_then(|f| f.get(COOKIE)).map(str::to_owned))

@@ -10,6 +10,7 @@ use base64::Engine as _;
 use chrono::{DateTime, Utc};
 use http::{header, HeaderValue, Method, Response, StatusCode};
 use serde_json::{json, Map, Value};
+use std::sync::Arc;
 use zipgate_api::http::{
     bearer, content_disposition, full, insert_allow, parse_range, Body, Credentials, RangeRequest,
 };
@@ -249,7 +250,11 @@ impl OracleDialect {
         }
     }
 
-    fn user(&self, request: &DialectRequest, core: &dyn Core) -> Result<UserInfo, OracleError> {
+    fn user(
+        &self,
+        request: &DialectRequest,
+        core: &dyn Core,
+    ) -> Result<Arc<UserInfo>, OracleError> {
         let authorization = request
             .headers
             .get(header::AUTHORIZATION)
