@@ -92,7 +92,7 @@ impl Core for ServerCore {
             .is_some_and(|node| store.can_read(principal, node))
     }
 
-    fn create_job(&self, owner_tag: &str, request: CreateJob) -> Result<CreatedJob, Error> {
+    fn create_job(&self, owner_tag: &'static str, request: CreateJob) -> Result<CreatedJob, Error> {
         let store = self.state.store();
         let mut options = request.plan;
         let plan = planner::plan(&store, &request.owner, &request.selection, &mut options)?;
@@ -116,7 +116,7 @@ impl Core for ServerCore {
             id: request.id,
             name: request.name,
             context: request.context,
-            owner_tag: owner_tag.to_owned(),
+            owner_tag,
             owner: request.owner,
             archive,
             file_count: plan.file_count,
@@ -210,7 +210,7 @@ impl Core for ServerCore {
             .and_then(|h| h.to_str().ok())
             .filter(|h| !h.is_empty())
             .unwrap_or("localhost");
-        format!("http://{host}")
+        ["http://", host].concat()
     }
 
     fn random_u64(&self) -> u64 {

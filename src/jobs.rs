@@ -5,7 +5,6 @@
 //! their retention, so a long run does not grow without bound.
 
 use std::collections::{HashMap, VecDeque};
-use std::ops::{Deref, DerefMut};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
@@ -24,7 +23,7 @@ pub struct JobSpec {
     pub context: String,
     /// Opaque tag of whoever created the job (a dialect's name); the registry
     /// never interprets it.
-    pub owner_tag: String,
+    pub owner_tag: &'static str,
     pub owner: Principal,
     pub archive: Arc<Archive>,
     pub file_count: u64,
@@ -58,8 +57,18 @@ pub enum StuckState {
     Running,
 }
 
+/// What a job keeps of its spec beyond what its snapshot shows.
+struct JobRules {
+    archive: Arc<Archive>,
+    pacing: Pacing,
+    download_window: Option<Duration>,
+    single_use: bool,
+    retention: Duration,
+    fault: Option<JobFault>,
+}
+
 struct Job {
-    spec: JobSpec,
+    spec: JobRules,
     snapshot: JobSnapshot,
     /// Whether each archive entry is a file, to count files as they finish.
     entry_is_file: Vec<bool>,
@@ -68,6 +77,59 @@ struct Job {
 }
 
 impl Job {
+    fn new(spec: JobSpec, now: DateTime<Utc>) -> Self {
+        let entry_is_file: Vec<bool> = spec
+            .archive
+            .entries()
+            .iter()
+            .map(|e| matches!(e.body, crate::zip::EntryBody::File { .. }))
+            .collect();
+        let steps = match spec.pacing {
+            Pacing::AfterPolls(n) => (0, n),
+            _ => (0, 1),
+        };
+        let snapshot = JobSnapshot {
+            id: spec.id,
+            name: spec.name,
+            context: spec.context,
+            archive_len: spec.archive.len(),
+            owner_tag: spec.owner_tag,
+            owner: spec.owner,
+            state: JobState::Queued,
+            created_at: now,
+            ready_at: None,
+            expires_at: None,
+            download_started_at: None,
+            finished_at: None,
+            polls: 0,
+            steps,
+            entries_total: entry_is_file.len() as u64,
+            entries_done: 0,
+            file_count: spec.file_count,
+            files_done: 0,
+            files_skipped: spec.files_skipped,
+            folders_skipped: spec.folders_skipped,
+            active_downloads: 0,
+            acknowledged: false,
+            bytes_sent: 0,
+            downloads: 0,
+            error: None,
+        };
+        Job {
+            spec: JobRules {
+                archive: spec.archive,
+                pacing: spec.pacing,
+                download_window: spec.download_window,
+                single_use: spec.single_use,
+                retention: spec.retention,
+                fault: spec.fault,
+            },
+            snapshot,
+            entry_is_file,
+            settled_at: None,
+        }
+    }
+
     /// Applies pacing (when `poll` is true) and expiry as of `now`.
     fn advance(&mut self, now: DateTime<Utc>, poll: bool) {
         let s = &mut self.snapshot;
@@ -145,38 +207,53 @@ struct Inner {
     max_jobs: usize,
 }
 
-/// The jobs by id, with their creation order so the cap and the retention
-/// sweep cost O(1) per create instead of a scan of every job, and an index
-/// by owner so a dialect's questions about one user's jobs do not scan
-/// everyone's.
+/// The jobs in slots, found by id, with their creation order so the cap and
+/// the retention sweep cost O(1) per create instead of a scan of every job,
+/// and an index by owner so a dialect's questions about one user's jobs do
+/// not scan everyone's. Lists hold slot keys, not ids: a create copies its
+/// id once, and the cap looks through the oldest jobs without hashing.
 #[derive(Default)]
 struct Table {
-    map: HashMap<String, Job>,
-    /// Ids oldest first; may hold ids already removed (skipped, compacted on sweeps).
-    order: VecDeque<String>,
-    owners: HashMap<OwnerKey, OwnerJobs>,
+    slots: Vec<Slot>,
+    free: Vec<u32>,
+    by_id: HashMap<Box<str>, Key>,
+    /// Keys oldest first; may hold keys of removed jobs (skipped, compacted on sweeps).
+    order: VecDeque<Key>,
+    /// By principal, then by owner tag (a handful of dialects).
+    owners: HashMap<Principal, Vec<(&'static str, OwnerJobs)>>,
     swept_at: Option<DateTime<Utc>>,
 }
 
-/// Removes `id` from an oldest-first list: O(1) when it is the oldest, the
+/// A job's slot and the slot's generation at the time, so a key left
+/// behind in a list never finds the slot's next job.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Key {
+    slot: u32,
+    generation: u32,
+}
+
+#[derive(Default)]
+struct Slot {
+    generation: u32,
+    job: Option<Job>,
+}
+
+/// Removes `key` from an oldest-first list: O(1) when it is the oldest, the
 /// usual case (the cap drops the oldest job).
-fn remove_id(ids: &mut VecDeque<String>, id: &str) {
-    if ids.front().is_some_and(|front| front == id) {
-        ids.pop_front();
-    } else if let Some(at) = ids.iter().position(|other| other == id) {
-        ids.remove(at);
+fn remove_key(keys: &mut VecDeque<Key>, key: Key) {
+    if keys.front() == Some(&key) {
+        keys.pop_front();
+    } else if let Some(at) = keys.iter().position(|other| *other == key) {
+        keys.remove(at);
     }
 }
 
-/// A job's owner tag (dialect) and principal.
-type OwnerKey = (String, Principal);
-
 #[derive(Default)]
 struct OwnerJobs {
-    /// Ids oldest first; may hold ids already removed (compacted on sweeps).
-    order: VecDeque<String>,
-    /// Ids not yet acknowledged, oldest first.
-    open: VecDeque<String>,
+    /// Keys oldest first; may hold keys of removed jobs (compacted on sweeps).
+    order: VecDeque<Key>,
+    /// Keys of jobs not yet acknowledged, oldest first.
+    open: VecDeque<Key>,
     /// Downloads of these jobs in progress.
     downloading: usize,
 }
@@ -186,6 +263,101 @@ struct OwnerJobs {
 const EVICTION_WINDOW_PER_JOB: usize = 4;
 
 impl Table {
+    fn len(&self) -> usize {
+        self.by_id.len()
+    }
+
+    fn job(&self, key: Key) -> Option<&Job> {
+        let slot = self.slots.get(key.slot as usize)?;
+        (slot.generation == key.generation).then_some(slot.job.as_ref())?
+    }
+
+    fn job_mut(&mut self, key: Key) -> Option<&mut Job> {
+        let slot = self.slots.get_mut(key.slot as usize)?;
+        (slot.generation == key.generation).then_some(slot.job.as_mut())?
+    }
+
+    fn key_of(&self, id: &str) -> Option<Key> {
+        self.by_id.get(id).copied()
+    }
+
+    fn get(&self, id: &str) -> Option<&Job> {
+        self.job(self.key_of(id)?)
+    }
+
+    fn get_mut(&mut self, id: &str) -> Option<&mut Job> {
+        self.job_mut(self.key_of(id)?)
+    }
+
+    fn jobs_mut(&mut self) -> impl Iterator<Item = &mut Job> {
+        self.slots.iter_mut().filter_map(|slot| slot.job.as_mut())
+    }
+
+    fn owner_jobs(&self, owner_tag: &str, owner: &Principal) -> Option<&OwnerJobs> {
+        let tags = self.owners.get(owner)?;
+        tags.iter()
+            .find(|(tag, _)| *tag == owner_tag)
+            .map(|(_, jobs)| jobs)
+    }
+
+    fn owner_jobs_mut(&mut self, owner_tag: &str, owner: &Principal) -> Option<&mut OwnerJobs> {
+        let tags = self.owners.get_mut(owner)?;
+        tags.iter_mut()
+            .find(|(tag, _)| *tag == owner_tag)
+            .map(|(_, jobs)| jobs)
+    }
+
+    /// The owner's entry, made when missing (the principal is copied only then).
+    fn owner_entry(&mut self, owner_tag: &'static str, owner: &Principal) -> &mut OwnerJobs {
+        if !self.owners.contains_key(owner) {
+            self.owners.insert(owner.clone(), Vec::new());
+        }
+        let tags = self.owners.get_mut(owner).expect("inserted above");
+        let at = match tags.iter().position(|(tag, _)| *tag == owner_tag) {
+            Some(at) => at,
+            None => {
+                tags.push((owner_tag, OwnerJobs::default()));
+                tags.len() - 1
+            }
+        };
+        &mut tags[at].1
+    }
+
+    /// Forgets the owner's entry once it has no jobs and no downloads.
+    fn drop_owner_if_idle(&mut self, owner_tag: &str, owner: &Principal) {
+        if let Some(tags) = self.owners.get_mut(owner) {
+            tags.retain(|(tag, jobs)| {
+                *tag != owner_tag || !jobs.order.is_empty() || jobs.downloading > 0
+            });
+            if tags.is_empty() {
+                self.owners.remove(owner);
+            }
+        }
+    }
+
+    /// Files a new job under its id, in creation order and in its owner's lists.
+    fn insert(&mut self, job: Job) -> Key {
+        let slot = match self.free.pop() {
+            Some(slot) => slot,
+            None => {
+                self.slots.push(Slot::default());
+                u32::try_from(self.slots.len() - 1).expect("fewer than 2^32 jobs")
+            }
+        };
+        let key = Key {
+            slot,
+            generation: self.slots[slot as usize].generation,
+        };
+        let (owner_tag, owner) = (job.snapshot.owner_tag, job.snapshot.owner.clone());
+        self.by_id.insert(job.snapshot.id.as_str().into(), key);
+        self.slots[slot as usize].job = Some(job);
+        self.order.push_back(key);
+        let lists = self.owner_entry(owner_tag, &owner);
+        lists.order.push_back(key);
+        lists.open.push_back(key);
+        key
+    }
+
     /// Forgets jobs past their retention, at most once per clock second.
     fn sweep_if_due(&mut self, now: DateTime<Utc>) {
         let due = self
@@ -197,22 +369,47 @@ impl Table {
     }
 
     fn sweep(&mut self, now: DateTime<Utc>) {
-        self.map.retain(|_, job| !job.reclaimable(now));
-        let map = &self.map;
-        self.order.retain(|id| map.contains_key(id));
-        self.owners.retain(|_, owner| {
-            owner.order.retain(|id| map.contains_key(id));
-            owner.open.retain(|id| map.contains_key(id));
-            !owner.order.is_empty() || owner.downloading > 0
-        });
+        let reclaimable: Vec<Key> = self
+            .slots
+            .iter()
+            .enumerate()
+            .filter(|(_, slot)| slot.job.as_ref().is_some_and(|job| job.reclaimable(now)))
+            .map(|(at, slot)| Key {
+                slot: at as u32,
+                generation: slot.generation,
+            })
+            .collect();
+        for key in reclaimable {
+            self.forget_key(key);
+        }
+        self.compact();
         self.swept_at = Some(now);
     }
 
-    /// Snapshots of one owner's live jobs among `ids`, in that order, advanced to `now`.
-    fn snapshots(&mut self, ids: &[String], now: DateTime<Utc>) -> Vec<JobSnapshot> {
-        let mut out = Vec::with_capacity(ids.len());
-        for id in ids {
-            if let Some(job) = self.map.get_mut(id).filter(|job| !job.reclaimable(now)) {
+    /// Drops keys of removed jobs from every list.
+    fn compact(&mut self) {
+        let slots = &self.slots;
+        let live = |key: &Key| {
+            slots
+                .get(key.slot as usize)
+                .is_some_and(|slot| slot.generation == key.generation && slot.job.is_some())
+        };
+        self.order.retain(live);
+        self.owners.retain(|_, tags| {
+            tags.retain_mut(|(_, jobs)| {
+                jobs.order.retain(live);
+                jobs.open.retain(live);
+                !jobs.order.is_empty() || jobs.downloading > 0
+            });
+            !tags.is_empty()
+        });
+    }
+
+    /// Snapshots of the live jobs among `keys`, in that order, advanced to `now`.
+    fn snapshots(&mut self, keys: &[Key], now: DateTime<Utc>) -> Vec<JobSnapshot> {
+        let mut out = Vec::with_capacity(keys.len());
+        for key in keys {
+            if let Some(job) = self.job_mut(*key).filter(|job| !job.reclaimable(now)) {
                 job.advance(now, false);
                 out.push(job.snapshot.clone());
             }
@@ -225,51 +422,49 @@ impl Table {
     /// once per batch, not on every create at the cap.
     /// Removes `count` jobs and hands them back, to be dropped after the lock.
     fn evict(&mut self, count: usize) -> Vec<Job> {
-        let map = &self.map;
-        let settled: Vec<String> = self
+        let settled: Vec<Key> = self
             .order
             .iter()
             .take(count * EVICTION_WINDOW_PER_JOB)
-            .filter(|id| map.get(*id).is_some_and(|j| j.settled_at.is_some()))
+            .filter(|key| self.job(**key).is_some_and(|j| j.settled_at.is_some()))
             .take(count)
-            .cloned()
+            .copied()
             .collect();
-        let mut evicted: Vec<Job> = settled.iter().filter_map(|id| self.forget(id)).collect();
+        let mut evicted: Vec<Job> = settled
+            .into_iter()
+            .filter_map(|key| self.forget_key(key))
+            .collect();
         while evicted.len() < count {
-            let Some(id) = self.order.pop_front() else {
+            let Some(key) = self.order.pop_front() else {
                 break;
             };
-            evicted.extend(self.forget(&id));
+            evicted.extend(self.forget_key(key));
         }
         evicted
     }
 
+    fn forget(&mut self, id: &str) -> Option<Job> {
+        self.forget_key(self.key_of(id)?)
+    }
+
     /// Removes a job and its place in its owner's index (the global order is
     /// compacted lazily).
-    fn forget(&mut self, id: &str) -> Option<Job> {
-        let job = self.map.remove(id)?;
-        let key = (job.spec.owner_tag.clone(), job.spec.owner.clone());
-        if let Some(owner) = self.owners.get_mut(&key) {
-            remove_id(&mut owner.order, id);
-            remove_id(&mut owner.open, id);
-            if owner.order.is_empty() && owner.downloading == 0 {
-                self.owners.remove(&key);
-            }
+    fn forget_key(&mut self, key: Key) -> Option<Job> {
+        let slot = self.slots.get_mut(key.slot as usize)?;
+        if slot.generation != key.generation {
+            return None;
         }
+        let job = slot.job.take()?;
+        slot.generation = slot.generation.wrapping_add(1);
+        self.free.push(key.slot);
+        self.by_id.remove(job.snapshot.id.as_str());
+        let (owner_tag, owner) = (job.snapshot.owner_tag, &job.snapshot.owner);
+        if let Some(lists) = self.owner_jobs_mut(owner_tag, owner) {
+            remove_key(&mut lists.order, key);
+            remove_key(&mut lists.open, key);
+        }
+        self.drop_owner_if_idle(owner_tag, owner);
         Some(job)
-    }
-}
-
-impl Deref for Table {
-    type Target = HashMap<String, Job>;
-    fn deref(&self) -> &Self::Target {
-        &self.map
-    }
-}
-
-impl DerefMut for Table {
-    fn deref_mut(&mut self) -> &mut Self::Target {
-        &mut self.map
     }
 }
 
@@ -301,18 +496,11 @@ impl JobRegistry {
         let now = self.inner.clock.now();
         let mut jobs = self.jobs();
         jobs.sweep_if_due(now);
-        if jobs.order.len() > 2 * jobs.map.len() + 64 {
-            // Removed jobs left their ids behind (a still clock delays sweeps).
-            let map = &jobs.map;
-            let live: VecDeque<String> = jobs
-                .order
-                .iter()
-                .filter(|id| map.contains_key(*id))
-                .cloned()
-                .collect();
-            jobs.order = live;
+        if jobs.order.len() > 2 * jobs.len() + 64 {
+            // Removed jobs left their keys behind (a still clock delays sweeps).
+            jobs.compact();
         }
-        if jobs.contains_key(&spec.id) {
+        if jobs.key_of(&spec.id).is_some() {
             return Err(Error::Conflict(format!("job {}", spec.id)));
         }
         let evicted = if jobs.len() >= self.inner.max_jobs {
@@ -322,59 +510,10 @@ impl JobRegistry {
         } else {
             Vec::new()
         };
-        let entry_is_file: Vec<bool> = spec
-            .archive
-            .entries()
-            .iter()
-            .map(|e| matches!(e.body, crate::zip::EntryBody::File { .. }))
-            .collect();
-        let steps = match spec.pacing {
-            Pacing::AfterPolls(n) => (0, n),
-            _ => (0, 1),
-        };
-        let snapshot = JobSnapshot {
-            id: spec.id.clone(),
-            name: spec.name.clone(),
-            context: spec.context.clone(),
-            archive_len: spec.archive.len(),
-            owner_tag: spec.owner_tag.clone(),
-            owner: spec.owner.clone(),
-            state: JobState::Queued,
-            created_at: now,
-            ready_at: None,
-            expires_at: None,
-            download_started_at: None,
-            finished_at: None,
-            polls: 0,
-            steps,
-            entries_total: entry_is_file.len() as u64,
-            entries_done: 0,
-            file_count: spec.file_count,
-            files_done: 0,
-            files_skipped: spec.files_skipped,
-            folders_skipped: spec.folders_skipped,
-            active_downloads: 0,
-            acknowledged: false,
-            bytes_sent: 0,
-            downloads: 0,
-            error: None,
-        };
-        let mut job = Job {
-            spec,
-            snapshot,
-            entry_is_file,
-            settled_at: None,
-        };
+        let mut job = Job::new(spec, now);
         job.advance(now, false);
         let out = job.snapshot.clone();
-        jobs.order.push_back(out.id.clone());
-        let owner = jobs
-            .owners
-            .entry((out.owner_tag.clone(), out.owner.clone()))
-            .or_default();
-        owner.order.push_back(out.id.clone());
-        owner.open.push_back(out.id.clone());
-        jobs.insert(out.id.clone(), job);
+        jobs.insert(job);
         // Freeing a hundred evicted jobs is not short: not under the lock.
         drop(jobs);
         drop(evicted);
@@ -418,7 +557,7 @@ impl JobRegistry {
         let mut jobs = self.jobs();
         jobs.sweep_if_due(now);
         let mut out: Vec<JobSnapshot> = jobs
-            .values_mut()
+            .jobs_mut()
             .filter(|job| !job.reclaimable(now) && keep(job))
             .map(|job| {
                 job.advance(now, false);
@@ -435,12 +574,12 @@ impl JobRegistry {
 
     /// Jobs with this tag and owner, oldest first.
     pub fn list_of(&self, owner_tag: &str, owner: &Principal) -> Vec<JobSnapshot> {
-        self.of_owner(owner_tag, owner, |o| o.order.iter().cloned().collect())
+        self.of_owner(owner_tag, owner, |o| o.order.iter().copied().collect())
     }
 
     /// Jobs with this tag and owner not yet acknowledged, oldest first.
     pub fn open_of(&self, owner_tag: &str, owner: &Principal) -> Vec<JobSnapshot> {
-        self.of_owner(owner_tag, owner, |o| o.open.iter().cloned().collect())
+        self.of_owner(owner_tag, owner, |o| o.open.iter().copied().collect())
     }
 
     /// The newest job with this tag and owner that `wanted` accepts.
@@ -452,10 +591,15 @@ impl JobRegistry {
     ) -> Option<JobSnapshot> {
         let now = self.inner.clock.now();
         let mut jobs = self.jobs();
-        let key = (owner_tag.to_owned(), owner.clone());
-        let ids: Vec<String> = jobs.owners.get(&key)?.order.iter().rev().cloned().collect();
-        ids.iter().find_map(|id| {
-            jobs.snapshots(std::slice::from_ref(id), now)
+        let keys: Vec<Key> = jobs
+            .owner_jobs(owner_tag, owner)?
+            .order
+            .iter()
+            .rev()
+            .copied()
+            .collect();
+        keys.iter().find_map(|key| {
+            jobs.snapshots(std::slice::from_ref(key), now)
                 .pop()
                 .filter(|job| wanted(job))
         })
@@ -463,22 +607,25 @@ impl JobRegistry {
 
     /// Downloads in progress of jobs with this tag and owner.
     pub fn downloads_of(&self, owner_tag: &str, owner: &Principal) -> usize {
-        let key = (owner_tag.to_owned(), owner.clone());
-        self.jobs().owners.get(&key).map_or(0, |o| o.downloading)
+        self.jobs()
+            .owner_jobs(owner_tag, owner)
+            .map_or(0, |o| o.downloading)
     }
 
     fn of_owner(
         &self,
         owner_tag: &str,
         owner: &Principal,
-        ids: impl FnOnce(&OwnerJobs) -> Vec<String>,
+        keys: impl FnOnce(&OwnerJobs) -> Vec<Key>,
     ) -> Vec<JobSnapshot> {
         let now = self.inner.clock.now();
         let mut jobs = self.jobs();
         jobs.sweep_if_due(now);
-        let key = (owner_tag.to_owned(), owner.clone());
-        let ids = jobs.owners.get(&key).map(ids).unwrap_or_default();
-        jobs.snapshots(&ids, now)
+        let keys = jobs
+            .owner_jobs(owner_tag, owner)
+            .map(keys)
+            .unwrap_or_default();
+        jobs.snapshots(&keys, now)
     }
 
     /// Starts a download: the job must be ready (or, if reusable, already
@@ -507,13 +654,15 @@ impl JobRegistry {
             job.settled_at.get_or_insert(now);
         }
         let archive = job.spec.archive.clone();
-        let owner = (job.spec.owner_tag.clone(), job.spec.owner.clone());
-        jobs.owners.entry(owner.clone()).or_default().downloading += 1;
+        let owner = (job.snapshot.owner_tag, job.snapshot.owner.clone());
+        let key = jobs.key_of(id).expect("the job was found by this id");
+        jobs.owner_entry(owner.0, &owner.1).downloading += 1;
         Ok((
             archive,
             DownloadTicket {
                 registry: self.clone(),
                 id: id.to_owned(),
+                key,
                 owner,
                 single_use,
                 settled: AtomicBool::new(false),
@@ -560,9 +709,10 @@ impl JobRegistry {
             return;
         };
         job.snapshot.acknowledged = true;
-        let key = (job.spec.owner_tag.clone(), job.spec.owner.clone());
-        if let Some(owner) = jobs.owners.get_mut(&key) {
-            remove_id(&mut owner.open, id);
+        let (owner_tag, owner) = (job.snapshot.owner_tag, job.snapshot.owner.clone());
+        let key = jobs.key_of(id).expect("the job was found by this id");
+        if let Some(lists) = jobs.owner_jobs_mut(owner_tag, &owner) {
+            remove_key(&mut lists.open, key);
         }
     }
 
@@ -587,9 +737,9 @@ impl JobRegistry {
         self.len() == 0
     }
 
-    fn update(&self, id: &str, f: impl FnOnce(&mut Job, DateTime<Utc>)) {
+    fn update(&self, key: Key, f: impl FnOnce(&mut Job, DateTime<Utc>)) {
         let now = self.inner.clock.now();
-        if let Some(job) = self.jobs().get_mut(id) {
+        if let Some(job) = self.jobs().job_mut(key) {
             f(job, now);
         }
     }
@@ -600,8 +750,10 @@ impl JobRegistry {
 pub struct DownloadTicket {
     registry: JobRegistry,
     id: String,
+    /// The job's slot: a job made later under the same id is not this one.
+    key: Key,
     /// Whose download this is counted as, even if the job is removed meanwhile.
-    owner: OwnerKey,
+    owner: (&'static str, Principal),
     single_use: bool,
     settled: AtomicBool,
 }
@@ -620,10 +772,15 @@ impl DownloadTicket {
             return;
         }
         let single_use = self.single_use;
-        if let Some(owner) = self.registry.jobs().owners.get_mut(&self.owner) {
-            owner.downloading = owner.downloading.saturating_sub(1);
+        {
+            let mut jobs = self.registry.jobs();
+            let (owner_tag, owner) = (self.owner.0, &self.owner.1);
+            if let Some(lists) = jobs.owner_jobs_mut(owner_tag, owner) {
+                lists.downloading = lists.downloading.saturating_sub(1);
+            }
+            jobs.drop_owner_if_idle(owner_tag, owner);
         }
-        self.registry.update(&self.id, |job, now| {
+        self.registry.update(self.key, |job, now| {
             let s = &mut job.snapshot;
             s.active_downloads = s.active_downloads.saturating_sub(1);
             if s.state.is_terminal() && s.state != JobState::Done {
@@ -650,7 +807,7 @@ impl DownloadTicket {
 
 impl Progress for DownloadTicket {
     fn entry_done(&self, index: usize) {
-        self.registry.update(&self.id, |job, _| {
+        self.registry.update(self.key, |job, _| {
             let s = &mut job.snapshot;
             s.entries_done = s.entries_done.max(index as u64 + 1);
             if job.entry_is_file.get(index).copied().unwrap_or(false) && s.files_done < s.file_count
@@ -664,7 +821,7 @@ impl Progress for DownloadTicket {
 impl StreamObserver for DownloadTicket {
     fn bytes_sent(&self, n: u64) {
         self.registry
-            .update(&self.id, |job, _| job.snapshot.bytes_sent += n);
+            .update(self.key, |job, _| job.snapshot.bytes_sent += n);
     }
 
     fn finished(&self, complete: bool) {
@@ -697,7 +854,7 @@ mod tests {
             id: id.into(),
             name: "test.zip".into(),
             context: String::new(),
-            owner_tag: "test".into(),
+            owner_tag: "test",
             owner: Principal::Anonymous,
             archive: Arc::new(Archive::new(
                 Vec::new(),
@@ -722,7 +879,7 @@ mod tests {
             jobs.create(spec(id, Pacing::Immediate, false)).unwrap();
         }
         let mut other = spec("x", Pacing::Immediate, false);
-        other.owner_tag = "other".into();
+        other.owner_tag = "other";
         jobs.create(other).unwrap();
         jobs.acknowledge("b");
         let open: Vec<String> = jobs
@@ -761,12 +918,37 @@ mod tests {
             jobs.remove(&id);
         }
         let table = jobs.jobs();
-        let owner = &table.owners[&("test".to_owned(), Principal::Anonymous)];
+        let owner = table.owner_jobs("test", &Principal::Anonymous).unwrap();
         assert_eq!(
-            (table.map.len(), owner.order.len(), owner.open.len()),
+            (table.len(), owner.order.len(), owner.open.len()),
             (9, 9, 9)
         );
         assert!(table.order.len() <= 2 * 9 + 65, "{}", table.order.len());
+    }
+
+    #[test]
+    fn a_ticket_never_touches_a_later_job_under_the_same_id() {
+        let (_, jobs) = setup();
+        jobs.create(spec("j", Pacing::Immediate, false)).unwrap();
+        let (_, ticket) = jobs.begin_download("j").unwrap();
+        jobs.remove("j");
+        // The new job takes the freed slot, under a new generation.
+        jobs.create(spec("j", Pacing::Immediate, false)).unwrap();
+        ticket.bytes_sent(7);
+        ticket.entry_done(0);
+        ticket.complete();
+        let job = jobs.get("j").unwrap();
+        assert_eq!(
+            (
+                job.bytes_sent,
+                job.downloads,
+                job.active_downloads,
+                job.state
+            ),
+            (0, 0, 0, JobState::Ready)
+        );
+        assert_eq!(jobs.downloads_of("test", &Principal::Anonymous), 0);
+        assert_eq!(jobs.len(), 1);
     }
 
     #[test]

@@ -194,7 +194,7 @@ struct Progress {
 fn job_view(job: &JobSnapshot) -> JobView<'_> {
     JobView {
         id: &job.id,
-        dialect: &job.owner_tag,
+        dialect: job.owner_tag,
         owner: match &job.owner {
             Principal::User(u) => Some(&u.0),
             Principal::Anonymous => None,

@@ -163,7 +163,7 @@ pub trait Core: Send + Sync {
     fn can_read(&self, principal: &Principal, id: &NodeId) -> bool;
 
     /// Plans the selection and registers the job.
-    fn create_job(&self, owner_tag: &str, request: CreateJob) -> Result<CreatedJob, Error>;
+    fn create_job(&self, owner_tag: &'static str, request: CreateJob) -> Result<CreatedJob, Error>;
     fn job(&self, id: &str) -> Option<JobSnapshot>;
     /// A client's status poll: advances poll-paced jobs.
     fn poll_job(&self, id: &str) -> Option<JobSnapshot>;

@@ -80,8 +80,8 @@ pub struct JobSnapshot {
     pub context: String,
     /// Exact archive length, known when every entry is stored.
     pub archive_len: Option<u64>,
-    /// The dialect that created the job.
-    pub owner_tag: String,
+    /// The dialect that created the job (its name).
+    pub owner_tag: &'static str,
     pub owner: Principal,
     pub state: JobState,
     pub created_at: DateTime<Utc>,

@@ -220,8 +220,8 @@ impl BoxDialect {
             .collect();
         let expires_at = created.job.expires_at.unwrap_or_else(|| core.now());
         let body = ZipDownload {
-            download_url: format!("{origin}/2.0/zip_downloads/{job_id}/content"),
-            status_url: format!("{origin}/2.0/zip_downloads/{job_id}/status"),
+            download_url: [&origin, "/2.0/zip_downloads/", &job_id, "/content"].concat(),
+            status_url: [&origin, "/2.0/zip_downloads/", &job_id, "/status"].concat(),
             expires_at: box_time(expires_at),
             name_conflicts,
         };
