@@ -180,6 +180,25 @@ async fn advancing_the_clock_expires_box_urls_without_sleeping() {
     )
     .await;
     assert_eq!(bad.status, StatusCode::BAD_REQUEST);
+    // Centuries at once saturate (about 292 years) instead of overflowing the date.
+    let far = control(
+        &server,
+        Method::POST,
+        "/_zipgate/clock/advance",
+        json!({"seconds": 1e18}),
+    )
+    .await;
+    assert_eq!(far.status, StatusCode::OK);
+    assert!(
+        far.json()["now"].as_str().unwrap() > "2290",
+        "{:?}",
+        far.json()
+    );
+    assert_eq!(
+        get(&server, "/_zipgate/health").await.status,
+        StatusCode::OK
+    );
+    assert_eq!(box_create(&server).await.status, StatusCode::ACCEPTED);
 }
 
 #[tokio::test]
