@@ -45,6 +45,7 @@ pub mod faults;
 pub mod fuzzing;
 pub mod jobs;
 pub mod journal;
+pub mod log_writer;
 pub mod packing;
 pub mod planner;
 pub mod server;

@@ -204,17 +204,13 @@ fn tune_malloc() {
 fn main() -> ExitCode {
     tune_malloc();
     let cli = Cli::parse();
-    // Log lines (one per request) are written by a thread of their own, in
-    // batches (it flushes whenever it has caught up), so a request does not
-    // wait on a write to stderr; the guard flushes at exit. Not lossy: when
-    // the writer falls behind, requests wait rather than lines vanish.
-    let (log_writer, _flush_on_exit) =
-        tracing_appender::non_blocking::NonBlockingBuilder::default()
-            .lossy(false)
-            .finish(std::io::BufWriter::with_capacity(
-                64 * 1024,
-                std::io::stderr(),
-            ));
+    // Log lines (one per request) are written by a thread of their own in
+    // batches (src/log_writer.rs); the guard writes out the rest at exit.
+    let (log_writer, _flush_on_exit) = zipgate::log_writer::batched(
+        std::io::stderr(),
+        zipgate::log_writer::FLUSH_EVERY,
+        zipgate::log_writer::MAX_PENDING,
+    );
     tracing_subscriber::fmt()
         .with_env_filter(
             EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
