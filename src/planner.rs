@@ -41,17 +41,15 @@ pub struct Plan {
 /// Makes one path component safe to extract anywhere: no separators, no
 /// control characters, never `.` or `..`, never empty.
 pub fn safe_component(name: &str) -> String {
-    let cleaned: String = name
-        .chars()
-        // `:` would make `C:` a drive letter or `a:b` an NTFS stream.
-        .map(|c| {
-            if c == '/' || c == '\\' || c == ':' || c.is_control() {
-                '_'
-            } else {
-                c
-            }
-        })
-        .collect();
+    let mut cleaned = String::with_capacity(name.len());
+    // `:` would make `C:` a drive letter or `a:b` an NTFS stream.
+    cleaned.extend(name.chars().map(|c| {
+        if c == '/' || c == '\\' || c == ':' || c.is_control() {
+            '_'
+        } else {
+            c
+        }
+    }));
     // Windows drops trailing dots and spaces, so `.. ` would act as `..`.
     if cleaned.chars().all(|c| c == '.' || c == ' ') {
         return "_".repeat(cleaned.chars().count().max(1));
@@ -94,21 +92,27 @@ pub fn plan(
         top.push(node.clone());
     }
 
-    // Drop repeats and items already inside another selected folder.
-    let selected: HashSet<&NodeId> = top.iter().map(|n| &n.id).collect();
-    let mut seen = HashSet::new();
-    let mut unique = Vec::with_capacity(top.len());
-    for node in &top {
-        let inside_selected = ancestors(store, node).any(|a| selected.contains(&a.id));
-        if inside_selected || !seen.insert(node.id.clone()) {
-            plan.skipped.push(Skipped {
-                id: node.id.clone(),
-                reason: SkipReason::Duplicate,
-            });
-        } else {
-            unique.push(node.clone());
+    // Drop repeats and items already inside another selected folder (a lone
+    // item can be neither).
+    let unique = if top.len() < 2 {
+        top
+    } else {
+        let selected: HashSet<&NodeId> = top.iter().map(|n| &n.id).collect();
+        let mut seen = HashSet::new();
+        let mut unique = Vec::with_capacity(top.len());
+        for node in &top {
+            let inside_selected = ancestors(store, node).any(|a| selected.contains(&a.id));
+            if inside_selected || !seen.insert(&node.id) {
+                plan.skipped.push(Skipped {
+                    id: node.id.clone(),
+                    reason: SkipReason::Duplicate,
+                });
+            } else {
+                unique.push(node.clone());
+            }
         }
-    }
+        unique
+    };
 
     let mut walker = Walker {
         store,
@@ -194,10 +198,12 @@ impl Walker<'_> {
                 NodeData::File(_) => {
                     self.plan.file_count += 1;
                     self.plan.total_bytes += node.size();
-                    self.plan.entries.push(PlanEntry {
-                        path: format!("{prefix}{name}"),
-                        node,
-                    });
+                    let path = if prefix.is_empty() {
+                        name
+                    } else {
+                        [prefix, &name].concat()
+                    };
+                    self.plan.entries.push(PlanEntry { path, node });
                 }
                 NodeData::Folder(_) => {
                     self.plan.folder_count += 1;
@@ -219,6 +225,9 @@ impl Walker<'_> {
     /// Safe, unique names for one level's nodes, in order.
     fn settle_names(&mut self, nodes: &[Arc<Node>]) -> Vec<String> {
         let mut names: Vec<String> = nodes.iter().map(|n| safe_component(&n.name)).collect();
+        if names.len() < 2 {
+            return names;
+        }
         let mut groups: HashMap<&str, Vec<usize>> = HashMap::new();
         let mut order = Vec::new();
         for (i, name) in names.iter().enumerate() {
