@@ -82,7 +82,12 @@ fn prefixed(prefix: &[u8], body: &[u8]) -> Vec<u8> {
 /// `bad_request`; what parses names at least one item with a trimmed,
 /// non-empty id, never the root folder, and re-serialises to itself.
 pub fn box_request(data: &[u8]) {
-    use zipgate_box::fuzzing::{parse, ZipRequest};
+    use zipgate_box::fuzzing::{parse, parse_checked, parse_usual, ZipRequest};
+    // The fast path for usual bodies answers exactly as the full reader.
+    let checked = parse_checked(data);
+    if let Some(usual) = parse_usual(data) {
+        assert_eq!(Some(&usual), checked.as_ref().ok(), "fast path differs");
+    }
     let parsed = match parse(data) {
         Ok(parsed) => parsed,
         Err(err) => {

@@ -28,7 +28,7 @@ pub use errors::BoxError;
 /// The request parser, for the fuzz targets and their corpus replay (`zipgate::fuzzing`); not an API.
 #[doc(hidden)]
 pub mod fuzzing {
-    pub use crate::request::{parse, ZipRequest};
+    pub use crate::request::{parse, parse_checked, parse_usual, ZipRequest};
 }
 use ids::DIALECT;
 pub use settings::{BoxSettings, StatusBeforeDownload};
