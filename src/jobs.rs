@@ -494,14 +494,18 @@ impl JobRegistry {
 
     pub fn create(&self, spec: JobSpec) -> Result<JobSnapshot, Error> {
         let now = self.inner.clock.now();
+        // Built before the lock: every worker thread creates jobs.
+        let mut job = Job::new(spec, now);
+        job.advance(now, false);
+        let out = job.snapshot.clone();
         let mut jobs = self.jobs();
         jobs.sweep_if_due(now);
         if jobs.order.len() > 2 * jobs.len() + 64 {
             // Removed jobs left their keys behind (a still clock delays sweeps).
             jobs.compact();
         }
-        if jobs.key_of(&spec.id).is_some() {
-            return Err(Error::Conflict(format!("job {}", spec.id)));
+        if jobs.key_of(&out.id).is_some() {
+            return Err(Error::Conflict(format!("job {}", out.id)));
         }
         let evicted = if jobs.len() >= self.inner.max_jobs {
             // Down to 99% of the cap at once (at least one job).
@@ -510,9 +514,6 @@ impl JobRegistry {
         } else {
             Vec::new()
         };
-        let mut job = Job::new(spec, now);
-        job.advance(now, false);
-        let out = job.snapshot.clone();
         jobs.insert(job);
         // Freeing a hundred evicted jobs is not short: not under the lock.
         drop(jobs);
