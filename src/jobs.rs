@@ -379,8 +379,9 @@ impl Table {
                 generation: slot.generation,
             })
             .collect();
+        // Their keys leave the lists in one pass (compact), not one scan each.
         for key in reclaimable {
-            self.forget_key(key);
+            self.take(key);
         }
         self.compact();
         self.swept_at = Some(now);
@@ -447,9 +448,9 @@ impl Table {
         self.forget_key(self.key_of(id)?)
     }
 
-    /// Removes a job and its place in its owner's index (the global order is
-    /// compacted lazily).
-    fn forget_key(&mut self, key: Key) -> Option<Job> {
+    /// Removes a job from its slot and the id map; its keys stay in the
+    /// lists until they are compacted.
+    fn take(&mut self, key: Key) -> Option<Job> {
         let slot = self.slots.get_mut(key.slot as usize)?;
         if slot.generation != key.generation {
             return None;
@@ -458,6 +459,13 @@ impl Table {
         slot.generation = slot.generation.wrapping_add(1);
         self.free.push(key.slot);
         self.by_id.remove(job.snapshot.id.as_str());
+        Some(job)
+    }
+
+    /// Removes a job and its place in its owner's index (the global order is
+    /// compacted lazily).
+    fn forget_key(&mut self, key: Key) -> Option<Job> {
+        let job = self.take(key)?;
         let (owner_tag, owner) = (job.snapshot.owner_tag, &job.snapshot.owner);
         if let Some(lists) = self.owner_jobs_mut(owner_tag, owner) {
             remove_key(&mut lists.order, key);
@@ -1111,6 +1119,25 @@ mod tests {
         assert_eq!(ids.len(), 3);
         assert!(!ids.contains(&"j1".to_owned()), "{ids:?}");
         assert!(ids.contains(&"j4".to_owned()) && ids.contains(&"j3".to_owned()));
+    }
+
+    #[test]
+    fn a_sweep_empties_every_list_it_reclaims_from() {
+        let (clock, jobs) = setup();
+        for i in 0..50 {
+            jobs.create(spec(&format!("j{i}"), Pacing::Immediate, true))
+                .unwrap();
+        }
+        // Settled out of creation order, so the slots and the lists disagree.
+        for i in (0..50).rev().step_by(2).chain((0..50).step_by(2)) {
+            jobs.cancel(&format!("j{i}")).unwrap();
+        }
+        clock.advance(Duration::hours(13));
+        assert_eq!(jobs.sweep(), 50);
+        let table = jobs.jobs();
+        assert!(table.owner_jobs("test", &Principal::Anonymous).is_none());
+        assert!(table.order.is_empty() && table.owners.is_empty());
+        assert_eq!(table.free.len(), 50);
     }
 
     #[test]
