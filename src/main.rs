@@ -64,6 +64,9 @@ struct ServeArgs {
     /// Address to listen on; port 0 picks a free port (the log says which).
     #[arg(long, default_value = "127.0.0.1:8080")]
     listen: SocketAddr,
+    /// Threads serving connections, each keeping its own (default: one per core).
+    #[arg(long, value_parser = clap::value_parser!(u16).range(1..=1024))]
+    workers: Option<u16>,
     /// Fixture file to serve instead of the embedded default.
     #[arg(long)]
     fixtures: Option<PathBuf>,
@@ -326,7 +329,12 @@ fn serve(args: ServeArgs) -> ExitCode {
         send_timeout: seconds(args.send_timeout),
         warm_crcs: !args.no_warm_crc,
     };
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
+    let workers = args.workers.map_or_else(
+        || std::thread::available_parallelism().map_or(1, |n| n.get()),
+        usize::from,
+    );
+    // This thread accepts and handles signals; the workers serve (server::run_on_workers).
+    let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
     {
@@ -360,13 +368,18 @@ fn serve(args: ServeArgs) -> ExitCode {
         let nodes = state.store().node_count();
         let compression = &state.config.compression;
         let deflate = Deflater::new(compression.level, compression.engine).implementation();
-        tracing::info!(%addr, nodes, deflate, "zipgate listening on http://{addr}");
+        tracing::info!(%addr, nodes, deflate, workers, "zipgate listening on http://{addr}");
         log_control_plane(&state.config, local.is_some_and(|a| a.ip().is_loopback()));
         // The one line on stdout, for scripts that start zipgate on port 0.
         println!("http://{addr}");
         let _ = std::io::Write::flush(&mut std::io::stdout());
-        server::run(listener, state, shutdown_signal()).await;
-        ExitCode::SUCCESS
+        match server::run_on_workers(listener, state, workers, shutdown_signal()).await {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("zipgate: cannot start the workers: {e}");
+                ExitCode::FAILURE
+            }
+        }
     })
 }
 

@@ -130,6 +130,41 @@ fn serves_the_embedded_fixtures_logs_each_request_and_stops_on_sigterm() {
 }
 
 #[test]
+fn connections_spread_over_the_workers_and_all_finish_on_sigterm() {
+    let mut running = serve(&["--workers", "3"]);
+    let addr = running.addr.clone();
+    std::thread::scope(|scope| {
+        for _ in 0..6 {
+            let addr = &addr;
+            scope.spawn(move || {
+                for _ in 0..10 {
+                    let (status, response) = http_send(
+                        addr,
+                        "POST",
+                        "/2.0/zip_downloads",
+                        "Authorization: Bearer alice-token\r\nContent-Type: application/json\r\n",
+                        r#"{"items":[{"type":"file","id":"12348"}]}"#,
+                    );
+                    assert_eq!(status, 202, "{response}");
+                }
+            });
+        }
+    });
+    let (_, health) = http_get(&addr, "/_zipgate/health");
+    assert!(health.contains("\"jobs\":60"), "{health}");
+    let status = terminate(&mut running);
+    assert!(status.success(), "{status:?}");
+    wait_for_line(&running, "all connections closed");
+
+    let refused = Command::new(env!("CARGO_BIN_EXE_zipgate"))
+        .args(["serve", "--listen", "127.0.0.1:0", "--workers", "0"])
+        .output()
+        .unwrap();
+    assert!(!refused.status.success());
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("--workers"));
+}
+
+#[test]
 fn an_in_flight_download_does_not_hold_shutdown_past_the_grace_period() {
     let dir = TempDir::new("cli-grace");
     let fixture = dir.path().join("big.json");
