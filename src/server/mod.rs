@@ -311,7 +311,7 @@ pub async fn run(listener: TcpListener, state: Arc<AppState>, shutdown: impl Fut
 /// task accepts and hands connections round-robin to the workers, and a
 /// connection stays on its worker. No request crosses threads, so no worker
 /// wakes the other, steals its tasks or frees into its malloc arena: Box
-/// creates went from 64-71k to 80-99k req/s against the multi-threaded
+/// creates went from 64-71k to 79-84k req/s against the multi-threaded
 /// runtime (wrk -t2 -c50 on 2 cores). Returns when every worker has finished
 /// its connections after `shutdown`.
 pub async fn run_on_workers(
@@ -371,9 +371,12 @@ pub async fn run_on_workers(
     let _ = stop.send(true);
     drop(queues);
     let all_closed = tokio::task::spawn_blocking(move || {
-        threads
+        // Every worker is joined, whatever the first ones answer.
+        let closed: Vec<bool> = threads
             .into_iter()
-            .all(|thread| thread.join().unwrap_or(false))
+            .map(|thread| thread.join().unwrap_or(false))
+            .collect();
+        closed.into_iter().all(|closed| closed)
     })
     .await
     .map_err(std::io::Error::other)?;
