@@ -8,7 +8,6 @@ mod ids;
 mod request;
 mod settings;
 
-use chrono::{DateTime, Datelike, Timelike, Utc};
 use http::{header, HeaderValue, Method, Response, StatusCode};
 use serde::Serialize;
 use serde_json::json;
@@ -18,6 +17,7 @@ use zipgate_api::http::{
 };
 use zipgate_api::plan::PlanOptions;
 use zipgate_api::rng::SplitMix64;
+use zipgate_api::time::utc_seconds;
 use zipgate_api::{
     BodyError, Core, CreateJob, Dialect, DialectRequest, Error, JobSnapshot, JobState, LimitKind,
     NodeKind, Pacing, Principal, Route, SelectedItem, Settings, UserInfo,
@@ -52,24 +52,6 @@ impl BoxDialect {
     }
 }
 
-/// Box's date-time form, whole seconds in UTC: `2020-07-22T11:26:08Z`.
-/// Written by hand: chrono's `format` parses its pattern on every call.
-fn box_time(t: DateTime<Utc>) -> String {
-    use std::fmt::Write;
-    let mut out = String::with_capacity(20);
-    let _ = write!(
-        out,
-        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}Z",
-        t.year(),
-        t.month(),
-        t.day(),
-        t.hour(),
-        t.minute(),
-        t.second()
-    );
-    out
-}
-
 /// The `ZipDownload` resource a create answers with.
 #[derive(Serialize)]
 struct ZipDownload<'a> {
@@ -90,6 +72,7 @@ struct NameConflict<'a> {
 
 /// Every response carries a `BOX-REQUEST-ID`; JSON ones are never cached.
 fn json(status: u16, body: &impl Serialize, request_id: &str) -> Response<Body> {
+    // Structs of strings and numbers, or a Value: serialising cannot fail.
     let bytes = serde_json::to_vec(body).unwrap_or_default();
     let mut response = Response::new(full(bytes));
     *response.status_mut() =
@@ -222,7 +205,7 @@ impl BoxDialect {
         let body = ZipDownload {
             download_url: [&origin, "/2.0/zip_downloads/", &job_id, "/content"].concat(),
             status_url: [&origin, "/2.0/zip_downloads/", &job_id, "/status"].concat(),
-            expires_at: box_time(expires_at),
+            expires_at: utc_seconds(expires_at),
             name_conflicts,
         };
         Ok(json(202, &body, &ids::request_id(core)))

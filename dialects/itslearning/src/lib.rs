@@ -12,7 +12,6 @@ mod settings;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
-use chrono::{DateTime, Utc};
 use http::{header, HeaderValue, Method, Response, StatusCode};
 use serde_json::{json, Map, Value};
 use zipgate_api::http::{
@@ -21,6 +20,7 @@ use zipgate_api::http::{
 use zipgate_api::ids::{derived_number, DialectIds};
 use zipgate_api::plan::{OnProblem, PlanOptions};
 use zipgate_api::rng::SplitMix64;
+use zipgate_api::time::utc_seconds;
 use zipgate_api::{
     Core, CreateJob, Dialect, DialectRequest, Error, JobSnapshot, JobState, NodeKind, Principal,
     Route, SelectedItem, Settings, UserInfo,
@@ -113,11 +113,6 @@ fn escape_xml(text: &str) -> String {
         .replace('>', "&gt;")
 }
 
-/// Json.NET's and DataContractSerializer's UTC date: whole seconds, `Z`.
-fn wire_date(t: DateTime<Utc>) -> String {
-    t.format("%Y-%m-%dT%H:%M:%SZ").to_string()
-}
-
 fn respond(status: u16, format: Format, body: String) -> Response<Body> {
     let mut response = Response::new(full(body));
     *response.status_mut() =
@@ -203,7 +198,7 @@ impl ItslearningDialect {
             )
         });
         let status = self.status_name(job.state);
-        let created = wire_date(job.created_at);
+        let created = utc_seconds(job.created_at);
         match format {
             Format::Json(_) => json!({
                 "JobId": job.id.parse::<u64>().unwrap_or(0),
