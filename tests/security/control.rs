@@ -1,0 +1,4 @@
+//! Security tests: control.
+
+#[allow(unused_imports)]
+use super::common;

@@ -1,0 +1,4 @@
+//! Security tests: dialects.
+
+#[allow(unused_imports)]
+use super::common;

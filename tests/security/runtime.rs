@@ -1,0 +1,4 @@
+//! Security tests: runtime.
+
+#[allow(unused_imports)]
+use super::common;
