@@ -216,4 +216,8 @@ impl Core for ServerCore {
     fn random_u64(&self) -> u64 {
         self.state.random_u64()
     }
+
+    fn fill_secret(&self, out: &mut [u8]) {
+        self.state.fill_secret(out)
+    }
 }

@@ -180,9 +180,13 @@ impl ServerBuilder {
         Ok(self.fixtures(fixtures))
     }
 
-    /// Seed of the generator behind ids and random names (default 0).
+    /// Makes a run reproducible: seeds the generator behind request ids and
+    /// random names (default 0) and the one behind secrets such as download
+    /// URLs (default: random from the OS). A seeded server's download URLs
+    /// are predictable, so this is for tests only.
     pub fn seed(mut self, seed: u64) -> Self {
         self.config.seed = seed;
+        self.config.secret_seed = Some(seed);
         self
     }
 

@@ -106,10 +106,12 @@ struct ServeArgs {
     /// by default the request's Host header.
     #[arg(long)]
     public_url: Option<String>,
-    /// Seed for generated ids and random names: a number for reproducible
-    /// runs (default 0), or `random` (use it when zipgate serves real clients).
-    #[arg(long, default_value = "0")]
-    seed: String,
+    /// Test-only: a number makes ids, random names and download URLs
+    /// reproducible (and so predictable); `random` randomises the cosmetic ids
+    /// too. Without it, cosmetic ids are seeded with 0 and secrets such as
+    /// download URLs come from the OS's random source.
+    #[arg(long)]
+    seed: Option<String>,
     /// Requests to vendor routes the journal keeps (0 turns it off).
     #[arg(long, default_value_t = 1000)]
     journal: usize,
@@ -135,15 +137,23 @@ struct ServeArgs {
     settings: Vec<String>,
 }
 
-fn parse_seed(text: &str) -> Result<u64, String> {
+enum Seed {
+    /// `--seed N`: both generators pinned.
+    Fixed(u64),
+    /// `--seed random`: a random cosmetic seed; secrets stay unseeded.
+    Random(u64),
+}
+
+fn parse_seed(text: &str) -> Result<Seed, String> {
     if text == "random" {
         let mut bytes = [0u8; 8];
         std::fs::File::open("/dev/urandom")
             .and_then(|mut f| std::io::Read::read_exact(&mut f, &mut bytes))
             .map_err(|e| format!("--seed random: {e}"))?;
-        return Ok(u64::from_le_bytes(bytes) ^ std::process::id() as u64);
+        return Ok(Seed::Random(u64::from_le_bytes(bytes)));
     }
     text.parse()
+        .map(Seed::Fixed)
         .map_err(|_| format!("--seed: expected a number or `random`, got {text:?}"))
 }
 
@@ -271,9 +281,11 @@ fn serve(args: ServeArgs) -> ExitCode {
             .map(|e| e.trim().trim_start_matches('.').to_ascii_lowercase())
             .collect();
     }
-    let seed = match parse_seed(&args.seed) {
-        Ok(seed) => seed,
-        Err(e) => {
+    let (seed, secret_seed) = match args.seed.as_deref().map(parse_seed) {
+        None => (0, None),
+        Some(Ok(Seed::Random(seed))) => (seed, None),
+        Some(Ok(Seed::Fixed(seed))) => (seed, Some(seed)),
+        Some(Err(e)) => {
             eprintln!("zipgate: {e}");
             return ExitCode::FAILURE;
         }
@@ -320,6 +332,7 @@ fn serve(args: ServeArgs) -> ExitCode {
         control_token: args.control_token.filter(|t| !t.is_empty()),
         public_url: args.public_url,
         seed,
+        secret_seed,
         journal_capacity: args.journal,
         dialect_settings,
         max_body_bytes: args.max_body,

@@ -25,6 +25,8 @@ use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::server::graceful::GracefulShutdown;
+use rand_chacha::rand_core::{RngCore, SeedableRng};
+use rand_chacha::ChaCha20Rng;
 use tokio::net::TcpListener;
 use zipgate_api::rng::SplitMix64;
 use zipgate_api::{Dialect, DialectRequest, Settings};
@@ -60,8 +62,11 @@ pub struct Config {
     /// `scheme://host[:port]` for absolute URLs in responses; the request's
     /// `Host` when unset.
     pub public_url: Option<String>,
-    /// Seed of the generator behind ids and random names.
+    /// Seed of the cosmetic generator (request ids, renames, fault draws).
     pub seed: u64,
+    /// Seed of the cryptographic generator behind secrets (download ids);
+    /// `None` seeds it from the operating system. Only for reproducible tests.
+    pub secret_seed: Option<u64>,
     /// Requests the journal keeps (0 turns it off).
     pub journal_capacity: usize,
     /// Dialect settings, by dialect name (`--set box.url_ttl=60`).
@@ -86,6 +91,7 @@ impl Default for Config {
             warm_crcs: true,
             public_url: None,
             seed: 0,
+            secret_seed: None,
             journal_capacity: 1000,
             dialect_settings: BTreeMap::new(),
             control: true,
@@ -107,12 +113,28 @@ pub struct AppState {
     pub faults: FaultBook,
     generation: AtomicU64,
     rng: Mutex<SplitMix64>,
+    secrets: Mutex<ChaCha20Rng>,
     pub clock: Arc<dyn Clock>,
     pub jobs: JobRegistry,
     pub config: Config,
     pub streams: Arc<StreamCounter>,
     /// The vendor dialects whose routes are mounted.
     pub dialects: Vec<Arc<dyn Dialect>>,
+}
+
+/// ChaCha20: its outputs do not reveal its key, so no number of observed
+/// secrets predicts the next. Seeded from the OS unless a test pins it; a
+/// pinned seed is expanded on its own stream, so it shares nothing with the
+/// cosmetic SplitMix64 seeded by the same number.
+fn secret_generator(seed: Option<u64>) -> ChaCha20Rng {
+    match seed {
+        Some(seed) => {
+            let mut rng = ChaCha20Rng::seed_from_u64(seed);
+            rng.set_stream(0x7365_6372_6574); // "secret"
+            rng
+        }
+        None => ChaCha20Rng::from_os_rng(),
+    }
 }
 
 impl AppState {
@@ -143,6 +165,7 @@ impl AppState {
             faults,
             generation: AtomicU64::new(0),
             rng: Mutex::new(SplitMix64::new(config.seed)),
+            secrets: Mutex::new(secret_generator(config.secret_seed)),
             jobs: JobRegistry::new(clock.clone()),
             clock,
             config,
@@ -201,6 +224,14 @@ impl AppState {
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .next_u64()
+    }
+
+    /// Bytes from the cryptographic generator (see `secret_generator`).
+    pub fn fill_secret(&self, out: &mut [u8]) {
+        self.secrets
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .fill_bytes(out);
     }
 
     /// The tree in force now; a request keeps the one it started with.
@@ -694,6 +725,27 @@ impl Drop for AccessLogged {
             bytes = self.bytes,
             ms = format_args!("{:.2}", self.started.elapsed().as_secs_f64() * 1000.0),
             complete,
+        );
+    }
+}
+
+#[cfg(test)]
+mod secret_tests {
+    use super::*;
+
+    #[test]
+    fn the_secret_generator_is_not_the_cosmetic_one() {
+        // Same seed: the ChaCha stream shares no output with SplitMix64's.
+        let mut cosmetic = SplitMix64::new(7);
+        let cosmetic: Vec<u64> = (0..64).map(|_| cosmetic.next_u64()).collect();
+        let mut secret = secret_generator(Some(7));
+        let secret: Vec<u64> = (0..64).map(|_| secret.next_u64()).collect();
+        assert!(secret.iter().all(|s| !cosmetic.contains(s)));
+        // Pinned secrets repeat; unpinned ones come from the OS and differ.
+        assert_eq!(secret_generator(Some(7)).next_u64(), secret[0]);
+        assert_ne!(
+            secret_generator(None).next_u64(),
+            secret_generator(None).next_u64()
         );
     }
 }

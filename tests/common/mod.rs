@@ -225,7 +225,8 @@ pub async fn start_dialect(dialect: &str, settings: &[(&str, &str)]) -> Clocked 
     let clock = Arc::new(ManualClock::new(
         Utc.with_ymd_and_hms(2025, 3, 1, 10, 0, 0).unwrap(),
     ));
-    let mut builder = Server::builder().clock(clock.clone());
+    // Seeded, so golden answers (download URLs included) are reproducible.
+    let mut builder = Server::builder().clock(clock.clone()).seed(0);
     for (key, value) in settings {
         builder = builder.setting(dialect, key, value);
     }

@@ -1,4 +1,184 @@
-//! Security tests: runtime.
+//! Security tests: secrets, job caps, the journal, cancellation, settings,
+//! connection limits.
 
-#[allow(unused_imports)]
-use super::common;
+use http::{Method, StatusCode};
+use zipgate::Server;
+
+use super::common::*;
+
+const GAMMA: u64 = 0x9E37_79B9_7F4A_7C15;
+const M1: u64 = 0xBF58_476D_1CE4_E5B9;
+const M2: u64 = 0x94D0_49BB_1331_11EB;
+const BASE64URL: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+
+/// The SplitMix64 output function, as the server's id generator had it.
+fn mix(mut z: u64) -> u64 {
+    z = z.wrapping_add(GAMMA);
+    z = (z ^ (z >> 30)).wrapping_mul(M1);
+    z = (z ^ (z >> 27)).wrapping_mul(M2);
+    z ^ (z >> 31)
+}
+
+fn inverse(a: u64) -> u64 {
+    // Newton's iteration for a multiplicative inverse modulo 2^64.
+    let mut x = a;
+    for _ in 0..6 {
+        x = x.wrapping_mul(2u64.wrapping_sub(a.wrapping_mul(x)));
+    }
+    x
+}
+
+fn unshift(y: u64, s: u32) -> u64 {
+    let mut x = y;
+    for _ in 0..(64 / s + 1) {
+        x = y ^ (x >> s);
+    }
+    x
+}
+
+/// The old inverse: every SplitMix64 output gives back the state behind it.
+fn unmix(z: u64) -> u64 {
+    let z = unshift(z, 31).wrapping_mul(inverse(M2));
+    let z = unshift(z, 27).wrapping_mul(inverse(M1));
+    unshift(z, 30).wrapping_sub(GAMMA)
+}
+
+/// `SplitMix64::new(seed)`'s stream.
+struct Old(u64);
+
+impl Old {
+    fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(GAMMA);
+        mix(self.0)
+    }
+    fn append(&mut self, out: &mut String, alphabet: &[u8], len: usize) {
+        for _ in 0..len {
+            out.push(alphabet[(self.next() % alphabet.len() as u64) as usize] as char);
+        }
+    }
+}
+
+/// A Box download id as the old code drew it from one generator output.
+fn old_box_id(output: u64) -> String {
+    let mut rng = Old(output);
+    let mut id = String::new();
+    rng.append(&mut id, b"0123456789", 2);
+    rng.append(&mut id, BASE64URL, 21);
+    id.push_str("==");
+    rng.append(&mut id, BASE64URL, 54);
+    id.push('=');
+    id
+}
+
+/// The server generator's state behind a GUID that the old code made with
+/// `SplitMix64::new(output).guid()`, if the GUID came from SplitMix64.
+fn state_behind_guid(guid: &str) -> Option<u64> {
+    let hex: String = guid.chars().filter(|c| *c != '-').collect();
+    let a = u64::from_str_radix(&hex[..16], 16).ok()?;
+    let b = u64::from_str_radix(&hex[16..], 16).ok()?;
+    // Four bits of `a` were overwritten by the version nibble: try them all.
+    (0..16u64).find_map(|nibble| {
+        let full = (a & !0xF000) | (nibble << 12);
+        let output = unmix(full).wrapping_sub(GAMMA);
+        let second = (Old(output).next(), Old(output.wrapping_add(GAMMA)).next());
+        let masked = (second.1 & 0x3FFF_FFFF_FFFF_FFFF) | 0x8000_0000_0000_0000;
+        (masked == b).then(|| unmix(output))
+    })
+}
+
+/// `SplitMix64::new(output).guid()`, as the old code made operation ids.
+fn old_guid(output: u64) -> String {
+    let mut rng = Old(output);
+    let a = (rng.next() & 0xFFFF_FFFF_FFFF_0FFF) | 0x4000;
+    let b = (rng.next() & 0x3FFF_FFFF_FFFF_FFFF) | 0x8000_0000_0000_0000;
+    format!(
+        "{:08x}-{:04x}-{:04x}-{:04x}-{:012x}",
+        a >> 32,
+        (a >> 16) & 0xFFFF,
+        a & 0xFFFF,
+        b >> 48,
+        b & 0xFFFF_FFFF_FFFF
+    )
+}
+
+#[test]
+fn the_old_inverse_predicts_the_old_generator() {
+    // Without this, the HTTP test below could pass because the attack is wrong.
+    let mut server = Old(0x1234_5678_9abc_def0);
+    let guid = old_guid(server.next());
+    let state = state_behind_guid(&guid).expect("a SplitMix64 GUID inverts");
+    let next_download = old_box_id(server.next());
+    assert_eq!(old_box_id(Old(state).next()), next_download);
+}
+
+fn download_id(reply: &Reply) -> String {
+    let url = reply.json()["download_url"].as_str().unwrap().to_owned();
+    url.rsplit('/').nth(1).unwrap().to_owned()
+}
+
+async fn box_create(server: &zipgate::ServerHandle) -> Reply {
+    let reply = send(
+        server,
+        Method::POST,
+        "/2.0/zip_downloads",
+        &[
+            ("authorization", "Bearer alice-token"),
+            ("content-type", "application/json"),
+        ],
+        r#"{"items":[{"type":"file","id":"12345"}],"download_file_name":"x"}"#,
+    )
+    .await;
+    assert_eq!(reply.status, StatusCode::ACCEPTED, "{:?}", reply.json());
+    reply
+}
+
+/// #15.3: what any user sees (operation GUIDs) must not predict another
+/// user's next download URL, and a fresh server's first URL is not a constant.
+#[tokio::test]
+async fn download_urls_are_not_predictable_from_what_users_see() {
+    let a = Server::builder()
+        .setting("onlyoffice", "pacing", "immediate")
+        .spawn()
+        .await
+        .unwrap();
+    let b = Server::builder().spawn().await.unwrap();
+    let (first_a, first_b) = (box_create(&a).await, box_create(&b).await);
+    assert_ne!(
+        download_id(&first_a),
+        download_id(&first_b),
+        "two unseeded servers handed out the same first download URL"
+    );
+
+    for _ in 0..50 {
+        let op = send(
+            &a,
+            Method::PUT,
+            "/api/2.0/files/fileops/bulkdownload",
+            &[
+                ("authorization", "Bearer alice-token"),
+                ("content-type", "application/json"),
+            ],
+            r#"{"fileIds":[12345]}"#,
+        )
+        .await;
+        assert_eq!(
+            op.status,
+            StatusCode::OK,
+            "{}",
+            String::from_utf8_lossy(&op.body)
+        );
+        let guid = op.json()["response"][0]["id"]
+            .as_str()
+            .expect("an operation id")
+            .to_owned();
+        let next = download_id(&box_create(&a).await);
+        if let Some(state) = state_behind_guid(&guid) {
+            let mut rng = Old(state);
+            let predicted: Vec<String> = (0..8).map(|_| old_box_id(rng.next())).collect();
+            assert!(
+                !predicted.contains(&next),
+                "the next download URL was predicted from operation {guid}"
+            );
+        }
+    }
+}

@@ -191,8 +191,13 @@ pub trait Core: Send + Sync {
     /// `scheme://host[:port]` clients reach this server at: the configured
     /// public URL, else the request's `Host`.
     fn origin(&self, headers: &HeaderMap) -> String;
-    /// A fresh value from the server's seeded generator (reproducible with `--seed`).
+    /// A fresh value from the server's seeded cosmetic generator
+    /// (reproducible with `--seed`; predictable, so never for secrets).
     fn random_u64(&self) -> u64;
+    /// Fills `out` from the server's cryptographic generator: random unless
+    /// the server was started with `--seed`, and never derivable from what
+    /// `random_u64` gives. For anything that grants access.
+    fn fill_secret(&self, out: &mut [u8]);
 }
 
 /// One vendor's API.

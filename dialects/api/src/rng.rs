@@ -1,5 +1,12 @@
-//! A small seeded generator (SplitMix64): reproducible ids and names with
-//! `--seed`, and no dependency on a random crate.
+//! Two kinds of randomness. Cosmetic values (request ids, conflict renames,
+//! trace ids) come from a small seeded generator (SplitMix64): reproducible
+//! with `--seed`, but its state can be recovered from a single output, so it
+//! must never make anything that grants access. Secrets (download ids that
+//! are the capability, archive keys, job ids that fetch a package) are drawn
+//! with [`secret_append`] and [`secret_guid`] from [`Core::fill_secret`], the
+//! server's cryptographic generator.
+
+use crate::Core;
 
 pub fn splitmix64(mut z: u64) -> u64 {
     z = z.wrapping_add(0x9E37_79B9_7F4A_7C15);
@@ -50,6 +57,64 @@ impl SplitMix64 {
     }
 }
 
+/// Appends `len` characters drawn uniformly from `alphabet` (at most 256
+/// symbols) with bytes from the server's cryptographic generator. Bytes past
+/// the largest multiple of the alphabet's size are rejected, so no symbol is
+/// likelier than another (a plain modulo would favour the first ones).
+pub fn secret_append(core: &dyn Core, out: &mut String, alphabet: &[u8], len: usize) {
+    append_uniform(&mut |buf| core.fill_secret(buf), out, alphabet, len);
+}
+
+fn append_uniform(fill: &mut dyn FnMut(&mut [u8]), out: &mut String, alphabet: &[u8], len: usize) {
+    assert!(
+        !alphabet.is_empty() && alphabet.len() <= 256,
+        "alphabet of 1..=256 symbols"
+    );
+    let n = alphabet.len();
+    let limit = 256 - 256 % n;
+    let mut buf = [0u8; 64];
+    let mut used = buf.len();
+    let mut written = 0;
+    out.reserve(len);
+    while written < len {
+        if used == buf.len() {
+            fill(&mut buf);
+            used = 0;
+        }
+        let byte = usize::from(buf[used]);
+        used += 1;
+        if byte < limit {
+            out.push(alphabet[byte % n] as char);
+            written += 1;
+        }
+    }
+}
+
+/// A secret string of `len` characters from `alphabet` (see [`secret_append`]).
+pub fn secret_string(core: &dyn Core, alphabet: &[u8], len: usize) -> String {
+    let mut out = String::with_capacity(len);
+    secret_append(core, &mut out, alphabet, len);
+    out
+}
+
+/// A lower-case, hyphenated version 4 GUID with 122 bits from the server's
+/// cryptographic generator (what `Guid.NewGuid()` gives on .NET).
+pub fn secret_guid(core: &dyn Core) -> String {
+    let mut bytes = [0u8; 16];
+    core.fill_secret(&mut bytes);
+    bytes[6] = (bytes[6] & 0x0F) | 0x40;
+    bytes[8] = (bytes[8] & 0x3F) | 0x80;
+    let v = u128::from_be_bytes(bytes);
+    format!(
+        "{:08x}-{:04x}-{:04x}-{:04x}-{:012x}",
+        v >> 96,
+        (v >> 80) & 0xFFFF,
+        (v >> 64) & 0xFFFF,
+        (v >> 48) & 0xFFFF,
+        v & 0xFFFF_FFFF_FFFF
+    )
+}
+
 pub const LOWER_ALNUM: &[u8] = b"0123456789abcdefghijklmnopqrstuvwxyz";
 
 /// FNV-1a: a stable hash for deriving ids from names (not for security).
@@ -65,6 +130,25 @@ pub fn fnv1a(bytes: &[u8]) -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn secret_symbols_are_unbiased() {
+        // Bytes 200..=255 then 0..: a modulo would map 250..=255 onto the
+        // digits 0-5 and stop short of 194..=199; rejection skips them, so
+        // each digit is drawn 25 times.
+        let mut next = 200u8;
+        let mut fill = |buf: &mut [u8]| {
+            for b in buf {
+                *b = next;
+                next = next.wrapping_add(1);
+            }
+        };
+        let mut out = String::new();
+        append_uniform(&mut fill, &mut out, b"0123456789", 250);
+        for digit in '0'..='9' {
+            assert_eq!(out.chars().filter(|c| *c == digit).count(), 25, "{digit}");
+        }
+    }
 
     #[test]
     fn same_seed_same_sequence() {

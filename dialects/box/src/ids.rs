@@ -4,7 +4,7 @@
 
 use zipgate_api::ids::{derived_number, DialectIds};
 use zipgate_api::plan::{ConflictPolicy, Member};
-use zipgate_api::rng::{SplitMix64, LOWER_ALNUM};
+use zipgate_api::rng::{secret_append, SplitMix64, LOWER_ALNUM};
 use zipgate_api::{Core, NodeKind};
 
 pub const DIALECT: &str = "box";
@@ -17,13 +17,14 @@ pub fn box_ids() -> DialectIds {
 const BASE64URL: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
 
 /// Shaped like Box's: `29l00nfxDyHOt7RphI9zT_w==nDnZEDjY2S8iEWWCHEEiptFxwoWojjlibZjJ6geuE5xnXENDTPxzgbks_yY=`.
+/// The `download_url` carries no credentials, so this id is the capability:
+/// drawn from the cryptographic generator (450 bits).
 pub fn zip_download_id(core: &dyn Core) -> String {
-    let mut rng = SplitMix64::new(core.random_u64());
     let mut id = String::with_capacity(2 + 21 + 2 + 54 + 1);
-    rng.append(&mut id, b"0123456789", 2);
-    rng.append(&mut id, BASE64URL, 21);
+    secret_append(core, &mut id, b"0123456789", 2);
+    secret_append(core, &mut id, BASE64URL, 21);
     id.push_str("==");
-    rng.append(&mut id, BASE64URL, 54);
+    secret_append(core, &mut id, BASE64URL, 54);
     id.push('=');
     id
 }

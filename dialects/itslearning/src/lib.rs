@@ -19,7 +19,7 @@ use zipgate_api::http::{
 };
 use zipgate_api::ids::{derived_number, DialectIds};
 use zipgate_api::plan::{OnProblem, PlanOptions};
-use zipgate_api::rng::SplitMix64;
+use zipgate_api::rng::secret_guid;
 use zipgate_api::time::utc_seconds;
 use zipgate_api::{
     Core, CreateJob, Dialect, DialectRequest, Error, JobSnapshot, JobState, NodeKind, Principal,
@@ -278,7 +278,8 @@ impl ItslearningDialect {
                 CreateJob {
                     id: job_id.clone(),
                     name: self.settings.zip_file_name.clone(),
-                    context: SplitMix64::new(core.random_u64()).guid(),
+                    // The FileRepoId in the download URL is its only secret.
+                    context: secret_guid(core),
                     owner: Principal::User(user.id.clone()),
                     selection,
                     plan: PlanOptions {

@@ -5,7 +5,7 @@
 use base64::Engine as _;
 use zipgate_api::http::percent_encode_rfc5987;
 use zipgate_api::ids::{derived_number, DialectIds};
-use zipgate_api::rng::SplitMix64;
+use zipgate_api::rng::secret_guid;
 use zipgate_api::Core;
 
 pub const DIALECT: &str = "onlyoffice";
@@ -14,9 +14,10 @@ pub fn onlyoffice_ids() -> DialectIds {
     DialectIds::new(DIALECT, |id| derived_number("onlyoffice", id, 7))
 }
 
-/// `Guid.NewGuid().ToString()`: lower-case, hyphenated, version 4.
+/// `Guid.NewGuid().ToString()`: lower-case, hyphenated, version 4. The
+/// archive URL's key is derived from it, so it is a secret.
 pub fn operation_id(core: &dyn Core) -> String {
-    SplitMix64::new(core.random_u64()).guid()
+    secret_guid(core)
 }
 
 /// Base64 like the vendor's `InstanceCrypto.Encrypt`, then `Uri.EscapeDataString`.

@@ -5,7 +5,7 @@
 
 use chrono::{DateTime, Utc};
 use zipgate_api::ids::DialectIds;
-use zipgate_api::rng::{fnv1a, SplitMix64};
+use zipgate_api::rng::{fnv1a, secret_string, SplitMix64};
 use zipgate_api::{Core, NodeId};
 
 pub const DIALECT: &str = "oracle";
@@ -51,9 +51,14 @@ pub fn reference(guid: &str) -> String {
     }
 }
 
+/// 32 hex digits and the creation time in milliseconds. The id names the
+/// package to fetch, so its random part comes from the cryptographic generator.
 pub fn job_id(core: &dyn Core, now: DateTime<Utc>) -> String {
-    let mut rng = SplitMix64::new(core.random_u64());
-    format!("{}{:013}", rng.string(HEX, 32), now.timestamp_millis())
+    format!(
+        "{}{:013}",
+        secret_string(core, HEX, 32),
+        now.timestamp_millis()
+    )
 }
 
 #[cfg(test)]
