@@ -204,7 +204,28 @@ pub struct JobRegistry {
 struct Inner {
     clock: Arc<dyn Clock>,
     jobs: Mutex<Table>,
-    max_jobs: usize,
+    limits: JobLimits,
+}
+
+/// How many jobs the registry keeps. The per-principal cap comes first, so
+/// one user's flood is refused instead of evicting other users' pending
+/// jobs; the global cap is the last resort against many principals at once.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct JobLimits {
+    /// Jobs kept at most; past it the oldest settled (else oldest) jobs go.
+    pub max_jobs: usize,
+    /// Jobs one principal may hold over every dialect; past it its own
+    /// settled jobs go first, else its create is refused (`TooManyJobs`).
+    pub max_jobs_per_principal: usize,
+}
+
+impl Default for JobLimits {
+    fn default() -> Self {
+        JobLimits {
+            max_jobs: DEFAULT_MAX_JOBS,
+            max_jobs_per_principal: DEFAULT_MAX_JOBS_PER_PRINCIPAL,
+        }
+    }
 }
 
 /// The jobs in slots, found by id, with their creation order so the cap and
@@ -444,6 +465,29 @@ impl Table {
         evicted
     }
 
+    /// Live jobs of one principal, over every owner tag.
+    fn principal_len(&self, owner: &Principal) -> usize {
+        self.owners.get(owner).map_or(0, |tags| {
+            tags.iter().map(|(_, jobs)| jobs.order.len()).sum()
+        })
+    }
+
+    /// Drops up to `count` of one principal's settled jobs, oldest first per
+    /// owner tag; its pending jobs are never touched.
+    fn evict_settled_of(&mut self, owner: &Principal, count: usize) -> Vec<Job> {
+        let keys: Vec<Key> = self.owners.get(owner).map_or_else(Vec::new, |tags| {
+            tags.iter()
+                .flat_map(|(_, jobs)| jobs.order.iter())
+                .filter(|key| self.job(**key).is_some_and(|j| j.settled_at.is_some()))
+                .take(count)
+                .copied()
+                .collect()
+        });
+        keys.into_iter()
+            .filter_map(|key| self.forget_key(key))
+            .collect()
+    }
+
     fn forget(&mut self, id: &str) -> Option<Job> {
         self.forget_key(self.key_of(id)?)
     }
@@ -481,17 +525,35 @@ impl Table {
 /// without bound.
 pub const DEFAULT_MAX_JOBS: usize = 10_000;
 
+/// Jobs one principal may hold: a tenth of the global cap, so at least ten
+/// users at once can fill the registry before anyone's pending job is evicted.
+pub const DEFAULT_MAX_JOBS_PER_PRINCIPAL: usize = 1_000;
+
 impl JobRegistry {
     pub fn new(clock: Arc<dyn Clock>) -> Self {
-        Self::with_capacity(clock, DEFAULT_MAX_JOBS)
+        Self::with_limits(clock, JobLimits::default())
     }
 
+    /// A global cap only (no principal is ever refused).
     pub fn with_capacity(clock: Arc<dyn Clock>, max_jobs: usize) -> Self {
+        Self::with_limits(
+            clock,
+            JobLimits {
+                max_jobs,
+                max_jobs_per_principal: usize::MAX,
+            },
+        )
+    }
+
+    pub fn with_limits(clock: Arc<dyn Clock>, limits: JobLimits) -> Self {
         JobRegistry {
             inner: Arc::new(Inner {
                 clock,
                 jobs: Mutex::new(Table::default()),
-                max_jobs: max_jobs.max(1),
+                limits: JobLimits {
+                    max_jobs: limits.max_jobs.max(1),
+                    max_jobs_per_principal: limits.max_jobs_per_principal.max(1),
+                },
             }),
         }
     }
@@ -515,13 +577,29 @@ impl JobRegistry {
         if jobs.key_of(&out.id).is_some() {
             return Err(Error::Conflict(format!("job {}", out.id)));
         }
-        let evicted = if jobs.len() >= self.inner.max_jobs {
+        let JobLimits {
+            max_jobs,
+            max_jobs_per_principal: per_principal,
+        } = self.inner.limits;
+        let mut evicted = Vec::new();
+        let held = jobs.principal_len(&out.owner);
+        if held >= per_principal {
+            // Its own settled jobs make room, 1% of its cap at once.
+            let excess = held + 1 - per_principal;
+            evicted = jobs.evict_settled_of(&out.owner, excess.max(per_principal / 100));
+            if jobs.principal_len(&out.owner) >= per_principal {
+                drop(jobs);
+                drop(evicted);
+                return Err(Error::TooManyJobs {
+                    limit: per_principal as u64,
+                });
+            }
+        }
+        if jobs.len() >= max_jobs {
             // Down to 99% of the cap at once (at least one job).
-            let excess = jobs.len() + 1 - self.inner.max_jobs;
-            jobs.evict(excess.max(self.inner.max_jobs / 100))
-        } else {
-            Vec::new()
-        };
+            let excess = jobs.len() + 1 - max_jobs;
+            evicted.extend(jobs.evict(excess.max(max_jobs / 100)));
+        }
         jobs.insert(job);
         // Freeing a hundred evicted jobs is not short: not under the lock.
         drop(jobs);
@@ -1097,6 +1175,46 @@ mod tests {
         }
         assert_eq!(jobs.len(), 3);
         assert!(jobs.get("j4").is_some());
+    }
+
+    fn user(name: &str) -> Principal {
+        Principal::User(zipgate_api::UserId(name.into()))
+    }
+
+    #[test]
+    fn one_principals_flood_is_refused_and_evicts_nobody_elses_jobs() {
+        let (clock, _) = setup();
+        let jobs = JobRegistry::with_limits(
+            clock,
+            JobLimits {
+                max_jobs: 10,
+                max_jobs_per_principal: 3,
+            },
+        );
+        let of = |id: &str, who: &str| JobSpec {
+            owner: user(who),
+            ..spec(id, Pacing::AfterPolls(100), false)
+        };
+        jobs.create(of("alice-1", "alice")).unwrap();
+        for i in 0..3 {
+            jobs.create(of(&format!("bob-{i}"), "bob")).unwrap();
+        }
+        for i in 3..50 {
+            let refused = jobs.create(of(&format!("bob-{i}"), "bob"));
+            assert!(
+                matches!(refused, Err(Error::TooManyJobs { limit: 3 })),
+                "{refused:?}"
+            );
+        }
+        assert_eq!(jobs.get("alice-1").unwrap().state, JobState::Queued);
+        assert_eq!(jobs.len(), 4);
+        // Bob's own settled job makes room for his next one.
+        jobs.cancel("bob-1").unwrap();
+        jobs.create(of("bob-next", "bob")).unwrap();
+        assert!(jobs.get("bob-1").is_none());
+        assert!(jobs.get("bob-0").is_some() && jobs.get("bob-2").is_some());
+        // Alice is not affected by Bob's cap.
+        jobs.create(of("alice-2", "alice")).unwrap();
     }
 
     #[test]

@@ -190,6 +190,21 @@ impl ServerBuilder {
         self
     }
 
+    /// Jobs the server keeps in all (default 10,000); past it the oldest
+    /// settled jobs are dropped first, then the oldest.
+    pub fn max_jobs(mut self, jobs: usize) -> Self {
+        self.config.job_limits.max_jobs = jobs;
+        self
+    }
+
+    /// Jobs one user may hold over every dialect (default 1,000); past it
+    /// the user's own settled jobs are dropped, else the create is refused
+    /// with the vendor's rate-limit answer.
+    pub fn max_jobs_per_user(mut self, jobs: usize) -> Self {
+        self.config.job_limits.max_jobs_per_principal = jobs;
+        self
+    }
+
     /// A fault rule in force from the start (and again after a reset).
     pub fn fault(mut self, rule: FaultRule) -> Self {
         self.config.faults.push(rule);

@@ -115,6 +115,13 @@ struct ServeArgs {
     /// Requests to vendor routes the journal keeps (0 turns it off).
     #[arg(long, default_value_t = 1000)]
     journal: usize,
+    /// Jobs kept in all; past it the oldest settled jobs go first, then the oldest.
+    #[arg(long, default_value_t = zipgate::jobs::DEFAULT_MAX_JOBS, value_parser = count)]
+    max_jobs: usize,
+    /// Jobs one user may hold over every dialect; past it the user's own
+    /// settled jobs go, else its create gets the vendor's rate-limit answer.
+    #[arg(long, default_value_t = zipgate::jobs::DEFAULT_MAX_JOBS_PER_PRINCIPAL, value_parser = count)]
+    max_jobs_per_user: usize,
     /// The server clock: `system`, or `frozen` at the start time.
     #[arg(long, value_enum, default_value = "system")]
     clock: ClockArg,
@@ -168,6 +175,14 @@ fn load_source(path: Option<&PathBuf>) -> Result<FixtureSource, String> {
         }
     };
     Ok(source)
+}
+
+/// A count of at least one, at most 2^32 - 1 (caps kept in `u32` slots).
+fn count(text: &str) -> Result<usize, String> {
+    match text.trim().parse::<u32>() {
+        Ok(n) if n >= 1 => Ok(n as usize),
+        _ => Err(format!("expected a whole number from 1 to {}", u32::MAX)),
+    }
 }
 
 /// A duration from a command-line number of seconds (negative and NaN as 0).
@@ -334,6 +349,10 @@ fn serve(args: ServeArgs) -> ExitCode {
         seed,
         secret_seed,
         journal_capacity: args.journal,
+        job_limits: zipgate::jobs::JobLimits {
+            max_jobs: args.max_jobs,
+            max_jobs_per_principal: args.max_jobs_per_user,
+        },
         dialect_settings,
         max_body_bytes: args.max_body,
         shutdown_grace: seconds(args.shutdown_grace),

@@ -69,6 +69,8 @@ pub struct Config {
     pub secret_seed: Option<u64>,
     /// Requests the journal keeps (0 turns it off).
     pub journal_capacity: usize,
+    /// Jobs kept, in all and per principal.
+    pub job_limits: crate::jobs::JobLimits,
     /// Dialect settings, by dialect name (`--set box.url_ttl=60`).
     pub dialect_settings: BTreeMap<String, Settings>,
     /// Serve the test control plane under `/_zipgate/`.
@@ -93,6 +95,7 @@ impl Default for Config {
             seed: 0,
             secret_seed: None,
             journal_capacity: 1000,
+            job_limits: crate::jobs::JobLimits::default(),
             dialect_settings: BTreeMap::new(),
             control: true,
             control_token: None,
@@ -166,7 +169,7 @@ impl AppState {
             generation: AtomicU64::new(0),
             rng: Mutex::new(SplitMix64::new(config.seed)),
             secrets: Mutex::new(secret_generator(config.secret_seed)),
-            jobs: JobRegistry::new(clock.clone()),
+            jobs: JobRegistry::with_limits(clock.clone(), config.job_limits),
             clock,
             config,
             streams: Arc::new(StreamCounter::default()),

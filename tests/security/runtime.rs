@@ -182,3 +182,115 @@ async fn download_urls_are_not_predictable_from_what_users_see() {
         }
     }
 }
+
+async fn json_call(
+    server: &zipgate::ServerHandle,
+    method: Method,
+    path: &str,
+    token: &str,
+    body: &str,
+) -> Reply {
+    let auth = format!("Bearer {token}");
+    send(
+        server,
+        method,
+        path,
+        &[
+            ("authorization", auth.as_str()),
+            ("content-type", "application/json"),
+        ],
+        body.to_owned(),
+    )
+    .await
+}
+
+/// #15.5: bob's flood of creates is refused with each vendor's rate-limit
+/// answer once he holds his share; alice's pending jobs survive it.
+#[tokio::test]
+async fn one_users_job_flood_does_not_evict_another_users_pending_jobs() {
+    let server = Server::builder()
+        .max_jobs(8)
+        .max_jobs_per_user(4)
+        .setting("oracle", "pacing", "polls:100")
+        .setting("itslearning", "pacing", "polls:100")
+        .spawn()
+        .await
+        .unwrap();
+    let oracle = json_call(
+        &server,
+        Method::POST,
+        "/documents/api/1.2/folders/FE7DA518D17AA5E46E282D9A1B02AE3398E71823807D/_download",
+        "alice-token",
+        r#"{"idList":"DC9AEA3E7F3AA1C07FCE4E46B7AC2B4F52F010D5A813"}"#,
+    )
+    .await;
+    assert_eq!(oracle.status, StatusCode::OK, "{:?}", oracle.json());
+    let oracle_job = oracle.json()["Location"].as_str().unwrap().to_owned();
+    let oracle_job = &oracle_job[oracle_job.find("/documents/").unwrap()..];
+    let its = json_call(
+        &server,
+        Method::POST,
+        "/restapi/personal/yourfiles/files/zip/v1",
+        "alice-token",
+        r#"{"FileIds":[12345]}"#,
+    )
+    .await;
+    assert_eq!(its.status, StatusCode::OK);
+    let its_job = format!(
+        "/restapi/personal/yourfiles/files/zip/{}/v1",
+        its.json()["JobId"]
+    );
+
+    let flood = r#"{"items":[{"type":"file","id":"34325"}]}"#;
+    let mut refused = None;
+    for _ in 0..40 {
+        let reply = json_call(
+            &server,
+            Method::POST,
+            "/2.0/zip_downloads",
+            "bob-token",
+            flood,
+        )
+        .await;
+        if reply.status != StatusCode::ACCEPTED {
+            refused = Some(reply);
+            break;
+        }
+    }
+    let refused = refused.expect("bob's flood was never refused");
+    assert_eq!(refused.status, StatusCode::TOO_MANY_REQUESTS);
+    assert_eq!(refused.json()["code"], "rate_limit_exceeded");
+    assert_eq!(refused.header("retry-after"), Some("1"));
+
+    // Each vendor's own answer for bob past his share.
+    let oracle_refused = json_call(
+        &server,
+        Method::POST,
+        "/documents/api/1.2/folders/FE7DA518D17AA5E46E282D9A1B02AE3398E71823807D/_download",
+        "bob-token",
+        r#"{"idList":"DC9AEA3E7F3AA1C07FCE4E46B7AC2B4F52F010D5A813"}"#,
+    )
+    .await;
+    assert_eq!(oracle_refused.status, StatusCode::TOO_MANY_REQUESTS);
+    assert_eq!(oracle_refused.json()["errorKey"], "!csTooManyRequests");
+    let its_refused = json_call(
+        &server,
+        Method::POST,
+        "/restapi/personal/yourfiles/files/zip/v1",
+        "bob-token",
+        r#"{"FileIds":[34325]}"#,
+    )
+    .await;
+    assert_eq!(its_refused.status, StatusCode::TOO_MANY_REQUESTS);
+    assert!(its_refused.json()["Message"].is_string());
+
+    for path in [oracle_job, its_job.as_str()] {
+        let poll = json_call(&server, Method::GET, path, "alice-token", "").await;
+        assert_eq!(
+            poll.status,
+            StatusCode::OK,
+            "alice's job {path} was evicted: {}",
+            String::from_utf8_lossy(&poll.body)
+        );
+    }
+}

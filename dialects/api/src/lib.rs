@@ -126,6 +126,10 @@ pub enum Error {
     Gone(String),
     #[error("{0} is in a state that does not allow this")]
     Conflict(String),
+    /// The caller holds as many jobs as one principal may; it must wait for
+    /// some to finish or expire (each vendor's rate-limit or "too many" answer).
+    #[error("too many jobs: at most {limit} per user")]
+    TooManyJobs { limit: u64 },
     #[error("internal error: {0}")]
     Internal(String),
 }

@@ -106,6 +106,12 @@ fn error(err: &BoxError, request_id: &str) -> Response<Body> {
             ),
         );
     }
+    if err.code == "rate_limit_exceeded" {
+        // Box's SDKs wait this long before they retry.
+        response
+            .headers_mut()
+            .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+    }
     response
 }
 
@@ -225,6 +231,8 @@ impl BoxDialect {
                 ..
             } => BoxError::bytes_exceeded(),
             Error::Invalid { reason, .. } => BoxError::bad_request("items", reason.clone()),
+            // The user holds too many zip downloads: Box's API rate limit answer.
+            Error::TooManyJobs { .. } => BoxError::for_status(429, None),
             _ => BoxError::internal(),
         }
     }
@@ -375,7 +383,7 @@ impl Dialect for BoxDialect {
     ) -> Response<Body> {
         let err = BoxError::for_status(status.as_u16(), message);
         let mut response = error(&err, &ids::request_id(core));
-        if matches!(status.as_u16(), 429 | 503) {
+        if status.as_u16() == 503 {
             // Box's SDKs wait this long before they retry.
             response
                 .headers_mut()

@@ -303,6 +303,12 @@ impl ItslearningDialect {
                     403,
                     "You do not have access to one or more of the files or folders.",
                 ),
+                // Past the per-user job cap. Web API 2 has no throttling of
+                // its own; a 429 in the framework's `Message` envelope is
+                // what a throttling handler in front of it would send.
+                Error::TooManyJobs { .. } => {
+                    WebError::new(429, "Too many zip jobs are in progress. Try again later.")
+                }
                 _ => WebError::new(500, "An error has occurred."),
             })?;
         let mut job = created.job;

@@ -398,7 +398,11 @@ impl OnlyofficeDialect {
                     retention: self.settings.archive_ttl,
                 },
             )
-            .map_err(|e| OoError::malformed_json(&e.to_string()))?;
+            .map_err(|e| match e {
+                // Past the per-user job cap: the vendor's own "too many" answer.
+                zipgate_api::Error::TooManyJobs { .. } => OoError::too_many_downloads(),
+                e => OoError::malformed_json(&e.to_string()),
+            })?;
         // FilterDownload drops what is missing or unreadable; with nothing left the operation fails.
         let dropped = created
             .skipped

@@ -395,6 +395,8 @@ impl OracleDialect {
                         ),
                     )
                 }
+                // Past the per-user job cap: OCM's throttling answer.
+                Error::TooManyJobs { .. } => OracleError::for_status(429, None),
                 other => {
                     OracleError::general(format!("Unable to start bulk download of files. {other}"))
                 }
