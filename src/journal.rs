@@ -1,8 +1,11 @@
 //! The request journal: every request to a vendor route, bounded in memory
-//! (a ring buffer), so a test can assert on what its client sent.
+//! (a ring buffer capped by entries and by bytes), so a test can assert on
+//! what its client sent.
 
 use std::collections::VecDeque;
 use std::sync::Mutex;
+
+use std::borrow::Cow;
 
 use chrono::{DateTime, SecondsFormat, Utc};
 use http::HeaderMap;
@@ -32,6 +35,18 @@ pub struct Entry {
 }
 
 impl Entry {
+    /// Heap and inline bytes this entry holds, as the byte cap counts them.
+    fn weight(&self) -> usize {
+        std::mem::size_of::<Entry>()
+            + self.head.capacity()
+            + self.body.as_ref().map_or(0, Vec::capacity)
+            + self
+                .faults
+                .iter()
+                .map(|f| f.capacity() + std::mem::size_of::<String>())
+                .sum::<usize>()
+    }
+
     fn new(
         time: DateTime<Utc>,
         dialect: Option<&'static str>,
@@ -103,7 +118,7 @@ impl Entry {
 }
 
 /// Which entries a listing wants.
-#[derive(Default, Debug)]
+#[derive(Clone, Default, Debug)]
 pub struct Filter {
     pub dialect: Option<String>,
     pub method: Option<String>,
@@ -115,21 +130,66 @@ pub struct Filter {
     pub limit: Option<usize>,
 }
 
+/// Bytes the journal keeps by default: a few hundred typical requests, or
+/// 64 requests with full 64 KiB bodies; a flood of big requests cannot pin
+/// more than this however many entries `capacity` allows.
+pub const DEFAULT_MAX_BYTES: usize = 4 << 20;
+
 pub struct Journal {
     capacity: usize,
-    inner: Mutex<(u64, VecDeque<Entry>)>,
+    max_bytes: usize,
+    inner: Mutex<Ring>,
+}
+
+#[derive(Default)]
+struct Ring {
+    /// The last id handed out.
+    next: u64,
+    /// Oldest first, so ids increase along the ring.
+    entries: VecDeque<Entry>,
+    /// Sum of the entries' weights.
+    bytes: usize,
+}
+
+impl Ring {
+    /// Drops the oldest entries past either cap; the newest entry stays even
+    /// alone over the byte cap (a request is bounded by the header and body
+    /// limits anyway), so the journal never loses the request just made.
+    fn trim(&mut self, capacity: usize, max_bytes: usize) {
+        while self.entries.len() > capacity || (self.bytes > max_bytes && self.entries.len() > 1) {
+            let Some(old) = self.entries.pop_front() else {
+                break;
+            };
+            self.bytes -= old.weight();
+        }
+    }
+
+    /// Index of the first entry with an id above `after`.
+    fn start_after(&self, after: Option<u64>) -> usize {
+        after.map_or(0, |after| self.entries.partition_point(|e| e.id <= after))
+    }
 }
 
 impl Journal {
     pub fn new(capacity: usize) -> Self {
+        Self::with_limits(capacity, DEFAULT_MAX_BYTES)
+    }
+
+    pub fn with_limits(capacity: usize, max_bytes: usize) -> Self {
         Journal {
             capacity,
-            inner: Mutex::new((0, VecDeque::new())),
+            max_bytes,
+            inner: Mutex::new(Ring::default()),
         }
     }
 
-    fn with<R>(&self, f: impl FnOnce(&mut (u64, VecDeque<Entry>)) -> R) -> R {
+    fn with<R>(&self, f: impl FnOnce(&mut Ring) -> R) -> R {
         f(&mut self.inner.lock().unwrap_or_else(|e| e.into_inner()))
+    }
+
+    /// Bytes the entries hold now (what `--journal-bytes` caps).
+    pub fn bytes(&self) -> usize {
+        self.with(|ring| ring.bytes)
     }
 
     /// Records a request's head; returns its id (`None` when the journal is off).
@@ -141,26 +201,30 @@ impl Journal {
         uri: &http::Uri,
         headers: &HeaderMap,
     ) -> Option<u64> {
-        if self.capacity == 0 {
+        if self.capacity == 0 || self.max_bytes == 0 {
             return None;
         }
         // Built before the lock: the other worker threads record too.
         let mut entry = Entry::new(time, dialect, method, uri, headers);
-        Some(self.with(|(next, entries)| {
-            *next += 1;
-            entry.id = *next;
-            if entries.len() == self.capacity {
-                entries.pop_front();
-            }
-            entries.push_back(entry);
-            *next
+        Some(self.with(|ring| {
+            ring.next += 1;
+            entry.id = ring.next;
+            ring.bytes += entry.weight();
+            ring.entries.push_back(entry);
+            ring.trim(self.capacity, self.max_bytes);
+            ring.next
         }))
     }
 
     fn update(&self, id: u64, f: impl FnOnce(&mut Entry)) {
-        self.with(|(_, entries)| {
-            if let Some(entry) = entries.iter_mut().rev().find(|e| e.id == id) {
+        self.with(|ring| {
+            let at = ring.start_after(Some(id.saturating_sub(1)));
+            if let Some(entry) = ring.entries.get_mut(at).filter(|e| e.id == id) {
+                let before = entry.weight();
                 f(entry);
+                let after = entry.weight();
+                ring.bytes = ring.bytes - before + after;
+                ring.trim(self.capacity, self.max_bytes);
             }
         });
     }
@@ -186,13 +250,31 @@ impl Journal {
 
     /// Forgets every entry and the memory that held them.
     pub fn clear(&self) {
-        self.with(|(_, entries)| *entries = VecDeque::new());
+        self.with(|ring| {
+            ring.entries = VecDeque::new();
+            ring.bytes = 0;
+        });
+    }
+
+    /// The id of the newest entry so far (a listing stops there).
+    pub fn last_id(&self) -> u64 {
+        self.with(|ring| ring.next)
     }
 
     pub fn list(&self, filter: &Filter) -> Vec<Entry> {
-        self.with(|(_, entries)| {
-            entries
-                .iter()
+        self.page(filter, u64::MAX, usize::MAX)
+    }
+
+    /// At most `max` entries that `filter` wants, with ids up to `upto`,
+    /// oldest first: one page of a listing, copied under the lock so the
+    /// rest of the listing is written without holding it.
+    pub fn page(&self, filter: &Filter, upto: u64, max: usize) -> Vec<Entry> {
+        let max = max.min(filter.limit.unwrap_or(usize::MAX));
+        self.with(|ring| {
+            let start = ring.start_after(filter.after);
+            ring.entries
+                .range(start..)
+                .take_while(|e| e.id <= upto)
                 .filter(|e| {
                     filter
                         .dialect
@@ -212,8 +294,7 @@ impl Journal {
                         .is_none_or(|p| e.path().starts_with(p.as_str()))
                 })
                 .filter(|e| filter.status.is_none_or(|s| e.status == Some(s)))
-                .filter(|e| filter.after.is_none_or(|after| e.id > after))
-                .take(filter.limit.unwrap_or(usize::MAX))
+                .take(max)
                 .cloned()
                 .collect()
         })
@@ -229,10 +310,10 @@ pub struct EntryView<'a> {
     dialect: Option<&'a str>,
     method: &'a str,
     path: &'a str,
-    query: Option<&'a str>,
+    query: Option<Cow<'a, str>>,
     /// `[name, value]` pairs in the order received.
     headers: Vec<(&'a str, &'a str)>,
-    body: Option<std::borrow::Cow<'a, str>>,
+    body: Option<Cow<'a, str>>,
     body_size: u64,
     body_truncated: bool,
     status: Option<u16>,
@@ -249,15 +330,28 @@ impl Entry {
             dialect: self.dialect(),
             method: self.method(),
             path: self.path(),
-            query: self.query(),
+            query: self.query().map(|q| {
+                if reveal {
+                    Cow::Borrowed(q)
+                } else {
+                    redact_pairs(q)
+                }
+            }),
             headers: self
                 .headers()
                 .map(|(name, value)| {
-                    let secret = !reveal && (name == "authorization" || name == "cookie");
-                    (name, if secret { "<redacted>" } else { value })
+                    let secret = !reveal && is_secret_name(name);
+                    (name, if secret { REDACTED } else { value })
                 })
                 .collect(),
-            body: self.body.as_deref().map(String::from_utf8_lossy),
+            body: self.body.as_deref().map(|body| {
+                let text = String::from_utf8_lossy(body);
+                if reveal {
+                    text
+                } else {
+                    redact_body(text)
+                }
+            }),
             body_size: self.body_size,
             body_truncated: self.body_size as usize > BODY_CAP,
             status: self.status,
@@ -267,9 +361,212 @@ impl Entry {
     }
 }
 
+const REDACTED: &str = "<redacted>";
+
+/// Names of headers, query parameters and body fields whose values are
+/// credentials: shown only with `reveal=true`, like `Authorization`.
+fn is_secret_name(name: &str) -> bool {
+    const EXACT: &[&str] = &[
+        "authorization",
+        "proxy-authorization",
+        "cookie",
+        "pass",
+        "passwd",
+        "pwd",
+    ];
+    const PARTS: &[&str] = &[
+        "token",
+        "password",
+        "secret",
+        "apikey",
+        "api_key",
+        "api-key",
+        "auth_key",
+        "authkey",
+        "credential",
+        "session",
+    ];
+    // Flattened form keys (`auth[password]`) and XML prefixes count by their last part.
+    let name = name.to_ascii_lowercase();
+    let last = name
+        .rsplit(['[', ':', '.'])
+        .next()
+        .unwrap_or(&name)
+        .trim_end_matches(']');
+    EXACT.contains(&last) || PARTS.iter().any(|part| name.contains(part))
+}
+
+/// `a=1&password=x` → `a=1&password=<redacted>` (names compared decoded).
+fn redact_pairs(text: &str) -> Cow<'_, str> {
+    let secret = |pair: &str| {
+        let name = pair.split_once('=').map_or(pair, |(name, _)| name);
+        pair.contains('=')
+            && zipgate_api::dialect::query_pairs(name)
+                .first()
+                .is_some_and(|(name, _)| is_secret_name(name))
+    };
+    if !text.split('&').any(secret) {
+        return Cow::Borrowed(text);
+    }
+    let pairs: Vec<String> = text
+        .split('&')
+        .map(|pair| match pair.split_once('=') {
+            Some((name, _)) if secret(pair) => format!("{name}={REDACTED}"),
+            _ => pair.to_owned(),
+        })
+        .collect();
+    Cow::Owned(pairs.join("&"))
+}
+
+/// A body with the values of credential fields hidden, whichever of the
+/// vendors' formats it is in: JSON (any depth), XML elements, or a form.
+/// A body that names a credential but cannot be read is hidden whole.
+fn redact_body(text: Cow<'_, str>) -> Cow<'_, str> {
+    let lower = text.to_ascii_lowercase();
+    let names_one = [
+        "token",
+        "pass",
+        "pwd",
+        "secret",
+        "key",
+        "credential",
+        "session",
+        "auth",
+    ]
+    .iter()
+    .any(|word| lower.contains(word));
+    if !names_one {
+        return text;
+    }
+    let trimmed = text.trim_start();
+    if trimmed.starts_with('{') || trimmed.starts_with('[') {
+        return match serde_json::from_str::<serde_json::Value>(&text) {
+            Ok(mut value) => {
+                redact_json(&mut value);
+                Cow::Owned(value.to_string())
+            }
+            Err(_) => Cow::Borrowed("<redacted: unreadable JSON that names a credential>"),
+        };
+    }
+    if trimmed.starts_with('<') {
+        return redact_xml(&text).map_or(
+            Cow::Borrowed("<redacted: unreadable XML that names a credential>"),
+            Cow::Owned,
+        );
+    }
+    match redact_pairs(&text) {
+        Cow::Borrowed(_) => text,
+        Cow::Owned(redacted) => Cow::Owned(redacted),
+    }
+}
+
+fn redact_json(value: &mut serde_json::Value) {
+    match value {
+        serde_json::Value::Object(map) => {
+            for (name, value) in map.iter_mut() {
+                if is_secret_name(name) && !value.is_object() && !value.is_array() {
+                    *value = serde_json::Value::from(REDACTED);
+                } else {
+                    redact_json(value);
+                }
+            }
+        }
+        serde_json::Value::Array(items) => items.iter_mut().for_each(redact_json),
+        _ => {}
+    }
+}
+
+/// The text of every element with a credential's name replaced; `None` when
+/// a tag does not close (the caller then hides the whole body).
+fn redact_xml(text: &str) -> Option<String> {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(open) = rest.find('<') {
+        out.push_str(&rest[..open]);
+        let close = rest[open..].find('>')? + open;
+        let tag = &rest[open..=close];
+        out.push_str(tag);
+        rest = &rest[close + 1..];
+        let name = tag[1..tag.len() - 1]
+            .split(|c: char| c.is_whitespace() || c == '/')
+            .next()
+            .unwrap_or("");
+        let start_tag = !tag.starts_with("</")
+            && !tag.starts_with("<?")
+            && !tag.starts_with("<!")
+            && !tag.ends_with("/>");
+        if start_tag && is_secret_name(name) {
+            let end = rest.find('<').unwrap_or(rest.len());
+            if end > 0 {
+                out.push_str("[redacted]");
+            }
+            rest = &rest[end..];
+        }
+    }
+    out.push_str(rest);
+    Some(out)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn credentials_are_redacted_in_every_format() {
+        assert_eq!(
+            redact_pairs("a=1&access_token=s3cret&b=%70assword"),
+            "a=1&access_token=<redacted>&b=%70assword"
+        );
+        assert_eq!(
+            redact_pairs("x=1&%70assword=hunter2"),
+            "x=1&%70assword=<redacted>"
+        );
+        let form = redact_body(Cow::Borrowed("userName=alice&password=hunter2"));
+        assert_eq!(form, "userName=alice&password=<redacted>");
+        let json = redact_body(Cow::Borrowed(
+            r#"{"userName":"alice","password":"hunter2","deep":[{"apiKey":1}]}"#,
+        ));
+        assert!(
+            !json.contains("hunter2") && json.contains("alice"),
+            "{json}"
+        );
+        assert!(json.contains(r#""apiKey":"<redacted>""#), "{json}");
+        let xml = redact_body(Cow::Borrowed(
+            "<r><userName>alice</userName><Password>hunter2</Password><x:token a='1'>t</x:token></r>",
+        ));
+        assert_eq!(
+            xml,
+            "<r><userName>alice</userName><Password>[redacted]</Password><x:token a='1'>[redacted]</x:token></r>"
+        );
+        let broken = redact_body(Cow::Borrowed(r#"{"password":"hunter2""#));
+        assert!(!broken.contains("hunter2"));
+        let plain = redact_body(Cow::Borrowed(r#"{"fileIds":[1,2]}"#));
+        assert_eq!(plain, r#"{"fileIds":[1,2]}"#);
+    }
+
+    #[test]
+    fn the_byte_cap_drops_the_oldest_entries() {
+        let journal = Journal::with_limits(1000, 64 * 1024);
+        let headers = HeaderMap::new();
+        for _ in 0..20 {
+            let id = journal
+                .record(
+                    Utc::now(),
+                    None,
+                    &http::Method::POST,
+                    &"/x".parse().unwrap(),
+                    &headers,
+                )
+                .unwrap();
+            journal.set_body(id, &[b'a'; 20_000]);
+        }
+        let entries = journal.list(&Filter::default());
+        assert!(entries.len() <= 3, "{} entries kept", entries.len());
+        assert_eq!(entries.last().map(|e| e.id), Some(20));
+        assert!(journal.bytes() <= 64 * 1024);
+        journal.clear();
+        assert_eq!(journal.bytes(), 0);
+    }
 
     #[test]
     fn an_entry_keeps_path_query_and_headers_apart() {

@@ -190,6 +190,13 @@ impl ServerBuilder {
         self
     }
 
+    /// Bytes the request journal may hold (default 4 MiB); the oldest
+    /// entries go first.
+    pub fn journal_bytes(mut self, bytes: usize) -> Self {
+        self.config.journal_bytes = bytes;
+        self
+    }
+
     /// Jobs the server keeps in all (default 10,000); past it the oldest
     /// settled jobs are dropped first, then the oldest.
     pub fn max_jobs(mut self, jobs: usize) -> Self {

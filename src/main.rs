@@ -115,6 +115,10 @@ struct ServeArgs {
     /// Requests to vendor routes the journal keeps (0 turns it off).
     #[arg(long, default_value_t = 1000)]
     journal: usize,
+    /// Bytes the journal may hold in all (headers and bodies); past it the
+    /// oldest entries go, however few there are.
+    #[arg(long, value_name = "BYTES", default_value_t = zipgate::journal::DEFAULT_MAX_BYTES)]
+    journal_bytes: usize,
     /// Jobs kept in all; past it the oldest settled jobs go first, then the oldest.
     #[arg(long, default_value_t = zipgate::jobs::DEFAULT_MAX_JOBS, value_parser = count)]
     max_jobs: usize,
@@ -349,6 +353,7 @@ fn serve(args: ServeArgs) -> ExitCode {
         seed,
         secret_seed,
         journal_capacity: args.journal,
+        journal_bytes: args.journal_bytes,
         job_limits: zipgate::jobs::JobLimits {
             max_jobs: args.max_jobs,
             max_jobs_per_principal: args.max_jobs_per_user,

@@ -279,15 +279,89 @@ async fn requests(ctx: Ctx) -> Response<Body> {
         limit,
     };
     let reveal = get("reveal").as_deref() == Some("true");
-    let entries = ctx.state.journal.list(&filter);
-    #[derive(Serialize)]
-    struct Listing<'a> {
-        requests: Vec<crate::journal::EntryView<'a>>,
-    }
-    let listing = Listing {
-        requests: entries.iter().map(|e| e.view(reveal)).collect(),
+    let upto = ctx.state.journal.last_id();
+    let listing = JournalListing {
+        state: ctx.state.clone(),
+        first_after: filter.after.unwrap_or(0),
+        filter,
+        upto,
+        reveal,
+        started: false,
+        done: false,
     };
-    h::json_response(StatusCode::OK, &listing)
+    let mut response = Response::new(http_body_util::BodyExt::boxed(listing));
+    response.headers_mut().insert(
+        http::header::CONTENT_TYPE,
+        http::HeaderValue::from_static("application/json"),
+    );
+    response
+}
+
+/// `{"requests":[…]}` written a page of entries at a time: only one page is
+/// copied out of the journal and serialised at once, so listing a full
+/// journal costs a page of memory, not the journal again (twice).
+struct JournalListing {
+    state: std::sync::Arc<super::AppState>,
+    /// `after` moves past each page; `limit` counts down.
+    filter: Filter,
+    /// Entries recorded after the listing began are left for the next one.
+    upto: u64,
+    reveal: bool,
+    /// The `after` the caller asked for: past it, an entry has been written.
+    first_after: u64,
+    started: bool,
+    done: bool,
+}
+
+/// Entries per page of a listing.
+const LISTING_PAGE: usize = 64;
+
+impl http_body::Body for JournalListing {
+    type Data = bytes::Bytes;
+    type Error = std::io::Error;
+
+    fn poll_frame(
+        self: std::pin::Pin<&mut Self>,
+        _: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<http_body::Frame<bytes::Bytes>, std::io::Error>>> {
+        let this = self.get_mut();
+        if this.done {
+            return std::task::Poll::Ready(None);
+        }
+        let mut out = Vec::with_capacity(16 * 1024);
+        if !this.started {
+            out.extend_from_slice(b"{\"requests\":[");
+        }
+        let page = this
+            .state
+            .journal
+            .page(&this.filter, this.upto, LISTING_PAGE);
+        for entry in &page {
+            if this
+                .filter
+                .after
+                .is_some_and(|after| after > this.first_after)
+            {
+                out.push(b',');
+            }
+            // Writing to a Vec cannot fail, and every view field serialises.
+            let _ = serde_json::to_writer(&mut out, &entry.view(this.reveal));
+            this.filter.after = Some(entry.id);
+        }
+        this.started = true;
+        if let Some(limit) = this.filter.limit.as_mut() {
+            *limit -= page.len();
+        }
+        if page.len() < LISTING_PAGE || this.filter.limit == Some(0) {
+            out.extend_from_slice(b"]}\n");
+            this.done = true;
+        }
+        std::task::Poll::Ready(Some(Ok(http_body::Frame::data(out.into()))))
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.done
+    }
 }
 
 async fn clear_requests(ctx: Ctx) -> Response<Body> {

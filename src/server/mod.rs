@@ -69,6 +69,8 @@ pub struct Config {
     pub secret_seed: Option<u64>,
     /// Requests the journal keeps (0 turns it off).
     pub journal_capacity: usize,
+    /// Bytes the journal's entries may hold in all (oldest dropped first).
+    pub journal_bytes: usize,
     /// Jobs kept, in all and per principal.
     pub job_limits: crate::jobs::JobLimits,
     /// Dialect settings, by dialect name (`--set box.url_ttl=60`).
@@ -95,6 +97,7 @@ impl Default for Config {
             seed: 0,
             secret_seed: None,
             journal_capacity: 1000,
+            journal_bytes: crate::journal::DEFAULT_MAX_BYTES,
             job_limits: crate::jobs::JobLimits::default(),
             dialect_settings: BTreeMap::new(),
             control: true,
@@ -164,7 +167,7 @@ impl AppState {
             fixture: Mutex::new(source.clone()),
             initial_fixture: source,
             control_clock,
-            journal: Journal::new(config.journal_capacity),
+            journal: Journal::with_limits(config.journal_capacity, config.journal_bytes),
             faults,
             generation: AtomicU64::new(0),
             rng: Mutex::new(SplitMix64::new(config.seed)),

@@ -294,3 +294,120 @@ async fn one_users_job_flood_does_not_evict_another_users_pending_jobs() {
         );
     }
 }
+
+/// #15.7: a flood of big unauthenticated requests pins at most
+/// `--journal-bytes`, and a listing streams instead of being built whole.
+#[tokio::test]
+async fn the_journal_is_capped_by_bytes_and_listings_stream() {
+    let server = Server::builder()
+        .journal_bytes(256 * 1024)
+        .spawn()
+        .await
+        .unwrap();
+    let padding = "x".repeat(16 * 1024);
+    let body = "b".repeat(60 * 1024);
+    for _ in 0..100 {
+        let reply = send(
+            &server,
+            Method::POST,
+            "/2.0/zip_downloads",
+            &[
+                ("x-padding", padding.as_str()),
+                ("content-type", "application/json"),
+            ],
+            body.clone(),
+        )
+        .await;
+        assert_eq!(reply.status, StatusCode::UNAUTHORIZED);
+    }
+    let listing = send(&server, Method::GET, "/_zipgate/requests", &[], "").await;
+    assert_eq!(listing.status, StatusCode::OK);
+    assert_eq!(listing.header("content-length"), None, "a listing streams");
+    let requests = listing.json()["requests"].as_array().unwrap().clone();
+    assert!(
+        (1..=4).contains(&requests.len()),
+        "{} entries of ~77 KiB kept under a 256 KiB cap",
+        requests.len()
+    );
+    assert_eq!(requests.last().unwrap()["id"], 100, "the newest stays");
+    assert!(listing.body.len() < 400 * 1024, "{}", listing.body.len());
+
+    // Paging still works over the streamed pages.
+    let page = send(
+        &server,
+        Method::GET,
+        &format!("/_zipgate/requests?after={}&limit=1", requests[0]["id"]),
+        &[],
+        "",
+    )
+    .await;
+    let page = page.json()["requests"].as_array().unwrap().clone();
+    assert_eq!(page.len(), 1);
+    assert_eq!(page[0]["id"], requests[1]["id"]);
+}
+
+/// A listing of more entries than one page is valid JSON with every entry.
+#[tokio::test]
+async fn a_listing_of_many_pages_is_whole() {
+    let server = Server::builder().spawn().await.unwrap();
+    for _ in 0..150 {
+        send(&server, Method::GET, "/2.0/zip_downloads/x/status", &[], "").await;
+    }
+    let listing = send(&server, Method::GET, "/_zipgate/requests", &[], "").await;
+    let ids: Vec<u64> = listing.json()["requests"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["id"].as_u64().unwrap())
+        .collect();
+    assert_eq!(ids, (1..=150).collect::<Vec<_>>());
+    let limited = send(&server, Method::GET, "/_zipgate/requests?limit=70", &[], "").await;
+    assert_eq!(limited.json()["requests"].as_array().unwrap().len(), 70);
+}
+
+/// #15.10: credentials in query strings and log-in bodies are redacted like
+/// `Authorization`, and shown with `reveal=true`.
+#[tokio::test]
+async fn the_journal_redacts_credentials_in_queries_and_bodies() {
+    let server = Server::builder().spawn().await.unwrap();
+    send(
+        &server,
+        Method::GET,
+        "/restapi/personal/yourfiles/files/zip/v1?access_token=alice-token&x=1",
+        &[],
+        "",
+    )
+    .await;
+    send(
+        &server,
+        Method::POST,
+        "/api/2.0/authentication",
+        &[("content-type", "application/json")],
+        r#"{"userName":"alice@example.com","password":"alice-password"}"#,
+    )
+    .await;
+    send(
+        &server,
+        Method::POST,
+        "/api/2.0/authentication",
+        &[("content-type", "application/x-www-form-urlencoded")],
+        "userName=alice%40example.com&password=alice-password",
+    )
+    .await;
+    let hidden = send(&server, Method::GET, "/_zipgate/requests", &[], "").await;
+    let text = String::from_utf8_lossy(&hidden.body);
+    assert!(!text.contains("alice-token"), "{text}");
+    assert!(!text.contains("alice-password"), "{text}");
+    assert!(text.contains("alice@example.com"), "{text}");
+    let shown = send(
+        &server,
+        Method::GET,
+        "/_zipgate/requests?reveal=true",
+        &[],
+        "",
+    )
+    .await;
+    let text = String::from_utf8_lossy(&shown.body);
+    assert!(text.contains("access_token=alice-token"), "{text}");
+    assert!(text.contains("alice-password"), "{text}");
+}
