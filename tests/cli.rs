@@ -183,7 +183,8 @@ fn an_in_flight_download_does_not_hold_shutdown_past_the_grace_period() {
     let body = r#"{"items":[{"id":"big"}]}"#;
     write!(
         stream,
-        "POST /_zipgate/zip HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+        "POST /_zipgate/zip HTTP/1.1\r\nHost: {}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+        running.addr,
         body.len()
     )
     .unwrap();

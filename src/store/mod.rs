@@ -3,6 +3,7 @@
 
 pub mod content;
 pub mod fixture;
+pub mod root;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
@@ -10,8 +11,9 @@ use std::sync::Arc;
 use chrono::{DateTime, Utc};
 use zipgate_api::{NodeId, NodeKind, Principal, UserId, UserInfo};
 
-pub use content::{Content, FileBody, GeneratedKind};
-pub use fixture::{FixtureError, FixtureSource};
+pub use content::{Content, FileBody, GeneratedKind, HostFile};
+pub use fixture::{ContentPaths, FixtureError, FixtureSource};
+pub use root::ContentRoot;
 
 /// The fixture compiled into the binary, so `zipgate serve` needs no files.
 pub const DEFAULT_FIXTURE: &str = include_str!("../../fixtures/default.json");
