@@ -281,6 +281,65 @@ mod tests {
     }
 
     #[test]
+    fn planned_bytes_past_2_pow_64_saturate_and_hit_the_limit() {
+        // Loading caps a fixture at 2^62 content bytes; a store built
+        // directly must still not wrap the planner's sum past a byte limit.
+        let mut nodes = HashMap::new();
+        let mut children = Vec::new();
+        for id in ["a", "b"] {
+            let id = NodeId::from(id);
+            children.push(id.clone());
+            let body = FileBody::new(Content::Generated {
+                size: 1 << 63,
+                seed: 0,
+                kind: GeneratedKind::Random,
+            });
+            nodes.insert(
+                id.clone(),
+                Arc::new(Node {
+                    id: id.clone(),
+                    name: id.0.clone(),
+                    parent: Some(NodeId::from("d")),
+                    mtime: fixture::default_mtime(),
+                    owner: None,
+                    readers: Readers::Everyone,
+                    dialect_ids: BTreeMap::new(),
+                    data: NodeData::File(Arc::new(body)),
+                }),
+            );
+        }
+        let folder = NodeId::from("d");
+        nodes.insert(
+            folder.clone(),
+            Arc::new(Node {
+                id: folder.clone(),
+                name: "d".into(),
+                parent: None,
+                mtime: fixture::default_mtime(),
+                owner: None,
+                readers: Readers::Everyone,
+                dialect_ids: BTreeMap::new(),
+                data: NodeData::Folder(children),
+            }),
+        );
+        let store = Store::new(nodes, vec![folder.clone()], BTreeMap::new(), HashMap::new());
+        let selection = [zipgate_api::SelectedItem {
+            id: folder,
+            expected_kind: None,
+        }];
+        let mut options = crate::planner::PlanOptions::default();
+        let plan =
+            crate::planner::plan(&store, &Principal::Anonymous, &selection, &mut options).unwrap();
+        assert_eq!(plan.total_bytes, u64::MAX);
+        options.max_bytes = Some(32 << 30);
+        let refused = crate::planner::plan(&store, &Principal::Anonymous, &selection, &mut options);
+        assert!(
+            matches!(refused, Err(zipgate_api::Error::LimitExceeded { actual, .. }) if actual == u64::MAX),
+            "{refused:?}"
+        );
+    }
+
+    #[test]
     fn read_permission_follows_owner_and_readers() {
         let store = fixture::parse(
             r#"{"users":[{"id":"alice","token":"ta"},{"id":"bob","token":"tb"}],
