@@ -355,3 +355,285 @@ async fn the_fault_book_is_capped() {
         StatusCode::CREATED
     );
 }
+
+/// A content root with a file inside, a file beside it, and the ways out.
+fn content_tree() -> (TempDir, std::path::PathBuf) {
+    let dir = TempDir::new("content-root");
+    let root = dir.path().join("root");
+    std::fs::create_dir_all(root.join("sub")).unwrap();
+    std::fs::write(root.join("sub/inside.txt"), "inside").unwrap();
+    std::fs::write(dir.path().join("secret.txt"), "top secret").unwrap();
+    std::os::unix::fs::symlink(dir.path().join("secret.txt"), root.join("out-abs")).unwrap();
+    std::os::unix::fs::symlink("../secret.txt", root.join("out-rel")).unwrap();
+    std::os::unix::fs::symlink("sub/inside.txt", root.join("in-link")).unwrap();
+    std::os::unix::fs::symlink("/proc/self/root/etc/passwd", root.join("magic")).unwrap();
+    (dir, root)
+}
+
+async fn zip_bytes(server: &ServerHandle, id: &str) -> Option<Vec<u8>> {
+    let response = common::open(
+        server,
+        Method::POST,
+        "/_zipgate/zip",
+        &[JSON],
+        json!({"items": [{"id": id}]}).to_string(),
+    )
+    .await;
+    if response.status() != StatusCode::OK {
+        return None;
+    }
+    // A failure once the 200 is out cuts the body.
+    http_body_util::BodyExt::collect(response.into_body())
+        .await
+        .ok()
+        .map(|body| body.to_bytes().to_vec())
+}
+
+fn entry(archive: &[u8], name: &str) -> Vec<u8> {
+    let mut zip = zip::ZipArchive::new(std::io::Cursor::new(archive)).unwrap();
+    let mut out = Vec::new();
+    std::io::Read::read_to_end(&mut zip.by_name(name).unwrap(), &mut out).unwrap();
+    out
+}
+
+/// Point 1: with `--content-root`, fixtures over HTTP name files beneath it
+/// and nowhere else; every way out fails with one message that names only
+/// the path as written.
+#[tokio::test]
+async fn a_content_root_confines_paths_and_says_nothing_about_what_is_outside() {
+    let (dir, root) = content_tree();
+    let server = zipgate::Server::builder()
+        .content_root(&root)
+        .spawn()
+        .await
+        .unwrap();
+    let absolute_inside = root.join("sub/inside.txt");
+    for path in [
+        "sub/inside.txt",
+        "./sub/inside.txt",
+        "in-link",
+        absolute_inside.to_str().unwrap(),
+    ] {
+        let reply = put_fixtures(&server, &json!({"nodes": [file_node("f", path)]})).await;
+        assert_eq!(reply.status, StatusCode::OK, "{path}: {:?}", reply.json());
+        let archive = zip_bytes(&server, "f").await.expect("a whole archive");
+        assert_eq!(entry(&archive, "f.txt"), b"inside", "{path}");
+    }
+
+    let secret = dir.path().join("secret.txt");
+    let outside = [
+        "missing.txt",
+        "sub",
+        "../secret.txt",
+        "sub/../../secret.txt",
+        "out-abs",
+        "out-rel",
+        "magic",
+        secret.to_str().unwrap(),
+        "/etc/passwd",
+        "/",
+    ];
+    let mut messages = Vec::new();
+    for path in outside {
+        let reply = common::send(
+            &server,
+            Method::POST,
+            "/_zipgate/fixtures/nodes",
+            &[JSON],
+            json!({"nodes": [file_node("x", path)]}).to_string(),
+        )
+        .await;
+        assert_eq!(reply.status, StatusCode::BAD_REQUEST, "{path}");
+        let error = reply.json();
+        assert_eq!(error["error"], "invalid_fixture");
+        assert_eq!(error["path"], "nodes[1].content.path", "{path}");
+        let message = error["message"].as_str().unwrap().to_owned();
+        let root_text = root.to_str().unwrap();
+        assert!(!message.contains("No such file"), "{message}");
+        assert!(!message.replace(path, "").contains(root_text), "{message}");
+        messages.push(message.replace(&format!("{path:?}"), "PATH"));
+    }
+    assert!(
+        messages.windows(2).all(|w| w[0] == w[1]),
+        "one answer whatever is wrong: {messages:?}"
+    );
+}
+
+/// Point 1: the confinement holds when the file is opened for a download,
+/// not only at load: a symlink swapped in afterwards does not lead out.
+#[tokio::test]
+async fn a_symlink_swapped_in_after_load_does_not_lead_out() {
+    let (dir, root) = content_tree();
+    let server = zipgate::Server::builder()
+        .content_root(&root)
+        .spawn()
+        .await
+        .unwrap();
+    // Same length and time stamp as the secret, so only the path differs.
+    let secret = dir.path().join("secret.txt");
+    std::fs::write(root.join("decoy.txt"), "not secret").unwrap();
+    let stamp = std::fs::metadata(&secret).unwrap().modified().unwrap();
+    std::fs::File::options()
+        .write(true)
+        .open(root.join("decoy.txt"))
+        .unwrap()
+        .set_modified(stamp)
+        .unwrap();
+    let reply = put_fixtures(&server, &json!({"nodes": [file_node("d", "decoy.txt")]})).await;
+    assert_eq!(reply.status, StatusCode::OK);
+    std::fs::remove_file(root.join("decoy.txt")).unwrap();
+    std::os::unix::fs::symlink(&secret, root.join("decoy.txt")).unwrap();
+    if let Some(archive) = zip_bytes(&server, "d").await {
+        assert!(
+            !archive.windows(10).any(|w| w == b"top secret"),
+            "the secret was served"
+        );
+    }
+}
+
+/// Point 1: nodes added over HTTP to a fixture file's tree get the control
+/// plane's rule, while the file's own paths (beside it) keep working.
+#[tokio::test]
+async fn nodes_added_to_a_fixture_file_keep_the_control_planes_rule() {
+    let dir = TempDir::new("fixture-file");
+    std::fs::write(dir.path().join("beside.txt"), "beside").unwrap();
+    let fixture = dir.path().join("tree.json");
+    std::fs::write(
+        &fixture,
+        json!({"nodes": [{"id": "top", "name": "top", "children": [file_node("b", "beside.txt")]}]})
+            .to_string(),
+    )
+    .unwrap();
+    let server = zipgate::Server::builder()
+        .fixtures_file(&fixture)
+        .unwrap()
+        .spawn()
+        .await
+        .unwrap();
+    let add = |node: Value| {
+        common::send(
+            &server,
+            Method::POST,
+            "/_zipgate/fixtures/nodes",
+            &[JSON],
+            json!({"parent": "top", "nodes": [node]}).to_string(),
+        )
+    };
+    let reply = add(file_node("again", "beside.txt")).await;
+    assert_eq!(reply.status, StatusCode::BAD_REQUEST);
+    assert_eq!(reply.json()["path"], "nodes[0].children[1].content.path");
+    let reply = add(json!({"id": "g", "name": "g.txt", "content": {"text": "g"}})).await;
+    assert_eq!(reply.status, StatusCode::OK, "{:?}", reply.json());
+    let archive = zip_bytes(&server, "top").await.unwrap();
+    assert_eq!(entry(&archive, "top/b.txt"), b"beside");
+    assert_eq!(entry(&archive, "top/g.txt"), b"g");
+}
+
+/// Point 4: `--allow-host`, the `--public-url` host and `*` widen the Host
+/// rule; a request without a Host (HTTP/1.0) passes; an empty token stops
+/// start-up.
+#[tokio::test]
+async fn hosts_can_be_allowed_and_an_empty_token_is_refused() {
+    let server = zipgate::Server::builder()
+        .allow_host("zipgate.internal")
+        .public_url("https://zip.example.com")
+        .spawn()
+        .await
+        .unwrap();
+    for (host, status) in [
+        ("zipgate.internal:8080", StatusCode::OK),
+        ("ZIP.example.com", StatusCode::OK),
+        ("other.example", StatusCode::FORBIDDEN),
+    ] {
+        let reply = common::send(
+            &server,
+            Method::GET,
+            "/_zipgate/faults",
+            &[("host", host)],
+            Bytes::new(),
+        )
+        .await;
+        assert_eq!(reply.status, status, "{host}");
+    }
+    let reply = common::send(
+        &server,
+        Method::POST,
+        "/_zipgate/reset",
+        &[("origin", "https://zip.example.com")],
+        Bytes::new(),
+    )
+    .await;
+    assert_eq!(reply.status, StatusCode::OK, "the public origin is ours");
+
+    // HTTP/1.0 without a Host.
+    let mut stream = tokio::net::TcpStream::connect(server.addr()).await.unwrap();
+    tokio::io::AsyncWriteExt::write_all(&mut stream, b"GET /_zipgate/faults HTTP/1.0\r\n\r\n")
+        .await
+        .unwrap();
+    let mut answer = Vec::new();
+    tokio::io::AsyncReadExt::read_to_end(&mut stream, &mut answer)
+        .await
+        .unwrap();
+    assert!(
+        answer.starts_with(b"HTTP/1.0 200"),
+        "{}",
+        String::from_utf8_lossy(&answer)
+    );
+
+    let any = zipgate::Server::builder()
+        .allow_host("*")
+        .spawn()
+        .await
+        .unwrap();
+    let reply = common::send(
+        &any,
+        Method::GET,
+        "/_zipgate/faults",
+        &[("host", "anything.example")],
+        Bytes::new(),
+    )
+    .await;
+    assert_eq!(reply.status, StatusCode::OK);
+
+    for bad in [
+        zipgate::Server::builder().control_token(""),
+        zipgate::Server::builder().allow_host("host:80"),
+    ] {
+        let error = bad.spawn().await.err().expect("start-up refused");
+        assert!(matches!(error, zipgate::StartError::Settings(_)), "{error}");
+    }
+}
+
+/// Point 15: the cap is configurable and holds for the rules given at start.
+#[tokio::test]
+async fn the_fault_cap_is_configurable_and_covers_the_starting_rules() {
+    let rule = || zipgate::faults::FaultRule::on("POST", "/x").status(503);
+    let server = zipgate::Server::builder()
+        .max_faults(2)
+        .fault(rule())
+        .spawn()
+        .await
+        .unwrap();
+    assert_eq!(
+        add_rules(&server, &rules(1, 0)).await.status,
+        StatusCode::CREATED
+    );
+    let reply = add_rules(&server, &rules(1, 1)).await;
+    assert_eq!(reply.status, StatusCode::BAD_REQUEST);
+    assert_eq!(reply.json()["error"], "too_many_faults");
+    assert!(server.add_fault(rule()).is_err(), "in-process too");
+    // A reset brings back the starting rule, within the cap.
+    let reply = common::send(&server, Method::POST, "/_zipgate/reset", &[], Bytes::new()).await;
+    assert_eq!(reply.status, StatusCode::OK);
+    assert_eq!(rule_count(&server).await, 1);
+
+    let error = zipgate::Server::builder()
+        .max_faults(1)
+        .fault(rule())
+        .fault(rule())
+        .spawn()
+        .await
+        .err()
+        .expect("too many starting rules");
+    assert!(matches!(error, zipgate::StartError::Faults(_)), "{error}");
+}
