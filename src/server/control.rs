@@ -50,7 +50,7 @@ where
 {
     let changes_state = method != Method::GET;
     router.add(method, path, move |ctx: Ctx| -> BoxFuture {
-        if let Err(response) = ctx.state.guard.check(&ctx.req) {
+        if let Some(response) = ctx.state.guard.check(&ctx.req) {
             return Box::pin(async move { response });
         }
         match &ctx.state.config.control_token {
@@ -69,7 +69,7 @@ where
                 Box::pin(async move { response })
             }
             _ => match changes_state.then(|| super::guard::json_only(&ctx.req)) {
-                Some(Err(response)) => Box::pin(async move { response }),
+                Some(Some(response)) => Box::pin(async move { response }),
                 _ => Box::pin(handler(ctx)),
             },
         }

@@ -140,14 +140,23 @@ impl ControlGuard {
         Ok(guard)
     }
 
-    /// The request's Host, and whether it may be served; `Err` is the 403.
-    pub fn check<B>(&self, req: &Request<B>) -> Result<(), Response<Body>> {
-        let host = request_host(req)?;
+    /// The answer refusing the request for its Host or Origin, if any.
+    pub fn check<B>(&self, req: &Request<B>) -> Option<Response<Body>> {
+        let host = match request_host(req) {
+            Ok(host) => host,
+            Err(what) => {
+                return Some(h::json_error(
+                    StatusCode::BAD_REQUEST,
+                    "invalid_request",
+                    format!("the request's Host {what}"),
+                ))
+            }
+        };
         if let Some(host) = &host {
             let allowed =
                 self.any_host || is_loopback(&host.host) || self.hosts.contains(&host.host);
             if !allowed {
-                return Err(h::json_error(
+                return Some(h::json_error(
                     StatusCode::FORBIDDEN,
                     "host_not_allowed",
                     format!(
@@ -162,14 +171,8 @@ impl ControlGuard {
         self.check_origin(req.headers(), host.as_ref())
     }
 
-    fn check_origin(
-        &self,
-        headers: &HeaderMap,
-        host: Option<&HostPort>,
-    ) -> Result<(), Response<Body>> {
-        let Some(value) = headers.get(header::ORIGIN) else {
-            return Ok(());
-        };
+    fn check_origin(&self, headers: &HeaderMap, host: Option<&HostPort>) -> Option<Response<Body>> {
+        let value = headers.get(header::ORIGIN)?;
         let origin = value.to_str().ok().and_then(|v| parse_origin(v, false));
         let own = origin.as_ref().is_some_and(|origin| {
             let same_host = host.is_some_and(|host| {
@@ -180,9 +183,9 @@ impl ControlGuard {
             same_host || self.public_origin.as_ref() == Some(origin)
         });
         if own {
-            return Ok(());
+            return None;
         }
-        Err(h::json_error(
+        Some(h::json_error(
             StatusCode::FORBIDDEN,
             "origin_not_allowed",
             format!(
@@ -194,39 +197,32 @@ impl ControlGuard {
 }
 
 /// The Host the request names (the request target's authority first, as
-/// HTTP/1.1 says), `None` when it names none; two different ones, or one
-/// that is not `host[:port]`, are refused.
-fn request_host<B>(req: &Request<B>) -> Result<Option<HostPort>, Response<Body>> {
-    let bad = |what: &str| {
-        h::json_error(
-            StatusCode::BAD_REQUEST,
-            "invalid_request",
-            format!("the request's Host {what}"),
-        )
-    };
+/// HTTP/1.1 says), `None` when it names none; two Host headers, or one
+/// that is not `host[:port]`, are refused (`Err` says why).
+fn request_host<B>(req: &Request<B>) -> Result<Option<HostPort>, &'static str> {
+    const NOT_HOST_PORT: &str = "is not host[:port]";
     let mut values = req.headers().get_all(header::HOST).iter();
     let header = values.next();
     if values.next().is_some() {
-        return Err(bad("header is given more than once"));
+        return Err("header is given more than once");
     }
     let text = match (req.uri().authority(), header) {
         (Some(authority), _) => authority.as_str(),
-        (None, Some(value)) => value.to_str().map_err(|_| bad("is not host[:port]"))?,
+        (None, Some(value)) => value.to_str().map_err(|_| NOT_HOST_PORT)?,
         (None, None) => return Ok(None),
     };
-    parse_host_port(text)
-        .map(Some)
-        .ok_or_else(|| bad("is not host[:port]"))
+    parse_host_port(text).map(Some).ok_or(NOT_HOST_PORT)
 }
 
 /// Routes that change state take a JSON body or none: a form, `text/plain`
-/// or any other type a page may send cross-site without asking is refused.
-pub fn json_only<B: http_body::Body>(req: &Request<B>) -> Result<(), Response<Body>> {
+/// or any other type a page may send cross-site without asking is refused
+/// (the 415, if so).
+pub fn json_only<B: http_body::Body>(req: &Request<B>) -> Option<Response<Body>> {
     let has_body = req.body().size_hint().exact() != Some(0);
     match h::media_type(req.headers()).as_deref() {
-        Some("application/json") => Ok(()),
-        None if !has_body => Ok(()),
-        other => Err(h::json_error(
+        Some("application/json") => None,
+        None if !has_body => None,
+        other => Some(h::json_error(
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
             "unsupported_media_type",
             format!(
@@ -250,7 +246,7 @@ mod tests {
     }
 
     fn allowed(guard: &ControlGuard, headers: &[(&str, &str)]) -> bool {
-        guard.check(&request(headers)).is_ok()
+        guard.check(&request(headers)).is_none()
     }
 
     #[test]

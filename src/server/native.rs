@@ -123,7 +123,7 @@ pub(crate) fn parse_request(bytes: &[u8]) -> Result<(Vec<String>, String), Strin
 
 async fn zip(ctx: Ctx) -> Response<Body> {
     // It serves the tree's files: a web page may not reach it either.
-    if let Err(response) = ctx.state.guard.check(&ctx.req) {
+    if let Some(response) = ctx.state.guard.check(&ctx.req) {
         return response;
     }
     let state = ctx.state;
