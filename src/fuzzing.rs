@@ -473,7 +473,7 @@ pub fn fixture(data: &[u8]) {
     let Ok(text) = std::str::from_utf8(data) else {
         return;
     };
-    let source = match FixtureSource::from_text(text, None) {
+    let source = match FixtureSource::from_text(text, crate::store::ContentPaths::Refused) {
         Ok(source) => source,
         Err(err) => {
             assert_eq!(err.path, "$");

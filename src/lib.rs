@@ -63,7 +63,7 @@ use tokio::task::JoinHandle;
 use clock::{Clock, SystemClock};
 use faults::{FaultRule, FaultView};
 use server::{AppState, Config};
-use store::{FixtureError, FixtureSource};
+use store::{ContentPaths, ContentRoot, FixtureError, FixtureSource};
 
 pub use zipgate_api as api;
 
@@ -90,7 +90,10 @@ impl From<StartError> for std::io::Error {
 }
 
 /// A fixture document to serve: JSON text, a parsed JSON value, or a file
-/// (whose `content.path` values are relative to it).
+/// (whose `content.path` values are relative to it and, unless
+/// `fixture_paths_anywhere` is set, confined to its folder). JSON may name
+/// files only beneath the `content_root`, or anywhere with
+/// `fixture_paths_anywhere`.
 #[derive(Clone, Debug)]
 pub enum Fixtures {
     Json(String),
@@ -107,21 +110,41 @@ impl Fixtures {
         Fixtures::File(path.into())
     }
 
-    fn source(self) -> Result<FixtureSource, FixtureError> {
+    /// The document, checked; `in_process` is where JSON's paths may lead.
+    fn source(
+        self,
+        in_process: ContentPaths,
+        anywhere: bool,
+    ) -> Result<FixtureSource, FixtureError> {
         let source = match self {
-            Fixtures::Json(text) => FixtureSource::from_text(&text, None)?,
-            Fixtures::Value(json) => FixtureSource::new(json, None),
+            Fixtures::Json(text) => FixtureSource::from_text(&text, in_process)?,
+            Fixtures::Value(json) => FixtureSource::new(json, in_process),
             Fixtures::File(path) => {
                 let text = std::fs::read_to_string(&path).map_err(|e| FixtureError {
                     path: "$".into(),
                     message: format!("{}: {e}", path.display()),
                 })?;
-                FixtureSource::from_text(&text, path.parent().map(Path::to_path_buf))?
+                FixtureSource::from_text(&text, file_paths(&path, anywhere)?)?
             }
         };
         source.parse()?;
         Ok(source)
     }
+}
+
+/// Where the `content.path` values of the fixture file at `path` may lead:
+/// beneath its folder, or (`anywhere`) relative to it or absolute.
+pub fn file_paths(path: &Path, anywhere: bool) -> Result<ContentPaths, FixtureError> {
+    let folder = path.parent().unwrap_or(Path::new(""));
+    if anywhere {
+        return Ok(ContentPaths::Anywhere(Some(folder.to_path_buf())));
+    }
+    ContentRoot::new(folder)
+        .map(|root| ContentPaths::Beneath(Arc::new(root)))
+        .map_err(|e| FixtureError {
+            path: "$".into(),
+            message: format!("{}: its folder: {e}", path.display()),
+        })
 }
 
 impl From<serde_json::Value> for Fixtures {
@@ -166,18 +189,69 @@ impl ServerBuilder {
         self
     }
 
-    /// Serve this fixture document (JSON text), checked now.
+    /// Serve this fixture document (JSON text), checked now (with the
+    /// `content_root` and `fixture_paths_anywhere` given so far).
     pub fn fixtures_json(self, json: &str) -> Result<Self, FixtureError> {
         let fixtures = Fixtures::json(json);
-        fixtures.clone().source()?;
+        self.check(fixtures.clone())?;
         Ok(self.fixtures(fixtures))
     }
 
-    /// Serve a fixture file, checked now; its `content.path` values are relative to it.
+    /// Serve a fixture file, checked now; its `content.path` values are
+    /// relative to it, and confined to its folder unless
+    /// `fixture_paths_anywhere` was given before.
     pub fn fixtures_file(self, path: &Path) -> Result<Self, FixtureError> {
         let fixtures = Fixtures::file(path);
-        fixtures.clone().source()?;
+        self.check(fixtures.clone())?;
         Ok(self.fixtures(fixtures))
+    }
+
+    fn check(&self, fixtures: Fixtures) -> Result<(), FixtureError> {
+        let root = self.config.open_content_root().map_err(|e| FixtureError {
+            path: "$".into(),
+            message: e.to_string(),
+        })?;
+        let in_process = self.config.in_process_paths(root.as_ref());
+        fixtures
+            .source(in_process, self.config.fixture_paths_anywhere)
+            .map(drop)
+    }
+
+    /// Fixtures sent to the control plane (and JSON given in-process) may
+    /// name files beneath this directory, and nowhere else; without it
+    /// they may name none. As `--content-root DIR`.
+    pub fn content_root(mut self, dir: impl Into<PathBuf>) -> Self {
+        self.config.content_root = Some(dir.into());
+        self
+    }
+
+    /// Fixture files may name files outside their folder (symlinks
+    /// followed), and JSON given in-process any file; fixtures sent to the
+    /// control plane still may not. As `--fixture-paths-anywhere`.
+    pub fn fixture_paths_anywhere(mut self, on: bool) -> Self {
+        self.config.fixture_paths_anywhere = on;
+        self
+    }
+
+    /// zipgate's own routes also answer requests for this host (a name or
+    /// address, without port), besides loopback and the `public_url` host;
+    /// `"*"` for any. As `--allow-host`.
+    pub fn allow_host(mut self, host: &str) -> Self {
+        self.config.allowed_hosts.push(host.to_owned());
+        self
+    }
+
+    /// Base URL for absolute URLs in responses; its host may use the
+    /// control plane. As `--public-url`.
+    pub fn public_url(mut self, url: &str) -> Self {
+        self.config.public_url = Some(url.to_owned());
+        self
+    }
+
+    /// The most fault rules in force at once (default 1,000). As `--max-faults`.
+    pub fn max_faults(mut self, max: usize) -> Self {
+        self.config.max_faults = max;
+        self
     }
 
     /// Makes a run reproducible: seeds the generator behind request ids and
@@ -224,7 +298,8 @@ impl ServerBuilder {
         self
     }
 
-    /// Require this bearer token on control-plane requests.
+    /// Require this bearer token on control-plane requests (an empty one
+    /// makes `spawn` fail).
     pub fn control_token(mut self, token: &str) -> Self {
         self.config.control_token = Some(token.to_owned());
         self
@@ -266,7 +341,11 @@ impl ServerBuilder {
 
     pub async fn spawn(self) -> Result<ServerHandle, StartError> {
         let fixture = match self.fixtures {
-            Some(fixtures) => fixtures.source()?,
+            Some(fixtures) => {
+                let root = self.config.open_content_root()?;
+                let in_process = self.config.in_process_paths(root.as_ref());
+                fixtures.source(in_process, self.config.fixture_paths_anywhere)?
+            }
             None => FixtureSource::embedded_default(),
         };
         let clock = self.clock.unwrap_or_else(|| Arc::new(SystemClock));
@@ -313,7 +392,11 @@ impl ServerHandle {
 
     /// Replaces the whole tree; on error the old one stays in force.
     pub fn load_fixtures(&self, fixtures: impl Into<Fixtures>) -> Result<(), FixtureError> {
-        self.state.load_fixture(fixtures.into().source()?)
+        let anywhere = self.state.config.fixture_paths_anywhere;
+        let source = fixtures
+            .into()
+            .source(self.state.in_process_paths(), anywhere)?;
+        self.state.load_fixture(source)
     }
 
     /// Adds fixture nodes under the folder `parent`, or at the top.
@@ -322,7 +405,8 @@ impl ServerHandle {
         parent: Option<&str>,
         nodes: Vec<serde_json::Value>,
     ) -> Result<(), FixtureError> {
-        self.state.add_nodes(parent, nodes)
+        self.state
+            .add_nodes(parent, nodes, self.state.in_process_paths())
     }
 
     /// Back to the starting fixtures and fault rules; forgets jobs and the journal.
@@ -330,7 +414,7 @@ impl ServerHandle {
         self.state.reset()
     }
 
-    /// Adds a fault rule; returns its id.
+    /// Adds a fault rule; returns its id (an error past `max_faults`).
     pub fn add_fault(&self, rule: FaultRule) -> Result<String, String> {
         self.state.faults.add(rule).map(|view| view.id)
     }

@@ -34,7 +34,12 @@ enum Command {
     /// Serve the API on the embedded default fixtures or a fixture file.
     Serve(Box<ServeArgs>),
     /// Check a fixture file and print what it holds.
-    CheckFixtures { file: PathBuf },
+    CheckFixtures {
+        file: PathBuf,
+        /// As `serve --fixture-paths-anywhere`.
+        #[arg(long)]
+        fixture_paths_anywhere: bool,
+    },
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -67,9 +72,19 @@ struct ServeArgs {
     /// Threads serving connections, each keeping its own (default: one per core).
     #[arg(long, value_parser = clap::value_parser!(u16).range(1..=1024))]
     workers: Option<u16>,
-    /// Fixture file to serve instead of the embedded default.
+    /// Fixture file to serve instead of the embedded default; its
+    /// `content.path` values lead to files beneath its folder.
     #[arg(long)]
     fixtures: Option<PathBuf>,
+    /// Let the `--fixtures` file name files outside its folder (absolute
+    /// paths, `..`, symlinks out). Fixtures sent to the control plane still
+    /// may not.
+    #[arg(long)]
+    fixture_paths_anywhere: bool,
+    /// Fixtures sent to the control plane may name files beneath this
+    /// directory (never outside it); without it they may name none.
+    #[arg(long, value_name = "DIR")]
+    content_root: Option<PathBuf>,
     /// How entries are written unless a request says otherwise.
     #[arg(long, value_enum, default_value = "store")]
     compression: CompressionArg,
@@ -140,9 +155,18 @@ struct ServeArgs {
     /// jobs, requests, faults, clock).
     #[arg(long)]
     no_control: bool,
-    /// Require this token (`Authorization: Bearer …`) on control-plane requests.
+    /// Require this token (`Authorization: Bearer …`) on control-plane
+    /// requests; an empty one is refused.
     #[arg(long, value_name = "TOKEN", env = "ZIPGATE_CONTROL_TOKEN")]
     control_token: Option<String>,
+    /// Also answer zipgate's own routes (`/_zipgate/`) for this Host, besides
+    /// loopback names and the `--public-url` host (repeatable; `*` for any,
+    /// behind a proxy that checks hosts itself).
+    #[arg(long = "allow-host", value_name = "HOST")]
+    allowed_hosts: Vec<String>,
+    /// The most fault rules in force at once.
+    #[arg(long, default_value_t = zipgate::faults::DEFAULT_MAX_RULES)]
+    max_faults: usize,
     /// A dialect setting, DIALECT.KEY=VALUE (repeatable), e.g. `--set box.url_ttl=300`.
     #[arg(long = "set", value_name = "DIALECT.KEY=VALUE")]
     settings: Vec<String>,
@@ -168,13 +192,14 @@ fn parse_seed(text: &str) -> Result<Seed, String> {
         .map_err(|_| format!("--seed: expected a number or `random`, got {text:?}"))
 }
 
-fn load_source(path: Option<&PathBuf>) -> Result<FixtureSource, String> {
+fn load_source(path: Option<&PathBuf>, anywhere: bool) -> Result<FixtureSource, String> {
     let source = match path {
         None => FixtureSource::embedded_default(),
         Some(path) => {
             let text =
                 std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
-            FixtureSource::from_text(&text, path.parent().map(|p| p.to_path_buf()))
+            let paths = zipgate::file_paths(path, anywhere).map_err(|e| e.message)?;
+            FixtureSource::from_text(&text, paths)
                 .map_err(|e| format!("{}: {e}", path.display()))?
         }
     };
@@ -252,7 +277,10 @@ fn main() -> ExitCode {
         .init();
     match cli.command {
         Command::Serve(args) => serve(*args),
-        Command::CheckFixtures { file } => match load_source(Some(&file)).and_then(|source| {
+        Command::CheckFixtures {
+            file,
+            fixture_paths_anywhere,
+        } => match load_source(Some(&file), fixture_paths_anywhere).and_then(|source| {
             source
                 .parse()
                 .map_err(|e| format!("{}: {e}", file.display()))
@@ -275,7 +303,7 @@ fn main() -> ExitCode {
 }
 
 fn serve(args: ServeArgs) -> ExitCode {
-    let source = match load_source(args.fixtures.as_ref()) {
+    let source = match load_source(args.fixtures.as_ref(), args.fixture_paths_anywhere) {
         Ok(source) => source,
         Err(e) => {
             eprintln!("zipgate: {e}");
@@ -348,7 +376,12 @@ fn serve(args: ServeArgs) -> ExitCode {
         compression,
         faults,
         control: !args.no_control,
-        control_token: args.control_token.filter(|t| !t.is_empty()),
+        // An empty token is refused by AppState::new, not taken as "none".
+        control_token: args.control_token,
+        allowed_hosts: args.allowed_hosts,
+        content_root: args.content_root,
+        fixture_paths_anywhere: args.fixture_paths_anywhere,
+        max_faults: args.max_faults,
         public_url: args.public_url,
         seed,
         secret_seed,
@@ -398,7 +431,7 @@ fn serve(args: ServeArgs) -> ExitCode {
         let state = match AppState::new(source, clock, config, dialects) {
             Ok(state) => Arc::new(state),
             Err(e) => {
-                eprintln!("zipgate: fixtures: {e}");
+                eprintln!("zipgate: {e}");
                 return ExitCode::FAILURE;
             }
         };

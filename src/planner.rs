@@ -197,7 +197,8 @@ impl Walker<'_> {
             match &node.data {
                 NodeData::File(_) => {
                     self.plan.file_count += 1;
-                    self.plan.total_bytes += node.size();
+                    // Saturating: a sum past 2^64 still passes every byte limit.
+                    self.plan.total_bytes = self.plan.total_bytes.saturating_add(node.size());
                     let path = if prefix.is_empty() {
                         name
                     } else {

@@ -183,7 +183,8 @@ fn an_in_flight_download_does_not_hold_shutdown_past_the_grace_period() {
     let body = r#"{"items":[{"id":"big"}]}"#;
     write!(
         stream,
-        "POST /_zipgate/zip HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+        "POST /_zipgate/zip HTTP/1.1\r\nHost: {}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+        running.addr,
         body.len()
     )
     .unwrap();
@@ -383,4 +384,155 @@ fn the_control_plane_can_be_turned_off_or_given_a_token() {
         "",
     );
     assert_eq!(status, 200);
+}
+
+/// Runs `zipgate serve` with `args` and `env` until it exits (at most 10 s,
+/// then it is killed and `None` is its status); its stderr.
+fn start_refused(
+    args: &[&str],
+    env: &[(&str, &str)],
+) -> (Option<std::process::ExitStatus>, String) {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_zipgate"))
+        .args(["serve", "--listen", "127.0.0.1:0"])
+        .args(args)
+        .envs(env.iter().copied())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("zipgate starts");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break Some(status);
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            break None;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let mut stderr = String::new();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut stderr)
+        .unwrap();
+    (status, stderr)
+}
+
+#[test]
+fn an_empty_control_token_stops_start_up() {
+    // It used to start with no token at all: an open control plane.
+    for (args, env) in [
+        (&["--control-token", ""][..], &[][..]),
+        (&[][..], &[("ZIPGATE_CONTROL_TOKEN", "")][..]),
+    ] {
+        let (status, stderr) = start_refused(args, env);
+        assert!(
+            status.is_some_and(|s| !s.success()),
+            "{args:?} {env:?}: {status:?} {stderr}"
+        );
+        assert!(stderr.contains("control token"), "{stderr}");
+        assert!(stderr.contains("empty"), "{stderr}");
+    }
+}
+
+/// A raw HTTP/1.1 request with a chosen Host; the status and the response.
+fn http_as(addr: &str, host: &str, method: &str, path: &str, body: &str) -> (u16, String) {
+    let mut stream = TcpStream::connect(addr).unwrap();
+    write!(
+        stream,
+        "{method} {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    )
+    .unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).unwrap();
+    (response[9..12].parse().unwrap(), response)
+}
+
+#[test]
+fn content_root_allow_host_and_max_faults_from_the_command_line() {
+    let dir = TempDir::new("cli-content-root");
+    let root = dir.path().join("root");
+    std::fs::create_dir_all(&root).unwrap();
+    std::fs::write(root.join("a.txt"), "a").unwrap();
+    std::fs::write(dir.path().join("secret.txt"), "secret").unwrap();
+    let running = serve(&[
+        "--content-root",
+        root.to_str().unwrap(),
+        "--allow-host",
+        "zipgate.internal",
+        "--max-faults",
+        "1",
+    ]);
+    let addr = running.addr.as_str();
+    let fixture = |path: &str| {
+        format!(r#"{{"nodes":[{{"id":"f","name":"f.txt","content":{{"path":{path:?}}}}}]}}"#)
+    };
+    let (status, response) = http_as(addr, addr, "PUT", "/_zipgate/fixtures", &fixture("a.txt"));
+    assert_eq!(status, 200, "{response}");
+    let (status, response) = http_as(
+        addr,
+        addr,
+        "PUT",
+        "/_zipgate/fixtures",
+        &fixture("../secret.txt"),
+    );
+    assert_eq!(status, 400, "{response}");
+    assert!(response.contains("nodes[0].content.path"), "{response}");
+
+    let (status, _) = http_as(addr, "zipgate.internal:80", "GET", "/_zipgate/faults", "");
+    assert_eq!(status, 200);
+    let (status, _) = http_as(addr, "elsewhere.example", "GET", "/_zipgate/faults", "");
+    assert_eq!(status, 403);
+    let two = r#"[{"match":{"path":"/a"},"delay_ms":1},{"match":{"path":"/b"},"delay_ms":1}]"#;
+    let (status, response) = http_as(addr, addr, "POST", "/_zipgate/faults", two);
+    assert_eq!(status, 400, "{response}");
+    assert!(response.contains("too_many_faults"), "{response}");
+
+    let (status, stderr) = start_refused(&["--content-root", "/no/such/dir"], &[]);
+    assert!(status.is_some_and(|s| !s.success()), "{stderr}");
+    assert!(stderr.contains("--content-root"), "{stderr}");
+}
+
+#[test]
+fn a_fixture_file_is_confined_to_its_folder_unless_told_otherwise() {
+    let dir = TempDir::new("cli-confined");
+    std::fs::create_dir_all(dir.path().join("fixtures")).unwrap();
+    std::fs::write(dir.path().join("outside.txt"), "outside").unwrap();
+    let fixture = dir.path().join("fixtures/tree.json");
+    std::fs::write(
+        &fixture,
+        r#"{"nodes":[{"id":"o","name":"o.txt","content":{"path":"../outside.txt"}}]}"#,
+    )
+    .unwrap();
+    let (status, stderr) = start_refused(&["--fixtures", fixture.to_str().unwrap()], &[]);
+    assert!(status.is_some_and(|s| !s.success()), "{stderr}");
+    assert!(stderr.contains("nodes[0].content.path"), "{stderr}");
+    let check = Command::new(env!("CARGO_BIN_EXE_zipgate"))
+        .args(["check-fixtures", fixture.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(!check.status.success());
+
+    let running = serve(&[
+        "--fixtures",
+        fixture.to_str().unwrap(),
+        "--fixture-paths-anywhere",
+    ]);
+    let (status, body) = http_get(&running.addr, "/_zipgate/health");
+    assert_eq!(status, 200);
+    assert!(body.contains("\"nodes\":1"), "{body}");
+    let check = Command::new(env!("CARGO_BIN_EXE_zipgate"))
+        .args([
+            "check-fixtures",
+            "--fixture-paths-anywhere",
+            fixture.to_str().unwrap(),
+        ])
+        .output()
+        .unwrap();
+    assert!(check.status.success());
 }

@@ -1,6 +1,8 @@
 //! The test control plane under `/_zipgate/`: replace or add to the
 //! fixtures, reset, inspect jobs, read the request journal, inject faults,
-//! move the clock. Off with `--no-control`; guarded by `--control-token`.
+//! move the clock. Off with `--no-control`; kept from web pages by the
+//! Host and Origin rules and JSON-only bodies (`super::guard`); guarded by
+//! `--control-token` when one is set.
 
 use chrono::{DateTime, Duration, SecondsFormat, Utc};
 use http::{Method, Response, StatusCode};
@@ -37,13 +39,20 @@ pub fn mount(router: &mut Router) {
 /// Header that may carry the control token instead of `Authorization: Bearer`.
 pub const TOKEN_HEADER: &str = "x-zipgate-control-token";
 
-/// Mounts `handler` behind the control token, when one is configured.
+/// Mounts `handler` behind the Host and Origin rules, JSON-only bodies for
+/// routes that change state, and the control token when one is configured.
+/// The Host is checked first, so a page that got in by DNS rebinding does
+/// not even learn whether a token is needed.
 fn guarded<F, Fut>(router: &mut Router, method: Method, path: &str, handler: F)
 where
     F: Fn(Ctx) -> Fut + Send + Sync + 'static,
     Fut: std::future::Future<Output = Response<Body>> + Send + 'static,
 {
+    let changes_state = method != Method::GET;
     router.add(method, path, move |ctx: Ctx| -> BoxFuture {
+        if let Some(response) = ctx.state.guard.check(&ctx.req) {
+            return Box::pin(async move { response });
+        }
         match &ctx.state.config.control_token {
             Some(token) if !presents(&ctx, token) => {
                 let mut response = h::json_error(
@@ -59,7 +68,10 @@ where
                 );
                 Box::pin(async move { response })
             }
-            _ => Box::pin(handler(ctx)),
+            _ => match changes_state.then(|| super::guard::json_only(&ctx.req)) {
+                Some(Some(response)) => Box::pin(async move { response }),
+                _ => Box::pin(handler(ctx)),
+            },
         }
     });
 }
@@ -128,7 +140,7 @@ async fn put_fixtures(ctx: Ctx) -> Response<Body> {
         Ok(parts) => parts,
         Err(response) => return response,
     };
-    match state.load_fixture(FixtureSource::new(json, None)) {
+    match state.load_fixture(FixtureSource::new(json, state.http_paths())) {
         Ok(()) => h::json_response(StatusCode::OK, &counts(&state)),
         Err(e) => fixture_error(&e),
     }
@@ -152,7 +164,7 @@ async fn post_nodes(ctx: Ctx) -> Response<Body> {
         Ok(request) => request,
         Err(e) => return h::json_error(StatusCode::BAD_REQUEST, "invalid_request", e.to_string()),
     };
-    match state.add_nodes(request.parent.as_deref(), request.nodes) {
+    match state.add_nodes(request.parent.as_deref(), request.nodes, state.http_paths()) {
         Ok(()) => h::json_response(StatusCode::OK, &counts(&state)),
         Err(e) => fixture_error(&e),
     }
@@ -384,13 +396,13 @@ async fn add_faults(ctx: Ctx) -> Response<Body> {
         Ok(rules) => rules,
         Err(e) => return h::json_error(StatusCode::BAD_REQUEST, "invalid_fault", e),
     };
-    let mut added = Vec::new();
-    for rule in rules {
-        match state.faults.add(rule) {
-            Ok(view) => added.push(view),
-            Err(e) => return h::json_error(StatusCode::BAD_REQUEST, "invalid_fault", e),
+    let added = match state.faults.add_all(rules) {
+        Ok(added) => added,
+        Err(e @ crate::faults::AddError::Full { .. }) => {
+            return h::json_error(StatusCode::BAD_REQUEST, "too_many_faults", e.to_string())
         }
-    }
+        Err(e) => return h::json_error(StatusCode::BAD_REQUEST, "invalid_fault", e.to_string()),
+    };
     let body = match (single, added.as_slice()) {
         (true, [view]) => json!(view),
         _ => json!({ "faults": added }),

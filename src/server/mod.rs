@@ -2,6 +2,7 @@
 //! request, dispatch through the router.
 
 mod control;
+pub mod guard;
 pub mod http;
 pub(crate) mod native;
 pub mod router;
@@ -11,6 +12,7 @@ pub mod stream;
 use std::collections::BTreeMap;
 use std::convert::Infallible;
 use std::future::Future;
+use std::path::PathBuf;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
@@ -41,7 +43,7 @@ use crate::faults::{Decision, FaultBook, FaultRule, RequestFacts};
 use crate::jobs::JobRegistry;
 use crate::journal::Journal;
 use crate::packing::CompressionPolicy;
-use crate::store::{FixtureError, FixtureSource, Store};
+use crate::store::{ContentPaths, ContentRoot, FixtureError, FixtureSource, Store};
 
 #[derive(Clone, Debug)]
 pub struct Config {
@@ -77,10 +79,23 @@ pub struct Config {
     pub dialect_settings: BTreeMap<String, Settings>,
     /// Serve the test control plane under `/_zipgate/`.
     pub control: bool,
-    /// When set, control-plane requests must carry it as a bearer token.
+    /// When set, control-plane requests must carry it as a bearer token
+    /// (an empty one is a start-up error, not an open control plane).
     pub control_token: Option<String>,
+    /// Hosts besides loopback and the `public_url` host that zipgate's own
+    /// routes answer (`--allow-host`; `*` for any).
+    pub allowed_hosts: Vec<String>,
+    /// The directory fixtures sent to the control plane may name files
+    /// beneath (`--content-root`); without it they may name none.
+    pub content_root: Option<PathBuf>,
+    /// Fixture files may name files outside their folder, and in-process
+    /// fixtures any file (`--fixture-paths-anywhere`).
+    pub fixture_paths_anywhere: bool,
     /// Fault rules in force from the start (and again after a reset).
     pub faults: Vec<FaultRule>,
+    /// The most fault rules in force at once (each vendor request is
+    /// matched against every one).
+    pub max_faults: usize,
 }
 
 impl Default for Config {
@@ -102,7 +117,34 @@ impl Default for Config {
             dialect_settings: BTreeMap::new(),
             control: true,
             control_token: None,
+            allowed_hosts: Vec::new(),
+            content_root: None,
+            fixture_paths_anywhere: false,
             faults: Vec::new(),
+            max_faults: crate::faults::DEFAULT_MAX_RULES,
+        }
+    }
+}
+
+impl Config {
+    /// `--content-root`, opened; an error names the option.
+    pub fn open_content_root(&self) -> Result<Option<Arc<ContentRoot>>, crate::StartError> {
+        self.content_root
+            .as_deref()
+            .map(|dir| {
+                ContentRoot::new(dir).map(Arc::new).map_err(|e| {
+                    crate::StartError::Settings(format!("--content-root {}: {e}", dir.display()))
+                })
+            })
+            .transpose()
+    }
+
+    /// Where paths in fixtures given in-process (JSON, not a file) may lead.
+    pub fn in_process_paths(&self, root: Option<&Arc<ContentRoot>>) -> ContentPaths {
+        match root {
+            Some(root) => ContentPaths::Beneath(root.clone()),
+            None if self.fixture_paths_anywhere => ContentPaths::Anywhere(None),
+            None => ContentPaths::Refused,
         }
     }
 }
@@ -126,6 +168,10 @@ pub struct AppState {
     pub streams: Arc<StreamCounter>,
     /// The vendor dialects whose routes are mounted.
     pub dialects: Vec<Arc<dyn Dialect>>,
+    /// Who may use the routes under `/_zipgate/`.
+    pub guard: guard::ControlGuard,
+    /// `--content-root`, held open.
+    content_root: Option<Arc<ContentRoot>>,
 }
 
 /// ChaCha20: its outputs do not reveal its key, so no number of observed
@@ -150,8 +196,27 @@ impl AppState {
         config: Config,
         dialects: Vec<Arc<dyn Dialect>>,
     ) -> Result<Self, crate::StartError> {
+        if config.control_token.as_deref() == Some("") {
+            // An empty token would be easy to send by mistake and would read
+            // as "protected" while guarding nothing.
+            return Err(crate::StartError::Settings(
+                "the control token (--control-token or ZIPGATE_CONTROL_TOKEN) is empty: give \
+                 one, or leave it unset to rely on the loopback Host and Origin checks alone"
+                    .into(),
+            ));
+        }
+        let guard = guard::ControlGuard::new(config.public_url.as_deref(), &config.allowed_hosts)
+            .map_err(crate::StartError::Settings)?;
+        let content_root = config.open_content_root()?;
         let store = Arc::new(source.parse()?);
-        let faults = FaultBook::new(config.seed);
+        let faults = FaultBook::with_max(config.seed, config.max_faults);
+        if config.faults.len() > config.max_faults {
+            return Err(crate::StartError::Faults(format!(
+                "{} rules given, at most {} allowed (--max-faults)",
+                config.faults.len(),
+                config.max_faults
+            )));
+        }
         for (index, rule) in config.faults.iter().enumerate() {
             faults
                 .add(rule.clone())
@@ -177,7 +242,23 @@ impl AppState {
             config,
             streams: Arc::new(StreamCounter::default()),
             dialects,
+            guard,
+            content_root,
         })
+    }
+
+    /// Where paths in fixtures sent to the control plane may lead: beneath
+    /// `--content-root`, or nowhere.
+    pub fn http_paths(&self) -> ContentPaths {
+        match &self.content_root {
+            Some(root) => ContentPaths::Beneath(root.clone()),
+            None => ContentPaths::Refused,
+        }
+    }
+
+    /// Where paths in fixtures given in-process may lead.
+    pub fn in_process_paths(&self) -> ContentPaths {
+        self.config.in_process_paths(self.content_root.as_ref())
     }
 
     /// Replaces the whole tree with a new fixture document; on error the old one stays.
@@ -188,14 +269,16 @@ impl AppState {
         Ok(())
     }
 
-    /// Adds nodes (fixture node objects) under `parent`, or at the top.
+    /// Adds nodes (fixture node objects) under `parent`, or at the top;
+    /// their `content.path` values may lead where `paths` says.
     pub fn add_nodes(
         &self,
         parent: Option<&str>,
         nodes: Vec<serde_json::Value>,
+        paths: ContentPaths,
     ) -> Result<(), FixtureError> {
         let mut fixture = self.fixture.lock().unwrap_or_else(|e| e.into_inner());
-        let next = fixture.with_nodes(parent, nodes)?;
+        let next = fixture.with_nodes(parent, nodes, paths)?;
         let store = next.parse()?;
         *fixture = next;
         drop(fixture);

@@ -123,6 +123,10 @@ pub(crate) fn parse_request(bytes: &[u8]) -> Result<(Vec<String>, String), Strin
 }
 
 async fn zip(ctx: Ctx) -> Response<Body> {
+    // It serves the tree's files: a web page may not reach it either.
+    if let Some(response) = ctx.state.guard.check(&ctx.req) {
+        return response;
+    }
     let state = ctx.state;
     let (parts, body) = ctx.req.into_parts();
     match h::media_type(&parts.headers).as_deref() {

@@ -11,6 +11,7 @@ use serde::Deserialize;
 
 use zipgate_api::rng::splitmix64;
 
+use super::root::ContentRoot;
 use crate::zip::EntryData;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, Default)]
@@ -26,10 +27,11 @@ pub enum GeneratedKind {
 #[derive(Clone, Debug)]
 pub enum Content {
     Bytes(Arc<[u8]>),
-    /// `modified` is the file's mtime when the fixture was loaded: a file
-    /// changed since then would no longer match its cached CRC or size.
+    /// A file on the host. `modified` is the file's mtime when the fixture
+    /// was loaded: a file changed since then would no longer match its
+    /// cached CRC or size.
     File {
-        path: PathBuf,
+        file: HostFile,
         size: u64,
         modified: Option<SystemTime>,
     },
@@ -62,16 +64,15 @@ impl Content {
                 pos: offset as usize,
             }),
             Content::File {
-                path,
+                file: host,
                 size,
                 modified,
             } => {
-                let mut file = File::open(path)?;
-                let meta = file.metadata()?;
+                let (mut file, meta) = host.open()?;
                 if meta.len() != *size || meta.modified().ok() != *modified {
                     return Err(io::Error::other(format!(
-                        "{} changed on disk since the fixtures were loaded",
-                        path.display()
+                        "{:?} changed on disk since the fixtures were loaded",
+                        host.written
                     )));
                 }
                 file.seek(SeekFrom::Start(offset))?;
@@ -93,6 +94,60 @@ impl Content {
                 }),
             },
         })
+    }
+}
+
+/// A host file a fixture names: opened beneath its root each time, so the
+/// confinement holds at download time too (`super::root`).
+#[derive(Clone, Debug)]
+pub struct HostFile {
+    /// `None` only when the user opted out of confinement
+    /// (`--fixture-paths-anywhere`); `path` is then used as it is.
+    pub root: Option<Arc<ContentRoot>>,
+    /// Relative to `root` when there is one.
+    pub path: PathBuf,
+    /// The path as the fixture wrote it: the only one error messages show,
+    /// so they never tell which host paths exist.
+    pub written: Arc<str>,
+}
+
+impl HostFile {
+    /// The open file and its metadata; any failure (missing, not a regular
+    /// file, outside the root, unreadable) is the same error, naming the
+    /// path as written.
+    pub fn open(&self) -> io::Result<(File, std::fs::Metadata)> {
+        let opened = match &self.root {
+            Some(root) => root.open(&self.path),
+            // Checked first: opening a FIFO would wait for a writer.
+            None => std::fs::metadata(&self.path).and_then(|meta| {
+                if meta.is_file() {
+                    File::open(&self.path)
+                } else {
+                    Err(io::ErrorKind::InvalidInput.into())
+                }
+            }),
+        };
+        opened
+            .and_then(|file| {
+                let meta = file.metadata()?;
+                if meta.is_file() {
+                    Ok((file, meta))
+                } else {
+                    Err(io::ErrorKind::InvalidInput.into())
+                }
+            })
+            .map_err(|_| io::Error::new(io::ErrorKind::NotFound, self.unavailable()))
+    }
+
+    /// The one message for a file that cannot be served.
+    pub fn unavailable(&self) -> String {
+        match self.root {
+            Some(_) => format!(
+                "{:?}: no readable regular file by that path beneath the content root",
+                self.written
+            ),
+            None => format!("{:?}: no readable regular file by that path", self.written),
+        }
     }
 }
 

@@ -10,8 +10,29 @@ use chrono::{DateTime, TimeZone, Utc};
 use serde::Deserialize;
 use zipgate_api::{NodeId, NodeKind, UserId, UserInfo};
 
-use super::content::{Content, FileBody, GeneratedKind};
+use super::content::{Content, FileBody, GeneratedKind, HostFile};
+use super::root::ContentRoot;
 use super::{Node, NodeData, Readers, Store, User};
+
+/// The most content bytes one fixture may hold (2^62, 4 EiB): far past any
+/// test, and far enough below 2^64 that archive lengths (contents plus
+/// headers, a file counted once per selection) cannot wrap.
+pub const MAX_CONTENT_BYTES: u64 = 1 << 62;
+
+/// Where a fixture's `content.path` values may lead.
+#[derive(Clone, Debug, Default)]
+pub enum ContentPaths {
+    /// Nowhere: fixtures sent to the control plane without `--content-root`,
+    /// the embedded fixture, in-process JSON without an explicit grant.
+    #[default]
+    Refused,
+    /// Beneath this directory only (the fixture file's folder, or
+    /// `--content-root`), checked at every open.
+    Beneath(Arc<ContentRoot>),
+    /// Anywhere (`--fixture-paths-anywhere`): relative to this folder when
+    /// there is one, absolute paths as they are, symlinks followed.
+    Anywhere(Option<PathBuf>),
+}
 
 #[derive(Debug, thiserror::Error)]
 #[error("{path}: {message}")]
@@ -112,10 +133,15 @@ pub fn default_mtime() -> DateTime<Utc> {
     Utc.with_ymd_and_hms(2024, 1, 1, 0, 0, 0).unwrap()
 }
 
-/// Parses a fixture document. `base_dir` resolves `content.path` values; the
-/// embedded fixture has none, so it may not use them.
+/// Parses a trusted fixture document (tests, the embedded fixture):
+/// `content.path` values may name any file, relative ones resolved against
+/// `base_dir`.
 pub fn parse(json: &str, base_dir: Option<&Path>) -> Result<Store, FixtureError> {
-    FixtureSource::from_text(json, base_dir.map(Path::to_path_buf))?.parse()
+    FixtureSource::from_text(
+        json,
+        ContentPaths::Anywhere(base_dir.map(Path::to_path_buf)),
+    )?
+    .parse()
 }
 
 /// A fixture document as JSON, kept so nodes can be added to it and the
@@ -124,29 +150,42 @@ pub fn parse(json: &str, base_dir: Option<&Path>) -> Result<Store, FixtureError>
 #[derive(Clone, Debug)]
 pub struct FixtureSource {
     pub json: Arc<serde_json::Value>,
-    pub base_dir: Option<PathBuf>,
+    /// Where the document's `content.path` values may lead.
+    pub paths: ContentPaths,
+    /// Nodes added since (`with_nodes`), by JSON path, with where their
+    /// paths may lead: nodes sent to the control plane get its rule, not
+    /// the one of the fixture file they were added to.
+    added: Arc<Vec<(String, ContentPaths)>>,
 }
 
 impl FixtureSource {
-    pub fn from_text(text: &str, base_dir: Option<PathBuf>) -> Result<Self, FixtureError> {
+    pub fn from_text(text: &str, paths: ContentPaths) -> Result<Self, FixtureError> {
         let json = serde_json::from_str(text)
             .map_err(|e| FixtureError::at("$", format!("not valid JSON: {e}")))?;
-        Ok(FixtureSource::new(json, base_dir))
+        Ok(FixtureSource::new(json, paths))
     }
 
-    pub fn new(json: serde_json::Value, base_dir: Option<PathBuf>) -> Self {
+    pub fn new(json: serde_json::Value, paths: ContentPaths) -> Self {
         FixtureSource {
             json: Arc::new(json),
-            base_dir,
+            paths,
+            added: Arc::default(),
         }
     }
 
     pub fn embedded_default() -> Self {
-        FixtureSource::from_text(super::DEFAULT_FIXTURE, None)
+        FixtureSource::from_text(super::DEFAULT_FIXTURE, ContentPaths::Refused)
             .expect("the embedded fixture is valid JSON")
     }
 
     pub fn parse(&self) -> Result<Store, FixtureError> {
+        // A struct deserializes from an array too (`[]` would be an empty tree).
+        if !self.json.is_object() {
+            return Err(FixtureError::at(
+                "$",
+                "a fixture document is a JSON object: {\"users\": [...], \"nodes\": [...]}",
+            ));
+        }
         let doc: FixtureDoc = serde_path_to_error::deserialize(&*self.json).map_err(|e| {
             let path = e.path().to_string();
             // `.` is the root; so is `` (an unknown top-level key that is empty).
@@ -157,14 +196,16 @@ impl FixtureSource {
             };
             FixtureError::at(path, e.inner().to_string())
         })?;
-        build(doc, self.base_dir.as_deref())
+        build_with(doc, &self.paths, &self.added)
     }
 
-    /// A copy with `nodes` appended to the children of `parent` (a node id), or at the top.
+    /// A copy with `nodes` appended to the children of `parent` (a node id),
+    /// or at the top; their `content.path` values may lead where `paths` says.
     pub fn with_nodes(
         &self,
         parent: Option<&str>,
         nodes: Vec<serde_json::Value>,
+        paths: ContentPaths,
     ) -> Result<Self, FixtureError> {
         let mut json = (*self.json).clone();
         let root = json
@@ -173,14 +214,21 @@ impl FixtureSource {
         let top = root
             .entry("nodes")
             .or_insert_with(|| serde_json::Value::Array(Vec::new()));
-        let target = match parent {
-            None => top,
-            Some(id) => find_children(top, id).ok_or_else(|| {
+        let (target, at) = match parent {
+            None => (top, "nodes".to_owned()),
+            Some(id) => find_children(top, id, "nodes").ok_or_else(|| {
                 FixtureError::at("parent", format!("{id:?} is not a folder in the fixture"))
             })?,
         };
+        let mut added = (*self.added).clone();
         match target.as_array_mut() {
-            Some(list) => list.extend(nodes),
+            Some(list) => {
+                added.extend(
+                    (list.len()..list.len() + nodes.len())
+                        .map(|index| (format!("{at}[{index}]"), paths.clone())),
+                );
+                list.extend(nodes);
+            }
             None => {
                 return Err(FixtureError::at(
                     "parent",
@@ -188,31 +236,55 @@ impl FixtureSource {
                 ))
             }
         }
-        Ok(FixtureSource::new(json, self.base_dir.clone()))
+        Ok(FixtureSource {
+            json: Arc::new(json),
+            paths: self.paths.clone(),
+            added: Arc::new(added),
+        })
+    }
+
+    /// Where the `content.path` of the node at JSON path `node` may lead:
+    /// the rule it was added with (the innermost added node holding it),
+    /// else the document's.
+    fn paths_for<'a>(
+        default: &'a ContentPaths,
+        added: &'a [(String, ContentPaths)],
+        node: &str,
+    ) -> &'a ContentPaths {
+        added
+            .iter()
+            .filter(|(at, _)| {
+                node.strip_prefix(at.as_str())
+                    .is_some_and(|rest| rest.is_empty() || rest.starts_with('.'))
+            })
+            .max_by_key(|(at, _)| at.len())
+            .map_or(default, |(_, paths)| paths)
     }
 }
 
-/// The `children` list of the folder with this id, created if the folder has none yet.
+/// The `children` list of the folder with this id (created if the folder
+/// has none yet) and its JSON path; `at` is the path of `nodes`.
 fn find_children<'a>(
     nodes: &'a mut serde_json::Value,
     id: &str,
-) -> Option<&'a mut serde_json::Value> {
-    for node in nodes.as_array_mut()? {
+    at: &str,
+) -> Option<(&'a mut serde_json::Value, String)> {
+    for (index, node) in nodes.as_array_mut()?.iter_mut().enumerate() {
         let object = node.as_object_mut()?;
+        let children_at = format!("{at}[{index}].children");
         if object.get("id").and_then(|v| v.as_str()) == Some(id) {
             if object.contains_key("content")
                 || object.get("type").and_then(|t| t.as_str()) == Some("file")
             {
                 return None;
             }
-            return Some(
-                object
-                    .entry("children")
-                    .or_insert_with(|| serde_json::Value::Array(Vec::new())),
-            );
+            let children = object
+                .entry("children")
+                .or_insert_with(|| serde_json::Value::Array(Vec::new()));
+            return Some((children, children_at));
         }
         if let Some(children) = object.get_mut("children") {
-            if let Some(found) = find_children(children, id) {
+            if let Some(found) = find_children(children, id, &children_at) {
                 return Some(found);
             }
         }
@@ -228,7 +300,10 @@ struct Inherited<'a> {
 }
 
 struct Builder<'a> {
-    base_dir: Option<&'a Path>,
+    paths: &'a ContentPaths,
+    added: &'a [(String, ContentPaths)],
+    /// Content bytes so far, kept within `MAX_CONTENT_BYTES`.
+    content_bytes: u64,
     users: &'a BTreeMap<UserId, User>,
     nodes: HashMap<NodeId, Arc<Node>>,
     /// Every id met so far, a folder's before its children's: the folder
@@ -237,7 +312,16 @@ struct Builder<'a> {
     ids: HashSet<NodeId>,
 }
 
-pub fn build(doc: FixtureDoc, base_dir: Option<&Path>) -> Result<Store, FixtureError> {
+/// Builds a store; `content.path` values may lead where `paths` says.
+pub fn build(doc: FixtureDoc, paths: &ContentPaths) -> Result<Store, FixtureError> {
+    build_with(doc, paths, &[])
+}
+
+fn build_with(
+    doc: FixtureDoc,
+    paths: &ContentPaths,
+    added: &[(String, ContentPaths)],
+) -> Result<Store, FixtureError> {
     let mut users = BTreeMap::new();
     let mut tokens = HashMap::new();
     for (i, spec) in doc.users.into_iter().enumerate() {
@@ -277,7 +361,9 @@ pub fn build(doc: FixtureDoc, base_dir: Option<&Path>) -> Result<Store, FixtureE
     }
 
     let mut builder = Builder {
-        base_dir,
+        paths,
+        added,
+        content_bytes: 0,
         users: &users,
         nodes: HashMap::new(),
         ids: HashSet::new(),
@@ -392,10 +478,24 @@ impl Builder<'_> {
         };
         let data = match kind {
             NodeKind::File => {
+                let at = format!("{path}.content");
                 let content = match spec.content {
                     None => Content::Bytes(Arc::from(&[][..])),
-                    Some(content) => self.content(content, &format!("{path}.content"))?,
+                    Some(content) => self.content(content, path, &at)?,
                 };
+                self.content_bytes = self
+                    .content_bytes
+                    .checked_add(content.len())
+                    .filter(|total| *total <= MAX_CONTENT_BYTES)
+                    .ok_or_else(|| {
+                        FixtureError::at(
+                            &at,
+                            format!(
+                                "the fixture's files would hold more than {MAX_CONTENT_BYTES} \
+                                 bytes (2^62), the most one fixture may hold"
+                            ),
+                        )
+                    })?;
                 NodeData::File(Arc::new(FileBody::new(content)))
             }
             NodeKind::Folder => {
@@ -430,7 +530,8 @@ impl Builder<'_> {
         Ok(id)
     }
 
-    fn content(&self, spec: ContentSpec, path: &str) -> Result<Content, FixtureError> {
+    /// `node` is the node's JSON path, `path` its content's.
+    fn content(&self, spec: ContentSpec, node: &str, path: &str) -> Result<Content, FixtureError> {
         Ok(match spec {
             ContentSpec::Text(text) => Content::Bytes(Arc::from(text.into_bytes())),
             ContentSpec::Base64(encoded) => {
@@ -441,27 +542,17 @@ impl Builder<'_> {
                     })?;
                 Content::Bytes(Arc::from(bytes))
             }
-            ContentSpec::Path(relative) => {
-                let file_path = resolve_path(self.base_dir, &relative).ok_or_else(|| {
-                    FixtureError::at(
-                        &format!("{path}.path"),
-                        "a relative path needs a fixture file on disk to be relative to",
-                    )
-                })?;
-                let meta = std::fs::metadata(&file_path).map_err(|e| {
-                    FixtureError::at(
-                        &format!("{path}.path"),
-                        format!("{}: {e}", file_path.display()),
-                    )
-                })?;
-                if !meta.is_file() {
-                    return Err(FixtureError::at(
-                        &format!("{path}.path"),
-                        format!("{} is not a regular file", file_path.display()),
-                    ));
-                }
+            ContentSpec::Path(written) => {
+                let at = format!("{path}.path");
+                let paths = FixtureSource::paths_for(self.paths, self.added, node);
+                let file = host_file(paths, written).map_err(|m| FixtureError::at(&at, m))?;
+                // Opened now as at every download: the same rules, the same
+                // one message whatever is wrong with the path.
+                let (_, meta) = file
+                    .open()
+                    .map_err(|e| FixtureError::at(&at, e.to_string()))?;
                 Content::File {
-                    path: file_path,
+                    file,
                     size: meta.len(),
                     modified: meta.modified().ok(),
                 }
@@ -475,12 +566,45 @@ impl Builder<'_> {
     }
 }
 
-fn resolve_path(base_dir: Option<&Path>, relative: &str) -> Option<PathBuf> {
-    let given = Path::new(relative);
-    if given.is_absolute() {
-        return Some(given.to_owned());
+/// Where a `content.path` leads under `paths`, or why it may not be used.
+fn host_file(paths: &ContentPaths, written: String) -> Result<HostFile, String> {
+    let written: Arc<str> = Arc::from(written);
+    match paths {
+        ContentPaths::Refused => Err(
+            "this fixture may not name host files: start zipgate with --content-root DIR \
+             to serve files beneath DIR (fixture files may name files beside them)"
+                .into(),
+        ),
+        ContentPaths::Beneath(root) => {
+            let file = HostFile {
+                root: Some(root.clone()),
+                path: root.relative(&written).unwrap_or_default(),
+                written,
+            };
+            // A path that climbs out fails like a missing file: no hint
+            // about what lies outside.
+            if file.path.as_os_str().is_empty() {
+                return Err(file.unavailable());
+            }
+            Ok(file)
+        }
+        ContentPaths::Anywhere(base_dir) => {
+            let given = Path::new(&*written);
+            let path = if given.is_absolute() {
+                given.to_owned()
+            } else {
+                base_dir
+                    .as_ref()
+                    .ok_or("a relative path needs a fixture file on disk to be relative to")?
+                    .join(given)
+            };
+            Ok(HostFile {
+                root: None,
+                path,
+                written,
+            })
+        }
     }
-    base_dir.map(|dir| dir.join(given))
 }
 
 #[cfg(test)]

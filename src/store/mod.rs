@@ -3,6 +3,7 @@
 
 pub mod content;
 pub mod fixture;
+pub mod root;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
@@ -10,8 +11,9 @@ use std::sync::Arc;
 use chrono::{DateTime, Utc};
 use zipgate_api::{NodeId, NodeKind, Principal, UserId, UserInfo};
 
-pub use content::{Content, FileBody, GeneratedKind};
-pub use fixture::{FixtureError, FixtureSource};
+pub use content::{Content, FileBody, GeneratedKind, HostFile};
+pub use fixture::{ContentPaths, FixtureError, FixtureSource};
+pub use root::ContentRoot;
 
 /// The fixture compiled into the binary, so `zipgate serve` needs no files.
 pub const DEFAULT_FIXTURE: &str = include_str!("../../fixtures/default.json");
@@ -275,6 +277,65 @@ mod tests {
                 .values()
                 .any(|n| users.iter().any(|u| !store.can_read(u, n))),
             "a node some user may not read"
+        );
+    }
+
+    #[test]
+    fn planned_bytes_past_2_pow_64_saturate_and_hit_the_limit() {
+        // Loading caps a fixture at 2^62 content bytes; a store built
+        // directly must still not wrap the planner's sum past a byte limit.
+        let mut nodes = HashMap::new();
+        let mut children = Vec::new();
+        for id in ["a", "b"] {
+            let id = NodeId::from(id);
+            children.push(id.clone());
+            let body = FileBody::new(Content::Generated {
+                size: 1 << 63,
+                seed: 0,
+                kind: GeneratedKind::Random,
+            });
+            nodes.insert(
+                id.clone(),
+                Arc::new(Node {
+                    id: id.clone(),
+                    name: id.0.clone(),
+                    parent: Some(NodeId::from("d")),
+                    mtime: fixture::default_mtime(),
+                    owner: None,
+                    readers: Readers::Everyone,
+                    dialect_ids: BTreeMap::new(),
+                    data: NodeData::File(Arc::new(body)),
+                }),
+            );
+        }
+        let folder = NodeId::from("d");
+        nodes.insert(
+            folder.clone(),
+            Arc::new(Node {
+                id: folder.clone(),
+                name: "d".into(),
+                parent: None,
+                mtime: fixture::default_mtime(),
+                owner: None,
+                readers: Readers::Everyone,
+                dialect_ids: BTreeMap::new(),
+                data: NodeData::Folder(children),
+            }),
+        );
+        let store = Store::new(nodes, vec![folder.clone()], BTreeMap::new(), HashMap::new());
+        let selection = [zipgate_api::SelectedItem {
+            id: folder,
+            expected_kind: None,
+        }];
+        let mut options = crate::planner::PlanOptions::default();
+        let plan =
+            crate::planner::plan(&store, &Principal::Anonymous, &selection, &mut options).unwrap();
+        assert_eq!(plan.total_bytes, u64::MAX);
+        options.max_bytes = Some(32 << 30);
+        let refused = crate::planner::plan(&store, &Principal::Anonymous, &selection, &mut options);
+        assert!(
+            matches!(refused, Err(zipgate_api::Error::LimitExceeded { actual, .. }) if actual == u64::MAX),
+            "{refused:?}"
         );
     }
 

@@ -222,7 +222,8 @@ pub fn central_header(e: &EntryRecord, out: &mut Vec<u8>) {
 pub fn end_records(entries: u64, cd_offset: u64, cd_size: u64, out: &mut Vec<u8>) {
     let zip64 = entries >= MAX16 || cd_offset >= MAX32 || cd_size >= MAX32;
     if zip64 {
-        let record_offset = cd_offset + cd_size;
+        // The emitter keeps positions below 2^64; saturating keeps this so.
+        let record_offset = cd_offset.saturating_add(cd_size);
         put32(out, ZIP64_EOCD_SIG);
         put64(out, 44);
         put16(out, MADE_BY_UNIX | VERSION_ZIP64);

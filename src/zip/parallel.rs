@@ -126,8 +126,9 @@ impl Deflater {
             size / 3000
         };
         // Each of our blocks adds a sync flush and block headers.
-        let framing = size.div_ceil(BLOCK as u64) * 64 + 1024;
-        size + growth + framing
+        // Saturating: a bound past 2^64 only has to say "ZIP64".
+        let framing = size.div_ceil(BLOCK as u64).saturating_mul(64) + 1024;
+        size.saturating_add(growth).saturating_add(framing)
     }
 
     /// Raw deflate of one block; a sync flush ends it unless it is the last.

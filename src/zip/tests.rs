@@ -315,3 +315,33 @@ fn a_single_file_archive_is_the_file_itself() {
     assert_eq!(bytes_of(&archive, 0), b"hello world");
     assert_eq!(bytes_of(&archive, 6), b"world");
 }
+
+#[test]
+fn an_archive_past_2_pow_64_bytes_has_no_length_rather_than_a_wrapped_one() {
+    // Fixture loading refuses such contents; the engine must not wrap anyway
+    // (2^63 + 2^63 + headers once announced a length of a few hundred bytes).
+    let huge = |name: &str| ArchiveEntry {
+        name: name.into(),
+        mtime: Utc.with_ymd_and_hms(2024, 1, 1, 0, 0, 0).unwrap(),
+        body: EntryBody::File {
+            data: Arc::new(Zeros(1 << 63)),
+            method: Method::Store,
+        },
+    };
+    let archive = Archive::new(
+        vec![huge("a"), huge("b")],
+        Deflater::new(6, DeflateEngine::ZlibRs),
+    );
+    assert_eq!(archive.len(), None);
+    let mut sink = Collect(Vec::new());
+    assert!(matches!(
+        archive.stream(1, &mut sink, &NoProgress),
+        Err(StreamError::Unseekable(1))
+    ));
+    // The deflate bound saturates instead of wrapping to a small size.
+    for level in [1, 6] {
+        let deflater = Deflater::new(level, DeflateEngine::ZlibRs);
+        assert_eq!(deflater.max_output(u64::MAX), u64::MAX);
+        assert!(deflater.max_output(1 << 63) >= 1 << 63);
+    }
+}

@@ -61,6 +61,20 @@ pub async fn open(
     headers: &[(&str, &str)],
     body: impl Into<Bytes>,
 ) -> http::Response<Incoming> {
+    try_open(server, method, path, headers, body)
+        .await
+        .expect("response")
+}
+
+/// As `open`, but a connection closed before the response head (a stream
+/// that failed before its first chunk is cut that way) is an error.
+pub async fn try_open(
+    server: &ServerHandle,
+    method: Method,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: impl Into<Bytes>,
+) -> Result<http::Response<Incoming>, hyper::Error> {
     let stream = TcpStream::connect(server.addr()).await.expect("connect");
     let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
         .await
@@ -79,7 +93,7 @@ pub async fn open(
         request = request.header(*name, *value);
     }
     let request = request.body(Full::new(body.into())).expect("request");
-    sender.send_request(request).await.expect("response")
+    sender.send_request(request).await
 }
 
 /// The response's `Content-Length`, which the test expects to be there.
