@@ -1,4 +1,170 @@
 //! Security tests: dialects.
 
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
 #[allow(unused_imports)]
 use super::common;
+
+/// The `zipgate` binary on a free port, killed when dropped: its memory is
+/// its own, so a test can read its high-water mark.
+struct Binary {
+    child: Child,
+    addr: String,
+}
+
+impl Drop for Binary {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Binary {
+    fn start(args: &[&str]) -> Binary {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_zipgate"))
+            .args(["serve", "--listen", "127.0.0.1:0"])
+            .args(args)
+            .env("RUST_LOG", "info")
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("zipgate starts");
+        let stderr = child.stderr.take().unwrap();
+        let mut binary = Binary {
+            child,
+            addr: String::new(),
+        };
+        let mut lines = BufReader::new(stderr).lines();
+        while binary.addr.is_empty() {
+            let line = lines
+                .next()
+                .expect("zipgate logs where it listens")
+                .unwrap();
+            if let Some(at) = line.find("http://127.0.0.1:") {
+                binary.addr = line[at + 7..].split_whitespace().next().unwrap().to_owned();
+            }
+        }
+        // Keep draining the log so the server never blocks on a full pipe.
+        std::thread::spawn(move || lines.for_each(drop));
+        binary
+    }
+
+    /// `VmHWM` (peak resident set) in KiB.
+    fn peak_rss_kib(&self) -> u64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))
+            .expect("the server is still running");
+        status
+            .lines()
+            .find_map(|line| line.strip_prefix("VmHWM:"))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+            .expect("VmHWM in /proc/<pid>/status")
+    }
+
+    /// Writes the whole request (headers and body) before reading, as most
+    /// clients do; the status line and body, and how long the answer took.
+    fn exchange(&self, head: &str, body: &[u8]) -> (String, Duration) {
+        let mut stream = TcpStream::connect(&self.addr).unwrap();
+        stream
+            .set_read_timeout(Some(Duration::from_secs(20)))
+            .unwrap();
+        let started = Instant::now();
+        stream.write_all(head.as_bytes()).unwrap();
+        stream.write_all(body).unwrap();
+        let mut answer = Vec::new();
+        let _ = stream.read_to_end(&mut answer);
+        (
+            String::from_utf8_lossy(&answer).into_owned(),
+            started.elapsed(),
+        )
+    }
+}
+
+/// `{"<400 KB name>":[1,1,…]}`, just under the default 1 MiB `--max-body`:
+/// flattened naively, the name is copied once per item (gigabytes).
+fn long_name_array() -> Vec<u8> {
+    let mut body = format!("{{\"{}\":[1", "k".repeat(400_000));
+    while body.len() < (1 << 20) - 8 {
+        body.push_str(",1");
+    }
+    body.push_str("]}");
+    body.into_bytes()
+}
+
+/// ~63 KB of XML, 8000 levels deep with 1000 leaves at the bottom: named
+/// from its whole path, each leaf costs the depth.
+fn deep_xml() -> Vec<u8> {
+    format!(
+        "<request>{}{}{}</request>",
+        "<a>".repeat(8000),
+        "<fileIds/>".repeat(1000),
+        "</a>".repeat(8000)
+    )
+    .into_bytes()
+}
+
+#[test]
+fn onlyoffice_hostile_bodies_are_answered_fast_in_bounded_memory() {
+    let server = Binary::start(&[]);
+    // Warm up (first request, CRC warmer) before taking the baseline.
+    let (answer, _) = server.exchange(
+        "GET /api/2.0/files/fileops HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+        b"",
+    );
+    assert!(answer.starts_with("HTTP/1.1 401"), "{answer}");
+    std::thread::sleep(Duration::from_millis(300));
+    let baseline = server.peak_rss_kib();
+
+    let bodies = [
+        ("application/json", long_name_array()),
+        ("text/xml", deep_xml()),
+    ];
+    for (content_type, body) in &bodies {
+        let head = |auth: &str| {
+            format!(
+                "PUT /api/2.0/files/fileops/bulkdownload HTTP/1.1\r\nHost: x\r\n{auth}\
+                 Content-Type: {content_type}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+                body.len()
+            )
+        };
+        // Nobody: refused before the body is parsed.
+        let (answer, took) = server.exchange(&head(""), body);
+        assert!(
+            answer.starts_with("HTTP/1.1 401"),
+            "{content_type}: {}",
+            &answer[..answer.len().min(300)]
+        );
+        assert!(answer.ends_with("Unauthorized"), "{content_type}: {answer}");
+        assert!(took < Duration::from_secs(2), "{content_type}: {took:?}");
+        // A user: parsed, and refused at the cap with the vendor's envelope.
+        let (answer, took) = server.exchange(&head("Authorization: Bearer alice-token\r\n"), body);
+        assert!(
+            answer.starts_with("HTTP/1.1 400"),
+            "{content_type}: {}",
+            &answer[..answer.len().min(300)]
+        );
+        let envelope = answer.split_once("\r\n\r\n").unwrap().1;
+        let envelope: serde_json::Value = serde_json::from_str(envelope).unwrap();
+        assert_eq!(envelope["status"], 1, "{envelope}");
+        assert_eq!(envelope["statusCode"], 400, "{envelope}");
+        assert_eq!(envelope["error"]["hresult"], -2147024809_i64, "{envelope}");
+        assert!(
+            envelope["error"]["message"]
+                .as_str()
+                .unwrap()
+                .contains("too many parameters"),
+            "{envelope}"
+        );
+        assert!(took < Duration::from_secs(2), "{content_type}: {took:?}");
+    }
+    // Still serving, and its peak memory barely moved.
+    let (answer, _) = server.exchange(
+        "GET /_zipgate/health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+        b"",
+    );
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    let grown = server.peak_rss_kib().saturating_sub(baseline);
+    assert!(grown < 64 * 1024, "peak RSS grew by {grown} KiB");
+}

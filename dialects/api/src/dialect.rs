@@ -55,17 +55,22 @@ impl DialectRequest {
 
 /// `a=1&b=x%20y` → `[("a","1"), ("b","x y")]`.
 pub fn query_pairs(query: &str) -> Vec<(String, String)> {
-    query
-        .split('&')
-        .filter(|pair| !pair.is_empty())
-        .map(|pair| {
-            let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
-            (percent_decode(key), percent_decode(value))
-        })
+    raw_pairs(query)
+        .map(|(key, value)| (percent_decode(key), percent_decode(value)))
         .collect()
 }
 
-fn percent_decode(s: &str) -> String {
+/// The pairs of `a=1&b=x%20y` still encoded, so a reader can stop early or
+/// decode only the names it wants (a body may hold a million of them).
+pub fn raw_pairs(query: &str) -> impl Iterator<Item = (&str, &str)> {
+    query
+        .split('&')
+        .filter(|pair| !pair.is_empty())
+        .map(|pair| pair.split_once('=').unwrap_or((pair, "")))
+}
+
+/// `x%20y+z` → `x y z`; a `%` without two hex digits stays as it is.
+pub fn percent_decode(s: &str) -> String {
     let bytes = s.as_bytes();
     let mut out = Vec::with_capacity(bytes.len());
     let mut i = 0;
