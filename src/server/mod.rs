@@ -258,6 +258,7 @@ pub fn routes(dialects: &[Arc<dyn Dialect>], config: &Config) -> Router {
                     let config = &ctx.state.config;
                     let (limit, timeout) = (config.max_body_bytes, config.body_timeout);
                     let (parts, body) = ctx.req.into_parts();
+                    let head = parts.method == Method::HEAD;
                     let body = self::http::read_body(body, limit, timeout).await;
                     if let (Some(id), Ok(bytes)) = (ctx.journal, &body) {
                         ctx.state.journal.set_body(id, bytes);
@@ -269,7 +270,9 @@ pub fn routes(dialects: &[Arc<dyn Dialect>], config: &Config) -> Router {
                         body,
                         params: ctx.params,
                     };
-                    let core = ServerCore::new(ctx.state).with_job_fault(ctx.job_fault);
+                    let core = ServerCore::new(ctx.state)
+                        .with_job_fault(ctx.job_fault)
+                        .look_only(head);
                     dialect.handle(route.id, request, &core)
                 }
             });

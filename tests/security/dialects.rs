@@ -168,3 +168,135 @@ fn onlyoffice_hostile_bodies_are_answered_fast_in_bounded_memory() {
     let grown = server.peak_rss_kib().saturating_sub(baseline);
     assert!(grown < 64 * 1024, "peak RSS grew by {grown} KiB");
 }
+
+mod head {
+    //! Point 6: `HEAD` on a download URL answers the `GET`'s headers and
+    //! claims nothing.
+
+    use super::common::*;
+    use http::{Method, StatusCode};
+
+    const ALICE: (&str, &str) = ("authorization", "Bearer alice-token");
+    const JSON: (&str, &str) = ("content-type", "application/json");
+    /// The headers that describe the payload, which `HEAD` must repeat.
+    const PAYLOAD: &[&str] = &[
+        "content-type",
+        "content-length",
+        "content-disposition",
+        "accept-ranges",
+    ];
+
+    fn path_of(url: &str) -> String {
+        url.strip_prefix(&format!("http://{HOST}"))
+            .expect("a URL on our origin")
+            .to_owned()
+    }
+
+    /// Every job as `/_zipgate/jobs` would list it, to see that `HEAD` changed none.
+    fn jobs(s: &Clocked) -> String {
+        format!("{:?}", s.server.jobs())
+    }
+
+    /// `HEAD` twice, then `GET`: the same status and payload headers, no
+    /// body on the `HEAD`s, the jobs untouched by them, and the `GET` serves
+    /// the whole archive.
+    async fn head_then_get(s: &Clocked, path: &str, auth: &[(&str, &str)]) {
+        let before = jobs(s);
+        let head = call(s, Method::HEAD, path, auth, "").await;
+        assert_eq!(head.status, StatusCode::OK, "{path}");
+        assert!(head.body.is_empty());
+        assert_eq!(jobs(s), before, "HEAD {path} changed a job");
+        let again = call(s, Method::HEAD, path, auth, "").await;
+        assert_eq!(again.status, StatusCode::OK, "{path}: a second HEAD");
+        let get = call(s, Method::GET, path, auth, "").await;
+        assert_eq!(get.status, head.status, "{path}");
+        for name in PAYLOAD {
+            assert_eq!(get.header(name), head.header(name), "{path}: {name}");
+        }
+        assert!(head.header("content-disposition").is_some(), "{path}");
+        let length: usize = get.header("content-length").unwrap().parse().unwrap();
+        assert_eq!(get.body.len(), length, "{path}");
+        assert!(get.body.starts_with(b"PK"), "{path}");
+    }
+
+    #[tokio::test]
+    async fn box_content() {
+        let s = start_dialect("box", &[]).await;
+        let created = call(
+            &s,
+            Method::POST,
+            "/2.0/zip_downloads",
+            &[ALICE, JSON],
+            r#"{"items":[{"type":"file","id":"12345"}],"download_file_name":"Notes"}"#,
+        )
+        .await;
+        assert_eq!(created.status, StatusCode::ACCEPTED);
+        let content = path_of(created.json()["download_url"].as_str().unwrap());
+        head_then_get(&s, &content, &[]).await;
+        // Single use: the GET was the one download, and HEAD now says so too.
+        let gone = call(&s, Method::HEAD, &content, &[], "").await;
+        assert_eq!(gone.status, StatusCode::NOT_FOUND);
+    }
+
+    #[tokio::test]
+    async fn onlyoffice_archive() {
+        let s = start_dialect("onlyoffice", &[("pacing", "immediate")]).await;
+        let created = call(
+            &s,
+            Method::PUT,
+            "/api/2.0/files/fileops/bulkdownload",
+            &[ALICE, JSON],
+            r#"{"fileIds":[12345]}"#,
+        )
+        .await;
+        assert_eq!(created.status, StatusCode::OK);
+        let url = created.json()["response"][0]["url"]
+            .as_str()
+            .expect("a finished operation")
+            .to_owned();
+        head_then_get(&s, &path_of(&url), &[ALICE]).await;
+    }
+
+    #[tokio::test]
+    async fn oracle_package() {
+        let s = start_dialect("oracle", &[("pacing", "immediate")]).await;
+        let folder = "FE7DA518D17AA5E46E282D9A1B02AE3398E71823807D";
+        let file = "DC9AEA3E7F3AA1C07FCE4E46B7AC2B4F52F010D5A813";
+        let created = call(
+            &s,
+            Method::POST,
+            &format!("/documents/api/1.2/folders/{folder}/_download"),
+            &[ALICE, JSON],
+            &format!(r#"{{"idList":"{file}"}}"#),
+        )
+        .await;
+        assert_eq!(created.status, StatusCode::OK);
+        let job = path_of(created.json()["Location"].as_str().unwrap());
+        head_then_get(&s, &format!("{job}/package"), &[ALICE]).await;
+    }
+
+    #[tokio::test]
+    async fn itslearning_download() {
+        let s = start_dialect("itslearning", &[("pacing", "immediate")]).await;
+        let created = call(
+            &s,
+            Method::POST,
+            "/restapi/personal/yourfiles/files/zip/v1",
+            &[ALICE, JSON],
+            r#"{"FileIds":[12345],"FolderIds":[]}"#,
+        )
+        .await;
+        assert_eq!(created.status, StatusCode::OK);
+        let mut model = created.json();
+        if model["DownloadUrl"].is_null() {
+            let poll = format!(
+                "/restapi/personal/yourfiles/files/zip/{}/v1",
+                model["JobId"]
+            );
+            model = call(&s, Method::GET, &poll, &[ALICE], "").await.json();
+        }
+        let url = model["DownloadUrl"].as_str().map(str::to_owned);
+        let url: String = url.unwrap_or_else(|| panic!("no DownloadUrl: {model}"));
+        head_then_get(&s, &path_of(&url), &[]).await;
+    }
+}

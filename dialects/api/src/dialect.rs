@@ -191,6 +191,8 @@ pub trait Core: Send + Sync {
     /// Downloads of one dialect and owner's jobs in progress now.
     fn downloads_of(&self, owner_tag: &str, owner: &Principal) -> usize;
     /// Starts a download of a ready job (the job's single-use and expiry rules apply).
+    /// On a `HEAD` request the core only checks: the answer is the same, the
+    /// body empty, and the job is left as it was (no use, no progress).
     fn start_download(&self, id: &str) -> Result<Download, Error>;
 
     /// `scheme://host[:port]` clients reach this server at: the configured
