@@ -95,7 +95,8 @@ struct ServeArgs {
     /// before the connection is dropped.
     #[arg(long, default_value_t = 60.0)]
     send_timeout: f64,
-    /// Largest request body read, in bytes.
+    /// Largest request body read, in bytes (up to 4x is read and discarded
+    /// before a larger one is refused, so the client sees the answer).
     #[arg(long, default_value_t = 1 << 20)]
     max_body: usize,
     /// Do not compute file CRCs in the background at start (the first

@@ -259,7 +259,8 @@ pub fn routes(dialects: &[Arc<dyn Dialect>], config: &Config) -> Router {
                     let (limit, timeout) = (config.max_body_bytes, config.body_timeout);
                     let (parts, body) = ctx.req.into_parts();
                     let head = parts.method == Method::HEAD;
-                    let body = self::http::read_body(body, limit, timeout).await;
+                    let body =
+                        self::http::read_request_body(&parts.headers, body, limit, timeout).await;
                     if let (Some(id), Ok(bytes)) = (ctx.journal, &body) {
                         ctx.state.journal.set_body(id, bytes);
                     }

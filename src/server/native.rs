@@ -141,9 +141,8 @@ async fn zip(ctx: Ctx) -> Response<Body> {
         Ok(p) => p,
         Err(e) => return error_response(&e),
     };
-    let bytes = match h::read_body(body, state.config.max_body_bytes, state.config.body_timeout)
-        .await
-    {
+    let (limit, timeout) = (state.config.max_body_bytes, state.config.body_timeout);
+    let bytes = match h::read_request_body(&parts.headers, body, limit, timeout).await {
         Ok(bytes) => bytes,
         Err(e @ h::BodyError::TooLarge(_)) => {
             return h::json_error(

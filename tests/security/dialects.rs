@@ -300,3 +300,123 @@ mod head {
         head_then_get(&s, &path_of(&url), &[]).await;
     }
 }
+
+mod oversized_bodies {
+    //! Point 13: a client that writes its whole body before reading gets the
+    //! vendor's refusal of a body over `--max-body`, not a reset.
+
+    use std::io::{Read, Write};
+    use std::time::Duration;
+
+    use zipgate::server::Config;
+    use zipgate::Server;
+
+    const LIMIT: usize = 256 * 1024;
+
+    /// Writes headers and the whole body (write errors are the old reset),
+    /// then reads the answer to the end.
+    fn write_all_then_read(addr: std::net::SocketAddr, head: &str, body: &[u8]) -> String {
+        let mut stream = std::net::TcpStream::connect(addr).unwrap();
+        stream
+            .set_read_timeout(Some(Duration::from_secs(10)))
+            .unwrap();
+        let written = stream
+            .write_all(head.as_bytes())
+            .and_then(|()| stream.write_all(body));
+        let mut answer = Vec::new();
+        let read = stream.read_to_end(&mut answer);
+        let answer = String::from_utf8_lossy(&answer).into_owned();
+        assert!(
+            written.is_ok() && read.is_ok(),
+            "write {written:?}, read {read:?}, answer {answer:?}"
+        );
+        answer
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn every_create_route_answers_a_body_over_the_limit_with_its_envelope() {
+        let server = Server::builder()
+            .config(Config {
+                max_body_bytes: LIMIT,
+                ..Config::default()
+            })
+            .spawn()
+            .await
+            .unwrap();
+        let addr = server.addr();
+        let oracle =
+            "/documents/api/1.2/folders/FE7DA518D17AA5E46E282D9A1B02AE3398E71823807D/_download";
+        // Route, method, status and a phrase of the vendor's refusal.
+        let routes = [
+            (
+                "/2.0/zip_downloads",
+                "POST",
+                400,
+                "larger than 262144 bytes",
+            ),
+            (
+                "/api/2.0/files/fileops/bulkdownload",
+                "PUT",
+                400,
+                "Maximum request length exceeded",
+            ),
+            (oracle, "POST", 400, "larger than 262144 bytes"),
+            (
+                "/restapi/personal/yourfiles/files/zip/v1",
+                "POST",
+                413,
+                "The request is too large.",
+            ),
+            ("/_zipgate/zip", "POST", 413, "payload_too_large"),
+        ];
+        // Four times the limit: the most that is read and thrown away.
+        let body = vec![b' '; 4 * LIMIT];
+        for (path, method, status, phrase) in routes {
+            let head = format!(
+                "{method} {path} HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer alice-token\r\n\
+                 Content-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+                body.len()
+            );
+            let body = body.clone();
+            let answer =
+                tokio::task::spawn_blocking(move || write_all_then_read(addr, &head, &body))
+                    .await
+                    .unwrap();
+            assert!(
+                answer.starts_with(&format!("HTTP/1.1 {status}")),
+                "{path}: {answer}"
+            );
+            assert!(answer.contains(phrase), "{path}: {answer}");
+        }
+        // A chunked body has no length to judge by: read, counted, refused.
+        let mut chunked = Vec::new();
+        for _ in 0..8 {
+            chunked.extend_from_slice(format!("{:x}\r\n", LIMIT / 4).as_bytes());
+            chunked.extend(std::iter::repeat_n(b' ', LIMIT / 4));
+            chunked.extend_from_slice(b"\r\n");
+        }
+        chunked.extend_from_slice(b"0\r\n\r\n");
+        let head = "POST /2.0/zip_downloads HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer alice-token\r\n\
+                    Content-Type: application/json\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n";
+        let answer = tokio::task::spawn_blocking(move || write_all_then_read(addr, head, &chunked))
+            .await
+            .unwrap();
+        assert!(answer.starts_with("HTTP/1.1 400"), "chunked: {answer}");
+        assert!(
+            answer.contains("larger than 262144 bytes"),
+            "chunked: {answer}"
+        );
+        // A client that waits for `100 Continue` is not invited to send a
+        // body that would be thrown away: it is refused at once.
+        let head = format!(
+            "POST /2.0/zip_downloads HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer alice-token\r\n\
+             Content-Type: application/json\r\nContent-Length: {}\r\nExpect: 100-continue\r\n\
+             Connection: close\r\n\r\n",
+            2 * LIMIT
+        );
+        let answer = tokio::task::spawn_blocking(move || write_all_then_read(addr, &head, b""))
+            .await
+            .unwrap();
+        assert!(answer.starts_with("HTTP/1.1 400"), "expect: {answer}");
+    }
+}
