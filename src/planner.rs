@@ -10,8 +10,8 @@ use crate::store::{Node, NodeData, Store};
 use crate::zip::format::MAX_NAME_BYTES;
 
 pub use zipgate_api::plan::{
-    numbered, ConflictPolicy, DirEntries, Member, NumberSuffix, OnProblem, PlanOptions, Renamed,
-    SkipReason, Skipped,
+    numbered, safe_component, ConflictPolicy, DirEntries, Member, NumberSuffix, OnProblem,
+    PlanOptions, Renamed, SkipReason, Skipped,
 };
 
 #[derive(Clone, Debug)]
@@ -36,25 +36,6 @@ pub struct Plan {
     pub file_count: u64,
     pub folder_count: u64,
     pub total_bytes: u64,
-}
-
-/// Makes one path component safe to extract anywhere: no separators, no
-/// control characters, never `.` or `..`, never empty.
-pub fn safe_component(name: &str) -> String {
-    let mut cleaned = String::with_capacity(name.len());
-    // `:` would make `C:` a drive letter or `a:b` an NTFS stream.
-    cleaned.extend(name.chars().map(|c| {
-        if c == '/' || c == '\\' || c == ':' || c.is_control() {
-            '_'
-        } else {
-            c
-        }
-    }));
-    // Windows drops trailing dots and spaces, so `.. ` would act as `..`.
-    if cleaned.chars().all(|c| c == '.' || c == ' ') {
-        return "_".repeat(cleaned.chars().count().max(1));
-    }
-    cleaned
 }
 
 pub fn plan(

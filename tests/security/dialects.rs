@@ -420,3 +420,84 @@ mod oversized_bodies {
         assert!(answer.starts_with("HTTP/1.1 400"), "expect: {answer}");
     }
 }
+
+mod download_names_and_ranges {
+    //! Point 16: Box's archive name cannot climb folders; Oracle's 416 has its envelope.
+
+    use super::common::*;
+    use http::{Method, StatusCode};
+
+    const ALICE: (&str, &str) = ("authorization", "Bearer alice-token");
+    const JSON: (&str, &str) = ("content-type", "application/json");
+
+    #[tokio::test]
+    async fn box_content_disposition_is_a_safe_name() {
+        let s = start_dialect("box", &[]).await;
+        let body = serde_json::json!({
+            "items": [{"type": "file", "id": "12345"}],
+            "download_file_name": "../../.ssh/authorized_keys\\..\\x:y\u{1}",
+        })
+        .to_string();
+        let created = call(
+            &s,
+            Method::POST,
+            "/2.0/zip_downloads",
+            &[ALICE, JSON],
+            &body,
+        )
+        .await;
+        assert_eq!(created.status, StatusCode::ACCEPTED);
+        let url = created.json()["download_url"].as_str().unwrap().to_owned();
+        let path = url.strip_prefix(&format!("http://{HOST}")).unwrap();
+        let content = call(&s, Method::GET, path, &[], "").await;
+        assert_eq!(content.status, StatusCode::OK);
+        let disposition = content.header("content-disposition").unwrap();
+        assert_eq!(
+            disposition,
+            "attachment;filename=\".._.._.ssh_authorized_keys_.._x_y_.zip\";\
+             filename*=UTF-8''.._.._.ssh_authorized_keys_.._x_y_.zip"
+        );
+    }
+
+    #[tokio::test]
+    async fn oracle_416_carries_the_error_envelope() {
+        let s = start_dialect("oracle", &[("pacing", "immediate")]).await;
+        let folder = "FE7DA518D17AA5E46E282D9A1B02AE3398E71823807D";
+        let file = "DC9AEA3E7F3AA1C07FCE4E46B7AC2B4F52F010D5A813";
+        let created = call(
+            &s,
+            Method::POST,
+            &format!("/documents/api/1.2/folders/{folder}/_download"),
+            &[ALICE, JSON],
+            &format!(r#"{{"idList":"{file}"}}"#),
+        )
+        .await;
+        let location = created.json()["Location"].as_str().unwrap().to_owned();
+        let package = format!(
+            "{}/package",
+            location.strip_prefix(&format!("http://{HOST}")).unwrap()
+        );
+        let full = call(&s, Method::GET, &package, &[ALICE], "").await;
+        let size = full.body.len();
+        let past = format!("bytes={}-", size + 10);
+        let refused = call(&s, Method::GET, &package, &[ALICE, ("range", &past)], "").await;
+        assert_eq!(refused.status, StatusCode::RANGE_NOT_SATISFIABLE);
+        assert_eq!(
+            refused.header("content-range"),
+            Some(format!("bytes */{size}").as_str())
+        );
+        assert_eq!(refused.header("content-type"), Some("application/json"));
+        assert!(refused.header("x-oracle-dms-ecid").is_some());
+        let body = refused.json();
+        assert_eq!(body["errorCode"], "-1", "{body}");
+        assert_eq!(body["errorMessage"], "Requested range cannot be satisfied.");
+        assert_eq!(body["title"], body["errorMessage"]);
+        assert_eq!(
+            body["type"],
+            "https://www.w3.org/Protocols/rfc2616/rfc2616-sec10.html"
+        );
+        // The refusal used nothing: the whole package still comes.
+        let again = call(&s, Method::GET, &package, &[ALICE], "").await;
+        assert_eq!(again.body, full.body);
+    }
+}

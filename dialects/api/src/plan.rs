@@ -66,6 +66,26 @@ pub fn numbered(name: &str, kind: NodeKind, n: usize) -> String {
     }
 }
 
+/// Makes one path component safe to extract anywhere: no separators, no
+/// control characters, never `.` or `..`, never empty. Archive entry names
+/// and the archive's own file name (a download's `Content-Disposition`) alike.
+pub fn safe_component(name: &str) -> String {
+    let mut cleaned = String::with_capacity(name.len());
+    // `:` would make `C:` a drive letter or `a:b` an NTFS stream.
+    cleaned.extend(name.chars().map(|c| {
+        if c == '/' || c == '\\' || c == ':' || c.is_control() {
+            '_'
+        } else {
+            c
+        }
+    }));
+    // Windows drops trailing dots and spaces, so `.. ` would act as `..`.
+    if cleaned.chars().all(|c| c == '.' || c == ' ') {
+        return "_".repeat(cleaned.chars().count().max(1));
+    }
+    cleaned
+}
+
 pub struct PlanOptions {
     pub missing: OnProblem,
     pub unreadable: OnProblem,
