@@ -107,6 +107,7 @@ impl Core for ServerCore {
     fn create_job(&self, owner_tag: &'static str, request: CreateJob) -> Result<CreatedJob, Error> {
         let store = self.state.store();
         let mut options = request.plan;
+        options.portable_names |= self.state.config.portable_names;
         let plan = planner::plan(&store, &request.owner, &request.selection, &mut options)?;
         let policy = &self.state.config.compression;
         let archive = match (&plan.entries[..], request.single_file_as_is) {

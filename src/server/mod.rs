@@ -72,6 +72,9 @@ pub struct Config {
     pub control_token: Option<String>,
     /// Fault rules in force from the start (and again after a reset).
     pub faults: Vec<FaultRule>,
+    /// Every archive gets portable entry names (`PlanOptions::portable_names`),
+    /// whatever the dialect asks for.
+    pub portable_names: bool,
 }
 
 impl Default for Config {
@@ -91,6 +94,7 @@ impl Default for Config {
             control: true,
             control_token: None,
             faults: Vec::new(),
+            portable_names: false,
         }
     }
 }

@@ -170,7 +170,11 @@ async fn zip(ctx: Ctx) -> Response<Body> {
         })
         .collect();
     let store = state.store();
-    let plan = match planner::plan(&store, &principal, &selection, &mut PlanOptions::default()) {
+    let mut options = PlanOptions {
+        portable_names: state.config.portable_names,
+        ..PlanOptions::default()
+    };
+    let plan = match planner::plan(&store, &principal, &selection, &mut options) {
         Ok(plan) => plan,
         Err(e) => return error_response(&e),
     };

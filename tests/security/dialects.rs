@@ -66,6 +66,11 @@ impl Binary {
     /// Writes the whole request (headers and body) before reading, as most
     /// clients do; the status line and body, and how long the answer took.
     fn exchange(&self, head: &str, body: &[u8]) -> (String, Duration) {
+        let (answer, took) = self.exchange_bytes(head, body);
+        (String::from_utf8_lossy(&answer).into_owned(), took)
+    }
+
+    fn exchange_bytes(&self, head: &str, body: &[u8]) -> (Vec<u8>, Duration) {
         let mut stream = TcpStream::connect(&self.addr).unwrap();
         stream
             .set_read_timeout(Some(Duration::from_secs(20)))
@@ -75,10 +80,7 @@ impl Binary {
         stream.write_all(body).unwrap();
         let mut answer = Vec::new();
         let _ = stream.read_to_end(&mut answer);
-        (
-            String::from_utf8_lossy(&answer).into_owned(),
-            started.elapsed(),
-        )
+        (answer, started.elapsed())
     }
 }
 
@@ -499,5 +501,112 @@ mod download_names_and_ranges {
         // The refusal used nothing: the whole package still comes.
         let again = call(&s, Method::GET, &package, &[ALICE], "").await;
         assert_eq!(again.body, full.body);
+    }
+}
+
+mod portable_names {
+    //! Point 17: `--portable-names` gives entry names that extract the same
+    //! on case-insensitive, normalising and Windows file systems.
+
+    use super::common::*;
+    use super::Binary;
+
+    /// A folder whose files differ only by case or normalisation, or that
+    /// Windows would refuse or alter.
+    fn fixture() -> String {
+        let long = format!("{}.txt", "x".repeat(300));
+        let names = [
+            "Report.txt",
+            "report.txt",
+            "Caf\u{e9}.txt",
+            "Cafe\u{301}.txt",
+            "CON.txt",
+            "notes. ",
+            long.as_str(),
+        ];
+        let children: Vec<serde_json::Value> = names
+            .iter()
+            .enumerate()
+            .map(|(i, name)| {
+                serde_json::json!({"id": format!("n{i}"), "name": name, "content": {"text": i.to_string()}})
+            })
+            .collect();
+        serde_json::json!({"nodes": [{"id": "f", "name": "F", "children": children}]}).to_string()
+    }
+
+    fn entry_names(archive: Vec<u8>) -> Vec<String> {
+        let mut zip = zip::ZipArchive::new(std::io::Cursor::new(archive)).unwrap();
+        (0..zip.len())
+            .map(|i| zip.by_index(i).unwrap().name().unwrap().into_owned())
+            .collect()
+    }
+
+    fn portable_expected() -> Vec<String> {
+        [
+            "F/".to_owned(),
+            "F/Report.txt".to_owned(),
+            "F/report (1).txt".to_owned(),
+            "F/Caf\u{e9}.txt".to_owned(),
+            "F/Cafe\u{301} (1).txt".to_owned(),
+            "F/_CON.txt".to_owned(),
+            "F/notes__".to_owned(),
+            format!("F/{}.txt", "x".repeat(251)),
+        ]
+        .to_vec()
+    }
+
+    #[tokio::test]
+    async fn look_alikes_reserved_and_long_names_over_http() {
+        let request = serde_json::json!({"items": [{"id": "f"}]});
+        // Off by default: the names as the store has them.
+        let server = start_with(&fixture()).await;
+        let reply = zip(&server, &request, None).await;
+        assert_eq!(
+            reply.status,
+            200,
+            "{}",
+            String::from_utf8_lossy(&reply.body)
+        );
+        let names = entry_names(reply.body);
+        assert!(names.contains(&"F/report.txt".to_owned()), "{names:?}");
+        assert!(names.contains(&"F/CON.txt".to_owned()), "{names:?}");
+        // On (the builder's switch): every name unique after case folding
+        // and NFC, nothing Windows refuses, nothing over 255 bytes.
+        let server = zipgate::Server::builder()
+            .fixtures_json(&fixture())
+            .unwrap()
+            .portable_names(true)
+            .spawn()
+            .await
+            .unwrap();
+        let reply = zip(&server, &request, None).await;
+        assert_eq!(
+            reply.status,
+            200,
+            "{}",
+            String::from_utf8_lossy(&reply.body)
+        );
+        assert_eq!(entry_names(reply.body), portable_expected());
+    }
+
+    #[test]
+    fn the_binary_takes_the_flag() {
+        let dir = TempDir::new("portable-names");
+        let path = dir.path().join("fixture.json");
+        std::fs::write(&path, fixture()).unwrap();
+        let server = Binary::start(&["--portable-names", "--fixtures", path.to_str().unwrap()]);
+        let body = r#"{"items":[{"id":"f"}]}"#;
+        let head = format!(
+            "POST /_zipgate/zip HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n\
+             Content-Length: {}\r\nConnection: close\r\n\r\n",
+            body.len()
+        );
+        let (answer, _) = server.exchange_bytes(&head, body.as_bytes());
+        let at = answer
+            .windows(4)
+            .position(|w| w == b"\r\n\r\n")
+            .expect("a response head");
+        assert!(answer.starts_with(b"HTTP/1.1 200"));
+        assert_eq!(entry_names(answer[at + 4..].to_vec()), portable_expected());
     }
 }

@@ -95,6 +95,12 @@ pub struct PlanOptions {
     pub max_files: Option<u64>,
     pub max_bytes: Option<u64>,
     pub conflicts: Box<dyn ConflictPolicy>,
+    /// Names that extract the same everywhere: siblings that differ only by
+    /// case or Unicode normalisation count as a conflict, and Windows'
+    /// reserved names, characters it cannot store, trailing dots and spaces
+    /// and components over 255 bytes are renamed. Off unless the server is
+    /// started with `--portable-names` (no vendor is known to do it).
+    pub portable_names: bool,
 }
 
 impl Default for PlanOptions {
@@ -107,6 +113,7 @@ impl Default for PlanOptions {
             max_files: None,
             max_bytes: None,
             conflicts: Box::new(NumberSuffix),
+            portable_names: false,
         }
     }
 }
