@@ -260,6 +260,32 @@ mod head {
     }
 
     #[tokio::test]
+    async fn a_head_on_a_poll_route_advances_nothing() {
+        // Finished on the second poll: HEADs in between must not count.
+        let s = start_dialect("onlyoffice", &[("pacing", "polls:2")]).await;
+        let list = "/api/2.0/files/fileops";
+        let created = call(
+            &s,
+            Method::PUT,
+            "/api/2.0/files/fileops/bulkdownload",
+            &[ALICE, JSON],
+            r#"{"fileIds":[12345]}"#,
+        )
+        .await;
+        assert_eq!(created.status, StatusCode::OK);
+        let before = jobs(&s);
+        for _ in 0..3 {
+            let head = call(&s, Method::HEAD, list, &[ALICE], "").await;
+            assert_eq!(head.status, StatusCode::OK);
+        }
+        assert_eq!(jobs(&s), before, "HEAD {list} changed a job");
+        let first = call(&s, Method::GET, list, &[ALICE], "").await;
+        assert_eq!(first.json()["response"][0]["finished"], false);
+        let second = call(&s, Method::GET, list, &[ALICE], "").await;
+        assert_eq!(second.json()["response"][0]["finished"], true);
+    }
+
+    #[tokio::test]
     async fn oracle_package() {
         let s = start_dialect("oracle", &[("pacing", "immediate")]).await;
         let folder = "FE7DA518D17AA5E46E282D9A1B02AE3398E71823807D";
