@@ -13,6 +13,7 @@ use zipgate_api::{
 use crate::jobs::{JobFault, JobSpec};
 use crate::packing::{build_archive, single_file_archive};
 use crate::planner;
+use crate::server::http::empty;
 use crate::server::stream::archive_body;
 use crate::server::AppState;
 use crate::store::{Node, NodeData, User};
@@ -21,6 +22,9 @@ pub struct ServerCore {
     state: Arc<AppState>,
     /// Injected into every job this request creates.
     job_fault: Option<JobFault>,
+    /// The request is a `HEAD`: it is answered like a `GET` but changes
+    /// nothing, so a download is checked, not claimed, and a poll only looks.
+    look_only: bool,
 }
 
 impl ServerCore {
@@ -28,11 +32,19 @@ impl ServerCore {
         ServerCore {
             state,
             job_fault: None,
+            look_only: false,
         }
     }
 
     pub fn with_job_fault(mut self, fault: Option<JobFault>) -> Self {
         self.job_fault = fault;
+        self
+    }
+
+    /// For a `HEAD` request (the router serves it with the `GET` handler):
+    /// downloads, polls and acknowledgements leave every job as it was.
+    pub fn look_only(mut self, on: bool) -> Self {
+        self.look_only = on;
         self
     }
 }
@@ -95,6 +107,7 @@ impl Core for ServerCore {
     fn create_job(&self, owner_tag: &'static str, request: CreateJob) -> Result<CreatedJob, Error> {
         let store = self.state.store();
         let mut options = request.plan;
+        options.portable_names |= self.state.config.portable_names;
         let plan = planner::plan(&store, &request.owner, &request.selection, &mut options)?;
         let policy = &self.state.config.compression;
         let archive = match (&plan.entries[..], request.single_file_as_is) {
@@ -143,6 +156,9 @@ impl Core for ServerCore {
     }
 
     fn poll_job(&self, id: &str) -> Option<JobSnapshot> {
+        if self.look_only {
+            return self.state.jobs.get(id);
+        }
         self.state.jobs.poll(id)
     }
 
@@ -155,6 +171,9 @@ impl Core for ServerCore {
     }
 
     fn acknowledge_job(&self, id: &str) {
+        if self.look_only {
+            return;
+        }
         self.state.jobs.acknowledge(id);
     }
 
@@ -182,6 +201,21 @@ impl Core for ServerCore {
     }
 
     fn start_download(&self, id: &str) -> Result<Download, Error> {
+        if self.look_only {
+            // The same checks and the same length, and a body that is never sent.
+            let archive = self.state.jobs.peek_download(id)?;
+            let job = self
+                .state
+                .jobs
+                .get(id)
+                .ok_or_else(|| Error::NotFound(id.to_owned()))?;
+            return Ok(Download::new(
+                job,
+                archive.len(),
+                archive.is_single_file(),
+                Box::new(|_, _| empty()),
+            ));
+        }
         let (archive, ticket) = self.state.jobs.begin_download(id)?;
         let job = self
             .state

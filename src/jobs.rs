@@ -131,6 +131,22 @@ impl Job {
     }
 
     /// Applies pacing (when `poll` is true) and expiry as of `now`.
+    /// Whether a download may start now (advancing the job on the clock
+    /// first, as anyone looking would): ready, or reusable and downloaded.
+    fn may_download(&mut self, id: &str, now: DateTime<Utc>) -> Result<(), Error> {
+        self.advance(now, false);
+        match self.snapshot.state {
+            JobState::Ready => Ok(()),
+            JobState::Downloading | JobState::Done if !self.spec.single_use => Ok(()),
+            JobState::Downloading
+            | JobState::Done
+            | JobState::Expired
+            | JobState::Failed
+            | JobState::Cancelled => Err(Error::Gone(id.to_owned())),
+            JobState::Queued | JobState::Running => Err(Error::Conflict(id.to_owned())),
+        }
+    }
+
     fn advance(&mut self, now: DateTime<Utc>, poll: bool) {
         let s = &mut self.snapshot;
         if poll {
@@ -721,18 +737,9 @@ impl JobRegistry {
         let now = self.inner.clock.now();
         let mut jobs = self.jobs();
         let job = Self::live(&mut jobs, id, now).ok_or_else(|| Error::NotFound(id.to_owned()))?;
-        job.advance(now, false);
+        job.may_download(id, now)?;
         let single_use = job.spec.single_use;
         let s = &mut job.snapshot;
-        match s.state {
-            JobState::Ready => {}
-            JobState::Downloading | JobState::Done if !single_use => {}
-            JobState::Downloading | JobState::Done | JobState::Expired => {
-                return Err(Error::Gone(id.to_owned()))
-            }
-            JobState::Failed | JobState::Cancelled => return Err(Error::Gone(id.to_owned())),
-            JobState::Queued | JobState::Running => return Err(Error::Conflict(id.to_owned())),
-        }
         s.downloads += 1;
         s.active_downloads += 1;
         s.download_started_at.get_or_insert(now);
@@ -755,6 +762,16 @@ impl JobRegistry {
                 settled: AtomicBool::new(false),
             },
         ))
+    }
+
+    /// What [`JobRegistry::begin_download`] would answer, claiming nothing:
+    /// the archive when a download could start now (a `HEAD` request).
+    pub fn peek_download(&self, id: &str) -> Result<Arc<Archive>, Error> {
+        let now = self.inner.clock.now();
+        let mut jobs = self.jobs();
+        let job = Self::live(&mut jobs, id, now).ok_or_else(|| Error::NotFound(id.to_owned()))?;
+        job.may_download(id, now)?;
+        Ok(job.spec.archive.clone())
     }
 
     /// Cancels a job that has not finished; a finished one is left as it is.
@@ -1086,6 +1103,27 @@ mod tests {
         assert_eq!(jobs.get("j").unwrap().active_downloads, 0);
         assert_eq!(jobs.get("j").unwrap().state, JobState::Done);
         assert!(matches!(jobs.begin_download("j"), Err(Error::Gone(_))));
+    }
+
+    #[test]
+    fn peeking_at_a_download_claims_nothing() {
+        let (_, jobs) = setup();
+        jobs.create(spec("j", Pacing::Immediate, true)).unwrap();
+        jobs.create(spec("q", Pacing::AfterPolls(5), true)).unwrap();
+        for _ in 0..3 {
+            assert!(jobs.peek_download("j").is_ok());
+        }
+        let job = jobs.get("j").unwrap();
+        assert_eq!(
+            (job.state, job.downloads, job.active_downloads),
+            (JobState::Ready, 0, 0)
+        );
+        assert!(matches!(jobs.peek_download("q"), Err(Error::Conflict(_))));
+        assert!(matches!(jobs.peek_download("x"), Err(Error::NotFound(_))));
+        // After the one download, a peek answers as the download would.
+        let (_, ticket) = jobs.begin_download("j").unwrap();
+        ticket.complete();
+        assert!(matches!(jobs.peek_download("j"), Err(Error::Gone(_))));
     }
 
     #[test]

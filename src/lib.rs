@@ -315,6 +315,15 @@ impl ServerBuilder {
         self
     }
 
+    /// Portable entry names in every archive, as `--portable-names` sets it
+    /// (default off): case and Unicode-normalisation look-alikes are
+    /// conflicts, reserved Windows names, trailing dots and spaces and
+    /// components over 255 bytes are renamed.
+    pub fn portable_names(mut self, on: bool) -> Self {
+        self.config.portable_names = on;
+        self
+    }
+
     /// How archives are compressed, as `--compression`, `--deflate-level`,
     /// `--deflate-engine` and `--store-ext` set it.
     pub fn compression(mut self, policy: packing::CompressionPolicy) -> Self {

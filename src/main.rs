@@ -110,13 +110,21 @@ struct ServeArgs {
     /// before the connection is dropped.
     #[arg(long, default_value_t = 60.0)]
     send_timeout: f64,
-    /// Largest request body read, in bytes.
+    /// Largest request body read, in bytes (up to 4x is read and discarded
+    /// before a larger one is refused, so the client sees the answer).
     #[arg(long, default_value_t = 1 << 20)]
     max_body: usize,
     /// Do not compute file CRCs in the background at start (the first
     /// stored download then computes them).
     #[arg(long)]
     no_warm_crc: bool,
+    /// Entry names that extract the same on every file system: names that
+    /// differ only by case or Unicode normalisation are renamed like equal
+    /// names, reserved Windows names (`CON`, `NUL`, `COM1`…), characters
+    /// Windows cannot store, trailing dots and spaces and components over
+    /// 255 bytes are changed. Off by default, as no vendor does it.
+    #[arg(long)]
+    portable_names: bool,
     /// Base URL for absolute URLs in responses (e.g. `https://zip.example.com`);
     /// by default the request's Host header.
     #[arg(long)]
@@ -398,6 +406,7 @@ fn serve(args: ServeArgs) -> ExitCode {
         body_timeout: seconds(args.body_timeout),
         send_timeout: seconds(args.send_timeout),
         warm_crcs: !args.no_warm_crc,
+        portable_names: args.portable_names,
     };
     let workers = args.workers.map_or_else(
         || std::thread::available_parallelism().map_or(1, |n| n.get()),

@@ -6,12 +6,14 @@ use std::sync::Arc;
 
 use zipgate_api::{Error, LimitKind, NodeId, NodeKind, Principal, SelectedItem};
 
+use unicode_normalization::UnicodeNormalization;
+
 use crate::store::{Node, NodeData, Store};
 use crate::zip::format::MAX_NAME_BYTES;
 
 pub use zipgate_api::plan::{
-    numbered, ConflictPolicy, DirEntries, Member, NumberSuffix, OnProblem, PlanOptions, Renamed,
-    SkipReason, Skipped,
+    numbered, safe_component, ConflictPolicy, DirEntries, Member, NumberSuffix, OnProblem,
+    PlanOptions, Renamed, SkipReason, Skipped,
 };
 
 #[derive(Clone, Debug)]
@@ -38,23 +40,109 @@ pub struct Plan {
     pub total_bytes: u64,
 }
 
-/// Makes one path component safe to extract anywhere: no separators, no
-/// control characters, never `.` or `..`, never empty.
-pub fn safe_component(name: &str) -> String {
-    let mut cleaned = String::with_capacity(name.len());
-    // `:` would make `C:` a drive letter or `a:b` an NTFS stream.
-    cleaned.extend(name.chars().map(|c| {
-        if c == '/' || c == '\\' || c == ':' || c.is_control() {
-            '_'
-        } else {
-            c
-        }
-    }));
-    // Windows drops trailing dots and spaces, so `.. ` would act as `..`.
-    if cleaned.chars().all(|c| c == '.' || c == ' ') {
-        return "_".repeat(cleaned.chars().count().max(1));
+/// Longest path component most file systems take (NTFS, ext4, APFS count
+/// 255 units; bytes is the strictest reading).
+pub const MAX_COMPONENT_BYTES: usize = 255;
+
+/// A trailing `.…` longer than this is part of the name, not an extension
+/// to keep when the name is shortened.
+const MAX_EXTENSION_BYTES: usize = 32;
+
+/// Device names Windows reserves in every folder, with or without an
+/// extension (`nul.txt` too), and the superscript digits it also accepts.
+const RESERVED_NAMES: &[&str] = &[
+    "CON", "PRN", "AUX", "NUL", "COM1", "COM2", "COM3", "COM4", "COM5", "COM6", "COM7", "COM8",
+    "COM9", "COM¹", "COM²", "COM³", "LPT1", "LPT2", "LPT3", "LPT4", "LPT5", "LPT6", "LPT7", "LPT8",
+    "LPT9", "LPT¹", "LPT²", "LPT³",
+];
+
+/// Whether Windows would take `name` for a device: the part before the
+/// first dot, trailing spaces dropped, is a reserved name in any case.
+fn is_reserved(name: &str) -> bool {
+    let stem = name.split('.').next().unwrap_or("").trim_end_matches(' ');
+    // The superscripts are the same bytes in either case.
+    RESERVED_NAMES
+        .iter()
+        .any(|reserved| reserved.eq_ignore_ascii_case(stem))
+}
+
+/// `name` cut to at most `max` bytes on a character boundary, a file's
+/// extension (a short trailing `.…`) kept.
+fn truncate_keeping_extension(name: &str, kind: NodeKind, max: usize) -> String {
+    if name.len() <= max {
+        return name.to_owned();
     }
-    cleaned
+    let extension = match name.rfind('.') {
+        Some(dot)
+            if kind == NodeKind::File && dot > 0 && name.len() - dot <= MAX_EXTENSION_BYTES =>
+        {
+            &name[dot..]
+        }
+        _ => "",
+    };
+    let stem = &name[..name.len() - extension.len()];
+    let mut end = max.saturating_sub(extension.len()).min(stem.len());
+    while !stem.is_char_boundary(end) {
+        end -= 1;
+    }
+    [&stem[..end], extension].concat()
+}
+
+/// A safe component (see [`safe_component`]) made portable: characters
+/// Windows cannot store (`<>"|?*`) become `_`, a reserved device name gets
+/// a leading `_` (`_CON.txt`), the component is cut to 255 bytes keeping
+/// its extension, and trailing dots and spaces (which Windows drops, so
+/// `a.` would be `a`) become `_`.
+pub fn portable_component(name: &str, kind: NodeKind) -> String {
+    let mut out: String = name
+        .chars()
+        .map(|c| {
+            if matches!(c, '<' | '>' | '"' | '|' | '?' | '*') {
+                '_'
+            } else {
+                c
+            }
+        })
+        .collect();
+    if is_reserved(&out) {
+        out.insert(0, '_');
+    }
+    let mut out = truncate_keeping_extension(&out, kind, MAX_COMPONENT_BYTES);
+    let kept = out.trim_end_matches(['.', ' ']).len();
+    let trailing = out.len() - kept;
+    out.truncate(kept);
+    out.extend(std::iter::repeat_n('_', trailing));
+    out
+}
+
+/// What two sibling names must differ in to be two entries once extracted
+/// on a case-insensitive, normalising file system (NTFS, APFS, HFS+): their
+/// NFC form, lower-cased.
+pub fn portable_key(name: &str) -> String {
+    let lower = name.nfc().collect::<String>().to_lowercase();
+    lower.nfc().collect()
+}
+
+/// One component as it goes into the archive.
+fn clean(name: &str, kind: NodeKind, portable: bool) -> String {
+    let safe = safe_component(name);
+    if portable {
+        portable_component(&safe, kind)
+    } else {
+        safe
+    }
+}
+
+/// `numbered`, shortening the name first when portable names must stay
+/// within 255 bytes, so the number is never the part cut off.
+fn numbered_within(base: &str, n: usize, portable: bool) -> String {
+    let candidate = numbered(base, NodeKind::File, n);
+    if !portable || candidate.len() <= MAX_COMPONENT_BYTES {
+        return candidate;
+    }
+    let over = candidate.len() - MAX_COMPONENT_BYTES;
+    let shorter = truncate_keeping_extension(base, NodeKind::File, base.len().saturating_sub(over));
+    numbered(&shorter, NodeKind::File, n)
 }
 
 pub fn plan(
@@ -223,15 +311,29 @@ impl Walker<'_> {
         Ok(())
     }
 
-    /// Safe, unique names for one level's nodes, in order.
+    /// Safe, unique names for one level's nodes, in order. With portable
+    /// names, "unique" is after case folding and NFC (see [`portable_key`]),
+    /// so such look-alikes go to the conflict policy like equal names.
     fn settle_names(&mut self, nodes: &[Arc<Node>]) -> Vec<String> {
-        let mut names: Vec<String> = nodes.iter().map(|n| safe_component(&n.name)).collect();
+        let portable = self.options.portable_names;
+        let mut names: Vec<String> = nodes
+            .iter()
+            .map(|n| clean(&n.name, n.kind(), portable))
+            .collect();
         if names.len() < 2 {
             return names;
         }
+        let key = |name: &str| {
+            if portable {
+                portable_key(name)
+            } else {
+                name.to_owned()
+            }
+        };
+        let keys: Vec<String> = names.iter().map(|name| key(name)).collect();
         let mut groups: HashMap<&str, Vec<usize>> = HashMap::new();
         let mut order = Vec::new();
-        for (i, name) in names.iter().enumerate() {
+        for (i, name) in keys.iter().enumerate() {
             let group = groups.entry(name.as_str()).or_default();
             if group.len() == 1 {
                 order.push(name.clone());
@@ -254,7 +356,8 @@ impl Walker<'_> {
             .collect();
         for (group, own) in groups.into_iter().zip(order) {
             let unavailable = |taken: &HashSet<String>, n: &str| {
-                taken.contains(n) || (n != own && contested.contains(n))
+                let n = key(n);
+                taken.contains(&n) || (n != own && contested.contains(&n))
             };
             let members: Vec<Member> = group
                 .iter()
@@ -268,16 +371,16 @@ impl Walker<'_> {
                 .conflicts
                 .resolve(&members, &|n| unavailable(&taken, n));
             // A policy that breaks its contract must still not produce a broken archive.
-            renamed.resize(group.len(), own.clone());
-            for name in renamed.iter_mut() {
-                *name = safe_component(name);
+            renamed.resize(group.len(), names[group[0]].clone());
+            for (name, &i) in renamed.iter_mut().zip(&group) {
+                *name = clean(name, nodes[i].kind(), portable);
                 let base = name.clone();
                 let mut n = 1;
                 while unavailable(&taken, name) {
-                    *name = numbered(&base, NodeKind::File, n);
+                    *name = numbered_within(&base, n, portable);
                     n += 1;
                 }
-                taken.insert(name.clone());
+                taken.insert(key(name));
             }
             let record = group
                 .iter()
@@ -476,6 +579,113 @@ mod tests {
         for path in paths(&plan) {
             assert!(!path.starts_with('/') && !path.split('/').any(|c| c == ".."));
         }
+    }
+
+    /// A store whose one folder holds `names` (files), each with its own text.
+    fn folder_of(names: &[&str]) -> Store {
+        let children: Vec<serde_json::Value> = names
+            .iter()
+            .enumerate()
+            .map(|(i, name)| {
+                serde_json::json!({"id": format!("n{i}"), "name": name, "content": {"text": i.to_string()}})
+            })
+            .collect();
+        let doc = serde_json::json!({"nodes": [{"id": "f", "name": "F", "children": children}]});
+        fixture::parse(&doc.to_string(), None).unwrap()
+    }
+
+    fn portable_paths(names: &[&str], portable: bool) -> Vec<String> {
+        let mut options = PlanOptions {
+            portable_names: portable,
+            dir_entries: DirEntries::EmptyOnly,
+            ..PlanOptions::default()
+        };
+        let plan = plan(
+            &folder_of(names),
+            &Principal::Anonymous,
+            &sel(&["f"]),
+            &mut options,
+        )
+        .unwrap();
+        plan.entries.iter().map(|e| e.path.clone()).collect()
+    }
+
+    #[test]
+    fn portable_names_settle_case_and_normalisation_look_alikes() {
+        let names = [
+            "Report.txt",
+            "report.TXT",
+            "Caf\u{e9}.txt",
+            "Cafe\u{301}.txt",
+            "report (1).txt",
+        ];
+        // Off: five different byte strings, five names as they are.
+        assert_eq!(
+            portable_paths(&names, false),
+            names.iter().map(|n| format!("F/{n}")).collect::<Vec<_>>()
+        );
+        // On: the look-alikes are conflicts, numbered around the name taken.
+        assert_eq!(
+            portable_paths(&names, true),
+            [
+                "F/Report.txt",
+                "F/report (2).TXT",
+                "F/Caf\u{e9}.txt",
+                "F/Cafe\u{301} (1).txt",
+                "F/report (1).txt"
+            ]
+        );
+    }
+
+    #[test]
+    fn portable_names_avoid_what_windows_refuses() {
+        assert_eq!(
+            portable_paths(
+                &[
+                    "CON",
+                    "nul.txt",
+                    "Com1 .log",
+                    "lpt\u{b9}",
+                    "CONSOLE.txt",
+                    "a. .",
+                    "b ",
+                    "x<y>|?*\"z"
+                ],
+                true
+            ),
+            [
+                "F/_CON",
+                "F/_nul.txt",
+                "F/_Com1 .log",
+                "F/_lpt\u{b9}",
+                "F/CONSOLE.txt",
+                "F/a___",
+                "F/b_",
+                "F/x_y_____z"
+            ]
+        );
+        // Untouched without the policy (they are safe, just not portable).
+        assert_eq!(portable_paths(&["CON", "b "], false), ["F/CON", "F/b "]);
+    }
+
+    #[test]
+    fn portable_names_fit_255_bytes_on_a_char_boundary() {
+        let long = format!("{}.docx", "\u{e9}".repeat(200));
+        let folder = "\u{e9}".repeat(200);
+        let paths = portable_paths(&[&long, &long.to_uppercase(), &folder], true);
+        let components: Vec<&str> = paths
+            .iter()
+            .map(|p| p.strip_prefix("F/").unwrap())
+            .collect();
+        for c in &components {
+            assert!(c.len() <= MAX_COMPONENT_BYTES, "{} bytes", c.len());
+        }
+        // The extension survives; 2-byte characters are never split.
+        assert_eq!(components[0], format!("{}.docx", "\u{e9}".repeat(125)));
+        // The look-alike is numbered, and the number is not what gets cut.
+        assert_eq!(components[1], format!("{} (1).DOCX", "\u{c9}".repeat(123)));
+        assert_eq!(components[2], "\u{e9}".repeat(127));
+        assert_eq!(portable_key("STRASSE"), portable_key("strasse"));
     }
 
     #[test]

@@ -4,7 +4,7 @@
 use bytes::Bytes;
 use http::header::{self, HeaderValue};
 use http::{Response, StatusCode};
-use http_body_util::{BodyExt, Limited};
+use http_body_util::BodyExt;
 use hyper::body::Incoming;
 
 pub use zipgate_api::http::{
@@ -33,22 +33,72 @@ pub fn json_error(status: StatusCode, kind: &str, message: impl Into<String>) ->
     )
 }
 
-/// Reads a whole request body, refusing to hold more than `limit` bytes.
-/// Reads a request body of at most `limit` bytes (a larger declared length is
-/// refused before any of it is read) within `timeout`, so a client that
-/// trickles or stalls its body cannot hold the request open.
+/// How much of a body over the limit is read and thrown away before the
+/// refusal, as a multiple of the limit. Most clients (urllib, the vendors'
+/// SDKs) write the whole body before they read; refused unread, they see a
+/// connection reset instead of the answer, because closing a socket with
+/// unread data resets it. Past this the connection is closed after the
+/// answer instead.
+pub const DISCARD_FACTOR: usize = 4;
+
+/// Reads a request body of at most `limit` bytes within `timeout`, so a
+/// client that trickles or stalls its body cannot hold the request open.
+/// A body over the limit is refused, after what the client sends of it is
+/// read and discarded up to [`DISCARD_FACTOR`] times the limit (within the
+/// same timeout), so the client gets to read the refusal; a body declared
+/// larger than that is refused before any of it is read.
 pub async fn read_body(
     body: Incoming,
     limit: usize,
     timeout: std::time::Duration,
 ) -> Result<Bytes, BodyError> {
-    if http_body::Body::size_hint(&body).lower() > limit as u64 {
+    read_request_body(&http::HeaderMap::new(), body, limit, timeout).await
+}
+
+/// [`read_body`] for a request whose headers are at hand: a client that
+/// waits for `100 Continue` before sending a body over the limit is refused
+/// at once, not invited to send what would be thrown away.
+pub async fn read_request_body(
+    headers: &http::HeaderMap,
+    mut body: Incoming,
+    limit: usize,
+    timeout: std::time::Duration,
+) -> Result<Bytes, BodyError> {
+    let discard_up_to = (limit as u64).saturating_mul(DISCARD_FACTOR as u64);
+    let declared = http_body::Body::size_hint(&body).lower();
+    let expects_continue = headers
+        .get(header::EXPECT)
+        .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"100-continue"));
+    if declared > limit as u64 && (declared > discard_up_to || expects_continue) {
         return Err(BodyError::TooLarge(limit));
     }
-    match tokio::time::timeout(timeout, Limited::new(body, limit).collect()).await {
-        Ok(Ok(collected)) => Ok(collected.to_bytes()),
-        Ok(Err(e)) if e.is::<http_body_util::LengthLimitError>() => Err(BodyError::TooLarge(limit)),
-        Ok(Err(e)) => Err(BodyError::Io(e.to_string())),
+    let read = async {
+        let mut kept = bytes::BytesMut::new();
+        let mut seen: u64 = 0;
+        while let Some(frame) = body.frame().await {
+            let frame = frame.map_err(|e| BodyError::Io(e.to_string()))?;
+            let Ok(data) = frame.into_data() else {
+                continue;
+            };
+            seen += data.len() as u64;
+            if seen > discard_up_to {
+                // Too much to swallow: refuse now; the connection closes after the answer.
+                return Err(BodyError::TooLarge(limit));
+            }
+            if seen <= limit as u64 {
+                kept.extend_from_slice(&data);
+            } else {
+                // Over the limit: what was kept goes, the rest is only counted.
+                kept = bytes::BytesMut::new();
+            }
+        }
+        if seen > limit as u64 {
+            return Err(BodyError::TooLarge(limit));
+        }
+        Ok(kept.freeze())
+    };
+    match tokio::time::timeout(timeout, read).await {
+        Ok(result) => result,
         Err(_) => Err(BodyError::Io(format!(
             "the body did not arrive within {} s",
             timeout.as_secs_f64()

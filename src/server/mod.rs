@@ -96,6 +96,9 @@ pub struct Config {
     /// The most fault rules in force at once (each vendor request is
     /// matched against every one).
     pub max_faults: usize,
+    /// Every archive gets portable entry names (`PlanOptions::portable_names`),
+    /// whatever the dialect asks for.
+    pub portable_names: bool,
 }
 
 impl Default for Config {
@@ -122,6 +125,7 @@ impl Default for Config {
             fixture_paths_anywhere: false,
             faults: Vec::new(),
             max_faults: crate::faults::DEFAULT_MAX_RULES,
+            portable_names: false,
         }
     }
 }
@@ -378,7 +382,9 @@ pub fn routes(dialects: &[Arc<dyn Dialect>], config: &Config) -> Router {
                     let config = &ctx.state.config;
                     let (limit, timeout) = (config.max_body_bytes, config.body_timeout);
                     let (parts, body) = ctx.req.into_parts();
-                    let body = self::http::read_body(body, limit, timeout).await;
+                    let head = parts.method == Method::HEAD;
+                    let body =
+                        self::http::read_request_body(&parts.headers, body, limit, timeout).await;
                     if let (Some(id), Ok(bytes)) = (ctx.journal, &body) {
                         ctx.state.journal.set_body(id, bytes);
                     }
@@ -389,7 +395,9 @@ pub fn routes(dialects: &[Arc<dyn Dialect>], config: &Config) -> Router {
                         body,
                         params: ctx.params,
                     };
-                    let core = ServerCore::new(ctx.state).with_job_fault(ctx.job_fault);
+                    let core = ServerCore::new(ctx.state)
+                        .with_job_fault(ctx.job_fault)
+                        .look_only(head);
                     dialect.handle(route.id, request, &core)
                 }
             });

@@ -146,9 +146,8 @@ async fn zip(ctx: Ctx) -> Response<Body> {
         Ok(p) => p,
         Err(e) => return error_response(&e),
     };
-    let bytes = match h::read_body(body, state.config.max_body_bytes, state.config.body_timeout)
-        .await
-    {
+    let (limit, timeout) = (state.config.max_body_bytes, state.config.body_timeout);
+    let bytes = match h::read_request_body(&parts.headers, body, limit, timeout).await {
         Ok(bytes) => bytes,
         Err(e @ h::BodyError::TooLarge(_)) => {
             return h::json_error(
@@ -176,7 +175,11 @@ async fn zip(ctx: Ctx) -> Response<Body> {
         })
         .collect();
     let store = state.store();
-    let plan = match planner::plan(&store, &principal, &selection, &mut PlanOptions::default()) {
+    let mut options = PlanOptions {
+        portable_names: state.config.portable_names,
+        ..PlanOptions::default()
+    };
+    let plan = match planner::plan(&store, &principal, &selection, &mut options) {
         Ok(plan) => plan,
         Err(e) => return error_response(&e),
     };

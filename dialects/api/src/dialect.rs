@@ -55,17 +55,22 @@ impl DialectRequest {
 
 /// `a=1&b=x%20y` → `[("a","1"), ("b","x y")]`.
 pub fn query_pairs(query: &str) -> Vec<(String, String)> {
-    query
-        .split('&')
-        .filter(|pair| !pair.is_empty())
-        .map(|pair| {
-            let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
-            (percent_decode(key), percent_decode(value))
-        })
+    raw_pairs(query)
+        .map(|(key, value)| (percent_decode(key), percent_decode(value)))
         .collect()
 }
 
-fn percent_decode(s: &str) -> String {
+/// The pairs of `a=1&b=x%20y` still encoded, so a reader can stop early or
+/// decode only the names it wants (a body may hold a million of them).
+pub fn raw_pairs(query: &str) -> impl Iterator<Item = (&str, &str)> {
+    query
+        .split('&')
+        .filter(|pair| !pair.is_empty())
+        .map(|pair| pair.split_once('=').unwrap_or((pair, "")))
+}
+
+/// `x%20y+z` → `x y z`; a `%` without two hex digits stays as it is.
+pub fn percent_decode(s: &str) -> String {
     let bytes = s.as_bytes();
     let mut out = Vec::with_capacity(bytes.len());
     let mut i = 0;
@@ -186,6 +191,8 @@ pub trait Core: Send + Sync {
     /// Downloads of one dialect and owner's jobs in progress now.
     fn downloads_of(&self, owner_tag: &str, owner: &Principal) -> usize;
     /// Starts a download of a ready job (the job's single-use and expiry rules apply).
+    /// On a `HEAD` request the core only checks: the answer is the same, the
+    /// body empty, and the job is left as it was (no use, no progress).
     fn start_download(&self, id: &str) -> Result<Download, Error>;
 
     /// `scheme://host[:port]` clients reach this server at: the configured

@@ -66,6 +66,26 @@ pub fn numbered(name: &str, kind: NodeKind, n: usize) -> String {
     }
 }
 
+/// Makes one path component safe to extract anywhere: no separators, no
+/// control characters, never `.` or `..`, never empty. Archive entry names
+/// and the archive's own file name (a download's `Content-Disposition`) alike.
+pub fn safe_component(name: &str) -> String {
+    let mut cleaned = String::with_capacity(name.len());
+    // `:` would make `C:` a drive letter or `a:b` an NTFS stream.
+    cleaned.extend(name.chars().map(|c| {
+        if c == '/' || c == '\\' || c == ':' || c.is_control() {
+            '_'
+        } else {
+            c
+        }
+    }));
+    // Windows drops trailing dots and spaces, so `.. ` would act as `..`.
+    if cleaned.chars().all(|c| c == '.' || c == ' ') {
+        return "_".repeat(cleaned.chars().count().max(1));
+    }
+    cleaned
+}
+
 pub struct PlanOptions {
     pub missing: OnProblem,
     pub unreadable: OnProblem,
@@ -75,6 +95,12 @@ pub struct PlanOptions {
     pub max_files: Option<u64>,
     pub max_bytes: Option<u64>,
     pub conflicts: Box<dyn ConflictPolicy>,
+    /// Names that extract the same everywhere: siblings that differ only by
+    /// case or Unicode normalisation count as a conflict, and Windows'
+    /// reserved names, characters it cannot store, trailing dots and spaces
+    /// and components over 255 bytes are renamed. Off unless the server is
+    /// started with `--portable-names` (no vendor is known to do it).
+    pub portable_names: bool,
 }
 
 impl Default for PlanOptions {
@@ -87,6 +113,7 @@ impl Default for PlanOptions {
             max_files: None,
             max_bytes: None,
             conflicts: Box::new(NumberSuffix),
+            portable_names: false,
         }
     }
 }

@@ -15,7 +15,7 @@ use std::sync::Arc;
 use zipgate_api::http::{
     ascii_fallback, bearer, full, insert_allow, percent_encode_rfc5987, Body, Credentials,
 };
-use zipgate_api::plan::PlanOptions;
+use zipgate_api::plan::{safe_component, PlanOptions};
 use zipgate_api::rng::SplitMix64;
 use zipgate_api::time::utc_seconds;
 use zipgate_api::{
@@ -312,12 +312,14 @@ impl BoxDialect {
     }
 }
 
-/// `download_file_name` plus `.zip` (Box appends it), or the configured default.
+/// `download_file_name` plus `.zip` (Box appends it), or the configured
+/// default; made safe like an archive entry's name, so a browser or client
+/// saving it under that name cannot be sent into another folder (`../`).
 fn archive_name(requested: Option<&str>, settings: &BoxSettings) -> String {
     let base = requested
         .filter(|n| !n.trim().is_empty())
         .unwrap_or(&settings.default_name);
-    format!("{base}.zip")
+    format!("{}.zip", safe_component(base))
 }
 
 impl Dialect for BoxDialect {

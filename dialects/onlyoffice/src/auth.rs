@@ -1,14 +1,17 @@
 //! Who is calling, the way Community Server's authorizers decide it, in
 //! order: the `asc_auth_key` query parameter, form field or cookie (falling
 //! back to the raw `Authorization` header as the token), then `Basic`, then
-//! `Bearer`.
+//! `Bearer`. It runs before the body is parsed: the one body parameter it
+//! reads, the form field, is found by a bounded scan (`request::form_field`);
+//! a JSON or XML body is no form (`Request.Form` is empty for them), so a
+//! token in one is not looked at.
 
 use base64::Engine as _;
 use http::header;
 use std::sync::Arc;
 use zipgate_api::{Core, DialectRequest, UserInfo};
 
-use crate::request::Params;
+use crate::request;
 
 const COOKIE: &str = "asc_auth_key";
 
@@ -24,14 +27,13 @@ fn cookie(request: &DialectRequest) -> Option<String> {
         .map(|(_, value)| value.to_owned())
 }
 
-pub fn user(
-    request: &DialectRequest,
-    core: &dyn Core,
-    form: Option<&Params>,
-) -> Option<Arc<UserInfo>> {
+/// The caller, from the query string, a form body's `asc_auth_key`, the
+/// cookie or `Authorization`; `body` is the raw request body (empty where
+/// there is none).
+pub fn user(request: &DialectRequest, core: &dyn Core, body: &[u8]) -> Option<Arc<UserInfo>> {
     let key = request
         .query(COOKIE)
-        .or_else(|| form.and_then(|f| f.get(COOKIE)).map(str::to_owned))
+        .or_else(|| request::form_field(request, body, COOKIE))
         .or_else(|| cookie(request))
         .filter(|k| !k.is_empty());
     if let Some(token) = key {

@@ -84,6 +84,22 @@ impl OoError {
         OoError::new(status, message, GENERIC, "System.Exception")
     }
 
+    /// A body that flattens to more pairs, or more bytes of them, than
+    /// zipgate keeps. ASP.NET refuses a form of more than 1000 keys
+    /// (`MaxHttpCollectionKeys`); zipgate caps JSON and XML bodies the same
+    /// way and answers like the argument builder's other failures: a 400
+    /// `ArgumentException`.
+    pub fn too_many_parameters(pairs: usize, bytes: usize) -> Self {
+        OoError::new(
+            400,
+            &format!(
+                "The request has too many parameters: more than {pairs} name/value pairs or {bytes} bytes of them."
+            ),
+            ARGUMENT,
+            "System.ArgumentException",
+        )
+    }
+
     pub fn body_too_large(limit: usize) -> Self {
         OoError::new(
             400,

@@ -32,7 +32,7 @@ pub use settings::{Flavour, OnlyofficeSettings, Style};
 /// The request parser, for the fuzz targets and their corpus replay (`zipgate::fuzzing`); not an API.
 #[doc(hidden)]
 pub mod fuzzing {
-    pub use crate::request::{params, Params};
+    pub use crate::request::{form_field, params, Params, MAX_PAIRS, MAX_PAIR_BYTES};
 }
 
 const BULK: usize = 0;
@@ -485,7 +485,7 @@ impl OnlyofficeDialect {
             *response.status_mut() = StatusCode::BAD_REQUEST;
             return response;
         }
-        let Some(user) = auth::user(request, core, None) else {
+        let Some(user) = auth::user(request, core, &[]) else {
             return status_only(StatusCode::FORBIDDEN);
         };
         let owner = Principal::User(user.id.clone());
@@ -746,9 +746,10 @@ impl OnlyofficeDialect {
                 .authenticate_route(&request, core, format)
                 .unwrap_or_else(|err| self.error(&err, format));
         }
-        // Authentication comes before anything else is looked at.
-        let form = request::params(&request, request.body.as_deref().unwrap_or_default()).ok();
-        let Some(user) = auth::user(&request, core, form.as_ref()) else {
+        // Authentication comes before anything else is looked at: the body's
+        // parameters are parsed only for a caller the authorizers let in.
+        let body = request.body.as_deref().unwrap_or_default();
+        let Some(user) = auth::user(&request, core, body) else {
             return unauthorized(&request.headers, self.docspace());
         };
         let result = match route {

@@ -5,7 +5,7 @@
 
 use quick_xml::events::Event;
 use serde_json::Value;
-use zipgate_api::dialect::query_pairs;
+use zipgate_api::dialect::{percent_decode, query_pairs, raw_pairs};
 use zipgate_api::http::media_type;
 use zipgate_api::DialectRequest;
 
@@ -57,12 +57,80 @@ fn list_key_matches(key: &str, name: &str) -> bool {
     inner.bytes().all(|b| b.is_ascii_digit())
 }
 
-/// The query string merged with the body, as the vendor reads them.
+/// Most name/value pairs one body may flatten to: ASP.NET's
+/// `MaxHttpCollectionKeys`, the cap the vendor's own form reader applies.
+pub const MAX_PAIRS: usize = 1000;
+
+/// Most bytes (names and values) one body may flatten to. Nested names
+/// repeat their parents (`a[b][c]`), so a small body can name far more
+/// than it holds; this keeps the pairs within a small multiple of
+/// `--max-body`'s default whatever their shape.
+pub const MAX_PAIR_BYTES: usize = 1 << 20;
+
+/// The pairs a body flattens to, refused past [`MAX_PAIRS`] or [`MAX_PAIR_BYTES`].
+struct Budget<'a> {
+    out: &'a mut Vec<(String, String)>,
+    pairs: usize,
+    bytes: usize,
+}
+
+impl<'a> Budget<'a> {
+    fn new(out: &'a mut Vec<(String, String)>) -> Self {
+        Budget {
+            out,
+            pairs: 0,
+            bytes: 0,
+        }
+    }
+
+    /// Checked before the name is copied, so an oversized name costs nothing.
+    fn push(&mut self, key: &str, value: String) -> Result<(), OoError> {
+        self.pairs += 1;
+        self.bytes = self.bytes.saturating_add(key.len() + value.len());
+        if self.pairs > MAX_PAIRS || self.bytes > MAX_PAIR_BYTES {
+            return Err(OoError::too_many_parameters(MAX_PAIRS, MAX_PAIR_BYTES));
+        }
+        self.out.push((key.to_owned(), value));
+        Ok(())
+    }
+}
+
+/// Whether the vendor reads this request's body as a form (`Request.Form`):
+/// not a GET, and neither JSON nor `text/xml`.
+fn body_is_form(request: &DialectRequest) -> bool {
+    request.method != http::Method::GET
+        && !matches!(
+            media_type(&request.headers).as_deref(),
+            Some("application/json" | "text/xml")
+        )
+}
+
+/// The first value of `name` (any case) in the query string or a form body,
+/// as `Request[name]` finds it, without flattening the body: names are
+/// decoded only when they could spell `name`, and only the match's value is.
+/// Linear in the body and allocation-free but for the answer, so the
+/// authorizers can run on it before the body is parsed.
+pub fn form_field(request: &DialectRequest, body: &[u8], name: &str) -> Option<String> {
+    // `%XX` is the longest spelling of one byte.
+    let longest = name.len() * 3;
+    let find = |text: &str| {
+        raw_pairs(text)
+            .find(|(key, _)| key.len() <= longest && percent_decode(key).eq_ignore_ascii_case(name))
+            .map(|(_, value)| percent_decode(value))
+    };
+    find(request.uri.query().unwrap_or(""))
+        .or_else(|| body_is_form(request).then(|| find(&String::from_utf8_lossy(body)))?)
+}
+
+/// The query string merged with the body, as the vendor reads them. The
+/// body's pairs are capped ([`MAX_PAIRS`], [`MAX_PAIR_BYTES`]); past that
+/// the request is refused with the vendor's 400.
 pub fn params(request: &DialectRequest, body: &[u8]) -> Result<Params, OoError> {
     let mut params = Params(query_pairs(request.uri.query().unwrap_or("")));
     if request.method == http::Method::GET {
         return Ok(params);
     }
+    let mut budget = Budget::new(&mut params.0);
     match media_type(&request.headers).as_deref() {
         Some("application/json") => {
             if body.iter().all(u8::is_ascii_whitespace) {
@@ -75,16 +143,23 @@ pub fn params(request: &DialectRequest, body: &[u8]) -> Result<Params, OoError> 
                     "XmlNodeConverter can only convert JSON that begins with an object.",
                 ));
             };
-            for (key, value) in map {
-                flatten_json(&key, &value, &mut params.0);
+            let mut key = String::new();
+            for (name, value) in &map {
+                key.clear();
+                key.push_str(name);
+                flatten_json(&mut key, value, &mut budget)?;
             }
         }
         Some("text/xml") => {
             if !body.iter().all(u8::is_ascii_whitespace) {
-                params.0.extend(flatten_xml(body)?);
+                flatten_xml(body, &mut budget)?;
             }
         }
-        _ => params.0.extend(query_pairs(&String::from_utf8_lossy(body))),
+        _ => {
+            for (key, value) in raw_pairs(&String::from_utf8_lossy(body)) {
+                budget.push(&percent_decode(key), percent_decode(value))?;
+            }
+        }
     }
     Ok(params)
 }
@@ -98,15 +173,25 @@ fn scalar_text(value: &Value) -> Option<String> {
     }
 }
 
-fn flatten_json(key: &str, value: &Value, out: &mut Vec<(String, String)>) {
+/// Flattens `value` under the name in `key`: `a[b][0][c]`. The name is built
+/// in the one buffer (each level appends its part and takes it off again),
+/// so the work is linear in the body plus the bytes of the pairs kept.
+fn flatten_json(key: &mut String, value: &Value, out: &mut Budget) -> Result<(), OoError> {
     match value {
         Value::Array(items) => {
             for (i, item) in items.iter().enumerate() {
                 match item {
-                    Value::Object(_) => flatten_json(&format!("{key}[{i}]"), item, out),
+                    Value::Object(_) => {
+                        let mark = key.len();
+                        key.push('[');
+                        key.push_str(&i.to_string());
+                        key.push(']');
+                        flatten_json(key, item, out)?;
+                        key.truncate(mark);
+                    }
                     other => {
                         if let Some(text) = scalar_text(other) {
-                            out.push((key.to_owned(), text));
+                            out.push(key, text)?;
                         }
                     }
                 }
@@ -114,26 +199,49 @@ fn flatten_json(key: &str, value: &Value, out: &mut Vec<(String, String)>) {
         }
         Value::Object(map) => {
             for (sub, item) in map {
-                flatten_json(&format!("{key}[{sub}]"), item, out);
+                let mark = key.len();
+                key.push('[');
+                key.push_str(sub);
+                key.push(']');
+                flatten_json(key, item, out)?;
+                key.truncate(mark);
             }
         }
         other => {
             if let Some(text) = scalar_text(other) {
-                out.push((key.to_owned(), text));
+                out.push(key, text)?;
             }
         }
     }
+    Ok(())
 }
 
-/// Every leaf under the root element as a pair; the root's name is ignored.
+/// Every leaf under the root element as a pair (`fileConvertIds` ›
+/// `key` → `fileConvertIds[key]`); the root's name is ignored. The name is
+/// built in one buffer as for JSON, so depth costs nothing per leaf.
 /// DTDs are refused, so no entity is ever expanded.
-fn flatten_xml(body: &[u8]) -> Result<Vec<(String, String)>, OoError> {
+fn flatten_xml(body: &[u8], out: &mut Budget) -> Result<(), OoError> {
     let mut reader = quick_xml::Reader::from_reader(body);
-    let mut path: Vec<String> = Vec::new();
+    // The name of the open element, and per open element the name's length
+    // before it and whether it has had a child element.
+    let mut key = String::new();
+    let mut open: Vec<(usize, bool)> = Vec::new();
     let mut text = String::new();
-    let mut out = Vec::new();
-    let mut had_child: Vec<bool> = Vec::new();
     let mut buf = Vec::new();
+    // The root contributes nothing; its children start the name, deeper
+    // elements add `[name]`.
+    let append = |key: &mut String, depth: usize, name: &[u8]| {
+        let name = String::from_utf8_lossy(name);
+        match depth {
+            0 => {}
+            1 => key.push_str(&name),
+            _ => {
+                key.push('[');
+                key.push_str(&name);
+                key.push(']');
+            }
+        }
+    };
     loop {
         let event = reader
             .read_event_into(&mut buf)
@@ -141,20 +249,22 @@ fn flatten_xml(body: &[u8]) -> Result<Vec<(String, String)>, OoError> {
         match event {
             Event::DocType(_) => return Err(OoError::malformed_xml("DTDs are not allowed.")),
             Event::Start(e) => {
-                if let Some(parent) = had_child.last_mut() {
-                    *parent = true;
+                if let Some((_, had_child)) = open.last_mut() {
+                    *had_child = true;
                 }
-                path.push(String::from_utf8_lossy(e.local_name().as_ref()).into_owned());
-                had_child.push(false);
+                open.push((key.len(), false));
+                append(&mut key, open.len() - 1, e.local_name().as_ref());
                 text.clear();
             }
             Event::Empty(e) => {
-                if let Some(parent) = had_child.last_mut() {
-                    *parent = true;
+                if let Some((_, had_child)) = open.last_mut() {
+                    *had_child = true;
                 }
-                if !path.is_empty() {
-                    let name = String::from_utf8_lossy(e.local_name().as_ref()).into_owned();
-                    out.push((key_for(&path[1..], &name), String::new()));
+                if !open.is_empty() {
+                    let mark = key.len();
+                    append(&mut key, open.len(), e.local_name().as_ref());
+                    out.push(&key, String::new())?;
+                    key.truncate(mark);
                 }
             }
             Event::Text(t) => {
@@ -165,11 +275,11 @@ fn flatten_xml(body: &[u8]) -> Result<Vec<(String, String)>, OoError> {
             }
             Event::CData(t) => text.push_str(&String::from_utf8_lossy(&t)),
             Event::End(_) => {
-                let name = path.pop().unwrap_or_default();
-                let leaf = !had_child.pop().unwrap_or(false);
-                if leaf && !path.is_empty() {
-                    out.push((key_for(&path[1..], &name), text.trim().to_owned()));
+                let (mark, had_child) = open.pop().unwrap_or_default();
+                if !had_child && !open.is_empty() {
+                    out.push(&key, text.trim().to_owned())?;
                 }
+                key.truncate(mark);
                 text.clear();
             }
             Event::Eof => break,
@@ -177,25 +287,10 @@ fn flatten_xml(body: &[u8]) -> Result<Vec<(String, String)>, OoError> {
         }
         buf.clear();
     }
-    if !path.is_empty() {
+    if !open.is_empty() {
         return Err(OoError::malformed_xml("Unexpected end of file."));
     }
-    Ok(out)
-}
-
-/// `fileConvertIds` › `key` → `fileConvertIds[key]`.
-fn key_for(parents: &[String], name: &str) -> String {
-    match parents.split_first() {
-        None => name.to_owned(),
-        Some((first, rest)) => {
-            let mut key = first.clone();
-            for part in rest {
-                key.push_str(&format!("[{part}]"));
-            }
-            key.push_str(&format!("[{name}]"));
-            key
-        }
-    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -279,6 +374,160 @@ mod tests {
         );
         assert!(!list_key_matches("fileIdé", "fileIds"));
         assert!(list_key_matches("FILEIDS[12]", "fileIds"));
+    }
+
+    #[test]
+    fn nested_names_as_the_vendor_flattens_them() {
+        let pairs = |ct: &str, body: &str| {
+            params(&request("PUT", "/x", Some(ct)), body.as_bytes())
+                .unwrap()
+                .0
+        };
+        let expected: Vec<(String, String)> = [
+            ("fileConvertIds[0][key]", "1"),
+            ("fileConvertIds[0][value]", ".pdf"),
+            ("fileConvertIds[1][key]", "2"),
+            ("a[b][c]", "x"),
+            ("a[d]", ""),
+        ]
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+        assert_eq!(
+            pairs(
+                "application/json",
+                r#"{"fileConvertIds":[{"key":"1","value":".pdf"},{"key":2}],"a":{"b":{"c":"x"},"d":""}}"#
+            ),
+            expected
+        );
+        // XML repeats an element instead of indexing it.
+        let owned = |list: &[(&str, &str)]| -> Vec<(String, String)> {
+            list.iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect()
+        };
+        assert_eq!(
+            pairs(
+                "text/xml",
+                "<request><fileConvertIds><key>1</key><value>.pdf</value></fileConvertIds>\
+                 <fileConvertIds><key>2</key></fileConvertIds><a><b><c> x </c></b><d/></a></request>"
+            ),
+            owned(&[
+                ("fileConvertIds[key]", "1"),
+                ("fileConvertIds[value]", ".pdf"),
+                ("fileConvertIds[key]", "2"),
+                ("a[b][c]", "x"),
+                ("a[d]", ""),
+            ])
+        );
+    }
+
+    #[test]
+    fn bodies_past_the_caps_are_refused() {
+        let refused = |ct: &str, body: String| {
+            let err = params(&request("PUT", "/x", Some(ct)), body.as_bytes()).unwrap_err();
+            assert_eq!(err.status, 400, "{err:?}");
+            assert!(err.message.contains("too many parameters"), "{err:?}");
+        };
+        // A long name repeated per array item: the bytes cap.
+        let key = "k".repeat(100_000);
+        refused(
+            "application/json",
+            format!(r#"{{"{key}":[{}]}}"#, vec!["1"; 20].join(",")),
+        );
+        // Many short pairs: the count cap, in every body type.
+        let items = vec!["1"; MAX_PAIRS + 1].join(",");
+        refused("application/json", format!(r#"{{"fileIds":[{items}]}}"#));
+        refused(
+            "text/xml",
+            format!("<r>{}</r>", "<f>1</f>".repeat(MAX_PAIRS + 1)),
+        );
+        refused(
+            "application/x-www-form-urlencoded",
+            "f=1&".repeat(MAX_PAIRS + 1),
+        );
+        // Exactly at the cap is fine.
+        let items = vec!["1"; MAX_PAIRS].join(",");
+        let ok = params(
+            &request("PUT", "/x", Some("application/json")),
+            format!(r#"{{"fileIds":[{items}]}}"#).as_bytes(),
+        )
+        .unwrap();
+        assert_eq!(ok.list("fileIds").len(), MAX_PAIRS);
+    }
+
+    #[test]
+    fn deep_xml_costs_no_more_than_its_size() {
+        // 8000 levels and 1000 leaves at the bottom: naming each leaf from
+        // its whole path took seconds; one shared buffer hits the byte cap
+        // after a few leaves.
+        let xml = format!(
+            "<r>{}{}{}</r>",
+            "<a>".repeat(8000),
+            "<b/>".repeat(1000),
+            "</a>".repeat(8000)
+        );
+        let started = std::time::Instant::now();
+        let err = params(&request("PUT", "/x", Some("text/xml")), xml.as_bytes()).unwrap_err();
+        assert!(err.message.contains("too many parameters"), "{err:?}");
+        assert!(started.elapsed() < std::time::Duration::from_millis(500));
+        // One deep leaf is still read, with its whole name.
+        let xml = format!("<r>{}x{}</r>", "<a>".repeat(500), "</a>".repeat(500));
+        let pairs = params(&request("PUT", "/x", Some("text/xml")), xml.as_bytes())
+            .unwrap()
+            .0;
+        assert_eq!(pairs.len(), 1);
+        assert_eq!(pairs[0].0, format!("a{}", "[a]".repeat(499)));
+        assert_eq!(pairs[0].1, "x");
+    }
+
+    #[test]
+    fn the_auth_key_is_found_without_parsing_the_body() {
+        let find = |method: &str, uri: &str, ct: Option<&str>, body: &str| {
+            form_field(&request(method, uri, ct), body.as_bytes(), "asc_auth_key")
+        };
+        let form = Some("application/x-www-form-urlencoded");
+        assert_eq!(
+            find(
+                "PUT",
+                "/x",
+                form,
+                "fileIds=1&ASC%5Fauth%5Fkey=t+1&asc_auth_key=2"
+            )
+            .as_deref(),
+            Some("t 1")
+        );
+        assert_eq!(
+            find("PUT", "/x?Asc_Auth_Key=q", form, "asc_auth_key=b").as_deref(),
+            Some("q")
+        );
+        assert_eq!(
+            find("PUT", "/x", None, "asc_auth_key=b").as_deref(),
+            Some("b")
+        );
+        // JSON and XML bodies are no form; a GET's body is not read.
+        assert_eq!(
+            find(
+                "PUT",
+                "/x",
+                Some("application/json"),
+                r#"{"asc_auth_key":"t"}"#
+            ),
+            None
+        );
+        assert_eq!(
+            find(
+                "PUT",
+                "/x",
+                Some("text/xml"),
+                "<r><asc_auth_key>t</asc_auth_key></r>"
+            ),
+            None
+        );
+        assert_eq!(find("GET", "/x", form, "asc_auth_key=t"), None);
+        // A name too long to spell the key is skipped undecoded.
+        let long = format!("{}=1&asc_auth_key=t", "%61".repeat(100_000));
+        assert_eq!(find("PUT", "/x", form, &long).as_deref(), Some("t"));
     }
 
     #[test]

@@ -558,13 +558,14 @@ impl OracleDialect {
             RangeRequest::Partial { start, end } => {
                 (StatusCode::PARTIAL_CONTENT, start, end - start + 1)
             }
+            // The documented 416, in the API's error envelope like its other errors.
             RangeRequest::Unsatisfiable => {
-                let mut response = Response::new(zipgate_api::http::empty());
-                *response.status_mut() = StatusCode::RANGE_NOT_SATISFIABLE;
+                let err =
+                    OracleError::for_status(416, Some("Requested range cannot be satisfied."));
+                let mut response = self.error(request, core, &err);
                 if let Ok(value) = HeaderValue::from_str(&format!("bytes */{total}")) {
                     response.headers_mut().insert(header::CONTENT_RANGE, value);
                 }
-                add_ecid(response.headers_mut(), core);
                 return Ok(response);
             }
         };
