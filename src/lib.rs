@@ -271,6 +271,14 @@ impl ServerBuilder {
         self
     }
 
+    /// Compute file CRCs in a background thread at start and after each
+    /// fixture change (default true), so the first stored download of a big
+    /// file starts at once. As `--no-warm-crc` (false).
+    pub fn warm_crcs(mut self, on: bool) -> Self {
+        self.config.warm_crcs = on;
+        self
+    }
+
     /// Jobs the server keeps in all (default 10,000); past it the oldest
     /// settled jobs are dropped first, then the oldest.
     pub fn max_jobs(mut self, jobs: usize) -> Self {

@@ -536,3 +536,50 @@ fn a_fixture_file_is_confined_to_its_folder_unless_told_otherwise() {
         .unwrap();
     assert!(check.status.success());
 }
+
+/// #15.8: SIGTERM during a big stored entry's CRC pass (a download that has
+/// not sent its first byte) stops the process within the grace period; the
+/// engine thread used to run on for the whole pass (minutes to hours).
+#[test]
+fn sigterm_stops_a_download_stuck_in_a_crc_pass_within_the_grace() {
+    let dir = TempDir::new("sigterm-crc");
+    let fixture = dir.path().join("huge.json");
+    std::fs::write(
+        &fixture,
+        r#"{"nodes":[{"id":"huge","name":"huge.bin","content":{"generate":{"size":68719476736,"seed":1,"kind":"random"}}}]}"#,
+    )
+    .unwrap();
+    let mut running = serve(&[
+        "--fixtures",
+        fixture.to_str().unwrap(),
+        "--no-warm-crc",
+        "--shutdown-grace",
+        "1",
+    ]);
+    let body = r#"{"items":[{"id":"huge"}],"compression":"store"}"#;
+    let mut download = TcpStream::connect(&running.addr).unwrap();
+    write!(
+        download,
+        "POST /_zipgate/zip HTTP/1.1\r\nHost: {}\r\nContent-Type: application/json\r\n\
+         Content-Length: {}\r\n\r\n{body}",
+        running.addr,
+        body.len()
+    )
+    .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !http_get(&running.addr, "/_zipgate/health")
+        .1
+        .contains("\"active_streams\":1")
+    {
+        assert!(Instant::now() < deadline, "the download never started");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let asked = Instant::now();
+    terminate(&mut running);
+    assert!(
+        asked.elapsed() < Duration::from_secs(5),
+        "stopped only after {:?}",
+        asked.elapsed()
+    );
+    drop(download);
+}

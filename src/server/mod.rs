@@ -14,7 +14,7 @@ use std::convert::Infallible;
 use std::future::Future;
 use std::path::PathBuf;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
@@ -164,6 +164,8 @@ pub struct AppState {
     pub journal: Journal,
     pub faults: FaultBook,
     generation: AtomicU64,
+    /// CRC warmer threads running (health shows it).
+    warmers: Arc<AtomicUsize>,
     rng: Mutex<SplitMix64>,
     secrets: Mutex<ChaCha20Rng>,
     pub clock: Arc<dyn Clock>,
@@ -226,8 +228,9 @@ impl AppState {
                 .add(rule.clone())
                 .map_err(|e| crate::StartError::Faults(format!("rule {}: {e}", index + 1)))?;
         }
+        let warmers = Arc::new(AtomicUsize::new(0));
         if config.warm_crcs {
-            warm_in_background(store.clone());
+            warm_in_background(store.clone(), warmers.clone());
         }
         let control_clock = Arc::new(AdjustableClock::new(clock));
         let clock: Arc<dyn Clock> = control_clock.clone();
@@ -239,6 +242,7 @@ impl AppState {
             journal: Journal::with_limits(config.journal_capacity, config.journal_bytes),
             faults,
             generation: AtomicU64::new(0),
+            warmers,
             rng: Mutex::new(SplitMix64::new(config.seed)),
             secrets: Mutex::new(secret_generator(config.secret_seed)),
             jobs: JobRegistry::with_limits(clock.clone(), config.job_limits),
@@ -335,10 +339,25 @@ impl AppState {
     pub fn replace_store(&self, store: Store) {
         let store = Arc::new(store);
         if self.config.warm_crcs {
-            warm_in_background(store.clone());
+            warm_in_background(store.clone(), self.warmers.clone());
         }
-        *self.store.write().unwrap_or_else(|e| e.into_inner()) = store;
+        let old = std::mem::replace(
+            &mut *self.store.write().unwrap_or_else(|e| e.into_inner()),
+            store,
+        );
+        // Its warmer must not keep both cores busy on a tree nobody asks for.
+        old.retire();
         self.generation.fetch_add(1, Ordering::SeqCst);
+    }
+
+    /// Stops background work (the CRC warmer) when the server shuts down.
+    pub fn stop_background(&self) {
+        self.store().retire();
+    }
+
+    /// CRC warmer threads still running.
+    pub fn crc_warmers(&self) -> usize {
+        self.warmers.load(Ordering::SeqCst)
     }
 }
 
@@ -357,10 +376,21 @@ fn release_freed_memory() {
     }
 }
 
-fn warm_in_background(store: Arc<Store>) {
+fn warm_in_background(store: Arc<Store>, warmers: Arc<AtomicUsize>) {
+    struct Running(Arc<AtomicUsize>);
+    impl Drop for Running {
+        fn drop(&mut self) {
+            self.0.fetch_sub(1, Ordering::SeqCst);
+        }
+    }
+    warmers.fetch_add(1, Ordering::SeqCst);
+    let running = Running(warmers);
     let spawned = std::thread::Builder::new()
         .name("crc-warmer".into())
-        .spawn(move || store.warm_crcs());
+        .spawn(move || {
+            let _running = running;
+            store.warm_crcs()
+        });
     if let Err(error) = spawned {
         tracing::warn!(%error, "cannot start the CRC warmer; CRCs will be computed on first use");
     }
@@ -430,6 +460,7 @@ pub async fn run(listener: TcpListener, state: Arc<AppState>, shutdown: impl Fut
     }
     drop(listener);
     tracing::info!("shutting down; letting in-flight responses finish");
+    state.stop_background();
     if connections.finish().await {
         tracing::info!("all connections closed");
     }
@@ -462,7 +493,7 @@ pub async fn run_on_workers(
             std::thread::Builder::new()
                 .name(format!("zipgate-worker-{n}"))
                 .spawn(move || {
-                    runtime.block_on(async move {
+                    let closed = runtime.block_on(async move {
                         let connections = Connections::new(&state);
                         loop {
                             tokio::select! {
@@ -475,7 +506,13 @@ pub async fn run_on_workers(
                             }
                         }
                         connections.finish().await
-                    })
+                    });
+                    // Shutting the runtime down drops the responses still in
+                    // flight after the grace, so their engine threads stop at
+                    // their next block (a CRC pass included); one stuck in a
+                    // slow read must not keep the process alive.
+                    runtime.shutdown_timeout(Duration::from_secs(1));
+                    closed
                 })?,
         );
         queues.push(queue);
@@ -496,6 +533,7 @@ pub async fn run_on_workers(
     }
     drop(listener);
     tracing::info!("shutting down; letting in-flight responses finish");
+    state.stop_background();
     let _ = stop.send(true);
     drop(queues);
     let all_closed = tokio::task::spawn_blocking(move || {

@@ -34,6 +34,7 @@ async fn health(ctx: Ctx) -> Response<Body> {
             "users": store.users().count(),
             "jobs": state.jobs.len(),
             "active_streams": state.streams.active(),
+            "crc_warmers": state.crc_warmers(),
         }),
     )
 }

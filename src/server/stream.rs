@@ -45,6 +45,12 @@ impl ChunkSink for ChannelSink {
     fn send(&mut self, chunk: Bytes) -> Result<(), Cancelled> {
         self.0.blocking_send(Ok(chunk)).map_err(|_| Cancelled)
     }
+
+    /// The response body (the receiver) is gone: the client left, or the
+    /// connection was cut at shutdown.
+    fn cancelled(&self) -> bool {
+        self.0.is_closed()
+    }
 }
 
 /// A response body streaming `archive` from `offset`, ending after `len`

@@ -83,6 +83,9 @@ pub struct Store {
     roots: Vec<NodeId>,
     users: BTreeMap<UserId, User>,
     tokens: HashMap<String, UserId>,
+    /// Set once another tree replaced this one (or the server stops): the
+    /// CRC warmer stops, requests already holding the tree go on.
+    retired: std::sync::atomic::AtomicBool,
 }
 
 impl Store {
@@ -97,6 +100,7 @@ impl Store {
             roots,
             users,
             tokens,
+            retired: std::sync::atomic::AtomicBool::new(false),
         }
     }
 
@@ -188,15 +192,32 @@ impl Store {
 
     /// Computes every file's CRC-32 ahead of its first download, so a stored
     /// archive's first byte does not wait for a read pass over its bodies.
+    /// Computes every file's CRC ahead of its first download, until done
+    /// or until the tree is retired.
     pub fn warm_crcs(&self) {
         use crate::zip::EntryData as _;
         for node in self.nodes.values() {
+            if self.is_retired() {
+                return;
+            }
             if let NodeData::File(body) = &node.data {
-                if let Err(error) = body.crc32() {
-                    tracing::warn!(id = %node.id, %error, "cannot read file content");
+                if let Err(error) = body.crc32(&|| self.is_retired()) {
+                    if !self.is_retired() {
+                        tracing::warn!(id = %node.id, %error, "cannot read file content");
+                    }
                 }
             }
         }
+    }
+
+    /// Marks the tree as no longer in force: background work on it stops.
+    pub fn retire(&self) {
+        self.retired
+            .store(true, std::sync::atomic::Ordering::SeqCst);
+    }
+
+    pub fn is_retired(&self) -> bool {
+        self.retired.load(std::sync::atomic::Ordering::SeqCst)
     }
 
     pub fn can_read(&self, principal: &Principal, node: &Node) -> bool {

@@ -26,8 +26,11 @@ use format::EntryRecord;
 pub trait EntryData: Send + Sync {
     fn len(&self) -> u64;
     fn open_at(&self, offset: u64) -> io::Result<Box<dyn Read + Send>>;
-    /// CRC-32 of the whole body; implementations should remember it.
-    fn crc32(&self) -> io::Result<u32>;
+    /// CRC-32 of the whole body; implementations should remember it. A pass
+    /// over a big body asks `cancelled` between blocks and gives up (with an
+    /// error) once it says yes, so a client that left or a tree that was
+    /// replaced does not keep a thread reading for minutes.
+    fn crc32(&self, cancelled: &dyn Fn() -> bool) -> io::Result<u32>;
     fn is_empty(&self) -> bool {
         self.len() == 0
     }
@@ -59,6 +62,11 @@ pub struct ArchiveEntry {
 /// Where the stream goes. `send` fails once nobody wants more bytes.
 pub trait ChunkSink {
     fn send(&mut self, chunk: Bytes) -> Result<(), Cancelled>;
+    /// True once `send` would fail: checked by work that sends nothing for a
+    /// long time (a stored entry's CRC pass before its header).
+    fn cancelled(&self) -> bool {
+        false
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -245,7 +253,18 @@ impl Archive {
                     record.uncompressed = size;
                     record.compressed = size;
                     record.zip64 = size >= 0xFFFF_FFFF;
-                    record.crc = if measuring { 0 } else { data.crc32()? };
+                    record.crc = if measuring {
+                        0
+                    } else {
+                        let sink = &*out.sink;
+                        data.crc32(&|| sink.cancelled()).map_err(|error| {
+                            if sink.cancelled() {
+                                StreamError::Cancelled
+                            } else {
+                                error.into()
+                            }
+                        })?
+                    };
                     header.clear();
                     format::local_header(&record, &mut header);
                     out.put(&header)?;

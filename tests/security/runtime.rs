@@ -411,3 +411,91 @@ async fn the_journal_redacts_credentials_in_queries_and_bodies() {
     assert!(text.contains("access_token=alice-token"), "{text}");
     assert!(text.contains("alice-password"), "{text}");
 }
+
+/// 64 GiB of generated content: a CRC pass over it takes far longer than
+/// any test waits, so only a pass that stops can pass these tests.
+const HUGE: &str = r#"{"nodes":[
+    {"id":"huge","name":"huge.bin","content":{"generate":{"size":68719476736,"seed":1,"kind":"random"}}},
+    {"id":"small","name":"small.txt","content":{"text":"small"}}]}"#;
+
+async fn health(server: &zipgate::ServerHandle) -> serde_json::Value {
+    send(server, Method::GET, "/_zipgate/health", &[], "")
+        .await
+        .json()
+}
+
+/// Waits up to `secs` for `check` on the health answer.
+async fn health_until(
+    server: &zipgate::ServerHandle,
+    secs: u64,
+    check: impl Fn(&serde_json::Value) -> bool,
+) -> serde_json::Value {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(secs);
+    loop {
+        let health = health(server).await;
+        if check(&health) || std::time::Instant::now() > deadline {
+            return health;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+}
+
+/// #15.8: a client that leaves during a big stored entry's CRC pass (before
+/// the first byte) stops the engine thread.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_crc_pass_stops_when_the_client_leaves() {
+    let server = Server::builder()
+        .fixtures_json(HUGE)
+        .unwrap()
+        .warm_crcs(false)
+        .spawn()
+        .await
+        .unwrap();
+    let addr = server.addr();
+    let body = r#"{"items":[{"id":"huge"}],"compression":"store"}"#;
+    let mut socket = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let request = format!(
+        "POST /_zipgate/zip HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\n\
+         Content-Length: {}\r\n\r\n{body}",
+        body.len()
+    );
+    tokio::io::AsyncWriteExt::write_all(&mut socket, request.as_bytes())
+        .await
+        .unwrap();
+    let busy = health_until(&server, 5, |h| h["active_streams"] == 1).await;
+    assert_eq!(busy["active_streams"], 1, "the download never started");
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    drop(socket);
+    let after = health_until(&server, 3, |h| h["active_streams"] == 0).await;
+    assert_eq!(
+        after["active_streams"], 0,
+        "the engine thread kept computing the CRC after the client left"
+    );
+}
+
+/// #15.8: replacing the tree stops the background CRC warmer on the old one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn replacing_the_tree_stops_the_crc_warmer() {
+    let server = Server::builder()
+        .fixtures_json(HUGE)
+        .unwrap()
+        .spawn()
+        .await
+        .unwrap();
+    let warming = health_until(&server, 3, |h| h["crc_warmers"] == 1).await;
+    assert_eq!(warming["crc_warmers"], 1);
+    let reply = send(
+        &server,
+        Method::PUT,
+        "/_zipgate/fixtures",
+        &[("content-type", "application/json")],
+        r#"{"nodes":[{"id":"a","name":"a.txt","content":{"text":"a"}}]}"#,
+    )
+    .await;
+    assert_eq!(reply.status, StatusCode::OK);
+    let after = health_until(&server, 3, |h| h["crc_warmers"] == 0).await;
+    assert_eq!(
+        after["crc_warmers"], 0,
+        "the warmer went on reading the replaced tree"
+    );
+}
