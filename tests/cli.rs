@@ -4,63 +4,10 @@ mod common;
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
-use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::TempDir;
-
-struct Running {
-    child: Child,
-    addr: String,
-    log: mpsc::Receiver<String>,
-}
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// Starts `zipgate serve --listen 127.0.0.1:0 ARGS` and waits for the log
-/// line that names the port.
-fn serve(args: &[&str]) -> Running {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_zipgate"))
-        .args(["serve", "--listen", "127.0.0.1:0"])
-        .args(args)
-        .env("RUST_LOG", "info")
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("zipgate starts");
-    let stderr = child.stderr.take().unwrap();
-    let (tx, log) = mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            if tx.send(line).is_err() {
-                break;
-            }
-        }
-    });
-    // Owned by the guard from here on, so a failed wait below still reaps the child.
-    let mut running = Running {
-        child,
-        addr: String::new(),
-        log,
-    };
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while running.addr.is_empty() {
-        let line = running
-            .log
-            .recv_timeout(deadline.saturating_duration_since(Instant::now()))
-            .expect("zipgate logs where it listens");
-        if let Some(at) = line.find("http://127.0.0.1:") {
-            running.addr = line[at + 7..].split_whitespace().next().unwrap().to_owned();
-        }
-    }
-    running
-}
+use common::{serve_binary as serve, Running, TempDir};
 
 fn http_get(addr: &str, path: &str) -> (u16, String) {
     let mut stream = TcpStream::connect(addr).unwrap();

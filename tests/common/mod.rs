@@ -3,9 +3,12 @@
 #![allow(dead_code)]
 
 use std::io::Read;
+use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use http::{HeaderMap, Method, Request, StatusCode};
@@ -353,4 +356,58 @@ pub fn assert_golden(name: &str, actual: &[u8]) {
         String::from_utf8_lossy(&expected),
         String::from_utf8_lossy(actual)
     );
+}
+
+/// The `zipgate` binary serving on a free port, killed when dropped; its
+/// log lines arrive on `log`.
+pub struct Running {
+    pub child: Child,
+    pub addr: String,
+    pub log: mpsc::Receiver<String>,
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Starts `zipgate serve --listen 127.0.0.1:0 ARGS` and waits for the log
+/// line that names the port.
+pub fn serve_binary(args: &[&str]) -> Running {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_zipgate"))
+        .args(["serve", "--listen", "127.0.0.1:0"])
+        .args(args)
+        .env("RUST_LOG", "info")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("zipgate starts");
+    let stderr = child.stderr.take().unwrap();
+    let (tx, log) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    // Owned by the guard from here on, so a failed wait below still reaps the child.
+    let mut running = Running {
+        child,
+        addr: String::new(),
+        log,
+    };
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while running.addr.is_empty() {
+        let line = running
+            .log
+            .recv_timeout(deadline.saturating_duration_since(Instant::now()))
+            .expect("zipgate logs where it listens");
+        if let Some(at) = line.find("http://127.0.0.1:") {
+            running.addr = line[at + 7..].split_whitespace().next().unwrap().to_owned();
+        }
+    }
+    running
 }

@@ -1,57 +1,15 @@
 //! Security tests: dialects.
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{Read, Write};
 use std::net::TcpStream;
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 #[allow(unused_imports)]
 use super::common;
+use super::common::{serve_binary, Running};
 
-/// The `zipgate` binary on a free port, killed when dropped: its memory is
-/// its own, so a test can read its high-water mark.
-struct Binary {
-    child: Child,
-    addr: String,
-}
-
-impl Drop for Binary {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Binary {
-    fn start(args: &[&str]) -> Binary {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_zipgate"))
-            .args(["serve", "--listen", "127.0.0.1:0"])
-            .args(args)
-            .env("RUST_LOG", "info")
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("zipgate starts");
-        let stderr = child.stderr.take().unwrap();
-        let mut binary = Binary {
-            child,
-            addr: String::new(),
-        };
-        let mut lines = BufReader::new(stderr).lines();
-        while binary.addr.is_empty() {
-            let line = lines
-                .next()
-                .expect("zipgate logs where it listens")
-                .unwrap();
-            if let Some(at) = line.find("http://127.0.0.1:") {
-                binary.addr = line[at + 7..].split_whitespace().next().unwrap().to_owned();
-            }
-        }
-        // Keep draining the log so the server never blocks on a full pipe.
-        std::thread::spawn(move || lines.for_each(drop));
-        binary
-    }
-
+/// The binary's memory is its own, so a test can read its high-water mark.
+impl Running {
     /// `VmHWM` (peak resident set) in KiB.
     fn peak_rss_kib(&self) -> u64 {
         let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))
@@ -109,7 +67,7 @@ fn deep_xml() -> Vec<u8> {
 
 #[test]
 fn onlyoffice_hostile_bodies_are_answered_fast_in_bounded_memory() {
-    let server = Binary::start(&[]);
+    let server = serve_binary(&[]);
     // Warm up (first request, CRC warmer) before taking the baseline.
     let (answer, _) = server.exchange(
         "GET /api/2.0/files/fileops HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
@@ -169,6 +127,30 @@ fn onlyoffice_hostile_bodies_are_answered_fast_in_bounded_memory() {
     assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
     let grown = server.peak_rss_kib().saturating_sub(baseline);
     assert!(grown < 64 * 1024, "peak RSS grew by {grown} KiB");
+}
+
+/// Alice's Oracle job for `notes.md` (an immediately ready package): its
+/// package's path on our origin.
+async fn oracle_package_of_notes(s: &common::Clocked) -> String {
+    let folder = "FE7DA518D17AA5E46E282D9A1B02AE3398E71823807D";
+    let file = "DC9AEA3E7F3AA1C07FCE4E46B7AC2B4F52F010D5A813";
+    let created = common::call(
+        s,
+        http::Method::POST,
+        &format!("/documents/api/1.2/folders/{folder}/_download"),
+        &[
+            ("authorization", "Bearer alice-token"),
+            ("content-type", "application/json"),
+        ],
+        &format!(r#"{{"idList":"{file}"}}"#),
+    )
+    .await;
+    assert_eq!(created.status, http::StatusCode::OK);
+    let location = created.json()["Location"].as_str().unwrap().to_owned();
+    let job = location
+        .strip_prefix(&format!("http://{}", common::HOST))
+        .expect("a URL on our origin");
+    format!("{job}/package")
 }
 
 mod head {
@@ -288,19 +270,8 @@ mod head {
     #[tokio::test]
     async fn oracle_package() {
         let s = start_dialect("oracle", &[("pacing", "immediate")]).await;
-        let folder = "FE7DA518D17AA5E46E282D9A1B02AE3398E71823807D";
-        let file = "DC9AEA3E7F3AA1C07FCE4E46B7AC2B4F52F010D5A813";
-        let created = call(
-            &s,
-            Method::POST,
-            &format!("/documents/api/1.2/folders/{folder}/_download"),
-            &[ALICE, JSON],
-            &format!(r#"{{"idList":"{file}"}}"#),
-        )
-        .await;
-        assert_eq!(created.status, StatusCode::OK);
-        let job = path_of(created.json()["Location"].as_str().unwrap());
-        head_then_get(&s, &format!("{job}/package"), &[ALICE]).await;
+        let package = super::oracle_package_of_notes(&s).await;
+        head_then_get(&s, &package, &[ALICE]).await;
     }
 
     #[tokio::test]
@@ -490,21 +461,7 @@ mod download_names_and_ranges {
     #[tokio::test]
     async fn oracle_416_carries_the_error_envelope() {
         let s = start_dialect("oracle", &[("pacing", "immediate")]).await;
-        let folder = "FE7DA518D17AA5E46E282D9A1B02AE3398E71823807D";
-        let file = "DC9AEA3E7F3AA1C07FCE4E46B7AC2B4F52F010D5A813";
-        let created = call(
-            &s,
-            Method::POST,
-            &format!("/documents/api/1.2/folders/{folder}/_download"),
-            &[ALICE, JSON],
-            &format!(r#"{{"idList":"{file}"}}"#),
-        )
-        .await;
-        let location = created.json()["Location"].as_str().unwrap().to_owned();
-        let package = format!(
-            "{}/package",
-            location.strip_prefix(&format!("http://{HOST}")).unwrap()
-        );
+        let package = super::oracle_package_of_notes(&s).await;
         let full = call(&s, Method::GET, &package, &[ALICE], "").await;
         let size = full.body.len();
         let past = format!("bytes={}-", size + 10);
@@ -535,7 +492,7 @@ mod portable_names {
     //! on case-insensitive, normalising and Windows file systems.
 
     use super::common::*;
-    use super::Binary;
+    use super::serve_binary;
 
     /// A folder whose files differ only by case or normalisation, or that
     /// Windows would refuse or alter.
@@ -620,7 +577,7 @@ mod portable_names {
         let dir = TempDir::new("portable-names");
         let path = dir.path().join("fixture.json");
         std::fs::write(&path, fixture()).unwrap();
-        let server = Binary::start(&["--portable-names", "--fixtures", path.to_str().unwrap()]);
+        let server = serve_binary(&["--portable-names", "--fixtures", path.to_str().unwrap()]);
         let body = r#"{"items":[{"id":"f"}]}"#;
         let head = format!(
             "POST /_zipgate/zip HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\n\

@@ -2,6 +2,7 @@
 //! connection limits.
 
 use http::{Method, StatusCode};
+use zipgate::api::rng::SplitMix64;
 use zipgate::Server;
 
 use super::common::*;
@@ -10,14 +11,6 @@ const GAMMA: u64 = 0x9E37_79B9_7F4A_7C15;
 const M1: u64 = 0xBF58_476D_1CE4_E5B9;
 const M2: u64 = 0x94D0_49BB_1331_11EB;
 const BASE64URL: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
-
-/// The SplitMix64 output function, as the server's id generator had it.
-fn mix(mut z: u64) -> u64 {
-    z = z.wrapping_add(GAMMA);
-    z = (z ^ (z >> 30)).wrapping_mul(M1);
-    z = (z ^ (z >> 27)).wrapping_mul(M2);
-    z ^ (z >> 31)
-}
 
 fn inverse(a: u64) -> u64 {
     // Newton's iteration for a multiplicative inverse modulo 2^64.
@@ -43,24 +36,12 @@ fn unmix(z: u64) -> u64 {
     unshift(z, 30).wrapping_sub(GAMMA)
 }
 
-/// `SplitMix64::new(seed)`'s stream.
-struct Old(u64);
-
-impl Old {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(GAMMA);
-        mix(self.0)
-    }
-    fn append(&mut self, out: &mut String, alphabet: &[u8], len: usize) {
-        for _ in 0..len {
-            out.push(alphabet[(self.next() % alphabet.len() as u64) as usize] as char);
-        }
-    }
-}
+/// The old code's generator, which still makes the cosmetic ids.
+type Old = SplitMix64;
 
 /// A Box download id as the old code drew it from one generator output.
 fn old_box_id(output: u64) -> String {
-    let mut rng = Old(output);
+    let mut rng = Old::new(output);
     let mut id = String::new();
     rng.append(&mut id, b"0123456789", 2);
     rng.append(&mut id, BASE64URL, 21);
@@ -80,35 +61,20 @@ fn state_behind_guid(guid: &str) -> Option<u64> {
     (0..16u64).find_map(|nibble| {
         let full = (a & !0xF000) | (nibble << 12);
         let output = unmix(full).wrapping_sub(GAMMA);
-        let second = (Old(output).next(), Old(output.wrapping_add(GAMMA)).next());
-        let masked = (second.1 & 0x3FFF_FFFF_FFFF_FFFF) | 0x8000_0000_0000_0000;
+        let second = Old::new(output.wrapping_add(GAMMA)).next_u64();
+        let masked = (second & 0x3FFF_FFFF_FFFF_FFFF) | 0x8000_0000_0000_0000;
         (masked == b).then(|| unmix(output))
     })
-}
-
-/// `SplitMix64::new(output).guid()`, as the old code made operation ids.
-fn old_guid(output: u64) -> String {
-    let mut rng = Old(output);
-    let a = (rng.next() & 0xFFFF_FFFF_FFFF_0FFF) | 0x4000;
-    let b = (rng.next() & 0x3FFF_FFFF_FFFF_FFFF) | 0x8000_0000_0000_0000;
-    format!(
-        "{:08x}-{:04x}-{:04x}-{:04x}-{:012x}",
-        a >> 32,
-        (a >> 16) & 0xFFFF,
-        a & 0xFFFF,
-        b >> 48,
-        b & 0xFFFF_FFFF_FFFF
-    )
 }
 
 #[test]
 fn the_old_inverse_predicts_the_old_generator() {
     // Without this, the HTTP test below could pass because the attack is wrong.
-    let mut server = Old(0x1234_5678_9abc_def0);
-    let guid = old_guid(server.next());
+    let mut server = Old::new(0x1234_5678_9abc_def0);
+    let guid = Old::new(server.next_u64()).guid();
     let state = state_behind_guid(&guid).expect("a SplitMix64 GUID inverts");
-    let next_download = old_box_id(server.next());
-    assert_eq!(old_box_id(Old(state).next()), next_download);
+    let next_download = old_box_id(server.next_u64());
+    assert_eq!(old_box_id(Old::new(state).next_u64()), next_download);
 }
 
 fn download_id(reply: &Reply) -> String {
@@ -173,8 +139,8 @@ async fn download_urls_are_not_predictable_from_what_users_see() {
             .to_owned();
         let next = download_id(&box_create(&a).await);
         if let Some(state) = state_behind_guid(&guid) {
-            let mut rng = Old(state);
-            let predicted: Vec<String> = (0..8).map(|_| old_box_id(rng.next())).collect();
+            let mut rng = Old::new(state);
+            let predicted: Vec<String> = (0..8).map(|_| old_box_id(rng.next_u64())).collect();
             assert!(
                 !predicted.contains(&next),
                 "the next download URL was predicted from operation {guid}"
