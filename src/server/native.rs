@@ -34,6 +34,8 @@ async fn health(ctx: Ctx) -> Response<Body> {
             "users": store.users().count(),
             "jobs": state.jobs.len(),
             "active_streams": state.streams.active(),
+            "connections": state.connections.live(),
+            "max_connections": state.connections.max(),
         }),
     )
 }
