@@ -114,10 +114,10 @@ pub struct ConnectionLimit {
 pub enum Admission {
     /// Serve it; the slot goes with the connection's task.
     Serve(ConnectionSlot),
-    /// Answer 503 (`refuse`) on a task of its own holding this slot.
-    Refuse(RefusalSlot),
-    /// Over even the refusal cap: close it unanswered.
-    Drop,
+    /// The server is full: answer 503 (`refuse`) on a task of its own
+    /// holding this slot, or, over even the refusal cap, close it unanswered
+    /// (`AcceptLog::turn_away` does either).
+    Full(Option<RefusalSlot>),
 }
 
 /// One connection's place under the cap, given back when dropped.
@@ -166,10 +166,10 @@ impl ConnectionLimit {
         }
         self.live.fetch_sub(1, Ordering::Relaxed);
         if self.refusing.fetch_add(1, Ordering::Relaxed) < MAX_REFUSING {
-            return Admission::Refuse(RefusalSlot(self.clone()));
+            return Admission::Full(Some(RefusalSlot(self.clone())));
         }
         self.refusing.fetch_sub(1, Ordering::Relaxed);
-        Admission::Drop
+        Admission::Full(None)
     }
 }
 
@@ -222,17 +222,67 @@ pub async fn refuse(mut socket: TcpStream, slot: RefusalSlot) {
 /// spin a core without freeing anything.
 const ACCEPT_BACKOFF: Duration = Duration::from_millis(20);
 
-/// At most one warning this often while `accept` keeps failing.
+/// At most one warning of each kind this often while `accept` keeps
+/// failing or the server stays full: a flood must not flood the log too.
 const ACCEPT_LOG_EVERY: Duration = Duration::from_secs(10);
 
-/// An accept loop's record of failed accepts, to log them once in a while.
+/// Counts events and says when to warn of them: the first at once, then at
+/// most once every `ACCEPT_LOG_EVERY`, with the count since the last warning.
 #[derive(Default)]
-pub struct AcceptErrors {
+struct Throttled {
     last_logged: Option<Instant>,
     since: u64,
 }
 
-impl AcceptErrors {
+impl Throttled {
+    /// Counts one event; the count to report when a warning is due.
+    fn due(&mut self) -> Option<u64> {
+        self.since += 1;
+        let now = Instant::now();
+        if self
+            .last_logged
+            .is_some_and(|at| now.duration_since(at) < ACCEPT_LOG_EVERY)
+        {
+            return None;
+        }
+        self.last_logged = Some(now);
+        Some(std::mem::take(&mut self.since))
+    }
+}
+
+/// An accept loop's warnings: failed accepts and connections turned away,
+/// each logged once in a while.
+#[derive(Default)]
+pub struct AcceptLog {
+    errors: Throttled,
+    turned_away: Throttled,
+}
+
+impl AcceptLog {
+    /// Deals with a connection the cap turned away (`Admission::Full`):
+    /// a refusal task answers it if there is room for one, else it is
+    /// closed here. Never waits, so the accept loop goes straight on.
+    pub fn turn_away(
+        &mut self,
+        socket: TcpStream,
+        refusal: Option<RefusalSlot>,
+        limit: &ConnectionLimit,
+    ) {
+        if let Some(count) = self.turned_away.due() {
+            tracing::warn!(
+                max_connections = limit.max(),
+                turned_away = count,
+                "at the connection cap: answering 503 (see --max-connections)"
+            );
+        }
+        match refusal {
+            Some(slot) => {
+                tokio::spawn(refuse(socket, slot));
+            }
+            None => drop(socket),
+        }
+    }
+
     /// Logs (now and then) and backs off. A connection the client aborted
     /// before it was accepted is its own failure, not the listener's, and
     /// costs no wait: a client must not slow everyone's accepts that way.
@@ -246,20 +296,13 @@ impl AcceptErrors {
             tracing::debug!(%error, "a connection ended before it was accepted");
             return;
         }
-        self.since += 1;
-        let now = Instant::now();
-        if self
-            .last_logged
-            .is_none_or(|at| now.duration_since(at) >= ACCEPT_LOG_EVERY)
-        {
+        if let Some(count) = self.errors.due() {
             tracing::warn!(
                 %error,
-                failures = self.since,
+                failures = count,
                 fd_limit = soft_fd_limit(),
                 "accept failed; backing off (out of file descriptors? see --max-connections)"
             );
-            self.last_logged = Some(now);
-            self.since = 0;
         }
         tokio::time::sleep(ACCEPT_BACKOFF).await;
     }
@@ -291,16 +334,28 @@ mod tests {
         assert!(matches!(b, Admission::Serve(_)));
         assert_eq!(limit.live(), 2);
         let refusals: Vec<_> = (0..MAX_REFUSING).map(|_| limit.admit()).collect();
-        assert!(refusals.iter().all(|r| matches!(r, Admission::Refuse(_))));
+        assert!(refusals
+            .iter()
+            .all(|r| matches!(r, Admission::Full(Some(_)))));
         assert_eq!(limit.live(), 2);
-        assert!(matches!(limit.admit(), Admission::Drop));
+        assert!(matches!(limit.admit(), Admission::Full(None)));
         drop(refusals);
-        assert!(matches!(limit.admit(), Admission::Refuse(_)));
+        assert!(matches!(limit.admit(), Admission::Full(Some(_))));
         drop(a);
         assert_eq!(limit.live(), 1);
         assert!(matches!(limit.admit(), Admission::Serve(_)));
         drop(b);
         assert_eq!(limit.live(), 0);
+    }
+
+    #[test]
+    fn warnings_come_at_once_then_now_and_then_with_a_count() {
+        let mut log = Throttled::default();
+        assert_eq!(log.due(), Some(1));
+        assert_eq!(log.due(), None);
+        assert_eq!(log.due(), None);
+        log.last_logged = Some(Instant::now() - ACCEPT_LOG_EVERY);
+        assert_eq!(log.due(), Some(3));
     }
 
     #[test]

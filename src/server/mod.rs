@@ -35,7 +35,7 @@ use zipgate_api::rng::SplitMix64;
 use zipgate_api::{Dialect, DialectRequest, Settings};
 
 use self::http::{json_error, Body};
-use self::limit::{AcceptErrors, Admission, ConnectionLimit, ConnectionSlot};
+use self::limit::{AcceptLog, Admission, ConnectionLimit, ConnectionSlot};
 use self::router::{Ctx, Found, Router};
 use self::shaping::ConnectionIo;
 use self::stream::StreamCounter;
@@ -435,19 +435,18 @@ pub fn routes(dialects: &[Arc<dyn Dialect>], config: &Config) -> Router {
 /// `max_connections` a connection is answered 503 and closed (`limit`).
 pub async fn run(listener: TcpListener, state: Arc<AppState>, shutdown: impl Future<Output = ()>) {
     let connections = Connections::new(&state);
-    let mut accept_errors = AcceptErrors::default();
+    let mut accept_log = AcceptLog::default();
     tokio::pin!(shutdown);
     loop {
         tokio::select! {
             accepted = listener.accept() => match accepted {
                 Ok((socket, _)) => match state.connections.admit() {
                     Admission::Serve(slot) => connections.serve(socket, slot),
-                    Admission::Refuse(slot) => {
-                        tokio::spawn(limit::refuse(socket, slot));
+                    Admission::Full(refusal) => {
+                        accept_log.turn_away(socket, refusal, &state.connections)
                     }
-                    Admission::Drop => drop(socket),
                 },
-                Err(error) => accept_errors.failed(error).await,
+                Err(error) => accept_log.failed(error).await,
             },
             () = &mut shutdown => break,
         }
@@ -513,7 +512,7 @@ pub async fn run_on_workers(
     }
     tokio::pin!(shutdown);
     let mut next = 0;
-    let mut accept_errors = AcceptErrors::default();
+    let mut accept_log = AcceptLog::default();
     loop {
         tokio::select! {
             accepted = listener.accept() => match accepted {
@@ -525,12 +524,11 @@ pub async fn run_on_workers(
                         }
                         Err(error) => tracing::warn!(%error, "cannot hand a connection on"),
                     },
-                    Admission::Refuse(slot) => {
-                        tokio::spawn(limit::refuse(socket, slot));
+                    Admission::Full(refusal) => {
+                        accept_log.turn_away(socket, refusal, &state.connections)
                     }
-                    Admission::Drop => drop(socket),
                 },
-                Err(error) => accept_errors.failed(error).await,
+                Err(error) => accept_log.failed(error).await,
             },
             () = &mut shutdown => break,
         }
