@@ -294,6 +294,15 @@ impl ServerBuilder {
         self
     }
 
+    /// Connections served at once (as `--max-connections`); past it a
+    /// connection is answered 503 with `Retry-After: 1` and closed. The
+    /// default leaves a quarter of the process's descriptor limit free; 0
+    /// makes `spawn` fail.
+    pub fn max_connections(mut self, max: usize) -> Self {
+        self.config.max_connections = max;
+        self
+    }
+
     /// A fault rule in force from the start (and again after a reset).
     pub fn fault(mut self, rule: FaultRule) -> Self {
         self.config.faults.push(rule);

@@ -172,6 +172,11 @@ struct ServeArgs {
     /// behind a proxy that checks hosts itself).
     #[arg(long = "allow-host", value_name = "HOST")]
     allowed_hosts: Vec<String>,
+    /// Connections served at once; past it a connection is answered 503
+    /// (`Retry-After: 1`) and closed (default: three quarters of the file
+    /// descriptor limit, at least 64 under it).
+    #[arg(long, value_name = "N", value_parser = count)]
+    max_connections: Option<usize>,
     /// The most fault rules in force at once.
     #[arg(long, default_value_t = zipgate::faults::DEFAULT_MAX_RULES)]
     max_faults: usize,
@@ -311,6 +316,15 @@ fn main() -> ExitCode {
 }
 
 fn serve(args: ServeArgs) -> ExitCode {
+    // Before anything opens a descriptor or reads the limit for the
+    // default --max-connections.
+    let fd_limit = match server::limit::raise_fd_limit() {
+        Ok(limit) => limit,
+        Err(error) => {
+            tracing::warn!(%error, "cannot raise the file descriptor limit to the hard limit");
+            server::limit::soft_fd_limit()
+        }
+    };
     let source = match load_source(args.fixtures.as_ref(), args.fixture_paths_anywhere) {
         Ok(source) => source,
         Err(e) => {
@@ -407,6 +421,10 @@ fn serve(args: ServeArgs) -> ExitCode {
         send_timeout: seconds(args.send_timeout),
         warm_crcs: !args.no_warm_crc,
         portable_names: args.portable_names,
+        // After raising the descriptor limit, so the default follows it.
+        max_connections: args
+            .max_connections
+            .unwrap_or_else(server::limit::default_max_connections),
     };
     let workers = args.workers.map_or_else(
         || std::thread::available_parallelism().map_or(1, |n| n.get()),
@@ -447,7 +465,16 @@ fn serve(args: ServeArgs) -> ExitCode {
         let nodes = state.store().node_count();
         let compression = &state.config.compression;
         let deflate = Deflater::new(compression.level, compression.engine).implementation();
-        tracing::info!(%addr, nodes, deflate, workers, "zipgate listening on http://{addr}");
+        let max_connections = state.config.max_connections;
+        tracing::info!(
+            %addr,
+            nodes,
+            deflate,
+            workers,
+            max_connections,
+            fd_limit,
+            "zipgate listening on http://{addr}"
+        );
         log_control_plane(&state.config, local.is_some_and(|a| a.ip().is_loopback()));
         // The one line on stdout, for scripts that start zipgate on port 0.
         println!("http://{addr}");

@@ -4,6 +4,7 @@
 mod control;
 pub mod guard;
 pub mod http;
+pub mod limit;
 pub(crate) mod native;
 pub mod router;
 mod shaping;
@@ -34,6 +35,7 @@ use zipgate_api::rng::SplitMix64;
 use zipgate_api::{Dialect, DialectRequest, Settings};
 
 use self::http::{json_error, Body};
+use self::limit::{AcceptLog, Admission, ConnectionLimit, ConnectionSlot};
 use self::router::{Ctx, Found, Router};
 use self::shaping::ConnectionIo;
 use self::stream::StreamCounter;
@@ -99,6 +101,10 @@ pub struct Config {
     /// Every archive gets portable entry names (`PlanOptions::portable_names`),
     /// whatever the dialect asks for.
     pub portable_names: bool,
+    /// Connections served at once; past it a connection is answered 503
+    /// and closed (`--max-connections`). The default leaves a quarter of
+    /// the descriptor limit for files and the log (`limit::max_connections_for`).
+    pub max_connections: usize,
 }
 
 impl Default for Config {
@@ -126,6 +132,7 @@ impl Default for Config {
             faults: Vec::new(),
             max_faults: crate::faults::DEFAULT_MAX_RULES,
             portable_names: false,
+            max_connections: limit::default_max_connections(),
         }
     }
 }
@@ -172,6 +179,8 @@ pub struct AppState {
     pub jobs: JobRegistry,
     pub config: Config,
     pub streams: Arc<StreamCounter>,
+    /// Live connections and the cap (`/_zipgate/health` → `connections`).
+    pub connections: Arc<ConnectionLimit>,
     /// The vendor dialects whose routes are mounted.
     pub dialects: Vec<Arc<dyn Dialect>>,
     /// Who may use the routes under `/_zipgate/`.
@@ -211,6 +220,11 @@ impl AppState {
                     .into(),
             ));
         }
+        if config.max_connections == 0 {
+            return Err(crate::StartError::Settings(
+                "max-connections is 0: no connection could be served".into(),
+            ));
+        }
         let guard = guard::ControlGuard::new(config.public_url.as_deref(), &config.allowed_hosts)
             .map_err(crate::StartError::Settings)?;
         let content_root = config.open_content_root()?;
@@ -232,6 +246,7 @@ impl AppState {
         if config.warm_crcs {
             warm_in_background(store.clone(), warmers.clone());
         }
+        let max_connections = config.max_connections;
         let control_clock = Arc::new(AdjustableClock::new(clock));
         let clock: Arc<dyn Clock> = control_clock.clone();
         Ok(AppState {
@@ -249,6 +264,7 @@ impl AppState {
             clock,
             config,
             streams: Arc::new(StreamCounter::default()),
+            connections: Arc::new(ConnectionLimit::new(max_connections)),
             dialects,
             guard,
             content_root,
@@ -445,15 +461,22 @@ pub fn routes(dialects: &[Arc<dyn Dialect>], config: &Config) -> Router {
 
 /// Serves until `shutdown` resolves, then lets in-flight responses run for
 /// the configured grace period and cuts whatever is left. Connections run
-/// as tasks of the runtime this is called on (any kind).
+/// as tasks of the runtime this is called on (any kind). Past
+/// `max_connections` a connection is answered 503 and closed (`limit`).
 pub async fn run(listener: TcpListener, state: Arc<AppState>, shutdown: impl Future<Output = ()>) {
     let connections = Connections::new(&state);
+    let mut accept_log = AcceptLog::default();
     tokio::pin!(shutdown);
     loop {
         tokio::select! {
             accepted = listener.accept() => match accepted {
-                Ok((socket, _)) => connections.serve(socket),
-                Err(error) => accept_failed(error).await,
+                Ok((socket, _)) => match state.connections.admit() {
+                    Admission::Serve(slot) => connections.serve(socket, slot),
+                    Admission::Full(refusal) => {
+                        accept_log.turn_away(socket, refusal, &state.connections)
+                    }
+                },
+                Err(error) => accept_log.failed(error).await,
             },
             () = &mut shutdown => break,
         }
@@ -472,7 +495,9 @@ pub async fn run(listener: TcpListener, state: Arc<AppState>, shutdown: impl Fut
 /// wakes the other, steals its tasks or frees into its malloc arena: Box
 /// creates went from 64-71k to 79-84k req/s against the multi-threaded
 /// runtime (wrk -t2 -c50 on 2 cores). Returns when every worker has finished
-/// its connections after `shutdown`.
+/// its connections after `shutdown`. The cap on connections is checked here,
+/// before a connection is handed on, and a refusal is written by a task of
+/// this runtime, so a full server costs the workers nothing.
 pub async fn run_on_workers(
     listener: TcpListener,
     state: Arc<AppState>,
@@ -483,7 +508,10 @@ pub async fn run_on_workers(
     let mut queues = Vec::new();
     let mut threads = Vec::new();
     for n in 0..workers.max(1) {
-        let (queue, mut sockets) = tokio::sync::mpsc::unbounded_channel::<std::net::TcpStream>();
+        // A connection travels with its slot, so one dropped in the queue
+        // (its worker gone) gives the slot back too.
+        let (queue, mut sockets) =
+            tokio::sync::mpsc::unbounded_channel::<(std::net::TcpStream, ConnectionSlot)>();
         let state = state.clone();
         let mut stopped = stopped.clone();
         let runtime = tokio::runtime::Builder::new_current_thread()
@@ -497,9 +525,11 @@ pub async fn run_on_workers(
                         let connections = Connections::new(&state);
                         loop {
                             tokio::select! {
-                                socket = sockets.recv() => match socket.map(tokio::net::TcpStream::from_std) {
-                                    Some(Ok(socket)) => connections.serve(socket),
-                                    Some(Err(error)) => tracing::warn!(%error, "cannot take a connection"),
+                                socket = sockets.recv() => match socket {
+                                    Some((socket, slot)) => match tokio::net::TcpStream::from_std(socket) {
+                                        Ok(socket) => connections.serve(socket, slot),
+                                        Err(error) => tracing::warn!(%error, "cannot take a connection"),
+                                    },
                                     None => break,
                                 },
                                 _ = stopped.wait_for(|stop| *stop) => break,
@@ -519,14 +549,23 @@ pub async fn run_on_workers(
     }
     tokio::pin!(shutdown);
     let mut next = 0;
+    let mut accept_log = AcceptLog::default();
     loop {
         tokio::select! {
-            accepted = listener.accept() => match accepted.and_then(|(socket, _)| socket.into_std()) {
-                Ok(socket) => {
-                    let _ = queues[next].send(socket);
-                    next = (next + 1) % queues.len();
-                }
-                Err(error) => accept_failed(error).await,
+            accepted = listener.accept() => match accepted {
+                Ok((socket, _)) => match state.connections.admit() {
+                    Admission::Serve(slot) => match socket.into_std() {
+                        Ok(socket) => {
+                            let _ = queues[next].send((socket, slot));
+                            next = (next + 1) % queues.len();
+                        }
+                        Err(error) => tracing::warn!(%error, "cannot hand a connection on"),
+                    },
+                    Admission::Full(refusal) => {
+                        accept_log.turn_away(socket, refusal, &state.connections)
+                    }
+                },
+                Err(error) => accept_log.failed(error).await,
             },
             () = &mut shutdown => break,
         }
@@ -552,12 +591,6 @@ pub async fn run_on_workers(
     Ok(())
 }
 
-async fn accept_failed(error: std::io::Error) {
-    // Out of file descriptors and the like: back off instead of spinning.
-    tracing::warn!(%error, "accept failed");
-    tokio::time::sleep(Duration::from_millis(50)).await;
-}
-
 /// The connections one runtime serves: each a task on that runtime, all
 /// watched so they can be finished gracefully.
 struct Connections {
@@ -581,7 +614,10 @@ impl Connections {
         }
     }
 
-    fn serve(&self, socket: tokio::net::TcpStream) {
+    /// Serves one connection on a task that holds its slot, so the slot
+    /// comes back however the connection ends, a task dropped at shutdown
+    /// included.
+    fn serve(&self, socket: tokio::net::TcpStream, slot: ConnectionSlot) {
         let _ = socket.set_nodelay(true);
         let (io, reset) = ConnectionIo::new(socket, self.state.config.send_timeout);
         let state = self.state.clone();
@@ -596,6 +632,7 @@ impl Connections {
             .graceful
             .watch(self.builder.serve_connection(TokioIo::new(io), service));
         tokio::spawn(async move {
+            let _slot = slot;
             if let Err(error) = connection.await {
                 tracing::debug!(%error, "connection ended with an error");
             }

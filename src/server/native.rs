@@ -35,6 +35,8 @@ async fn health(ctx: Ctx) -> Response<Body> {
             "jobs": state.jobs.len(),
             "active_streams": state.streams.active(),
             "crc_warmers": state.crc_warmers(),
+            "connections": state.connections.live(),
+            "max_connections": state.connections.max(),
         }),
     )
 }
