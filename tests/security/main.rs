@@ -7,3 +7,4 @@ mod common;
 mod control;
 mod dialects;
 mod runtime;
+mod settings;
