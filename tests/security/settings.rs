@@ -130,7 +130,12 @@ fn the_longest_box_url_ttl_answers_a_create_with_a_sane_expiry() {
             r#"{"seconds":1e300}"#.to_owned(),
         )
         .await;
-        assert_eq!(advanced.status, StatusCode::OK, "{}", String::from_utf8_lossy(&advanced.body));
+        assert_eq!(
+            advanced.status,
+            StatusCode::OK,
+            "{}",
+            String::from_utf8_lossy(&advanced.body)
+        );
         let now: DateTime<Utc> = advanced.json()["now"].as_str().unwrap().parse().unwrap();
         let created = send(
             &server,
@@ -143,7 +148,12 @@ fn the_longest_box_url_ttl_answers_a_create_with_a_sane_expiry() {
             r#"{"items":[{"type":"folder","id":"1003"}]}"#.to_owned(),
         )
         .await;
-        assert_eq!(created.status, StatusCode::ACCEPTED, "{}", String::from_utf8_lossy(&created.body));
+        assert_eq!(
+            created.status,
+            StatusCode::ACCEPTED,
+            "{}",
+            String::from_utf8_lossy(&created.body)
+        );
         let expires: DateTime<Utc> = created.json()["expires_at"]
             .as_str()
             .unwrap()
@@ -165,7 +175,12 @@ fn the_longest_box_url_ttl_answers_a_create_with_a_sane_expiry() {
             String::new(),
         )
         .await;
-        assert_eq!(download.status, StatusCode::OK, "{}", String::from_utf8_lossy(&download.body));
+        assert_eq!(
+            download.status,
+            StatusCode::OK,
+            "{}",
+            String::from_utf8_lossy(&download.body)
+        );
         let health = get(&server, "/_zipgate/health").await;
         assert_eq!(health.status, StatusCode::OK);
     });
