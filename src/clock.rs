@@ -5,6 +5,7 @@ use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use chrono::{DateTime, Duration, Utc};
+pub use zipgate_api::time::saturating_add;
 
 pub trait Clock: Send + Sync {
     fn now(&self) -> DateTime<Utc>;
@@ -33,7 +34,7 @@ impl ManualClock {
 
     pub fn advance(&self, by: Duration) {
         let mut now = self.now.lock().unwrap_or_else(|e| e.into_inner());
-        *now += by;
+        *now = saturating_add(*now, by);
     }
 
     pub fn set(&self, to: DateTime<Utc>) {
@@ -82,7 +83,8 @@ impl AdjustableClock {
 
 impl Clock for AdjustableClock {
     fn now(&self) -> DateTime<Utc> {
-        self.inner.now() + Duration::nanoseconds(self.offset_nanos.load(Ordering::Relaxed))
+        let offset = Duration::nanoseconds(self.offset_nanos.load(Ordering::Relaxed));
+        saturating_add(self.inner.now(), offset)
     }
 }
 

@@ -12,7 +12,7 @@ use chrono::{DateTime, Duration, Utc};
 use serde::{Deserialize, Serialize};
 use zipgate_api::{Error, JobSnapshot, JobState, Pacing, Principal};
 
-use crate::clock::Clock;
+use crate::clock::{saturating_add, Clock};
 use crate::zip::{Archive, Progress, StreamObserver};
 
 pub struct JobSpec {
@@ -147,6 +147,10 @@ impl Job {
         }
     }
 
+    /// Deadlines are `saturating_add`s: settings are capped at a century,
+    /// but the clock can be ~292 years ahead and in-process callers may pass
+    /// any `Duration`; a panic here would fail every request that touches
+    /// the job, and a deadline past the end of time honestly means "never".
     fn advance(&mut self, now: DateTime<Utc>, poll: bool) {
         let s = &mut self.snapshot;
         if poll {
@@ -160,7 +164,10 @@ impl Job {
                     s.steps = (s.polls.min(n), n);
                     (s.polls >= n).then_some(now)
                 }
-                Pacing::AfterDuration(d) => (now >= s.created_at + d).then_some(s.created_at + d),
+                Pacing::AfterDuration(d) => {
+                    let at = saturating_add(s.created_at, d);
+                    (now >= at).then_some(at)
+                }
             };
             match (&self.spec.fault, ready_at) {
                 (Some(JobFault::Stuck(StuckState::Queued)), _) => {
@@ -187,7 +194,10 @@ impl Job {
                 s.state = JobState::Ready;
                 s.ready_at = Some(ready_at);
                 s.steps = (s.steps.1, s.steps.1);
-                s.expires_at = self.spec.download_window.map(|w| ready_at + w);
+                s.expires_at = self
+                    .spec
+                    .download_window
+                    .map(|w| saturating_add(ready_at, w));
             } else if s.state == JobState::Queued && (s.polls > 0 || now > s.created_at) {
                 s.state = JobState::Running;
             }
@@ -206,7 +216,9 @@ impl Job {
 
     fn reclaimable(&self, now: DateTime<Utc>) -> bool {
         match self.settled_at {
-            Some(at) => self.snapshot.state.is_terminal() && now > at + self.spec.retention,
+            Some(at) => {
+                self.snapshot.state.is_terminal() && now > saturating_add(at, self.spec.retention)
+            }
             None => false,
         }
     }
@@ -1174,6 +1186,57 @@ mod tests {
         clock.advance(Duration::hours(2));
         assert!(jobs.get("j").is_none(), "gone once its retention passed");
         assert_eq!(jobs.len(), 0);
+    }
+
+    /// The largest TTLs a setting allows (and chrono's largest `Duration`,
+    /// which an in-process caller may pass) on a clock as far ahead as the
+    /// control plane moves it, or at the end of time: every operation
+    /// answers, none panics on a deadline past `DateTime<Utc>`'s range.
+    #[test]
+    fn the_largest_ttls_on_a_clock_at_its_limit_do_not_panic() {
+        use crate::clock::AdjustableClock;
+        use zipgate_api::settings::MAX_DURATION_SECS;
+        let century = Duration::seconds(MAX_DURATION_SECS as i64);
+        let start = Utc.with_ymd_and_hms(2024, 1, 1, 0, 0, 0).unwrap();
+        let far_ahead = Arc::new(AdjustableClock::new(Arc::new(ManualClock::new(start))));
+        far_ahead.advance(Duration::MAX);
+        let clocks: [(Arc<dyn Clock>, &str); 2] = [
+            (far_ahead, "advanced ~292 years"),
+            (
+                Arc::new(ManualClock::new(DateTime::<Utc>::MAX_UTC)),
+                "at the end of time",
+            ),
+        ];
+        for (clock, what) in clocks {
+            for ttl in [century, Duration::MAX] {
+                let jobs = JobRegistry::new(clock.clone());
+                let make = |id: &str, pacing: Pacing, single_use: bool| JobSpec {
+                    download_window: Some(ttl),
+                    retention: ttl,
+                    ..spec(id, pacing, single_use)
+                };
+                jobs.create(make("now", Pacing::Immediate, true)).unwrap();
+                jobs.create(make("later", Pacing::AfterDuration(ttl), false))
+                    .unwrap();
+                jobs.create(make("polled", Pacing::AfterPolls(1), false))
+                    .unwrap();
+                assert_eq!(jobs.poll("polled").unwrap().state, JobState::Ready);
+                let later = jobs.poll("later").unwrap();
+                // At the end of time a deadline saturates to now: ready, never expiring.
+                if clock.now() < DateTime::<Utc>::MAX_UTC {
+                    assert_eq!(later.state, JobState::Running, "{what}");
+                }
+                let ready = jobs.get("now").unwrap();
+                assert_eq!(ready.state, JobState::Ready, "{what}");
+                assert!(ready.expires_at.unwrap() >= ready.ready_at.unwrap());
+                jobs.begin_download("now").unwrap().1.complete();
+                jobs.cancel("later").unwrap();
+                assert_eq!(jobs.list().len(), 3, "{what}");
+                // Retention never passes: nothing is reclaimed.
+                assert_eq!(jobs.sweep(), 0, "{what}");
+                assert_eq!(jobs.get("now").unwrap().state, JobState::Done);
+            }
+        }
     }
 
     #[test]

@@ -5,7 +5,6 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
-use std::time::Duration;
 
 use clap::{Parser, Subcommand, ValueEnum};
 use tokio::net::TcpListener;
@@ -97,21 +96,21 @@ struct ServeArgs {
     /// Extensions stored even in a deflate archive (comma-separated; replaces the default list).
     #[arg(long, value_delimiter = ',')]
     store_ext: Option<Vec<String>>,
-    /// Seconds in-flight responses may run on after Ctrl-C / SIGTERM.
+    /// Seconds in-flight responses may run on after Ctrl-C / SIGTERM (0 to 86400).
     #[arg(long, default_value_t = 5.0)]
     shutdown_grace: f64,
-    /// Seconds a client may take to send its request headers.
+    /// Seconds a client may take to send its request headers (over 0, up to 86400).
     #[arg(long, default_value_t = 30.0)]
     header_timeout: f64,
-    /// Seconds a client may take to send a request body.
+    /// Seconds a client may take to send a request body (over 0, up to 86400).
     #[arg(long, default_value_t = 30.0)]
     body_timeout: f64,
     /// Seconds a response may wait on a client that stopped reading it
-    /// before the connection is dropped.
+    /// before the connection is dropped (over 0, up to 86400).
     #[arg(long, default_value_t = 60.0)]
     send_timeout: f64,
     /// Largest request body read, in bytes (up to 4x is read and discarded
-    /// before a larger one is refused, so the client sees the answer).
+    /// before a larger one is refused, so the client sees the answer); at most 1 GiB.
     #[arg(long, default_value_t = 1 << 20)]
     max_body: usize,
     /// Do not compute file CRCs in the background at start (the first
@@ -225,11 +224,6 @@ fn count(text: &str) -> Result<usize, String> {
         Ok(n) if n >= 1 => Ok(n as usize),
         _ => Err(format!("expected a whole number from 1 to {}", u32::MAX)),
     }
-}
-
-/// A duration from a command-line number of seconds (negative and NaN as 0).
-fn seconds(value: f64) -> Duration {
-    Duration::try_from_secs_f64(value.max(0.0)).unwrap_or(Duration::MAX)
 }
 
 fn load_faults(path: &PathBuf) -> Result<Vec<zipgate::faults::FaultRule>, String> {
@@ -394,6 +388,30 @@ fn serve(args: ServeArgs) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    // Checked here, before anything binds, so the refusal names the flag.
+    let waits = (|| {
+        Ok::<_, String>((
+            server::timeout_secs("--shutdown-grace", args.shutdown_grace, true)?,
+            server::timeout_secs("--header-timeout", args.header_timeout, false)?,
+            server::timeout_secs("--body-timeout", args.body_timeout, false)?,
+            server::timeout_secs("--send-timeout", args.send_timeout, false)?,
+        ))
+    })();
+    let (shutdown_grace, header_timeout, body_timeout, send_timeout) = match waits {
+        Ok(waits) => waits,
+        Err(e) => {
+            eprintln!("zipgate: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    if args.max_body > server::MAX_BODY_BYTES {
+        eprintln!(
+            "zipgate: --max-body: expected bytes from 0 to {} (1 GiB), got {}",
+            server::MAX_BODY_BYTES,
+            args.max_body
+        );
+        return ExitCode::FAILURE;
+    }
     let config = Config {
         compression,
         faults,
@@ -415,10 +433,10 @@ fn serve(args: ServeArgs) -> ExitCode {
         },
         dialect_settings,
         max_body_bytes: args.max_body,
-        shutdown_grace: seconds(args.shutdown_grace),
-        header_timeout: seconds(args.header_timeout),
-        body_timeout: seconds(args.body_timeout),
-        send_timeout: seconds(args.send_timeout),
+        shutdown_grace,
+        header_timeout,
+        body_timeout,
+        send_timeout,
         warm_crcs: !args.no_warm_crc,
         portable_names: args.portable_names,
         // After raising the descriptor limit, so the default follows it.

@@ -107,6 +107,69 @@ pub struct Config {
     pub max_connections: usize,
 }
 
+/// The longest any timeout or grace period may be: a day. These waits are
+/// what bounds how long a silent or stalled client holds a connection and
+/// its buffers; past a day that is no bound at all, and no test waits so
+/// long. (Far below what `Instant` plus a `Duration` can hold, too.)
+pub const MAX_TIMEOUT: Duration = Duration::from_secs(86_400);
+
+/// The largest `max_body_bytes`: 1 GiB. A body is held whole in memory, and
+/// up to `DISCARD_FACTOR` times more is read before a refusal, so a larger
+/// cap is a way to run the server out of memory, not a setting.
+pub const MAX_BODY_BYTES: usize = 1 << 30;
+
+/// Seconds given on the command line (`--header-timeout 30`) as a
+/// `Duration`, refused unless finite and from 0 (when `zero_allowed`, else
+/// more than 0) to [`MAX_TIMEOUT`]: NaN, negative or infinite waits are
+/// typos, and clamping them would silently mean "at once" or "forever".
+pub fn timeout_secs(name: &str, secs: f64, zero_allowed: bool) -> Result<Duration, String> {
+    let max = MAX_TIMEOUT.as_secs();
+    let in_range = secs.is_finite()
+        && secs <= max as f64
+        && if zero_allowed {
+            secs >= 0.0
+        } else {
+            secs > 0.0
+        };
+    match Duration::try_from_secs_f64(secs) {
+        Ok(duration) if in_range && (zero_allowed || !duration.is_zero()) => Ok(duration),
+        _ => Err(format!(
+            "{name}: expected seconds {} to {max} (1 day), got {secs}",
+            if zero_allowed { "from 0" } else { "over 0 up" }
+        )),
+    }
+}
+
+impl Config {
+    /// Refuses waits and sizes out of range, so an in-process server is
+    /// held to what the command line allows (see [`MAX_TIMEOUT`] and
+    /// [`MAX_BODY_BYTES`]). A zero timeout would drop every connection;
+    /// a zero grace period means "cut at once" and is allowed.
+    pub fn check(&self) -> Result<(), String> {
+        for (name, value, zero_allowed) in [
+            ("shutdown_grace", self.shutdown_grace, true),
+            ("header_timeout", self.header_timeout, false),
+            ("body_timeout", self.body_timeout, false),
+            ("send_timeout", self.send_timeout, false),
+        ] {
+            if value > MAX_TIMEOUT || (value.is_zero() && !zero_allowed) {
+                return Err(format!(
+                    "{name}: expected {} to {} s (1 day), got {value:?}",
+                    if zero_allowed { "from 0" } else { "over 0 up" },
+                    MAX_TIMEOUT.as_secs()
+                ));
+            }
+        }
+        if self.max_body_bytes > MAX_BODY_BYTES {
+            return Err(format!(
+                "max_body_bytes: expected 0 to {MAX_BODY_BYTES} (1 GiB), got {}",
+                self.max_body_bytes
+            ));
+        }
+        Ok(())
+    }
+}
+
 impl Default for Config {
     fn default() -> Self {
         Config {
@@ -211,6 +274,7 @@ impl AppState {
         config: Config,
         dialects: Vec<Arc<dyn Dialect>>,
     ) -> Result<Self, crate::StartError> {
+        config.check().map_err(crate::StartError::Settings)?;
         if config.control_token.as_deref() == Some("") {
             // An empty token would be easy to send by mistake and would read
             // as "protected" while guarding nothing.

@@ -8,3 +8,4 @@ mod connections;
 mod control;
 mod dialects;
 mod runtime;
+mod settings;

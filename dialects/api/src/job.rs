@@ -18,7 +18,9 @@ pub enum Pacing {
 
 impl Pacing {
     /// `immediate`, `polls:N` or `seconds:S`, the form every dialect's
-    /// `pacing` setting takes; `None` for anything else.
+    /// `pacing` setting takes; `None` for anything else, including S past
+    /// [`crate::settings::MAX_DURATION_SECS`] or negative (a job would be
+    /// ready before it was made).
     pub fn parse(value: &str) -> Option<Pacing> {
         match value.split_once(':') {
             None if value == "immediate" => Some(Pacing::Immediate),
@@ -26,10 +28,8 @@ impl Pacing {
                 0 => Some(Pacing::Immediate),
                 n => Some(Pacing::AfterPolls(n)),
             },
-            Some(("seconds", s)) => s
-                .parse::<i64>()
-                .ok()
-                .map(|s| Pacing::AfterDuration(Duration::seconds(s))),
+            Some(("seconds", s)) => crate::settings::seconds(s, crate::settings::MAX_DURATION_SECS)
+                .map(Pacing::AfterDuration),
             _ => None,
         }
     }

@@ -10,6 +10,7 @@ pub mod ids;
 pub mod job;
 pub mod plan;
 pub mod rng;
+pub mod settings;
 pub mod time;
 pub mod xml;
 

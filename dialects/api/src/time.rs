@@ -2,7 +2,7 @@
 
 use std::fmt::Write;
 
-use chrono::{DateTime, Datelike, Timelike, Utc};
+use chrono::{DateTime, Datelike, Duration, Timelike, Utc};
 
 /// UTC to whole seconds with a `Z`, as Box and Json.NET write it:
 /// `2020-07-22T11:26:08Z`. By hand: chrono's `format` parses its pattern on
@@ -22,6 +22,19 @@ pub fn utc_seconds(t: DateTime<Utc>) -> String {
     out
 }
 
+/// `at + by`, held to the ends of `DateTime<Utc>`'s range (where a deadline
+/// means "never"): a clock near the end of time plus an offset, or a
+/// deadline from a huge `Duration`, must not panic every request that reads
+/// it. The core's clock and job registry and the dialects all add this way.
+pub fn saturating_add(at: DateTime<Utc>, by: Duration) -> DateTime<Utc> {
+    at.checked_add_signed(by)
+        .unwrap_or(if by < Duration::zero() {
+            DateTime::<Utc>::MIN_UTC
+        } else {
+            DateTime::<Utc>::MAX_UTC
+        })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -38,5 +51,24 @@ mod tests {
                 .with_timezone(&Utc);
             assert_eq!(utc_seconds(t), t.format("%Y-%m-%dT%H:%M:%SZ").to_string());
         }
+    }
+
+    #[test]
+    fn saturating_add_holds_to_the_ends_of_time() {
+        let t = DateTime::<Utc>::MAX_UTC - Duration::days(1);
+        assert_eq!(saturating_add(t, Duration::MAX), DateTime::<Utc>::MAX_UTC);
+        assert_eq!(
+            saturating_add(t, Duration::days(1)),
+            DateTime::<Utc>::MAX_UTC
+        );
+        assert_eq!(
+            saturating_add(DateTime::<Utc>::MIN_UTC, Duration::MIN),
+            DateTime::<Utc>::MIN_UTC
+        );
+        let start = DateTime::<Utc>::UNIX_EPOCH;
+        assert_eq!(
+            saturating_add(start, Duration::seconds(5)),
+            start + Duration::seconds(5)
+        );
     }
 }

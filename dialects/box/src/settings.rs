@@ -1,9 +1,10 @@
 //! `--set box.KEY=VALUE` settings, each with a documented default.
 
 use chrono::Duration;
+use zipgate_api::settings::{Setting, MAX_COUNT, MAX_DURATION_SECS, MAX_SIZE_BYTES};
 use zipgate_api::{Compression, Settings};
 
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum StatusBeforeDownload {
     /// The status endpoint's own text: "can only be accessed once the download has started".
     NotFound,
@@ -44,44 +45,43 @@ impl Default for BoxSettings {
     }
 }
 
-fn number(key: &str, value: &str) -> Result<u64, String> {
-    value
-        .parse()
-        .map_err(|_| format!("box.{key}: expected a whole number, got {value:?}"))
-}
+/// Every `box.*` key, for the refusal of an unknown one.
+const KNOWN: &[&str] = &[
+    "url_ttl",
+    "status_retention",
+    "max_files",
+    "max_bytes",
+    "max_concurrent_downloads",
+    "default_name",
+    "content_type",
+    "status_before_download",
+    "compression",
+];
 
 impl BoxSettings {
     pub fn parse(settings: &Settings) -> Result<Self, String> {
         let mut out = BoxSettings::default();
-        for (key, value) in settings {
-            match key.as_str() {
-                "url_ttl" => out.url_ttl = Duration::seconds(number(key, value)? as i64),
-                "status_retention" => out.status_retention = Duration::seconds(number(key, value)? as i64),
-                "max_files" => out.max_files = number(key, value)?,
-                "max_bytes" => out.max_bytes = number(key, value)?,
-                "max_concurrent_downloads" => out.max_concurrent_downloads = number(key, value)? as usize,
-                "default_name" => out.default_name = value.clone(),
-                "content_type" => out.content_type = value.clone(),
+        for setting in Setting::each("box", settings) {
+            match setting.key {
+                "url_ttl" => out.url_ttl = setting.seconds(MAX_DURATION_SECS)?,
+                "status_retention" => out.status_retention = setting.seconds(MAX_DURATION_SECS)?,
+                "max_files" => out.max_files = setting.number(MAX_COUNT)?,
+                "max_bytes" => out.max_bytes = setting.number(MAX_SIZE_BYTES)?,
+                "max_concurrent_downloads" => {
+                    out.max_concurrent_downloads = usize::try_from(setting.number(MAX_COUNT)?)
+                        .map_err(|_| setting.expected("a smaller number"))?
+                }
+                "default_name" => out.default_name = setting.value.to_owned(),
+                "content_type" => out.content_type = setting.value.to_owned(),
                 "status_before_download" => {
-                    out.status_before_download = match value.as_str() {
-                        "404" | "not_found" => StatusBeforeDownload::NotFound,
-                        "in_progress" => StatusBeforeDownload::InProgress,
-                        _ => return Err(format!("box.status_before_download: expected 404 or in_progress, got {value:?}")),
-                    }
+                    out.status_before_download = setting.choice(&[
+                        ("404", StatusBeforeDownload::NotFound),
+                        ("not_found", StatusBeforeDownload::NotFound),
+                        ("in_progress", StatusBeforeDownload::InProgress),
+                    ])?
                 }
-                "compression" => {
-                    out.compression = Some(match value.as_str() {
-                        "store" => Compression::Store,
-                        "deflate" => Compression::Deflate,
-                        _ => return Err(format!("box.compression: expected store or deflate, got {value:?}")),
-                    })
-                }
-                _ => {
-                    return Err(format!(
-                        "box.{key}: unknown setting (known: url_ttl, status_retention, max_files, max_bytes, \
-                         max_concurrent_downloads, default_name, content_type, status_before_download, compression)"
-                    ))
-                }
+                "compression" => out.compression = Some(setting.compression()?),
+                _ => return Err(setting.unknown(KNOWN)),
             }
         }
         Ok(out)

@@ -3,6 +3,7 @@
 //! with an empty request or unknown ids: each choice is a setting.
 
 use chrono::Duration;
+use zipgate_api::settings::{Setting, MAX_DURATION_SECS};
 use zipgate_api::{Pacing, Settings};
 
 #[derive(Clone, Debug)]
@@ -35,48 +36,47 @@ impl Default for ItslearningSettings {
     }
 }
 
+/// Every `itslearning.*` key, for the refusal of an unknown one.
+const KNOWN: &[&str] = &[
+    "pacing",
+    "statuses",
+    "zip_file_name",
+    "download_ttl",
+    "missing_items",
+    "empty_request",
+    "not_found_body",
+];
+
 impl ItslearningSettings {
     pub fn parse(settings: &Settings) -> Result<Self, String> {
         let mut out = ItslearningSettings::default();
-        for (key, value) in settings {
-            let bad = |what: &str| format!("itslearning.{key}: expected {what}, got {value:?}");
-            match key.as_str() {
-                "pacing" => {
-                    out.pacing = Pacing::parse(value).ok_or_else(|| bad("immediate, polls:N or seconds:S"))?
-                }
+        for setting in Setting::each("itslearning", settings) {
+            match setting.key {
+                "pacing" => out.pacing = setting.pacing()?,
                 "statuses" => {
-                    let parts: Vec<String> = value.split(',').map(|s| s.trim().to_owned()).collect();
-                    out.statuses = parts.try_into().map_err(|_| bad("four names, e.g. Pending,InProgress,Completed,Failed"))?;
+                    let parts: Vec<String> = setting
+                        .value
+                        .split(',')
+                        .map(|s| s.trim().to_owned())
+                        .collect();
+                    out.statuses = parts.try_into().map_err(|_| {
+                        setting.expected("four names, e.g. Pending,InProgress,Completed,Failed")
+                    })?;
                 }
-                "zip_file_name" => out.zip_file_name = value.clone(),
-                "download_ttl" => out.download_ttl = Duration::seconds(value.parse().map_err(|_| bad("seconds"))?),
+                "zip_file_name" => out.zip_file_name = setting.value.to_owned(),
+                "download_ttl" => out.download_ttl = setting.seconds(MAX_DURATION_SECS)?,
                 "missing_items" => {
-                    out.fail_missing_in_job = match value.as_str() {
-                        "error" => false,
-                        "fail" => true,
-                        _ => return Err(bad("error or fail")),
-                    }
+                    out.fail_missing_in_job = setting.choice(&[("error", false), ("fail", true)])?
                 }
                 "empty_request" => {
-                    out.empty_zip_for_empty_request = match value.as_str() {
-                        "invalid" => false,
-                        "empty_zip" => true,
-                        _ => return Err(bad("invalid or empty_zip")),
-                    }
+                    out.empty_zip_for_empty_request =
+                        setting.choice(&[("invalid", false), ("empty_zip", true)])?
                 }
                 "not_found_body" => {
-                    out.not_found_message = match value.as_str() {
-                        "empty" => false,
-                        "message" => true,
-                        _ => return Err(bad("empty or message")),
-                    }
+                    out.not_found_message =
+                        setting.choice(&[("empty", false), ("message", true)])?
                 }
-                _ => {
-                    return Err(format!(
-                        "itslearning.{key}: unknown setting (known: pacing, statuses, zip_file_name, download_ttl, \
-                         missing_items, empty_request, not_found_body)"
-                    ))
-                }
+                _ => return Err(setting.unknown(KNOWN)),
             }
         }
         Ok(out)

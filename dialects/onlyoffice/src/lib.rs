@@ -458,7 +458,8 @@ impl OnlyofficeDialect {
                 exception: "System.Security.Authentication.AuthenticationException",
             });
         };
-        let expires = core.now() + chrono::Duration::days(365);
+        // Saturating: an in-process clock may stand anywhere.
+        let expires = zipgate_api::time::saturating_add(core.now(), chrono::Duration::days(365));
         let payload = json!({"token": token, "expires": api_date(expires)});
         let mut response = self.success(request, core, 201, payload, 1, format);
         if let Ok(cookie) =

@@ -1,6 +1,7 @@
 //! `--set onlyoffice.KEY=VALUE` settings, each with a documented default.
 
 use chrono::Duration;
+use zipgate_api::settings::{Setting, MAX_DURATION_SECS};
 use zipgate_api::{Compression, Pacing, Settings};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -50,58 +51,39 @@ impl Default for OnlyofficeSettings {
     }
 }
 
-fn parse_pacing(value: &str) -> Result<Pacing, String> {
-    Pacing::parse(value).ok_or_else(|| {
-        format!("onlyoffice.pacing: expected immediate, polls:N or seconds:S, got {value:?}")
-    })
-}
+/// Every `onlyoffice.*` key, for the refusal of an unknown one.
+const KNOWN: &[&str] = &[
+    "flavour",
+    "style",
+    "pacing",
+    "alias",
+    "archive_ttl",
+    "error_data",
+    "compression",
+];
 
 impl OnlyofficeSettings {
     pub fn parse(settings: &Settings) -> Result<Self, String> {
         let mut out = OnlyofficeSettings::default();
-        for (key, value) in settings {
-            match key.as_str() {
+        for setting in Setting::each("onlyoffice", settings) {
+            match setting.key {
                 "flavour" | "flavor" => {
-                    out.flavour = match value.as_str() {
-                        "workspace" | "community" => Flavour::Workspace,
-                        "docspace" => Flavour::DocSpace,
-                        _ => return Err(format!("onlyoffice.flavour: expected workspace or docspace, got {value:?}")),
-                    }
+                    out.flavour = setting.choice(&[
+                        ("workspace", Flavour::Workspace),
+                        ("community", Flavour::Workspace),
+                        ("docspace", Flavour::DocSpace),
+                    ])?
                 }
                 "style" => {
-                    out.style = match value.as_str() {
-                        "source" => Style::Source,
-                        "docs" => Style::Docs,
-                        _ => return Err(format!("onlyoffice.style: expected source or docs, got {value:?}")),
-                    }
+                    out.style =
+                        setting.choice(&[("source", Style::Source), ("docs", Style::Docs)])?
                 }
-                "pacing" => out.pacing = parse_pacing(value)?,
-                "alias" => out.alias = value.to_lowercase(),
-                "archive_ttl" => {
-                    out.archive_ttl = Duration::seconds(
-                        value
-                            .parse()
-                            .map_err(|_| format!("onlyoffice.archive_ttl: expected seconds, got {value:?}"))?,
-                    )
-                }
-                "error_data" => {
-                    out.error_data = value
-                        .parse()
-                        .map_err(|_| format!("onlyoffice.error_data: expected true or false, got {value:?}"))?
-                }
-                "compression" => {
-                    out.compression = match value.as_str() {
-                        "store" => Compression::Store,
-                        "deflate" => Compression::Deflate,
-                        _ => return Err(format!("onlyoffice.compression: expected store or deflate, got {value:?}")),
-                    }
-                }
-                _ => {
-                    return Err(format!(
-                        "onlyoffice.{key}: unknown setting (known: flavour, style, pacing, alias, archive_ttl, \
-                         error_data, compression)"
-                    ))
-                }
+                "pacing" => out.pacing = setting.pacing()?,
+                "alias" => out.alias = setting.value.to_lowercase(),
+                "archive_ttl" => out.archive_ttl = setting.seconds(MAX_DURATION_SECS)?,
+                "error_data" => out.error_data = setting.boolean()?,
+                "compression" => out.compression = setting.compression()?,
+                _ => return Err(setting.unknown(KNOWN)),
             }
         }
         Ok(out)
@@ -112,6 +94,12 @@ impl OnlyofficeSettings {
 mod tests {
     use super::*;
 
+    fn parse_pacing(value: &str) -> Result<Pacing, String> {
+        let mut settings = Settings::new();
+        settings.insert("pacing".into(), value.into());
+        OnlyofficeSettings::parse(&settings).map(|s| s.pacing)
+    }
+
     #[test]
     fn pacing_forms() {
         assert_eq!(parse_pacing("immediate").unwrap(), Pacing::Immediate);
@@ -120,6 +108,20 @@ mod tests {
             parse_pacing("seconds:5").unwrap(),
             Pacing::AfterDuration(Duration::seconds(5))
         );
-        assert!(parse_pacing("soon").is_err());
+        assert!(parse_pacing("soon")
+            .unwrap_err()
+            .starts_with("onlyoffice.pacing: "));
+    }
+
+    #[test]
+    fn a_ttl_past_a_century_is_refused_not_a_panic() {
+        let mut settings = Settings::new();
+        settings.insert("archive_ttl".into(), "10000000000000000".into());
+        let message = OnlyofficeSettings::parse(&settings).unwrap_err();
+        assert!(
+            message
+                .starts_with("onlyoffice.archive_ttl: expected whole seconds from 0 to 3155760000"),
+            "{message}"
+        );
     }
 }

@@ -1,6 +1,7 @@
 //! `--set oracle.KEY=VALUE` settings, each with a documented default.
 
 use chrono::Duration;
+use zipgate_api::settings::{Setting, MAX_DURATION_SECS};
 use zipgate_api::{Pacing, Settings};
 
 /// The status page's two examples disagree on types.
@@ -36,28 +37,17 @@ impl Default for OracleSettings {
 impl OracleSettings {
     pub fn parse(settings: &Settings) -> Result<Self, String> {
         let mut out = OracleSettings::default();
-        for (key, value) in settings {
-            let bad = |what: &str| format!("oracle.{key}: expected {what}, got {value:?}");
-            match key.as_str() {
+        for setting in Setting::each("oracle", settings) {
+            match setting.key {
                 "types" => {
-                    out.types = match value.as_str() {
-                        "captured" => Types::Captured,
-                        "schema" => Types::Schema,
-                        _ => return Err(bad("captured or schema")),
-                    }
+                    out.types = setting
+                        .choice(&[("captured", Types::Captured), ("schema", Types::Schema)])?
                 }
-                "pacing" => {
-                    out.pacing = Pacing::parse(value)
-                        .ok_or_else(|| bad("immediate, polls:N or seconds:S"))?
-                }
-                "package_ttl" => {
-                    out.package_ttl = Duration::seconds(value.parse().map_err(|_| bad("seconds"))?)
-                }
-                "basic_auth" => out.basic_auth = value.parse().map_err(|_| bad("true or false"))?,
+                "pacing" => out.pacing = setting.pacing()?,
+                "package_ttl" => out.package_ttl = setting.seconds(MAX_DURATION_SECS)?,
+                "basic_auth" => out.basic_auth = setting.boolean()?,
                 _ => {
-                    return Err(format!(
-                    "oracle.{key}: unknown setting (known: types, pacing, package_ttl, basic_auth)"
-                ))
+                    return Err(setting.unknown(&["types", "pacing", "package_ttl", "basic_auth"]))
                 }
             }
         }
