@@ -500,18 +500,38 @@ impl Table {
         })
     }
 
-    /// Drops up to `count` of one principal's settled jobs, oldest first per
-    /// owner tag; its pending jobs are never touched.
-    fn evict_settled_of(&mut self, owner: &Principal, count: usize) -> Vec<Job> {
-        let keys: Vec<Key> = self.owners.get(owner).map_or_else(Vec::new, |tags| {
+    /// Drops up to `count` of one principal's settled jobs among its oldest
+    /// (a bounded window per owner tag, so a refused create costs the same
+    /// however many jobs the principal holds); its pending jobs stay.
+    fn evict_settled_of(
+        &mut self,
+        owner: &Principal,
+        count: usize,
+        now: DateTime<Utc>,
+    ) -> Vec<Job> {
+        let window = count.saturating_mul(EVICTION_WINDOW_PER_JOB).max(64);
+        let candidates: Vec<Key> = self.owners.get(owner).map_or_else(Vec::new, |tags| {
             tags.iter()
-                .flat_map(|(_, jobs)| jobs.order.iter())
-                .filter(|key| self.job(**key).is_some_and(|j| j.settled_at.is_some()))
-                .take(count)
+                .flat_map(|(_, jobs)| jobs.order.iter().take(window))
                 .copied()
                 .collect()
         });
-        keys.into_iter()
+        let mut settled = Vec::with_capacity(count);
+        for key in candidates {
+            if let Some(job) = self.job_mut(key) {
+                // A job past its download window has expired whether or not
+                // anyone looked at it since: bring it up to `now` first.
+                job.advance(now, false);
+                if job.settled_at.is_some() {
+                    settled.push(key);
+                    if settled.len() == count {
+                        break;
+                    }
+                }
+            }
+        }
+        settled
+            .into_iter()
             .filter_map(|key| self.forget_key(key))
             .collect()
     }
@@ -610,11 +630,17 @@ impl JobRegistry {
             max_jobs_per_principal: per_principal,
         } = self.inner.limits;
         let mut evicted = Vec::new();
-        let held = jobs.principal_len(&out.owner);
+        // A per-principal cap at or above the global one adds nothing: the
+        // global policy (oldest settled, then oldest) applies alone.
+        let held = if per_principal < max_jobs {
+            jobs.principal_len(&out.owner)
+        } else {
+            0
+        };
         if held >= per_principal {
             // Its own settled jobs make room, 1% of its cap at once.
             let excess = held + 1 - per_principal;
-            evicted = jobs.evict_settled_of(&out.owner, excess.max(per_principal / 100));
+            evicted = jobs.evict_settled_of(&out.owner, excess.max(per_principal / 100), now);
             if jobs.principal_len(&out.owner) >= per_principal {
                 drop(jobs);
                 drop(evicted);
@@ -1316,6 +1342,51 @@ mod tests {
         assert!(jobs.get("bob-0").is_some() && jobs.get("bob-2").is_some());
         // Alice is not affected by Bob's cap.
         jobs.create(of("alice-2", "alice")).unwrap();
+    }
+
+    #[test]
+    fn jobs_that_expired_unobserved_make_room_under_the_principals_cap() {
+        let (clock, _) = setup();
+        let jobs = JobRegistry::with_limits(
+            clock.clone(),
+            JobLimits {
+                max_jobs: 100,
+                max_jobs_per_principal: 3,
+            },
+        );
+        let of = |id: &str| JobSpec {
+            owner: user("bob"),
+            ..spec(id, Pacing::Immediate, true)
+        };
+        for i in 0..3 {
+            jobs.create(of(&format!("old-{i}"))).unwrap();
+        }
+        assert!(matches!(
+            jobs.create(of("refused")),
+            Err(Error::TooManyJobs { .. })
+        ));
+        // Past their 30 s window, nobody having polled them.
+        clock.advance(Duration::seconds(31));
+        jobs.create(of("new")).unwrap();
+        assert!(jobs.get("new").is_some());
+    }
+
+    #[test]
+    fn a_per_principal_cap_at_the_global_one_leaves_the_global_policy_alone() {
+        let (clock, _) = setup();
+        let jobs = JobRegistry::with_limits(
+            clock,
+            JobLimits {
+                max_jobs: 3,
+                max_jobs_per_principal: 3,
+            },
+        );
+        for i in 0..10 {
+            jobs.create(spec(&format!("j{i}"), Pacing::Immediate, false))
+                .unwrap();
+        }
+        assert_eq!(jobs.len(), 3);
+        assert!(jobs.get("j9").is_some());
     }
 
     #[test]

@@ -422,8 +422,45 @@ fn redact_pairs(text: &str) -> Cow<'_, str> {
 /// vendors' formats it is in: JSON (any depth), XML elements, or a form.
 /// A body that names a credential but cannot be read is hidden whole.
 fn redact_body(text: Cow<'_, str>) -> Cow<'_, str> {
+    let trimmed = text.trim_start();
+    if trimmed.starts_with('{') || trimmed.starts_with('[') {
+        return match serde_json::from_str::<serde_json::Value>(&text) {
+            // Names are compared decoded (`\u0070assword` too); a body with
+            // nothing to hide is shown as it was sent.
+            Ok(mut value) => {
+                if redact_json(&mut value) {
+                    Cow::Owned(value.to_string())
+                } else {
+                    text
+                }
+            }
+            Err(_) if names_a_credential(&text) => {
+                Cow::Borrowed("<redacted: unreadable JSON that names a credential>")
+            }
+            Err(_) => text,
+        };
+    }
+    if trimmed.starts_with('<') {
+        return match redact_xml(&text) {
+            Some(redacted) if redacted != *text => Cow::Owned(redacted),
+            Some(_) => text,
+            None if names_a_credential(&text) => {
+                Cow::Borrowed("<redacted: unreadable XML that names a credential>")
+            }
+            None => text,
+        };
+    }
+    match redact_pairs(&text) {
+        Cow::Borrowed(_) => text,
+        Cow::Owned(redacted) => Cow::Owned(redacted),
+    }
+}
+
+/// Whether raw text might hold a credential's name (a body that cannot be
+/// read field by field is then hidden whole).
+fn names_a_credential(text: &str) -> bool {
     let lower = text.to_ascii_lowercase();
-    let names_one = [
+    [
         "token",
         "pass",
         "pwd",
@@ -432,47 +469,33 @@ fn redact_body(text: Cow<'_, str>) -> Cow<'_, str> {
         "credential",
         "session",
         "auth",
+        "\\u",
     ]
     .iter()
-    .any(|word| lower.contains(word));
-    if !names_one {
-        return text;
-    }
-    let trimmed = text.trim_start();
-    if trimmed.starts_with('{') || trimmed.starts_with('[') {
-        return match serde_json::from_str::<serde_json::Value>(&text) {
-            Ok(mut value) => {
-                redact_json(&mut value);
-                Cow::Owned(value.to_string())
-            }
-            Err(_) => Cow::Borrowed("<redacted: unreadable JSON that names a credential>"),
-        };
-    }
-    if trimmed.starts_with('<') {
-        return redact_xml(&text).map_or(
-            Cow::Borrowed("<redacted: unreadable XML that names a credential>"),
-            Cow::Owned,
-        );
-    }
-    match redact_pairs(&text) {
-        Cow::Borrowed(_) => text,
-        Cow::Owned(redacted) => Cow::Owned(redacted),
-    }
+    .any(|word| lower.contains(word))
 }
 
-fn redact_json(value: &mut serde_json::Value) {
+/// Hides every value under a credential's name, whatever its shape (a
+/// vendor may take `{"password":["x"]}` as well as a string); true when it
+/// hid something.
+fn redact_json(value: &mut serde_json::Value) -> bool {
     match value {
         serde_json::Value::Object(map) => {
+            let mut hid = false;
             for (name, value) in map.iter_mut() {
-                if is_secret_name(name) && !value.is_object() && !value.is_array() {
+                if is_secret_name(name) {
                     *value = serde_json::Value::from(REDACTED);
+                    hid = true;
                 } else {
-                    redact_json(value);
+                    hid |= redact_json(value);
                 }
             }
+            hid
         }
-        serde_json::Value::Array(items) => items.iter_mut().for_each(redact_json),
-        _ => {}
+        serde_json::Value::Array(items) => items
+            .iter_mut()
+            .fold(false, |hid, item| redact_json(item) | hid),
+        _ => false,
     }
 }
 
@@ -496,7 +519,9 @@ fn redact_xml(text: &str) -> Option<String> {
             && !tag.starts_with("<!")
             && !tag.ends_with("/>");
         if start_tag && is_secret_name(name) {
-            let end = rest.find('<').unwrap_or(rest.len());
+            // Everything up to the element's own end tag, so CDATA, comments
+            // and child elements inside it are hidden too.
+            let end = rest.find(&format!("</{name}"))?;
             if end > 0 {
                 out.push_str("[redacted]");
             }
@@ -540,6 +565,18 @@ mod tests {
         );
         let broken = redact_body(Cow::Borrowed(r#"{"password":"hunter2""#));
         assert!(!broken.contains("hunter2"));
+        for sneaky in [
+            r#"{"password":["hunter2"]}"#,
+            r#"{"\u0070assword":"hunter2"}"#,
+            r#"{"auth":{"password":{"v":"hunter2"}}}"#,
+            "<r><password><![CDATA[hunter2]]></password></r>",
+            "<r><password><!-- x -->hunter2</password></r>",
+        ] {
+            let shown = redact_body(Cow::Borrowed(sneaky));
+            assert!(!shown.contains("hunter2"), "{sneaky} -> {shown}");
+        }
+        let spaced = "{ \"fileIds\": [1] }";
+        assert_eq!(redact_body(Cow::Borrowed(spaced)), spaced);
         let plain = redact_body(Cow::Borrowed(r#"{"fileIds":[1,2]}"#));
         assert_eq!(plain, r#"{"fileIds":[1,2]}"#);
     }

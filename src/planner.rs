@@ -323,20 +323,23 @@ impl Walker<'_> {
         if names.len() < 2 {
             return names;
         }
-        let key = |name: &str| {
+        // Names compare as they are unless portable: borrowed then, so a
+        // level without clashes allocates no keys.
+        fn key(portable: bool, name: &str) -> std::borrow::Cow<'_, str> {
             if portable {
-                portable_key(name)
+                std::borrow::Cow::Owned(portable_key(name))
             } else {
-                name.to_owned()
+                std::borrow::Cow::Borrowed(name)
             }
-        };
-        let keys: Vec<String> = names.iter().map(|name| key(name)).collect();
+        }
+        let keys: Vec<std::borrow::Cow<str>> =
+            names.iter().map(|name| key(portable, name)).collect();
         let mut groups: HashMap<&str, Vec<usize>> = HashMap::new();
         let mut order = Vec::new();
         for (i, name) in keys.iter().enumerate() {
-            let group = groups.entry(name.as_str()).or_default();
+            let group = groups.entry(name.as_ref()).or_default();
             if group.len() == 1 {
-                order.push(name.clone());
+                order.push(name.to_string());
             }
             group.push(i);
         }
@@ -356,8 +359,8 @@ impl Walker<'_> {
             .collect();
         for (group, own) in groups.into_iter().zip(order) {
             let unavailable = |taken: &HashSet<String>, n: &str| {
-                let n = key(n);
-                taken.contains(&n) || (n != own && contested.contains(&n))
+                let n = key(portable, n);
+                taken.contains(n.as_ref()) || (n != own.as_str() && contested.contains(n.as_ref()))
             };
             let members: Vec<Member> = group
                 .iter()
@@ -380,7 +383,7 @@ impl Walker<'_> {
                     *name = numbered_within(&base, n, portable);
                     n += 1;
                 }
-                taken.insert(key(name));
+                taken.insert(key(portable, name).into_owned());
             }
             let record = group
                 .iter()

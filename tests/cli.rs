@@ -7,7 +7,7 @@ use std::net::TcpStream;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{serve_binary as serve, Running, TempDir};
+use common::{serve_binary as serve, start_refused, Running, TempDir};
 
 fn http_get(addr: &str, path: &str) -> (u16, String) {
     let mut stream = TcpStream::connect(addr).unwrap();
@@ -331,42 +331,6 @@ fn the_control_plane_can_be_turned_off_or_given_a_token() {
         "",
     );
     assert_eq!(status, 200);
-}
-
-/// Runs `zipgate serve` with `args` and `env` until it exits (at most 10 s,
-/// then it is killed and `None` is its status); its stderr.
-fn start_refused(
-    args: &[&str],
-    env: &[(&str, &str)],
-) -> (Option<std::process::ExitStatus>, String) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_zipgate"))
-        .args(["serve", "--listen", "127.0.0.1:0"])
-        .args(args)
-        .envs(env.iter().copied())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("zipgate starts");
-    let deadline = Instant::now() + Duration::from_secs(10);
-    let status = loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            break Some(status);
-        }
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            let _ = child.wait();
-            break None;
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    };
-    let mut stderr = String::new();
-    child
-        .stderr
-        .take()
-        .unwrap()
-        .read_to_string(&mut stderr)
-        .unwrap();
-    (status, stderr)
 }
 
 #[test]

@@ -73,6 +73,9 @@ pub async fn read_request_body(
         return Err(BodyError::TooLarge(limit));
     }
     let read = async {
+        // The usual body is one frame: kept as it came, copied only when a
+        // second frame arrives (a copy per request shows at 80k req/s).
+        let mut first: Option<Bytes> = None;
         let mut kept = bytes::BytesMut::new();
         let mut seen: u64 = 0;
         while let Some(frame) = body.frame().await {
@@ -86,16 +89,24 @@ pub async fn read_request_body(
                 return Err(BodyError::TooLarge(limit));
             }
             if seen <= limit as u64 {
-                kept.extend_from_slice(&data);
+                if first.is_none() && kept.is_empty() {
+                    first = Some(data);
+                } else {
+                    if let Some(first) = first.take() {
+                        kept.extend_from_slice(&first);
+                    }
+                    kept.extend_from_slice(&data);
+                }
             } else {
                 // Over the limit: what was kept goes, the rest is only counted.
+                first = None;
                 kept = bytes::BytesMut::new();
             }
         }
         if seen > limit as u64 {
             return Err(BodyError::TooLarge(limit));
         }
-        Ok(kept.freeze())
+        Ok(first.unwrap_or_else(|| kept.freeze()))
     };
     match tokio::time::timeout(timeout, read).await {
         Ok(result) => result,

@@ -4,8 +4,7 @@
 //! reply while health said ok). Every duration and size is now range-checked
 //! at start, and the binary says which setting and what range.
 
-use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use http::{Method, StatusCode};
@@ -17,31 +16,9 @@ use super::common::*;
 /// The longest duration a dialect setting takes: 100 years of 365.25 days.
 const LONGEST: &str = "3155760000";
 
-/// Runs `zipgate serve` with `args` until it exits (at most 10 s, then it is
-/// killed and `None` is its status); its stderr.
+/// Runs `zipgate serve` with `args` until it exits; its status and stderr.
 fn start(args: &[&str]) -> (Option<std::process::ExitStatus>, String) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_zipgate"))
-        .args(["serve", "--listen", "127.0.0.1:0"])
-        .args(args)
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("zipgate starts");
-    let deadline = Instant::now() + Duration::from_secs(10);
-    let status = loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            break Some(status);
-        }
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            let _ = child.wait();
-            break None;
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    };
-    let mut stderr = String::new();
-    std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut stderr).unwrap();
-    (status, stderr)
+    super::common::start_refused(args, &[])
 }
 
 /// The binary exits at once, non-zero (not a panic's 101), with a

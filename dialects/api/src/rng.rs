@@ -62,30 +62,52 @@ impl SplitMix64 {
 /// the largest multiple of the alphabet's size are rejected, so no symbol is
 /// likelier than another (a plain modulo would favour the first ones).
 pub fn secret_append(core: &dyn Core, out: &mut String, alphabet: &[u8], len: usize) {
-    append_uniform(&mut |buf| core.fill_secret(buf), out, alphabet, len);
+    secret_draw(core).append(out, alphabet, len);
 }
 
-fn append_uniform(fill: &mut dyn FnMut(&mut [u8]), out: &mut String, alphabet: &[u8], len: usize) {
-    assert!(
-        !alphabet.is_empty() && alphabet.len() <= 256,
-        "alphabet of 1..=256 symbols"
-    );
-    let n = alphabet.len();
-    let limit = 256 - 256 % n;
-    let mut buf = [0u8; 64];
-    let mut used = buf.len();
-    let mut written = 0;
-    out.reserve(len);
-    while written < len {
-        if used == buf.len() {
-            fill(&mut buf);
-            used = 0;
+/// Draws several secret strings from one buffer of the cryptographic
+/// generator, so a composite id (Box's has three parts) takes its lock once.
+pub struct SecretDraw<F: FnMut(&mut [u8])> {
+    fill: F,
+    buf: [u8; 128],
+    used: usize,
+}
+
+/// A [`SecretDraw`] over the server's cryptographic generator.
+pub fn secret_draw(core: &dyn Core) -> SecretDraw<impl FnMut(&mut [u8]) + '_> {
+    SecretDraw::from_fill(move |buf: &mut [u8]| core.fill_secret(buf))
+}
+
+impl<F: FnMut(&mut [u8])> SecretDraw<F> {
+    fn from_fill(fill: F) -> Self {
+        SecretDraw {
+            fill,
+            buf: [0; 128],
+            used: 128,
         }
-        let byte = usize::from(buf[used]);
-        used += 1;
-        if byte < limit {
-            out.push(alphabet[byte % n] as char);
-            written += 1;
+    }
+
+    /// Appends `len` symbols of `alphabet` (see [`secret_append`]).
+    pub fn append(&mut self, out: &mut String, alphabet: &[u8], len: usize) {
+        assert!(
+            !alphabet.is_empty() && alphabet.len() <= 256,
+            "alphabet of 1..=256 symbols"
+        );
+        let n = alphabet.len();
+        let limit = 256 - 256 % n;
+        let mut written = 0;
+        out.reserve(len);
+        while written < len {
+            if self.used == self.buf.len() {
+                (self.fill)(&mut self.buf);
+                self.used = 0;
+            }
+            let byte = usize::from(self.buf[self.used]);
+            self.used += 1;
+            if byte < limit {
+                out.push(alphabet[byte % n] as char);
+                written += 1;
+            }
         }
     }
 }
@@ -137,14 +159,14 @@ mod tests {
         // digits 0-5 and stop short of 194..=199; rejection skips them, so
         // each digit is drawn 25 times.
         let mut next = 200u8;
-        let mut fill = |buf: &mut [u8]| {
+        let fill = move |buf: &mut [u8]| {
             for b in buf {
                 *b = next;
                 next = next.wrapping_add(1);
             }
         };
         let mut out = String::new();
-        append_uniform(&mut fill, &mut out, b"0123456789", 250);
+        SecretDraw::from_fill(fill).append(&mut out, b"0123456789", 250);
         for digit in '0'..='9' {
             assert_eq!(out.chars().filter(|c| *c == digit).count(), 25, "{digit}");
         }

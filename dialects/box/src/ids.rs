@@ -4,7 +4,7 @@
 
 use zipgate_api::ids::{derived_number, DialectIds};
 use zipgate_api::plan::{ConflictPolicy, Member};
-use zipgate_api::rng::{secret_append, SplitMix64, LOWER_ALNUM};
+use zipgate_api::rng::{secret_draw, SplitMix64, LOWER_ALNUM};
 use zipgate_api::{Core, NodeKind};
 
 pub const DIALECT: &str = "box";
@@ -21,10 +21,11 @@ const BASE64URL: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0
 /// drawn from the cryptographic generator (450 bits).
 pub fn zip_download_id(core: &dyn Core) -> String {
     let mut id = String::with_capacity(2 + 21 + 2 + 54 + 1);
-    secret_append(core, &mut id, b"0123456789", 2);
-    secret_append(core, &mut id, BASE64URL, 21);
+    let mut draw = secret_draw(core);
+    draw.append(&mut id, b"0123456789", 2);
+    draw.append(&mut id, BASE64URL, 21);
     id.push_str("==");
-    secret_append(core, &mut id, BASE64URL, 54);
+    draw.append(&mut id, BASE64URL, 54);
     id.push('=');
     id
 }
