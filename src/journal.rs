@@ -218,7 +218,18 @@ impl Journal {
 
     fn update(&self, id: u64, f: impl FnOnce(&mut Entry)) {
         self.with(|ring| {
-            let at = ring.start_after(Some(id.saturating_sub(1)));
+            // Ids in the ring are consecutive (pushed one by one, dropped
+            // from the front), so an entry's place is its distance from the
+            // oldest: no search on the per-request path.
+            let Some(front) = ring.entries.front().map(|e| e.id) else {
+                return;
+            };
+            let Some(at) = id
+                .checked_sub(front)
+                .and_then(|at| usize::try_from(at).ok())
+            else {
+                return;
+            };
             if let Some(entry) = ring.entries.get_mut(at).filter(|e| e.id == id) {
                 let before = entry.weight();
                 f(entry);
