@@ -238,7 +238,7 @@ async fn a_cap_of_zero_is_a_start_error() {
 
 /// `zipgate serve --listen 127.0.0.1:0 ARGS` through `sh -c PREFIX exec …`;
 /// returns the child and the address it printed.
-fn serve_binary(prefix: &str, args: &[&str]) -> (std::process::Child, std::net::SocketAddr) {
+fn serve_through_shell(prefix: &str, args: &[&str]) -> (std::process::Child, std::net::SocketAddr) {
     let mut child = Command::new("sh")
         .arg("-c")
         .arg(format!(
@@ -300,7 +300,7 @@ fn the_binary_caps_connections_and_derives_the_default_from_the_fd_limit() {
         .enable_all()
         .build()
         .unwrap();
-    let (child, addr) = serve_binary("", &["--max-connections", "2", "--workers", "2"]);
+    let (child, addr) = serve_through_shell("", &["--max-connections", "2", "--workers", "2"]);
     let _child = Killed(child);
     runtime.block_on(async {
         let held = hold(addr, 2).await;
@@ -312,7 +312,7 @@ fn the_binary_caps_connections_and_derives_the_default_from_the_fd_limit() {
 
     // With 256 descriptors in all (soft and hard, so raising the soft
     // limit cannot help), the cap leaves a quarter for files and the log.
-    let (child, addr) = serve_binary("ulimit -n 256 &&", &[]);
+    let (child, addr) = serve_through_shell("ulimit -n 256 &&", &[]);
     let _child = Killed(child);
     runtime.block_on(async {
         let health = health_when_served(addr).await;
@@ -331,7 +331,7 @@ fn the_binary_caps_connections_and_derives_the_default_from_the_fd_limit() {
     .unwrap();
     if let Ok(hard) = hard.trim().parse::<u64>() {
         if hard > 1024 {
-            let (child, addr) = serve_binary("ulimit -Sn 256 &&", &[]);
+            let (child, addr) = serve_through_shell("ulimit -Sn 256 &&", &[]);
             let _child = Killed(child);
             runtime.block_on(async {
                 let health = health_when_served(addr).await;

@@ -222,11 +222,10 @@ mod head {
         assert_eq!(gone.status, StatusCode::NOT_FOUND);
     }
 
-    #[tokio::test]
-    async fn onlyoffice_archive() {
-        let s = start_dialect("onlyoffice", &[("pacing", "immediate")]).await;
+    /// Alice's ONLYOFFICE bulk download of `report.pdf`, answered 200.
+    async fn bulk_download_of_report(s: &Clocked) -> Reply {
         let created = call(
-            &s,
+            s,
             Method::PUT,
             "/api/2.0/files/fileops/bulkdownload",
             &[ALICE, JSON],
@@ -234,6 +233,13 @@ mod head {
         )
         .await;
         assert_eq!(created.status, StatusCode::OK);
+        created
+    }
+
+    #[tokio::test]
+    async fn onlyoffice_archive() {
+        let s = start_dialect("onlyoffice", &[("pacing", "immediate")]).await;
+        let created = bulk_download_of_report(&s).await;
         let url = created.json()["response"][0]["url"]
             .as_str()
             .expect("a finished operation")
@@ -246,15 +252,7 @@ mod head {
         // Finished on the second poll: HEADs in between must not count.
         let s = start_dialect("onlyoffice", &[("pacing", "polls:2")]).await;
         let list = "/api/2.0/files/fileops";
-        let created = call(
-            &s,
-            Method::PUT,
-            "/api/2.0/files/fileops/bulkdownload",
-            &[ALICE, JSON],
-            r#"{"fileIds":[12345]}"#,
-        )
-        .await;
-        assert_eq!(created.status, StatusCode::OK);
+        bulk_download_of_report(&s).await;
         let before = jobs(&s);
         for _ in 0..3 {
             let head = call(&s, Method::HEAD, list, &[ALICE], "").await;
