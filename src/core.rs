@@ -4,10 +4,9 @@
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
-use http::{header, HeaderMap};
 use zipgate_api::{
-    Core, CreateJob, CreatedJob, Download, Error, JobSnapshot, JobState, NodeId, NodeInfo,
-    Principal, UserId, UserInfo,
+    Core, CreateJob, CreatedJob, Download, Error, JobOp, JobSnapshot, JobState, Mounted, NodeId,
+    NodeInfo, Principal, UserInfo,
 };
 
 use crate::jobs::{JobFault, JobSpec};
@@ -20,6 +19,8 @@ use crate::store::{Node, NodeData, User};
 
 pub struct ServerCore {
     state: Arc<AppState>,
+    /// The dialect this core is scoped to: its jobs, its ids.
+    dialect: Arc<dyn Mounted>,
     /// Injected into every job this request creates.
     job_fault: Option<JobFault>,
     /// The request is a `HEAD`: it is answered like a `GET` but changes
@@ -28,9 +29,10 @@ pub struct ServerCore {
 }
 
 impl ServerCore {
-    pub fn new(state: Arc<AppState>) -> Self {
+    pub fn new(state: Arc<AppState>, dialect: Arc<dyn Mounted>) -> Self {
         ServerCore {
             state,
+            dialect,
             job_fault: None,
             look_only: false,
         }
@@ -47,9 +49,22 @@ impl ServerCore {
         self.look_only = on;
         self
     }
+
+    fn tag(&self) -> &'static str {
+        self.dialect.name()
+    }
+
+    /// `id`, if it names one of this dialect's jobs.
+    fn own<'a>(&self, id: &'a str) -> Result<&'a str, Error> {
+        if self.state.jobs.owner_tag(id) == Some(self.tag()) {
+            Ok(id)
+        } else {
+            Err(Error::NotFound(id.to_owned()))
+        }
+    }
 }
 
-fn node_info(node: &Node) -> NodeInfo {
+fn node_info(node: &Node, dialect: &str) -> NodeInfo {
     NodeInfo {
         id: node.id.clone(),
         name: node.name.clone(),
@@ -58,7 +73,7 @@ fn node_info(node: &Node) -> NodeInfo {
         mtime: node.mtime,
         parent: node.parent.clone(),
         owner: node.owner.clone(),
-        dialect_ids: node.dialect_ids.clone(),
+        pinned_id: node.dialect_ids.get(dialect).cloned(),
     }
 }
 
@@ -81,30 +96,22 @@ impl Core for ServerCore {
         Some((user_info(user), user.token.clone()?))
     }
 
-    fn user(&self, id: &UserId) -> Option<Arc<UserInfo>> {
-        self.state.store().user(id).map(user_info)
-    }
-
     fn node(&self, id: &NodeId) -> Option<NodeInfo> {
-        self.state.store().node(id).map(|n| node_info(n))
-    }
-
-    fn nodes(&self) -> Vec<NodeInfo> {
-        self.state.store().nodes().map(|n| node_info(n)).collect()
-    }
-
-    fn store_generation(&self) -> u64 {
-        self.state.store_generation()
-    }
-
-    fn can_read(&self, principal: &Principal, id: &NodeId) -> bool {
-        let store = self.state.store();
-        store
+        self.state
+            .store()
             .node(id)
-            .is_some_and(|node| store.can_read(principal, node))
+            .map(|n| node_info(n, self.tag()))
     }
 
-    fn create_job(&self, owner_tag: &'static str, request: CreateJob) -> Result<CreatedJob, Error> {
+    fn resolve(&self, dialect_id: &str) -> Option<NodeId> {
+        let dialect = &self.dialect;
+        self.state
+            .store()
+            .resolve_dialect_id(self.tag(), &|id| dialect.derive_id(id), dialect_id)
+    }
+
+    fn create_job(&self, request: CreateJob) -> Result<CreatedJob, Error> {
+        let owner_tag = self.tag();
         let store = self.state.store();
         let mut options = request.plan;
         options.portable_names |= self.state.config.portable_names;
@@ -151,56 +158,42 @@ impl Core for ServerCore {
         })
     }
 
-    fn job(&self, id: &str) -> Option<JobSnapshot> {
-        self.state.jobs.get(id)
-    }
-
-    fn poll_job(&self, id: &str) -> Option<JobSnapshot> {
-        if self.look_only {
-            return self.state.jobs.get(id);
+    fn job(&self, id: &str, op: JobOp<'_>) -> Result<JobSnapshot, Error> {
+        let id = self.own(id)?;
+        let jobs = &self.state.jobs;
+        let not_found = || Error::NotFound(id.to_owned());
+        match op {
+            JobOp::Look => jobs.get(id).ok_or_else(not_found),
+            JobOp::Poll | JobOp::Acknowledge if self.look_only => {
+                jobs.get(id).ok_or_else(not_found)
+            }
+            JobOp::Poll => jobs.poll(id).ok_or_else(not_found),
+            JobOp::Cancel => jobs.cancel(id),
+            JobOp::Fail(reason) => jobs.fail(id, reason),
+            JobOp::Acknowledge => {
+                jobs.acknowledge(id);
+                jobs.get(id).ok_or_else(not_found)
+            }
+            JobOp::Remove => jobs.remove(id).ok_or_else(not_found),
         }
-        self.state.jobs.poll(id)
     }
 
-    fn cancel_job(&self, id: &str) -> Result<JobSnapshot, Error> {
-        self.state.jobs.cancel(id)
+    fn open_jobs(&self, owner: &Principal) -> Vec<JobSnapshot> {
+        self.state.jobs.open_of(self.tag(), owner)
     }
 
-    fn fail_job(&self, id: &str, reason: &str) -> Result<JobSnapshot, Error> {
-        self.state.jobs.fail(id, reason)
+    fn newest_job(&self, owner: &Principal, state: Option<JobState>) -> Option<JobSnapshot> {
+        self.state.jobs.newest_of(self.tag(), owner, |job| {
+            state.is_none_or(|s| job.state == s)
+        })
     }
 
-    fn acknowledge_job(&self, id: &str) {
-        if self.look_only {
-            return;
-        }
-        self.state.jobs.acknowledge(id);
-    }
-
-    fn remove_job(&self, id: &str) -> Option<JobSnapshot> {
-        self.state.jobs.remove(id)
-    }
-
-    fn open_jobs_of(&self, owner_tag: &str, owner: &Principal) -> Vec<JobSnapshot> {
-        self.state.jobs.open_of(owner_tag, owner)
-    }
-
-    fn newest_job_of(
-        &self,
-        owner_tag: &str,
-        owner: &Principal,
-        state: Option<JobState>,
-    ) -> Option<JobSnapshot> {
-        self.state
-            .jobs
-            .newest_of(owner_tag, owner, |job| state.is_none_or(|s| job.state == s))
-    }
-
-    fn downloads_of(&self, owner_tag: &str, owner: &Principal) -> usize {
-        self.state.jobs.downloads_of(owner_tag, owner)
+    fn downloads(&self, owner: &Principal) -> usize {
+        self.state.jobs.downloads_of(self.tag(), owner)
     }
 
     fn start_download(&self, id: &str) -> Result<Download, Error> {
+        let id = self.own(id)?;
         if self.look_only {
             // The same checks and the same length, and a body that is never sent.
             let archive = self.state.jobs.peek_download(id)?;
@@ -233,18 +226,6 @@ impl Core for ServerCore {
                 archive_body(archive, offset, len, streams, Arc::new(ticket))
             }),
         ))
-    }
-
-    fn origin(&self, headers: &HeaderMap) -> String {
-        if let Some(url) = &self.state.config.public_url {
-            return url.trim_end_matches('/').to_owned();
-        }
-        let host = headers
-            .get(header::HOST)
-            .and_then(|h| h.to_str().ok())
-            .filter(|h| !h.is_empty())
-            .unwrap_or("localhost");
-        ["http://", host].concat()
     }
 
     fn random_u64(&self) -> u64 {

@@ -3,19 +3,19 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use zipgate_api::{Dialect, Settings};
+use zipgate_api::{mount, Mounted, Settings};
 
 /// Every dialect zipgate serves, built with its `--set NAME.KEY=VALUE` settings.
-pub fn build(settings: &BTreeMap<String, Settings>) -> Result<Vec<Arc<dyn Dialect>>, String> {
+pub fn build(settings: &BTreeMap<String, Settings>) -> Result<Vec<Arc<dyn Mounted>>, String> {
     let none = Settings::new();
     let get = |name: &str| settings.get(name).unwrap_or(&none);
-    let dialects: Vec<Arc<dyn Dialect>> = vec![
-        Arc::new(zipgate_box::BoxDialect::new(get("box"))?),
-        Arc::new(zipgate_onlyoffice::OnlyofficeDialect::new(get(
+    let dialects = vec![
+        mount(zipgate_box::BoxDialect::new(get("box"))?),
+        mount(zipgate_onlyoffice::OnlyofficeDialect::new(get(
             "onlyoffice",
         ))?),
-        Arc::new(zipgate_oracle::OracleDialect::new(get("oracle"))?),
-        Arc::new(zipgate_itslearning::ItslearningDialect::new(get(
+        mount(zipgate_oracle::OracleDialect::new(get("oracle"))?),
+        mount(zipgate_itslearning::ItslearningDialect::new(get(
             "itslearning",
         ))?),
     ];

@@ -65,13 +65,7 @@ fn request(method: http::Method, query: &[u8], headers: HeaderMap, body: &[u8]) 
         .filter(|q| !q.is_empty())
         .and_then(|q| format!("/x?{q}").parse().ok())
         .unwrap_or_else(|| http::Uri::from_static("/x"));
-    DialectRequest {
-        method,
-        uri,
-        headers,
-        body: Ok(Bytes::copy_from_slice(body)),
-        params: Default::default(),
-    }
+    DialectRequest::new(method, uri, headers, Bytes::copy_from_slice(body))
 }
 
 fn prefixed(prefix: &[u8], body: &[u8]) -> Vec<u8> {

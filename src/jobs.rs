@@ -661,6 +661,11 @@ impl JobRegistry {
         Ok(out)
     }
 
+    /// The dialect that created the job, if there is one by this id.
+    pub fn owner_tag(&self, id: &str) -> Option<&'static str> {
+        self.jobs().get(id).map(|job| job.snapshot.owner_tag)
+    }
+
     /// Current state without counting as a poll.
     pub fn get(&self, id: &str) -> Option<JobSnapshot> {
         self.observe(id, false)

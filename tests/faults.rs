@@ -228,6 +228,34 @@ async fn a_rule_for_one_user_leaves_the_others_alone() {
     let path = "/restapi/personal/yourfiles/files/zip/v1?access_token=bob-token";
     let reply = send(&server, Method::POST, path, &[JSON], "{}").await;
     assert_eq!(reply.status, StatusCode::FORBIDDEN);
+    // ONLYOFFICE's cookie and Oracle's Basic credentials, each read by its own dialect.
+    let cookie = ("cookie", "asc_auth_key=bob-token");
+    let reply = send(
+        &server,
+        Method::GET,
+        "/api/2.0/files/fileops",
+        &[cookie],
+        "",
+    )
+    .await;
+    assert_eq!(reply.status, StatusCode::FORBIDDEN);
+    // bob:bob-password
+    let basic = ("authorization", "Basic Ym9iOmJvYi1wYXNzd29yZA==");
+    let path = "/documents/api/1.2/folders/self/_download/nojob";
+    let reply = send(&server, Method::GET, path, &[basic], "").await;
+    assert_eq!(reply.status, StatusCode::FORBIDDEN);
+    // A credential only another dialect reads names nobody: Box reads its
+    // bearer (alice's), not a query token (bob's).
+    let path = format!("{BOX_CREATE}?access_token=bob-token");
+    let reply = send(
+        &server,
+        Method::POST,
+        &path,
+        &[ALICE, JSON, ("host", HOST)],
+        ONE_FILE,
+    )
+    .await;
+    assert_eq!(reply.status, StatusCode::ACCEPTED);
 }
 
 #[tokio::test]

@@ -32,7 +32,7 @@ use rand_chacha::rand_core::{RngCore, SeedableRng};
 use rand_chacha::ChaCha20Rng;
 use tokio::net::TcpListener;
 use zipgate_api::rng::SplitMix64;
-use zipgate_api::{Dialect, DialectRequest, Settings};
+use zipgate_api::{DialectRequest, Mounted, Settings};
 
 use self::http::{json_error, Body};
 use self::limit::{AcceptLog, Admission, ConnectionLimit, ConnectionSlot};
@@ -245,7 +245,7 @@ pub struct AppState {
     /// Live connections and the cap (`/_zipgate/health` → `connections`).
     pub connections: Arc<ConnectionLimit>,
     /// The vendor dialects whose routes are mounted.
-    pub dialects: Vec<Arc<dyn Dialect>>,
+    pub dialects: Vec<Arc<dyn Mounted>>,
     /// Who may use the routes under `/_zipgate/`.
     pub guard: guard::ControlGuard,
     /// `--content-root`, held open.
@@ -272,7 +272,7 @@ impl AppState {
         source: FixtureSource,
         clock: Arc<dyn Clock>,
         config: Config,
-        dialects: Vec<Arc<dyn Dialect>>,
+        dialects: Vec<Arc<dyn Mounted>>,
     ) -> Result<Self, crate::StartError> {
         config.check().map_err(crate::StartError::Settings)?;
         if config.control_token.as_deref() == Some("") {
@@ -476,18 +476,22 @@ fn warm_in_background(store: Arc<Store>, warmers: Arc<AtomicUsize>) {
     }
 }
 
-pub fn routes(dialects: &[Arc<dyn Dialect>], config: &Config) -> Router {
+pub fn routes(dialects: &[Arc<dyn Mounted>], config: &Config) -> Router {
     let mut router = Router::new();
     native::mount(&mut router);
     if config.control {
         control::mount(&mut router);
     }
+    let public_url: Option<Arc<str>> = config.public_url.as_deref().map(Arc::from);
     for dialect in dialects {
         let name = dialect.name();
-        for route in dialect.routes() {
+        for (method, pattern, handler) in dialect.routes() {
             let dialect = dialect.clone();
-            router.add(route.method.clone(), &route.pattern, move |ctx: Ctx| {
+            let public_url = public_url.clone();
+            router.add(method, &pattern, move |ctx: Ctx| {
                 let dialect = dialect.clone();
+                let handler = handler.clone();
+                let public_url = public_url.clone();
                 async move {
                     let config = &ctx.state.config;
                     let (limit, timeout) = (config.max_body_bytes, config.body_timeout);
@@ -504,14 +508,15 @@ pub fn routes(dialects: &[Arc<dyn Dialect>], config: &Config) -> Router {
                         headers: parts.headers,
                         body,
                         params: ctx.params,
+                        public_url,
                     };
-                    let core = ServerCore::new(ctx.state)
+                    let core = ServerCore::new(ctx.state, dialect)
                         .with_job_fault(ctx.job_fault)
                         .look_only(head);
-                    dialect.handle(route.id, request, &core)
+                    handler(request, &core)
                 }
             });
-            router.tag(&route.pattern, name);
+            router.tag(&pattern, name);
         }
         for prefix in dialect.prefixes() {
             router.fallback(prefix, dialect.clone());
@@ -763,7 +768,7 @@ async fn dispatch(
             }),
             _,
         ) => {
-            let request = bodiless(req);
+            let request = bodiless(req, &state);
             let status =
                 StatusCode::from_u16(respond.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
             let message = respond.message.as_deref();
@@ -777,7 +782,7 @@ async fn dispatch(
                     status,
                     message,
                     &request,
-                    &ServerCore::new(state.clone()),
+                    &ServerCore::new(state.clone(), owner.clone()),
                 ),
                 None => json_error(
                     status,
@@ -808,8 +813,8 @@ async fn dispatch(
         (_, found) => match router.fallback_for(&path) {
             // Under a vendor's prefix, the vendor's own envelope answers.
             Some(dialect) => {
-                let request = bodiless(req);
-                let core = ServerCore::new(state);
+                let request = bodiless(req, &state);
+                let core = ServerCore::new(state, dialect.clone());
                 match found {
                     Found::MethodNotAllowed(allowed) => {
                         dialect.method_not_allowed(&request, &allowed, &core)
@@ -849,32 +854,43 @@ async fn dispatch(
 }
 
 /// A request handed to a dialect without its body (fallbacks and faults do not read it).
-fn bodiless(req: Request<Incoming>) -> DialectRequest {
+fn bodiless(req: Request<Incoming>, state: &AppState) -> DialectRequest {
     let (parts, _) = req.into_parts();
-    DialectRequest {
-        method: parts.method,
-        uri: parts.uri,
-        headers: parts.headers,
-        body: Ok(Bytes::new()),
-        params: Default::default(),
-    }
+    let mut request = DialectRequest::new(parts.method, parts.uri, parts.headers, Bytes::new());
+    request.public_url = state.config.public_url.as_deref().map(Arc::from);
+    request
 }
 
 /// Counts the request against the fault rules; what fires, if anything.
+/// A rule on `user` asks the owning dialect who the request is from, the way
+/// its handlers do (`Dialect::principal`), so the two cannot disagree.
 fn decide_fault(
-    state: &AppState,
+    state: &Arc<AppState>,
     dialect: Option<&str>,
     req: &Request<Incoming>,
 ) -> Option<Decision> {
-    let store = state.faults.needs_user().then(|| state.store());
-    let user = store
-        .as_ref()
-        .and_then(|store| store.user_of_request(req.headers(), req.uri().query().unwrap_or("")));
+    let owner = dialect.and_then(|name| state.dialects.iter().find(|d| d.name() == name));
+    let user = match owner {
+        Some(owner) if state.faults.needs_user() => {
+            let mut request = DialectRequest::new(
+                req.method().clone(),
+                req.uri().clone(),
+                req.headers().clone(),
+                Bytes::new(),
+            );
+            request.public_url = state.config.public_url.as_deref().map(Arc::from);
+            owner.principal(
+                &request,
+                &ServerCore::new(state.clone(), owner.clone()).look_only(true),
+            )
+        }
+        _ => None,
+    };
     state.faults.decide(&RequestFacts {
         dialect,
         method: req.method().as_str(),
         path: req.uri().path(),
-        user: user.map(|u| (u.id.0.as_str(), u.login.as_str())),
+        user: user.as_ref().map(|u| (u.id.0.as_str(), u.login.as_str())),
     })
 }
 

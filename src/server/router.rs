@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use http::{Method, Request, Response};
 use hyper::body::Incoming;
-use zipgate_api::Dialect;
+use zipgate_api::Mounted;
 
 use super::http::Body;
 use super::AppState;
@@ -39,7 +39,7 @@ pub struct Router {
     paths: matchit::Router<usize>,
     routes: Vec<Vec<(Method, Handler)>>,
     patterns: HashMap<String, usize>,
-    fallbacks: Vec<(&'static str, Arc<dyn Dialect>)>,
+    fallbacks: Vec<(&'static str, Arc<dyn Mounted>)>,
     /// Prefixes (lower case) under which paths match without regard to case.
     case_insensitive: Vec<String>,
     /// The dialect that owns each route, by route index.
@@ -73,7 +73,7 @@ impl Router {
     }
 
     /// Unknown paths and methods under `prefix` are answered by `dialect`.
-    pub fn fallback(&mut self, prefix: &'static str, dialect: Arc<dyn Dialect>) {
+    pub fn fallback(&mut self, prefix: &'static str, dialect: Arc<dyn Mounted>) {
         self.fallbacks.push((prefix, dialect));
     }
 
@@ -109,7 +109,7 @@ impl Router {
         }
     }
 
-    pub fn fallback_for(&self, path: &str) -> Option<Arc<dyn Dialect>> {
+    pub fn fallback_for(&self, path: &str) -> Option<Arc<dyn Mounted>> {
         let path = self.match_path(path);
         self.fallbacks
             .iter()

@@ -86,6 +86,9 @@ pub struct Store {
     /// Set once another tree replaced this one (or the server stops): the
     /// CRC warmer stops, requests already holding the tree go on.
     retired: std::sync::atomic::AtomicBool,
+    /// Per dialect, its ids back to neutral ones: built on the first lookup,
+    /// gone with the tree (a new tree starts empty).
+    id_indexes: std::sync::Mutex<HashMap<&'static str, Arc<HashMap<String, NodeId>>>>,
 }
 
 impl Store {
@@ -101,6 +104,7 @@ impl Store {
             users,
             tokens,
             retired: std::sync::atomic::AtomicBool::new(false),
+            id_indexes: Default::default(),
         }
     }
 
@@ -153,41 +157,35 @@ impl Store {
         self.tokens.get(token).and_then(|id| self.users.get(id))
     }
 
-    /// The user a request's credentials name, however its dialect sends them:
-    /// a bearer, bare or Basic `Authorization`, a token as a query parameter
-    /// value, or a token as a cookie value.
-    pub fn user_of_request(&self, headers: &http::HeaderMap, query: &str) -> Option<&User> {
-        use base64::Engine as _;
-        let header_values = |name| {
-            headers
-                .get_all(name)
-                .into_iter()
-                .filter_map(|v| v.to_str().ok())
-        };
-        for value in header_values(http::header::AUTHORIZATION) {
-            let (scheme, rest) = value.split_once(' ').unwrap_or(("", value));
-            if scheme.eq_ignore_ascii_case("basic") {
-                let decoded = base64::engine::general_purpose::STANDARD
-                    .decode(rest.trim())
-                    .ok()
-                    .and_then(|b| String::from_utf8(b).ok());
-                if let Some((login, password)) = decoded.as_deref().and_then(|t| t.split_once(':'))
-                {
-                    return self.log_in(login, password);
-                }
-            } else if let Some(user) = self.authenticate(rest.trim()) {
-                return Some(user);
-            }
-        }
-        let query_tokens = zipgate_api::dialect::query_pairs(query)
-            .into_iter()
-            .map(|(_, v)| v);
-        let cookie_tokens = header_values(http::header::COOKIE)
-            .flat_map(|c| c.split(';'))
-            .filter_map(|pair| pair.split_once('=').map(|(_, v)| v.trim().to_owned()));
-        query_tokens
-            .chain(cookie_tokens)
-            .find_map(|token| self.authenticate(&token))
+    /// The node a dialect's id names: pinned for `dialect` in the fixture,
+    /// else made by `derive` from the neutral id.
+    pub fn resolve_dialect_id(
+        &self,
+        dialect: &'static str,
+        derive: &dyn Fn(&NodeId) -> String,
+        id: &str,
+    ) -> Option<NodeId> {
+        let index = self
+            .id_indexes
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .entry(dialect)
+            .or_insert_with(|| {
+                Arc::new(
+                    self.nodes
+                        .values()
+                        .map(|node| {
+                            let id = match node.dialect_ids.get(dialect) {
+                                Some(pinned) => pinned.clone(),
+                                None => derive(&node.id),
+                            };
+                            (id, node.id.clone())
+                        })
+                        .collect(),
+                )
+            })
+            .clone();
+        index.get(id).cloned()
     }
 
     /// Computes every file's CRC-32 ahead of its first download, so a stored
@@ -234,39 +232,6 @@ impl Store {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn a_request_names_its_user_however_its_dialect_sends_credentials() {
-        let store = Store::embedded_default().unwrap();
-        let login_of = |headers: &[(&str, &str)], query: &str| {
-            let mut map = http::HeaderMap::new();
-            for (name, value) in headers {
-                map.append(
-                    http::HeaderName::from_bytes(name.as_bytes()).unwrap(),
-                    http::HeaderValue::from_str(value).unwrap(),
-                );
-            }
-            store.user_of_request(&map, query).map(|u| u.id.0.clone())
-        };
-        let alice = Some("alice".to_owned());
-        assert_eq!(
-            login_of(&[("authorization", "Bearer alice-token")], ""),
-            alice
-        );
-        assert_eq!(login_of(&[("authorization", "alice-token")], ""), alice);
-        // alice:alice-password
-        let basic = "Basic YWxpY2U6YWxpY2UtcGFzc3dvcmQ=";
-        assert_eq!(login_of(&[("authorization", basic)], ""), alice);
-        assert_eq!(login_of(&[], "x=1&access_token=alice-token"), alice);
-        assert_eq!(
-            login_of(&[("cookie", "a=b; asc_auth_key=alice-token")], ""),
-            alice
-        );
-        assert_eq!(
-            login_of(&[("authorization", "Bearer nobody")], "x=alice"),
-            None
-        );
-    }
 
     #[test]
     fn embedded_default_fixture_has_what_the_dialects_need() {

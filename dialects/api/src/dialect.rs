@@ -12,15 +12,6 @@ use crate::http::Body;
 use crate::job::{CreateJob, CreatedJob, JobSnapshot};
 use crate::{Error, JobState, NodeId, NodeKind, Principal, UserId};
 
-/// One route a dialect serves; `id` comes back to [`Dialect::handle`].
-#[derive(Clone, Debug)]
-pub struct Route {
-    pub method: Method,
-    /// A `matchit` pattern, e.g. `/2.0/zip_downloads/{id}/content`.
-    pub pattern: String,
-    pub id: usize,
-}
-
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum BodyError {
     #[error("request body is larger than {0} bytes")]
@@ -37,9 +28,39 @@ pub struct DialectRequest {
     pub body: Result<Bytes, BodyError>,
     /// Parameters captured by the route pattern.
     pub params: HashMap<String, String>,
+    /// `scheme://host[:port]` the server was told it is reached at
+    /// (`--public-url`); else absolute URLs use the request's `Host`.
+    pub public_url: Option<Arc<str>>,
 }
 
 impl DialectRequest {
+    /// A request with no route parameters and no public URL (tests, faults).
+    pub fn new(method: Method, uri: Uri, headers: HeaderMap, body: Bytes) -> Self {
+        DialectRequest {
+            method,
+            uri,
+            headers,
+            body: Ok(body),
+            params: HashMap::new(),
+            public_url: None,
+        }
+    }
+
+    /// `scheme://host[:port]` clients reach this server at: the configured
+    /// public URL, else `http://` and the request's `Host`.
+    pub fn origin(&self) -> String {
+        if let Some(url) = &self.public_url {
+            return url.trim_end_matches('/').to_owned();
+        }
+        let host = self
+            .headers
+            .get(http::header::HOST)
+            .and_then(|h| h.to_str().ok())
+            .filter(|h| !h.is_empty())
+            .unwrap_or("localhost");
+        ["http://", host].concat()
+    }
+
     pub fn param(&self, name: &str) -> &str {
         self.params.get(name).map(String::as_str).unwrap_or("")
     }
@@ -107,8 +128,9 @@ pub struct NodeInfo {
     pub mtime: DateTime<Utc>,
     pub parent: Option<NodeId>,
     pub owner: Option<UserId>,
-    /// Ids pinned for dialects, keyed by dialect name.
-    pub dialect_ids: BTreeMap<String, String>,
+    /// The id the fixture pinned for the asking dialect (`"ids": {"box": "…"}`),
+    /// if any; see [`Dialect::id_of`].
+    pub pinned_id: Option<String>,
 }
 
 #[derive(Clone, Debug)]
@@ -152,52 +174,55 @@ impl Download {
     }
 }
 
-/// What the core offers a dialect. Implemented by the server.
+/// What a dialect may do to one of its jobs through [`Core::job`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum JobOp<'a> {
+    /// Its state now, without counting as a status poll.
+    Look,
+    /// A client's status poll: advances poll-paced jobs.
+    Poll,
+    /// Ends a job that has not finished as cancelled.
+    Cancel,
+    /// Ends a job that has not finished as failed, with this message.
+    Fail(&'a str),
+    /// Records that the client has been shown the job's final state
+    /// (it leaves [`Core::open_jobs`]).
+    Acknowledge,
+    /// Forgets the job.
+    Remove,
+}
+
+/// What the core offers a dialect, already scoped to that dialect: its
+/// jobs are the only ones it can see or touch, the ids it resolves are in
+/// its own scheme, and jobs it creates are its own. Implemented by the
+/// server, and by [`crate::fake::FakeCore`] for unit tests.
 pub trait Core: Send + Sync {
     fn now(&self) -> DateTime<Utc>;
     /// The user a bearer token belongs to.
     fn authenticate(&self, token: &str) -> Option<Arc<UserInfo>>;
     /// A user name (login or id) and password: the user and their token.
     fn log_in(&self, login: &str, password: &str) -> Option<(Arc<UserInfo>, String)>;
-    fn user(&self, id: &UserId) -> Option<Arc<UserInfo>>;
     fn node(&self, id: &NodeId) -> Option<NodeInfo>;
-    /// Every node, for a dialect that indexes its own id scheme.
-    fn nodes(&self) -> Vec<NodeInfo>;
-    /// Changes whenever the store is replaced, so such an index can be rebuilt.
-    fn store_generation(&self) -> u64;
-    fn can_read(&self, principal: &Principal, id: &NodeId) -> bool;
+    /// The node behind an id in this dialect's scheme (pinned in the fixture,
+    /// else [`Dialect::derive_id`]).
+    fn resolve(&self, dialect_id: &str) -> Option<NodeId>;
 
-    /// Plans the selection and registers the job.
-    fn create_job(&self, owner_tag: &'static str, request: CreateJob) -> Result<CreatedJob, Error>;
-    fn job(&self, id: &str) -> Option<JobSnapshot>;
-    /// A client's status poll: advances poll-paced jobs.
-    fn poll_job(&self, id: &str) -> Option<JobSnapshot>;
-    fn cancel_job(&self, id: &str) -> Result<JobSnapshot, Error>;
-    /// Ends a job that has not finished as failed, with this message.
-    fn fail_job(&self, id: &str, reason: &str) -> Result<JobSnapshot, Error>;
-    /// Records that the client has been shown the job's final state.
-    fn acknowledge_job(&self, id: &str);
-    fn remove_job(&self, id: &str) -> Option<JobSnapshot>;
-    /// Jobs of one dialect and owner whose final state the client has not
-    /// been shown yet (see [`Core::acknowledge_job`]), oldest first.
-    fn open_jobs_of(&self, owner_tag: &str, owner: &Principal) -> Vec<JobSnapshot>;
-    /// The newest job of one dialect and owner, in `state` when one is given.
-    fn newest_job_of(
-        &self,
-        owner_tag: &str,
-        owner: &Principal,
-        state: Option<JobState>,
-    ) -> Option<JobSnapshot>;
-    /// Downloads of one dialect and owner's jobs in progress now.
-    fn downloads_of(&self, owner_tag: &str, owner: &Principal) -> usize;
+    /// Plans the selection and registers the job as this dialect's.
+    fn create_job(&self, request: CreateJob) -> Result<CreatedJob, Error>;
+    /// One of this dialect's jobs (another dialect's is `NotFound`).
+    fn job(&self, id: &str, op: JobOp<'_>) -> Result<JobSnapshot, Error>;
+    /// This dialect's jobs of `owner` whose final state the client has not
+    /// been shown yet ([`JobOp::Acknowledge`]), oldest first.
+    fn open_jobs(&self, owner: &Principal) -> Vec<JobSnapshot>;
+    /// This dialect's newest job of `owner`, in `state` when one is given.
+    fn newest_job(&self, owner: &Principal, state: Option<JobState>) -> Option<JobSnapshot>;
+    /// Downloads of this dialect's jobs of `owner` in progress now.
+    fn downloads(&self, owner: &Principal) -> usize;
     /// Starts a download of a ready job (the job's single-use and expiry rules apply).
     /// On a `HEAD` request the core only checks: the answer is the same, the
     /// body empty, and the job is left as it was (no use, no progress).
     fn start_download(&self, id: &str) -> Result<Download, Error>;
 
-    /// `scheme://host[:port]` clients reach this server at: the configured
-    /// public URL, else the request's `Host`.
-    fn origin(&self, headers: &HeaderMap) -> String;
     /// A fresh value from the server's seeded cosmetic generator
     /// (reproducible with `--seed`; predictable, so never for secrets).
     fn random_u64(&self) -> u64;
@@ -207,11 +232,51 @@ pub trait Core: Send + Sync {
     fn fill_secret(&self, out: &mut [u8]);
 }
 
-/// One vendor's API.
-pub trait Dialect: Send + Sync {
+/// One route a dialect serves: a method, a `matchit` pattern (e.g.
+/// `/2.0/zip_downloads/{id}/content`) and the operation it stands for,
+/// which comes back to [`Dialect::handle`].
+#[derive(Clone, Debug)]
+pub struct Route<Op> {
+    pub method: Method,
+    pub pattern: String,
+    pub op: Op,
+}
+
+impl<Op> Route<Op> {
+    pub fn new(method: Method, pattern: impl Into<String>, op: Op) -> Self {
+        Route {
+            method,
+            pattern: pattern.into(),
+            op,
+        }
+    }
+
+    pub fn get(pattern: impl Into<String>, op: Op) -> Self {
+        Route::new(Method::GET, pattern, op)
+    }
+
+    pub fn post(pattern: impl Into<String>, op: Op) -> Self {
+        Route::new(Method::POST, pattern, op)
+    }
+
+    pub fn put(pattern: impl Into<String>, op: Op) -> Self {
+        Route::new(Method::PUT, pattern, op)
+    }
+
+    pub fn delete(pattern: impl Into<String>, op: Op) -> Self {
+        Route::new(Method::DELETE, pattern, op)
+    }
+}
+
+/// One vendor's API. The server mounts it with [`mount`].
+pub trait Dialect: Send + Sync + 'static {
+    /// What a route stands for: an enum per dialect, so `handle` matches
+    /// every operation and nothing else.
+    type Op: Copy + Send + Sync + 'static;
+
     /// Lower-case name, also the key of pinned ids in fixtures and of settings.
     fn name(&self) -> &'static str;
-    fn routes(&self) -> Vec<Route>;
+    fn routes(&self) -> Vec<Route<Self::Op>>;
     /// Path prefixes this dialect owns: unknown paths and methods under them
     /// are answered by [`Dialect::not_found`] and [`Dialect::method_not_allowed`].
     fn prefixes(&self) -> Vec<&'static str>;
@@ -220,9 +285,24 @@ pub trait Dialect: Send + Sync {
     fn case_insensitive_paths(&self) -> bool {
         false
     }
+    /// A node's id in this dialect's scheme when the fixture pins none.
+    fn derive_id(&self, id: &NodeId) -> String {
+        id.0.clone()
+    }
+    /// A node's id in this dialect's scheme: pinned, else derived.
+    fn id_of(&self, node: &NodeInfo) -> String {
+        match &node.pinned_id {
+            Some(pinned) => pinned.clone(),
+            None => self.derive_id(&node.id),
+        }
+    }
+    /// Who a request is from, read as the vendor reads credentials (headers,
+    /// cookies, query; never the body). Fault rules match on it; `None` for
+    /// no valid credentials.
+    fn principal(&self, request: &DialectRequest, core: &dyn Core) -> Option<Arc<UserInfo>>;
     /// Forgets per-server state (counters, caches) when the server is reset.
     fn reset(&self) {}
-    fn handle(&self, route: usize, request: DialectRequest, core: &dyn Core) -> Response<Body>;
+    fn handle(&self, op: Self::Op, request: DialectRequest, core: &dyn Core) -> Response<Body>;
     fn not_found(&self, request: &DialectRequest, core: &dyn Core) -> Response<Body>;
     fn method_not_allowed(
         &self,
@@ -240,6 +320,95 @@ pub trait Dialect: Send + Sync {
         request: &DialectRequest,
         core: &dyn Core,
     ) -> Response<Body>;
+}
+
+/// A mounted route's handler: the dialect and the route's operation, bound.
+pub type RouteHandler = Arc<dyn Fn(DialectRequest, &dyn Core) -> Response<Body> + Send + Sync>;
+
+/// A dialect as the server holds it, whatever its `Op` type.
+pub trait Mounted: Send + Sync {
+    fn name(&self) -> &'static str;
+    fn routes(&self) -> Vec<(Method, String, RouteHandler)>;
+    fn prefixes(&self) -> Vec<&'static str>;
+    fn case_insensitive_paths(&self) -> bool;
+    fn derive_id(&self, id: &NodeId) -> String;
+    fn principal(&self, request: &DialectRequest, core: &dyn Core) -> Option<Arc<UserInfo>>;
+    fn reset(&self);
+    fn not_found(&self, request: &DialectRequest, core: &dyn Core) -> Response<Body>;
+    fn method_not_allowed(
+        &self,
+        request: &DialectRequest,
+        allowed: &[Method],
+        core: &dyn Core,
+    ) -> Response<Body>;
+    fn status_response(
+        &self,
+        status: StatusCode,
+        message: Option<&str>,
+        request: &DialectRequest,
+        core: &dyn Core,
+    ) -> Response<Body>;
+}
+
+/// Erases a dialect's `Op` type so the server can hold any dialect.
+pub fn mount<D: Dialect>(dialect: D) -> Arc<dyn Mounted> {
+    Arc::new(Mount(Arc::new(dialect)))
+}
+
+struct Mount<D>(Arc<D>);
+
+impl<D: Dialect> Mounted for Mount<D> {
+    fn name(&self) -> &'static str {
+        self.0.name()
+    }
+    fn routes(&self) -> Vec<(Method, String, RouteHandler)> {
+        self.0
+            .routes()
+            .into_iter()
+            .map(|route| {
+                let dialect = self.0.clone();
+                let op = route.op;
+                let handler: RouteHandler =
+                    Arc::new(move |request, core| dialect.handle(op, request, core));
+                (route.method, route.pattern, handler)
+            })
+            .collect()
+    }
+    fn prefixes(&self) -> Vec<&'static str> {
+        self.0.prefixes()
+    }
+    fn case_insensitive_paths(&self) -> bool {
+        self.0.case_insensitive_paths()
+    }
+    fn derive_id(&self, id: &NodeId) -> String {
+        self.0.derive_id(id)
+    }
+    fn principal(&self, request: &DialectRequest, core: &dyn Core) -> Option<Arc<UserInfo>> {
+        self.0.principal(request, core)
+    }
+    fn reset(&self) {
+        self.0.reset()
+    }
+    fn not_found(&self, request: &DialectRequest, core: &dyn Core) -> Response<Body> {
+        self.0.not_found(request, core)
+    }
+    fn method_not_allowed(
+        &self,
+        request: &DialectRequest,
+        allowed: &[Method],
+        core: &dyn Core,
+    ) -> Response<Body> {
+        self.0.method_not_allowed(request, allowed, core)
+    }
+    fn status_response(
+        &self,
+        status: StatusCode,
+        message: Option<&str>,
+        request: &DialectRequest,
+        core: &dyn Core,
+    ) -> Response<Body> {
+        self.0.status_response(status, message, request, core)
+    }
 }
 
 #[cfg(test)]

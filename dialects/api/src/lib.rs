@@ -5,6 +5,7 @@
 //! here names a vendor.
 
 pub mod dialect;
+pub mod fake;
 pub mod http;
 pub mod ids;
 pub mod job;
@@ -19,7 +20,8 @@ use std::fmt;
 use serde::{Deserialize, Serialize};
 
 pub use dialect::{
-    BodyError, Core, Dialect, DialectRequest, Download, NodeInfo, Route, Settings, UserInfo,
+    mount, BodyError, Core, Dialect, DialectRequest, Download, JobOp, Mounted, NodeInfo, Route,
+    RouteHandler, Settings, UserInfo,
 };
 pub use job::{CreateJob, CreatedJob, JobSnapshot, Pacing};
 

@@ -2,7 +2,7 @@
 //! fixture as `ids.box`, else derived from the neutral id), opaque
 //! base64-like zip download ids, request ids, and conflict renaming.
 
-use zipgate_api::ids::{derived_number, DialectIds};
+use zipgate_api::ids::derived_number;
 use zipgate_api::plan::{ConflictPolicy, Member};
 use zipgate_api::rng::{secret_draw, SplitMix64, LOWER_ALNUM};
 use zipgate_api::{Core, NodeKind};
@@ -10,8 +10,8 @@ use zipgate_api::{Core, NodeKind};
 pub const DIALECT: &str = "box";
 
 /// Box ids are numeric strings: pinned in the fixture, else 12 derived digits.
-pub fn box_ids() -> DialectIds {
-    DialectIds::new(DIALECT, |id| derived_number("box", id, 12))
+pub fn derive(id: &zipgate_api::NodeId) -> String {
+    derived_number("box", id, 12)
 }
 
 const BASE64URL: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";

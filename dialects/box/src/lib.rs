@@ -19,8 +19,8 @@ use zipgate_api::plan::{safe_component, PlanOptions};
 use zipgate_api::rng::SplitMix64;
 use zipgate_api::time::utc_seconds;
 use zipgate_api::{
-    BodyError, Core, CreateJob, Dialect, DialectRequest, Error, JobSnapshot, JobState, LimitKind,
-    NodeKind, Pacing, Principal, Route, SelectedItem, Settings, UserInfo,
+    BodyError, Core, CreateJob, Dialect, DialectRequest, Error, JobOp, JobSnapshot, JobState,
+    LimitKind, NodeId, NodeKind, Pacing, Principal, Route, SelectedItem, Settings, UserInfo,
 };
 
 pub use errors::BoxError;
@@ -32,22 +32,22 @@ pub mod fuzzing {
 }
 use ids::DIALECT;
 pub use settings::{BoxSettings, StatusBeforeDownload};
-use zipgate_api::ids::DialectIds;
 
-const CREATE: usize = 0;
-const CONTENT: usize = 1;
-const STATUS: usize = 2;
+#[derive(Clone, Copy, Debug)]
+pub enum Op {
+    Create,
+    Content,
+    Status,
+}
 
 pub struct BoxDialect {
     settings: BoxSettings,
-    ids: DialectIds,
 }
 
 impl BoxDialect {
     pub fn new(settings: &Settings) -> Result<Self, String> {
         Ok(BoxDialect {
             settings: BoxSettings::parse(settings)?,
-            ids: ids::box_ids(),
         })
     }
 }
@@ -149,9 +149,8 @@ impl BoxDialect {
         let mut selection = Vec::with_capacity(parsed.items.len());
         for (kind, id) in &parsed.items {
             let prefix = if *kind == NodeKind::File { 'f' } else { 'd' };
-            let node = self
-                .ids
-                .resolve(core, id)
+            let node = core
+                .resolve(id)
                 .ok_or_else(|| BoxError::item_not_found(prefix, id))?;
             selection.push(SelectedItem {
                 id: node,
@@ -160,31 +159,28 @@ impl BoxDialect {
         }
         let owner = Principal::User(user.id.clone());
         let job_id = ids::zip_download_id(core);
-        let created = core.create_job(
-            DIALECT,
-            CreateJob {
-                id: job_id.clone(),
-                name: archive_name(parsed.download_file_name.as_deref(), &self.settings),
-                context: String::new(),
-                owner,
-                selection,
-                plan: PlanOptions {
-                    max_files: Some(self.settings.max_files),
-                    max_bytes: Some(self.settings.max_bytes),
-                    conflicts: Box::new(ids::BoxRenamer(SplitMix64::new(core.random_u64()))),
-                    ..PlanOptions::default()
-                },
-                compression: self.settings.compression,
-                single_file_as_is: false,
-                pacing: Pacing::Immediate,
-                download_window: Some(self.settings.url_ttl),
-                single_use: true,
-                retention: self.settings.status_retention,
+        let created = core.create_job(CreateJob {
+            id: job_id.clone(),
+            name: archive_name(parsed.download_file_name.as_deref(), &self.settings),
+            context: String::new(),
+            owner,
+            selection,
+            plan: PlanOptions {
+                max_files: Some(self.settings.max_files),
+                max_bytes: Some(self.settings.max_bytes),
+                conflicts: Box::new(ids::BoxRenamer(SplitMix64::new(core.random_u64()))),
+                ..PlanOptions::default()
             },
-        );
+            compression: self.settings.compression,
+            single_file_as_is: false,
+            pacing: Pacing::Immediate,
+            download_window: Some(self.settings.url_ttl),
+            single_use: true,
+            retention: self.settings.status_retention,
+        });
         let created = created.map_err(|e| self.translate(&e))?;
 
-        let origin = core.origin(&request.headers);
+        let origin = request.origin();
         let name_conflicts: Vec<Vec<NameConflict<'_>>> = created
             .conflicts
             .iter()
@@ -194,7 +190,7 @@ impl BoxDialect {
                     .map(|renamed| NameConflict {
                         id: core
                             .node(&renamed.id)
-                            .map(|n| self.ids.id_of(&n))
+                            .map(|n| self.id_of(&n))
                             .unwrap_or_default(),
                         kind: if renamed.kind == NodeKind::File {
                             "file"
@@ -243,8 +239,10 @@ impl BoxDialect {
         core: &dyn Core,
     ) -> Result<Response<Body>, BoxError> {
         let id = request.param("id");
-        let job = self.own_job(core, id).ok_or_else(BoxError::not_found)?;
-        let busy = core.downloads_of(DIALECT, &job.owner);
+        let job = core
+            .job(id, JobOp::Look)
+            .map_err(|_| BoxError::not_found())?;
+        let busy = core.downloads(&job.owner);
         if busy >= self.settings.max_concurrent_downloads {
             return Err(BoxError::too_many_concurrent_downloads(
                 self.settings.max_concurrent_downloads,
@@ -280,9 +278,9 @@ impl BoxDialect {
         core: &dyn Core,
     ) -> Result<Response<Body>, BoxError> {
         let user = authenticate(request, core)?;
-        let job = self
-            .own_job(core, request.param("id"))
-            .ok_or_else(BoxError::not_found)?;
+        let job: JobSnapshot = core
+            .job(request.param("id"), JobOp::Look)
+            .map_err(|_| BoxError::not_found())?;
         if !matches!(&job.owner, Principal::User(owner) if *owner == user.id) {
             return Err(BoxError::access_denied());
         }
@@ -306,10 +304,6 @@ impl BoxDialect {
         });
         Ok(json(200, &body, &ids::request_id(core)))
     }
-
-    fn own_job(&self, core: &dyn Core, id: &str) -> Option<JobSnapshot> {
-        core.job(id).filter(|job| job.owner_tag == DIALECT)
-    }
 }
 
 /// `download_file_name` plus `.zip` (Box appends it), or the configured
@@ -323,27 +317,17 @@ fn archive_name(requested: Option<&str>, settings: &BoxSettings) -> String {
 }
 
 impl Dialect for BoxDialect {
+    type Op = Op;
+
     fn name(&self) -> &'static str {
         DIALECT
     }
 
-    fn routes(&self) -> Vec<Route> {
+    fn routes(&self) -> Vec<Route<Op>> {
         vec![
-            Route {
-                method: Method::POST,
-                pattern: "/2.0/zip_downloads".into(),
-                id: CREATE,
-            },
-            Route {
-                method: Method::GET,
-                pattern: "/2.0/zip_downloads/{id}/content".into(),
-                id: CONTENT,
-            },
-            Route {
-                method: Method::GET,
-                pattern: "/2.0/zip_downloads/{id}/status".into(),
-                id: STATUS,
-            },
+            Route::post("/2.0/zip_downloads", Op::Create),
+            Route::get("/2.0/zip_downloads/{id}/content", Op::Content),
+            Route::get("/2.0/zip_downloads/{id}/status", Op::Status),
         ]
     }
 
@@ -351,12 +335,19 @@ impl Dialect for BoxDialect {
         vec!["/2.0/"]
     }
 
-    fn handle(&self, route: usize, request: DialectRequest, core: &dyn Core) -> Response<Body> {
-        let result = match route {
-            CREATE => self.create(&request, core),
-            CONTENT => self.content(&request, core),
-            STATUS => self.status(&request, core),
-            _ => Err(BoxError::not_found()),
+    fn derive_id(&self, id: &NodeId) -> String {
+        ids::derive(id)
+    }
+
+    fn principal(&self, request: &DialectRequest, core: &dyn Core) -> Option<Arc<UserInfo>> {
+        authenticate(request, core).ok()
+    }
+
+    fn handle(&self, op: Op, request: DialectRequest, core: &dyn Core) -> Response<Body> {
+        let result = match op {
+            Op::Create => self.create(&request, core),
+            Op::Content => self.content(&request, core),
+            Op::Status => self.status(&request, core),
         };
         result.unwrap_or_else(|err| error(&err, &ids::request_id(core)))
     }
@@ -392,5 +383,97 @@ impl Dialect for BoxDialect {
                 .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
         }
         response
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    //! Handlers over `FakeCore`: no server, no socket.
+    use super::*;
+    use http::HeaderMap;
+    use zipgate_api::fake::{body_bytes, body_json as json_of, FakeCore, FAKE_ARCHIVE};
+
+    fn core() -> FakeCore {
+        FakeCore::new(DIALECT, ids::derive)
+            .user("alice", None)
+            .folder("docs", "Docs", None)
+            .file("notes", "notes.txt", 5, Some("docs"))
+    }
+
+    fn request(method: Method, path: &str, token: Option<&str>, body: &str) -> DialectRequest {
+        let mut headers = HeaderMap::new();
+        headers.insert(header::HOST, HeaderValue::from_static("box.test"));
+        if let Some(token) = token {
+            let value = HeaderValue::from_str(&format!("Bearer {token}")).unwrap();
+            headers.insert(header::AUTHORIZATION, value);
+        }
+        DialectRequest::new(
+            method,
+            path.parse().unwrap(),
+            headers,
+            body.to_owned().into(),
+        )
+    }
+
+    #[test]
+    fn a_create_answers_202_with_urls_on_the_request_host_and_downloads_once() {
+        let dialect = BoxDialect::new(&Settings::new()).unwrap();
+        let core = core();
+        let folder = ids::derive(&"docs".into());
+        let body = format!(r#"{{"items":[{{"type":"folder","id":"{folder}"}}]}}"#);
+        let request = request(
+            Method::POST,
+            "/2.0/zip_downloads",
+            Some("alice-token"),
+            &body,
+        );
+        let response = dialect.handle(Op::Create, request, &core);
+        assert_eq!(response.status(), StatusCode::ACCEPTED);
+        let created = json_of(response);
+        let url = created["download_url"].as_str().unwrap();
+        assert!(
+            url.starts_with("http://box.test/2.0/zip_downloads/"),
+            "{url}"
+        );
+
+        let id = core.jobs()[0].id.clone();
+        let mut content = request_for(&id);
+        content.params.insert("id".into(), id.clone());
+        let response = dialect.handle(Op::Content, content, &core);
+        assert_eq!(response.status(), StatusCode::OK);
+        assert_eq!(body_bytes(response), FAKE_ARCHIVE);
+        // Single use: the second download is Box's 404.
+        let mut again = request_for(&id);
+        again.params.insert("id".into(), id);
+        let response = dialect.handle(Op::Content, again, &core);
+        assert_eq!(response.status(), StatusCode::NOT_FOUND);
+    }
+
+    fn request_for(id: &str) -> DialectRequest {
+        request(
+            Method::GET,
+            &format!("/2.0/zip_downloads/{id}/content"),
+            None,
+            "",
+        )
+    }
+
+    #[test]
+    fn no_token_is_401_and_another_dialects_job_is_404() {
+        let dialect = BoxDialect::new(&Settings::new()).unwrap();
+        let core = core();
+        let request = request(Method::POST, "/2.0/zip_downloads", None, "{}");
+        let response = dialect.handle(Op::Create, request, &core);
+        assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+        assert_eq!(json_of(response)["code"], "unauthorized");
+
+        core.foreign_job(
+            "theirs",
+            Principal::User(zipgate_api::UserId("alice".into())),
+        );
+        let mut content = request_for("theirs");
+        content.params.insert("id".into(), "theirs".into());
+        let response = dialect.handle(Op::Content, content, &core);
+        assert_eq!(response.status(), StatusCode::NOT_FOUND);
     }
 }

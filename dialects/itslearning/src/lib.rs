@@ -17,13 +17,13 @@ use serde_json::{json, Map, Value};
 use zipgate_api::http::{
     bearer, content_disposition, empty, full, insert_allow, Body, Credentials,
 };
-use zipgate_api::ids::{derived_number, DialectIds};
+use zipgate_api::ids::derived_number;
 use zipgate_api::plan::{OnProblem, PlanOptions};
 use zipgate_api::rng::secret_guid;
 use zipgate_api::time::utc_seconds;
 use zipgate_api::{
-    Core, CreateJob, Dialect, DialectRequest, Error, JobSnapshot, JobState, NodeKind, Principal,
-    Route, SelectedItem, Settings, UserInfo,
+    Core, CreateJob, Dialect, DialectRequest, Error, JobOp, JobSnapshot, JobState, NodeId,
+    NodeKind, Principal, Route, SelectedItem, Settings, UserInfo,
 };
 
 use negotiate::{negotiate, Format};
@@ -38,17 +38,21 @@ pub mod fuzzing {
 }
 
 const DIALECT: &str = "itslearning";
-const CREATE: usize = 0;
-const LATEST: usize = 1;
-const DELETE: usize = 2;
-const POLL: usize = 3;
-const DOWNLOAD: usize = 4;
+
+#[derive(Clone, Copy, Debug)]
+pub enum Op {
+    Create,
+    Latest,
+    Delete,
+    Poll,
+    Download,
+}
+
 const ZIP_ROUTE: &str = "/restapi/personal/yourfiles/files/zip/v1";
 const XSI: &str = "http://www.w3.org/2001/XMLSchema-instance";
 
 pub struct ItslearningDialect {
     settings: ItslearningSettings,
-    ids: DialectIds,
     next_job: AtomicU64,
 }
 
@@ -56,7 +60,6 @@ impl ItslearningDialect {
     pub fn new(settings: &Settings) -> Result<Self, String> {
         Ok(ItslearningDialect {
             settings: ItslearningSettings::parse(settings)?,
-            ids: DialectIds::new(DIALECT, |id| derived_number("itslearning", id, 7)),
             next_job: AtomicU64::new(1),
         })
     }
@@ -178,13 +181,7 @@ impl ItslearningDialect {
     }
 
     /// `ZipFileJobModel`: JSON in declaration order, XML in DataContract (alphabetical) order.
-    fn model(
-        &self,
-        job: &JobSnapshot,
-        core: &dyn Core,
-        request: &DialectRequest,
-        format: Format,
-    ) -> String {
+    fn model(&self, job: &JobSnapshot, request: &DialectRequest, format: Format) -> String {
         let download_url = matches!(
             job.state,
             JobState::Ready | JobState::Downloading | JobState::Done
@@ -192,7 +189,7 @@ impl ItslearningDialect {
         .then(|| {
             format!(
                 "{}/filerepo/zip/{}/{}",
-                core.origin(&request.headers),
+                request.origin(),
                 job.id,
                 job.context
             )
@@ -251,7 +248,7 @@ impl ItslearningDialect {
         let mut missing = false;
         for (list, kind) in [(&files, NodeKind::File), (&folders, NodeKind::Folder)] {
             for id in list {
-                match self.ids.resolve(core, &id.to_string()) {
+                match core.resolve(&id.to_string()) {
                     Some(node) => selection.push(SelectedItem {
                         id: node,
                         expected_kind: Some(kind),
@@ -273,28 +270,25 @@ impl ItslearningDialect {
         };
         let job_id = self.next_job.fetch_add(1, Ordering::SeqCst).to_string();
         let created = core
-            .create_job(
-                DIALECT,
-                CreateJob {
-                    id: job_id.clone(),
-                    name: self.settings.zip_file_name.clone(),
-                    // The FileRepoId in the download URL is its only secret.
-                    context: secret_guid(core),
-                    owner: Principal::User(user.id.clone()),
-                    selection,
-                    plan: PlanOptions {
-                        missing: problem,
-                        unreadable: problem,
-                        ..PlanOptions::default()
-                    },
-                    compression: None,
-                    single_file_as_is: false,
-                    pacing: self.settings.pacing,
-                    download_window: Some(self.settings.download_ttl),
-                    single_use: false,
-                    retention: chrono::Duration::days(1),
+            .create_job(CreateJob {
+                id: job_id.clone(),
+                name: self.settings.zip_file_name.clone(),
+                // The FileRepoId in the download URL is its only secret.
+                context: secret_guid(core),
+                owner: Principal::User(user.id.clone()),
+                selection,
+                plan: PlanOptions {
+                    missing: problem,
+                    unreadable: problem,
+                    ..PlanOptions::default()
                 },
-            )
+                compression: None,
+                single_file_as_is: false,
+                pacing: self.settings.pacing,
+                download_window: Some(self.settings.download_ttl),
+                single_use: false,
+                retention: chrono::Duration::days(1),
+            })
             .map_err(|err| match err {
                 Error::NotFound(_) => {
                     WebError::new(404, "One or more files or folders were not found.")
@@ -319,14 +313,13 @@ impl ItslearningDialect {
                 .any(|s| s.reason != zipgate_api::plan::SkipReason::Duplicate)
         {
             job = core
-                .fail_job(&job_id, "One or more files or folders were not found.")
+                .job(
+                    &job_id,
+                    JobOp::Fail("One or more files or folders were not found."),
+                )
                 .unwrap_or(job);
         }
-        Ok(respond(
-            200,
-            format,
-            self.model(&job, core, request, format),
-        ))
+        Ok(respond(200, format, self.model(&job, request, format)))
     }
 
     fn own_job(
@@ -336,16 +329,13 @@ impl ItslearningDialect {
         id: &str,
         poll: bool,
     ) -> Option<JobSnapshot> {
-        let job = if poll {
-            core.poll_job(id)
-        } else {
-            core.job(id)
-        };
-        job.filter(|job| job.owner_tag == DIALECT && job.owner == Principal::User(user.id.clone()))
+        core.job(id, if poll { JobOp::Poll } else { JobOp::Look })
+            .ok()
+            .filter(|job| job.owner == Principal::User(user.id.clone()))
     }
 
     fn latest(&self, core: &dyn Core, user: &UserInfo) -> Option<JobSnapshot> {
-        core.newest_job_of(DIALECT, &Principal::User(user.id.clone()), None)
+        core.newest_job(&Principal::User(user.id.clone()), None)
     }
 
     fn poll(
@@ -359,11 +349,7 @@ impl ItslearningDialect {
             return Err(WebError::invalid(None));
         };
         match self.own_job(core, &user, &id.to_string(), true) {
-            Some(job) => Ok(respond(
-                200,
-                format,
-                self.model(&job, core, request, format),
-            )),
+            Some(job) => Ok(respond(200, format, self.model(&job, request, format))),
             // `NotFound()` has no body.
             None if !self.settings.not_found_message => {
                 let mut response = Response::new(empty());
@@ -388,7 +374,7 @@ impl ItslearningDialect {
             .latest(core, &user)
             .and_then(|job| self.own_job(core, &user, &job.id, true));
         let body = match (job, format) {
-            (Some(job), _) => self.model(&job, core, request, format),
+            (Some(job), _) => self.model(&job, request, format),
             // A typed action returning null.
             (None, Format::Json(_)) => "null".to_owned(),
             (None, Format::Xml(_)) => {
@@ -405,8 +391,8 @@ impl ItslearningDialect {
     ) -> Result<Response<Body>, WebError> {
         let user = self.user(request, core)?;
         if let Some(job) = self.latest(core, &user) {
-            let _ = core.cancel_job(&job.id);
-            core.remove_job(&job.id);
+            let _ = core.job(&job.id, JobOp::Cancel);
+            let _ = core.job(&job.id, JobOp::Remove);
         }
         let mut response = Response::new(empty());
         *response.status_mut() = StatusCode::NO_CONTENT;
@@ -421,9 +407,9 @@ impl ItslearningDialect {
             response
         };
         let id = request.param("jobId");
-        let matches = core.job(id).is_some_and(|job| {
-            job.owner_tag == DIALECT && job.context == request.param("fileRepoId")
-        });
+        let matches = core
+            .job(id, JobOp::Look)
+            .is_ok_and(|job| job.context == request.param("fileRepoId"));
         if !matches {
             return not_found();
         }
@@ -449,27 +435,31 @@ impl ItslearningDialect {
 }
 
 impl Dialect for ItslearningDialect {
+    type Op = Op;
+
     fn name(&self) -> &'static str {
         DIALECT
     }
 
-    fn routes(&self) -> Vec<Route> {
-        let route = |method, pattern: &str, id| Route {
-            method,
-            pattern: pattern.to_owned(),
-            id,
-        };
+    fn routes(&self) -> Vec<Route<Op>> {
         vec![
-            route(Method::POST, ZIP_ROUTE, CREATE),
-            route(Method::GET, ZIP_ROUTE, LATEST),
-            route(Method::DELETE, ZIP_ROUTE, DELETE),
-            route(
-                Method::GET,
+            Route::post(ZIP_ROUTE, Op::Create),
+            Route::get(ZIP_ROUTE, Op::Latest),
+            Route::delete(ZIP_ROUTE, Op::Delete),
+            Route::get(
                 "/restapi/personal/yourfiles/files/zip/{zipJobId}/v1",
-                POLL,
+                Op::Poll,
             ),
-            route(Method::GET, "/filerepo/zip/{jobId}/{fileRepoId}", DOWNLOAD),
+            Route::get("/filerepo/zip/{jobId}/{fileRepoId}", Op::Download),
         ]
+    }
+
+    fn derive_id(&self, id: &NodeId) -> String {
+        derived_number("itslearning", id, 7)
+    }
+
+    fn principal(&self, request: &DialectRequest, core: &dyn Core) -> Option<Arc<UserInfo>> {
+        self.user(request, core).ok()
     }
 
     fn prefixes(&self) -> Vec<&'static str> {
@@ -484,23 +474,22 @@ impl Dialect for ItslearningDialect {
         self.next_job.store(1, Ordering::SeqCst);
     }
 
-    fn handle(&self, route: usize, request: DialectRequest, core: &dyn Core) -> Response<Body> {
+    fn handle(&self, op: Op, request: DialectRequest, core: &dyn Core) -> Response<Body> {
         let format = negotiate(&request.headers);
-        let result = match route {
-            CREATE => self.create(&request, core, format),
-            LATEST => self.get_latest(&request, core, format),
-            DELETE => self.delete(&request, core),
-            POLL => self.poll(&request, core, format),
-            DOWNLOAD => return self.download(&request, core),
-            _ => Err(WebError::new(500, "An error has occurred.")),
+        let result = match op {
+            Op::Create => self.create(&request, core, format),
+            Op::Latest => self.get_latest(&request, core, format),
+            Op::Delete => self.delete(&request, core),
+            Op::Poll => self.poll(&request, core, format),
+            Op::Download => return self.download(&request, core),
         };
         result.unwrap_or_else(|err| error_response(&err, format))
     }
 
-    fn not_found(&self, request: &DialectRequest, core: &dyn Core) -> Response<Body> {
+    fn not_found(&self, request: &DialectRequest, _core: &dyn Core) -> Response<Body> {
         let uri = format!(
             "{}{}",
-            core.origin(&request.headers),
+            request.origin(),
             request.uri.path_and_query().map_or("", |p| p.as_str())
         );
         let err = WebError::new(

@@ -234,13 +234,12 @@ mod tests {
         if let Some(ct) = content_type {
             headers.insert(http::header::CONTENT_TYPE, ct.parse().unwrap());
         }
-        DialectRequest {
-            method: http::Method::POST,
-            uri: "/x".parse().unwrap(),
+        DialectRequest::new(
+            http::Method::POST,
+            "/x".parse().unwrap(),
             headers,
-            body: Ok(Default::default()),
-            params: Default::default(),
-        }
+            Default::default(),
+        )
     }
 
     fn read_as(ct: Option<&str>, body: &str) -> Result<Option<ZipRequest>, ReadError> {

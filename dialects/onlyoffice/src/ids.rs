@@ -4,14 +4,14 @@
 
 use base64::Engine as _;
 use zipgate_api::http::percent_encode_rfc5987;
-use zipgate_api::ids::{derived_number, DialectIds};
+use zipgate_api::ids::derived_number;
 use zipgate_api::rng::secret_guid;
 use zipgate_api::Core;
 
 pub const DIALECT: &str = "onlyoffice";
 
-pub fn onlyoffice_ids() -> DialectIds {
-    DialectIds::new(DIALECT, |id| derived_number("onlyoffice", id, 7))
+pub fn derive(id: &zipgate_api::NodeId) -> String {
+    derived_number("onlyoffice", id, 7)
 }
 
 /// `Guid.NewGuid().ToString()`: lower-case, hyphenated, version 4. The

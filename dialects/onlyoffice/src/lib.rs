@@ -17,11 +17,10 @@ use chrono::{DateTime, SecondsFormat, Utc};
 use http::{header, HeaderMap, HeaderValue, Method, Response, StatusCode};
 use serde_json::{json, Map, Value};
 use zipgate_api::http::{empty, full, parse_range, percent_encode_rfc5987, Body, RangeRequest};
-use zipgate_api::ids::DialectIds;
 use zipgate_api::plan::{DirEntries, OnProblem, PlanOptions};
 use zipgate_api::{
-    BodyError, Core, CreateJob, Dialect, DialectRequest, JobSnapshot, JobState, NodeKind, Pacing,
-    Principal, Route, SelectedItem, Settings, UserInfo,
+    BodyError, Core, CreateJob, Dialect, DialectRequest, JobOp, JobSnapshot, JobState, NodeId,
+    NodeKind, Pacing, Principal, Route, SelectedItem, Settings, UserInfo,
 };
 
 use errors::OoError;
@@ -35,13 +34,16 @@ pub mod fuzzing {
     pub use crate::request::{form_field, params, Params, MAX_PAIRS, MAX_PAIR_BYTES};
 }
 
-const BULK: usize = 0;
-const LIST: usize = 1;
-const TERMINATE: usize = 2;
-const AUTHENTICATE: usize = 3;
-const ARCHIVE: usize = 4;
-const LIST_BY_TYPE: usize = 5;
-const TERMINATE_ONE: usize = 6;
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Op {
+    Bulk,
+    List,
+    Terminate,
+    Authenticate,
+    Archive,
+    ListByType,
+    TerminateOne,
+}
 
 /// `FileOperationType.Download`.
 const DOWNLOAD: u8 = 3;
@@ -51,14 +53,12 @@ const DOCSPACE_HANDLER: &str = "/filehandler.ashx";
 #[derive(Clone)]
 pub struct OnlyofficeDialect {
     settings: OnlyofficeSettings,
-    ids: Arc<DialectIds>,
 }
 
 impl OnlyofficeDialect {
     pub fn new(settings: &Settings) -> Result<Self, String> {
         Ok(OnlyofficeDialect {
             settings: OnlyofficeSettings::parse(settings)?,
-            ids: Arc::new(ids::onlyoffice_ids()),
         })
     }
 }
@@ -122,7 +122,6 @@ impl OnlyofficeDialect {
     fn success(
         &self,
         request: &DialectRequest,
-        core: &dyn Core,
         status: u16,
         payload: Value,
         count: usize,
@@ -132,7 +131,7 @@ impl OnlyofficeDialect {
         if self.docspace() {
             let display_url = format!(
                 "{}{}",
-                core.origin(&request.headers),
+                request.origin(),
                 request.uri.path_and_query().map_or("", |p| p.as_str())
             );
             body.insert("response".into(), payload);
@@ -266,17 +265,17 @@ impl OnlyofficeDialect {
     ) -> Vec<JobSnapshot> {
         let owner = Principal::User(user.id.clone());
         let mut out = Vec::new();
-        for job in core.open_jobs_of(DIALECT, &owner) {
+        for job in core.open_jobs(&owner) {
             if only.is_some_and(|id| id != job.id) {
                 continue;
             }
             let job = if poll && !job.state.is_terminal() && job.state != JobState::Ready {
-                core.poll_job(&job.id).unwrap_or(job)
+                core.job(&job.id, JobOp::Poll).unwrap_or(job)
             } else {
                 job
             };
             if !matches!(job.state, JobState::Queued | JobState::Running) {
-                core.acknowledge_job(&job.id);
+                let _ = core.job(&job.id, JobOp::Acknowledge);
             }
             out.push(job);
         }
@@ -291,14 +290,14 @@ impl OnlyofficeDialect {
         status: u16,
         format: Format,
     ) -> Response<Body> {
-        let origin = core.origin(&request.headers);
+        let origin = request.origin();
         let now = core.now();
         let ops: Vec<Value> = jobs
             .iter()
             .map(|job| self.operation(job, &origin, now))
             .collect();
         let count = ops.len();
-        self.success(request, core, status, Value::Array(ops), count, format)
+        self.success(request, status, Value::Array(ops), count, format)
     }
 
     fn body<'a>(&self, request: &'a DialectRequest) -> Result<&'a [u8], OoError> {
@@ -327,7 +326,7 @@ impl OnlyofficeDialect {
         }
         let owner = Principal::User(user.id.clone());
         let running = core
-            .open_jobs_of(DIALECT, &owner)
+            .open_jobs(&owner)
             .iter()
             .any(|job| matches!(job.state, JobState::Queued | JobState::Running));
         if file_ids.is_empty() && folder_ids.is_empty() {
@@ -348,7 +347,7 @@ impl OnlyofficeDialect {
         let mut selection = Vec::new();
         for (list, kind) in [(&file_ids, NodeKind::File), (&folder_ids, NodeKind::Folder)] {
             for id in list.iter() {
-                if let Some(node) = self.ids.resolve(core, id) {
+                if let Some(node) = core.resolve(id) {
                     selection.push(SelectedItem {
                         id: node,
                         expected_kind: Some(kind),
@@ -374,30 +373,27 @@ impl OnlyofficeDialect {
         };
         let job_id = ids::operation_id(core);
         let created = core
-            .create_job(
-                DIALECT,
-                CreateJob {
-                    id: job_id.clone(),
-                    name,
-                    context: String::new(),
-                    owner,
-                    selection,
-                    plan: PlanOptions {
-                        missing: OnProblem::Skip,
-                        unreadable: OnProblem::Skip,
-                        dir_entries: DirEntries::EmptyOnly,
-                        flatten_single_folder: one_folder,
-                        ..PlanOptions::default()
-                    },
-                    compression: Some(self.settings.compression),
-                    // DocSpace serves one file alone as itself.
-                    single_file_as_is: self.docspace(),
-                    pacing: self.settings.pacing,
-                    download_window: Some(self.settings.archive_ttl),
-                    single_use: false,
-                    retention: self.settings.archive_ttl,
+            .create_job(CreateJob {
+                id: job_id.clone(),
+                name,
+                context: String::new(),
+                owner,
+                selection,
+                plan: PlanOptions {
+                    missing: OnProblem::Skip,
+                    unreadable: OnProblem::Skip,
+                    dir_entries: DirEntries::EmptyOnly,
+                    flatten_single_folder: one_folder,
+                    ..PlanOptions::default()
                 },
-            )
+                compression: Some(self.settings.compression),
+                // DocSpace serves one file alone as itself.
+                single_file_as_is: self.docspace(),
+                pacing: self.settings.pacing,
+                download_window: Some(self.settings.archive_ttl),
+                single_use: false,
+                retention: self.settings.archive_ttl,
+            })
             .map_err(|e| match e {
                 // Past the per-user job cap: the vendor's own "too many" answer.
                 zipgate_api::Error::TooManyJobs { .. } => OoError::too_many_downloads(),
@@ -415,7 +411,7 @@ impl OnlyofficeDialect {
             } else {
                 errors::FILE_NOT_FOUND
             };
-            let _ = core.fail_job(&job_id, message);
+            let _ = core.job(&job_id, JobOp::Fail(message));
         }
         let single = self.docspace() && params.flag("returnSingleOperation");
         let jobs = self.operations(core, user, false, single.then_some(job_id.as_str()));
@@ -430,11 +426,11 @@ impl OnlyofficeDialect {
         only: Option<&str>,
         format: Format,
     ) -> Response<Body> {
-        for job in core.open_jobs_of(DIALECT, &Principal::User(user.id.clone())) {
+        for job in core.open_jobs(&Principal::User(user.id.clone())) {
             if only.is_none_or(|id| id == job.id)
                 && matches!(job.state, JobState::Queued | JobState::Running)
             {
-                let _ = core.cancel_job(&job.id);
+                let _ = core.job(&job.id, JobOp::Cancel);
             }
         }
         let jobs = self.operations(core, user, false, None);
@@ -461,7 +457,7 @@ impl OnlyofficeDialect {
         // Saturating: an in-process clock may stand anywhere.
         let expires = zipgate_api::time::saturating_add(core.now(), chrono::Duration::days(365));
         let payload = json!({"token": token, "expires": api_date(expires)});
-        let mut response = self.success(request, core, 201, payload, 1, format);
+        let mut response = self.success(request, 201, payload, 1, format);
         if let Ok(cookie) =
             HeaderValue::from_str(&format!("asc_auth_key={token}; path=/; HttpOnly"))
         {
@@ -491,11 +487,13 @@ impl OnlyofficeDialect {
         };
         let owner = Principal::User(user.id.clone());
         let job = match request.query("filename") {
-            Some(token) => ids::job_from_token(&token).and_then(|id| core.job(&id)),
+            Some(token) => {
+                ids::job_from_token(&token).and_then(|id| core.job(&id, JobOp::Look).ok())
+            }
             // Older builds link `?action=bulk&ext=.zip`: the caller's latest archive.
-            None => core.newest_job_of(DIALECT, &owner, Some(JobState::Ready)),
+            None => core.newest_job(&owner, Some(JobState::Ready)),
         };
-        let Some(job) = job.filter(|job| job.owner_tag == DIALECT && job.owner == owner) else {
+        let Some(job) = job.filter(|job| job.owner == owner) else {
             return status_only(StatusCode::NOT_FOUND);
         };
         let Ok(download) = core.start_download(&job.id) else {
@@ -609,44 +607,37 @@ fn unauthorized(headers: &HeaderMap, docspace: bool) -> Response<Body> {
     response
 }
 
-fn route(method: Method, pattern: impl Into<String>, id: usize) -> Route {
-    Route {
-        method,
-        pattern: pattern.into(),
-        id,
-    }
-}
-
 impl Dialect for OnlyofficeDialect {
+    type Op = Op;
+
     fn name(&self) -> &'static str {
         DIALECT
     }
 
-    fn routes(&self) -> Vec<Route> {
+    fn routes(&self) -> Vec<Route<Op>> {
         let mut routes = Vec::new();
-        for (method, base, id) in [
-            (Method::PUT, "/api/2.0/files/fileops/bulkdownload", BULK),
-            (Method::GET, "/api/2.0/files/fileops", LIST),
-            (Method::PUT, "/api/2.0/files/fileops/terminate", TERMINATE),
-            (Method::POST, "/api/2.0/authentication", AUTHENTICATE),
+        for (method, base, op) in [
+            (Method::PUT, "/api/2.0/files/fileops/bulkdownload", Op::Bulk),
+            (Method::GET, "/api/2.0/files/fileops", Op::List),
+            (
+                Method::PUT,
+                "/api/2.0/files/fileops/terminate",
+                Op::Terminate,
+            ),
+            (Method::POST, "/api/2.0/authentication", Op::Authenticate),
         ] {
             // Every API route also answers with a .json, .xml or .tml suffix.
             for suffix in ["", ".json", ".xml", ".tml"] {
-                routes.push(route(method.clone(), format!("{base}{suffix}"), id));
+                routes.push(Route::new(method.clone(), format!("{base}{suffix}"), op));
             }
         }
-        routes.push(route(
-            Method::GET,
-            "/api/2.0/files/fileops/{type}",
-            LIST_BY_TYPE,
-        ));
-        routes.push(route(
-            Method::PUT,
+        routes.push(Route::get("/api/2.0/files/fileops/{type}", Op::ListByType));
+        routes.push(Route::put(
             "/api/2.0/files/fileops/terminate/{id}",
-            TERMINATE_ONE,
+            Op::TerminateOne,
         ));
-        routes.push(route(Method::GET, WORKSPACE_HANDLER, ARCHIVE));
-        routes.push(route(Method::GET, DOCSPACE_HANDLER, ARCHIVE));
+        routes.push(Route::get(WORKSPACE_HANDLER, Op::Archive));
+        routes.push(Route::get(DOCSPACE_HANDLER, Op::Archive));
         routes
     }
 
@@ -654,8 +645,18 @@ impl Dialect for OnlyofficeDialect {
         vec!["/api/2.0/", "/Products/Files/"]
     }
 
-    fn handle(&self, route: usize, request: DialectRequest, core: &dyn Core) -> Response<Body> {
-        self.for_request(&request).serve(route, request, core)
+    fn derive_id(&self, id: &NodeId) -> String {
+        ids::derive(id)
+    }
+
+    /// From the query, cookie or `Authorization` (a form body's
+    /// `asc_auth_key` is not read: this runs before the body is).
+    fn principal(&self, request: &DialectRequest, core: &dyn Core) -> Option<Arc<UserInfo>> {
+        auth::user(request, core, &[])
+    }
+
+    fn handle(&self, op: Op, request: DialectRequest, core: &dyn Core) -> Response<Body> {
+        self.for_request(&request).serve(op, request, core)
     }
 
     fn not_found(&self, _request: &DialectRequest, _core: &dyn Core) -> Response<Body> {
@@ -723,16 +724,15 @@ impl OnlyofficeDialect {
                 flavour,
                 ..self.settings.clone()
             },
-            ids: self.ids.clone(),
         })
     }
 
-    fn serve(&self, route: usize, request: DialectRequest, core: &dyn Core) -> Response<Body> {
+    fn serve(&self, op: Op, request: DialectRequest, core: &dyn Core) -> Response<Body> {
         let format = format_of(&request, self.settings.flavour);
-        if route == ARCHIVE {
+        if op == Op::Archive {
             return self.archive(&request, core);
         }
-        let docspace_only = matches!(route, LIST_BY_TYPE | TERMINATE_ONE);
+        let docspace_only = matches!(op, Op::ListByType | Op::TerminateOne);
         let suffixed = request
             .uri
             .path()
@@ -742,7 +742,7 @@ impl OnlyofficeDialect {
         if (docspace_only && !self.docspace()) || (suffixed && self.docspace()) {
             return not_found();
         }
-        if route == AUTHENTICATE {
+        if op == Op::Authenticate {
             return self
                 .authenticate_route(&request, core, format)
                 .unwrap_or_else(|err| self.error(&err, format));
@@ -753,9 +753,9 @@ impl OnlyofficeDialect {
         let Some(user) = auth::user(&request, core, body) else {
             return unauthorized(&request.headers, self.docspace());
         };
-        let result = match route {
-            BULK => self.bulk(&request, core, &user, format),
-            LIST => {
+        let result = match op {
+            Op::Bulk => self.bulk(&request, core, &user, format),
+            Op::List => {
                 let only = if self.docspace() {
                     request.query("id")
                 } else {
@@ -764,7 +764,7 @@ impl OnlyofficeDialect {
                 let jobs = self.operations(core, &user, true, only.as_deref());
                 Ok(self.list_response(&request, core, &jobs, 200, format))
             }
-            LIST_BY_TYPE => {
+            Op::ListByType => {
                 let kind = request.param("type");
                 let jobs = if kind.eq_ignore_ascii_case("download") || kind == "3" {
                     self.operations(core, &user, true, None)
@@ -773,11 +773,12 @@ impl OnlyofficeDialect {
                 };
                 Ok(self.list_response(&request, core, &jobs, 200, format))
             }
-            TERMINATE => Ok(self.terminate(&request, core, &user, None, format)),
-            TERMINATE_ONE => {
+            Op::Terminate => Ok(self.terminate(&request, core, &user, None, format)),
+            Op::TerminateOne => {
                 Ok(self.terminate(&request, core, &user, Some(request.param("id")), format))
             }
-            _ => Err(OoError::method_not_found()),
+            // Answered above, before authentication.
+            Op::Authenticate | Op::Archive => Err(OoError::method_not_found()),
         };
         result.unwrap_or_else(|err| self.error(&err, format))
     }

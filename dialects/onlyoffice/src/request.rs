@@ -306,13 +306,12 @@ mod tests {
             if let Some(ct) = content_type {
                 headers.insert(http::header::CONTENT_TYPE, ct.parse().unwrap());
             }
-            DialectRequest {
-                method: method.parse().unwrap(),
-                uri: uri.parse().unwrap(),
+            DialectRequest::new(
+                method.parse().unwrap(),
+                uri.parse().unwrap(),
                 headers,
-                body: Ok(Default::default()),
-                params: Default::default(),
-            }
+                Default::default(),
+            )
         }
     }
 

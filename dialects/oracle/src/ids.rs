@@ -4,7 +4,6 @@
 //! 13-digit epoch milliseconds of creation).
 
 use chrono::{DateTime, Utc};
-use zipgate_api::ids::DialectIds;
 use zipgate_api::rng::{fnv1a, secret_string, SplitMix64};
 use zipgate_api::{Core, NodeId};
 
@@ -13,18 +12,16 @@ const HEX: &[u8] = b"0123456789ABCDEF";
 
 /// Derived ids carry no kind, so both letters are tried on lookup; the letter
 /// is added where the kind is known (see `item_id`).
-pub fn oracle_ids() -> DialectIds {
-    DialectIds::new(DIALECT, |id: &NodeId| {
-        SplitMix64::new(fnv1a(format!("oracle:{}", id.as_str()).as_bytes())).string(HEX, 43)
-    })
+pub fn derive(id: &NodeId) -> String {
+    SplitMix64::new(fnv1a(format!("oracle:{}", id.as_str()).as_bytes())).string(HEX, 43)
 }
 
 /// The item's 44-character GUID.
-pub fn item_id(ids: &DialectIds, node: &zipgate_api::NodeInfo) -> String {
-    let raw = ids.id_of(node);
-    if node.dialect_ids.contains_key(DIALECT) {
-        raw
+pub fn item_id(node: &zipgate_api::NodeInfo) -> String {
+    if let Some(pinned) = &node.pinned_id {
+        pinned.clone()
     } else {
+        let raw = derive(&node.id);
         let letter = if node.kind == zipgate_api::NodeKind::Folder {
             'F'
         } else {
@@ -35,10 +32,10 @@ pub fn item_id(ids: &DialectIds, node: &zipgate_api::NodeInfo) -> String {
 }
 
 /// Neutral id of a 44-character GUID, pinned or derived.
-pub fn resolve(ids: &DialectIds, core: &dyn Core, guid: &str) -> Option<NodeId> {
-    ids.resolve(core, guid).or_else(|| {
+pub fn resolve(core: &dyn Core, guid: &str) -> Option<NodeId> {
+    core.resolve(guid).or_else(|| {
         let rest = guid.strip_prefix('F').or_else(|| guid.strip_prefix('D'))?;
-        ids.resolve(core, rest)
+        core.resolve(rest)
     })
 }
 

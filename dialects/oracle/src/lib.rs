@@ -14,35 +14,35 @@ use std::sync::Arc;
 use zipgate_api::http::{
     bearer, content_disposition, full, insert_allow, parse_range, Body, Credentials, RangeRequest,
 };
-use zipgate_api::ids::DialectIds;
 use zipgate_api::plan::PlanOptions;
 use zipgate_api::rng::{SplitMix64, LOWER_ALNUM};
 use zipgate_api::{
-    BodyError, Core, CreateJob, Dialect, DialectRequest, Error, JobSnapshot, JobState, NodeKind,
-    Principal, Route, SelectedItem, Settings, UserInfo,
+    BodyError, Core, CreateJob, Dialect, DialectRequest, Error, JobOp, JobSnapshot, JobState,
+    NodeId, NodeKind, Principal, Route, SelectedItem, Settings, UserInfo,
 };
 
 use ids::DIALECT;
 pub use settings::{OracleSettings, Types};
 
-const CREATE: usize = 0;
-const STATUS: usize = 1;
-const PACKAGE: usize = 2;
-const ABORT: usize = 3;
+#[derive(Clone, Copy, Debug)]
+pub enum Op {
+    Create,
+    Status,
+    Package,
+    Abort,
+}
 
 const BASE: &str = "/documents/api/1.2/folders";
 const ERROR_TYPE_URL: &str = "https://www.w3.org/Protocols/rfc2616/rfc2616-sec10.html";
 
 pub struct OracleDialect {
     settings: OracleSettings,
-    ids: DialectIds,
 }
 
 impl OracleDialect {
     pub fn new(settings: &Settings) -> Result<Self, String> {
         Ok(OracleDialect {
             settings: OracleSettings::parse(settings)?,
-            ids: ids::oracle_ids(),
         })
     }
 }
@@ -292,10 +292,10 @@ impl OracleDialect {
         let node = if folder_id == "self" {
             user.home.as_ref().and_then(|id| core.node(id))
         } else {
-            ids::resolve(&self.ids, core, folder_id).and_then(|id| core.node(&id))
+            ids::resolve(core, folder_id).and_then(|id| core.node(&id))
         };
         match node {
-            Some(node) if node.kind == NodeKind::Folder => Ok((ids::item_id(&self.ids, &node), node)),
+            Some(node) if node.kind == NodeKind::Folder => Ok((ids::item_id(&node), node)),
             _ => Err(OracleError::new(
                 404,
                 "-16",
@@ -340,7 +340,7 @@ impl OracleDialect {
         // Every id must be a direct child of the folder (`self` never is).
         let mut selection = Vec::with_capacity(guids.len());
         for guid in &guids {
-            let child = ids::resolve(&self.ids, core, guid)
+            let child = ids::resolve(core, guid)
                 .and_then(|id| core.node(&id))
                 .filter(|node| node.parent.as_ref() == Some(&folder.id));
             let Some(child) = child else {
@@ -359,29 +359,26 @@ impl OracleDialect {
 
         let now = core.now();
         let job_id = ids::job_id(core, now);
-        let created = core.create_job(
-            DIALECT,
-            CreateJob {
-                id: job_id.clone(),
-                name: package_name(now),
-                context: folder_guid.clone(),
-                owner: Principal::User(user.id.clone()),
-                selection,
-                plan: PlanOptions::default(),
-                compression: Some(zipgate_api::Compression::Store),
-                single_file_as_is: false,
-                pacing: self.settings.pacing,
-                download_window: Some(self.settings.package_ttl),
-                single_use: false,
-                retention: self.settings.package_ttl,
-            },
-        );
+        let created = core.create_job(CreateJob {
+            id: job_id.clone(),
+            name: package_name(now),
+            context: folder_guid.clone(),
+            owner: Principal::User(user.id.clone()),
+            selection,
+            plan: PlanOptions::default(),
+            compression: Some(zipgate_api::Compression::Store),
+            single_file_as_is: false,
+            pacing: self.settings.pacing,
+            download_window: Some(self.settings.package_ttl),
+            single_use: false,
+            retention: self.settings.package_ttl,
+        });
         if let Err(err) = created {
             return Err(with_echo(match err {
                 Error::Forbidden(id) => {
                     let item = core
                         .node(&zipgate_api::NodeId(id))
-                        .map(|n| ids::reference(&ids::item_id(&self.ids, &n)))
+                        .map(|n| ids::reference(&ids::item_id(&n)))
                         .unwrap_or_default();
                     let user_name = user.login.clone();
                     OracleError::new(
@@ -405,7 +402,7 @@ impl OracleDialect {
 
         let location = format!(
             "{}{BASE}/{folder_guid}/_download/{job_id}",
-            core.origin(&request.headers)
+            request.origin()
         );
         let mut body = Map::new();
         body.insert("Location".into(), json!(location));
@@ -431,11 +428,9 @@ impl OracleDialect {
         not_found: OracleError,
     ) -> Result<JobSnapshot, OracleError> {
         let id = request.param("jobId");
-        let job = if poll {
-            core.poll_job(id)
-        } else {
-            core.job(id)
-        };
+        let job = core
+            .job(id, if poll { JobOp::Poll } else { JobOp::Look })
+            .ok();
         let folder_ok = |job: &JobSnapshot| {
             let folder = request.param("folderId");
             folder == job.context
@@ -444,14 +439,10 @@ impl OracleDialect {
                         .home
                         .as_ref()
                         .and_then(|h| core.node(h))
-                        .is_some_and(|n| ids::item_id(&self.ids, &n) == job.context))
+                        .is_some_and(|n| ids::item_id(&n) == job.context))
         };
-        job.filter(|job| {
-            job.owner_tag == DIALECT
-                && job.owner == Principal::User(user.id.clone())
-                && folder_ok(job)
-        })
-        .ok_or(not_found)
+        job.filter(|job| job.owner == Principal::User(user.id.clone()) && folder_ok(job))
+            .ok_or(not_found)
     }
 
     fn status(
@@ -497,7 +488,7 @@ impl OracleDialect {
         if progress == "SUCCEEDED" {
             let href = format!(
                 "{}{BASE}/{}/_download/{}/package",
-                core.origin(&request.headers),
+                request.origin(),
                 request.param("folderId"),
                 job.id
             );
@@ -604,7 +595,7 @@ impl OracleDialect {
         );
         not_found.parent = Some(request.param("folderId").to_owned());
         let job = self.job(request, core, &user, false, not_found)?;
-        let _ = core.cancel_job(&job.id);
+        let _ = core.job(&job.id, JobOp::Cancel);
         let body = json!({"errorCode": self.scalar(json!(0)), "type": "folder"});
         Ok(self.respond(request, core, 200, &body))
     }
@@ -619,24 +610,22 @@ fn add_ecid(headers: &mut http::HeaderMap, core: &dyn Core) {
 }
 
 impl Dialect for OracleDialect {
+    type Op = Op;
+
     fn name(&self) -> &'static str {
         DIALECT
     }
 
-    fn routes(&self) -> Vec<Route> {
-        let route = |method, pattern: &str, id| Route {
-            method,
-            pattern: format!("{BASE}{pattern}"),
-            id,
-        };
+    fn routes(&self) -> Vec<Route<Op>> {
+        let route = |method, pattern: &str, op| Route::new(method, format!("{BASE}{pattern}"), op);
         vec![
-            route(Method::POST, "/{folderId}/_download", CREATE),
-            route(Method::GET, "/{folderId}/_download/{jobId}", STATUS),
-            route(Method::DELETE, "/{folderId}/_download/{jobId}", ABORT),
+            route(Method::POST, "/{folderId}/_download", Op::Create),
+            route(Method::GET, "/{folderId}/_download/{jobId}", Op::Status),
+            route(Method::DELETE, "/{folderId}/_download/{jobId}", Op::Abort),
             route(
                 Method::GET,
                 "/{folderId}/_download/{jobId}/package",
-                PACKAGE,
+                Op::Package,
             ),
         ]
     }
@@ -645,13 +634,20 @@ impl Dialect for OracleDialect {
         vec!["/documents/api/"]
     }
 
-    fn handle(&self, route: usize, request: DialectRequest, core: &dyn Core) -> Response<Body> {
-        let result = match route {
-            CREATE => self.create(&request, core),
-            STATUS => self.status(&request, core),
-            PACKAGE => self.package(&request, core),
-            ABORT => self.abort(&request, core),
-            _ => Err(OracleError::general("Unknown operation.")),
+    fn derive_id(&self, id: &NodeId) -> String {
+        ids::derive(id)
+    }
+
+    fn principal(&self, request: &DialectRequest, core: &dyn Core) -> Option<Arc<UserInfo>> {
+        self.user(request, core).ok()
+    }
+
+    fn handle(&self, op: Op, request: DialectRequest, core: &dyn Core) -> Response<Body> {
+        let result = match op {
+            Op::Create => self.create(&request, core),
+            Op::Status => self.status(&request, core),
+            Op::Package => self.package(&request, core),
+            Op::Abort => self.abort(&request, core),
         };
         result.unwrap_or_else(|err| self.error(&request, core, &err))
     }
