@@ -142,6 +142,11 @@ impl FakeCore {
     }
 }
 
+/// A queued job record with every count at zero, for tests that need one.
+pub fn job(id: &str) -> JobSnapshot {
+    snapshot(id, "fake", Principal::Anonymous, DateTime::UNIX_EPOCH)
+}
+
 fn snapshot(id: &str, tag: &'static str, owner: Principal, now: DateTime<Utc>) -> JobSnapshot {
     JobSnapshot {
         id: id.to_owned(),

@@ -57,6 +57,44 @@ pub fn bearer(headers: &HeaderMap) -> Credentials<'_> {
     }
 }
 
+/// What an `Authorization: Basic …` header holds.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Basic {
+    /// No `Authorization` header, or another scheme.
+    Absent,
+    /// `Basic` with something that is not base64 of UTF-8 `login:password`.
+    Invalid,
+    Pair {
+        login: String,
+        password: String,
+    },
+}
+
+/// The `Basic` credentials of a request (RFC 7617: UTF-8, split at the first `:`).
+pub fn basic(headers: &HeaderMap) -> Basic {
+    use base64::Engine as _;
+    let Some(value) = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+    else {
+        return Basic::Absent;
+    };
+    let Some(encoded) = value.trim().strip_prefix("Basic ") else {
+        return Basic::Absent;
+    };
+    let decoded = base64::engine::general_purpose::STANDARD
+        .decode(encoded.trim())
+        .ok()
+        .and_then(|bytes| String::from_utf8(bytes).ok());
+    match decoded.as_deref().and_then(|text| text.split_once(':')) {
+        Some((login, password)) => Basic::Pair {
+            login: login.to_owned(),
+            password: password.to_owned(),
+        },
+        None => Basic::Invalid,
+    }
+}
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum RangeRequest {
     /// No usable `Range`: serve everything (RFC 9110 lets a server ignore what it cannot parse).
@@ -208,6 +246,28 @@ mod tests {
         assert_eq!(bearer(&headers), Credentials::Bearer("abc"));
         headers.insert(header::AUTHORIZATION, HeaderValue::from_static("Basic abc"));
         assert_eq!(bearer(&headers), Credentials::Malformed);
+    }
+
+    #[test]
+    fn basic_credentials() {
+        let mut headers = HeaderMap::new();
+        assert_eq!(basic(&headers), Basic::Absent);
+        headers.insert(header::AUTHORIZATION, HeaderValue::from_static("Bearer x"));
+        assert_eq!(basic(&headers), Basic::Absent);
+        headers.insert(header::AUTHORIZATION, HeaderValue::from_static("Basic !!"));
+        assert_eq!(basic(&headers), Basic::Invalid);
+        // "alice:pa:ss"
+        headers.insert(
+            header::AUTHORIZATION,
+            HeaderValue::from_static("Basic YWxpY2U6cGE6c3M="),
+        );
+        assert_eq!(
+            basic(&headers),
+            Basic::Pair {
+                login: "alice".into(),
+                password: "pa:ss".into()
+            }
+        );
     }
 
     #[test]

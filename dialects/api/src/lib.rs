@@ -5,6 +5,7 @@
 //! here names a vendor.
 
 pub mod dialect;
+pub mod download;
 pub mod fake;
 pub mod http;
 pub mod ids;

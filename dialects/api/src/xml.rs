@@ -64,7 +64,16 @@ fn write_element(name: &str, value: &Value, caps: bool, out: &mut String) {
     }
 }
 
-fn escape_xml(text: &str, out: &mut String) {
+/// `text` with `&`, `<` and `>` escaped: element content as .NET's writers
+/// escape it (quotes stay as they are).
+pub fn escape(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    escape_xml(text, &mut out);
+    out
+}
+
+/// [`escape`], appended to `out`.
+pub fn escape_xml(text: &str, out: &mut String) {
     for c in text.chars() {
         match c {
             '&' => out.push_str("&amp;"),

@@ -12,9 +12,8 @@ use http::{header, HeaderValue, Method, Response, StatusCode};
 use serde::Serialize;
 use serde_json::json;
 use std::sync::Arc;
-use zipgate_api::http::{
-    ascii_fallback, bearer, full, insert_allow, percent_encode_rfc5987, Body, Credentials,
-};
+use zipgate_api::download::{Disposition, DownloadStyle, Ranges};
+use zipgate_api::http::{bearer, full, insert_allow, Body, Credentials};
 use zipgate_api::plan::{safe_component, PlanOptions};
 use zipgate_api::rng::SplitMix64;
 use zipgate_api::time::utc_seconds;
@@ -250,24 +249,16 @@ impl BoxDialect {
         }
         // Single use and expiry: anything but a ready job is "not found", as Box says.
         let download = core.start_download(id).map_err(|_| BoxError::not_found())?;
-        let name = download.job.name.clone();
-        let len = download.len;
-        let mut response = Response::new(download.body(0, len));
+        let style = DownloadStyle {
+            content_type: &self.settings.content_type,
+            disposition: Disposition::Rfc6266Compact,
+            // Box's content URL answers a Range with the whole archive.
+            ranges: Ranges::Ignored,
+        };
+        let mut response = style
+            .respond(download, &request.headers)
+            .map_err(|_| BoxError::internal())?;
         let headers = response.headers_mut();
-        if let Ok(value) = HeaderValue::from_str(&self.settings.content_type) {
-            headers.insert(header::CONTENT_TYPE, value);
-        }
-        let disposition = format!(
-            "attachment;filename=\"{}\";filename*=UTF-8''{}",
-            ascii_fallback(&name),
-            percent_encode_rfc5987(&name)
-        );
-        if let Ok(value) = HeaderValue::from_str(&disposition) {
-            headers.insert(header::CONTENT_DISPOSITION, value);
-        }
-        if let Some(len) = len {
-            headers.insert(header::CONTENT_LENGTH, HeaderValue::from(len));
-        }
         insert_request_id(headers, &ids::request_id(core));
         Ok(response)
     }

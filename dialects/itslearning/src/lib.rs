@@ -14,9 +14,8 @@ use std::sync::Arc;
 
 use http::{header, HeaderValue, Method, Response, StatusCode};
 use serde_json::{json, Map, Value};
-use zipgate_api::http::{
-    bearer, content_disposition, empty, full, insert_allow, Body, Credentials,
-};
+use zipgate_api::download::{Disposition, DownloadStyle, Ranges};
+use zipgate_api::http::{bearer, empty, full, insert_allow, Body, Credentials};
 use zipgate_api::ids::derived_number;
 use zipgate_api::plan::{OnProblem, PlanOptions};
 use zipgate_api::rng::secret_guid;
@@ -110,12 +109,6 @@ fn encode_local_name(name: &str) -> String {
         .collect()
 }
 
-fn escape_xml(text: &str) -> String {
-    text.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
-}
-
 fn respond(status: u16, format: Format, body: String) -> Response<Body> {
     let mut response = Response::new(full(body));
     *response.status_mut() =
@@ -146,7 +139,7 @@ fn error_response(err: &WebError, format: Format) -> Response<Body> {
             });
             format!(
                 "<Error><Message>{}</Message>{model_state}</Error>",
-                escape_xml(&err.message)
+                zipgate_api::xml::escape(&err.message)
             )
         }
     };
@@ -208,15 +201,18 @@ impl ItslearningDialect {
             .to_string(),
             Format::Xml(_) => {
                 let url = download_url.map_or("<DownloadUrl i:nil=\"true\"/>".to_owned(), |u| {
-                    format!("<DownloadUrl>{}</DownloadUrl>", escape_xml(&u))
+                    format!(
+                        "<DownloadUrl>{}</DownloadUrl>",
+                        zipgate_api::xml::escape(&u)
+                    )
                 });
                 format!(
                     "<ZipFileJobModel xmlns:i=\"{XSI}\" xmlns=\"{ENTITIES_NS}\"><Created>{created}</Created>{url}\
                      <FileRepoId>{}</FileRepoId><JobId>{}</JobId><Status>{}</Status><ZipFileName>{}</ZipFileName></ZipFileJobModel>",
                     job.context,
                     job.id,
-                    escape_xml(status),
-                    escape_xml(&job.name)
+                    zipgate_api::xml::escape(status),
+                    zipgate_api::xml::escape(&job.name)
                 )
             }
         }
@@ -416,21 +412,15 @@ impl ItslearningDialect {
         let Ok(download) = core.start_download(id) else {
             return not_found();
         };
-        let name = download.job.name.clone();
-        let len = download.len;
-        let mut response = Response::new(download.body(0, len));
-        let headers = response.headers_mut();
-        headers.insert(
-            header::CONTENT_TYPE,
-            HeaderValue::from_static("application/zip"),
-        );
-        if let Ok(value) = HeaderValue::from_str(&content_disposition(&name)) {
-            headers.insert(header::CONTENT_DISPOSITION, value);
-        }
-        if let Some(len) = len {
-            headers.insert(header::CONTENT_LENGTH, HeaderValue::from(len));
-        }
-        response
+        let style = DownloadStyle {
+            content_type: "application/zip",
+            disposition: Disposition::Rfc6266,
+            // Web API's StreamContent answers a Range with the whole body.
+            ranges: Ranges::Ignored,
+        };
+        style
+            .respond(download, &request.headers)
+            .unwrap_or_else(|_| not_found())
     }
 }
 

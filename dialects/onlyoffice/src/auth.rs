@@ -6,9 +6,9 @@
 //! a JSON or XML body is no form (`Request.Form` is empty for them), so a
 //! token in one is not looked at.
 
-use base64::Engine as _;
 use http::header;
 use std::sync::Arc;
+use zipgate_api::http::{basic, Basic};
 use zipgate_api::{Core, DialectRequest, UserInfo};
 
 use crate::request;
@@ -39,20 +39,19 @@ pub fn user(request: &DialectRequest, core: &dyn Core, body: &[u8]) -> Option<Ar
     if let Some(token) = key {
         return core.authenticate(&token);
     }
+    match basic(&request.headers) {
+        Basic::Pair { login, password } => {
+            return core.log_in(&login, &password).map(|(user, _)| user)
+        }
+        Basic::Invalid => return None,
+        Basic::Absent => {}
+    }
     let authorization = request
         .headers
         .get(header::AUTHORIZATION)?
         .to_str()
         .ok()?
         .trim();
-    if let Some(encoded) = authorization.strip_prefix("Basic ") {
-        let decoded = base64::engine::general_purpose::STANDARD
-            .decode(encoded.trim())
-            .ok()?;
-        let text = String::from_utf8(decoded).ok()?;
-        let (login, password) = text.split_once(':')?;
-        return core.log_in(login, password).map(|(user, _)| user);
-    }
     let token = authorization
         .strip_prefix("Bearer ")
         .map(|rest| rest.split(',').next().unwrap_or("").trim())

@@ -16,7 +16,8 @@ use std::sync::Arc;
 use chrono::{DateTime, SecondsFormat, Utc};
 use http::{header, HeaderMap, HeaderValue, Method, Response, StatusCode};
 use serde_json::{json, Map, Value};
-use zipgate_api::http::{empty, full, parse_range, percent_encode_rfc5987, Body, RangeRequest};
+use zipgate_api::download::{Disposition, DownloadStyle, Ranges};
+use zipgate_api::http::{empty, full, Body};
 use zipgate_api::plan::{DirEntries, OnProblem, PlanOptions};
 use zipgate_api::{
     BodyError, Core, CreateJob, Dialect, DialectRequest, JobOp, JobSnapshot, JobState, NodeId,
@@ -499,48 +500,25 @@ impl OnlyofficeDialect {
         let Ok(download) = core.start_download(&job.id) else {
             return status_only(StatusCode::NOT_FOUND);
         };
-        let name = download.job.name.clone();
-        let total = download.len;
-        let download_is_file = download.single_file;
-        let (status, offset, length) = match total {
-            Some(len) => match parse_range(&request.headers, len) {
-                RangeRequest::Full => (StatusCode::OK, 0, Some(len)),
-                RangeRequest::Partial { start, end } => {
-                    (StatusCode::PARTIAL_CONTENT, start, Some(end - start + 1))
-                }
-                // The handler throws HttpException("Wrong Range header"), an ASP.NET 500.
-                RangeRequest::Unsatisfiable => {
-                    let mut response = Response::new(full("Wrong Range header"));
-                    *response.status_mut() = StatusCode::INTERNAL_SERVER_ERROR;
-                    return response;
-                }
+        let style = DownloadStyle {
+            content_type: if download.single_file {
+                mime_type(&download.job.name)
+            } else {
+                "application/zip"
             },
-            None => (StatusCode::OK, 0, None),
+            disposition: Disposition::DotNet,
+            // The vendor writes `Content-Range` with a leading space.
+            ranges: Ranges::BytesLeadingSpace,
         };
-        let mut response = Response::new(download.body(offset, length));
-        *response.status_mut() = status;
-        let headers = response.headers_mut();
-        let content_type = if download_is_file {
-            mime_type(&name)
-        } else {
-            "application/zip"
-        };
-        headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
-        if let Ok(value) = HeaderValue::from_bytes(content_disposition(&name).as_bytes()) {
-            headers.insert(header::CONTENT_DISPOSITION, value);
-        }
-        if let (Some(total), Some(length)) = (total, length) {
-            headers.insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
-            headers.insert(header::CONTENT_LENGTH, HeaderValue::from(length));
-            if status == StatusCode::PARTIAL_CONTENT {
-                // The vendor writes it with a leading space.
-                let range = format!(" bytes {offset}-{}/{total}", offset + length - 1);
-                if let Ok(value) = HeaderValue::from_str(&range) {
-                    headers.insert(header::CONTENT_RANGE, value);
-                }
-            }
-        }
-        response
+        // An unsatisfiable range: the handler throws HttpException("Wrong
+        // Range header"), an ASP.NET 500.
+        style
+            .respond(download, &request.headers)
+            .unwrap_or_else(|_| {
+                let mut response = Response::new(full("Wrong Range header"));
+                *response.status_mut() = StatusCode::INTERNAL_SERVER_ERROR;
+                response
+            })
     }
 }
 
@@ -565,24 +543,6 @@ fn mime_type(name: &str) -> &'static str {
 
 /// .NET's `ContentDisposition` for an ASCII name (quoted only when it must
 /// be), the vendor's RFC 5987 form otherwise.
-fn content_disposition(name: &str) -> String {
-    if name.is_ascii() {
-        let token = name
-            .bytes()
-            .all(|b| b.is_ascii_graphic() && !b"()<>@,;:\\\"/[]?={}".contains(&b));
-        if token {
-            format!("attachment; filename={name}")
-        } else {
-            format!("attachment; filename=\"{}\"", name.replace('"', "\\\""))
-        }
-    } else {
-        format!(
-            "attachment; filename=\"{name}\"; filename*=UTF-8''{}",
-            percent_encode_rfc5987(name)
-        )
-    }
-}
-
 /// 401 as Community Server answers it: plain `Unauthorized`, and a Basic
 /// challenge only when an `Authorization` header was sent (DocSpace: empty).
 fn unauthorized(headers: &HeaderMap, docspace: bool) -> Response<Body> {
@@ -794,21 +754,5 @@ mod tests {
             .unwrap()
             .with_timezone(&Utc);
         assert_eq!(api_date(t), "2025-03-01T10:00:00.1234560Z");
-    }
-
-    #[test]
-    fn dispositions_like_dotnet() {
-        assert_eq!(
-            content_disposition("Docs.zip"),
-            "attachment; filename=Docs.zip"
-        );
-        assert_eq!(
-            content_disposition("My Docs.zip"),
-            "attachment; filename=\"My Docs.zip\""
-        );
-        assert_eq!(
-            content_disposition("Ü.zip"),
-            "attachment; filename=\"Ü.zip\"; filename*=UTF-8''%C3%9C.zip"
-        );
     }
 }

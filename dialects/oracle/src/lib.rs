@@ -6,14 +6,12 @@
 mod ids;
 mod settings;
 
-use base64::Engine as _;
 use chrono::{DateTime, Utc};
 use http::{header, HeaderValue, Method, Response, StatusCode};
 use serde_json::{json, Map, Value};
 use std::sync::Arc;
-use zipgate_api::http::{
-    bearer, content_disposition, full, insert_allow, parse_range, Body, Credentials, RangeRequest,
-};
+use zipgate_api::download::{Disposition, DownloadStyle, Ranges, Unsatisfiable};
+use zipgate_api::http::{basic, bearer, full, insert_allow, Basic, Body, Credentials};
 use zipgate_api::plan::PlanOptions;
 use zipgate_api::rng::{SplitMix64, LOWER_ALNUM};
 use zipgate_api::{
@@ -255,24 +253,18 @@ impl OracleDialect {
         request: &DialectRequest,
         core: &dyn Core,
     ) -> Result<Arc<UserInfo>, OracleError> {
-        let authorization = request
-            .headers
-            .get(header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok());
-        if let Some(encoded) = authorization.and_then(|a| a.strip_prefix("Basic ")) {
-            if !self.settings.basic_auth {
-                return Err(OracleError::unauthorized());
+        match basic(&request.headers) {
+            Basic::Absent => {}
+            Basic::Pair { .. } | Basic::Invalid if !self.settings.basic_auth => {
+                return Err(OracleError::unauthorized())
             }
-            let decoded = base64::engine::general_purpose::STANDARD
-                .decode(encoded.trim())
-                .ok()
-                .and_then(|b| String::from_utf8(b).ok());
-            return decoded
-                .as_deref()
-                .and_then(|text| text.split_once(':'))
-                .and_then(|(login, password)| core.log_in(login, password))
-                .map(|(user, _)| user)
-                .ok_or_else(OracleError::unauthorized);
+            Basic::Invalid => return Err(OracleError::unauthorized()),
+            Basic::Pair { login, password } => {
+                return core
+                    .log_in(&login, &password)
+                    .map(|(user, _)| user)
+                    .ok_or_else(OracleError::unauthorized)
+            }
         }
         match bearer(&request.headers) {
             Credentials::Bearer(token) => core
@@ -542,15 +534,15 @@ impl OracleDialect {
                 "Unable to download bulkdownload job.",
             )
         })?;
-        let name = download.job.name.clone();
-        let total = download.len.unwrap_or(0);
-        let (status, offset, length) = match parse_range(&request.headers, total) {
-            RangeRequest::Full => (StatusCode::OK, 0, total),
-            RangeRequest::Partial { start, end } => {
-                (StatusCode::PARTIAL_CONTENT, start, end - start + 1)
-            }
+        let style = DownloadStyle {
+            content_type: "application/zip",
+            disposition: Disposition::Rfc6266,
+            ranges: Ranges::Bytes,
+        };
+        let mut response = match style.respond(download, &request.headers) {
+            Ok(response) => response,
             // The documented 416, in the API's error envelope like its other errors.
-            RangeRequest::Unsatisfiable => {
+            Err(Unsatisfiable { total }) => {
                 let err =
                     OracleError::for_status(416, Some("Requested range cannot be satisfied."));
                 let mut response = self.error(request, core, &err);
@@ -560,25 +552,7 @@ impl OracleDialect {
                 return Ok(response);
             }
         };
-        let mut response = Response::new(download.body(offset, Some(length)));
-        *response.status_mut() = status;
         let headers = response.headers_mut();
-        headers.insert(
-            header::CONTENT_TYPE,
-            HeaderValue::from_static("application/zip"),
-        );
-        headers.insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
-        headers.insert(header::CONTENT_LENGTH, HeaderValue::from(length));
-        if let Ok(value) = HeaderValue::from_str(&content_disposition(&name)) {
-            headers.insert(header::CONTENT_DISPOSITION, value);
-        }
-        if status == StatusCode::PARTIAL_CONTENT {
-            if let Ok(value) =
-                HeaderValue::from_str(&format!("bytes {offset}-{}/{total}", offset + length - 1))
-            {
-                headers.insert(header::CONTENT_RANGE, value);
-            }
-        }
         add_ecid(headers, core);
         Ok(response)
     }
