@@ -85,7 +85,11 @@ pub fn box_request(data: &[u8]) {
     let parsed = match parse(data) {
         Ok(parsed) => parsed,
         Err(err) => {
-            assert_eq!((err.status, err.code), (400, "bad_request"), "{err:?}");
+            assert_eq!(
+                (err.status.as_u16(), err.code),
+                (400, "bad_request"),
+                "{err:?}"
+            );
             return;
         }
     };

@@ -1,5 +1,6 @@
 //! Box's error catalogue and its `ClientError` envelope.
 
+use http::StatusCode;
 use serde_json::{json, Map, Value};
 
 pub const HELP_URL: &str =
@@ -8,14 +9,14 @@ pub const HELP_URL: &str =
 /// One Box error: HTTP status, Box code, message, optional `context_info`.
 #[derive(Clone, Debug, PartialEq)]
 pub struct BoxError {
-    pub status: u16,
+    pub status: StatusCode,
     pub code: &'static str,
     pub message: String,
     pub context_info: Option<Value>,
 }
 
 impl BoxError {
-    fn new(status: u16, code: &'static str, message: &str) -> Self {
+    fn new(status: StatusCode, code: &'static str, message: &str) -> Self {
         BoxError {
             status,
             code,
@@ -30,24 +31,24 @@ impl BoxError {
             context_info: Some(
                 json!({"errors": [{"reason": "invalid_parameter", "name": name, "message": message}]}),
             ),
-            ..BoxError::new(400, "bad_request", "Bad Request")
+            ..BoxError::new(StatusCode::BAD_REQUEST, "bad_request", "Bad Request")
         }
     }
 
     pub fn unauthorized() -> Self {
-        BoxError::new(401, "unauthorized", "Unauthorized")
+        BoxError::new(StatusCode::UNAUTHORIZED, "unauthorized", "Unauthorized")
     }
 
     pub fn access_denied() -> Self {
         BoxError::new(
-            403,
+            StatusCode::FORBIDDEN,
             "access_denied_insufficient_permissions",
             "Access denied - insufficient permission",
         )
     }
 
     pub fn not_found() -> Self {
-        BoxError::new(404, "not_found", "Not Found")
+        BoxError::new(StatusCode::NOT_FOUND, "not_found", "Not Found")
     }
 
     /// An item in the request that does not exist, in Box's item-not-found form.
@@ -63,12 +64,15 @@ impl BoxError {
     }
 
     pub fn method_not_allowed() -> Self {
-        BoxError::new(405, "method_not_allowed", "Method Not Allowed")
+        BoxError::new(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "method_not_allowed",
+            "Method Not Allowed",
+        )
     }
 
     pub fn file_count_exceeded(limit: u64) -> Self {
-        BoxError::new(
-            400,
+        BoxError::new(StatusCode::BAD_REQUEST,
             "zip_download_file_count_exceeded_limit",
             &format!(
                 "The requested files and folders would result in an archive with more than {limit} files. \
@@ -78,8 +82,7 @@ impl BoxError {
     }
 
     pub fn bytes_exceeded() -> Self {
-        BoxError::new(
-            400,
+        BoxError::new(StatusCode::BAD_REQUEST,
             "zip_download_pre_compressed_bytes_exceeded_limit",
             "The requested files and folders would result in an archive with more than the allowed download limit. \
              Split the request into multiple requests.",
@@ -88,7 +91,7 @@ impl BoxError {
 
     pub fn too_many_concurrent_downloads(limit: usize) -> Self {
         BoxError::new(
-            429,
+            StatusCode::TOO_MANY_REQUESTS,
             "user_too_many_concurrent_downloads",
             &format!(
                 "The maximum of {limit} parallel downloads of zip archives per user has been met."
@@ -98,8 +101,8 @@ impl BoxError {
 
     /// The general error Box answers with for a status (Box's common-errors
     /// guide), as an injected fault sends it.
-    pub fn for_status(status: u16, message: Option<&str>) -> Self {
-        let (code, default_message) = match status {
+    pub fn for_status(status: StatusCode, message: Option<&str>) -> Self {
+        let (code, default_message) = match status.as_u16() {
             400 => ("bad_request", "Bad Request"),
             401 => ("unauthorized", "Unauthorized"),
             403 => (
@@ -125,14 +128,18 @@ impl BoxError {
     }
 
     pub fn internal() -> Self {
-        BoxError::new(500, "internal_server_error", "Internal Server Error")
+        BoxError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal_server_error",
+            "Internal Server Error",
+        )
     }
 
     /// The envelope, keys in the order Box's API writes them.
     pub fn body(&self, request_id: &str) -> Value {
         let mut body = Map::new();
         body.insert("type".into(), json!("error"));
-        body.insert("status".into(), json!(self.status));
+        body.insert("status".into(), json!(self.status.as_u16()));
         body.insert("code".into(), json!(self.code));
         if let Some(context) = &self.context_info {
             body.insert("context_info".into(), context.clone());

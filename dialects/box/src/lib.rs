@@ -70,12 +70,11 @@ struct NameConflict<'a> {
 }
 
 /// Every response carries a `BOX-REQUEST-ID`; JSON ones are never cached.
-fn json(status: u16, body: &impl Serialize, request_id: &str) -> Response<Body> {
+fn json(status: StatusCode, body: &impl Serialize, request_id: &str) -> Response<Body> {
     // Structs of strings and numbers, or a Value: serialising cannot fail.
     let bytes = serde_json::to_vec(body).unwrap_or_default();
     let mut response = Response::new(full(bytes));
-    *response.status_mut() =
-        StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    *response.status_mut() = status;
     let headers = response.headers_mut();
     headers.insert(
         header::CONTENT_TYPE,
@@ -209,7 +208,7 @@ impl BoxDialect {
             expires_at: utc_seconds(expires_at),
             name_conflicts,
         };
-        Ok(json(202, &body, &ids::request_id(core)))
+        Ok(json(StatusCode::ACCEPTED, &body, &ids::request_id(core)))
     }
 
     /// Neutral errors from planning, in Box's terms.
@@ -227,7 +226,7 @@ impl BoxDialect {
             } => BoxError::bytes_exceeded(),
             Error::Invalid { reason, .. } => BoxError::bad_request("items", reason.clone()),
             // The user holds too many zip downloads: Box's API rate limit answer.
-            Error::TooManyJobs { .. } => BoxError::for_status(429, None),
+            Error::TooManyJobs { .. } => BoxError::for_status(StatusCode::TOO_MANY_REQUESTS, None),
             _ => BoxError::internal(),
         }
     }
@@ -293,7 +292,7 @@ impl BoxDialect {
             "skipped_folder_count": job.folders_skipped,
             "state": state,
         });
-        Ok(json(200, &body, &ids::request_id(core)))
+        Ok(json(StatusCode::OK, &body, &ids::request_id(core)))
     }
 }
 
@@ -365,7 +364,7 @@ impl Dialect for BoxDialect {
         _request: &DialectRequest,
         core: &dyn Core,
     ) -> Response<Body> {
-        let err = BoxError::for_status(status.as_u16(), message);
+        let err = BoxError::for_status(status, message);
         let mut response = error(&err, &ids::request_id(core));
         if status.as_u16() == 503 {
             // Box's SDKs wait this long before they retry.

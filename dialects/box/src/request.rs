@@ -270,7 +270,7 @@ mod tests {
             ),
         ] {
             let err = parse(body).unwrap_err();
-            assert_eq!((err.status, err.code), (400, "bad_request"));
+            assert_eq!((err.status.as_u16(), err.code), (400, "bad_request"));
             assert_eq!(name_of(err), name, "{}", String::from_utf8_lossy(body));
         }
     }

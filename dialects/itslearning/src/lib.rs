@@ -66,13 +66,13 @@ impl ItslearningDialect {
 
 /// A Web API `HttpError`: `Message`, optionally `ModelState`.
 struct WebError {
-    status: u16,
+    status: StatusCode,
     message: String,
     model_state: Option<String>,
 }
 
 impl WebError {
-    fn new(status: u16, message: impl Into<String>) -> Self {
+    fn new(status: StatusCode, message: impl Into<String>) -> Self {
         WebError {
             status,
             message: message.into(),
@@ -83,12 +83,15 @@ impl WebError {
     fn invalid(key: Option<String>) -> Self {
         WebError {
             model_state: key,
-            ..WebError::new(400, "The request is invalid.")
+            ..WebError::new(StatusCode::BAD_REQUEST, "The request is invalid.")
         }
     }
 
     fn unauthorized() -> Self {
-        WebError::new(401, "Authorization has been denied for this request.")
+        WebError::new(
+            StatusCode::UNAUTHORIZED,
+            "Authorization has been denied for this request.",
+        )
     }
 }
 
@@ -109,10 +112,9 @@ fn encode_local_name(name: &str) -> String {
         .collect()
 }
 
-fn respond(status: u16, format: Format, body: String) -> Response<Body> {
+fn respond(status: StatusCode, format: Format, body: String) -> Response<Body> {
     let mut response = Response::new(full(body));
-    *response.status_mut() =
-        StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    *response.status_mut() = status;
     if let Ok(value) = HeaderValue::from_str(&format.content_type()) {
         response.headers_mut().insert(header::CONTENT_TYPE, value);
     }
@@ -227,11 +229,18 @@ impl ItslearningDialect {
         let user = self.user(request, core)?;
         let body: &[u8] = match &request.body {
             Ok(body) => body,
-            Err(_) => return Err(WebError::new(413, "The request is too large.")),
+            Err(_) => {
+                return Err(WebError::new(
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    "The request is too large.",
+                ))
+            }
         };
         let parsed = match request::read(request, body) {
             Ok(parsed) => parsed,
-            Err(ReadError::Unsupported(message)) => return Err(WebError::new(415, message)),
+            Err(ReadError::Unsupported(message)) => {
+                return Err(WebError::new(StatusCode::UNSUPPORTED_MEDIA_TYPE, message))
+            }
             Err(ReadError::Invalid(key)) => return Err(WebError::invalid(Some(key))),
         };
         let parsed = parsed.unwrap_or_default();
@@ -252,7 +261,7 @@ impl ItslearningDialect {
                     None if self.settings.fail_missing_in_job => missing = true,
                     None => {
                         return Err(WebError::new(
-                            404,
+                            StatusCode::NOT_FOUND,
                             format!("The file or folder with id {id} was not found."),
                         ))
                     }
@@ -286,20 +295,22 @@ impl ItslearningDialect {
                 retention: chrono::Duration::days(1),
             })
             .map_err(|err| match err {
-                Error::NotFound(_) => {
-                    WebError::new(404, "One or more files or folders were not found.")
-                }
+                Error::NotFound(_) => WebError::new(
+                    StatusCode::NOT_FOUND,
+                    "One or more files or folders were not found.",
+                ),
                 Error::Forbidden(_) => WebError::new(
-                    403,
+                    StatusCode::FORBIDDEN,
                     "You do not have access to one or more of the files or folders.",
                 ),
                 // Past the per-user job cap. Web API 2 has no throttling of
                 // its own; a 429 in the framework's `Message` envelope is
                 // what a throttling handler in front of it would send.
-                Error::TooManyJobs { .. } => {
-                    WebError::new(429, "Too many zip jobs are in progress. Try again later.")
-                }
-                _ => WebError::new(500, "An error has occurred."),
+                Error::TooManyJobs { .. } => WebError::new(
+                    StatusCode::TOO_MANY_REQUESTS,
+                    "Too many zip jobs are in progress. Try again later.",
+                ),
+                _ => WebError::new(StatusCode::INTERNAL_SERVER_ERROR, "An error has occurred."),
             })?;
         let mut job = created.job;
         if missing
@@ -315,7 +326,11 @@ impl ItslearningDialect {
                 )
                 .unwrap_or(job);
         }
-        Ok(respond(200, format, self.model(&job, request, format)))
+        Ok(respond(
+            StatusCode::OK,
+            format,
+            self.model(&job, request, format),
+        ))
     }
 
     fn own_job(
@@ -345,7 +360,11 @@ impl ItslearningDialect {
             return Err(WebError::invalid(None));
         };
         match self.own_job(core, &user, &id.to_string(), true) {
-            Some(job) => Ok(respond(200, format, self.model(&job, request, format))),
+            Some(job) => Ok(respond(
+                StatusCode::OK,
+                format,
+                self.model(&job, request, format),
+            )),
             // `NotFound()` has no body.
             None if !self.settings.not_found_message => {
                 let mut response = Response::new(empty());
@@ -353,7 +372,7 @@ impl ItslearningDialect {
                 Ok(response)
             }
             None => Err(WebError::new(
-                404,
+                StatusCode::NOT_FOUND,
                 format!("No zip job with id {id} was found."),
             )),
         }
@@ -377,7 +396,7 @@ impl ItslearningDialect {
                 format!("<ZipFileJobModel i:nil=\"true\" xmlns:i=\"{XSI}\"/>")
             }
         };
-        Ok(respond(200, format, body))
+        Ok(respond(StatusCode::OK, format, body))
     }
 
     fn delete(
@@ -483,7 +502,7 @@ impl Dialect for ItslearningDialect {
             request.uri.path_and_query().map_or("", |p| p.as_str())
         );
         let err = WebError::new(
-            404,
+            StatusCode::NOT_FOUND,
             format!("No HTTP resource was found that matches the request URI '{uri}'."),
         );
         error_response(&err, negotiate(&request.headers))
@@ -496,7 +515,7 @@ impl Dialect for ItslearningDialect {
         _core: &dyn Core,
     ) -> Response<Body> {
         let err = WebError::new(
-            405,
+            StatusCode::METHOD_NOT_ALLOWED,
             format!(
                 "The requested resource does not support http method '{}'.",
                 request.method
@@ -516,10 +535,10 @@ impl Dialect for ItslearningDialect {
     ) -> Response<Body> {
         let err = match (status.as_u16(), message) {
             (401, None) => WebError::unauthorized(),
-            (code, Some(message)) => WebError::new(code, message),
+            (_, Some(message)) => WebError::new(status, message),
             // Web API's own text for an unhandled error, which is what it sends for any 5xx.
-            (code @ 500..=599, None) => WebError::new(code, "An error has occurred."),
-            (code, None) => WebError::new(code, status.canonical_reason().unwrap_or("Error")),
+            (500..=599, None) => WebError::new(status, "An error has occurred."),
+            (_, None) => WebError::new(status, status.canonical_reason().unwrap_or("Error")),
         };
         error_response(&err, negotiate(&request.headers))
     }

@@ -2,10 +2,12 @@
 //! `hresult`, as `ApiHttpHandler` (Workspace) and `CustomExceptionHandler`
 //! (DocSpace) map them.
 
+use http::StatusCode;
+
 /// One error the API answers with.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct OoError {
-    pub status: u16,
+    pub status: StatusCode,
     pub message: String,
     pub hresult: i64,
     /// The .NET exception type DocSpace names in `error.type`.
@@ -19,7 +21,7 @@ const MISSING_METHOD: i64 = -2146233069;
 const XML: i64 = -2146232000;
 
 impl OoError {
-    fn new(status: u16, message: &str, hresult: i64, exception: &'static str) -> Self {
+    fn new(status: StatusCode, message: &str, hresult: i64, exception: &'static str) -> Self {
         OoError {
             status,
             message: message.to_owned(),
@@ -31,7 +33,7 @@ impl OoError {
     /// Both id lists empty (Workspace).
     pub fn bad_request() -> Self {
         OoError::new(
-            403,
+            StatusCode::FORBIDDEN,
             "Bad request.",
             INVALID_OPERATION,
             "System.InvalidOperationException",
@@ -41,7 +43,7 @@ impl OoError {
     /// The caller already has a download that has not finished.
     pub fn too_many_downloads() -> Self {
         OoError::new(
-            403,
+            StatusCode::FORBIDDEN,
             "Too many downloads.",
             INVALID_OPERATION,
             "System.InvalidOperationException",
@@ -51,7 +53,7 @@ impl OoError {
     /// The same id twice in one list: `Dictionary.Add` throws.
     pub fn duplicate_key() -> Self {
         OoError::new(
-            400,
+            StatusCode::BAD_REQUEST,
             "An item with the same key has already been added.",
             ARGUMENT,
             "System.ArgumentException",
@@ -60,18 +62,28 @@ impl OoError {
 
     /// The JSON parser's own message (the wrapper is unwrapped to the innermost exception).
     pub fn malformed_json(message: &str) -> Self {
-        OoError::new(400, message, GENERIC, "Newtonsoft.Json.JsonReaderException")
+        OoError::new(
+            StatusCode::BAD_REQUEST,
+            message,
+            GENERIC,
+            "Newtonsoft.Json.JsonReaderException",
+        )
     }
 
     /// `XDocument.Load` fails outside the argument mapping, so this is a 500.
     pub fn malformed_xml(message: &str) -> Self {
-        OoError::new(500, message, XML, "System.Xml.XmlException")
+        OoError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            message,
+            XML,
+            "System.Xml.XmlException",
+        )
     }
 
     /// A route that exists, with a verb it does not take.
     pub fn method_not_found() -> Self {
         OoError::new(
-            404,
+            StatusCode::NOT_FOUND,
             "Method not found",
             MISSING_METHOD,
             "System.MissingMethodException",
@@ -80,7 +92,7 @@ impl OoError {
 
     /// A fault injected with this status: the message in the vendor's
     /// envelope, from a plain .NET exception.
-    pub fn for_status(status: u16, message: &str) -> Self {
+    pub fn for_status(status: StatusCode, message: &str) -> Self {
         OoError::new(status, message, GENERIC, "System.Exception")
     }
 
@@ -90,8 +102,7 @@ impl OoError {
     /// way and answers like the argument builder's other failures: a 400
     /// `ArgumentException`.
     pub fn too_many_parameters(pairs: usize, bytes: usize) -> Self {
-        OoError::new(
-            400,
+        OoError::new(StatusCode::BAD_REQUEST,
             &format!(
                 "The request has too many parameters: more than {pairs} name/value pairs or {bytes} bytes of them."
             ),
@@ -102,7 +113,7 @@ impl OoError {
 
     pub fn body_too_large(limit: usize) -> Self {
         OoError::new(
-            400,
+            StatusCode::BAD_REQUEST,
             &format!("Maximum request length exceeded ({limit} bytes)."),
             GENERIC,
             "System.Web.HttpException",

@@ -98,7 +98,7 @@ impl OnlyofficeDialect {
         self.settings.flavour == Flavour::DocSpace
     }
 
-    fn respond(&self, status: u16, body: &Value, format: Format) -> Response<Body> {
+    fn respond(&self, status: StatusCode, body: &Value, format: Format) -> Response<Body> {
         let (text, content_type) = match (format, self.docspace()) {
             (Format::Xml, _) => (
                 render::vendor_xml(body, self.settings.style == Style::Docs),
@@ -108,8 +108,7 @@ impl OnlyofficeDialect {
             (Format::Json, true) => (body.to_string(), "application/json; charset=utf-8"),
         };
         let mut response = Response::new(full(text));
-        *response.status_mut() =
-            StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        *response.status_mut() = status;
         let headers = response.headers_mut();
         headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
         headers.insert(
@@ -123,7 +122,7 @@ impl OnlyofficeDialect {
     fn success(
         &self,
         request: &DialectRequest,
-        status: u16,
+        status: StatusCode,
         payload: Value,
         count: usize,
         format: Format,
@@ -142,7 +141,7 @@ impl OnlyofficeDialect {
                 json!([{"href": display_url, "action": request.method.as_str()}]),
             );
             body.insert("status".into(), json!(0));
-            body.insert("statusCode".into(), json!(status));
+            body.insert("statusCode".into(), json!(status.as_u16()));
         } else {
             let source = self.settings.style == Style::Source;
             if source && count > 0 {
@@ -150,7 +149,7 @@ impl OnlyofficeDialect {
             }
             body.insert("status".into(), json!(0));
             if source {
-                body.insert("statusCode".into(), json!(status));
+                body.insert("statusCode".into(), json!(status.as_u16()));
             }
             body.insert("response".into(), payload);
         }
@@ -162,7 +161,7 @@ impl OnlyofficeDialect {
             json!({
                 "error": {"message": err.message, "type": err.exception, "stack": "", "hresult": err.hresult},
                 "status": 1,
-                "statusCode": err.status,
+                "statusCode": err.status.as_u16(),
             })
         } else {
             let mut error = Map::new();
@@ -171,7 +170,7 @@ impl OnlyofficeDialect {
             if self.settings.error_data {
                 error.insert("data".into(), json!({}));
             }
-            json!({"status": 1, "statusCode": err.status, "error": error})
+            json!({"status": 1, "statusCode": err.status.as_u16(), "error": error})
         };
         self.respond(err.status, &body, format)
     }
@@ -288,7 +287,7 @@ impl OnlyofficeDialect {
         request: &DialectRequest,
         core: &dyn Core,
         jobs: &[JobSnapshot],
-        status: u16,
+        status: StatusCode,
         format: Format,
     ) -> Response<Body> {
         let origin = request.origin();
@@ -338,7 +337,7 @@ impl OnlyofficeDialect {
                 return Err(OoError::too_many_downloads());
             }
             let jobs = self.operations(core, user, false, None);
-            return Ok(self.list_response(request, core, &jobs, 200, format));
+            return Ok(self.list_response(request, core, &jobs, StatusCode::OK, format));
         }
         if running {
             return Err(OoError::too_many_downloads());
@@ -416,7 +415,7 @@ impl OnlyofficeDialect {
         }
         let single = self.docspace() && params.flag("returnSingleOperation");
         let jobs = self.operations(core, user, false, single.then_some(job_id.as_str()));
-        Ok(self.list_response(request, core, &jobs, 200, format))
+        Ok(self.list_response(request, core, &jobs, StatusCode::OK, format))
     }
 
     fn terminate(
@@ -435,7 +434,7 @@ impl OnlyofficeDialect {
             }
         }
         let jobs = self.operations(core, user, false, None);
-        self.list_response(request, core, &jobs, 200, format)
+        self.list_response(request, core, &jobs, StatusCode::OK, format)
     }
 
     fn authenticate_route(
@@ -449,7 +448,7 @@ impl OnlyofficeDialect {
         let password = params.get("password").unwrap_or_default();
         let Some((_, token)) = core.log_in(login, password) else {
             return Err(OoError {
-                status: 500,
+                status: StatusCode::INTERNAL_SERVER_ERROR,
                 message: "User authentication failed".into(),
                 hresult: -2146233088,
                 exception: "System.Security.Authentication.AuthenticationException",
@@ -458,7 +457,7 @@ impl OnlyofficeDialect {
         // Saturating: an in-process clock may stand anywhere.
         let expires = zipgate_api::time::saturating_add(core.now(), chrono::Duration::days(365));
         let payload = json!({"token": token, "expires": api_date(expires)});
-        let mut response = self.success(request, 201, payload, 1, format);
+        let mut response = self.success(request, StatusCode::CREATED, payload, 1, format);
         if let Ok(cookie) =
             HeaderValue::from_str(&format!("asc_auth_key={token}; path=/; HttpOnly"))
         {
@@ -648,7 +647,7 @@ impl Dialect for OnlyofficeDialect {
         }
         let message = message.unwrap_or(status.canonical_reason().unwrap_or("Error"));
         dialect.error(
-            &OoError::for_status(status.as_u16(), message),
+            &OoError::for_status(status, message),
             format_of(request, dialect.settings.flavour),
         )
     }
@@ -722,7 +721,7 @@ impl OnlyofficeDialect {
                     None
                 };
                 let jobs = self.operations(core, &user, true, only.as_deref());
-                Ok(self.list_response(&request, core, &jobs, 200, format))
+                Ok(self.list_response(&request, core, &jobs, StatusCode::OK, format))
             }
             Op::ListByType => {
                 let kind = request.param("type");
@@ -731,7 +730,7 @@ impl OnlyofficeDialect {
                 } else {
                     Vec::new()
                 };
-                Ok(self.list_response(&request, core, &jobs, 200, format))
+                Ok(self.list_response(&request, core, &jobs, StatusCode::OK, format))
             }
             Op::Terminate => Ok(self.terminate(&request, core, &user, None, format)),
             Op::TerminateOne => {

@@ -48,7 +48,7 @@ impl OracleDialect {
 /// One error in the Documents API's shape.
 #[derive(Debug, Clone)]
 struct OracleError {
-    status: u16,
+    status: StatusCode,
     code: &'static str,
     key: String,
     message: String,
@@ -59,7 +59,7 @@ struct OracleError {
 
 impl OracleError {
     fn new(
-        status: u16,
+        status: StatusCode,
         code: &'static str,
         key: impl Into<String>,
         message: impl Into<String>,
@@ -75,12 +75,17 @@ impl OracleError {
     }
 
     fn general(message: impl Into<String>) -> Self {
-        OracleError::new(400, "-1", "!csBulkdownloadUnableToInitJob", message)
+        OracleError::new(
+            StatusCode::BAD_REQUEST,
+            "-1",
+            "!csBulkdownloadUnableToInitJob",
+            message,
+        )
     }
 
     fn unauthorized() -> Self {
         OracleError::new(
-            401,
+            StatusCode::UNAUTHORIZED,
             "-1",
             "!csUserNotAuthenticated",
             "The authentication credentials included with this request are missing or invalid.",
@@ -89,11 +94,11 @@ impl OracleError {
 
     /// The Documents API's error for a status (its documented code table), as
     /// an injected fault sends it.
-    fn for_status(status: u16, message: Option<&str>) -> Self {
+    fn for_status(status: StatusCode, message: Option<&str>) -> Self {
         if status == 401 && message.is_none() {
             return OracleError::unauthorized();
         }
-        let (code, key, default_message) = match status {
+        let (code, key, default_message) = match status.as_u16() {
             401 => ("-1", "!csUserNotAuthenticated", ""),
             403 => (
                 "-20",
@@ -119,7 +124,7 @@ impl OracleError {
 
     /// The deliberately vague answer for a job that is not the caller's.
     fn job_not_found(key: &str, message: &str) -> Self {
-        OracleError::new(404, "-16", key, message)
+        OracleError::new(StatusCode::NOT_FOUND, "-16", key, message)
     }
 
     fn body(&self) -> Value {
@@ -190,7 +195,7 @@ impl OracleDialect {
         &self,
         request: &DialectRequest,
         core: &dyn Core,
-        status: u16,
+        status: StatusCode,
         body: &Value,
     ) -> Response<Body> {
         let wants_xml = request
@@ -210,8 +215,7 @@ impl OracleDialect {
             (body.to_string(), "application/json")
         };
         let mut response = Response::new(full(text));
-        *response.status_mut() =
-            StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        *response.status_mut() = status;
         let headers = response.headers_mut();
         headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
         add_ecid(headers, core);
@@ -288,8 +292,7 @@ impl OracleDialect {
         };
         match node {
             Some(node) if node.kind == NodeKind::Folder => Ok((ids::item_id(&node), node)),
-            _ => Err(OracleError::new(
-                404,
+            _ => Err(OracleError::new(StatusCode::NOT_FOUND,
                 "-16",
                 "!csUnableToGetFolderInfo!csFldDoesNotExist",
                 format!(
@@ -336,8 +339,7 @@ impl OracleDialect {
                 .and_then(|id| core.node(&id))
                 .filter(|node| node.parent.as_ref() == Some(&folder.id));
             let Some(child) = child else {
-                return Err(with_echo(OracleError::new(
-                    400,
+                return Err(with_echo(OracleError::new(StatusCode::BAD_REQUEST,
                     "-96",
                     "!csBulkdownloadUnableToInitJob!csCloudBulkDownloadRequestItemsNotInParentFolder",
                     "Unable to start bulk download of files. One or more of the Ids are not located in the parent folder.",
@@ -373,8 +375,7 @@ impl OracleDialect {
                         .map(|n| ids::reference(&ids::item_id(&n)))
                         .unwrap_or_default();
                     let user_name = user.login.clone();
-                    OracleError::new(
-                        403,
+                    OracleError::new(StatusCode::FORBIDDEN,
                         "-20",
                         format!(
                             "!csBulkdownloadUnableToInitJob!csCloudItemInsufficientPrivileges,{user_name},{item},DOCS_BULK_BUILD_ZIP"
@@ -385,7 +386,9 @@ impl OracleDialect {
                     )
                 }
                 // Past the per-user job cap: OCM's throttling answer.
-                Error::TooManyJobs { .. } => OracleError::for_status(429, None),
+                Error::TooManyJobs { .. } => {
+                    OracleError::for_status(StatusCode::TOO_MANY_REQUESTS, None)
+                }
                 other => {
                     OracleError::general(format!("Unable to start bulk download of files. {other}"))
                 }
@@ -403,7 +406,7 @@ impl OracleDialect {
         body.insert("idList".into(), json!(echo.1));
         body.insert("parentID".into(), json!(folder_guid));
         body.insert("type".into(), json!("folder"));
-        let mut response = self.respond(request, core, 200, &Value::Object(body));
+        let mut response = self.respond(request, core, StatusCode::OK, &Value::Object(body));
         if let Ok(value) = HeaderValue::from_str(&location) {
             response.headers_mut().insert(header::LOCATION, value);
         }
@@ -493,7 +496,7 @@ impl OracleDialect {
         }
         body.insert("progress".into(), json!(progress));
         body.insert("type".into(), json!("folder"));
-        Ok(self.respond(request, core, 200, &Value::Object(body)))
+        Ok(self.respond(request, core, StatusCode::OK, &Value::Object(body)))
     }
 
     fn package(
@@ -522,7 +525,7 @@ impl OracleDialect {
                 _ => "has not finished yet",
             };
             return Err(OracleError::new(
-                400,
+                StatusCode::BAD_REQUEST,
                 "-1",
                 "!csBulkdownloadUnableToDownloadJob",
                 format!("Unable to download bulkdownload job. The job {state}."),
@@ -543,8 +546,10 @@ impl OracleDialect {
             Ok(response) => response,
             // The documented 416, in the API's error envelope like its other errors.
             Err(Unsatisfiable { total }) => {
-                let err =
-                    OracleError::for_status(416, Some("Requested range cannot be satisfied."));
+                let err = OracleError::for_status(
+                    StatusCode::RANGE_NOT_SATISFIABLE,
+                    Some("Requested range cannot be satisfied."),
+                );
                 let mut response = self.error(request, core, &err);
                 if let Ok(value) = HeaderValue::from_str(&format!("bytes */{total}")) {
                     response.headers_mut().insert(header::CONTENT_RANGE, value);
@@ -571,7 +576,7 @@ impl OracleDialect {
         let job = self.job(request, core, &user, false, not_found)?;
         let _ = core.job(&job.id, JobOp::Cancel);
         let body = json!({"errorCode": self.scalar(json!(0)), "type": "folder"});
-        Ok(self.respond(request, core, 200, &body))
+        Ok(self.respond(request, core, StatusCode::OK, &body))
     }
 }
 
@@ -628,7 +633,7 @@ impl Dialect for OracleDialect {
 
     fn not_found(&self, request: &DialectRequest, core: &dyn Core) -> Response<Body> {
         let err = OracleError::new(
-            404,
+            StatusCode::NOT_FOUND,
             "-16",
             "!csResourceNotFound",
             format!("The resource '{}' does not exist.", request.uri.path()),
@@ -643,7 +648,7 @@ impl Dialect for OracleDialect {
         core: &dyn Core,
     ) -> Response<Body> {
         let err = OracleError::new(
-            405,
+            StatusCode::METHOD_NOT_ALLOWED,
             "-1",
             "!csMethodNotAllowed",
             format!(
@@ -663,11 +668,7 @@ impl Dialect for OracleDialect {
         request: &DialectRequest,
         core: &dyn Core,
     ) -> Response<Body> {
-        self.error(
-            request,
-            core,
-            &OracleError::for_status(status.as_u16(), message),
-        )
+        self.error(request, core, &OracleError::for_status(status, message))
     }
 }
 
@@ -686,7 +687,7 @@ mod tests {
 
     #[test]
     fn error_key_order_follows_the_examples() {
-        let mut err = OracleError::new(400, "-96", "!k", "m");
+        let mut err = OracleError::new(StatusCode::BAD_REQUEST, "-96", "!k", "m");
         err.echo = Some(Box::new(("fFolderGUID:F1".into(), "fFileGUID:D1".into())));
         err.parent = Some("F1".into());
         let keys: Vec<String> = err.body().as_object().unwrap().keys().cloned().collect();
