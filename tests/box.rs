@@ -489,3 +489,31 @@ async fn the_same_seed_gives_the_same_answers() {
         second.header("box-request-id")
     );
 }
+
+#[tokio::test]
+async fn an_oversized_body_is_boxs_400_naming_the_body() {
+    let server = zipgate::Server::builder()
+        .config(zipgate::server::Config {
+            max_body_bytes: 1024,
+            ..Default::default()
+        })
+        .spawn()
+        .await
+        .unwrap();
+    let body = format!(
+        r#"{{"items":[{}]}}"#,
+        r#"{"type":"file","id":"1"},"#.repeat(100)
+    );
+    let headers = [
+        ("authorization", "Bearer alice-token"),
+        ("content-type", "application/json"),
+    ];
+    let reply = send(&server, Method::POST, "/2.0/zip_downloads", &headers, body).await;
+    assert_eq!(reply.status, StatusCode::BAD_REQUEST);
+    let errors = &reply.json()["context_info"]["errors"][0];
+    assert_eq!(errors["name"], "body");
+    assert!(errors["message"]
+        .as_str()
+        .unwrap()
+        .contains("larger than 1024 bytes"));
+}

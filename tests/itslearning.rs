@@ -478,3 +478,26 @@ async fn duration_pacing_and_empty_requests_by_setting() {
         0
     );
 }
+
+#[tokio::test]
+async fn an_oversized_body_is_web_apis_413() {
+    let server = zipgate::Server::builder()
+        .config(zipgate::server::Config {
+            max_body_bytes: 1024,
+            ..Default::default()
+        })
+        .spawn()
+        .await
+        .unwrap();
+    let body = format!(r#"{{"FileIds":[{}1]}}"#, "1,".repeat(1000));
+    let reply = send(
+        &server,
+        Method::POST,
+        ZIP,
+        &[ALICE, JSON, ("host", HOST)],
+        body,
+    )
+    .await;
+    assert_eq!(reply.status, StatusCode::PAYLOAD_TOO_LARGE);
+    assert!(reply.json()["Message"].is_string(), "{:?}", reply.json());
+}

@@ -484,12 +484,11 @@ pub fn routes(dialects: &[Arc<dyn Mounted>], config: &Config) -> Router {
     }
     let public_url: Option<Arc<str>> = config.public_url.as_deref().map(Arc::from);
     for dialect in dialects {
-        let name = dialect.name();
         for (method, pattern, handler) in dialect.routes() {
-            let dialect = dialect.clone();
+            let owner = dialect.clone();
             let public_url = public_url.clone();
             router.add(method, &pattern, move |ctx: Ctx| {
-                let dialect = dialect.clone();
+                let dialect = owner.clone();
                 let handler = handler.clone();
                 let public_url = public_url.clone();
                 async move {
@@ -516,7 +515,7 @@ pub fn routes(dialects: &[Arc<dyn Mounted>], config: &Config) -> Router {
                     handler(request, &core)
                 }
             });
-            router.tag(&pattern, name);
+            router.tag(&pattern, dialect.clone());
         }
         for prefix in dialect.prefixes() {
             router.fallback(prefix, dialect.clone());
@@ -810,7 +809,7 @@ async fn dispatch(
             })
             .await
         }
-        (_, found) => match router.fallback_for(&path) {
+        (_, found) => match router.owner_of(&path) {
             // Under a vendor's prefix, the vendor's own envelope answers.
             Some(dialect) => {
                 let request = bodiless(req, &state);

@@ -43,7 +43,7 @@ pub struct Router {
     /// Prefixes (lower case) under which paths match without regard to case.
     case_insensitive: Vec<String>,
     /// The dialect that owns each route, by route index.
-    owners: HashMap<usize, &'static str>,
+    owners: HashMap<usize, Arc<dyn Mounted>>,
 }
 
 impl Router {
@@ -77,8 +77,9 @@ impl Router {
         self.fallbacks.push((prefix, dialect));
     }
 
-    /// Records which dialect serves `pattern` (for the request journal).
-    pub fn tag(&mut self, pattern: &str, dialect: &'static str) {
+    /// Records which dialect serves `pattern` (for the request journal, and
+    /// to answer a wrong method on it in that vendor's terms).
+    pub fn tag(&mut self, pattern: &str, dialect: Arc<dyn Mounted>) {
         if let Some(&index) = self.patterns.get(pattern) {
             self.owners.insert(index, dialect);
         }
@@ -86,10 +87,16 @@ impl Router {
 
     /// The dialect a request goes to, by route or by path prefix.
     pub fn dialect_for(&self, path: &str) -> Option<&'static str> {
+        self.owner_of(path).map(|d| d.name())
+    }
+
+    /// The dialect that answers for `path`: the owner of the route it
+    /// matches (whatever the method), else the one whose prefix it is under.
+    pub fn owner_of(&self, path: &str) -> Option<Arc<dyn Mounted>> {
         let folded = self.match_path(path);
         match self.paths.at(&folded) {
-            Ok(matched) => self.owners.get(matched.value).copied(),
-            Err(_) => self.fallback_for(path).map(|d| d.name()),
+            Ok(matched) => self.owners.get(matched.value).cloned(),
+            Err(_) => self.fallback_for(path),
         }
     }
 

@@ -442,3 +442,25 @@ pub fn start_refused(
     std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut stderr).unwrap();
     (status, stderr)
 }
+
+/// Writes `head` and `body` on a raw connection; the whole answer, or what
+/// came before the server closed it (or `wait` passed), and how long that took.
+pub fn raw_exchange(
+    server: &ServerHandle,
+    head: &str,
+    body: &[u8],
+    wait: Duration,
+) -> (String, Duration) {
+    use std::io::Write;
+    let mut stream = std::net::TcpStream::connect(server.addr()).unwrap();
+    stream.set_read_timeout(Some(wait)).unwrap();
+    let started = Instant::now();
+    stream.write_all(head.as_bytes()).unwrap();
+    stream.write_all(body).unwrap();
+    let mut answer = Vec::new();
+    let _ = stream.read_to_end(&mut answer);
+    (
+        String::from_utf8_lossy(&answer).into_owned(),
+        started.elapsed(),
+    )
+}

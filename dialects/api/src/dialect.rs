@@ -268,6 +268,24 @@ impl<Op> Route<Op> {
     }
 }
 
+/// A request a vendor's client sends to create an archive, for the
+/// conformance suite (`tests/conformance.rs`), which sends it to every
+/// mounted dialect and checks the envelopes of what goes wrong around it.
+/// Placeholders in `path`, header values and `body` are filled from the
+/// default fixture: `{token}` (alice's bearer token), `{basic}` (her Basic
+/// credentials, base64), `{folder}` and `{file}` (the ids, in this
+/// dialect's scheme, of her folder `Documents` and its file `notes.md`),
+/// `{folder_path}` (`/Documents`, from her home).
+#[derive(Clone, Debug)]
+pub struct Example {
+    /// Names the variant, e.g. `xml` for a dialect that takes several bodies.
+    pub label: &'static str,
+    pub method: Method,
+    pub path: &'static str,
+    pub headers: Vec<(&'static str, &'static str)>,
+    pub body: &'static str,
+}
+
 /// One vendor's API. The server mounts it with [`mount`].
 pub trait Dialect: Send + Sync + 'static {
     /// What a route stands for: an enum per dialect, so `handle` matches
@@ -300,6 +318,8 @@ pub trait Dialect: Send + Sync + 'static {
     /// cookies, query; never the body). Fault rules match on it; `None` for
     /// no valid credentials.
     fn principal(&self, request: &DialectRequest, core: &dyn Core) -> Option<Arc<UserInfo>>;
+    /// How its clients ask for an archive (every request body format it reads).
+    fn examples(&self) -> Vec<Example>;
     /// Forgets per-server state (counters, caches) when the server is reset.
     fn reset(&self) {}
     fn handle(&self, op: Self::Op, request: DialectRequest, core: &dyn Core) -> Response<Body>;
@@ -333,6 +353,7 @@ pub trait Mounted: Send + Sync {
     fn case_insensitive_paths(&self) -> bool;
     fn derive_id(&self, id: &NodeId) -> String;
     fn principal(&self, request: &DialectRequest, core: &dyn Core) -> Option<Arc<UserInfo>>;
+    fn examples(&self) -> Vec<Example>;
     fn reset(&self);
     fn not_found(&self, request: &DialectRequest, core: &dyn Core) -> Response<Body>;
     fn method_not_allowed(
@@ -385,6 +406,9 @@ impl<D: Dialect> Mounted for Mount<D> {
     }
     fn principal(&self, request: &DialectRequest, core: &dyn Core) -> Option<Arc<UserInfo>> {
         self.0.principal(request, core)
+    }
+    fn examples(&self) -> Vec<Example> {
+        self.0.examples()
     }
     fn reset(&self) {
         self.0.reset()

@@ -21,8 +21,8 @@ use std::fmt;
 use serde::{Deserialize, Serialize};
 
 pub use dialect::{
-    mount, BodyError, Core, Dialect, DialectRequest, Download, JobOp, Mounted, NodeInfo, Route,
-    RouteHandler, Settings, UserInfo,
+    mount, BodyError, Core, Dialect, DialectRequest, Download, Example, JobOp, Mounted, NodeInfo,
+    Route, RouteHandler, Settings, UserInfo,
 };
 pub use job::{CreateJob, CreatedJob, JobSnapshot, Pacing};
 

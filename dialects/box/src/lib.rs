@@ -18,8 +18,9 @@ use zipgate_api::plan::{safe_component, PlanOptions};
 use zipgate_api::rng::SplitMix64;
 use zipgate_api::time::utc_seconds;
 use zipgate_api::{
-    BodyError, Core, CreateJob, Dialect, DialectRequest, Error, JobOp, JobSnapshot, JobState,
-    LimitKind, NodeId, NodeKind, Pacing, Principal, Route, SelectedItem, Settings, UserInfo,
+    BodyError, Core, CreateJob, Dialect, DialectRequest, Error, Example, JobOp, JobSnapshot,
+    JobState, LimitKind, NodeId, NodeKind, Pacing, Principal, Route, SelectedItem, Settings,
+    UserInfo,
 };
 
 pub use errors::BoxError;
@@ -331,6 +332,19 @@ impl Dialect for BoxDialect {
 
     fn principal(&self, request: &DialectRequest, core: &dyn Core) -> Option<Arc<UserInfo>> {
         authenticate(request, core).ok()
+    }
+
+    fn examples(&self) -> Vec<Example> {
+        vec![Example {
+            label: "json",
+            method: Method::POST,
+            path: "/2.0/zip_downloads",
+            headers: vec![
+                ("authorization", "Bearer {token}"),
+                ("content-type", "application/json"),
+            ],
+            body: r#"{"items":[{"type":"folder","id":"{folder}"},{"type":"file","id":"{file}"}],"download_file_name":"Example"}"#,
+        }]
     }
 
     fn handle(&self, op: Op, request: DialectRequest, core: &dyn Core) -> Response<Body> {

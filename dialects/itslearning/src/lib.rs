@@ -21,7 +21,7 @@ use zipgate_api::plan::{OnProblem, PlanOptions};
 use zipgate_api::rng::secret_guid;
 use zipgate_api::time::utc_seconds;
 use zipgate_api::{
-    Core, CreateJob, Dialect, DialectRequest, Error, JobOp, JobSnapshot, JobState, NodeId,
+    Core, CreateJob, Dialect, DialectRequest, Error, Example, JobOp, JobSnapshot, JobState, NodeId,
     NodeKind, Principal, Route, SelectedItem, Settings, UserInfo,
 };
 
@@ -481,6 +481,33 @@ impl Dialect for ItslearningDialect {
 
     fn reset(&self) {
         self.next_job.store(1, Ordering::SeqCst);
+    }
+
+    fn examples(&self) -> Vec<Example> {
+        let post = |label, content_type, body| Example {
+            label,
+            method: Method::POST,
+            path: "/restapi/personal/yourfiles/files/zip/v1?access_token={token}",
+            headers: vec![("content-type", content_type)],
+            body,
+        };
+        vec![
+            post(
+                "json",
+                "application/json",
+                r#"{"FileIds":[{file}],"FolderIds":[{folder}]}"#,
+            ),
+            post(
+                "xml",
+                "application/xml",
+                r#"<ZipRequest xmlns:i="http://www.w3.org/2001/XMLSchema-instance" xmlns="http://schemas.datacontract.org/2004/07/Itslearning.RestApi.Entities.YourFiles"><FileIds xmlns:d2p1="http://schemas.microsoft.com/2003/10/Serialization/Arrays"><d2p1:int>{file}</d2p1:int></FileIds><FolderIds xmlns:d2p1="http://schemas.microsoft.com/2003/10/Serialization/Arrays"><d2p1:int>{folder}</d2p1:int></FolderIds></ZipRequest>"#,
+            ),
+            post(
+                "form",
+                "application/x-www-form-urlencoded",
+                "FileIds={file}&FolderIds={folder}",
+            ),
+        ]
     }
 
     fn handle(&self, op: Op, request: DialectRequest, core: &dyn Core) -> Response<Body> {

@@ -20,8 +20,8 @@ use zipgate_api::download::{Disposition, DownloadStyle, Ranges};
 use zipgate_api::http::{empty, full, Body};
 use zipgate_api::plan::{DirEntries, OnProblem, PlanOptions};
 use zipgate_api::{
-    BodyError, Core, CreateJob, Dialect, DialectRequest, JobOp, JobSnapshot, JobState, NodeId,
-    NodeKind, Pacing, Principal, Route, SelectedItem, Settings, UserInfo,
+    BodyError, Core, CreateJob, Dialect, DialectRequest, Example, JobOp, JobSnapshot, JobState,
+    NodeId, NodeKind, Pacing, Principal, Route, SelectedItem, Settings, UserInfo,
 };
 
 use errors::OoError;
@@ -612,6 +612,40 @@ impl Dialect for OnlyofficeDialect {
     /// `asc_auth_key` is not read: this runs before the body is).
     fn principal(&self, request: &DialectRequest, core: &dyn Core) -> Option<Arc<UserInfo>> {
         auth::user(request, core, &[])
+    }
+
+    fn examples(&self) -> Vec<Example> {
+        let put = |label, path, content_type, body| Example {
+            label,
+            method: Method::PUT,
+            path,
+            headers: vec![
+                ("authorization", "Bearer {token}"),
+                ("content-type", content_type),
+            ],
+            body,
+        };
+        vec![
+            put(
+                "json",
+                "/api/2.0/files/fileops/bulkdownload",
+                "application/json",
+                r#"{"fileIds":["{file}"],"folderIds":["{folder}"]}"#,
+            ),
+            put(
+                "xml",
+                "/api/2.0/files/fileops/bulkdownload.xml",
+                // The vendor reads `text/xml` as XML; `application/xml` is read as a form.
+                "text/xml",
+                "<request><fileIds>{file}</fileIds><folderIds>{folder}</folderIds></request>",
+            ),
+            put(
+                "form",
+                "/api/2.0/files/fileops/bulkdownload",
+                "application/x-www-form-urlencoded",
+                "fileIds[]={file}&folderIds[]={folder}",
+            ),
+        ]
     }
 
     fn handle(&self, op: Op, request: DialectRequest, core: &dyn Core) -> Response<Body> {

@@ -15,8 +15,8 @@ use zipgate_api::http::{basic, bearer, full, insert_allow, Basic, Body, Credenti
 use zipgate_api::plan::PlanOptions;
 use zipgate_api::rng::{SplitMix64, LOWER_ALNUM};
 use zipgate_api::{
-    BodyError, Core, CreateJob, Dialect, DialectRequest, Error, JobOp, JobSnapshot, JobState,
-    NodeId, NodeKind, Principal, Route, SelectedItem, Settings, UserInfo,
+    BodyError, Core, CreateJob, Dialect, DialectRequest, Error, Example, JobOp, JobSnapshot,
+    JobState, NodeId, NodeKind, Principal, Route, SelectedItem, Settings, UserInfo,
 };
 
 use ids::DIALECT;
@@ -619,6 +619,19 @@ impl Dialect for OracleDialect {
 
     fn principal(&self, request: &DialectRequest, core: &dyn Core) -> Option<Arc<UserInfo>> {
         self.user(request, core).ok()
+    }
+
+    fn examples(&self) -> Vec<Example> {
+        vec![Example {
+            label: "json",
+            method: Method::POST,
+            path: "/documents/api/1.2/folders/{folder}/_download",
+            headers: vec![
+                ("authorization", "Bearer {token}"),
+                ("content-type", "application/json"),
+            ],
+            body: r#"{"idList":"{file}"}"#,
+        }]
     }
 
     fn handle(&self, op: Op, request: DialectRequest, core: &dyn Core) -> Response<Body> {
