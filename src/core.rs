@@ -5,8 +5,8 @@ use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 use zipgate_api::{
-    Core, CreateJob, CreatedJob, Download, Error, JobOp, JobSnapshot, JobState, Mounted, NodeId,
-    NodeInfo, Principal, UserInfo,
+    Core, CreateJob, CreatedJob, Download, Error, JobOp, JobSnapshot, JobState, Mounted, NameMatch,
+    NodeId, NodeInfo, Principal, UserInfo,
 };
 
 use crate::jobs::{JobFault, JobSpec};
@@ -108,6 +108,19 @@ impl Core for ServerCore {
         self.state
             .store()
             .resolve_dialect_id(self.tag(), &|id| dialect.derive_id(id), dialect_id)
+    }
+
+    fn node_by_path(
+        &self,
+        principal: &Principal,
+        start: Option<&NodeId>,
+        path: &str,
+        names: NameMatch,
+    ) -> Option<NodeId> {
+        self.state
+            .store()
+            .node_by_path(principal, start, path, names)
+            .map(|node| node.id.clone())
     }
 
     fn create_job(&self, request: CreateJob) -> Result<CreatedJob, Error> {

@@ -18,6 +18,7 @@ pub fn build(settings: &BTreeMap<String, Settings>) -> Result<Vec<Arc<dyn Mounte
         mount(zipgate_itslearning::ItslearningDialect::new(get(
             "itslearning",
         ))?),
+        mount(zipgate_dropbox::DropboxDialect::new(get("dropbox"))?),
     ];
     for name in settings.keys() {
         if !dialects.iter().any(|d| d.name() == name) {

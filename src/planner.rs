@@ -38,6 +38,8 @@ pub struct Plan {
     pub file_count: u64,
     pub folder_count: u64,
     pub total_bytes: u64,
+    /// The size of the largest file.
+    pub largest_file: u64,
 }
 
 /// Longest path component most file systems take (NTFS, ext4, APFS count
@@ -225,12 +227,22 @@ pub fn plan(
             });
         }
     }
-    if let Some(limit) = options.max_bytes {
-        if plan.total_bytes > limit {
+    let entries = plan.file_count.saturating_add(plan.folder_count);
+    // In this order: a dialect whose vendor checks otherwise sets one limit only.
+    for (kind, limit, actual) in [
+        (LimitKind::Entries, options.max_entries, entries),
+        (LimitKind::TotalBytes, options.max_bytes, plan.total_bytes),
+        (
+            LimitKind::FileBytes,
+            options.max_file_bytes,
+            plan.largest_file,
+        ),
+    ] {
+        if let Some(limit) = limit.filter(|&limit| actual > limit) {
             return Err(Error::LimitExceeded {
-                kind: LimitKind::TotalBytes,
+                kind,
                 limit,
-                actual: plan.total_bytes,
+                actual,
             });
         }
     }
@@ -287,6 +299,7 @@ impl Walker<'_> {
                     self.plan.file_count += 1;
                     // Saturating: a sum past 2^64 still passes every byte limit.
                     self.plan.total_bytes = self.plan.total_bytes.saturating_add(node.size());
+                    self.plan.largest_file = self.plan.largest_file.max(node.size());
                     let path = if prefix.is_empty() {
                         name
                     } else {
@@ -810,5 +823,37 @@ mod tests {
                 ..
             }
         ));
+        // Entries count folders too: d1 and what is under it.
+        let whole = plan(
+            &store(),
+            &alice(),
+            &sel(&["d1"]),
+            &mut PlanOptions::default(),
+        )
+        .unwrap();
+        let entries = whole.file_count + whole.folder_count;
+        for (limit, fails) in [(entries, false), (entries - 1, true)] {
+            let mut options = PlanOptions {
+                max_entries: Some(limit),
+                ..PlanOptions::default()
+            };
+            let planned = plan(&store(), &alice(), &sel(&["d1"]), &mut options);
+            assert_eq!(planned.is_err(), fails, "{limit}");
+        }
+        for (limit, fails) in [(whole.largest_file, false), (whole.largest_file - 1, true)] {
+            let mut options = PlanOptions {
+                max_file_bytes: Some(limit),
+                ..PlanOptions::default()
+            };
+            match plan(&store(), &alice(), &sel(&["d1"]), &mut options) {
+                Err(Error::LimitExceeded {
+                    kind: LimitKind::FileBytes,
+                    actual,
+                    ..
+                }) => assert!(fails && actual == whole.largest_file),
+                Ok(_) => assert!(!fails),
+                Err(e) => panic!("{e}"),
+            }
+        }
     }
 }

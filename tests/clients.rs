@@ -120,3 +120,8 @@ async fn itslearning_in_xml() {
     )
     .await;
 }
+
+#[tokio::test]
+async fn dropbox_python_sdk() {
+    run_client(common::start_default().await, python(), "dropbox_python.py").await;
+}

@@ -157,6 +157,45 @@ impl Store {
         self.tokens.get(token).and_then(|id| self.users.get(id))
     }
 
+    /// The node at `path` below `start` (or below `principal`'s home, else
+    /// the top of the tree), seeing only what `principal` may read.
+    pub fn node_by_path(
+        &self,
+        principal: &Principal,
+        start: Option<&NodeId>,
+        path: &str,
+        names: zipgate_api::NameMatch,
+    ) -> Option<&Arc<Node>> {
+        let home = match (start, principal) {
+            (Some(start), _) => Some(start),
+            (None, Principal::User(user)) => self.user(user).and_then(|u| u.home.as_ref()),
+            (None, Principal::Anonymous) => None,
+        };
+        let mut current: Option<&Arc<Node>> = match home {
+            Some(id) => Some(self.node(id).filter(|n| self.can_read(principal, n))?),
+            None => None,
+        };
+        for name in path.split('/').filter(|n| !n.is_empty()) {
+            let siblings: Box<dyn Iterator<Item = &Arc<Node>>> = match current {
+                Some(folder) => Box::new(self.children(folder)),
+                None => Box::new(self.roots()),
+            };
+            let visible: Vec<&Arc<Node>> =
+                siblings.filter(|n| self.can_read(principal, n)).collect();
+            let exact = visible.iter().find(|n| n.name == name);
+            let found = match (exact, names) {
+                (Some(node), _) => Some(*node),
+                (None, zipgate_api::NameMatch::Exact) => None,
+                (None, zipgate_api::NameMatch::IgnoreCase) => {
+                    let lower = name.to_lowercase();
+                    visible.into_iter().find(|n| n.name.to_lowercase() == lower)
+                }
+            };
+            current = Some(found?);
+        }
+        current
+    }
+
     /// The node a dialect's id names: pinned for `dialect` in the fixture,
     /// else made by `derive` from the neutral id.
     pub fn resolve_dialect_id(

@@ -174,6 +174,14 @@ impl Download {
     }
 }
 
+/// How a path's names are compared with the store's.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum NameMatch {
+    Exact,
+    /// Unicode lower case on both sides; an exact match among the siblings wins.
+    IgnoreCase,
+}
+
 /// What a dialect may do to one of its jobs through [`Core::job`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum JobOp<'a> {
@@ -206,6 +214,17 @@ pub trait Core: Send + Sync {
     /// The node behind an id in this dialect's scheme (pinned in the fixture,
     /// else [`Dialect::derive_id`]).
     fn resolve(&self, dialect_id: &str) -> Option<NodeId>;
+    /// The node at `path` (names joined by `/`; empty components are
+    /// skipped) below `start`, or below `principal`'s root (their home, else
+    /// the top of the tree) when `start` is `None`. Only nodes `principal`
+    /// may read are found.
+    fn node_by_path(
+        &self,
+        principal: &Principal,
+        start: Option<&NodeId>,
+        path: &str,
+        names: NameMatch,
+    ) -> Option<NodeId>;
 
     /// Plans the selection and registers the job as this dialect's.
     fn create_job(&self, request: CreateJob) -> Result<CreatedJob, Error>;

@@ -10,7 +10,7 @@ use std::sync::{Arc, Mutex};
 
 use chrono::{DateTime, TimeZone, Utc};
 
-use crate::dialect::{Core, Download, JobOp, NodeInfo, UserInfo};
+use crate::dialect::{Core, Download, JobOp, NameMatch, NodeInfo, UserInfo};
 use crate::http::full;
 use crate::job::{CreateJob, CreatedJob, JobSnapshot, Pacing};
 use crate::rng::SplitMix64;
@@ -205,6 +205,34 @@ impl Core for FakeCore {
             .iter()
             .find(|n| n.pinned_id.clone().unwrap_or_else(|| (self.derive)(&n.id)) == dialect_id)
             .map(|n| n.id.clone())
+    }
+
+    fn node_by_path(
+        &self,
+        principal: &Principal,
+        start: Option<&NodeId>,
+        path: &str,
+        names: NameMatch,
+    ) -> Option<NodeId> {
+        let home = match (start, principal) {
+            (Some(start), _) => Some(start.clone()),
+            (None, Principal::User(user)) => self
+                .users
+                .iter()
+                .find(|u| &u.info.id == user)
+                .and_then(|u| u.info.home.clone()),
+            (None, Principal::Anonymous) => None,
+        };
+        let mut current = home;
+        for name in path.split('/').filter(|n| !n.is_empty()) {
+            let same = |n: &NodeInfo| match names {
+                NameMatch::Exact => n.name == name,
+                NameMatch::IgnoreCase => n.name.to_lowercase() == name.to_lowercase(),
+            };
+            let found = self.nodes.iter().find(|n| n.parent == current && same(n))?;
+            current = Some(found.id.clone());
+        }
+        current
     }
 
     fn create_job(&self, request: CreateJob) -> Result<CreatedJob, Error> {

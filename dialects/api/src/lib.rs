@@ -21,8 +21,8 @@ use std::fmt;
 use serde::{Deserialize, Serialize};
 
 pub use dialect::{
-    mount, BodyError, Core, Dialect, DialectRequest, Download, Example, JobOp, Mounted, NodeInfo,
-    Route, RouteHandler, Settings, UserInfo,
+    mount, BodyError, Core, Dialect, DialectRequest, Download, Example, JobOp, Mounted, NameMatch,
+    NodeInfo, Route, RouteHandler, Settings, UserInfo,
 };
 pub use job::{CreateJob, CreatedJob, JobSnapshot, Pacing};
 
@@ -97,6 +97,10 @@ pub enum Compression {
 pub enum LimitKind {
     FileCount,
     TotalBytes,
+    /// Files and folders together (each folder's own entry counted).
+    Entries,
+    /// The largest single file.
+    FileBytes,
 }
 
 impl fmt::Display for LimitKind {
@@ -104,6 +108,8 @@ impl fmt::Display for LimitKind {
         f.write_str(match self {
             LimitKind::FileCount => "file count",
             LimitKind::TotalBytes => "total bytes",
+            LimitKind::Entries => "entry count",
+            LimitKind::FileBytes => "file size",
         })
     }
 }

@@ -94,6 +94,11 @@ pub struct PlanOptions {
     pub flatten_single_folder: bool,
     pub max_files: Option<u64>,
     pub max_bytes: Option<u64>,
+    /// Files and folders together, each folder's own entry counted (written
+    /// to the archive or not).
+    pub max_entries: Option<u64>,
+    /// The largest single file.
+    pub max_file_bytes: Option<u64>,
     pub conflicts: Box<dyn ConflictPolicy>,
     /// Names that extract the same everywhere: siblings that differ only by
     /// case or Unicode normalisation count as a conflict, and Windows'
@@ -112,6 +117,8 @@ impl Default for PlanOptions {
             flatten_single_folder: false,
             max_files: None,
             max_bytes: None,
+            max_entries: None,
+            max_file_bytes: None,
             conflicts: Box::new(NumberSuffix),
             portable_names: false,
         }
