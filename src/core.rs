@@ -13,9 +13,9 @@ use crate::jobs::{JobFault, JobSpec};
 use crate::packing::{build_archive, single_file_archive};
 use crate::planner;
 use crate::server::http::empty;
-use crate::server::stream::archive_body;
-use crate::server::AppState;
+use crate::state::AppState;
 use crate::store::{Node, NodeData, User};
+use crate::stream::archive_body;
 
 pub struct ServerCore {
     state: Arc<AppState>,

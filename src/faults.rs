@@ -374,10 +374,8 @@ impl FaultBook {
         out
     }
 
-    pub fn add(&self, rule: FaultRule) -> Result<FaultView, String> {
-        self.add_all(vec![rule])
-            .map(|mut views| views.remove(0))
-            .map_err(|e| e.to_string())
+    pub fn add(&self, rule: FaultRule) -> Result<FaultView, AddError> {
+        self.add_all(vec![rule]).map(|mut views| views.remove(0))
     }
 
     /// Adds every rule or, when one is invalid or they would pass the cap,

@@ -38,6 +38,7 @@
 //! ```
 
 pub mod clock;
+pub mod config;
 mod core;
 pub mod dialects;
 pub mod faults;
@@ -49,7 +50,9 @@ pub mod log_writer;
 pub mod packing;
 pub mod planner;
 pub mod server;
+pub mod state;
 pub mod store;
+pub mod stream;
 pub mod zip;
 
 use std::net::SocketAddr;
@@ -440,8 +443,8 @@ impl ServerHandle {
         self.state.reset()
     }
 
-    /// Adds a fault rule; returns its id (an error past `max_faults`).
-    pub fn add_fault(&self, rule: FaultRule) -> Result<String, String> {
+    /// Adds a fault rule; returns its id (an error for an invalid rule, or past `max_faults`).
+    pub fn add_fault(&self, rule: FaultRule) -> Result<String, faults::AddError> {
         self.state.faults.add(rule).map(|view| view.id)
     }
 

@@ -10,10 +10,10 @@ use zipgate_api::{Compression, Error, NodeId, Principal, SelectedItem};
 
 use super::http::{self as h, Body, Credentials, RangeRequest};
 use super::router::{Ctx, Router};
-use super::stream::archive_body;
 use super::AppState;
 use crate::packing::{build_archive, CompressionPolicy};
 use crate::planner::{self, PlanOptions};
+use crate::stream::archive_body;
 use crate::zip::NoProgress;
 
 pub fn mount(router: &mut Router) {

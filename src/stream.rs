@@ -13,8 +13,8 @@ use http_body::{Frame, SizeHint};
 use http_body_util::BodyExt;
 use tokio::sync::mpsc;
 
-use super::http::Body;
 use crate::zip::{Archive, Cancelled, ChunkSink, StreamError, StreamObserver};
+use zipgate_api::http::Body;
 
 /// Chunks in flight per stream, besides the one being filled and the one
 /// hyper is writing: memory per download stays near 4 × `CHUNK_SIZE`.

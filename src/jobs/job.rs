@@ -1,0 +1,219 @@
+//! One job: what it was made from (`JobSpec`), the rules it keeps, and the
+//! state machine that advances it against the clock.
+
+use chrono::{DateTime, Duration, Utc};
+use serde::{Deserialize, Serialize};
+use zipgate_api::{Error, JobSnapshot, JobState, Pacing, Principal};
+
+use crate::clock::saturating_add;
+use crate::zip::Archive;
+use std::sync::Arc;
+
+pub struct JobSpec {
+    pub id: String,
+    /// The archive's file name.
+    pub name: String,
+    /// The creator's own data, returned with every snapshot.
+    pub context: String,
+    /// Opaque tag of whoever created the job (a dialect's name); the registry
+    /// never interprets it.
+    pub owner_tag: &'static str,
+    pub owner: Principal,
+    pub archive: Arc<Archive>,
+    pub file_count: u64,
+    pub files_skipped: u64,
+    pub folders_skipped: u64,
+    pub pacing: Pacing,
+    /// A download must start before this long after the job is ready.
+    pub download_window: Option<Duration>,
+    /// A second download is refused.
+    pub single_use: bool,
+    /// How long the record is kept once settled (download started or ended).
+    pub retention: Duration,
+    /// A fault injected into this job, if any.
+    pub fault: Option<JobFault>,
+}
+
+/// A job made to go wrong on purpose (fault injection).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", deny_unknown_fields)]
+pub enum JobFault {
+    /// Fails with this message when it would have become ready.
+    Fail(String),
+    /// Never becomes ready; stays queued or running.
+    Stuck(StuckState),
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum StuckState {
+    Queued,
+    Running,
+}
+
+/// What a job keeps of its spec beyond what its snapshot shows.
+pub(super) struct JobRules {
+    pub(super) archive: Arc<Archive>,
+    pub(super) pacing: Pacing,
+    pub(super) download_window: Option<Duration>,
+    pub(super) single_use: bool,
+    pub(super) retention: Duration,
+    pub(super) fault: Option<JobFault>,
+}
+
+pub(super) struct Job {
+    pub(super) spec: JobRules,
+    pub(super) snapshot: JobSnapshot,
+    /// Whether each archive entry is a file, to count files as they finish.
+    pub(super) entry_is_file: Vec<bool>,
+    /// When the record's retention started.
+    pub(super) settled_at: Option<DateTime<Utc>>,
+}
+
+impl Job {
+    pub(super) fn new(spec: JobSpec, now: DateTime<Utc>) -> Self {
+        let entry_is_file: Vec<bool> = spec
+            .archive
+            .entries()
+            .iter()
+            .map(|e| matches!(e.body, crate::zip::EntryBody::File { .. }))
+            .collect();
+        let steps = match spec.pacing {
+            Pacing::AfterPolls(n) => (0, n),
+            _ => (0, 1),
+        };
+        let snapshot = JobSnapshot {
+            id: spec.id,
+            name: spec.name,
+            context: spec.context,
+            archive_len: spec.archive.len(),
+            owner_tag: spec.owner_tag,
+            owner: spec.owner,
+            state: JobState::Queued,
+            created_at: now,
+            ready_at: None,
+            expires_at: None,
+            download_started_at: None,
+            finished_at: None,
+            polls: 0,
+            steps,
+            entries_total: entry_is_file.len() as u64,
+            entries_done: 0,
+            file_count: spec.file_count,
+            files_done: 0,
+            files_skipped: spec.files_skipped,
+            folders_skipped: spec.folders_skipped,
+            active_downloads: 0,
+            acknowledged: false,
+            bytes_sent: 0,
+            downloads: 0,
+            error: None,
+        };
+        Job {
+            spec: JobRules {
+                archive: spec.archive,
+                pacing: spec.pacing,
+                download_window: spec.download_window,
+                single_use: spec.single_use,
+                retention: spec.retention,
+                fault: spec.fault,
+            },
+            snapshot,
+            entry_is_file,
+            settled_at: None,
+        }
+    }
+
+    /// Applies pacing (when `poll` is true) and expiry as of `now`.
+    /// Whether a download may start now (advancing the job on the clock
+    /// first, as anyone looking would): ready, or reusable and downloaded.
+    pub(super) fn may_download(&mut self, id: &str, now: DateTime<Utc>) -> Result<(), Error> {
+        self.advance(now, false);
+        match self.snapshot.state {
+            JobState::Ready => Ok(()),
+            JobState::Downloading | JobState::Done if !self.spec.single_use => Ok(()),
+            JobState::Downloading
+            | JobState::Done
+            | JobState::Expired
+            | JobState::Failed
+            | JobState::Cancelled => Err(Error::Gone(id.to_owned())),
+            JobState::Queued | JobState::Running => Err(Error::Conflict(id.to_owned())),
+        }
+    }
+
+    /// Deadlines are `saturating_add`s: settings are capped at a century,
+    /// but the clock can be ~292 years ahead and in-process callers may pass
+    /// any `Duration`; a panic here would fail every request that touches
+    /// the job, and a deadline past the end of time honestly means "never".
+    pub(super) fn advance(&mut self, now: DateTime<Utc>, poll: bool) {
+        let s = &mut self.snapshot;
+        if poll {
+            s.polls = s.polls.saturating_add(1);
+        }
+        if matches!(s.state, JobState::Queued | JobState::Running) {
+            // When it became ready: on the clock for time pacing, not when someone looked.
+            let ready_at = match self.spec.pacing {
+                Pacing::Immediate => Some(s.created_at),
+                Pacing::AfterPolls(n) => {
+                    s.steps = (s.polls.min(n), n);
+                    (s.polls >= n).then_some(now)
+                }
+                Pacing::AfterDuration(d) => {
+                    let at = saturating_add(s.created_at, d);
+                    (now >= at).then_some(at)
+                }
+            };
+            match (&self.spec.fault, ready_at) {
+                (Some(JobFault::Stuck(StuckState::Queued)), _) => {
+                    s.state = JobState::Queued;
+                    s.steps.0 = 0;
+                    return;
+                }
+                (Some(JobFault::Stuck(StuckState::Running)), _) => {
+                    s.state = JobState::Running;
+                    // Progress never reaches the end.
+                    s.steps.0 = s.steps.0.min(s.steps.1.saturating_sub(1));
+                    return;
+                }
+                (Some(JobFault::Fail(message)), Some(at)) => {
+                    s.state = JobState::Failed;
+                    s.error = Some(message.clone());
+                    s.finished_at = Some(at);
+                    self.settled_at.get_or_insert(at);
+                    return;
+                }
+                _ => {}
+            }
+            if let Some(ready_at) = ready_at {
+                s.state = JobState::Ready;
+                s.ready_at = Some(ready_at);
+                s.steps = (s.steps.1, s.steps.1);
+                s.expires_at = self
+                    .spec
+                    .download_window
+                    .map(|w| saturating_add(ready_at, w));
+            } else if s.state == JobState::Queued && (s.polls > 0 || now > s.created_at) {
+                s.state = JobState::Running;
+            }
+        }
+        if s.state == JobState::Ready {
+            if let Some(expires) = s.expires_at {
+                let unused = s.downloads == 0 || !self.spec.single_use;
+                if now > expires && unused {
+                    s.state = JobState::Expired;
+                    s.finished_at = Some(expires);
+                    self.settled_at.get_or_insert(expires);
+                }
+            }
+        }
+    }
+
+    pub(super) fn reclaimable(&self, now: DateTime<Utc>) -> bool {
+        match self.settled_at {
+            Some(at) => {
+                self.snapshot.state.is_terminal() && now > saturating_add(at, self.spec.retention)
+            }
+            None => false,
+        }
+    }
+}

@@ -1,0 +1,99 @@
+//! A download in progress and what it reports back to its job.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use zipgate_api::{JobState, Principal};
+
+use super::table::Key;
+use super::JobRegistry;
+use crate::zip::{Progress, StreamObserver};
+
+/// One download in progress; it is the stream's observer. Dropping it
+/// unfinished records an interrupted download.
+pub struct DownloadTicket {
+    pub(super) registry: JobRegistry,
+    pub(super) id: String,
+    /// The job's slot: a job made later under the same id is not this one.
+    pub(super) key: Key,
+    /// Whose download this is counted as, even if the job is removed meanwhile.
+    pub(super) owner: (&'static str, Principal),
+    pub(super) single_use: bool,
+    pub(super) settled: AtomicBool,
+}
+
+impl DownloadTicket {
+    pub fn job_id(&self) -> &str {
+        &self.id
+    }
+
+    pub fn complete(self) {
+        self.finish(true);
+    }
+
+    pub(super) fn finish(&self, complete: bool) {
+        if self.settled.swap(true, Ordering::SeqCst) {
+            return;
+        }
+        let single_use = self.single_use;
+        {
+            let mut jobs = self.registry.jobs();
+            let (owner_tag, owner) = (self.owner.0, &self.owner.1);
+            if let Some(lists) = jobs.owner_jobs_mut(owner_tag, owner) {
+                lists.downloading = lists.downloading.saturating_sub(1);
+            }
+            jobs.drop_owner_if_idle(owner_tag, owner);
+        }
+        self.registry.update(self.key, |job, now| {
+            let s = &mut job.snapshot;
+            s.active_downloads = s.active_downloads.saturating_sub(1);
+            if s.state.is_terminal() && s.state != JobState::Done {
+                return;
+            }
+            if complete {
+                s.files_done = s.file_count;
+                s.entries_done = s.entries_total;
+            }
+            if single_use {
+                s.state = if complete {
+                    JobState::Done
+                } else {
+                    JobState::Failed
+                };
+                if !complete {
+                    s.error = Some("download interrupted".into());
+                }
+                s.finished_at = Some(now);
+            }
+        });
+    }
+}
+
+impl Progress for DownloadTicket {
+    fn entry_done(&self, index: usize) {
+        self.registry.update(self.key, |job, _| {
+            let s = &mut job.snapshot;
+            s.entries_done = s.entries_done.max(index as u64 + 1);
+            if job.entry_is_file.get(index).copied().unwrap_or(false) && s.files_done < s.file_count
+            {
+                s.files_done += 1;
+            }
+        });
+    }
+}
+
+impl StreamObserver for DownloadTicket {
+    fn bytes_sent(&self, n: u64) {
+        self.registry
+            .update(self.key, |job, _| job.snapshot.bytes_sent += n);
+    }
+
+    fn finished(&self, complete: bool) {
+        self.finish(complete);
+    }
+}
+
+impl Drop for DownloadTicket {
+    fn drop(&mut self) {
+        self.finish(false);
+    }
+}

@@ -1,0 +1,295 @@
+//! `AppState`: everything the server shares between requests (the tree in
+//! force, jobs, journal, faults, clock, generators, mounted dialects). The
+//! HTTP layer and the core both use it; neither owns it.
+
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
+
+use rand_chacha::rand_core::{RngCore, SeedableRng};
+use rand_chacha::ChaCha20Rng;
+use zipgate_api::rng::SplitMix64;
+use zipgate_api::Mounted;
+
+use crate::clock::{AdjustableClock, Clock};
+use crate::config::Config;
+use crate::faults::FaultBook;
+use crate::jobs::JobRegistry;
+use crate::journal::Journal;
+use crate::server::guard;
+use crate::server::limit::ConnectionLimit;
+use crate::store::{ContentPaths, ContentRoot, FixtureError, FixtureSource, Store};
+use crate::stream::StreamCounter;
+
+/// Everything a request handler may use.
+pub struct AppState {
+    store: RwLock<Arc<Store>>,
+    /// The fixture document in force (JSON) and the one the server started with,
+    /// so nodes can be added and `reset` can go back.
+    fixture: Mutex<FixtureSource>,
+    initial_fixture: FixtureSource,
+    pub control_clock: Arc<AdjustableClock>,
+    pub journal: Journal,
+    pub faults: FaultBook,
+    generation: AtomicU64,
+    /// CRC warmer threads running (health shows it).
+    warmers: Arc<AtomicUsize>,
+    rng: Mutex<SplitMix64>,
+    secrets: Mutex<ChaCha20Rng>,
+    pub clock: Arc<dyn Clock>,
+    pub jobs: JobRegistry,
+    pub config: Config,
+    pub streams: Arc<StreamCounter>,
+    /// Live connections and the cap (`/_zipgate/health` → `connections`).
+    pub connections: Arc<ConnectionLimit>,
+    /// The vendor dialects whose routes are mounted.
+    pub dialects: Vec<Arc<dyn Mounted>>,
+    /// Who may use the routes under `/_zipgate/`.
+    pub guard: guard::ControlGuard,
+    /// `--content-root`, held open.
+    content_root: Option<Arc<ContentRoot>>,
+}
+
+/// ChaCha20: its outputs do not reveal its key, so no number of observed
+/// secrets predicts the next. Seeded from the OS unless a test pins it; a
+/// pinned seed is expanded on its own stream, so it shares nothing with the
+/// cosmetic SplitMix64 seeded by the same number.
+fn secret_generator(seed: Option<u64>) -> ChaCha20Rng {
+    match seed {
+        Some(seed) => {
+            let mut rng = ChaCha20Rng::seed_from_u64(seed);
+            rng.set_stream(0x7365_6372_6574); // "secret"
+            rng
+        }
+        None => ChaCha20Rng::from_os_rng(),
+    }
+}
+
+impl AppState {
+    pub fn new(
+        source: FixtureSource,
+        clock: Arc<dyn Clock>,
+        config: Config,
+        dialects: Vec<Arc<dyn Mounted>>,
+    ) -> Result<Self, crate::StartError> {
+        config.check().map_err(crate::StartError::Settings)?;
+        if config.control_token.as_deref() == Some("") {
+            // An empty token would be easy to send by mistake and would read
+            // as "protected" while guarding nothing.
+            return Err(crate::StartError::Settings(
+                "the control token (--control-token or ZIPGATE_CONTROL_TOKEN) is empty: give \
+                 one, or leave it unset to rely on the loopback Host and Origin checks alone"
+                    .into(),
+            ));
+        }
+        if config.max_connections == 0 {
+            return Err(crate::StartError::Settings(
+                "max-connections is 0: no connection could be served".into(),
+            ));
+        }
+        let guard = guard::ControlGuard::new(config.public_url.as_deref(), &config.allowed_hosts)
+            .map_err(crate::StartError::Settings)?;
+        let content_root = config.open_content_root()?;
+        let store = Arc::new(source.parse()?);
+        let faults = FaultBook::with_max(config.seed, config.max_faults);
+        if config.faults.len() > config.max_faults {
+            return Err(crate::StartError::Faults(format!(
+                "{} rules given, at most {} allowed (--max-faults)",
+                config.faults.len(),
+                config.max_faults
+            )));
+        }
+        for (index, rule) in config.faults.iter().enumerate() {
+            faults
+                .add(rule.clone())
+                .map_err(|e| crate::StartError::Faults(format!("rule {}: {e}", index + 1)))?;
+        }
+        let warmers = Arc::new(AtomicUsize::new(0));
+        if config.warm_crcs {
+            warm_in_background(store.clone(), warmers.clone());
+        }
+        let max_connections = config.max_connections;
+        let control_clock = Arc::new(AdjustableClock::new(clock));
+        let clock: Arc<dyn Clock> = control_clock.clone();
+        Ok(AppState {
+            store: RwLock::new(store),
+            fixture: Mutex::new(source.clone()),
+            initial_fixture: source,
+            control_clock,
+            journal: Journal::with_limits(config.journal_capacity, config.journal_bytes),
+            faults,
+            generation: AtomicU64::new(0),
+            warmers,
+            rng: Mutex::new(SplitMix64::new(config.seed)),
+            secrets: Mutex::new(secret_generator(config.secret_seed)),
+            jobs: JobRegistry::with_limits(clock.clone(), config.job_limits),
+            clock,
+            config,
+            streams: Arc::new(StreamCounter::default()),
+            connections: Arc::new(ConnectionLimit::new(max_connections)),
+            dialects,
+            guard,
+            content_root,
+        })
+    }
+
+    /// Where paths in fixtures sent to the control plane may lead: beneath
+    /// `--content-root`, or nowhere.
+    pub fn http_paths(&self) -> ContentPaths {
+        match &self.content_root {
+            Some(root) => ContentPaths::Beneath(root.clone()),
+            None => ContentPaths::Refused,
+        }
+    }
+
+    /// Where paths in fixtures given in-process may lead.
+    pub fn in_process_paths(&self) -> ContentPaths {
+        self.config.in_process_paths(self.content_root.as_ref())
+    }
+
+    /// Replaces the whole tree with a new fixture document; on error the old one stays.
+    pub fn load_fixture(&self, source: FixtureSource) -> Result<(), FixtureError> {
+        let store = source.parse()?;
+        *self.fixture.lock().unwrap_or_else(|e| e.into_inner()) = source;
+        self.replace_store(store);
+        Ok(())
+    }
+
+    /// Adds nodes (fixture node objects) under `parent`, or at the top;
+    /// their `content.path` values may lead where `paths` says.
+    pub fn add_nodes(
+        &self,
+        parent: Option<&str>,
+        nodes: Vec<serde_json::Value>,
+        paths: ContentPaths,
+    ) -> Result<(), FixtureError> {
+        let mut fixture = self.fixture.lock().unwrap_or_else(|e| e.into_inner());
+        let next = fixture.with_nodes(parent, nodes, paths)?;
+        let store = next.parse()?;
+        *fixture = next;
+        drop(fixture);
+        self.replace_store(store);
+        Ok(())
+    }
+
+    /// Back to the fixtures and fault rules the server started with (rule
+    /// counters from zero), with no jobs and an empty journal.
+    pub fn reset(&self) -> Result<(), FixtureError> {
+        self.load_fixture(self.initial_fixture.clone())?;
+        self.jobs.clear();
+        self.journal.clear();
+        self.faults.clear();
+        for rule in &self.config.faults {
+            // Checked when the server started.
+            let _ = self.faults.add(rule.clone());
+        }
+        release_freed_memory();
+        for dialect in &self.dialects {
+            dialect.reset();
+        }
+        Ok(())
+    }
+
+    pub fn store_generation(&self) -> u64 {
+        self.generation.load(Ordering::SeqCst)
+    }
+
+    pub fn random_u64(&self) -> u64 {
+        self.rng
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .next_u64()
+    }
+
+    /// Bytes from the cryptographic generator (see `secret_generator`).
+    pub fn fill_secret(&self, out: &mut [u8]) {
+        self.secrets
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .fill_bytes(out);
+    }
+
+    /// The tree in force now; a request keeps the one it started with.
+    pub fn store(&self) -> Arc<Store> {
+        self.store.read().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    pub fn replace_store(&self, store: Store) {
+        let store = Arc::new(store);
+        if self.config.warm_crcs {
+            warm_in_background(store.clone(), self.warmers.clone());
+        }
+        let old = std::mem::replace(
+            &mut *self.store.write().unwrap_or_else(|e| e.into_inner()),
+            store,
+        );
+        // Its warmer must not keep both cores busy on a tree nobody asks for.
+        old.retire();
+        self.generation.fetch_add(1, Ordering::SeqCst);
+    }
+
+    /// Stops background work (the CRC warmer) when the server shuts down.
+    pub fn stop_background(&self) {
+        self.store().retire();
+    }
+
+    /// CRC warmer threads still running.
+    pub fn crc_warmers(&self) -> usize {
+        self.warmers.load(Ordering::SeqCst)
+    }
+}
+
+/// Hands memory freed by a reset (jobs, journal) back to the OS, so a long
+/// test run's RSS falls back instead of staying at its high-water mark.
+fn release_freed_memory() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    {
+        extern "C" {
+            fn malloc_trim(pad: usize) -> std::ffi::c_int;
+        }
+        // SAFETY: glibc's malloc_trim only releases free heap pages; it takes no pointers.
+        unsafe {
+            malloc_trim(0);
+        }
+    }
+}
+
+fn warm_in_background(store: Arc<Store>, warmers: Arc<AtomicUsize>) {
+    struct Running(Arc<AtomicUsize>);
+    impl Drop for Running {
+        fn drop(&mut self) {
+            self.0.fetch_sub(1, Ordering::SeqCst);
+        }
+    }
+    warmers.fetch_add(1, Ordering::SeqCst);
+    let running = Running(warmers);
+    let spawned = std::thread::Builder::new()
+        .name("crc-warmer".into())
+        .spawn(move || {
+            let _running = running;
+            store.warm_crcs()
+        });
+    if let Err(error) = spawned {
+        tracing::warn!(%error, "cannot start the CRC warmer; CRCs will be computed on first use");
+    }
+}
+
+#[cfg(test)]
+mod secret_tests {
+    use super::*;
+
+    #[test]
+    fn the_secret_generator_is_not_the_cosmetic_one() {
+        // Same seed: the ChaCha stream shares no output with SplitMix64's.
+        let mut cosmetic = SplitMix64::new(7);
+        let cosmetic: Vec<u64> = (0..64).map(|_| cosmetic.next_u64()).collect();
+        let mut secret = secret_generator(Some(7));
+        let secret: Vec<u64> = (0..64).map(|_| secret.next_u64()).collect();
+        assert!(secret.iter().all(|s| !cosmetic.contains(s)));
+        // Pinned secrets repeat; unpinned ones come from the OS and differ.
+        assert_eq!(secret_generator(Some(7)).next_u64(), secret[0]);
+        assert_ne!(
+            secret_generator(None).next_u64(),
+            secret_generator(None).next_u64()
+        );
+    }
+}
