@@ -5,28 +5,29 @@
 //! Where itslearning is silent, Web API 2's documented defaults are the spec.
 //! Translation only.
 
+mod errors;
+mod ids;
 mod negotiate;
+mod render;
 mod request;
 mod settings;
 
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
-use http::{header, HeaderValue, Method, Response, StatusCode};
-use serde_json::{json, Map, Value};
+use http::{Method, Response, StatusCode};
 use zipgate_api::download::{Disposition, DownloadStyle, Ranges};
-use zipgate_api::http::{bearer, empty, full, insert_allow, Body, Credentials};
-use zipgate_api::ids::derived_number;
+use zipgate_api::http::{bearer, empty, insert_allow, Body, Credentials};
 use zipgate_api::plan::{OnProblem, PlanOptions};
-use zipgate_api::rng::secret_guid;
-use zipgate_api::time::utc_seconds;
 use zipgate_api::{
-    Core, CreateJob, Dialect, DialectRequest, Error, Example, JobOp, JobSnapshot, JobState, NodeId,
-    NodeKind, Principal, Route, SelectedItem, Settings, UserInfo,
+    Core, CreateJob, Dialect, DialectRequest, Error, Example, JobOp, JobSnapshot, NodeId, NodeKind,
+    Principal, Route, SelectedItem, Settings, UserInfo,
 };
 
+use errors::{error_response, WebError};
+use ids::{JobIds, DIALECT};
 use negotiate::{negotiate, Format};
-use request::{ReadError, ENTITIES_NS};
+use render::{null_model, respond};
+use request::ReadError;
 pub use settings::ItslearningSettings;
 
 /// The request readers, for the fuzz targets and their corpus replay (`zipgate::fuzzing`); not an API.
@@ -35,8 +36,6 @@ pub mod fuzzing {
     pub use crate::negotiate::{negotiate, Format};
     pub use crate::request::{read, ReadError, ZipRequest, ARRAYS_NS, ENTITIES_NS};
 }
-
-const DIALECT: &str = "itslearning";
 
 #[derive(Clone, Copy, Debug)]
 pub enum Op {
@@ -48,113 +47,20 @@ pub enum Op {
 }
 
 const ZIP_ROUTE: &str = "/restapi/personal/yourfiles/files/zip/v1";
-const XSI: &str = "http://www.w3.org/2001/XMLSchema-instance";
 
 pub struct ItslearningDialect {
     settings: ItslearningSettings,
-    next_job: AtomicU64,
+    job_ids: JobIds,
 }
 
 impl ItslearningDialect {
     pub fn new(settings: &Settings) -> Result<Self, String> {
         Ok(ItslearningDialect {
             settings: ItslearningSettings::parse(settings)?,
-            next_job: AtomicU64::new(1),
+            job_ids: JobIds::new(),
         })
     }
-}
 
-/// A Web API `HttpError`: `Message`, optionally `ModelState`.
-struct WebError {
-    status: StatusCode,
-    message: String,
-    model_state: Option<String>,
-}
-
-impl WebError {
-    fn new(status: StatusCode, message: impl Into<String>) -> Self {
-        WebError {
-            status,
-            message: message.into(),
-            model_state: None,
-        }
-    }
-
-    fn invalid(key: Option<String>) -> Self {
-        WebError {
-            model_state: key,
-            ..WebError::new(StatusCode::BAD_REQUEST, "The request is invalid.")
-        }
-    }
-
-    fn unauthorized() -> Self {
-        WebError::new(
-            StatusCode::UNAUTHORIZED,
-            "Authorization has been denied for this request.",
-        )
-    }
-}
-
-/// `XmlConvert.EncodeLocalName`: characters not allowed in a name become `_xHHHH_`.
-fn encode_local_name(name: &str) -> String {
-    name.chars()
-        .enumerate()
-        .map(|(i, c)| {
-            let ok = c.is_ascii_alphabetic()
-                || c == '_'
-                || (i > 0 && (c.is_ascii_digit() || c == '.' || c == '-'));
-            if ok {
-                c.to_string()
-            } else {
-                format!("_x{:04X}_", c as u32)
-            }
-        })
-        .collect()
-}
-
-fn respond(status: StatusCode, format: Format, body: String) -> Response<Body> {
-    let mut response = Response::new(full(body));
-    *response.status_mut() = status;
-    if let Ok(value) = HeaderValue::from_str(&format.content_type()) {
-        response.headers_mut().insert(header::CONTENT_TYPE, value);
-    }
-    response
-}
-
-fn error_response(err: &WebError, format: Format) -> Response<Body> {
-    let body = match format {
-        Format::Json(_) => {
-            let mut map = Map::new();
-            map.insert("Message".into(), json!(err.message));
-            if let Some(key) = &err.model_state {
-                map.insert(
-                    "ModelState".into(),
-                    json!({ key.clone(): ["An error has occurred."] }),
-                );
-            }
-            Value::Object(map).to_string()
-        }
-        Format::Xml(_) => {
-            let model_state = err.model_state.as_ref().map_or(String::new(), |key| {
-                let name = encode_local_name(key);
-                format!("<ModelState><{name}>An error has occurred.</{name}></ModelState>")
-            });
-            format!(
-                "<Error><Message>{}</Message>{model_state}</Error>",
-                zipgate_api::xml::escape(&err.message)
-            )
-        }
-    };
-    let mut response = respond(err.status, format, body);
-    if err.status == 401 {
-        response
-            .headers_mut()
-            .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
-    }
-    response
-}
-
-impl ItslearningDialect {
     fn user(&self, request: &DialectRequest, core: &dyn Core) -> Result<Arc<UserInfo>, WebError> {
         let token = match bearer(&request.headers) {
             Credentials::Bearer(token) => Some(token.to_owned()),
@@ -163,61 +69,6 @@ impl ItslearningDialect {
         token
             .and_then(|t| core.authenticate(&t))
             .ok_or_else(WebError::unauthorized)
-    }
-
-    fn status_name(&self, state: JobState) -> &str {
-        let index = match state {
-            JobState::Queued => 0,
-            JobState::Running => 1,
-            JobState::Ready | JobState::Downloading | JobState::Done => 2,
-            JobState::Failed | JobState::Cancelled | JobState::Expired => 3,
-        };
-        &self.settings.statuses[index]
-    }
-
-    /// `ZipFileJobModel`: JSON in declaration order, XML in DataContract (alphabetical) order.
-    fn model(&self, job: &JobSnapshot, request: &DialectRequest, format: Format) -> String {
-        let download_url = matches!(
-            job.state,
-            JobState::Ready | JobState::Downloading | JobState::Done
-        )
-        .then(|| {
-            format!(
-                "{}/filerepo/zip/{}/{}",
-                request.origin(),
-                job.id,
-                job.context
-            )
-        });
-        let status = self.status_name(job.state);
-        let created = utc_seconds(job.created_at);
-        match format {
-            Format::Json(_) => json!({
-                "JobId": job.id.parse::<u64>().unwrap_or(0),
-                "FileRepoId": job.context,
-                "ZipFileName": job.name,
-                "Created": created,
-                "Status": status,
-                "DownloadUrl": download_url,
-            })
-            .to_string(),
-            Format::Xml(_) => {
-                let url = download_url.map_or("<DownloadUrl i:nil=\"true\"/>".to_owned(), |u| {
-                    format!(
-                        "<DownloadUrl>{}</DownloadUrl>",
-                        zipgate_api::xml::escape(&u)
-                    )
-                });
-                format!(
-                    "<ZipFileJobModel xmlns:i=\"{XSI}\" xmlns=\"{ENTITIES_NS}\"><Created>{created}</Created>{url}\
-                     <FileRepoId>{}</FileRepoId><JobId>{}</JobId><Status>{}</Status><ZipFileName>{}</ZipFileName></ZipFileJobModel>",
-                    job.context,
-                    job.id,
-                    zipgate_api::xml::escape(status),
-                    zipgate_api::xml::escape(&job.name)
-                )
-            }
-        }
     }
 
     fn create(
@@ -273,13 +124,12 @@ impl ItslearningDialect {
         } else {
             OnProblem::Fail
         };
-        let job_id = self.next_job.fetch_add(1, Ordering::SeqCst).to_string();
+        let job_id = self.job_ids.next();
         let created = core
             .create_job(CreateJob {
                 id: job_id.clone(),
                 name: self.settings.zip_file_name.clone(),
-                // The FileRepoId in the download URL is its only secret.
-                context: secret_guid(core),
+                context: ids::file_repo_id(core),
                 owner: Principal::User(user.id.clone()),
                 selection,
                 plan: PlanOptions {
@@ -388,13 +238,9 @@ impl ItslearningDialect {
         let job = self
             .latest(core, &user)
             .and_then(|job| self.own_job(core, &user, &job.id, true));
-        let body = match (job, format) {
-            (Some(job), _) => self.model(&job, request, format),
-            // A typed action returning null.
-            (None, Format::Json(_)) => "null".to_owned(),
-            (None, Format::Xml(_)) => {
-                format!("<ZipFileJobModel i:nil=\"true\" xmlns:i=\"{XSI}\"/>")
-            }
+        let body = match job {
+            Some(job) => self.model(&job, request, format),
+            None => null_model(format),
         };
         Ok(respond(StatusCode::OK, format, body))
     }
@@ -464,7 +310,7 @@ impl Dialect for ItslearningDialect {
     }
 
     fn derive_id(&self, id: &NodeId) -> String {
-        derived_number("itslearning", id, 7)
+        ids::derive(id)
     }
 
     fn principal(&self, request: &DialectRequest, core: &dyn Core) -> Option<Arc<UserInfo>> {
@@ -480,7 +326,7 @@ impl Dialect for ItslearningDialect {
     }
 
     fn reset(&self) {
-        self.next_job.store(1, Ordering::SeqCst);
+        self.job_ids.reset();
     }
 
     fn examples(&self) -> Vec<Example> {
@@ -568,19 +414,5 @@ impl Dialect for ItslearningDialect {
             (_, None) => WebError::new(status, status.canonical_reason().unwrap_or("Error")),
         };
         error_response(&err, negotiate(&request.headers))
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn model_state_keys_are_encoded_as_xml_names() {
-        assert_eq!(
-            encode_local_name("request.FileIds[0]"),
-            "request.FileIds_x005B_0_x005D_"
-        );
-        assert_eq!(encode_local_name("request"), "request");
     }
 }

@@ -3,7 +3,10 @@
 //! reports it, `GET …/{jobId}/package` serves the zip (with `Range`) and
 //! `DELETE …/{jobId}` aborts it. Translation only.
 
+mod errors;
 mod ids;
+mod render;
+mod request;
 mod settings;
 
 use chrono::{DateTime, Utc};
@@ -11,16 +14,23 @@ use http::{header, HeaderValue, Method, Response, StatusCode};
 use serde_json::{json, Map, Value};
 use std::sync::Arc;
 use zipgate_api::download::{Disposition, DownloadStyle, Ranges, Unsatisfiable};
-use zipgate_api::http::{basic, bearer, full, insert_allow, Basic, Body, Credentials};
+use zipgate_api::http::{basic, bearer, insert_allow, Basic, Body, Credentials};
 use zipgate_api::plan::PlanOptions;
-use zipgate_api::rng::{SplitMix64, LOWER_ALNUM};
 use zipgate_api::{
-    BodyError, Core, CreateJob, Dialect, DialectRequest, Error, Example, JobOp, JobSnapshot,
-    JobState, NodeId, NodeKind, Principal, Route, SelectedItem, Settings, UserInfo,
+    Core, CreateJob, Dialect, DialectRequest, Error, Example, JobOp, JobSnapshot, JobState, NodeId,
+    NodeKind, Principal, Route, SelectedItem, Settings, UserInfo,
 };
 
+use errors::OracleError;
 use ids::DIALECT;
+use render::add_ecid;
 pub use settings::{OracleSettings, Types};
+
+/// The create body parser, for the fuzz targets and their corpus replay (`zipgate::fuzzing`); not an API.
+#[doc(hidden)]
+pub mod fuzzing {
+    pub use crate::request::parse_create_body;
+}
 
 #[derive(Clone, Copy, Debug)]
 pub enum Op {
@@ -31,7 +41,6 @@ pub enum Op {
 }
 
 const BASE: &str = "/documents/api/1.2/folders";
-const ERROR_TYPE_URL: &str = "https://www.w3.org/Protocols/rfc2616/rfc2616-sec10.html";
 
 pub struct OracleDialect {
     settings: OracleSettings,
@@ -45,213 +54,12 @@ impl OracleDialect {
     }
 }
 
-/// One error in the Documents API's shape.
-#[derive(Debug, Clone)]
-struct OracleError {
-    status: StatusCode,
-    code: &'static str,
-    key: String,
-    message: String,
-    /// `id`, `idList` echoes (POST errors).
-    echo: Option<Box<(String, String)>>,
-    parent: Option<String>,
-}
-
-impl OracleError {
-    fn new(
-        status: StatusCode,
-        code: &'static str,
-        key: impl Into<String>,
-        message: impl Into<String>,
-    ) -> Self {
-        OracleError {
-            status,
-            code,
-            key: key.into(),
-            message: message.into(),
-            echo: None,
-            parent: None,
-        }
-    }
-
-    fn general(message: impl Into<String>) -> Self {
-        OracleError::new(
-            StatusCode::BAD_REQUEST,
-            "-1",
-            "!csBulkdownloadUnableToInitJob",
-            message,
-        )
-    }
-
-    fn unauthorized() -> Self {
-        OracleError::new(
-            StatusCode::UNAUTHORIZED,
-            "-1",
-            "!csUserNotAuthenticated",
-            "The authentication credentials included with this request are missing or invalid.",
-        )
-    }
-
-    /// The Documents API's error for a status (its documented code table), as
-    /// an injected fault sends it.
-    fn for_status(status: StatusCode, message: Option<&str>) -> Self {
-        if status == 401 && message.is_none() {
-            return OracleError::unauthorized();
-        }
-        let (code, key, default_message) = match status.as_u16() {
-            401 => ("-1", "!csUserNotAuthenticated", ""),
-            403 => (
-                "-20",
-                "!csInsufficientPrivileges",
-                "The user does not have sufficient privileges to perform the requested operation.",
-            ),
-            404 => (
-                "-16",
-                "!csResourceNotFound",
-                "A folder or file with the specified name or ID does not exist in the specified location.",
-            ),
-            409 => (
-                "-17",
-                "!csItemAlreadyExists",
-                "A folder or file with the same name already exists in the target location.",
-            ),
-            429 => ("-1", "!csTooManyRequests", "Too many requests. Try again later."),
-            500..=599 => ("-1", "!csServiceUnavailable", "General failure."),
-            _ => ("-1", "!csGeneralFailure", "General failure."),
-        };
-        OracleError::new(status, code, key, message.unwrap_or(default_message))
-    }
-
-    /// The deliberately vague answer for a job that is not the caller's.
-    fn job_not_found(key: &str, message: &str) -> Self {
-        OracleError::new(StatusCode::NOT_FOUND, "-16", key, message)
-    }
-
-    fn body(&self) -> Value {
-        let mut body = Map::new();
-        body.insert("errorCode".into(), json!(self.code));
-        body.insert("errorKey".into(), json!(self.key));
-        body.insert("errorMessage".into(), json!(self.message));
-        body.insert("errorType".into(), json!("folder"));
-        if let Some((id, id_list)) = self.echo.as_deref() {
-            body.insert("id".into(), json!(id));
-            body.insert("idList".into(), json!(id_list));
-        }
-        if let Some(parent) = &self.parent {
-            body.insert("parentID".into(), json!(parent));
-        }
-        body.insert("title".into(), json!(self.message));
-        body.insert("type".into(), json!(ERROR_TYPE_URL));
-        Value::Object(body)
-    }
-}
-
-/// The GUIDs of a create body, `{"idList": "GUID,GUID,…"}`, trimmed, empty
-/// ones dropped; the message of the 400 otherwise.
-#[doc(hidden)]
-pub fn parse_create_body(body: &[u8]) -> Result<Vec<String>, String> {
-    let value: Value = serde_json::from_slice(body).map_err(|e| {
-        format!("Unable to start bulk download of files. The request body is not valid JSON: {e}.")
-    })?;
-    let id_list = match value.get("idList") {
-        Some(Value::String(list)) => list,
-        Some(_) => {
-            return Err(
-                "Unable to start bulk download of files. 'idList' must be a comma-separated string of GUIDs."
-                    .into(),
-            )
-        }
-        None => {
-            return Err("Unable to start bulk download of files. 'idList' is required.".into())
-        }
-    };
-    let guids: Vec<String> = id_list
-        .split(',')
-        .map(|id| id.trim().to_owned())
-        .filter(|id| !id.is_empty())
-        .collect();
-    // `""`, `" "` and `","` alike name nothing.
-    if guids.is_empty() {
-        return Err("Unable to start bulk download of files. 'idList' is empty.".into());
-    }
-    Ok(guids)
-}
-
-/// The create body parser, for the fuzz targets and their corpus replay (`zipgate::fuzzing`); not an API.
-#[doc(hidden)]
-pub mod fuzzing {
-    pub use crate::parse_create_body;
-}
-
 /// `OCE-YYYYMMDD.zip` from the job's creation date.
 fn package_name(created: DateTime<Utc>) -> String {
     format!("OCE-{}.zip", created.format("%Y%m%d"))
 }
 
 impl OracleDialect {
-    /// JSON, or XML when the client asks for `application/xml` (no documented
-    /// shape: the JSON keys as elements under `<response>`).
-    fn respond(
-        &self,
-        request: &DialectRequest,
-        core: &dyn Core,
-        status: StatusCode,
-        body: &Value,
-    ) -> Response<Body> {
-        let wants_xml = request
-            .headers
-            .get(header::ACCEPT)
-            .and_then(|v| v.to_str().ok())
-            .is_some_and(|accept| {
-                accept.contains("application/xml") && !accept.contains("application/json")
-            });
-        let (text, content_type) = if wants_xml {
-            let xml = zipgate_api::xml::from_json("response", body, false);
-            (
-                format!("<?xml version=\"1.0\" encoding=\"UTF-8\"?>{xml}"),
-                "application/xml",
-            )
-        } else {
-            (body.to_string(), "application/json")
-        };
-        let mut response = Response::new(full(text));
-        *response.status_mut() = status;
-        let headers = response.headers_mut();
-        headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
-        add_ecid(headers, core);
-        response
-    }
-
-    fn error(
-        &self,
-        request: &DialectRequest,
-        core: &dyn Core,
-        err: &OracleError,
-    ) -> Response<Body> {
-        let mut response = self.respond(request, core, err.status, &err.body());
-        if err.status == 401 {
-            let challenge = if self.settings.basic_auth {
-                "Bearer realm=\"Oracle Content Management\", Basic realm=\"Oracle Content Management\""
-            } else {
-                "Bearer realm=\"Oracle Content Management\""
-            };
-            response.headers_mut().insert(
-                header::WWW_AUTHENTICATE,
-                HeaderValue::from_static(challenge),
-            );
-        }
-        response
-    }
-
-    /// A scalar as the chosen example writes it: a string, or native.
-    fn scalar(&self, value: Value) -> Value {
-        match (self.settings.types, value) {
-            (Types::Captured, Value::Bool(b)) => json!(b.to_string()),
-            (Types::Captured, Value::Number(n)) => json!(n.to_string()),
-            (_, other) => other,
-        }
-    }
-
     fn user(
         &self,
         request: &DialectRequest,
@@ -310,16 +118,7 @@ impl OracleDialect {
         let user = self.user(request, core)?;
         let folder_param = request.param("folderId");
         let (folder_guid, folder) = self.folder(core, &user, folder_param)?;
-        let body = match &request.body {
-            Ok(body) => body,
-            Err(BodyError::TooLarge(limit)) => {
-                return Err(OracleError::general(format!(
-                    "The request body is larger than {limit} bytes."
-                )))
-            }
-            Err(BodyError::Io(e)) => return Err(OracleError::general(e.clone())),
-        };
-        let guids = parse_create_body(body).map_err(OracleError::general)?;
+        let guids = request::create_guids(request)?;
         let echo_list = guids
             .iter()
             .map(|g| ids::reference(g))
@@ -580,14 +379,6 @@ impl OracleDialect {
     }
 }
 
-/// `X-ORACLE-DMS-ECID`, the execution context id Oracle's front ends add.
-fn add_ecid(headers: &mut http::HeaderMap, core: &dyn Core) {
-    let ecid = SplitMix64::new(core.random_u64()).string(LOWER_ALNUM, 32);
-    if let Ok(value) = HeaderValue::from_str(&ecid) {
-        headers.insert("x-oracle-dms-ecid", value);
-    }
-}
-
 impl Dialect for OracleDialect {
     type Op = Op;
 
@@ -695,28 +486,6 @@ mod tests {
         assert_eq!(
             package_name(Utc.with_ymd_and_hms(2021, 3, 3, 19, 12, 16).unwrap()),
             "OCE-20210303.zip"
-        );
-    }
-
-    #[test]
-    fn error_key_order_follows_the_examples() {
-        let mut err = OracleError::new(StatusCode::BAD_REQUEST, "-96", "!k", "m");
-        err.echo = Some(Box::new(("fFolderGUID:F1".into(), "fFileGUID:D1".into())));
-        err.parent = Some("F1".into());
-        let keys: Vec<String> = err.body().as_object().unwrap().keys().cloned().collect();
-        assert_eq!(
-            keys,
-            [
-                "errorCode",
-                "errorKey",
-                "errorMessage",
-                "errorType",
-                "id",
-                "idList",
-                "parentID",
-                "title",
-                "type"
-            ]
         );
     }
 }
