@@ -492,14 +492,11 @@ async fn the_same_seed_gives_the_same_answers() {
 
 #[tokio::test]
 async fn an_oversized_body_is_boxs_400_naming_the_body() {
-    let server = zipgate::Server::builder()
-        .config(zipgate::server::Config {
-            max_body_bytes: 1024,
-            ..Default::default()
-        })
-        .spawn()
-        .await
-        .unwrap();
+    let server = start_with_config(zipgate::server::Config {
+        max_body_bytes: 1024,
+        ..Default::default()
+    })
+    .await;
     let body = format!(
         r#"{{"items":[{}]}}"#,
         r#"{"type":"file","id":"1"},"#.repeat(100)

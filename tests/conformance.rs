@@ -18,7 +18,7 @@ use http::{Method, StatusCode};
 use serde_json::{json, Value};
 use zipgate::api::{Mounted, NodeId};
 use zipgate::server::Config;
-use zipgate::{Server, ServerHandle};
+use zipgate::ServerHandle;
 
 /// One example, its placeholders filled from the default fixture.
 struct Sent {
@@ -118,10 +118,6 @@ async fn send_example(server: &ServerHandle, sent: &Sent, body: impl Into<bytes:
         body,
     )
     .await
-}
-
-async fn start_with_config(config: Config) -> ServerHandle {
-    Server::builder().config(config).spawn().await.unwrap()
 }
 
 /// The vendor answered, not zipgate's neutral fallback: its `{"error":

@@ -10,11 +10,7 @@ use common::*;
 use http::{Method, StatusCode};
 use serde_json::json;
 use zipgate::server::Config;
-use zipgate::{Server, ServerHandle};
-
-async fn start_with_config(config: Config) -> ServerHandle {
-    Server::builder().config(config).spawn().await.unwrap()
-}
+use zipgate::Server;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_client_that_never_finishes_its_headers_is_disconnected() {

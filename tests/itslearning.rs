@@ -481,14 +481,11 @@ async fn duration_pacing_and_empty_requests_by_setting() {
 
 #[tokio::test]
 async fn an_oversized_body_is_web_apis_413() {
-    let server = zipgate::Server::builder()
-        .config(zipgate::server::Config {
-            max_body_bytes: 1024,
-            ..Default::default()
-        })
-        .spawn()
-        .await
-        .unwrap();
+    let server = start_with_config(zipgate::server::Config {
+        max_body_bytes: 1024,
+        ..Default::default()
+    })
+    .await;
     let body = format!(r#"{{"FileIds":[{}1]}}"#, "1,".repeat(1000));
     let reply = send(
         &server,

@@ -29,6 +29,15 @@ pub async fn start_default() -> ServerHandle {
     Server::builder().spawn().await.expect("server starts")
 }
 
+/// The default fixtures under `config`.
+pub async fn start_with_config(config: zipgate::server::Config) -> ServerHandle {
+    Server::builder()
+        .config(config)
+        .spawn()
+        .await
+        .expect("server starts")
+}
+
 pub async fn start_with(fixture_json: &str) -> ServerHandle {
     Server::builder()
         .fixtures_json(fixture_json)

@@ -10,6 +10,7 @@ pub mod fake;
 pub mod http;
 pub mod ids;
 pub mod job;
+pub mod json;
 pub mod plan;
 pub mod rng;
 pub mod settings;

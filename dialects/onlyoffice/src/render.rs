@@ -3,60 +3,29 @@
 //! `XmlNodeConverter` makes of that JSON.
 
 use serde_json::Value;
+use zipgate_api::json::JsonStyle;
 
 /// Compact JSON as Community Server writes it: `/` as `\/`, control
 /// characters as lower-case `\u00xx`, other non-ASCII raw.
 pub fn vendor_json(value: &Value) -> String {
-    let mut out = String::new();
-    write_json(value, &mut out);
-    out
+    const STYLE: JsonStyle = JsonStyle {
+        item_separator: ",",
+        key_separator: ":",
+        escape,
+    };
+    STYLE.write(value)
 }
 
-fn write_json(value: &Value, out: &mut String) {
-    match value {
-        Value::Null => out.push_str("null"),
-        Value::Bool(b) => out.push_str(if *b { "true" } else { "false" }),
-        Value::Number(n) => out.push_str(&n.to_string()),
-        Value::String(s) => write_string(s, out),
-        Value::Array(items) => {
-            out.push('[');
-            for (i, item) in items.iter().enumerate() {
-                if i > 0 {
-                    out.push(',');
-                }
-                write_json(item, out);
-            }
-            out.push(']');
+fn escape(c: char, out: &mut String) {
+    match c {
+        '"' => out.push_str("\\\""),
+        '\\' => out.push_str("\\\\"),
+        '/' => out.push_str("\\/"),
+        c if (c as u32) < 0x20 || c == '\u{fffe}' || c == '\u{ffff}' => {
+            out.push_str(&format!("\\u{:04x}", c as u32));
         }
-        Value::Object(map) => {
-            out.push('{');
-            for (i, (key, item)) in map.iter().enumerate() {
-                if i > 0 {
-                    out.push(',');
-                }
-                write_string(key, out);
-                out.push(':');
-                write_json(item, out);
-            }
-            out.push('}');
-        }
+        c => out.push(c),
     }
-}
-
-fn write_string(s: &str, out: &mut String) {
-    out.push('"');
-    for c in s.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            '/' => out.push_str("\\/"),
-            c if (c as u32) < 0x20 || c == '\u{fffe}' || c == '\u{ffff}' => {
-                out.push_str(&format!("\\u{:04x}", c as u32));
-            }
-            c => out.push(c),
-        }
-    }
-    out.push('"');
 }
 
 /// `{"result": value}` as XML, by Newtonsoft's rules (see `zipgate_api::xml`).
