@@ -8,7 +8,8 @@
 //! Inputs that carry more than a body are framed as lines, so corpus files
 //! stay readable: `onlyoffice_params` is `query\ncontent-type\nbody`,
 //! `itslearning_read` is `content-type\nbody`, `itslearning_negotiate` is
-//! `accept\ncontent-type`, `http_range` is `length\nrange`. An empty or
+//! `accept\ncontent-type`, `http_range` is `length\nrange`, `dropbox_arg` is
+//! the `Dropbox-API-Arg` header's bytes. An empty or
 //! invalid header line means the header is absent.
 
 use bytes::Bytes;
@@ -37,6 +38,7 @@ pub const TARGETS: &[(&str, Target)] = &[
     ("fixture", fixture),
     ("fault_rules", fault_rules),
     ("native_zip", native_zip),
+    ("dropbox_arg", dropbox_arg),
 ];
 
 /// A DTD with an entity, put in front of an XML body: every XML reader must refuse the result.
@@ -577,5 +579,37 @@ pub fn native_zip(data: &[u8]) {
             );
         }
         Err(message) => assert!(!message.is_empty()),
+    }
+}
+
+/// Dropbox: the `Dropbox-API-Arg` header of `files/download_zip`. A refusal
+/// is a 400 naming the header; an accepted path matches `ReadPath`, has a
+/// lookup target without panicking, and survives Dropbox's own "HTTP header
+/// safe" JSON (ASCII, `\\uXXXX`) unchanged.
+pub fn dropbox_arg(data: &[u8]) {
+    use zipgate_dropbox::fuzzing::{path_arg, python_json, read_path, target, DropboxError};
+    let mut headers = HeaderMap::new();
+    let Ok(value) = HeaderValue::from_bytes(data) else {
+        return; // not a header hyper would hand over
+    };
+    headers.insert("dropbox-api-arg", value);
+    match path_arg(&request(http::Method::POST, b"", headers, b"")) {
+        Ok(path) => {
+            assert!(read_path(&path), "{path:?}");
+            let _ = target(&path);
+            let again = python_json(&json!({ "path": path }));
+            assert!(again.is_ascii(), "{again}");
+            let mut headers = HeaderMap::new();
+            headers.insert("dropbox-api-arg", HeaderValue::from_str(&again).unwrap());
+            assert_eq!(
+                path_arg(&request(http::Method::POST, b"", headers, b"")),
+                Ok(path)
+            );
+        }
+        Err(DropboxError::BadInput(detail)) => assert!(
+            detail.starts_with("HTTP header \"Dropbox-API-Arg\": "),
+            "{detail}"
+        ),
+        Err(other) => panic!("not a 400: {other:?}"),
     }
 }

@@ -64,6 +64,7 @@ replay_tests!(
     fixture,
     fault_rules,
     native_zip,
+    dropbox_arg,
 );
 
 fn names_in(dir: &Path, keep: impl Fn(&Path) -> Option<String>) -> BTreeSet<String> {

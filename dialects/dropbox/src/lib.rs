@@ -30,7 +30,9 @@ pub use settings::{ContentTypes, DropboxSettings};
 /// The request readers, for the fuzz targets and their corpus replay; not an API.
 #[doc(hidden)]
 pub mod fuzzing {
-    pub use crate::request::{read_path, target, validate};
+    pub use crate::errors::DropboxError;
+    pub use crate::render::python_json;
+    pub use crate::request::{path_arg, read_path, target, validate, Target};
 }
 
 const ROUTE: &str = "/2/files/download_zip";
