@@ -44,16 +44,17 @@ pub mod dialects;
 pub mod faults;
 #[doc(hidden)]
 pub mod fuzzing;
-pub mod jobs;
+pub(crate) mod jobs;
 pub mod journal;
 pub mod log_writer;
-pub mod packing;
+pub(crate) mod packing;
+#[doc(hidden)]
 pub mod planner;
 pub mod server;
-pub mod state;
+pub(crate) mod state;
 pub mod store;
-pub mod stream;
-pub mod zip;
+pub(crate) mod stream;
+pub(crate) mod zip;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -69,6 +70,12 @@ use server::{AppState, Config};
 use store::{ContentPaths, ContentRoot, FixtureError, FixtureSource};
 
 pub use zipgate_api as api;
+
+// The in-process API's vocabulary from modules that are otherwise internal:
+// what `Config` and fault rules are made of.
+pub use jobs::{JobFault, JobLimits, StuckState, DEFAULT_MAX_JOBS, DEFAULT_MAX_JOBS_PER_PRINCIPAL};
+pub use packing::CompressionPolicy;
+pub use zip::{DeflateEngine, Deflater};
 
 /// Why a server could not start.
 #[derive(Debug, thiserror::Error)]

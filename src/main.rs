@@ -12,10 +12,10 @@ use tracing_subscriber::EnvFilter;
 use zipgate::api::Compression;
 use zipgate::clock::{Clock, ManualClock, SystemClock};
 use zipgate::dialects;
-use zipgate::packing::CompressionPolicy;
 use zipgate::server::{self, AppState, Config};
 use zipgate::store::FixtureSource;
-use zipgate::zip::{DeflateEngine, Deflater};
+use zipgate::CompressionPolicy;
+use zipgate::{DeflateEngine, Deflater};
 
 #[derive(Parser)]
 #[command(
@@ -142,11 +142,11 @@ struct ServeArgs {
     #[arg(long, value_name = "BYTES", default_value_t = zipgate::journal::DEFAULT_MAX_BYTES)]
     journal_bytes: usize,
     /// Jobs kept in all; past it the oldest settled jobs go first, then the oldest.
-    #[arg(long, default_value_t = zipgate::jobs::DEFAULT_MAX_JOBS, value_parser = count)]
+    #[arg(long, default_value_t = zipgate::DEFAULT_MAX_JOBS, value_parser = count)]
     max_jobs: usize,
     /// Jobs one user may hold over every dialect; past it the user's own
     /// settled jobs go, else its create gets the vendor's rate-limit answer.
-    #[arg(long, default_value_t = zipgate::jobs::DEFAULT_MAX_JOBS_PER_PRINCIPAL, value_parser = count)]
+    #[arg(long, default_value_t = zipgate::DEFAULT_MAX_JOBS_PER_PRINCIPAL, value_parser = count)]
     max_jobs_per_user: usize,
     /// The server clock: `system`, or `frozen` at the start time.
     #[arg(long, value_enum, default_value = "system")]
@@ -427,7 +427,7 @@ fn serve(args: ServeArgs) -> ExitCode {
         secret_seed,
         journal_capacity: args.journal,
         journal_bytes: args.journal_bytes,
-        job_limits: zipgate::jobs::JobLimits {
+        job_limits: zipgate::JobLimits {
             max_jobs: args.max_jobs,
             max_jobs_per_principal: args.max_jobs_per_user,
         },

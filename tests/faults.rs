@@ -11,7 +11,7 @@ use http::{Method, StatusCode};
 use http_body_util::BodyExt;
 use serde_json::{json, Value};
 use zipgate::faults::{CutHow, FaultRule};
-use zipgate::jobs::{JobFault, StuckState};
+use zipgate::{JobFault, StuckState};
 use zipgate::{Server, ServerHandle};
 
 const ALICE: (&str, &str) = ("authorization", "Bearer alice-token");

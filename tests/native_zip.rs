@@ -6,9 +6,9 @@ use common::*;
 use http::{Method, StatusCode};
 use serde_json::json;
 use zipgate::api::{Compression, Principal, UserId};
-use zipgate::packing::CompressionPolicy;
 use zipgate::store::DEFAULT_FIXTURE;
-use zipgate::zip::DeflateEngine;
+use zipgate::CompressionPolicy;
+use zipgate::DeflateEngine;
 use zipgate::Server;
 
 const TREE: &str = r##"{

@@ -156,14 +156,6 @@ pub fn data_descriptor(e: &EntryRecord, out: &mut Vec<u8>) {
     }
 }
 
-pub fn data_descriptor_len(zip64: bool) -> u64 {
-    if zip64 {
-        24
-    } else {
-        16
-    }
-}
-
 pub fn central_header(e: &EntryRecord, out: &mut Vec<u8>) {
     let (time, date) = dos_datetime(e.mtime);
     let offset_overflows = e.local_offset >= MAX32;
