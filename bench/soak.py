@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Soak: N concurrent clients for a bounded time, each looping over the four
+"""Soak: N concurrent clients for a bounded time, each looping over the five
 dialects' whole flows (create, poll, download) with some downloads cut short
 (the client reads a little and hangs up) and some jobs cancelled. Afterwards:
 the journal shows every request the clients sent, each with a status; no job
@@ -132,8 +132,15 @@ class Client:
                 self.request("GET", self.path_of(url), cut=self.rng.random() < 0.2)
                 return
 
+    def dropbox(self):
+        # One request creates and streams; the media folder (64 MiB) is usually cut.
+        path = self.rng.choice(["/Documents", "/Documents/Reports", "/Media", "/Nope"])
+        arg = json.dumps({"path": path})
+        self.request("POST", "/2/files/download_zip", {**BEARER, "Dropbox-API-Arg": arg},
+                     cut=path == "/Media" or self.rng.random() < 0.2)
+
     def run(self, deadline):
-        flows = [self.box, self.onlyoffice, self.oracle, self.itslearning]
+        flows = [self.box, self.onlyoffice, self.oracle, self.itslearning, self.dropbox]
         while time.monotonic() < deadline:
             self.rng.choice(flows)()
             self.count("flows")
@@ -168,6 +175,9 @@ def main():
 
     server = subprocess.Popen(
         [a.binary, "serve", "--listen", "127.0.0.1:0", "--journal", str(a.journal),
+         # Every request must stay in the journal for the count check: the
+         # byte cap (4 MiB by default) would drop the oldest first.
+         "--journal-bytes", str(a.journal * 1024),
          # Many clients share the fixture's two users.
          "--max-jobs-per-user", "10000"],
         stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
