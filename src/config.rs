@@ -84,11 +84,20 @@ pub const MAX_TIMEOUT: Duration = Duration::from_secs(86_400);
 /// cap is a way to run the server out of memory, not a setting.
 pub const MAX_BODY_BYTES: usize = 1 << 30;
 
+/// A setting out of its range: which, what it takes, what it got.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("{name}: expected {expected}, got {got}")]
+pub struct SettingError {
+    pub name: String,
+    pub expected: String,
+    pub got: String,
+}
+
 /// Seconds given on the command line (`--header-timeout 30`) as a
 /// `Duration`, refused unless finite and from 0 (when `zero_allowed`, else
 /// more than 0) to [`MAX_TIMEOUT`]: NaN, negative or infinite waits are
 /// typos, and clamping them would silently mean "at once" or "forever".
-pub fn timeout_secs(name: &str, secs: f64, zero_allowed: bool) -> Result<Duration, String> {
+pub fn timeout_secs(name: &str, secs: f64, zero_allowed: bool) -> Result<Duration, SettingError> {
     let max = MAX_TIMEOUT.as_secs();
     let in_range = secs.is_finite()
         && secs <= max as f64
@@ -99,10 +108,14 @@ pub fn timeout_secs(name: &str, secs: f64, zero_allowed: bool) -> Result<Duratio
         };
     match Duration::try_from_secs_f64(secs) {
         Ok(duration) if in_range && (zero_allowed || !duration.is_zero()) => Ok(duration),
-        _ => Err(format!(
-            "{name}: expected seconds {} to {max} (1 day), got {secs}",
-            if zero_allowed { "from 0" } else { "over 0 up" }
-        )),
+        _ => Err(SettingError {
+            name: name.to_owned(),
+            expected: format!(
+                "seconds {} to {max} (1 day)",
+                if zero_allowed { "from 0" } else { "over 0 up" }
+            ),
+            got: secs.to_string(),
+        }),
     }
 }
 
@@ -111,7 +124,7 @@ impl Config {
     /// held to what the command line allows (see [`MAX_TIMEOUT`] and
     /// [`MAX_BODY_BYTES`]). A zero timeout would drop every connection;
     /// a zero grace period means "cut at once" and is allowed.
-    pub fn check(&self) -> Result<(), String> {
+    pub fn check(&self) -> Result<(), SettingError> {
         for (name, value, zero_allowed) in [
             ("shutdown_grace", self.shutdown_grace, true),
             ("header_timeout", self.header_timeout, false),
@@ -119,18 +132,23 @@ impl Config {
             ("send_timeout", self.send_timeout, false),
         ] {
             if value > MAX_TIMEOUT || (value.is_zero() && !zero_allowed) {
-                return Err(format!(
-                    "{name}: expected {} to {} s (1 day), got {value:?}",
-                    if zero_allowed { "from 0" } else { "over 0 up" },
-                    MAX_TIMEOUT.as_secs()
-                ));
+                return Err(SettingError {
+                    name: name.to_owned(),
+                    expected: format!(
+                        "{} to {} s (1 day)",
+                        if zero_allowed { "from 0" } else { "over 0 up" },
+                        MAX_TIMEOUT.as_secs()
+                    ),
+                    got: format!("{value:?}"),
+                });
             }
         }
         if self.max_body_bytes > MAX_BODY_BYTES {
-            return Err(format!(
-                "max_body_bytes: expected 0 to {MAX_BODY_BYTES} (1 GiB), got {}",
-                self.max_body_bytes
-            ));
+            return Err(SettingError {
+                name: "max_body_bytes".into(),
+                expected: format!("0 to {MAX_BODY_BYTES} (1 GiB)"),
+                got: self.max_body_bytes.to_string(),
+            });
         }
         Ok(())
     }

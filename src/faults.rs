@@ -170,45 +170,62 @@ impl FaultRule {
     }
 
     /// Why this rule cannot be used, if it cannot.
-    pub fn check(&self) -> Result<(), String> {
+    pub fn check(&self) -> Result<(), RuleError> {
         let acts = self.respond.is_some()
             || self.delay_ms.is_some()
             || self.throttle_bytes_per_sec.is_some()
             || self.cut.is_some()
             || self.job.is_some();
         if !acts {
-            return Err(
-                "a rule needs an action: respond, delay_ms, throttle_bytes_per_sec, cut or job"
-                    .into(),
-            );
+            return Err(RuleError::NoAction);
         }
         if let Some(respond) = &self.respond {
             if !(400..=599).contains(&respond.status) {
-                return Err(format!(
-                    "respond.status: {} is not an error status (400–599)",
-                    respond.status
-                ));
+                return Err(RuleError::Status(respond.status));
             }
             for (name, value) in &respond.headers {
                 http::HeaderName::from_bytes(name.as_bytes())
-                    .map_err(|_| format!("respond.headers: {name:?} is not a header name"))?;
+                    .map_err(|_| RuleError::HeaderName(name.clone()))?;
                 http::HeaderValue::from_str(value)
-                    .map_err(|_| format!("respond.headers.{name}: not a header value"))?;
+                    .map_err(|_| RuleError::HeaderValue(name.clone()))?;
             }
         }
         if let Some(p) = self.probability {
             if !(0.0..=1.0).contains(&p) {
-                return Err(format!("probability: {p} is not between 0 and 1"));
+                return Err(RuleError::Probability(p));
             }
         }
         if self.throttle_bytes_per_sec == Some(0) {
-            return Err("throttle_bytes_per_sec: must be at least 1".into());
+            return Err(RuleError::ZeroThrottle);
         }
-        if self.delay_ms.is_some_and(|ms| ms > 600_000) {
-            return Err("delay_ms: at most 600000 (ten minutes)".into());
+        if self.delay_ms.is_some_and(|ms| ms > MAX_DELAY_MS) {
+            return Err(RuleError::Delay);
         }
         Ok(())
     }
+}
+
+/// The longest `delay_ms` a rule may ask for: ten minutes.
+const MAX_DELAY_MS: u64 = 600_000;
+
+/// Why a rule cannot be used; the text names the field, as the control
+/// plane answers it.
+#[derive(Clone, Debug, PartialEq, thiserror::Error)]
+pub enum RuleError {
+    #[error("a rule needs an action: respond, delay_ms, throttle_bytes_per_sec, cut or job")]
+    NoAction,
+    #[error("respond.status: {0} is not an error status (400–599)")]
+    Status(u16),
+    #[error("respond.headers: {0:?} is not a header name")]
+    HeaderName(String),
+    #[error("respond.headers.{0}: not a header value")]
+    HeaderValue(String),
+    #[error("probability: {0} is not between 0 and 1")]
+    Probability(f64),
+    #[error("throttle_bytes_per_sec: must be at least 1")]
+    ZeroThrottle,
+    #[error("delay_ms: at most {MAX_DELAY_MS} (ten minutes)")]
+    Delay,
 }
 
 /// Rules from JSON: one rule, an array of rules, or `{"faults": [...]}` (the
@@ -464,10 +481,10 @@ impl FaultBook {
 }
 
 /// Why rules were not added.
-#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[derive(Clone, Debug, PartialEq, thiserror::Error)]
 pub enum AddError {
     #[error("{reason}")]
-    Invalid { index: usize, reason: String },
+    Invalid { index: usize, reason: RuleError },
     #[error(
         "the fault book holds at most {max} rules ({in_force} in force, {asked} more asked): \
          remove some (DELETE /_zipgate/faults) or start zipgate with a larger --max-faults"

@@ -390,7 +390,7 @@ fn serve(args: ServeArgs) -> ExitCode {
     };
     // Checked here, before anything binds, so the refusal names the flag.
     let waits = (|| {
-        Ok::<_, String>((
+        Ok::<_, zipgate::config::SettingError>((
             server::timeout_secs("--shutdown-grace", args.shutdown_grace, true)?,
             server::timeout_secs("--header-timeout", args.header_timeout, false)?,
             server::timeout_secs("--body-timeout", args.body_timeout, false)?,

@@ -71,7 +71,9 @@ impl AppState {
         config: Config,
         dialects: Vec<Arc<dyn Mounted>>,
     ) -> Result<Self, crate::StartError> {
-        config.check().map_err(crate::StartError::Settings)?;
+        config
+            .check()
+            .map_err(|e| crate::StartError::Settings(e.to_string()))?;
         if config.control_token.as_deref() == Some("") {
             // An empty token would be easy to send by mistake and would read
             // as "protected" while guarding nothing.
