@@ -4,7 +4,8 @@
 //! work; oversized, trickled and malformed bodies, unknown paths, wrong
 //! methods and injected faults are answered in the vendor's envelope
 //! (never zipgate's neutral one, never a hang or a 5xx of ours); `HEAD`
-//! answers like `GET`. A new dialect is in this suite by being mounted.
+//! answers like `GET`; a `Range` is ignored or served as a consistent 206.
+//! A new dialect is in this suite by being mounted.
 
 mod common;
 
@@ -404,6 +405,39 @@ async fn head_answers_like_get_with_no_body() {
                 got.header("content-type"),
                 "{what}"
             );
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_range_on_an_example_is_ignored_or_served_consistently() {
+    for sent in examples() {
+        // A server each: a vendor may refuse a second job while the first runs.
+        let server = start_default().await;
+        let mut headers = sent.headers();
+        headers.push(("range", "bytes=0-9"));
+        let reply = send(
+            &server,
+            sent.method.clone(),
+            &sent.path,
+            &headers,
+            sent.body.clone(),
+        )
+        .await;
+        let what = format!("{} with a Range", sent.name());
+        match reply.status {
+            StatusCode::PARTIAL_CONTENT => {
+                let range = reply.header("content-range").unwrap_or_default();
+                assert!(range.trim().starts_with("bytes 0-9/"), "{what}: {range:?}");
+                assert_eq!(reply.body.len(), 10, "{what}");
+            }
+            status => {
+                assert!(status.is_success(), "{what}: {status}");
+                assert!(reply.header("content-range").is_none(), "{what}");
+                if let Some(len) = reply.header("content-length") {
+                    assert_eq!(len, reply.body.len().to_string(), "{what}");
+                }
+            }
         }
     }
 }
