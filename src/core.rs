@@ -14,11 +14,14 @@ use crate::packing::{build_archive, single_file_archive};
 use crate::planner;
 use crate::server::http::empty;
 use crate::state::AppState;
-use crate::store::{Node, NodeData, User};
+use crate::store::{Node, NodeData, Store, User};
 use crate::stream::archive_body;
 
 pub struct ServerCore {
     state: Arc<AppState>,
+    /// The tree in force when the request arrived: every answer to this
+    /// request comes from the same one, whatever a reload does meanwhile.
+    store: Arc<Store>,
     /// The dialect this core is scoped to: its jobs, its ids.
     dialect: Arc<dyn Mounted>,
     /// Injected into every job this request creates.
@@ -31,6 +34,7 @@ pub struct ServerCore {
 impl ServerCore {
     pub fn new(state: Arc<AppState>, dialect: Arc<dyn Mounted>) -> Self {
         ServerCore {
+            store: state.store(),
             state,
             dialect,
             job_fault: None,
@@ -87,26 +91,22 @@ impl Core for ServerCore {
     }
 
     fn authenticate(&self, token: &str) -> Option<Arc<UserInfo>> {
-        self.state.store().authenticate(token).map(user_info)
+        self.store.authenticate(token).map(user_info)
     }
 
     fn log_in(&self, login: &str, password: &str) -> Option<(Arc<UserInfo>, String)> {
-        let store = self.state.store();
+        let store = &self.store;
         let user = store.log_in(login, password)?;
         Some((user_info(user), user.token.clone()?))
     }
 
     fn node(&self, id: &NodeId) -> Option<NodeInfo> {
-        self.state
-            .store()
-            .node(id)
-            .map(|n| node_info(n, self.tag()))
+        self.store.node(id).map(|n| node_info(n, self.tag()))
     }
 
     fn resolve(&self, dialect_id: &str) -> Option<NodeId> {
         let dialect = &self.dialect;
-        self.state
-            .store()
+        self.store
             .resolve_dialect_id(self.tag(), &|id| dialect.derive_id(id), dialect_id)
     }
 
@@ -117,18 +117,17 @@ impl Core for ServerCore {
         path: &str,
         names: NameMatch,
     ) -> Option<NodeId> {
-        self.state
-            .store()
+        self.store
             .node_by_path(principal, start, path, names)
             .map(|node| node.id.clone())
     }
 
     fn create_job(&self, request: CreateJob) -> Result<CreatedJob, Error> {
         let owner_tag = self.tag();
-        let store = self.state.store();
+        let store = &self.store;
         let mut options = request.plan;
         options.portable_names |= self.state.config.portable_names;
-        let plan = planner::plan(&store, &request.owner, &request.selection, &mut options)?;
+        let plan = planner::plan(store, &request.owner, &request.selection, &mut options)?;
         let policy = &self.state.config.compression;
         let archive = match (&plan.entries[..], request.single_file_as_is) {
             ([entry], true) if !entry.is_dir() => Arc::new(single_file_archive(entry)),

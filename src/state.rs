@@ -2,7 +2,7 @@
 //! force, jobs, journal, faults, clock, generators, mounted dialects). The
 //! HTTP layer and the core both use it; neither owns it.
 
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 
 use rand_chacha::rand_core::{RngCore, SeedableRng};
@@ -30,7 +30,6 @@ pub struct AppState {
     pub control_clock: Arc<AdjustableClock>,
     pub journal: Journal,
     pub faults: FaultBook,
-    generation: AtomicU64,
     /// CRC warmer threads running (health shows it).
     warmers: Arc<AtomicUsize>,
     rng: Mutex<SplitMix64>,
@@ -119,7 +118,6 @@ impl AppState {
             control_clock,
             journal: Journal::with_limits(config.journal_capacity, config.journal_bytes),
             faults,
-            generation: AtomicU64::new(0),
             warmers,
             rng: Mutex::new(SplitMix64::new(config.seed)),
             secrets: Mutex::new(secret_generator(config.secret_seed)),
@@ -191,10 +189,6 @@ impl AppState {
         Ok(())
     }
 
-    pub fn store_generation(&self) -> u64 {
-        self.generation.load(Ordering::SeqCst)
-    }
-
     pub fn random_u64(&self) -> u64 {
         self.rng
             .lock()
@@ -226,7 +220,6 @@ impl AppState {
         );
         // Its warmer must not keep both cores busy on a tree nobody asks for.
         old.retire();
-        self.generation.fetch_add(1, Ordering::SeqCst);
     }
 
     /// Stops background work (the CRC warmer) when the server shuts down.

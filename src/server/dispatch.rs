@@ -13,7 +13,7 @@ use ::http::{header, HeaderValue, Method, Request, Response, StatusCode};
 use bytes::Bytes;
 use http_body::{Body as _, Frame, SizeHint};
 use hyper::body::Incoming;
-use zipgate_api::DialectRequest;
+use zipgate_api::{DialectRequest, Mounted};
 
 use super::http::{json_error, Body};
 use super::router::{Ctx, Found, Router};
@@ -33,11 +33,9 @@ pub(super) async fn dispatch(
     let path = req.uri().path().to_owned();
     // Vendor routes are journaled and may carry faults; zipgate's own are not.
     let vendor = !path.starts_with("/_zipgate/");
-    let dialect = if vendor {
-        router.dialect_for(&path)
-    } else {
-        None
-    };
+    // The dialect that answers for this path, looked up once.
+    let owner = if vendor { router.owner_of(&path) } else { None };
+    let dialect = owner.as_ref().map(|d| d.name());
     let journal = if vendor {
         state.journal.record(
             state.clock.now(),
@@ -50,7 +48,7 @@ pub(super) async fn dispatch(
         None
     };
     let fault = if vendor && !state.faults.is_empty() {
-        decide_fault(&state, dialect, &req)
+        decide_fault(&state, owner.as_ref(), &req)
     } else {
         None
     };
@@ -73,12 +71,7 @@ pub(super) async fn dispatch(
             let status =
                 StatusCode::from_u16(respond.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
             let message = respond.message.as_deref();
-            let owner = state
-                .dialects
-                .iter()
-                .find(|d| Some(d.name()) == dialect)
-                .cloned();
-            let mut response = match owner {
+            let mut response = match &owner {
                 Some(owner) => owner.status_response(
                     status,
                     message,
@@ -111,7 +104,7 @@ pub(super) async fn dispatch(
             })
             .await
         }
-        (_, found) => match router.owner_of(&path) {
+        (_, found) => match owner {
             // Under a vendor's prefix, the vendor's own envelope answers.
             Some(dialect) => {
                 let request = bodiless(req, &state);
@@ -167,10 +160,9 @@ fn bodiless(req: Request<Incoming>, state: &AppState) -> DialectRequest {
 /// its handlers do (`Dialect::principal`), so the two cannot disagree.
 fn decide_fault(
     state: &Arc<AppState>,
-    dialect: Option<&str>,
+    owner: Option<&Arc<dyn Mounted>>,
     req: &Request<Incoming>,
 ) -> Option<Decision> {
-    let owner = dialect.and_then(|name| state.dialects.iter().find(|d| d.name() == name));
     let user = match owner {
         Some(owner) if state.faults.needs_user() => {
             let mut request = DialectRequest::new(
@@ -188,7 +180,7 @@ fn decide_fault(
         _ => None,
     };
     state.faults.decide(&RequestFacts {
-        dialect,
+        dialect: owner.map(|d| d.name()),
         method: req.method().as_str(),
         path: req.uri().path(),
         user: user.as_ref().map(|u| (u.id.0.as_str(), u.login.as_str())),

@@ -85,11 +85,6 @@ impl Router {
         }
     }
 
-    /// The dialect a request goes to, by route or by path prefix.
-    pub fn dialect_for(&self, path: &str) -> Option<&'static str> {
-        self.owner_of(path).map(|d| d.name())
-    }
-
     /// The dialect that answers for `path`: the owner of the route it
     /// matches (whatever the method), else the one whose prefix it is under.
     pub fn owner_of(&self, path: &str) -> Option<Arc<dyn Mounted>> {
@@ -116,7 +111,7 @@ impl Router {
         }
     }
 
-    pub fn fallback_for(&self, path: &str) -> Option<Arc<dyn Mounted>> {
+    fn fallback_for(&self, path: &str) -> Option<Arc<dyn Mounted>> {
         let path = self.match_path(path);
         self.fallbacks
             .iter()

@@ -176,21 +176,26 @@ impl Store {
             None => None,
         };
         for name in path.split('/').filter(|n| !n.is_empty()) {
-            let siblings: Box<dyn Iterator<Item = &Arc<Node>>> = match current {
-                Some(folder) => Box::new(self.children(folder)),
-                None => Box::new(self.roots()),
+            let siblings: &[NodeId] = match current {
+                Some(folder) => match &folder.data {
+                    NodeData::Folder(children) => children,
+                    NodeData::File(_) => return None,
+                },
+                None => &self.roots,
             };
-            let visible: Vec<&Arc<Node>> =
-                siblings.filter(|n| self.can_read(principal, n)).collect();
-            let exact = visible.iter().find(|n| n.name == name);
-            let found = match (exact, names) {
-                (Some(node), _) => Some(*node),
-                (None, zipgate_api::NameMatch::Exact) => None,
-                (None, zipgate_api::NameMatch::IgnoreCase) => {
+            let visible = || {
+                siblings
+                    .iter()
+                    .filter_map(|id| self.nodes.get(id))
+                    .filter(|n| self.can_read(principal, n))
+            };
+            let found = visible().find(|n| n.name == name).or_else(|| match names {
+                zipgate_api::NameMatch::Exact => None,
+                zipgate_api::NameMatch::IgnoreCase => {
                     let lower = name.to_lowercase();
-                    visible.into_iter().find(|n| n.name.to_lowercase() == lower)
+                    visible().find(|n| n.name.to_lowercase() == lower)
                 }
-            };
+            });
             current = Some(found?);
         }
         current
@@ -204,13 +209,18 @@ impl Store {
         derive: &dyn Fn(&NodeId) -> String,
         id: &str,
     ) -> Option<NodeId> {
-        let index = self
+        let cached = self
             .id_indexes
             .lock()
             .unwrap_or_else(|e| e.into_inner())
-            .entry(dialect)
-            .or_insert_with(|| {
-                Arc::new(
+            .get(dialect)
+            .cloned();
+        let index = match cached {
+            Some(index) => index,
+            None => {
+                // Built without the lock, so other dialects' lookups do not
+                // wait on it; two first lookups at once build it twice, alike.
+                let built: Arc<HashMap<String, NodeId>> = Arc::new(
                     self.nodes
                         .values()
                         .map(|node| {
@@ -221,9 +231,15 @@ impl Store {
                             (id, node.id.clone())
                         })
                         .collect(),
-                )
-            })
-            .clone();
+                );
+                self.id_indexes
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .entry(dialect)
+                    .or_insert(built)
+                    .clone()
+            }
+        };
         index.get(id).cloned()
     }
 

@@ -67,10 +67,10 @@ impl DialectRequest {
 
     /// A query-string parameter, percent-decoded (`+` as space).
     pub fn query(&self, name: &str) -> Option<String> {
-        query_pairs(self.uri.query().unwrap_or(""))
-            .into_iter()
-            .find(|(key, _)| key == name)
-            .map(|(_, value)| value)
+        // Only the matching pair's value is decoded.
+        raw_pairs(self.uri.query().unwrap_or(""))
+            .find(|(key, _)| percent_decode(key) == name)
+            .map(|(_, value)| percent_decode(value))
     }
 }
 
@@ -203,7 +203,7 @@ pub enum JobOp<'a> {
 /// What the core offers a dialect, already scoped to that dialect: its
 /// jobs are the only ones it can see or touch, the ids it resolves are in
 /// its own scheme, and jobs it creates are its own. Implemented by the
-/// server, and by [`crate::fake::FakeCore`] for unit tests.
+/// server, and by `zipgate_api::fake::FakeCore` (feature `fake`) for unit tests.
 pub trait Core: Send + Sync {
     fn now(&self) -> DateTime<Utc>;
     /// The user a bearer token belongs to.

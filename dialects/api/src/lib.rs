@@ -6,6 +6,7 @@
 
 pub mod dialect;
 pub mod download;
+#[cfg(any(test, feature = "fake"))]
 pub mod fake;
 pub mod http;
 pub mod ids;

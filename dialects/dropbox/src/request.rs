@@ -6,6 +6,7 @@
 
 use http::header;
 use serde_json::Value;
+use zipgate_api::http::media_type;
 use zipgate_api::{BodyError, DialectRequest};
 
 use crate::errors::DropboxError;
@@ -57,18 +58,19 @@ pub fn empty_body(request: &DialectRequest, allowed: ContentTypes) -> Result<(),
             )))
         }
     }
-    let Some(value) = request.headers.get(header::CONTENT_TYPE) else {
-        return Ok(());
-    };
-    let text = value.to_str().unwrap_or("");
-    let essence = text.split(';').next().unwrap_or("").trim();
     let fine = allowed == ContentTypes::Any
-        || essence.is_empty()
-        || essence.eq_ignore_ascii_case("application/octet-stream")
-        || essence.eq_ignore_ascii_case("text/plain");
+        || matches!(
+            media_type(&request.headers).as_deref(),
+            None | Some("application/octet-stream" | "text/plain")
+        );
     if fine {
         Ok(())
     } else {
+        let text = request
+            .headers
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("");
         Err(DropboxError::bad_input(format!(
             "Bad HTTP \"Content-Type\" header: {text:?}.  Expecting one of \"application/octet-stream\", \"text/plain; charset=dropbox-cors-hack\"."
         )))
