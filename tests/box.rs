@@ -460,6 +460,60 @@ async fn too_many_concurrent_downloads_are_429() {
 }
 
 #[tokio::test]
+async fn the_concurrent_download_cap_holds_under_a_burst() {
+    // The cap is checked and the download claimed in one step: a burst of
+    // downloads of one user's ready jobs lets exactly `max` through.
+    let s = start(&[("max_concurrent_downloads", "2")]).await;
+    let mut urls = Vec::new();
+    for _ in 0..8 {
+        let job = create(&s, Some(ALICE), &items(&[("file", "12349")]))
+            .await
+            .json();
+        urls.push(path_of(job["download_url"].as_str().unwrap()));
+    }
+    // Connect first, then send every request at once from its own task.
+    let mut senders = Vec::new();
+    for _ in &urls {
+        let stream = tokio::net::TcpStream::connect(s.server.addr())
+            .await
+            .unwrap();
+        let (sender, connection) =
+            hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream))
+                .await
+                .unwrap();
+        tokio::spawn(connection);
+        senders.push(sender);
+    }
+    let tasks: Vec<_> = senders
+        .into_iter()
+        .zip(&urls)
+        .map(|(mut sender, url)| {
+            let request = http::Request::get(url.as_str())
+                .header("host", HOST)
+                .body(http_body_util::Empty::<Bytes>::new())
+                .unwrap();
+            tokio::spawn(async move { sender.send_request(request).await.unwrap() })
+        })
+        .collect();
+    let mut replies = Vec::new();
+    for task in tasks {
+        replies.push(task.await.unwrap());
+    }
+    let statuses: Vec<u16> = replies.iter().map(|r| r.status().as_u16()).collect();
+    assert_eq!(
+        statuses.iter().filter(|&&s| s == 200).count(),
+        2,
+        "{statuses:?}"
+    );
+    assert_eq!(
+        statuses.iter().filter(|&&s| s == 429).count(),
+        6,
+        "{statuses:?}"
+    );
+    drop(replies);
+}
+
+#[tokio::test]
 async fn wrong_methods_and_unknown_paths_answer_in_boxs_envelope() {
     let s = start(&[]).await;
     let reply = send(

@@ -22,6 +22,24 @@ pub use job::{JobFault, JobSpec, StuckState};
 use table::{remove_key, Key, OwnerJobs, Table};
 pub use ticket::DownloadTicket;
 
+/// What a download must satisfy besides the job's own rules.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Admission<'a> {
+    /// The job must belong to this dialect.
+    pub owner_tag: Option<&'a str>,
+    /// The job's owner may have at most this many of the dialect's
+    /// downloads streaming.
+    pub max_per_owner: Option<usize>,
+}
+
+/// A download that has started.
+pub struct Claim {
+    pub archive: Arc<Archive>,
+    pub ticket: DownloadTicket,
+    /// The job as the claim left it.
+    pub job: JobSnapshot,
+}
+
 #[derive(Clone)]
 pub struct JobRegistry {
     inner: Arc<Inner>,
@@ -237,13 +255,6 @@ impl JobRegistry {
         })
     }
 
-    /// Downloads in progress of jobs with this tag and owner.
-    pub fn downloads_of(&self, owner_tag: &str, owner: &Principal) -> usize {
-        self.jobs()
-            .owner_jobs(owner_tag, owner)
-            .map_or(0, |o| o.downloading)
-    }
-
     fn of_owner(
         &self,
         owner_tag: &str,
@@ -260,13 +271,46 @@ impl JobRegistry {
         jobs.snapshots(&keys, now)
     }
 
+    /// The job behind `id` if `admission` lets a download of it start now.
+    /// Unknown jobs (and other dialects') are `NotFound` before the cap is
+    /// looked at, so a guessed id learns nothing from it.
+    fn admit<'t>(
+        jobs: &'t mut Table,
+        id: &str,
+        admission: Admission<'_>,
+        now: DateTime<Utc>,
+    ) -> Result<&'t mut Job, Error> {
+        let not_found = || Error::NotFound(id.to_owned());
+        let job = Self::live(jobs, id, now).ok_or_else(not_found)?;
+        if admission
+            .owner_tag
+            .is_some_and(|tag| tag != job.snapshot.owner_tag)
+        {
+            return Err(not_found());
+        }
+        if let Some(limit) = admission.max_per_owner {
+            let owner = (job.snapshot.owner_tag, job.snapshot.owner.clone());
+            let busy = jobs
+                .owner_jobs(owner.0, &owner.1)
+                .map_or(0, |o| o.downloading);
+            if busy >= limit {
+                return Err(Error::TooManyDownloads {
+                    limit: limit as u64,
+                });
+            }
+        }
+        let job = jobs.get_mut(id).ok_or_else(not_found)?;
+        job.may_download(id, now)?;
+        Ok(job)
+    }
+
     /// Starts a download: the job must be ready (or, if reusable, already
-    /// downloaded). The ticket reports progress and the outcome.
-    pub fn begin_download(&self, id: &str) -> Result<(Arc<Archive>, DownloadTicket), Error> {
+    /// downloaded) and `admission` must let it in; checking and claiming
+    /// happen under one lock. The ticket reports progress and the outcome.
+    pub fn begin_download(&self, id: &str, admission: Admission<'_>) -> Result<Claim, Error> {
         let now = self.inner.clock.now();
         let mut jobs = self.jobs();
-        let job = Self::live(&mut jobs, id, now).ok_or_else(|| Error::NotFound(id.to_owned()))?;
-        job.may_download(id, now)?;
+        let job = Self::admit(&mut jobs, id, admission, now)?;
         let single_use = job.spec.single_use;
         let s = &mut job.snapshot;
         s.downloads += 1;
@@ -277,12 +321,14 @@ impl JobRegistry {
             job.settled_at.get_or_insert(now);
         }
         let archive = job.spec.archive.clone();
-        let owner = (job.snapshot.owner_tag, job.snapshot.owner.clone());
+        let snapshot = job.snapshot.clone();
+        let owner = (snapshot.owner_tag, snapshot.owner.clone());
         let key = jobs.key_of(id).expect("the job was found by this id");
         jobs.owner_entry(owner.0, &owner.1).downloading += 1;
-        Ok((
+        Ok(Claim {
             archive,
-            DownloadTicket {
+            job: snapshot,
+            ticket: DownloadTicket {
                 registry: self.clone(),
                 id: id.to_owned(),
                 key,
@@ -290,17 +336,21 @@ impl JobRegistry {
                 single_use,
                 settled: AtomicBool::new(false),
             },
-        ))
+        })
     }
 
     /// What [`JobRegistry::begin_download`] would answer, claiming nothing:
-    /// the archive when a download could start now (a `HEAD` request).
-    pub fn peek_download(&self, id: &str) -> Result<Arc<Archive>, Error> {
+    /// the archive and the job when a download could start now (a `HEAD`
+    /// request).
+    pub fn peek_download(
+        &self,
+        id: &str,
+        admission: Admission<'_>,
+    ) -> Result<(Arc<Archive>, JobSnapshot), Error> {
         let now = self.inner.clock.now();
         let mut jobs = self.jobs();
-        let job = Self::live(&mut jobs, id, now).ok_or_else(|| Error::NotFound(id.to_owned()))?;
-        job.may_download(id, now)?;
-        Ok(job.spec.archive.clone())
+        let job = Self::admit(&mut jobs, id, admission, now)?;
+        Ok((job.spec.archive.clone(), job.snapshot.clone()))
     }
 
     /// Cancels a job that has not finished; a finished one is left as it is.
@@ -441,12 +491,32 @@ mod tests {
         );
         assert!(jobs.newest_of("nobody", &anon, |_| true).is_none());
 
-        let (_, ticket) = jobs.begin_download("a").unwrap();
-        assert_eq!(jobs.downloads_of("test", &anon), 1);
+        let one = Admission {
+            owner_tag: Some("test"),
+            max_per_owner: Some(1),
+        };
+        let ticket = jobs.begin_download("a", one).unwrap().ticket;
+        assert!(matches!(
+            jobs.begin_download("c", one),
+            Err(Error::TooManyDownloads { limit: 1 })
+        ));
+        assert!(matches!(
+            jobs.peek_download("c", one),
+            Err(Error::TooManyDownloads { .. })
+        ));
+        // An unknown id, or another dialect's job, is not found before the cap.
+        assert!(matches!(
+            jobs.begin_download("zz", one),
+            Err(Error::NotFound(_))
+        ));
+        assert!(matches!(
+            jobs.begin_download("x", one),
+            Err(Error::NotFound(_))
+        ));
         // Removing the job mid-download still ends the count when the download ends.
         jobs.remove("a");
         drop(ticket);
-        assert_eq!(jobs.downloads_of("test", &anon), 0);
+        assert!(jobs.peek_download("c", one).is_ok());
         assert_eq!(jobs.list_of("test", &anon).len(), 2);
     }
 
@@ -476,7 +546,10 @@ mod tests {
     fn a_ticket_never_touches_a_later_job_under_the_same_id() {
         let (_, jobs) = setup();
         jobs.create(spec("j", Pacing::Immediate, false)).unwrap();
-        let (_, ticket) = jobs.begin_download("j").unwrap();
+        let ticket = jobs
+            .begin_download("j", Admission::default())
+            .unwrap()
+            .ticket;
         jobs.remove("j");
         // The new job takes the freed slot, under a new generation.
         jobs.create(spec("j", Pacing::Immediate, false)).unwrap();
@@ -493,7 +566,12 @@ mod tests {
             ),
             (0, 0, 0, JobState::Ready)
         );
-        assert_eq!(jobs.downloads_of("test", &Principal::Anonymous), 0);
+        // The stale ticket no longer counts against its owner.
+        let one = Admission {
+            owner_tag: None,
+            max_per_owner: Some(1),
+        };
+        assert!(jobs.peek_download("j", one).is_ok());
         assert_eq!(jobs.len(), 1);
     }
 
@@ -523,20 +601,29 @@ mod tests {
             false,
         ))
         .unwrap();
-        assert!(matches!(jobs.begin_download("j"), Err(Error::Conflict(_))));
+        assert!(matches!(
+            jobs.begin_download("j", Admission::default()),
+            Err(Error::Conflict(_))
+        ));
         clock.advance(Duration::seconds(5));
         assert_eq!(jobs.get("j").unwrap().state, JobState::Ready);
-        assert!(jobs.begin_download("j").is_ok());
+        assert!(jobs.begin_download("j", Admission::default()).is_ok());
     }
 
     #[test]
     fn single_use_allows_one_download() {
         let (_, jobs) = setup();
         jobs.create(spec("j", Pacing::Immediate, true)).unwrap();
-        let (_, ticket) = jobs.begin_download("j").unwrap();
+        let ticket = jobs
+            .begin_download("j", Admission::default())
+            .unwrap()
+            .ticket;
         assert_eq!(jobs.get("j").unwrap().state, JobState::Downloading);
         assert_eq!(jobs.get("j").unwrap().active_downloads, 1);
-        assert!(matches!(jobs.begin_download("j"), Err(Error::Gone(_))));
+        assert!(matches!(
+            jobs.begin_download("j", Admission::default()),
+            Err(Error::Gone(_))
+        ));
         ticket.bytes_sent(100);
         ticket.entry_done(0);
         ticket.finished(true);
@@ -544,7 +631,10 @@ mod tests {
         assert_eq!(jobs.get("j").unwrap().bytes_sent, 100);
         assert_eq!(jobs.get("j").unwrap().active_downloads, 0);
         assert_eq!(jobs.get("j").unwrap().state, JobState::Done);
-        assert!(matches!(jobs.begin_download("j"), Err(Error::Gone(_))));
+        assert!(matches!(
+            jobs.begin_download("j", Admission::default()),
+            Err(Error::Gone(_))
+        ));
     }
 
     #[test]
@@ -553,26 +643,38 @@ mod tests {
         jobs.create(spec("j", Pacing::Immediate, true)).unwrap();
         jobs.create(spec("q", Pacing::AfterPolls(5), true)).unwrap();
         for _ in 0..3 {
-            assert!(jobs.peek_download("j").is_ok());
+            assert!(jobs.peek_download("j", Admission::default()).is_ok());
         }
         let job = jobs.get("j").unwrap();
         assert_eq!(
             (job.state, job.downloads, job.active_downloads),
             (JobState::Ready, 0, 0)
         );
-        assert!(matches!(jobs.peek_download("q"), Err(Error::Conflict(_))));
-        assert!(matches!(jobs.peek_download("x"), Err(Error::NotFound(_))));
+        assert!(matches!(
+            jobs.peek_download("q", Admission::default()),
+            Err(Error::Conflict(_))
+        ));
+        assert!(matches!(
+            jobs.peek_download("x", Admission::default()),
+            Err(Error::NotFound(_))
+        ));
         // After the one download, a peek answers as the download would.
-        let (_, ticket) = jobs.begin_download("j").unwrap();
+        let ticket = jobs
+            .begin_download("j", Admission::default())
+            .unwrap()
+            .ticket;
         ticket.complete();
-        assert!(matches!(jobs.peek_download("j"), Err(Error::Gone(_))));
+        assert!(matches!(
+            jobs.peek_download("j", Admission::default()),
+            Err(Error::Gone(_))
+        ));
     }
 
     #[test]
     fn an_interrupted_single_use_download_fails_the_job() {
         let (_, jobs) = setup();
         jobs.create(spec("j", Pacing::Immediate, true)).unwrap();
-        drop(jobs.begin_download("j").unwrap());
+        drop(jobs.begin_download("j", Admission::default()).unwrap());
         let job = jobs.get("j").unwrap();
         assert_eq!(job.state, JobState::Failed);
         assert_eq!(job.error.as_deref(), Some("download interrupted"));
@@ -583,7 +685,10 @@ mod tests {
         let (_, jobs) = setup();
         jobs.create(spec("j", Pacing::Immediate, false)).unwrap();
         for _ in 0..3 {
-            jobs.begin_download("j").unwrap().1.complete();
+            jobs.begin_download("j", Admission::default())
+                .unwrap()
+                .ticket
+                .complete();
         }
         let job = jobs.get("j").unwrap();
         assert_eq!((job.state, job.downloads), (JobState::Ready, 3));
@@ -595,7 +700,10 @@ mod tests {
         jobs.create(spec("j", Pacing::Immediate, true)).unwrap();
         clock.advance(Duration::seconds(31));
         assert_eq!(jobs.get("j").unwrap().state, JobState::Expired);
-        assert!(matches!(jobs.begin_download("j"), Err(Error::Gone(_))));
+        assert!(matches!(
+            jobs.begin_download("j", Admission::default()),
+            Err(Error::Gone(_))
+        ));
         clock.advance(Duration::hours(12));
         assert_eq!(jobs.sweep(), 1);
         assert!(jobs.get("j").is_none());
@@ -606,7 +714,10 @@ mod tests {
         let (clock, jobs) = setup();
         jobs.create(spec("j", Pacing::Immediate, true)).unwrap();
         clock.advance(Duration::seconds(10));
-        let (_, ticket) = jobs.begin_download("j").unwrap();
+        let ticket = jobs
+            .begin_download("j", Admission::default())
+            .unwrap()
+            .ticket;
         clock.advance(Duration::minutes(10));
         assert_eq!(jobs.get("j").unwrap().state, JobState::Downloading);
         ticket.complete();
@@ -659,7 +770,10 @@ mod tests {
                 let ready = jobs.get("now").unwrap();
                 assert_eq!(ready.state, JobState::Ready, "{what}");
                 assert!(ready.expires_at.unwrap() >= ready.ready_at.unwrap());
-                jobs.begin_download("now").unwrap().1.complete();
+                jobs.begin_download("now", Admission::default())
+                    .unwrap()
+                    .ticket
+                    .complete();
                 jobs.cancel("later").unwrap();
                 assert_eq!(jobs.list().len(), 3, "{what}");
                 // Retention never passes: nothing is reclaimed.
@@ -675,9 +789,15 @@ mod tests {
         jobs.create(spec("a", Pacing::AfterPolls(5), false))
             .unwrap();
         assert_eq!(jobs.cancel("a").unwrap().state, JobState::Cancelled);
-        assert!(matches!(jobs.begin_download("a"), Err(Error::Gone(_))));
+        assert!(matches!(
+            jobs.begin_download("a", Admission::default()),
+            Err(Error::Gone(_))
+        ));
         jobs.create(spec("b", Pacing::Immediate, true)).unwrap();
-        jobs.begin_download("b").unwrap().1.complete();
+        jobs.begin_download("b", Admission::default())
+            .unwrap()
+            .ticket
+            .complete();
         assert_eq!(jobs.cancel("b").unwrap().state, JobState::Done);
         assert!(matches!(jobs.cancel("zzz"), Err(Error::NotFound(_))));
     }

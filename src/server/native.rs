@@ -71,6 +71,7 @@ fn error_response(error: &Error) -> Response<Body> {
         Error::Gone(_) => (StatusCode::GONE, "gone"),
         Error::Conflict(_) => (StatusCode::CONFLICT, "conflict"),
         Error::TooManyJobs { .. } => (StatusCode::TOO_MANY_REQUESTS, "too_many_jobs"),
+        Error::TooManyDownloads { .. } => (StatusCode::TOO_MANY_REQUESTS, "too_many_downloads"),
         Error::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
     };
     h::json_error(status, kind, error.to_string())

@@ -200,16 +200,45 @@ pub enum JobOp<'a> {
     Remove,
 }
 
+/// How a dialect proves who is asking.
+#[derive(Clone, Copy, Debug)]
+pub enum Credential<'a> {
+    /// A bearer token (or any token-shaped secret: a cookie, a query value).
+    Token(&'a str),
+    /// A user name (login or id) and password.
+    Password { login: &'a str, password: &'a str },
+}
+
+/// A user the core recognised, and the token that stands for them.
+#[derive(Clone, Debug)]
+pub struct SignedIn {
+    pub user: Arc<UserInfo>,
+    pub token: String,
+}
+
+/// Which of the server's two generators to draw from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Randomness {
+    /// The seeded cosmetic generator: reproducible with `--seed`, so
+    /// predictable; for ids and names a test wants stable, never for secrets.
+    Cosmetic,
+    /// The cryptographic generator: random unless the server was started
+    /// with `--seed`, and never derivable from what `Cosmetic` gives. For
+    /// anything that grants access.
+    Secret,
+}
+
 /// What the core offers a dialect, already scoped to that dialect: its
 /// jobs are the only ones it can see or touch, the ids it resolves are in
 /// its own scheme, and jobs it creates are its own. Implemented by the
 /// server, and by `zipgate_api::fake::FakeCore` (feature `fake`) for unit tests.
+///
+/// Ten methods are required; the rest are conveniences with default bodies
+/// built on them (the server overrides some only to do less work).
 pub trait Core: Send + Sync {
     fn now(&self) -> DateTime<Utc>;
-    /// The user a bearer token belongs to.
-    fn authenticate(&self, token: &str) -> Option<Arc<UserInfo>>;
-    /// A user name (login or id) and password: the user and their token.
-    fn log_in(&self, login: &str, password: &str) -> Option<(Arc<UserInfo>, String)>;
+    /// The user behind a credential.
+    fn sign_in(&self, credential: Credential<'_>) -> Option<SignedIn>;
     fn node(&self, id: &NodeId) -> Option<NodeInfo>;
     /// The node behind an id in this dialect's scheme (pinned in the fixture,
     /// else [`Dialect::derive_id`]).
@@ -230,25 +259,52 @@ pub trait Core: Send + Sync {
     fn create_job(&self, request: CreateJob) -> Result<CreatedJob, Error>;
     /// One of this dialect's jobs (another dialect's is `NotFound`).
     fn job(&self, id: &str, op: JobOp<'_>) -> Result<JobSnapshot, Error>;
-    /// This dialect's jobs of `owner` whose final state the client has not
-    /// been shown yet ([`JobOp::Acknowledge`]), oldest first.
-    fn open_jobs(&self, owner: &Principal) -> Vec<JobSnapshot>;
-    /// This dialect's newest job of `owner`, in `state` when one is given.
-    fn newest_job(&self, owner: &Principal, state: Option<JobState>) -> Option<JobSnapshot>;
-    /// Downloads of this dialect's jobs of `owner` in progress now.
-    fn downloads(&self, owner: &Principal) -> usize;
-    /// Starts a download of a ready job (the job's single-use and expiry rules apply).
+    /// This dialect's jobs of `owner`, oldest first.
+    fn jobs(&self, owner: &Principal) -> Vec<JobSnapshot>;
+    /// Starts a download of a ready job (the job's single-use and expiry
+    /// rules apply). With `max_per_owner`, the download is refused with
+    /// [`Error::TooManyDownloads`] while the job's owner already has that
+    /// many of this dialect's downloads streaming; the check and the claim
+    /// are one step, so concurrent requests cannot both slip under the cap.
+    /// An unknown job is `NotFound` before the cap is looked at.
     /// On a `HEAD` request the core only checks: the answer is the same, the
     /// body empty, and the job is left as it was (no use, no progress).
-    fn start_download(&self, id: &str) -> Result<Download, Error>;
+    fn start_download(&self, id: &str, max_per_owner: Option<usize>) -> Result<Download, Error>;
+    /// Fills `out` from one of the server's generators.
+    fn random(&self, kind: Randomness, out: &mut [u8]);
 
-    /// A fresh value from the server's seeded cosmetic generator
-    /// (reproducible with `--seed`; predictable, so never for secrets).
-    fn random_u64(&self) -> u64;
-    /// Fills `out` from the server's cryptographic generator: random unless
-    /// the server was started with `--seed`, and never derivable from what
-    /// `random_u64` gives. For anything that grants access.
-    fn fill_secret(&self, out: &mut [u8]);
+    /// The user a bearer token belongs to.
+    fn authenticate(&self, token: &str) -> Option<Arc<UserInfo>> {
+        self.sign_in(Credential::Token(token)).map(|s| s.user)
+    }
+    /// A user name (login or id) and password: the user and their token.
+    fn log_in(&self, login: &str, password: &str) -> Option<SignedIn> {
+        self.sign_in(Credential::Password { login, password })
+    }
+    /// This dialect's jobs of `owner` whose final state the client has not
+    /// been shown yet ([`JobOp::Acknowledge`]), oldest first.
+    fn open_jobs(&self, owner: &Principal) -> Vec<JobSnapshot> {
+        let mut jobs = self.jobs(owner);
+        jobs.retain(|job| !job.acknowledged);
+        jobs
+    }
+    /// This dialect's newest job of `owner`, in `state` when one is given.
+    fn newest_job(&self, owner: &Principal, state: Option<JobState>) -> Option<JobSnapshot> {
+        self.jobs(owner)
+            .into_iter()
+            .rev()
+            .find(|job| state.is_none_or(|s| job.state == s))
+    }
+    /// A fresh value from [`Randomness::Cosmetic`].
+    fn random_u64(&self) -> u64 {
+        let mut bytes = [0; 8];
+        self.random(Randomness::Cosmetic, &mut bytes);
+        u64::from_le_bytes(bytes)
+    }
+    /// Fills `out` from [`Randomness::Secret`].
+    fn fill_secret(&self, out: &mut [u8]) {
+        self.random(Randomness::Secret, out)
+    }
 }
 
 /// One route a dialect serves: a method, a `matchit` pattern (e.g.

@@ -10,7 +10,9 @@ use std::sync::{Arc, Mutex};
 
 use chrono::{DateTime, TimeZone, Utc};
 
-use crate::dialect::{Core, Download, JobOp, NameMatch, NodeInfo, UserInfo};
+use crate::dialect::{
+    Core, Credential, Download, JobOp, NameMatch, NodeInfo, Randomness, SignedIn, UserInfo,
+};
 use crate::http::full;
 use crate::job::{CreateJob, CreatedJob, JobSnapshot, Pacing};
 use crate::rng::SplitMix64;
@@ -182,18 +184,19 @@ impl Core for FakeCore {
         self.now
     }
 
-    fn authenticate(&self, token: &str) -> Option<Arc<UserInfo>> {
+    fn sign_in(&self, credential: Credential<'_>) -> Option<SignedIn> {
         self.users
             .iter()
-            .find(|u| u.token == token)
-            .map(|u| u.info.clone())
-    }
-
-    fn log_in(&self, login: &str, password: &str) -> Option<(Arc<UserInfo>, String)> {
-        self.users
-            .iter()
-            .find(|u| u.info.login.eq_ignore_ascii_case(login) && u.password == password)
-            .map(|u| (u.info.clone(), u.token.clone()))
+            .find(|u| match credential {
+                Credential::Token(token) => u.token == token,
+                Credential::Password { login, password } => {
+                    u.info.login.eq_ignore_ascii_case(login) && u.password == password
+                }
+            })
+            .map(|u| SignedIn {
+                user: u.info.clone(),
+                token: u.token.clone(),
+            })
     }
 
     fn node(&self, id: &NodeId) -> Option<NodeInfo> {
@@ -325,39 +328,36 @@ impl Core for FakeCore {
         Ok(state.jobs[index].clone())
     }
 
-    fn open_jobs(&self, owner: &Principal) -> Vec<JobSnapshot> {
-        self.lock()
-            .jobs
-            .iter()
-            .filter(|j| j.owner_tag == self.dialect && &j.owner == owner && !j.acknowledged)
-            .cloned()
-            .collect()
-    }
-
-    fn newest_job(&self, owner: &Principal, state: Option<JobState>) -> Option<JobSnapshot> {
-        self.lock()
-            .jobs
-            .iter()
-            .rev()
-            .find(|j| {
-                j.owner_tag == self.dialect
-                    && &j.owner == owner
-                    && state.is_none_or(|s| j.state == s)
-            })
-            .cloned()
-    }
-
-    fn downloads(&self, owner: &Principal) -> usize {
+    fn jobs(&self, owner: &Principal) -> Vec<JobSnapshot> {
         self.lock()
             .jobs
             .iter()
             .filter(|j| j.owner_tag == self.dialect && &j.owner == owner)
-            .map(|j| j.active_downloads as usize)
-            .sum()
+            .cloned()
+            .collect()
     }
 
-    fn start_download(&self, id: &str) -> Result<Download, Error> {
+    fn start_download(&self, id: &str, max_per_owner: Option<usize>) -> Result<Download, Error> {
         let mut state = self.lock();
+        let owner = state
+            .jobs
+            .iter()
+            .find(|j| j.id == id && j.owner_tag == self.dialect)
+            .map(|j| j.owner.clone())
+            .ok_or_else(|| Error::NotFound(id.to_owned()))?;
+        if let Some(limit) = max_per_owner {
+            let busy: u32 = state
+                .jobs
+                .iter()
+                .filter(|j| j.owner_tag == self.dialect && j.owner == owner)
+                .map(|j| j.active_downloads)
+                .sum();
+            if busy as usize >= limit {
+                return Err(Error::TooManyDownloads {
+                    limit: limit as u64,
+                });
+            }
+        }
         let job = state
             .jobs
             .iter_mut()
@@ -384,11 +384,8 @@ impl Core for FakeCore {
         ))
     }
 
-    fn random_u64(&self) -> u64 {
-        self.lock().rng.next_u64()
-    }
-
-    fn fill_secret(&self, out: &mut [u8]) {
+    fn random(&self, _kind: Randomness, out: &mut [u8]) {
+        // One deterministic generator for both kinds: a fake has no secrets.
         let mut state = self.lock();
         for chunk in out.chunks_mut(8) {
             let bytes = state.rng.next_u64().to_le_bytes();
@@ -455,14 +452,14 @@ mod tests {
         assert_eq!(core.authenticate("u-token").unwrap().id.0, "u");
         let created = create(&core, "j1", Pacing::AfterPolls(2)).unwrap();
         assert_eq!((created.job.file_count, created.total_bytes), (1, 5));
-        assert!(core.start_download("j1").is_err(), "not ready yet");
+        assert!(core.start_download("j1", None).is_err(), "not ready yet");
         core.job("j1", JobOp::Poll).unwrap();
         assert_eq!(core.job("j1", JobOp::Poll).unwrap().state, JobState::Ready);
-        assert!(core.start_download("j1").is_ok());
-        assert!(core.start_download("j1").is_err(), "single use");
+        assert!(core.start_download("j1", None).is_ok());
+        assert!(core.start_download("j1", None).is_err(), "single use");
         // Another dialect's job is invisible.
         core.foreign_job("j2", Principal::Anonymous);
         assert!(core.job("j2", JobOp::Look).is_err());
-        assert!(core.start_download("j2").is_err());
+        assert!(core.start_download("j2", None).is_err());
     }
 }

@@ -23,8 +23,8 @@ use std::fmt;
 use serde::{Deserialize, Serialize};
 
 pub use dialect::{
-    mount, BodyError, Core, Dialect, DialectRequest, Download, Example, JobOp, Mounted, NameMatch,
-    NodeInfo, Route, RouteHandler, Settings, UserInfo,
+    mount, BodyError, Core, Credential, Dialect, DialectRequest, Download, Example, JobOp, Mounted,
+    NameMatch, NodeInfo, Randomness, Route, RouteHandler, Settings, SignedIn, UserInfo,
 };
 pub use job::{CreateJob, CreatedJob, JobSnapshot, Pacing};
 
@@ -142,6 +142,10 @@ pub enum Error {
     /// some to finish or expire (each vendor's rate-limit or "too many" answer).
     #[error("too many jobs: at most {limit} per user")]
     TooManyJobs { limit: u64 },
+    /// The job's owner has as many downloads streaming as one may (see
+    /// [`Core::start_download`]).
+    #[error("too many downloads at once: at most {limit} per user")]
+    TooManyDownloads { limit: u64 },
     #[error("internal error: {0}")]
     Internal(String),
 }

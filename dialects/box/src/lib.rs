@@ -238,17 +238,15 @@ impl BoxDialect {
         core: &dyn Core,
     ) -> Result<Response<Body>, BoxError> {
         let id = request.param("id");
-        let job = core
-            .job(id, JobOp::Look)
-            .map_err(|_| BoxError::not_found())?;
-        let busy = core.downloads(&job.owner);
-        if busy >= self.settings.max_concurrent_downloads {
-            return Err(BoxError::too_many_concurrent_downloads(
-                self.settings.max_concurrent_downloads,
-            ));
-        }
-        // Single use and expiry: anything but a ready job is "not found", as Box says.
-        let download = core.start_download(id).map_err(|_| BoxError::not_found())?;
+        let limit = self.settings.max_concurrent_downloads;
+        // Single use and expiry: anything but a ready job is "not found", as
+        // Box says; a known job whose owner is at the cap is Box's 429.
+        let download = core
+            .start_download(id, Some(limit))
+            .map_err(|err| match err {
+                Error::TooManyDownloads { .. } => BoxError::too_many_concurrent_downloads(limit),
+                _ => BoxError::not_found(),
+            })?;
         let style = DownloadStyle {
             content_type: &self.settings.content_type,
             disposition: Disposition::Rfc6266Compact,

@@ -106,7 +106,9 @@ impl DropboxDialect {
             retention: chrono::Duration::minutes(1),
         })
         .map_err(|e| translate(&e))?;
-        let download = core.start_download(&job_id).map_err(|e| translate(&e))?;
+        let download = core
+            .start_download(&job_id, None)
+            .map_err(|e| translate(&e))?;
         if request.method == Method::HEAD {
             // A HEAD was only looked at; the job it needed goes.
             let _ = core.job(&job_id, JobOp::Remove);

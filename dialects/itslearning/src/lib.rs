@@ -274,7 +274,7 @@ impl ItslearningDialect {
         if !matches {
             return not_found();
         }
-        let Ok(download) = core.start_download(id) else {
+        let Ok(download) = core.start_download(id, None) else {
             return not_found();
         };
         let style = DownloadStyle {

@@ -41,7 +41,9 @@ pub fn user(request: &DialectRequest, core: &dyn Core, body: &[u8]) -> Option<Ar
     }
     match basic(&request.headers) {
         Basic::Pair { login, password } => {
-            return core.log_in(&login, &password).map(|(user, _)| user)
+            return core
+                .log_in(&login, &password)
+                .map(|signed_in| signed_in.user)
         }
         Basic::Invalid => return None,
         Basic::Absent => {}

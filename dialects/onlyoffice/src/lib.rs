@@ -21,7 +21,7 @@ use zipgate_api::http::{empty, full, Body};
 use zipgate_api::plan::{DirEntries, OnProblem, PlanOptions};
 use zipgate_api::{
     BodyError, Core, CreateJob, Dialect, DialectRequest, Example, JobOp, JobSnapshot, JobState,
-    NodeId, NodeKind, Pacing, Principal, Route, SelectedItem, Settings, UserInfo,
+    NodeId, NodeKind, Pacing, Principal, Route, SelectedItem, Settings, SignedIn, UserInfo,
 };
 
 use errors::OoError;
@@ -446,7 +446,7 @@ impl OnlyofficeDialect {
         let params = request::params(request, self.body(request)?)?;
         let login = params.get("userName").unwrap_or_default();
         let password = params.get("password").unwrap_or_default();
-        let Some((_, token)) = core.log_in(login, password) else {
+        let Some(SignedIn { token, .. }) = core.log_in(login, password) else {
             return Err(OoError {
                 status: StatusCode::INTERNAL_SERVER_ERROR,
                 message: "User authentication failed".into(),
@@ -496,7 +496,7 @@ impl OnlyofficeDialect {
         let Some(job) = job.filter(|job| job.owner == owner) else {
             return status_only(StatusCode::NOT_FOUND);
         };
-        let Ok(download) = core.start_download(&job.id) else {
+        let Ok(download) = core.start_download(&job.id, None) else {
             return status_only(StatusCode::NOT_FOUND);
         };
         let style = DownloadStyle {

@@ -74,7 +74,7 @@ impl OracleDialect {
             Basic::Pair { login, password } => {
                 return core
                     .log_in(&login, &password)
-                    .map(|(user, _)| user)
+                    .map(|signed_in| signed_in.user)
                     .ok_or_else(OracleError::unauthorized)
             }
         }
@@ -330,7 +330,7 @@ impl OracleDialect {
                 format!("Unable to download bulkdownload job. The job {state}."),
             ));
         }
-        let download = core.start_download(&job.id).map_err(|_| {
+        let download = core.start_download(&job.id, None).map_err(|_| {
             OracleError::job_not_found(
                 "!csBulkdownloadUnableToDownloadJob",
                 "Unable to download bulkdownload job.",
