@@ -1,6 +1,7 @@
 //! The core as dialects see it: `ServerCore` implements `zipgate_api::Core`
 //! over the store, planner, packer, job registry and zip engine.
 
+use std::collections::HashSet;
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
@@ -12,6 +13,7 @@ use zipgate_api::{
 use crate::jobs::{Admission, Claim, JobFault, JobSpec};
 use crate::packing::{build_archive, single_file_archive};
 use crate::planner;
+use crate::recheck::{Replacement, Sources};
 use crate::server::http::empty;
 use crate::state::AppState;
 use crate::store::{Node, NodeData, Store, User};
@@ -56,6 +58,36 @@ impl ServerCore {
 
     fn tag(&self) -> &'static str {
         self.dialect.name()
+    }
+
+    /// For a job that rechecks its items when a download starts: its
+    /// archive without what its owner can no longer read in the tree in
+    /// force now (or what the job's fault says is lost). `None` when nothing
+    /// changed, or the job does not recheck.
+    fn recheck(&self, id: &str) -> Option<Replacement> {
+        let input = self.state.jobs.recheck_of(id, self.tag())?;
+        let lost_ids: HashSet<NodeId> = input
+            .fault
+            .as_ref()
+            .map(|fault| fault.lost_nodes())
+            .unwrap_or_default()
+            .iter()
+            .filter_map(|name| {
+                let neutral = NodeId::from(name.as_str());
+                if self.store.node(&neutral).is_some() {
+                    Some(neutral)
+                } else {
+                    self.resolve(name)
+                }
+            })
+            .collect();
+        let lost = input.sources.check(|id, kind| {
+            !lost_ids.contains(id)
+                && self.store.node(id).is_some_and(|node| {
+                    node.kind() == kind && self.store.can_read(&input.owner, node)
+                })
+        })?;
+        Some(Replacement::new(input.archive, &input.sources, lost))
     }
 
     /// `id`, if it names one of this dialect's jobs.
@@ -134,6 +166,9 @@ impl Core for ServerCore {
         let mut options = request.plan;
         options.portable_names |= self.state.config.portable_names;
         let plan = planner::plan(store, &request.owner, &request.selection, &mut options)?;
+        let sources = options
+            .recheck_at_download
+            .then(|| Arc::new(Sources::of(&plan)));
         let policy = &self.state.config.compression;
         let archive = match (&plan.entries[..], request.single_file_as_is) {
             ([entry], true) if !entry.is_dir() => Arc::new(single_file_archive(entry)),
@@ -165,6 +200,7 @@ impl Core for ServerCore {
             single_use: request.single_use,
             retention: request.retention,
             fault: self.job_fault.clone(),
+            sources,
         })?;
         Ok(CreatedJob {
             job,
@@ -212,9 +248,11 @@ impl Core for ServerCore {
     }
 
     fn start_download(&self, id: &str, max_per_owner: Option<usize>) -> Result<Download, Error> {
+        let replacement = self.recheck(id);
         let admission = Admission {
             owner_tag: Some(self.tag()),
             max_per_owner,
+            replace: replacement.as_ref(),
         };
         if self.look_only {
             // The same checks and the same length, and a body that is never sent.

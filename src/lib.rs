@@ -50,6 +50,7 @@ pub mod log_writer;
 pub(crate) mod packing;
 #[doc(hidden)]
 pub mod planner;
+pub(crate) mod recheck;
 pub mod server;
 pub(crate) mod state;
 pub mod store;

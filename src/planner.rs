@@ -13,7 +13,7 @@ use crate::zip::format::MAX_NAME_BYTES;
 
 pub use zipgate_api::plan::{
     numbered, safe_component, ConflictPolicy, DirEntries, Member, NumberSuffix, OnProblem,
-    PlanOptions, Renamed, SkipReason, Skipped,
+    PlanOptions, Renamed, Repeats, SkipReason, Skipped,
 };
 
 #[derive(Clone, Debug)]
@@ -21,6 +21,18 @@ pub struct PlanEntry {
     /// Archive path; folders end with `/`.
     pub path: String,
     pub node: Arc<Node>,
+    /// The folder this entry stands in ([`Plan::folders`]): a file's parent
+    /// in the archive, a folder entry's own visit. `None` at the top.
+    pub folder: Option<u32>,
+}
+
+/// A folder the walk went through, whether it got an entry or not, so the
+/// entries below it can be dropped with it (a download-time recheck).
+#[derive(Clone, Debug)]
+pub struct FolderVisit {
+    pub node: Arc<Node>,
+    /// The visit it sits in; parents come before their children.
+    pub parent: Option<u32>,
 }
 
 impl PlanEntry {
@@ -32,6 +44,8 @@ impl PlanEntry {
 #[derive(Clone, Debug, Default)]
 pub struct Plan {
     pub entries: Vec<PlanEntry>,
+    /// Every folder walked, parents first.
+    pub folders: Vec<FolderVisit>,
     /// One inner list per group of siblings that shared an archive path.
     pub conflicts: Vec<Vec<Renamed>>,
     pub skipped: Vec<Skipped>,
@@ -182,8 +196,8 @@ pub fn plan(
         top.push(node.clone());
     }
 
-    // Drop repeats and items already inside another selected folder (a lone
-    // item can be neither).
+    // Drop repeats, and (packing once) items already inside another
+    // selected folder; a lone item can be neither.
     let unique = if top.len() < 2 {
         top
     } else {
@@ -191,8 +205,10 @@ pub fn plan(
         let mut seen = HashSet::new();
         let mut unique = Vec::with_capacity(top.len());
         for node in &top {
-            let inside_selected = ancestors(store, node).any(|a| selected.contains(&a.id));
-            if inside_selected || !seen.insert(&node.id) {
+            let inside_selected = options.repeats == Repeats::Once
+                && ancestors(store, node).any(|a| selected.contains(&a.id));
+            let repeated = !seen.insert(&node.id) && options.repeats != Repeats::Every;
+            if inside_selected || repeated {
                 plan.skipped.push(Skipped {
                     id: node.id.clone(),
                     reason: SkipReason::Duplicate,
@@ -213,9 +229,10 @@ pub fn plan(
     match unique.as_slice() {
         [only] if walker.options.flatten_single_folder && only.kind() == NodeKind::Folder => {
             let children: Vec<Arc<Node>> = walker.readable_children(only)?;
-            walker.level("", children)?;
+            let visit = walker.visit(only, None);
+            walker.level("", children, Some(visit))?;
         }
-        _ => walker.level("", unique)?,
+        _ => walker.level("", unique, None)?,
     }
 
     if let Some(limit) = options.max_files {
@@ -281,8 +298,24 @@ impl Walker<'_> {
         Ok(out)
     }
 
+    fn visit(&mut self, node: &Arc<Node>, parent: Option<u32>) -> u32 {
+        // A plan has far fewer folders than u32::MAX (entries are capped by
+        // the zip format and the dialects' limits long before).
+        let index = u32::try_from(self.plan.folders.len()).unwrap_or(u32::MAX);
+        self.plan.folders.push(FolderVisit {
+            node: node.clone(),
+            parent,
+        });
+        index
+    }
+
     /// Emits one folder level (or the archive root) and everything below it.
-    fn level(&mut self, prefix: &str, nodes: Vec<Arc<Node>>) -> Result<(), Error> {
+    fn level(
+        &mut self,
+        prefix: &str,
+        nodes: Vec<Arc<Node>>,
+        folder: Option<u32>,
+    ) -> Result<(), Error> {
         let names = self.settle_names(&nodes);
         for (node, name) in nodes.into_iter().zip(names) {
             let path_len = prefix.len() + name.len() + usize::from(node.kind() == NodeKind::Folder);
@@ -305,19 +338,21 @@ impl Walker<'_> {
                     } else {
                         [prefix, &name].concat()
                     };
-                    self.plan.entries.push(PlanEntry { path, node });
+                    self.plan.entries.push(PlanEntry { path, node, folder });
                 }
                 NodeData::Folder(_) => {
                     self.plan.folder_count += 1;
                     let path = format!("{prefix}{name}/");
                     let children = self.readable_children(&node)?;
+                    let visit = self.visit(&node, folder);
                     if self.options.dir_entries == DirEntries::All || children.is_empty() {
                         self.plan.entries.push(PlanEntry {
                             path: path.clone(),
                             node,
+                            folder: Some(visit),
                         });
                     }
-                    self.level(&path, children)?;
+                    self.level(&path, children, Some(visit))?;
                 }
             }
         }
@@ -329,6 +364,7 @@ impl Walker<'_> {
     /// so such look-alikes go to the conflict policy like equal names.
     fn settle_names(&mut self, nodes: &[Arc<Node>]) -> Vec<String> {
         let portable = self.options.portable_names;
+        let fold_case = self.options.fold_case;
         let mut names: Vec<String> = nodes
             .iter()
             .map(|n| clean(&n.name, n.kind(), portable))
@@ -336,17 +372,21 @@ impl Walker<'_> {
         if names.len() < 2 {
             return names;
         }
-        // Names compare as they are unless portable: borrowed then, so a
-        // level without clashes allocates no keys.
-        fn key(portable: bool, name: &str) -> std::borrow::Cow<'_, str> {
+        // Names compare as they are unless portable or folding case:
+        // borrowed then, so a level without clashes allocates no keys.
+        fn key_of(portable: bool, fold_case: bool, name: &str) -> std::borrow::Cow<'_, str> {
             if portable {
                 std::borrow::Cow::Owned(portable_key(name))
+            } else if fold_case {
+                std::borrow::Cow::Owned(name.to_lowercase())
             } else {
                 std::borrow::Cow::Borrowed(name)
             }
         }
-        let keys: Vec<std::borrow::Cow<str>> =
-            names.iter().map(|name| key(portable, name)).collect();
+        let keys: Vec<std::borrow::Cow<str>> = names
+            .iter()
+            .map(|name| key_of(portable, fold_case, name))
+            .collect();
         let mut groups: HashMap<&str, Vec<usize>> = HashMap::new();
         let mut order = Vec::new();
         for (i, name) in keys.iter().enumerate() {
@@ -372,7 +412,7 @@ impl Walker<'_> {
             .collect();
         for (group, own) in groups.into_iter().zip(order) {
             let unavailable = |taken: &HashSet<String>, n: &str| {
-                let n = key(portable, n);
+                let n = key_of(portable, fold_case, n);
                 taken.contains(n.as_ref()) || (n != own.as_str() && contested.contains(n.as_ref()))
             };
             let members: Vec<Member> = group
@@ -396,7 +436,7 @@ impl Walker<'_> {
                     *name = numbered_within(&base, n, portable);
                     n += 1;
                 }
-                taken.insert(key(portable, name).into_owned());
+                taken.insert(key_of(portable, fold_case, name).into_owned());
             }
             let record = group
                 .iter()
@@ -794,6 +834,57 @@ mod tests {
                 .count(),
             3
         );
+    }
+
+    #[test]
+    fn at_each_place_packs_a_nested_item_again_at_the_top() {
+        let mut options = PlanOptions {
+            repeats: Repeats::AtEachPlace,
+            ..PlanOptions::default()
+        };
+        let once = plan(
+            &store(),
+            &alice(),
+            &sel(&["d1", "deep", "deep"]),
+            &mut options,
+        )
+        .unwrap();
+        assert!(paths(&once).contains(&"Docs/Sub/deep.txt"));
+        assert!(paths(&once).contains(&"deep.txt"));
+        // The id listed twice is still packed once at the top.
+        assert_eq!(paths(&once).iter().filter(|p| **p == "deep.txt").count(), 1);
+        assert_eq!(once.file_count, 4);
+
+        let mut options = PlanOptions {
+            repeats: Repeats::Every,
+            ..PlanOptions::default()
+        };
+        let every = plan(&store(), &alice(), &sel(&["a1", "a1"]), &mut options).unwrap();
+        assert_eq!(paths(&every), ["a.txt", "a (1).txt"]);
+        assert_eq!(every.conflicts.len(), 1);
+    }
+
+    #[test]
+    fn folding_case_makes_case_variants_conflict() {
+        let store = folder_of(&["Report.txt", "report.TXT", "other.txt"]);
+        let selection = sel(&["f"]);
+        let mut options = PlanOptions {
+            fold_case: true,
+            flatten_single_folder: true,
+            ..PlanOptions::default()
+        };
+        let folded = plan(&store, &alice(), &selection, &mut options).unwrap();
+        assert_eq!(folded.conflicts.len(), 1);
+        assert_eq!(
+            paths(&folded),
+            ["Report.txt", "report (1).TXT", "other.txt"]
+        );
+        let mut options = PlanOptions {
+            flatten_single_folder: true,
+            ..PlanOptions::default()
+        };
+        let exact = plan(&store, &alice(), &selection, &mut options).unwrap();
+        assert!(exact.conflicts.is_empty());
     }
 
     #[test]

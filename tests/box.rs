@@ -61,6 +61,30 @@ async fn get_with(s: &BoxServer, path: &str, auth: Option<&str>) -> Reply {
     send(&s.server, Method::GET, path, &headers, Bytes::new()).await
 }
 
+/// Box's two ids: the body's `request_id` (16 of `[0-9a-z]`) and the
+/// gateway's `BOX-REQUEST-ID` (`0` and 32 hex digits), never the same.
+fn assert_request_ids(reply: &Reply) {
+    let header = reply.header("box-request-id").expect("BOX-REQUEST-ID");
+    assert!(
+        header.len() == 33
+            && header.starts_with('0')
+            && header
+                .bytes()
+                .all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase()),
+        "{header}"
+    );
+    let body = reply.json();
+    let id = body["request_id"].as_str().expect("request_id");
+    assert!(
+        id.len() == 16
+            && id
+                .bytes()
+                .all(|b| b.is_ascii_digit() || b.is_ascii_lowercase()),
+        "{id}"
+    );
+    assert_ne!(id, header);
+}
+
 fn assert_box_error(reply: &Reply, status: u16, code: &str, golden: Option<&str>) {
     assert_eq!(
         reply.status.as_u16(),
@@ -73,7 +97,7 @@ fn assert_box_error(reply: &Reply, status: u16, code: &str, golden: Option<&str>
     assert_eq!(body["type"], "error");
     assert_eq!(body["status"], status);
     assert_eq!(body["code"], code);
-    assert_eq!(body["request_id"].as_str(), reply.header("box-request-id"));
+    assert_request_ids(reply);
     if let Some(name) = golden {
         assert_golden(&format!("box/{name}"), &reply.body);
     }
@@ -275,12 +299,9 @@ async fn content_needs_no_auth_is_single_use_and_status_follows_it() {
         "access_denied_insufficient_permissions",
         None,
     );
-    assert_box_error(
-        &get_with(&s, &status_path, None).await,
-        401,
-        "unauthorized",
-        None,
-    );
+    let reply = get_with(&s, &status_path, None).await;
+    assert_eq!(reply.status, StatusCode::UNAUTHORIZED);
+    assert!(reply.body.is_empty());
 
     // The status URL lives 12 hours from the start of the download.
     s.clock.advance(Duration::hours(11));
@@ -367,8 +388,24 @@ async fn bad_requests_are_400_bad_request_naming_the_parameter() {
 
 #[tokio::test]
 async fn missing_or_unknown_tokens_are_401_with_www_authenticate() {
+    const CHALLENGE: &str = "Bearer realm=\"Service\", error=\"invalid_token\", error_description=\"The access token provided is invalid.\"";
+    // By default, what Box's gateway sends: no body, no type, the challenge.
     let s = start(&[]).await;
     let body = items(&[("file", "12348")]);
+    for auth in [None, Some("Bearer nope"), Some("Basic abc")] {
+        for reply in [
+            create(&s, auth, &body).await,
+            get_with(&s, "/2.0/zip_downloads/x/status", auth).await,
+        ] {
+            assert_eq!(reply.status, StatusCode::UNAUTHORIZED);
+            assert!(reply.body.is_empty(), "{:?}", reply.body);
+            assert_eq!(reply.header("content-type"), None);
+            assert_eq!(reply.header("www-authenticate"), Some(CHALLENGE));
+            assert_eq!(reply.header("box-request-id").map(str::len), Some(33));
+        }
+    }
+    // `box.unauthorized_body=json`: the `ClientError` Box's OpenAPI declares.
+    let s = start(&[("unauthorized_body", "json")]).await;
     for (auth, golden) in [
         (None, Some("error-401.json")),
         (Some("Bearer nope"), None),
@@ -376,10 +413,7 @@ async fn missing_or_unknown_tokens_are_401_with_www_authenticate() {
     ] {
         let reply = create(&s, auth, &body).await;
         assert_box_error(&reply, 401, "unauthorized", golden);
-        assert_eq!(
-            reply.header("www-authenticate"),
-            Some("Bearer realm=\"Service\", error=\"invalid_token\", error_description=\"The access token provided is invalid.\"")
-        );
+        assert_eq!(reply.header("www-authenticate"), Some(CHALLENGE));
     }
 }
 
@@ -456,6 +490,8 @@ async fn too_many_concurrent_downloads_are_429() {
         "user_too_many_concurrent_downloads",
         Some("error-429.json"),
     );
+    // Box's SDKs wait `Retry-After` seconds before they retry a 429.
+    assert_eq!(reply.header("retry-after"), Some("1"));
     drop(streaming);
 }
 
@@ -567,4 +603,234 @@ async fn an_oversized_body_is_boxs_400_naming_the_body() {
         .as_str()
         .unwrap()
         .contains("larger than 1024 bytes"));
+}
+
+/// The entry names of a downloaded archive, in order.
+async fn entries_of(s: &BoxServer, created: &Value) -> Vec<String> {
+    let reply = get_with(s, &path_of(created["download_url"].as_str().unwrap()), None).await;
+    assert_eq!(reply.status, StatusCode::OK);
+    let mut archive = zip::ZipArchive::new(std::io::Cursor::new(reply.body)).unwrap();
+    (0..archive.len())
+        .map(|i| archive.by_index(i).unwrap().name().unwrap().to_string())
+        .collect()
+}
+
+async fn status_of(s: &BoxServer, created: &Value) -> Value {
+    let path = path_of(created["status_url"].as_str().unwrap());
+    let reply = get_with(s, &path, Some(ALICE)).await;
+    assert_eq!(reply.status, StatusCode::OK);
+    reply.json()
+}
+
+fn renamed_ids(created: &Value) -> Vec<Vec<String>> {
+    created["name_conflicts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|group| {
+            let mut ids: Vec<String> = group
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|m| m["id"].as_str().unwrap().to_owned())
+                .collect();
+            ids.sort();
+            ids
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn boxs_reference_request_packs_a_nested_file_at_each_place_it_was_selected() {
+    // Box's own example: files 12345 and 34325 (both `report.pdf`) and folder
+    // 45678 (`Q1`, which holds 12345). Box's answer renames both files, so
+    // 12345 is at the top, and again inside its folder.
+    let s = start(&[]).await;
+    let body = items(&[("file", "12345"), ("file", "34325"), ("folder", "45678")]);
+    let created = create(&s, Some(ALICE), &body).await.json();
+    assert_eq!(renamed_ids(&created), [["12345", "34325"]]);
+    for member in created["name_conflicts"][0].as_array().unwrap() {
+        assert_eq!(member["original_name"], "report.pdf");
+        let renamed = member["download_name"].as_str().unwrap();
+        assert!(
+            renamed.len() == 10 && renamed.ends_with(".pdf"),
+            "{renamed}"
+        );
+    }
+    let mut names = entries_of(&s, &created).await;
+    names.sort();
+    let renamed: Vec<&str> = created["name_conflicts"][0]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["download_name"].as_str().unwrap())
+        .collect();
+    let mut expected = vec![
+        "Q1/".to_owned(),
+        "Q1/report.pdf".to_owned(),
+        "Q1/summary.txt".to_owned(),
+    ];
+    expected.extend(renamed.iter().map(|n| n.to_string()));
+    expected.sort();
+    assert_eq!(names, expected);
+    let status = status_of(&s, &created).await;
+    assert_eq!(status["total_file_count"], 4);
+    assert_eq!(status["skipped_file_count"], 0);
+}
+
+#[tokio::test]
+async fn an_id_listed_twice_is_packed_once_unless_set_to_each() {
+    let twice = items(&[("file", "12348"), ("file", "12348")]);
+    let s = start(&[]).await;
+    let created = create(&s, Some(ALICE), &twice).await.json();
+    assert_eq!(created["name_conflicts"], json!([]));
+    assert_eq!(entries_of(&s, &created).await, ["notes.md"]);
+    assert_eq!(status_of(&s, &created).await["total_file_count"], 1);
+
+    let s = start(&[("repeated_items", "each")]).await;
+    let created = create(&s, Some(ALICE), &twice).await.json();
+    assert_eq!(renamed_ids(&created), [["12348", "12348"]]);
+    let names = entries_of(&s, &created).await;
+    assert_eq!(names.len(), 2);
+    assert!(names.iter().all(|n| n.ends_with(".md")) && names[0] != names[1]);
+}
+
+#[tokio::test]
+async fn names_that_differ_only_by_case_conflict_as_on_box() {
+    let tree = json!({
+        "users": [{"id": "alice", "token": "alice-token"}],
+        "nodes": [{"id": "top", "name": "Top", "ids": {"box": "500"}, "owner": "alice", "children": [
+            {"id": "lower", "name": "salary.pdf", "ids": {"box": "501"}, "content": {"text": "a"}},
+            {"id": "upper", "name": "Salary.PDF", "ids": {"box": "502"}, "content": {"text": "b"}}
+        ]}]
+    });
+    let both = items(&[("file", "501"), ("file", "502")]);
+    let s = start(&[]).await;
+    s.server.load_fixtures(tree.clone()).unwrap();
+    let created = create(&s, Some(ALICE), &both).await.json();
+    assert_eq!(renamed_ids(&created), [["501", "502"]]);
+    let names = entries_of(&s, &created).await;
+    assert!(
+        names[0].ends_with(".pdf") && names[1].ends_with(".PDF"),
+        "{names:?}"
+    );
+
+    let s = start(&[("ignore_case_in_names", "false")]).await;
+    s.server.load_fixtures(tree).unwrap();
+    let created = create(&s, Some(ALICE), &both).await.json();
+    assert_eq!(created["name_conflicts"], json!([]));
+    assert_eq!(entries_of(&s, &created).await, ["salary.pdf", "Salary.PDF"]);
+}
+
+#[tokio::test]
+async fn a_folder_id_sent_as_a_file_gets_the_item_form() {
+    let s = start(&[]).await;
+    let reply = create(&s, Some(ALICE), &items(&[("file", "1002")])).await;
+    assert_box_error(&reply, 404, "not_found", None);
+    assert_eq!(
+        reply.json()["context_info"]["errors"][0]["message"],
+        "Invalid value 'f_1002'. 'item' with value 'f_1002' not found"
+    );
+    let reply = create(&s, Some(ALICE), &items(&[("folder", "12348")])).await;
+    assert_eq!(
+        reply.json()["context_info"]["errors"][0]["message"],
+        "Invalid value 'd_12348'. 'item' with value 'd_12348' not found"
+    );
+}
+
+async fn add_fault(s: &BoxServer, rule: Value) {
+    let reply = send(
+        &s.server,
+        Method::POST,
+        "/_zipgate/faults",
+        &[("content-type", "application/json")],
+        rule.to_string(),
+    )
+    .await;
+    assert_eq!(
+        reply.status,
+        StatusCode::CREATED,
+        "{}",
+        String::from_utf8_lossy(&reply.body)
+    );
+}
+
+#[tokio::test]
+async fn items_unreadable_or_deleted_when_the_download_starts_are_skipped_and_counted() {
+    let s = start(&[]).await;
+    // Q1 (45678) holds report.pdf (12345) and summary.txt (12346); Q2 (45679) holds 34325.
+    add_fault(
+        &s,
+        json!({"match": {"dialect": "box", "method": "POST"}, "times": 1,
+               "job": {"unreadable": ["12346"]}}),
+    )
+    .await;
+    let created = create(&s, Some(ALICE), &items(&[("folder", "45678")]))
+        .await
+        .json();
+    assert_eq!(entries_of(&s, &created).await, ["Q1/", "Q1/report.pdf"]);
+    let status = status_of(&s, &created).await;
+    assert_eq!(
+        (
+            &status["state"],
+            &status["total_file_count"],
+            &status["downloaded_file_count"],
+            &status["skipped_file_count"],
+            &status["skipped_folder_count"]
+        ),
+        (
+            &json!("succeeded"),
+            &json!(2),
+            &json!(1),
+            &json!(1),
+            &json!(0)
+        )
+    );
+
+    // A deleted folder goes with everything in it; fixture ids work as well as Box's.
+    add_fault(
+        &s,
+        json!({"match": {"dialect": "box", "method": "POST"}, "times": 1,
+               "job": {"deleted": ["folder-q2"]}}),
+    )
+    .await;
+    let body = items(&[("folder", "45678"), ("folder", "45679")]);
+    let created = create(&s, Some(ALICE), &body).await.json();
+    assert_eq!(
+        entries_of(&s, &created).await,
+        ["Q1/", "Q1/report.pdf", "Q1/summary.txt"]
+    );
+    let status = status_of(&s, &created).await;
+    assert_eq!(status["total_file_count"], 3);
+    assert_eq!(status["downloaded_file_count"], 2);
+    assert_eq!(status["skipped_file_count"], 1);
+    assert_eq!(status["skipped_folder_count"], 1);
+}
+
+#[tokio::test]
+async fn a_permission_change_between_create_and_download_is_honoured() {
+    let s = start(&[]).await;
+    let created = create(&s, Some(BOB), &items(&[("folder", "1003")]))
+        .await
+        .json();
+    // The tree is reloaded with Q2 readable by alice only.
+    let mut tree: Value = serde_json::from_str(include_str!("../fixtures/default.json")).unwrap();
+    let reports = &mut tree["nodes"][0]["children"][0]["children"][0];
+    assert_eq!(reports["name"], "Reports");
+    let q2 = &mut reports["children"][1];
+    assert_eq!(q2["name"], "Q2");
+    q2["readers"] = json!(["alice"]);
+    s.server.load_fixtures(tree).unwrap();
+
+    let names = entries_of(&s, &created).await;
+    assert!(
+        names.contains(&"Reports/Q1/report.pdf".to_owned()),
+        "{names:?}"
+    );
+    assert!(!names.iter().any(|n| n.contains("Q2")), "{names:?}");
+    let path = path_of(created["status_url"].as_str().unwrap());
+    let status = get_with(&s, &path, Some(BOB)).await.json();
+    assert_eq!(status["skipped_folder_count"], 1);
+    assert_eq!(status["skipped_file_count"], 1);
+    assert_eq!(status["state"], "succeeded");
 }

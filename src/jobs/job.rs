@@ -6,6 +6,7 @@ use serde::{Deserialize, Serialize};
 use zipgate_api::{Error, JobSnapshot, JobState, Pacing, Principal};
 
 use crate::clock::saturating_add;
+use crate::recheck::Sources;
 use crate::zip::Archive;
 use std::sync::Arc;
 
@@ -32,6 +33,8 @@ pub struct JobSpec {
     pub retention: Duration,
     /// A fault injected into this job, if any.
     pub fault: Option<JobFault>,
+    /// Where each archive entry came from, when a download rechecks them.
+    pub sources: Option<Arc<Sources>>,
 }
 
 /// A job made to go wrong on purpose (fault injection).
@@ -42,6 +45,22 @@ pub enum JobFault {
     Fail(String),
     /// Never becomes ready; stays queued or running.
     Stuck(StuckState),
+    /// These nodes (fixture ids, or the dialect's own ids) are unreadable
+    /// to the job's owner from the moment a download starts, for dialects
+    /// that recheck then (Box).
+    Unreadable(Vec<String>),
+    /// These nodes are gone from the moment a download starts, as above.
+    Deleted(Vec<String>),
+}
+
+impl JobFault {
+    /// The nodes a download must treat as lost.
+    pub fn lost_nodes(&self) -> &[String] {
+        match self {
+            JobFault::Unreadable(ids) | JobFault::Deleted(ids) => ids,
+            JobFault::Fail(_) | JobFault::Stuck(_) => &[],
+        }
+    }
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -59,6 +78,7 @@ pub(super) struct JobRules {
     pub(super) single_use: bool,
     pub(super) retention: Duration,
     pub(super) fault: Option<JobFault>,
+    pub(super) sources: Option<Arc<Sources>>,
 }
 
 pub(super) struct Job {
@@ -70,14 +90,18 @@ pub(super) struct Job {
     pub(super) settled_at: Option<DateTime<Utc>>,
 }
 
+/// Whether each archive entry is a file, to count files as they finish.
+pub(super) fn files_of(archive: &Archive) -> Vec<bool> {
+    archive
+        .entries()
+        .iter()
+        .map(|e| matches!(e.body, crate::zip::EntryBody::File { .. }))
+        .collect()
+}
+
 impl Job {
     pub(super) fn new(spec: JobSpec, now: DateTime<Utc>) -> Self {
-        let entry_is_file: Vec<bool> = spec
-            .archive
-            .entries()
-            .iter()
-            .map(|e| matches!(e.body, crate::zip::EntryBody::File { .. }))
-            .collect();
+        let entry_is_file = files_of(&spec.archive);
         let steps = match spec.pacing {
             Pacing::AfterPolls(n) => (0, n),
             _ => (0, 1),
@@ -117,6 +141,7 @@ impl Job {
                 single_use: spec.single_use,
                 retention: spec.retention,
                 fault: spec.fault,
+                sources: spec.sources,
             },
             snapshot,
             entry_is_file,

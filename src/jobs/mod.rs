@@ -11,6 +11,7 @@ use chrono::{DateTime, Utc};
 use zipgate_api::{Error, JobSnapshot, JobState, Principal};
 
 use crate::clock::Clock;
+use crate::recheck::{Replacement, Sources};
 use crate::zip::Archive;
 
 mod job;
@@ -23,13 +24,24 @@ use table::{remove_key, Key, OwnerJobs, Table};
 pub use ticket::DownloadTicket;
 
 /// What a download must satisfy besides the job's own rules.
-#[derive(Clone, Copy, Debug, Default)]
+#[derive(Clone, Copy, Default)]
 pub struct Admission<'a> {
     /// The job must belong to this dialect.
     pub owner_tag: Option<&'a str>,
     /// The job's owner may have at most this many of the dialect's
     /// downloads streaming.
     pub max_per_owner: Option<usize>,
+    /// What a download-time recheck left of the archive: swapped in if the
+    /// job still holds the archive it was computed from.
+    pub replace: Option<&'a Replacement>,
+}
+
+/// What a download-time recheck reads from a job.
+pub struct RecheckInput {
+    pub sources: Arc<Sources>,
+    pub owner: Principal,
+    pub fault: Option<JobFault>,
+    pub archive: Arc<Archive>,
 }
 
 /// A download that has started.
@@ -304,6 +316,19 @@ impl JobRegistry {
         Ok(job)
     }
 
+    /// What a download-time recheck of `id` needs, if the job keeps its
+    /// sources: them, the owner, the job's fault and its current archive.
+    pub fn recheck_of(&self, id: &str, owner_tag: &str) -> Option<RecheckInput> {
+        let jobs = self.jobs();
+        let job = jobs.get(id).filter(|j| j.snapshot.owner_tag == owner_tag)?;
+        Some(RecheckInput {
+            sources: job.spec.sources.clone()?,
+            owner: job.snapshot.owner.clone(),
+            fault: job.spec.fault.clone(),
+            archive: job.spec.archive.clone(),
+        })
+    }
+
     /// Starts a download: the job must be ready (or, if reusable, already
     /// downloaded) and `admission` must let it in; checking and claiming
     /// happen under one lock. The ticket reports progress and the outcome.
@@ -311,6 +336,18 @@ impl JobRegistry {
         let now = self.inner.clock.now();
         let mut jobs = self.jobs();
         let job = Self::admit(&mut jobs, id, admission, now)?;
+        if let Some(r) = admission.replace {
+            if Arc::ptr_eq(&job.spec.archive, &r.from) {
+                job.spec.archive = r.archive.clone();
+                job.spec.sources = Some(r.sources.clone());
+                job.entry_is_file = job::files_of(&r.archive);
+                let s = &mut job.snapshot;
+                s.archive_len = r.archive.len();
+                s.entries_total = job.entry_is_file.len() as u64;
+                s.files_skipped += r.files;
+                s.folders_skipped += r.folders;
+            }
+        }
         let single_use = job.spec.single_use;
         let s = &mut job.snapshot;
         s.downloads += 1;
@@ -350,7 +387,11 @@ impl JobRegistry {
         let now = self.inner.clock.now();
         let mut jobs = self.jobs();
         let job = Self::admit(&mut jobs, id, admission, now)?;
-        Ok((job.spec.archive.clone(), job.snapshot.clone()))
+        let archive = match admission.replace {
+            Some(r) if Arc::ptr_eq(&job.spec.archive, &r.from) => r.archive.clone(),
+            _ => job.spec.archive.clone(),
+        };
+        Ok((archive, job.snapshot.clone()))
     }
 
     /// Cancels a job that has not finished; a finished one is left as it is.
@@ -464,6 +505,7 @@ mod tests {
             single_use,
             retention: Duration::hours(12),
             fault: None,
+            sources: None,
         }
     }
 
@@ -494,6 +536,7 @@ mod tests {
         let one = Admission {
             owner_tag: Some("test"),
             max_per_owner: Some(1),
+            ..Admission::default()
         };
         let ticket = jobs.begin_download("a", one).unwrap().ticket;
         assert!(matches!(
@@ -570,6 +613,7 @@ mod tests {
         let one = Admission {
             owner_tag: None,
             max_per_owner: Some(1),
+            ..Admission::default()
         };
         assert!(jobs.peek_download("j", one).is_ok());
         assert_eq!(jobs.len(), 1);

@@ -50,7 +50,10 @@ impl DownloadTicket {
                 return;
             }
             if complete {
-                s.files_done = s.file_count;
+                // Every file the archive held (fewer than planned when a
+                // download-time recheck left some out).
+                let files = job.entry_is_file.iter().filter(|f| **f).count() as u64;
+                s.files_done = files.min(s.file_count);
                 s.entries_done = s.entries_total;
             }
             if single_use {

@@ -145,6 +145,27 @@ impl Archive {
         &self.entries
     }
 
+    /// The same archive with only the entries `keep` marks (one flag per
+    /// entry, in order): offsets, the central directory and the length
+    /// follow. A lone raw file that is dropped leaves an empty zip.
+    pub fn retain(&self, keep: &[bool]) -> Archive {
+        let mut entries: Vec<ArchiveEntry> = self
+            .entries
+            .iter()
+            .zip(keep)
+            .filter(|(_, keep)| **keep)
+            .map(|(entry, _)| entry.clone())
+            .collect();
+        match entries.pop() {
+            Some(entry) if self.raw => Archive::single_file(entry),
+            Some(entry) => {
+                entries.push(entry);
+                Archive::new(entries, self.deflater)
+            }
+            None => Archive::new(entries, self.deflater),
+        }
+    }
+
     /// The exact byte length, known when no entry is deflated.
     pub fn len(&self) -> Option<u64> {
         self.len

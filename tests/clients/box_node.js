@@ -129,10 +129,14 @@ async function expectApiError(what, call, status, code) {
     if (code === null) return e;
     expect(`${what}: responseInfo.code ${show(code)}`, sdkString(ri.code) === code, describeApiError(e));
     expect(`${what}: responseInfo.body.code ${show(code)}`, ri.body && ri.body.code === code, describeApiError(e));
+    // As on Box, the body's request_id and the box-request-id header are two ids.
     const requestId = sdkString(ri.requestId);
-    expect(`${what}: non-empty requestId`, typeof requestId === 'string' && requestId !== '', describeApiError(e));
-    expect(`${what}: requestId equals the box-request-id header`,
-      requestId === ri.headers['box-request-id'], describeApiError(e));
+    const header = ri.headers['box-request-id'];
+    expect(`${what}: requestId is 16 of [0-9a-z]`,
+      typeof requestId === 'string' && /^[0-9a-z]{16}$/.test(requestId), describeApiError(e));
+    expect(`${what}: box-request-id is 0 + 32 hex`,
+      typeof header === 'string' && /^0[0-9a-f]{32}$/.test(header), describeApiError(e));
+    expect(`${what}: requestId differs from the box-request-id header`, requestId !== header, describeApiError(e));
     return e;
   }
   throw new CheckFailed(`${what}: expected BoxApiError ${status} ${code}; the call succeeded and returned ${show(result)}`);

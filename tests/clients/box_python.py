@@ -66,9 +66,14 @@ def describe(exc):
     return f"{type(exc).__name__}: {getattr(exc, 'message', None) or exc}"
 
 
+BODY_REQUEST_ID = re.compile(r"^[0-9a-z]{16}$")
+HEADER_REQUEST_ID = re.compile(r"^0[0-9a-f]{32}$")
+
+
 def expect_api_error(what, call, status, code):
-    """Run `call`, which must raise BoxAPIError with this status and code, and a
-    request_id equal to the box-request-id response header."""
+    """Run `call`, which must raise BoxAPIError with this status and code. As on
+    Box, the body's request_id and the box-request-id header are two ids. `code`
+    None: Box's gateway answer (a 401), whose body is empty."""
     try:
         result = call()
     except BoxAPIError as e:
@@ -76,8 +81,12 @@ def expect_api_error(what, call, status, code):
         expect(f"{what}: status {status}", ri.status_code == status, describe_api_error(e))
         expect(f"{what}: code {code!r}", ri.code == code, describe_api_error(e))
         header = ri.headers.get("box-request-id")
-        expect(f"{what}: non-empty request_id", isinstance(ri.request_id, str) and ri.request_id != "", describe_api_error(e))
-        expect(f"{what}: request_id equals the box-request-id header", ri.request_id == header, describe_api_error(e))
+        expect(f"{what}: box-request-id is 0 + 32 hex", isinstance(header, str) and HEADER_REQUEST_ID.match(header), describe_api_error(e))
+        if code is None:
+            expect(f"{what}: no body", not ri.raw_body and not ri.request_id, describe_api_error(e))
+            return e
+        expect(f"{what}: request_id is 16 of [0-9a-z]", isinstance(ri.request_id, str) and BODY_REQUEST_ID.match(ri.request_id), describe_api_error(e))
+        expect(f"{what}: request_id differs from the box-request-id header", ri.request_id != header, describe_api_error(e))
         return e
     except Exception as e:  # a BoxSDKError that is not an API error, a transport error, ...
         raise CheckFailed(f"{what}: expected BoxAPIError {status} {code}; raised {describe(e)}") from e
@@ -232,14 +241,43 @@ def main(base):
             "not_found",
         )
 
-    @step("7d token 'wrong-token' -> 401 unauthorized")
+    @step("7d token 'wrong-token' -> 401 with an empty body and the Bearer challenge")
     def _():
-        expect_api_error(
+        e = expect_api_error(
             "wrong token",
             lambda: stranger.zip_downloads.create_zip_download([CreateZipDownloadItems(type=FILE, id="12345")]),
             401,
-            "unauthorized",
+            None,
         )
+        challenge = e.response_info.headers.get("www-authenticate", "")
+        expect("www-authenticate names invalid_token", 'error="invalid_token"' in challenge, dict(e.response_info.headers))
+
+    @step("7e Box's reference request (12345 + 34325 + folder 45678, which holds 12345): 12345 packed at both places")
+    def _():
+        zd = alice.zip_downloads.create_zip_download(
+            [
+                CreateZipDownloadItems(type=FILE, id="12345"),
+                CreateZipDownloadItems(type=FILE, id="34325"),
+                CreateZipDownloadItems(type=FOLDER, id="45678"),
+            ],
+            download_file_name="January Financials",
+        )
+        group = zd.name_conflicts[0] if len(zd.name_conflicts) == 1 else []
+        expect("both report.pdf are renamed", sorted(c.id for c in group) == ["12345", "34325"], zd.name_conflicts)
+        renamed = {c.download_name for c in group}
+        names = set(open_zip("reference", alice.zip_downloads.get_zip_download_content(zd.download_url).read()).namelist())
+        want = renamed | {"Q1/", "Q1/report.pdf", "Q1/summary.txt"}
+        expect(f"entry names are exactly {sorted(want)}", names == want, sorted(names))
+
+    @step("7f an item made unreadable before the download is skipped and counted in the status")
+    def _():
+        harness.add_fault(base, {"match": {"dialect": "box", "method": "POST"}, "times": 1, "job": {"unreadable": ["12346"]}})
+        zd = alice.zip_downloads.create_zip_download([CreateZipDownloadItems(type=FOLDER, id="45678")])
+        names = open_zip("after the change", alice.zip_downloads.get_zip_download_content(zd.download_url).read()).namelist()
+        expect("summary.txt is left out", sorted(names) == ["Q1/", "Q1/report.pdf"], names)
+        st = alice.zip_downloads.get_zip_download_status(zd.status_url)
+        got = (st.total_file_count, st.downloaded_file_count, st.skipped_file_count, st.skipped_folder_count, getattr(st.state, "value", st.state))
+        expect("status is (2, 1, 1, 0, succeeded)", got == (2, 1, 1, 0, "succeeded"), got)
 
     create_route = {"dialect": "box", "method": "POST", "path": "/2.0/zip_downloads"}
     one_file = [CreateZipDownloadItems(type=FILE, id="12348")]

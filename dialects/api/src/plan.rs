@@ -100,6 +100,17 @@ pub struct PlanOptions {
     /// The largest single file.
     pub max_file_bytes: Option<u64>,
     pub conflicts: Box<dyn ConflictPolicy>,
+    /// What happens to an item selected more than once, or selected inside
+    /// a folder that is selected too.
+    pub repeats: Repeats,
+    /// When a download starts, items the job's owner can no longer read, or
+    /// that are gone, are left out of it and counted as skipped (the
+    /// snapshot's `files_skipped` / `folders_skipped`). Otherwise the archive
+    /// is what the create saw.
+    pub recheck_at_download: bool,
+    /// Sibling names that differ only by case conflict (Box's names are
+    /// unique without regard to case within a folder).
+    pub fold_case: bool,
     /// Names that extract the same everywhere: siblings that differ only by
     /// case or Unicode normalisation count as a conflict, and Windows'
     /// reserved names, characters it cannot store, trailing dots and spaces
@@ -120,9 +131,27 @@ impl Default for PlanOptions {
             max_entries: None,
             max_file_bytes: None,
             conflicts: Box::new(NumberSuffix),
+            repeats: Repeats::Once,
+            recheck_at_download: false,
+            fold_case: false,
             portable_names: false,
         }
     }
+}
+
+/// Items selected more than once, or inside another selected folder.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Repeats {
+    /// Packed once: a repeat and an item inside another selected folder are
+    /// skipped as [`SkipReason::Duplicate`].
+    Once,
+    /// An item inside a selected folder is packed there and again at the
+    /// top, where it was selected (its name may then conflict); an id listed
+    /// twice is still packed once.
+    AtEachPlace,
+    /// As `AtEachPlace`, and an id listed twice is packed twice (the copies
+    /// share a name, so they conflict and are renamed).
+    Every,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]

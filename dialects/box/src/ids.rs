@@ -30,9 +30,20 @@ pub fn zip_download_id(core: &dyn Core) -> String {
     id
 }
 
-/// Like `BOX-REQUEST-ID: 0g81ogj572gd15m289a3m0ovs66`.
+/// Like `BOX-REQUEST-ID: 0e4830fa3a27620edff9b15bd31497ef7`: `0` and 32
+/// hex digits, the shape Box's gateway has sent since about 2020.
 pub fn request_id(core: &dyn Core) -> String {
-    SplitMix64::new(core.random_u64()).string(LOWER_ALNUM, 27)
+    let mut rng = SplitMix64::new(core.random_u64());
+    let mut id = String::with_capacity(33);
+    id.push('0');
+    rng.append(&mut id, b"0123456789abcdef", 32);
+    id
+}
+
+/// The `request_id` of an error body, like `s5h46dh2e1hyml6m`: Box's API
+/// layer has its own id, distinct from the gateway's header.
+pub fn error_request_id(core: &dyn Core) -> String {
+    SplitMix64::new(core.random_u64()).string(LOWER_ALNUM, 16)
 }
 
 /// Box renames every member of a conflict: files to six random characters

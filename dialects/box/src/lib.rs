@@ -13,7 +13,7 @@ use serde::Serialize;
 use serde_json::json;
 use std::sync::Arc;
 use zipgate_api::download::{Disposition, DownloadStyle, Ranges};
-use zipgate_api::http::{bearer, full, insert_allow, Body, Credentials};
+use zipgate_api::http::{bearer, empty, full, insert_allow, Body, Credentials};
 use zipgate_api::plan::{safe_component, PlanOptions};
 use zipgate_api::rng::SplitMix64;
 use zipgate_api::time::utc_seconds;
@@ -31,7 +31,7 @@ pub mod fuzzing {
     pub use crate::request::{parse, parse_checked, parse_usual, ZipRequest};
 }
 use ids::DIALECT;
-pub use settings::{BoxSettings, StatusBeforeDownload};
+pub use settings::{BoxSettings, StatusBeforeDownload, UnauthorizedBody};
 
 #[derive(Clone, Copy, Debug)]
 pub enum Op {
@@ -95,23 +95,41 @@ fn insert_request_id(headers: &mut http::HeaderMap, request_id: &str) {
     }
 }
 
-fn error(err: &BoxError, request_id: &str) -> Response<Body> {
-    let mut response = json(err.status, &err.body(request_id), request_id);
-    if err.status == 401 {
-        response.headers_mut().insert(
-            header::WWW_AUTHENTICATE,
-            HeaderValue::from_static(
-                "Bearer realm=\"Service\", error=\"invalid_token\", error_description=\"The access token provided is invalid.\"",
-            ),
-        );
-    }
-    if err.code == "rate_limit_exceeded" {
-        // Box's SDKs wait this long before they retry.
+impl BoxDialect {
+    /// Box's error answer. The body's `request_id` and the `BOX-REQUEST-ID`
+    /// header are two different ids, as on Box (its SDKs print them joined
+    /// by a dot).
+    fn error(&self, err: &BoxError, core: &dyn Core) -> Response<Body> {
+        let header_id = ids::request_id(core);
+        let mut response = if err.status == StatusCode::UNAUTHORIZED
+            && self.settings.unauthorized_body == UnauthorizedBody::Empty
+        {
+            // What Box's gateway sends for a bad token: no body, no type.
+            let mut response = Response::new(empty());
+            *response.status_mut() = err.status;
+            insert_request_id(response.headers_mut(), &header_id);
+            response
+        } else {
+            let body = err.body(&ids::error_request_id(core));
+            json(err.status, &body, &header_id)
+        };
+        let headers = response.headers_mut();
+        if err.status == StatusCode::UNAUTHORIZED {
+            headers.insert(
+                header::WWW_AUTHENTICATE,
+                HeaderValue::from_static(
+                    "Bearer realm=\"Service\", error=\"invalid_token\", error_description=\"The access token provided is invalid.\"",
+                ),
+            );
+        }
+        if err.status == StatusCode::TOO_MANY_REQUESTS
+            || err.status == StatusCode::SERVICE_UNAVAILABLE
+        {
+            // Box's SDKs wait this long before they retry.
+            headers.insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+        }
         response
-            .headers_mut()
-            .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
     }
-    response
 }
 
 /// Box needs a valid bearer token on create and status.
@@ -148,8 +166,11 @@ impl BoxDialect {
         let mut selection = Vec::with_capacity(parsed.items.len());
         for (kind, id) in &parsed.items {
             let prefix = if *kind == NodeKind::File { 'f' } else { 'd' };
+            // A folder's id sent as a file (or the reverse) is not found
+            // either: the item form names the type that was asked for.
             let node = core
                 .resolve(id)
+                .filter(|node| core.node(node).is_some_and(|info| info.kind == *kind))
                 .ok_or_else(|| BoxError::item_not_found(prefix, id))?;
             selection.push(SelectedItem {
                 id: node,
@@ -168,6 +189,9 @@ impl BoxDialect {
                 max_files: Some(self.settings.max_files),
                 max_bytes: Some(self.settings.max_bytes),
                 conflicts: Box::new(ids::BoxRenamer(SplitMix64::new(core.random_u64()))),
+                repeats: self.settings.repeated_items,
+                fold_case: self.settings.ignore_case_in_names,
+                recheck_at_download: true,
                 ..PlanOptions::default()
             },
             compression: self.settings.compression,
@@ -351,11 +375,11 @@ impl Dialect for BoxDialect {
             Op::Content => self.content(&request, core),
             Op::Status => self.status(&request, core),
         };
-        result.unwrap_or_else(|err| error(&err, &ids::request_id(core)))
+        result.unwrap_or_else(|err| self.error(&err, core))
     }
 
     fn not_found(&self, _request: &DialectRequest, core: &dyn Core) -> Response<Body> {
-        error(&BoxError::not_found(), &ids::request_id(core))
+        self.error(&BoxError::not_found(), core)
     }
 
     fn method_not_allowed(
@@ -364,7 +388,7 @@ impl Dialect for BoxDialect {
         allowed: &[Method],
         core: &dyn Core,
     ) -> Response<Body> {
-        let mut response = error(&BoxError::method_not_allowed(), &ids::request_id(core));
+        let mut response = self.error(&BoxError::method_not_allowed(), core);
         insert_allow(response.headers_mut(), allowed);
         response
     }
@@ -376,15 +400,7 @@ impl Dialect for BoxDialect {
         _request: &DialectRequest,
         core: &dyn Core,
     ) -> Response<Body> {
-        let err = BoxError::for_status(status, message);
-        let mut response = error(&err, &ids::request_id(core));
-        if status.as_u16() == 503 {
-            // Box's SDKs wait this long before they retry.
-            response
-                .headers_mut()
-                .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
-        }
-        response
+        self.error(&BoxError::for_status(status, message), core)
     }
 }
 
@@ -467,7 +483,11 @@ mod tests {
         let request = request(Method::POST, "/2.0/zip_downloads", None, "{}");
         let response = dialect.handle(Op::Create, request, &core);
         assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
-        assert_eq!(json_of(response)["code"], "unauthorized");
+        assert!(response.headers().contains_key(header::WWW_AUTHENTICATE));
+        assert!(
+            body_bytes(response).is_empty(),
+            "Box's gateway sends no body"
+        );
 
         core.foreign_job(
             "theirs",

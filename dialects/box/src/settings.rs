@@ -1,6 +1,7 @@
 //! `--set box.KEY=VALUE` settings, each with a documented default.
 
 use chrono::Duration;
+use zipgate_api::plan::Repeats;
 use zipgate_api::settings::{Setting, MAX_COUNT, MAX_DURATION_SECS, MAX_SIZE_BYTES};
 use zipgate_api::{Compression, Settings};
 
@@ -10,6 +11,15 @@ pub enum StatusBeforeDownload {
     NotFound,
     /// What the `status_url` field's text implies: valid until `expires_at`.
     InProgress,
+}
+
+/// What a `401` carries.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum UnauthorizedBody {
+    /// Nothing, and no `Content-Type`: what Box's gateway sends.
+    Empty,
+    /// Box's `ClientError`, as its OpenAPI declares.
+    Json,
 }
 
 #[derive(Clone, Debug)]
@@ -27,6 +37,11 @@ pub struct BoxSettings {
     pub status_before_download: StatusBeforeDownload,
     /// `None` uses the server's `--compression`.
     pub compression: Option<Compression>,
+    pub unauthorized_body: UnauthorizedBody,
+    /// An id listed twice in one request: packed once, or twice (renamed).
+    pub repeated_items: Repeats,
+    /// `salary.pdf` and `Salary.PDF` in one folder of the archive conflict.
+    pub ignore_case_in_names: bool,
 }
 
 impl Default for BoxSettings {
@@ -41,6 +56,9 @@ impl Default for BoxSettings {
             content_type: "application/octet-stream".into(),
             status_before_download: StatusBeforeDownload::NotFound,
             compression: None,
+            unauthorized_body: UnauthorizedBody::Empty,
+            repeated_items: Repeats::AtEachPlace,
+            ignore_case_in_names: true,
         }
     }
 }
@@ -56,6 +74,9 @@ const KNOWN: &[&str] = &[
     "content_type",
     "status_before_download",
     "compression",
+    "unauthorized_body",
+    "repeated_items",
+    "ignore_case_in_names",
 ];
 
 impl BoxSettings {
@@ -81,6 +102,17 @@ impl BoxSettings {
                     ])?
                 }
                 "compression" => out.compression = Some(setting.compression()?),
+                "repeated_items" => {
+                    out.repeated_items = setting
+                        .choice(&[("once", Repeats::AtEachPlace), ("each", Repeats::Every)])?
+                }
+                "ignore_case_in_names" => out.ignore_case_in_names = setting.boolean()?,
+                "unauthorized_body" => {
+                    out.unauthorized_body = setting.choice(&[
+                        ("empty", UnauthorizedBody::Empty),
+                        ("json", UnauthorizedBody::Json),
+                    ])?
+                }
                 _ => return Err(setting.unknown(KNOWN)),
             }
         }
