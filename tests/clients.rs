@@ -1,10 +1,11 @@
 //! Real clients against zipgate, each a script under tests/clients/ that
-//! exits 0 when all its checks pass: Box's official SDKs (Python `boxsdk`,
-//! Node `box-node-sdk`), ONLYOFFICE's DocSpace SDK (`docspace-api-sdk`), and
-//! clients written the way ONLYOFFICE's Android app, an XML consumer and
-//! Oracle's cec toolkit talk.
-//! Pinned in tests/requirements.txt and tests/clients/package.json, installed
-//! by tests/run.
+//! exits 0 when all its checks pass: Box's official SDKs (Python `boxsdk`
+//! 10.x and the legacy 3.x, Node `box-node-sdk` and `box-typescript-sdk-gen`),
+//! ONLYOFFICE's DocSpace SDK (`docspace-api-sdk`), and clients written the way
+//! ONLYOFFICE's Android app, an XML consumer and Oracle's cec toolkit talk.
+//! Pinned in tests/requirements.txt, tests/requirements-boxsdk3.txt (a venv of
+//! its own, .venv-boxsdk3: both boxsdk lines are the distribution `boxsdk`) and
+//! tests/clients/package.json, installed by tests/run.
 
 mod common;
 
@@ -30,8 +31,19 @@ fn python() -> PathBuf {
     require(root().join(".venv/bin/python"))
 }
 
+/// The venv with the legacy `boxsdk==3.14.0`.
+fn legacy_python() -> PathBuf {
+    require(root().join(".venv-boxsdk3/bin/python"))
+}
+
 fn node() -> PathBuf {
     require(root().join("tests/clients/node_modules/box-node-sdk"));
+    PathBuf::from("node")
+}
+
+/// Node with `box-typescript-sdk-gen` installed next to the scripts.
+fn typescript_node() -> PathBuf {
+    require(root().join("tests/clients/node_modules/box-typescript-sdk-gen"));
     PathBuf::from("node")
 }
 
@@ -68,6 +80,26 @@ async fn box_python_sdk() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn box_node_sdk() {
     run_client(common::start_default().await, node(), "box_node.js").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn box_legacy_python_sdk() {
+    run_client(
+        common::start_default().await,
+        legacy_python(),
+        "box_legacy_python.py",
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn box_typescript_sdk() {
+    run_client(
+        common::start_default().await,
+        typescript_node(),
+        "box_typescript.js",
+    )
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
