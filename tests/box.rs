@@ -609,10 +609,7 @@ async fn an_oversized_body_is_boxs_400_naming_the_body() {
 async fn entries_of(s: &BoxServer, created: &Value) -> Vec<String> {
     let reply = get_with(s, &path_of(created["download_url"].as_str().unwrap()), None).await;
     assert_eq!(reply.status, StatusCode::OK);
-    let mut archive = zip::ZipArchive::new(std::io::Cursor::new(reply.body)).unwrap();
-    (0..archive.len())
-        .map(|i| archive.by_index(i).unwrap().name().unwrap().to_string())
-        .collect()
+    zip_entry_names(&reply.body)
 }
 
 async fn status_of(s: &BoxServer, created: &Value) -> Value {

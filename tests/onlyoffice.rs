@@ -409,11 +409,44 @@ async fn one_folder_alone_is_its_own_archive_with_contents_at_the_root() {
         "attachment; filename=\"Überblick 2024.zip\"; filename*=UTF-8''%C3%9Cberblick%202024.zip"
             .as_bytes()
     );
-    let mut zip = zip::ZipArchive::new(std::io::Cursor::new(archive.body)).unwrap();
-    let names: Vec<String> = (0..zip.len())
-        .map(|i| zip.by_index(i).unwrap().name().unwrap().to_string())
-        .collect();
-    assert_eq!(names, ["a.txt", "Leer/", "sub/b.txt"]);
+    assert_eq!(
+        zip_entry_names(&archive.body),
+        ["a.txt", "Leer/", "sub/b.txt"]
+    );
+}
+
+#[tokio::test]
+async fn an_unreadable_sub_folder_is_left_out_not_fatal() {
+    // Bob may read Alice's home (1001) but not its Private folder (1006):
+    // the vendor filters the sub-folder and packs the rest, on both flavours.
+    for flavour in ["workspace", "docspace"] {
+        let oo = start(&[("flavour", flavour), ("pacing", "immediate")]).await;
+        let bob = ("authorization", "Bearer bob-token");
+        let reply = call(
+            &oo,
+            Method::PUT,
+            BULK,
+            &[bob, JSON],
+            r#"{"folderIds":["1001"]}"#,
+        )
+        .await;
+        assert_eq!(reply.status, StatusCode::OK, "{flavour}");
+        let op = reply.json()["response"][0].clone();
+        assert_eq!(op["error"].as_str().unwrap_or(""), "", "{flavour}: {op}");
+        let archive = fetch(&oo, &archive_path(&op), &[bob]).await;
+        assert_eq!(archive.status, StatusCode::OK, "{flavour}");
+        let names = zip_entry_names(&archive.body);
+        assert!(
+            names.iter().any(|n| n.ends_with("notes.md")),
+            "{flavour}: {names:?}"
+        );
+        assert!(
+            !names
+                .iter()
+                .any(|n| n.contains("Private") || n.contains("salary")),
+            "{flavour}: {names:?}"
+        );
+    }
 }
 
 #[tokio::test]

@@ -343,6 +343,14 @@ pub fn check_archive_file(zip_path: &Path, names: &[&str], expected_dir: Option<
 
 /// Compares `actual` with the golden file `tests/golden/NAME` byte for byte;
 /// `UPDATE_GOLDEN=1` writes it instead.
+/// The entry names of a zip archive, in order (read by the `zip` crate).
+pub fn zip_entry_names(archive: &[u8]) -> Vec<String> {
+    let mut zip = zip::ZipArchive::new(std::io::Cursor::new(archive)).expect("a zip");
+    (0..zip.len())
+        .map(|i| zip.by_index(i).unwrap().name().unwrap().to_string())
+        .collect()
+}
+
 pub fn assert_golden(name: &str, actual: &[u8]) {
     let path = Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("tests/golden")

@@ -355,7 +355,8 @@ impl OnlyofficeDialect {
                 }
             }
         }
-        let requested_found = selection.len();
+        let requested: std::collections::HashSet<NodeId> =
+            selection.iter().map(|item| item.id.clone()).collect();
         let one_folder = file_ids.is_empty() && folder_ids.len() == 1 && selection.len() == 1;
         let one_file =
             self.docspace() && folder_ids.is_empty() && file_ids.len() == 1 && selection.len() == 1;
@@ -399,13 +400,17 @@ impl OnlyofficeDialect {
                 zipgate_api::Error::TooManyJobs { .. } => OoError::too_many_downloads(),
                 e => OoError::malformed_json(&e.to_string()),
             })?;
-        // FilterDownload drops what is missing or unreadable; with nothing left the operation fails.
-        let dropped = created
+        // FilterDownload drops what is missing or unreadable; with nothing
+        // selected left the operation fails. What the walk left out inside a
+        // selected folder (an unreadable sub-folder) does not count.
+        let dropped: std::collections::HashSet<&NodeId> = created
             .skipped
             .iter()
             .filter(|s| s.reason != zipgate_api::plan::SkipReason::Duplicate)
-            .count();
-        if requested_found == dropped {
+            .filter(|s| requested.contains(&s.id))
+            .map(|s| &s.id)
+            .collect();
+        if dropped.len() == requested.len() {
             let message = if file_ids.is_empty() {
                 errors::FOLDER_NOT_FOUND
             } else {
