@@ -8,6 +8,7 @@
 // found relative to this file, so any cwd works and NODE_PATH is not needed.
 // The zip archives are listed by a small central-directory reader below (Node's
 // zlib inflates; no other package), which also checks every entry's CRC-32.
+// The checks and the step runner shared with box_node.js are in box_harness.js.
 //
 // Exits 0 when every check passes; otherwise prints each failed check with the
 // values it saw and exits 1. Retries are off (maxAttempts: 1, which also skips
@@ -16,74 +17,32 @@
 'use strict';
 
 const fs = require('fs');
-const { createRequire } = require('module');
 const path = require('path');
 const zlib = require('zlib');
+const {
+  CheckFailed, show, expect, readAll, loadPackages, steps, run, boxSdk,
+  expectReportPdfConflict, expectZipStatus, expectDocumentsZip,
+} = require('./box_harness');
 
-const sdkRequire = createRequire(path.join(__dirname, 'package.json'));
-let BoxClient, BoxDeveloperTokenAuth, NetworkSession, BaseUrls, BoxRetryStrategy, BoxApiError, SDK_VERSION;
-try {
-  ({ BoxClient, BoxDeveloperTokenAuth } = sdkRequire('box-typescript-sdk-gen'));
-  ({ NetworkSession } = sdkRequire('box-typescript-sdk-gen/networking/network.generated'));
-  ({ BaseUrls } = sdkRequire('box-typescript-sdk-gen/networking/baseUrls.generated'));
-  ({ BoxRetryStrategy } = sdkRequire('box-typescript-sdk-gen/networking/retries.generated'));
-  ({ BoxApiError } = sdkRequire('box-typescript-sdk-gen/box/errors'));
+const { classes, SDK_VERSION } = loadPackages('box_typescript', 'box-typescript-sdk-gen', (sdkRequire) => {
+  const { BoxClient, BoxDeveloperTokenAuth } = sdkRequire('box-typescript-sdk-gen');
+  const { NetworkSession } = sdkRequire('box-typescript-sdk-gen/networking/network.generated');
+  const { BaseUrls } = sdkRequire('box-typescript-sdk-gen/networking/baseUrls.generated');
+  const { BoxRetryStrategy } = sdkRequire('box-typescript-sdk-gen/networking/retries.generated');
+  const { BoxApiError } = sdkRequire('box-typescript-sdk-gen/box/errors');
   // The package's `exports` hide package.json: read it next to the resolved main.
   const main = sdkRequire.resolve('box-typescript-sdk-gen'); // .../box-typescript-sdk-gen/lib/index.js
-  SDK_VERSION = JSON.parse(fs.readFileSync(path.join(path.dirname(main), '..', 'package.json'), 'utf8')).version;
-} catch (e) {
-  console.error(`box_typescript: cannot load box-typescript-sdk-gen from ${path.join(__dirname, 'node_modules')} ` +
-    `(${e.message}); run \`npm ci\` in tests/clients`);
-  process.exit(2);
-}
-
-const RANDOM_PDF = /^[0-9a-z]{6}\.pdf$/;
-const BODY_REQUEST_ID = /^[0-9a-z]{16}$/;
-const HEADER_REQUEST_ID = /^0[0-9a-f]{32}$/;
-
-class CheckFailed extends Error {}
-
-function show(v) {
-  try {
-    return JSON.stringify(v);
-  } catch (_) {
-    return String(v);
-  }
-}
-
-function expect(what, ok, actual) {
-  if (!ok) throw new CheckFailed(`${what}; actual: ${show(actual)}`);
-}
-
-function makeClient(base, token) {
-  return new BoxClient({
-    auth: new BoxDeveloperTokenAuth({ token }),
-    networkSession: new NetworkSession({
-      baseUrls: new BaseUrls({ baseUrl: base, uploadUrl: base + '/api', oauth2Url: base + '/oauth2' }),
-      retryStrategy: new BoxRetryStrategy({ maxAttempts: 1, maxRetriesOnException: 0 }),
-    }),
-  });
-}
-
-function describeApiError(e) {
-  const ri = e.responseInfo || {};
-  return `BoxApiError(statusCode=${show(ri.statusCode)}, code=${show(ri.code)}, ` +
-    `requestId=${show(ri.requestId)}, box-request-id=${show((ri.headers || {})['box-request-id'])}, ` +
-    `www-authenticate=${show((ri.headers || {})['www-authenticate'])}, rawBody=${show(ri.rawBody)})`;
-}
-
-function describe(e) {
-  if (e instanceof BoxApiError) return describeApiError(e);
-  const cause = e && e.error ? ` (cause: ${e.error.message || e.error})` : '';
-  return `${(e && e.constructor && e.constructor.name) || typeof e}: ${e && e.message}${cause}`;
-}
-
-// The SDK's ByteStream (node-fetch's body, a Node Readable), read to the end.
-async function readAll(stream) {
-  const chunks = [];
-  for await (const chunk of stream) chunks.push(Buffer.from(chunk));
-  return Buffer.concat(chunks);
-}
+  return {
+    classes: { BoxClient, BoxDeveloperTokenAuth, NetworkSession, BaseUrls, BoxRetryStrategy, BoxApiError },
+    SDK_VERSION: JSON.parse(fs.readFileSync(path.join(path.dirname(main), '..', 'package.json'), 'utf8')).version,
+  };
+});
+const { makeClient, describe, expectApiError } = boxSdk(classes, {
+  describeHeaders: ['www-authenticate'],
+  // `code` null in expectApiError: Box's gateway answer (a 401), whose body is empty.
+  nullCode: 'empty-body',
+  bodyRequestId: true,
+});
 
 // --- A minimal zip reader: end of central directory (ZIP64 too), the central
 // directory, each local header, stored or deflated data, CRC-32. -------------
@@ -192,78 +151,11 @@ function openZip(what, buf) {
   }
 }
 
-// box-typescript-sdk-gen 1.19.1 fills responseInfo.code / requestId / helpUrl
-// with sdToJson(body.field), i.e. JSON.stringify, so "not_found" arrives *with*
-// its quotes, whatever the server. Undo that one layer of JSON before comparing;
-// a plain string (an SDK without the quirk) passes as it is.
-function sdkString(v) {
-  if (typeof v === 'string' && v.startsWith('"')) {
-    try {
-      const parsed = JSON.parse(v);
-      if (typeof parsed === 'string') return parsed;
-    } catch (_) { /* not JSON: compare as it is */ }
-  }
-  return v;
-}
-
-// `code` null: Box's gateway answer (a 401), whose body is empty.
-async function expectApiError(what, call, status, code) {
-  let result;
-  try {
-    result = await call();
-  } catch (e) {
-    if (!(e instanceof BoxApiError)) {
-      throw new CheckFailed(`${what}: expected BoxApiError ${status} ${code}; threw ${describe(e)}`);
-    }
-    const ri = e.responseInfo;
-    expect(`${what}: responseInfo.statusCode ${status}`, ri.statusCode === status, describeApiError(e));
-    const header = ri.headers['box-request-id'];
-    expect(`${what}: box-request-id is 0 + 32 hex`,
-      typeof header === 'string' && HEADER_REQUEST_ID.test(header), describeApiError(e));
-    if (code === null) {
-      expect(`${what}: no body`, ri.rawBody === '' && ri.body === undefined && ri.requestId === undefined,
-        describeApiError(e));
-      return e;
-    }
-    expect(`${what}: responseInfo.code ${show(code)}`, sdkString(ri.code) === code, describeApiError(e));
-    expect(`${what}: responseInfo.body.code ${show(code)}`, ri.body && ri.body.code === code, describeApiError(e));
-    // As on Box, the body's request_id and the box-request-id header are two ids.
-    const requestId = sdkString(ri.requestId);
-    expect(`${what}: requestId is 16 of [0-9a-z]`,
-      typeof requestId === 'string' && BODY_REQUEST_ID.test(requestId), describeApiError(e));
-    expect(`${what}: requestId is the body's request_id`, ri.body && ri.body.request_id === requestId,
-      describeApiError(e));
-    expect(`${what}: requestId differs from the box-request-id header`, requestId !== header, describeApiError(e));
-    return e;
-  }
-  throw new CheckFailed(`${what}: expected BoxApiError ${status} ${code}; the call succeeded and returned ${show(result)}`);
-}
-
-async function main(argv) {
-  if (argv.length !== 1) {
-    console.error('usage: node box_typescript.js BASE_URL');
-    return 2;
-  }
-  const base = argv[0].replace(/\/+$/, '');
+async function main(base) {
   console.error(`box-typescript-sdk-gen ${SDK_VERSION}`);
   const alice = makeClient(base, 'alice-token');
   const stranger = makeClient(base, 'wrong-token');
-  const state = {};
-  const results = []; // [label, error or null]
-
-  async function step(label, needs, fn) {
-    const missing = needs.filter((n) => !(n in state));
-    if (missing.length) {
-      results.push([label, `skipped: needs ${missing.join(', ')} from an earlier step`]);
-      return;
-    }
-    try {
-      await fn();
-      results.push([label, null]);
-    } catch (e) {
-      results.push([label, e instanceof CheckFailed ? e.message : `unexpected ${describe(e)}`]);
-    }
-  }
+  const { state, step, report } = steps('box_typescript', describe);
 
   await step('0 the SDK is box-typescript-sdk-gen 1.19.1', [], async () => {
     expect('package version 1.19.1', SDK_VERSION === '1.19.1', SDK_VERSION);
@@ -278,27 +170,10 @@ async function main(argv) {
       ],
       downloadFileName: 'January Financials',
     });
-    expect('downloadUrl starts with BASE_URL',
-      typeof zd.downloadUrl === 'string' && zd.downloadUrl.startsWith(base + '/'), zd.downloadUrl);
-    expect('statusUrl starts with BASE_URL',
-      typeof zd.statusUrl === 'string' && zd.statusUrl.startsWith(base + '/'), zd.statusUrl);
+    const downloadNames = expectReportPdfConflict(zd, base);
     expect('downloadUrl and statusUrl differ', zd.downloadUrl !== zd.statusUrl, zd.rawData);
-    const expires = zd.expiresAt && zd.expiresAt.value;
-    expect('expiresAt parsed to a valid Date',
-      expires instanceof Date && !Number.isNaN(expires.getTime()), zd.rawData && zd.rawData.expires_at);
-    const conflicts = zd.nameConflicts;
-    expect('nameConflicts is one group', Array.isArray(conflicts) && conflicts.length === 1, zd.rawData);
-    const group = conflicts[0];
-    expect('the conflict group has two entries', Array.isArray(group) && group.length === 2, group);
-    const ids = group.map((c) => c.id).sort();
-    expect('conflict ids are {12345, 34325}', show(ids) === show(['12345', '34325']), group);
-    expect('conflict types are file', group.every((c) => c.type === 'file'), group);
-    expect('originalName is report.pdf', group.every((c) => c.originalName === 'report.pdf'), group);
-    expect('downloadName matches ^[0-9a-z]{6}\\.pdf$',
-      group.every((c) => typeof c.downloadName === 'string' && RANDOM_PDF.test(c.downloadName)), group);
-    expect('download names are distinct', group[0].downloadName !== group[1].downloadName, group);
     state.zd = zd;
-    state.downloadNames = group.map((c) => c.downloadName);
+    state.downloadNames = downloadNames;
   });
 
   await step('2 getZipDownloadContent -> the two renamed pdfs, Q1/report.pdf, Q1/summary.txt', ['zd'], async () => {
@@ -316,16 +191,10 @@ async function main(argv) {
 
   await step('3 getZipDownloadStatus after the content -> succeeded, every file downloaded', ['zd', 'contentRead', 'fileEntries'], async () => {
     const st = await alice.zipDownloads.getZipDownloadStatus(state.zd.statusUrl);
-    const got = {
-      totalFileCount: st.totalFileCount,
-      downloadedFileCount: st.downloadedFileCount,
-      skippedFileCount: st.skippedFileCount,
-      skippedFolderCount: st.skippedFolderCount,
-      state: st.state,
-    };
     const n = state.fileEntries;
-    const want = { totalFileCount: n, downloadedFileCount: n, skippedFileCount: 0, skippedFolderCount: 0, state: 'succeeded' };
-    expect(`status is ${show(want)} (${n}: the file entries packed)`, show(got) === show(want), got);
+    expectZipStatus(st,
+      { totalFileCount: n, downloadedFileCount: n, skippedFileCount: 0, skippedFolderCount: 0, state: 'succeeded' },
+      ` (${n}: the file entries packed)`);
   });
 
   await step('4 downloadZip of folder 1002 (Documents)', [], async () => {
@@ -334,12 +203,7 @@ async function main(argv) {
       downloadFileName: 'Documents',
     });
     const zip = openZip('downloadZip', await readAll(stream));
-    const overview = 'Documents/\u00dcberblick \u2013 \u65e5\u672c\u8a9e.txt'; // Überblick – 日本語.txt
-    for (const want of ['Documents/', 'Documents/Reports/Q1/report.pdf', 'Documents/Empty/', overview]) {
-      expect(`the archive has ${show(want)}`, zip.names.includes(want), zip.names);
-    }
-    const text = zip.entries.get(overview).toString('utf8');
-    expect("the non-ASCII entry contains 'Gr\u00fc\u00dfe'", text.includes('Gr\u00fc\u00dfe'), text);
+    expectDocumentsZip(zip.names, (name) => zip.entries.get(name).toString('utf8'));
   });
 
   await step('5 file id 999999999 -> BoxApiError 404 not_found', [], async () => {
@@ -357,27 +221,7 @@ async function main(argv) {
       challenge.startsWith('Bearer realm="Service", error="invalid_token"'), e.responseInfo.headers);
   });
 
-  let failed = 0;
-  for (const [label, error] of results) {
-    if (error === null) {
-      console.log(`ok    ${label}`);
-    } else {
-      failed += 1;
-      console.log(`FAIL  ${label}\n      ${error}`);
-    }
-  }
-  console.log(`box_typescript: ${results.length - failed} passed, ${failed} failed`);
-  return failed ? 1 : 0;
+  return report();
 }
 
-const t0 = process.hrtime.bigint();
-main(process.argv.slice(2)).then(
-  (rc) => {
-    console.error(`box_typescript: ${(Number(process.hrtime.bigint() - t0) / 1e9).toFixed(2)}s`);
-    process.exit(rc);
-  },
-  (e) => {
-    console.error(`box_typescript: crashed: ${(e && e.stack) || e}`);
-    process.exit(1);
-  },
-);
+run('box_typescript', main);

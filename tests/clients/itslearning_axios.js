@@ -5,35 +5,18 @@
 // `?access_token=`, `Created` parsed into a Date; create, poll until
 // completed, download the DownloadUrl, open the zip.
 // Usage: node tests/clients/itslearning_axios.js BASE_URL
+// The checks and the step runner are box_harness.js's (shared with the Box scripts).
 'use strict';
-const path = require('path');
 const { execFileSync } = require('child_process');
-const { createRequire } = require('module');
-const axios = createRequire(path.join(__dirname, 'package.json'))('axios');
+const { expect, loadPackages, steps, run } = require('./box_harness');
 
-const NAME = 'itslearning_axios';
-const base = process.argv[2];
-if (!base) {
-  console.error(`usage: ${NAME}.js BASE_URL`);
-  process.exit(2);
-}
-const http = axios.create({ baseURL: base, params: { access_token: 'alice-token' }, validateStatus: () => true });
-const results = [];
-function expect(what, ok, actual) {
-  if (!ok) throw new Error(`${what}; actual: ${JSON.stringify(actual)}`);
-}
-async function step(label, fn) {
-  try {
-    await fn();
-    results.push([label, null]);
-  } catch (e) {
-    results.push([label, e.message]);
-  }
-}
+const axios = loadPackages('itslearning_axios', 'axios', (sdkRequire) => sdkRequire('axios'));
 
-(async () => {
+run('itslearning_axios', async (base) => {
+  const http = axios.create({ baseURL: base, params: { access_token: 'alice-token' }, validateStatus: () => true });
+  const { step, report } = steps('itslearning_axios');
   let job;
-  await step('1 createZip -> a ZipFileJobModel with a parseable Created', async () => {
+  await step('1 createZip -> a ZipFileJobModel with a parseable Created', [], async () => {
     const r = await http.post('/restapi/personal/yourfiles/files/zip/v1', { FileIds: [12345, 34325], FolderIds: [1004] });
     expect('200', r.status === 200, r.status);
     expect('JSON', String(r.headers['content-type']).startsWith('application/json'), r.headers['content-type']);
@@ -44,7 +27,7 @@ async function step(label, fn) {
     job = r.data;
   });
   let done;
-  await step('2 getZipStatus until Completed', async () => {
+  await step('2 getZipStatus until Completed', [], async () => {
     expect('a job from step 1', job, job);
     for (let i = 0; i < 20 && !done; i++) {
       const r = await http.get(`/restapi/personal/yourfiles/files/zip/${job.JobId}/v1`);
@@ -55,7 +38,7 @@ async function step(label, fn) {
     expect('completed', done, job);
     expect('an absolute DownloadUrl', done.DownloadUrl.startsWith(base), done.DownloadUrl);
   });
-  await step('3 download the DownloadUrl without the token and open the zip', async () => {
+  await step('3 download the DownloadUrl without the token and open the zip', [], async () => {
     expect('a completed job from step 2', done, done);
     const r = await axios.get(done.DownloadUrl, { responseType: 'arraybuffer', validateStatus: () => true });
     expect('200', r.status === 200, r.status);
@@ -66,19 +49,10 @@ async function step(label, fn) {
       { input: bytes }).toString().trim().split('\n');
     expect('entries', names.join() === 'report.pdf,report (1).pdf,Empty/', names);
   });
-  await step('4 an unknown id is a 404 with a Message', async () => {
+  await step('4 an unknown id is a 404 with a Message', [], async () => {
     const r = await http.post('/restapi/personal/yourfiles/files/zip/v1', { FileIds: [999] });
     expect('404', r.status === 404, r.status);
     expect('Message', typeof r.data.Message === 'string', r.data);
   });
-  let failed = 0;
-  for (const [label, error] of results) {
-    if (error === null) console.log(`ok    ${label}`);
-    else {
-      failed++;
-      console.log(`FAIL  ${label}\n      ${error}`);
-    }
-  }
-  console.log(`${NAME}: ${results.length - failed} passed, ${failed} failed`);
-  process.exit(failed ? 1 : 0);
-})();
+  return report();
+});
