@@ -450,6 +450,34 @@ async fn an_unreadable_sub_folder_is_left_out_not_fatal() {
 }
 
 #[tokio::test]
+async fn a_nested_selection_is_packed_at_each_path() {
+    // 12345 (report.pdf) lies in folder 45678 (Q1), which lies in 1003
+    // (Reports): each selection is packed at its own path, as the vendor's
+    // path-keyed entries do.
+    for flavour in ["workspace", "docspace"] {
+        let oo = start(&[("flavour", flavour), ("pacing", "immediate")]).await;
+        let body = r#"{"fileIds":["12345"],"folderIds":["45678","1003"]}"#;
+        let reply = bulk(&oo, body).await;
+        assert_eq!(reply.status, StatusCode::OK, "{flavour}");
+        let op = ops(&reply)[0].clone();
+        let archive = fetch(&oo, &archive_path(&op), &[ALICE]).await;
+        let mut names = zip_entry_names(&archive.body);
+        names.sort();
+        for want in [
+            "report.pdf",
+            "Q1/report.pdf",
+            "Reports/Q1/report.pdf",
+            "Reports/Q2/report.pdf",
+        ] {
+            assert!(
+                names.iter().any(|n| n == want),
+                "{flavour}: {want} in {names:?}"
+            );
+        }
+    }
+}
+
+#[tokio::test]
 async fn the_archive_handler_serves_ranges_and_refuses_strangers() {
     let oo = start(&[]).await;
     let op = finished_op(&oo, r#"{"folderIds":["1005"]}"#).await;
@@ -684,7 +712,9 @@ async fn docspace_envelopes_routes_and_single_files() {
     let reply = bulk(&oo, r#"{"fileIds":[],"folderIds":[]}"#).await;
     assert_eq!((reply.status, ops(&reply).len()), (StatusCode::OK, 0));
     assert_eq!(op["finished"], true);
-    assert!(op.get("error").is_none(), "nulls are omitted");
+    // Nulls are omitted, but `error` starts as "" and stays so on success.
+    assert_eq!(op["error"], "");
+    assert!(op.get("files").is_none(), "nulls are omitted");
     let url = op["url"].as_str().unwrap();
     assert!(
         url.starts_with(&format!(

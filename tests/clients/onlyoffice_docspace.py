@@ -113,7 +113,7 @@ def check_started(what, wrapper, base):
     expect(f"{what}: Operation is Download", op.operation == FileOperationType.Download, op)
     expect(f"{what}: finished is False", op.finished is False, op)
     expect(f"{what}: no url yet", op.url is None, op)
-    expect(f"{what}: no error", op.error is None, op)
+    expect(f"{what}: error is \"\" (DocSpace never nulls it)", op.error == "", op)
     expect(
         f"{what}: status is Created or Running",
         op.status in (DistributedTaskStatus.Created, DistributedTaskStatus.Running),
@@ -163,7 +163,7 @@ def main(base):
     def _():
         op = poll(alice, state["op"].id, "poll")
         expect("finished op: progress 100", op.progress == 100, op)
-        expect("finished op: no error", op.error is None, op)
+        expect("finished op: error is \"\"", op.error == "", op)
         expect("finished op: processed '2'", op.processed == "2", op)
         expect("finished op: status Completed", op.status == DistributedTaskStatus.Completed, op)
         expect(

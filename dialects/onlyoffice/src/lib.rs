@@ -18,7 +18,7 @@ use http::{header, HeaderMap, HeaderValue, Method, Response, StatusCode};
 use serde_json::{json, Map, Value};
 use zipgate_api::download::{Disposition, DownloadStyle, Ranges};
 use zipgate_api::http::{empty, full, Body};
-use zipgate_api::plan::{DirEntries, OnProblem, PlanOptions};
+use zipgate_api::plan::{DirEntries, OnProblem, PlanOptions, Repeats};
 use zipgate_api::{
     BodyError, Core, CreateJob, Dialect, DialectRequest, Example, JobOp, JobSnapshot, JobState,
     NodeId, NodeKind, Pacing, Principal, Route, SelectedItem, Settings, SignedIn, UserInfo,
@@ -219,6 +219,9 @@ impl OnlyofficeDialect {
         let error_value = match (&error, self.settings.style) {
             (Some(message), _) => json!(message),
             (None, Style::Docs) if !self.docspace() => json!(""),
+            // DocSpace's FileOperation starts `Err` as "" and never nulls it
+            // (DocSpace-server FileOperations/FileOperation.cs).
+            (None, _) if self.docspace() => json!(""),
             (None, _) => Value::Null,
         };
         let mut op = Map::new();
@@ -385,6 +388,11 @@ impl OnlyofficeDialect {
                     unreadable: OnProblem::Skip,
                     dir_entries: DirEntries::EmptyOnly,
                     flatten_single_folder: one_folder,
+                    // Entries are keyed by their path in the archive, so a
+                    // file selected with its folder (or a folder with its
+                    // ancestor) is packed at both paths (FileDownloadOperation.cs
+                    // in both servers).
+                    repeats: Repeats::AtEachPlace,
                     ..PlanOptions::default()
                 },
                 compression: Some(self.settings.compression),
