@@ -193,7 +193,10 @@ pub fn plan(
             }
             continue;
         }
-        top.push(node.clone());
+        top.push(match &item.name {
+            Some(name) => Arc::new(renamed(node, name)),
+            None => node.clone(),
+        });
     }
 
     // Drop repeats, and (packing once) items already inside another
@@ -264,6 +267,24 @@ pub fn plan(
         }
     }
     Ok(plan)
+}
+
+/// `node` under another name, as a selection asked; the same id, bytes
+/// and rights.
+fn renamed(node: &Node, name: &str) -> Node {
+    Node {
+        id: node.id.clone(),
+        name: name.to_owned(),
+        parent: node.parent.clone(),
+        mtime: node.mtime,
+        owner: node.owner.clone(),
+        readers: node.readers.clone(),
+        dialect_ids: node.dialect_ids.clone(),
+        data: match &node.data {
+            NodeData::Folder(children) => NodeData::Folder(children.clone()),
+            NodeData::File(body) => NodeData::File(Arc::clone(body)),
+        },
+    }
 }
 
 fn ancestors<'a>(store: &'a Store, node: &'a Node) -> impl Iterator<Item = &'a Arc<Node>> + 'a {
@@ -489,6 +510,7 @@ mod tests {
             .map(|id| SelectedItem {
                 id: NodeId::from(*id),
                 expected_kind: None,
+                name: None,
             })
             .collect()
     }

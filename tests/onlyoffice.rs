@@ -478,6 +478,48 @@ async fn a_nested_selection_is_packed_at_each_path() {
 }
 
 #[tokio::test]
+async fn converted_files_take_the_target_extension() {
+    // DocSpace's Download dialog sends objects inside `fileIds`; both
+    // flavours take `fileConvertIds`. The entry is renamed to the target
+    // extension (zipgate converts no bytes).
+    let docspace = start(&[("flavour", "docspace"), ("pacing", "immediate")]).await;
+    let body = r#"{"fileIds":[{"key":12348,"value":".txt"},{"key":"12347","value":".docx"}],"folderIds":[1004],"returnSingleOperation":true}"#;
+    let reply = bulk(&docspace, body).await;
+    assert_eq!(reply.status, StatusCode::OK);
+    let op = ops(&reply)[0].clone();
+    let archive = fetch(&docspace, &archive_path(&op), &[ALICE]).await;
+    let mut names = zip_entry_names(&archive.body);
+    names.sort();
+    assert_eq!(names, ["Empty/", "notes.txt", "Überblick – 日本語.docx"]);
+
+    for flavour in ["workspace", "docspace"] {
+        let oo = start(&[("flavour", flavour), ("pacing", "immediate")]).await;
+        let body = r#"{"fileConvertIds":[{"key":"12348","value":".pdf"}],"fileIds":["12345"]}"#;
+        let reply = bulk(&oo, body).await;
+        assert_eq!(reply.status, StatusCode::OK, "{flavour}");
+        let op = ops(&reply)[0].clone();
+        let archive = fetch(&oo, &archive_path(&op), &[ALICE]).await;
+        let mut names = zip_entry_names(&archive.body);
+        names.sort();
+        assert_eq!(names, ["notes.pdf", "report.pdf"], "{flavour}");
+    }
+    // Workspace reads `fileIds` as plain ids only: an object there is no id.
+    let oo = start(&[("pacing", "immediate")]).await;
+    let reply = bulk(
+        &oo,
+        r#"{"fileIds":[{"key":"12348","value":".pdf"}],"folderIds":["45678"]}"#,
+    )
+    .await;
+    let op = ops(&reply)[0].clone();
+    let archive = fetch(&oo, &archive_path(&op), &[ALICE]).await;
+    // One folder alone: its contents at the root, and no notes.
+    assert_eq!(
+        zip_entry_names(&archive.body),
+        ["report.pdf", "summary.txt"]
+    );
+}
+
+#[tokio::test]
 async fn the_archive_handler_serves_ranges_and_refuses_strangers() {
     let oo = start(&[]).await;
     let op = finished_op(&oo, r#"{"folderIds":["1005"]}"#).await;

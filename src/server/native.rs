@@ -176,6 +176,7 @@ async fn zip(ctx: Ctx) -> Response<Body> {
         .map(|item| SelectedItem {
             id: NodeId(item.id),
             expected_kind: None,
+            name: None,
         })
         .collect();
     let store = state.store();

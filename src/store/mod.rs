@@ -367,6 +367,7 @@ mod tests {
         let selection = [zipgate_api::SelectedItem {
             id: folder,
             expected_kind: None,
+            name: None,
         }];
         let mut options = crate::planner::PlanOptions::default();
         let plan =

@@ -195,6 +195,7 @@ pub fn expected_entries(
         .map(|id| SelectedItem {
             id: NodeId::from(*id),
             expected_kind: None,
+            name: None,
         })
         .collect();
     let plan = planner::plan(&store, principal, &selection, &mut PlanOptions::default()).unwrap();

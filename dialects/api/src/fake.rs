@@ -431,6 +431,7 @@ mod tests {
             selection: vec![SelectedItem {
                 id: NodeId::from("d"),
                 expected_kind: Some(NodeKind::Folder),
+                name: None,
             }],
             plan: PlanOptions::default(),
             compression: None,

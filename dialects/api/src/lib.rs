@@ -83,6 +83,9 @@ pub struct SelectedItem {
     pub id: NodeId,
     /// The kind the client claimed, when its API says; a mismatch is "not found".
     pub expected_kind: Option<NodeKind>,
+    /// The name to pack the item under instead of its own (a file the
+    /// vendor converts on the way, say); made safe like any name.
+    pub name: Option<String>,
 }
 
 /// How an entry's bytes are written.

@@ -175,6 +175,7 @@ impl BoxDialect {
             selection.push(SelectedItem {
                 id: node,
                 expected_kind: Some(*kind),
+                name: None,
             });
         }
         let owner = Principal::User(user.id.clone());

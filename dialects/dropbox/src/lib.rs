@@ -87,6 +87,7 @@ impl DropboxDialect {
             selection: vec![SelectedItem {
                 id: folder.id.clone(),
                 expected_kind: Some(NodeKind::Folder),
+                name: None,
             }],
             plan: PlanOptions {
                 missing: OnProblem::Fail,

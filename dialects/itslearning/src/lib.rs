@@ -108,6 +108,7 @@ impl ItslearningDialect {
                     Some(node) => selection.push(SelectedItem {
                         id: node,
                         expected_kind: Some(kind),
+                        name: None,
                     }),
                     None if self.settings.fail_missing_in_job => missing = true,
                     None => {

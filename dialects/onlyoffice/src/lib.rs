@@ -319,7 +319,17 @@ impl OnlyofficeDialect {
         format: Format,
     ) -> Result<Response<Body>, OoError> {
         let params: Params = request::params(request, self.body(request)?)?;
-        let file_ids = params.list("fileIds");
+        // Files to convert come first, as both servers list them: an id and
+        // the extension its archive entry takes (DocSpace-server
+        // OperationController.cs; Workspace DocumentsApi.cs). DocSpace also
+        // takes them as objects inside `fileIds` (its web client's Download
+        // dialog sends them so); Workspace reads `fileIds` as plain ids.
+        let mut converted = params.keyed("fileConvertIds");
+        if self.docspace() {
+            converted.extend(params.keyed("fileIds"));
+        }
+        let mut file_ids: Vec<String> = converted.iter().map(|(id, _)| id.clone()).collect();
+        file_ids.extend(params.list("fileIds"));
         let folder_ids = params.list("folderIds");
         for list in [&file_ids, &folder_ids] {
             let mut seen = std::collections::HashSet::new();
@@ -349,11 +359,21 @@ impl OnlyofficeDialect {
         // Unknown ids do not fail the request: the operation finishes with an error instead.
         let mut selection = Vec::new();
         for (list, kind) in [(&file_ids, NodeKind::File), (&folder_ids, NodeKind::Folder)] {
-            for id in list.iter() {
+            for (i, id) in list.iter().enumerate() {
                 if let Some(node) = core.resolve(id) {
+                    // The converted title: `FileUtility.ReplaceFileExtension`.
+                    // The bytes stay the fixture's: zipgate converts nothing.
+                    let name = converted
+                        .get(i)
+                        .filter(|_| kind == NodeKind::File)
+                        .and_then(|(_, ext)| {
+                            let title = core.node(&node)?.name;
+                            Some(replace_extension(&title, ext))
+                        });
                     selection.push(SelectedItem {
                         id: node,
                         expected_kind: Some(kind),
+                        name,
                     });
                 }
             }
@@ -368,7 +388,7 @@ impl OnlyofficeDialect {
             .flatten()
         {
             Some(folder) if one_folder => format!("{}.zip", folder.name),
-            Some(file) => file.name,
+            Some(file) => selection[0].name.clone().unwrap_or(file.name),
             None => format!(
                 "{}-download-{}.zip",
                 self.settings.alias,
@@ -535,6 +555,13 @@ impl OnlyofficeDialect {
 }
 
 /// The handful of types a lone file is most likely to be; octet-stream otherwise.
+/// `title` with its extension (from the last `.`) replaced by `ext`, which
+/// carries its dot (the DocSpace client sends the target format as `.pdf`).
+fn replace_extension(title: &str, ext: &str) -> String {
+    let stem = title.rfind('.').map_or(title, |dot| &title[..dot]);
+    [stem, ext].concat()
+}
+
 fn mime_type(name: &str) -> &'static str {
     let extension = name
         .rsplit_once('.')

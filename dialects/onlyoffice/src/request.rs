@@ -32,6 +32,27 @@ impl Params {
             .collect()
     }
 
+    /// The `{"key": id, "value": ".ext"}` objects of a list parameter
+    /// (`name[i][key]` and `name[i][value]` once flattened), in order: an id
+    /// and the extension the vendor converts it to. `key` and `value` are
+    /// matched exactly, as System.Text.Json's `GetProperty` does; an object
+    /// without both is left out.
+    pub fn keyed(&self, name: &str) -> Vec<(String, String)> {
+        // One pass for the values, one for the keys: linear in the pairs.
+        let values: std::collections::HashMap<&str, &str> = self
+            .0
+            .iter()
+            .filter_map(|(k, v)| Some((object_index(k, name, "value")?, v.as_str())))
+            .collect();
+        self.0
+            .iter()
+            .filter_map(|(k, id)| {
+                let value = values.get(object_index(k, name, "key")?)?;
+                Some((id.clone(), (*value).to_owned()))
+            })
+            .collect()
+    }
+
     pub fn flag(&self, name: &str) -> bool {
         self.get(name)
             .is_some_and(|v| v.eq_ignore_ascii_case("true"))
@@ -55,6 +76,19 @@ fn list_key_matches(key: &str, name: &str) -> bool {
         return false;
     };
     inner.bytes().all(|b| b.is_ascii_digit())
+}
+
+/// `i` when `key` is `name[i][field]` (`name` in any case, `field` exactly).
+fn object_index<'k>(key: &'k str, name: &str, field: &str) -> Option<&'k str> {
+    let head = key.get(..name.len())?;
+    if !head.eq_ignore_ascii_case(name) {
+        return None;
+    }
+    let rest = key.get(name.len()..)?.strip_prefix('[')?;
+    let (index, rest) = rest.split_once(']')?;
+    let inner = rest.strip_prefix('[')?.strip_suffix(']')?;
+    (index.bytes().all(|b| b.is_ascii_digit()) && !index.is_empty() && inner == field)
+        .then_some(index)
 }
 
 /// Most name/value pairs one body may flatten to: ASP.NET's
@@ -295,6 +329,33 @@ fn flatten_xml(body: &[u8], out: &mut Budget) -> Result<(), OoError> {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn keyed_objects_pair_key_and_value_by_index() {
+        let params = Params(
+            [
+                ("fileIds[0]", "7"),
+                ("FILEIDS[1][key]", "12"),
+                ("fileIds[1][value]", ".pdf"),
+                ("fileIds[2][value]", ".txt"),
+                ("fileIds[2][key]", "13"),
+                ("fileIds[3][Key]", "14"),
+                ("fileIds[3][value]", ".odt"),
+                ("fileIds[4][key]", "15"),
+            ]
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect(),
+        );
+        assert_eq!(
+            params.keyed("fileIds"),
+            [
+                ("12".to_owned(), ".pdf".to_owned()),
+                ("13".into(), ".txt".into())
+            ]
+        );
+        assert_eq!(params.list("fileIds"), ["7"]);
+    }
+
     use super::*;
     use bytes_shim::request;
 

@@ -147,6 +147,7 @@ impl OracleDialect {
             selection.push(SelectedItem {
                 id: child.id,
                 expected_kind: None,
+                name: None,
             });
         }
 
