@@ -51,6 +51,19 @@ async fn fetch(oo: &Oo, path: &str, headers: &[(&str, &str)]) -> Reply {
     call(oo, Method::GET, path, headers, "").await
 }
 
+/// PUT with Alice's token (the operation finishing at once), then the
+/// archive's entry names, sorted.
+async fn archive_names(oo: &Oo, body: &str, what: &str) -> Vec<String> {
+    let reply = bulk(oo, body).await;
+    assert_eq!(reply.status, StatusCode::OK, "{what}");
+    let op = ops(&reply)[0].clone();
+    let archive = fetch(oo, &archive_path(&op), &[ALICE]).await;
+    assert_eq!(archive.status, StatusCode::OK, "{what}");
+    let mut names = zip_entry_names(&archive.body);
+    names.sort();
+    names
+}
+
 /// PUT, then poll until the operation is finished; returns it.
 async fn finished_op(oo: &Oo, body: &str) -> Value {
     assert_eq!(bulk(oo, body).await.status, StatusCode::OK);
@@ -457,12 +470,7 @@ async fn a_nested_selection_is_packed_at_each_path() {
     for flavour in ["workspace", "docspace"] {
         let oo = start(&[("flavour", flavour), ("pacing", "immediate")]).await;
         let body = r#"{"fileIds":["12345"],"folderIds":["45678","1003"]}"#;
-        let reply = bulk(&oo, body).await;
-        assert_eq!(reply.status, StatusCode::OK, "{flavour}");
-        let op = ops(&reply)[0].clone();
-        let archive = fetch(&oo, &archive_path(&op), &[ALICE]).await;
-        let mut names = zip_entry_names(&archive.body);
-        names.sort();
+        let names = archive_names(&oo, body, flavour).await;
         for want in [
             "report.pdf",
             "Q1/report.pdf",
@@ -484,37 +492,23 @@ async fn converted_files_take_the_target_extension() {
     // extension (zipgate converts no bytes).
     let docspace = start(&[("flavour", "docspace"), ("pacing", "immediate")]).await;
     let body = r#"{"fileIds":[{"key":12348,"value":".txt"},{"key":"12347","value":".docx"}],"folderIds":[1004],"returnSingleOperation":true}"#;
-    let reply = bulk(&docspace, body).await;
-    assert_eq!(reply.status, StatusCode::OK);
-    let op = ops(&reply)[0].clone();
-    let archive = fetch(&docspace, &archive_path(&op), &[ALICE]).await;
-    let mut names = zip_entry_names(&archive.body);
-    names.sort();
-    assert_eq!(names, ["Empty/", "notes.txt", "Überblick – 日本語.docx"]);
+    assert_eq!(
+        archive_names(&docspace, body, "docspace").await,
+        ["Empty/", "notes.txt", "Überblick – 日本語.docx"]
+    );
 
     for flavour in ["workspace", "docspace"] {
         let oo = start(&[("flavour", flavour), ("pacing", "immediate")]).await;
         let body = r#"{"fileConvertIds":[{"key":"12348","value":".pdf"}],"fileIds":["12345"]}"#;
-        let reply = bulk(&oo, body).await;
-        assert_eq!(reply.status, StatusCode::OK, "{flavour}");
-        let op = ops(&reply)[0].clone();
-        let archive = fetch(&oo, &archive_path(&op), &[ALICE]).await;
-        let mut names = zip_entry_names(&archive.body);
-        names.sort();
+        let names = archive_names(&oo, body, flavour).await;
         assert_eq!(names, ["notes.pdf", "report.pdf"], "{flavour}");
     }
     // Workspace reads `fileIds` as plain ids only: an object there is no id.
     let oo = start(&[("pacing", "immediate")]).await;
-    let reply = bulk(
-        &oo,
-        r#"{"fileIds":[{"key":"12348","value":".pdf"}],"folderIds":["45678"]}"#,
-    )
-    .await;
-    let op = ops(&reply)[0].clone();
-    let archive = fetch(&oo, &archive_path(&op), &[ALICE]).await;
+    let body = r#"{"fileIds":[{"key":"12348","value":".pdf"}],"folderIds":["45678"]}"#;
     // One folder alone: its contents at the root, and no notes.
     assert_eq!(
-        zip_entry_names(&archive.body),
+        archive_names(&oo, body, "workspace").await,
         ["report.pdf", "summary.txt"]
     );
 }
