@@ -463,6 +463,32 @@ async fn an_unreadable_sub_folder_is_left_out_not_fatal() {
 }
 
 #[tokio::test]
+async fn docspace_refuses_a_selection_with_nothing_readable_before_queuing() {
+    let oo = start(&[("flavour", "docspace"), ("pacing", "immediate")]).await;
+    let reply = bulk(&oo, r#"{"fileIds":[999],"folderIds":[1004]}"#).await;
+    assert_eq!(reply.status, StatusCode::OK, "a readable item is enough");
+    let oo = start(&[("flavour", "docspace"), ("pacing", "immediate")]).await;
+    let reply = bulk(&oo, r#"{"fileIds":[999]}"#).await;
+    assert_eq!(reply.status, StatusCode::NOT_FOUND);
+    assert_golden("onlyoffice/docspace-error-404-file.json", &reply.body);
+    let bob = ("authorization", "Bearer bob-token");
+    let reply = call(
+        &oo,
+        Method::PUT,
+        BULK,
+        &[bob, JSON],
+        r#"{"folderIds":[1006]}"#,
+    )
+    .await;
+    assert_eq!(reply.status, StatusCode::NOT_FOUND);
+    let error = &reply.json()["error"];
+    assert_eq!(error["type"], "System.IO.DirectoryNotFoundException");
+    assert_eq!(error["message"], "The required folder was not found");
+    // Nothing was queued.
+    assert_eq!(ops(&poll(&oo).await).len(), 0);
+}
+
+#[tokio::test]
 async fn a_nested_selection_is_packed_at_each_path() {
     // 12345 (report.pdf) lies in folder 45678 (Q1), which lies in 1003
     // (Reports): each selection is packed at its own path, as the vendor's

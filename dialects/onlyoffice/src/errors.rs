@@ -19,6 +19,9 @@ const ARGUMENT: i64 = -2147024809;
 const GENERIC: i64 = -2146233088;
 const MISSING_METHOD: i64 = -2146233069;
 const XML: i64 = -2146232000;
+/// COR_E_FILENOTFOUND (0x80070002) and COR_E_DIRECTORYNOTFOUND (0x80070003).
+const FILE_NOT_FOUND_HRESULT: i64 = -2147024894;
+const DIRECTORY_NOT_FOUND_HRESULT: i64 = -2147024893;
 
 impl OoError {
     fn new(status: StatusCode, message: &str, hresult: i64, exception: &'static str) -> Self {
@@ -48,6 +51,28 @@ impl OoError {
             INVALID_OPERATION,
             "System.InvalidOperationException",
         )
+    }
+
+    /// DocSpace's permission check before queuing found nothing readable
+    /// (`DownloadPermissionsCheck.cs`): `FileNotFoundException` when files
+    /// were asked for, else `DirectoryNotFoundException`, both 404
+    /// (`ResponseWrapper.cs`).
+    pub fn nothing_to_download(files_asked: bool) -> Self {
+        if files_asked {
+            OoError::new(
+                StatusCode::NOT_FOUND,
+                FILE_NOT_FOUND,
+                FILE_NOT_FOUND_HRESULT,
+                "System.IO.FileNotFoundException",
+            )
+        } else {
+            OoError::new(
+                StatusCode::NOT_FOUND,
+                FOLDER_NOT_FOUND,
+                DIRECTORY_NOT_FOUND_HRESULT,
+                "System.IO.DirectoryNotFoundException",
+            )
+        }
     }
 
     /// The same id twice in one list: `Dictionary.Add` throws.

@@ -438,6 +438,12 @@ impl OnlyofficeDialect {
             .filter(|s| requested.contains(&s.id))
             .map(|s| &s.id)
             .collect();
+        if dropped.len() == requested.len() && self.docspace() {
+            // DocSpace checks before it queues: nothing is published, and
+            // the PUT is a 404 (DownloadPermissionsCheck.cs, FileOperationsManager.cs).
+            let _ = core.job(&job_id, JobOp::Remove);
+            return Err(OoError::nothing_to_download(!file_ids.is_empty()));
+        }
         if dropped.len() == requested.len() {
             let message = if file_ids.is_empty() {
                 errors::FOLDER_NOT_FOUND
