@@ -122,6 +122,21 @@ async function main(base) {
       404, 'not_found');
   });
 
+  await step('8 an item made unreadable before the download is skipped and counted in the status', [], async () => {
+    // A fault rule on the create: 12346 (Q1/summary.txt) is unreadable once the download starts.
+    const rule = { match: { dialect: 'box', method: 'POST' }, times: 1, job: { unreadable: ['12346'] } };
+    const added = await fetch(`${base}/_zipgate/faults`, {
+      method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(rule),
+    });
+    expect('the fault rule is added', added.status === 201, added.status);
+    const zd = await alice.zipDownloads.createZipDownload({ items: [{ type: 'folder', id: '45678' }] });
+    const listing = listZip(await readAll(await alice.zipDownloads.getZipDownloadContent(zd.downloadUrl)));
+    expect('summary.txt is left out', show([...listing.names].sort()) === show(['Q1/', 'Q1/report.pdf']), listing.names);
+    const st = await alice.zipDownloads.getZipDownloadStatus(zd.statusUrl);
+    expectZipStatus(st,
+      { totalFileCount: 2, downloadedFileCount: 1, skippedFileCount: 1, skippedFolderCount: 0, state: 'succeeded' });
+  });
+
   return report();
 }
 
