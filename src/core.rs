@@ -10,7 +10,7 @@ use zipgate_api::{
     Mounted, NameMatch, NodeId, NodeInfo, Principal, Randomness, SignedIn, UserInfo,
 };
 
-use crate::jobs::{Admission, Claim, JobFault, JobSpec};
+use crate::jobs::{Admission, Claim, JobFault, JobSpec, Peek, RecheckInput};
 use crate::packing::{build_archive, single_file_archive};
 use crate::planner;
 use crate::recheck::{Replacement, Sources};
@@ -18,6 +18,7 @@ use crate::server::http::empty;
 use crate::state::AppState;
 use crate::store::{Node, NodeData, Store, User};
 use crate::stream::archive_body;
+use crate::zip::Archive;
 
 pub struct ServerCore {
     state: Arc<AppState>,
@@ -60,12 +61,10 @@ impl ServerCore {
         self.dialect.name()
     }
 
-    /// For a job that rechecks its items when a download starts: its
-    /// archive without what its owner can no longer read in the tree in
-    /// force now (or what the job's fault says is lost). `None` when nothing
-    /// changed, or the job does not recheck.
-    fn recheck(&self, id: &str) -> Option<Replacement> {
-        let input = self.state.jobs.recheck_of(id, self.tag())?;
+    /// For a job that rechecks its items when a download starts: `archive`
+    /// without what its owner can no longer read in the tree in force now
+    /// (or what the job's fault says is lost). `None` when nothing changed.
+    fn recheck(&self, input: RecheckInput, archive: &Arc<Archive>) -> Option<Replacement> {
         let lost_ids: HashSet<NodeId> = input
             .fault
             .as_ref()
@@ -87,7 +86,7 @@ impl ServerCore {
                     node.kind() == kind && self.store.can_read(&input.owner, node)
                 })
         })?;
-        Some(Replacement::new(input.archive, &input.sources, lost))
+        Some(Replacement::new(archive.clone(), &input.sources, lost))
     }
 
     /// `id`, if it names one of this dialect's jobs.
@@ -248,15 +247,21 @@ impl Core for ServerCore {
     }
 
     fn start_download(&self, id: &str, max_per_owner: Option<usize>) -> Result<Download, Error> {
-        let replacement = self.recheck(id);
         let admission = Admission {
             owner_tag: Some(self.tag()),
             max_per_owner,
-            replace: replacement.as_ref(),
         };
         if self.look_only {
             // The same checks and the same length, and a body that is never sent.
-            let (archive, job) = self.state.jobs.peek_download(id, admission)?;
+            let Peek {
+                archive,
+                job,
+                recheck,
+            } = self.state.jobs.peek_download(id, admission)?;
+            let archive = match recheck.and_then(|input| self.recheck(input, &archive)) {
+                Some(cut) => cut.archive,
+                None => archive,
+            };
             return Ok(Download::new(
                 job,
                 archive.len(),
@@ -268,7 +273,17 @@ impl Core for ServerCore {
             archive,
             ticket,
             job,
+            recheck,
         } = self.state.jobs.begin_download(id, admission)?;
+        // The recheck runs outside the registry lock; the cut archive is
+        // swapped in before the first byte, so progress counts its entries.
+        let archive = match recheck.and_then(|input| self.recheck(input, &archive)) {
+            Some(cut) => {
+                self.state.jobs.cut_archive(id, &cut);
+                cut.archive
+            }
+            None => archive,
+        };
         let len = archive.len();
         let single_file = archive.is_single_file();
         let streams = self.state.streams.clone();

@@ -47,7 +47,7 @@ pub enum JobFault {
     Stuck(StuckState),
     /// These nodes (fixture ids, or the dialect's own ids) are unreadable
     /// to the job's owner from the moment a download starts, for dialects
-    /// that recheck then (Box).
+    /// whose jobs recheck then (`PlanOptions::recheck_at_download`).
     Unreadable(Vec<String>),
     /// These nodes are gone from the moment a download starts, as above.
     Deleted(Vec<String>),
@@ -100,6 +100,15 @@ pub(super) fn files_of(archive: &Archive) -> Vec<bool> {
 }
 
 impl Job {
+    /// What a download-time recheck needs, for a job that keeps its sources.
+    pub(super) fn recheck_input(&self) -> Option<super::RecheckInput> {
+        Some(super::RecheckInput {
+            sources: self.spec.sources.clone()?,
+            owner: self.snapshot.owner.clone(),
+            fault: self.spec.fault.clone(),
+        })
+    }
+
     pub(super) fn new(spec: JobSpec, now: DateTime<Utc>) -> Self {
         let entry_is_file = files_of(&spec.archive);
         let steps = match spec.pacing {
@@ -107,31 +116,15 @@ impl Job {
             _ => (0, 1),
         };
         let snapshot = JobSnapshot {
-            id: spec.id,
             name: spec.name,
             context: spec.context,
             archive_len: spec.archive.len(),
-            owner_tag: spec.owner_tag,
-            owner: spec.owner,
-            state: JobState::Queued,
-            created_at: now,
-            ready_at: None,
-            expires_at: None,
-            download_started_at: None,
-            finished_at: None,
-            polls: 0,
             steps,
             entries_total: entry_is_file.len() as u64,
-            entries_done: 0,
             file_count: spec.file_count,
-            files_done: 0,
             files_skipped: spec.files_skipped,
             folders_skipped: spec.folders_skipped,
-            active_downloads: 0,
-            acknowledged: false,
-            bytes_sent: 0,
-            downloads: 0,
-            error: None,
+            ..JobSnapshot::new(spec.id, spec.owner_tag, spec.owner, now)
         };
         Job {
             spec: JobRules {

@@ -31,17 +31,13 @@ pub struct Admission<'a> {
     /// The job's owner may have at most this many of the dialect's
     /// downloads streaming.
     pub max_per_owner: Option<usize>,
-    /// What a download-time recheck left of the archive: swapped in if the
-    /// job still holds the archive it was computed from.
-    pub replace: Option<&'a Replacement>,
 }
 
-/// What a download-time recheck reads from a job.
+/// What a download-time recheck reads from a job that keeps its sources.
 pub struct RecheckInput {
     pub sources: Arc<Sources>,
     pub owner: Principal,
     pub fault: Option<JobFault>,
-    pub archive: Arc<Archive>,
 }
 
 /// A download that has started.
@@ -50,6 +46,15 @@ pub struct Claim {
     pub ticket: DownloadTicket,
     /// The job as the claim left it.
     pub job: JobSnapshot,
+    /// For a job that rechecks its items when a download starts.
+    pub recheck: Option<RecheckInput>,
+}
+
+/// What a download would get, claiming nothing (a `HEAD` request).
+pub struct Peek {
+    pub archive: Arc<Archive>,
+    pub job: JobSnapshot,
+    pub recheck: Option<RecheckInput>,
 }
 
 #[derive(Clone)]
@@ -316,17 +321,25 @@ impl JobRegistry {
         Ok(job)
     }
 
-    /// What a download-time recheck of `id` needs, if the job keeps its
-    /// sources: them, the owner, the job's fault and its current archive.
-    pub fn recheck_of(&self, id: &str, owner_tag: &str) -> Option<RecheckInput> {
-        let jobs = self.jobs();
-        let job = jobs.get(id).filter(|j| j.snapshot.owner_tag == owner_tag)?;
-        Some(RecheckInput {
-            sources: job.spec.sources.clone()?,
-            owner: job.snapshot.owner.clone(),
-            fault: job.spec.fault.clone(),
-            archive: job.spec.archive.clone(),
-        })
+    /// Swaps in the archive a download-time recheck cut, if the job still
+    /// holds the one it was cut from, and counts what was left out. Taken
+    /// only when a recheck lost something; the claim itself is one lock.
+    pub fn cut_archive(&self, id: &str, cut: &Replacement) {
+        let mut jobs = self.jobs();
+        let Some(job) = jobs.get_mut(id) else {
+            return;
+        };
+        if !Arc::ptr_eq(&job.spec.archive, &cut.from) {
+            return;
+        }
+        job.spec.archive = cut.archive.clone();
+        job.spec.sources = Some(cut.sources.clone());
+        job.entry_is_file = job::files_of(&cut.archive);
+        let s = &mut job.snapshot;
+        s.archive_len = cut.archive.len();
+        s.entries_total = job.entry_is_file.len() as u64;
+        s.files_skipped += cut.files;
+        s.folders_skipped += cut.folders;
     }
 
     /// Starts a download: the job must be ready (or, if reusable, already
@@ -336,18 +349,7 @@ impl JobRegistry {
         let now = self.inner.clock.now();
         let mut jobs = self.jobs();
         let job = Self::admit(&mut jobs, id, admission, now)?;
-        if let Some(r) = admission.replace {
-            if Arc::ptr_eq(&job.spec.archive, &r.from) {
-                job.spec.archive = r.archive.clone();
-                job.spec.sources = Some(r.sources.clone());
-                job.entry_is_file = job::files_of(&r.archive);
-                let s = &mut job.snapshot;
-                s.archive_len = r.archive.len();
-                s.entries_total = job.entry_is_file.len() as u64;
-                s.files_skipped += r.files;
-                s.folders_skipped += r.folders;
-            }
-        }
+        let recheck = job.recheck_input();
         let single_use = job.spec.single_use;
         let s = &mut job.snapshot;
         s.downloads += 1;
@@ -365,6 +367,7 @@ impl JobRegistry {
         Ok(Claim {
             archive,
             job: snapshot,
+            recheck,
             ticket: DownloadTicket {
                 registry: self.clone(),
                 id: id.to_owned(),
@@ -379,19 +382,15 @@ impl JobRegistry {
     /// What [`JobRegistry::begin_download`] would answer, claiming nothing:
     /// the archive and the job when a download could start now (a `HEAD`
     /// request).
-    pub fn peek_download(
-        &self,
-        id: &str,
-        admission: Admission<'_>,
-    ) -> Result<(Arc<Archive>, JobSnapshot), Error> {
+    pub fn peek_download(&self, id: &str, admission: Admission<'_>) -> Result<Peek, Error> {
         let now = self.inner.clock.now();
         let mut jobs = self.jobs();
         let job = Self::admit(&mut jobs, id, admission, now)?;
-        let archive = match admission.replace {
-            Some(r) if Arc::ptr_eq(&job.spec.archive, &r.from) => r.archive.clone(),
-            _ => job.spec.archive.clone(),
-        };
-        Ok((archive, job.snapshot.clone()))
+        Ok(Peek {
+            archive: job.spec.archive.clone(),
+            job: job.snapshot.clone(),
+            recheck: job.recheck_input(),
+        })
     }
 
     /// Cancels a job that has not finished; a finished one is left as it is.
@@ -536,7 +535,6 @@ mod tests {
         let one = Admission {
             owner_tag: Some("test"),
             max_per_owner: Some(1),
-            ..Admission::default()
         };
         let ticket = jobs.begin_download("a", one).unwrap().ticket;
         assert!(matches!(
@@ -613,7 +611,6 @@ mod tests {
         let one = Admission {
             owner_tag: None,
             max_per_owner: Some(1),
-            ..Admission::default()
         };
         assert!(jobs.peek_download("j", one).is_ok());
         assert_eq!(jobs.len(), 1);

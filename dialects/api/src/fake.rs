@@ -151,31 +151,8 @@ pub fn job(id: &str) -> JobSnapshot {
 
 fn snapshot(id: &str, tag: &'static str, owner: Principal, now: DateTime<Utc>) -> JobSnapshot {
     JobSnapshot {
-        id: id.to_owned(),
-        name: String::new(),
-        context: String::new(),
         archive_len: Some(FAKE_ARCHIVE.len() as u64),
-        owner_tag: tag,
-        owner,
-        state: JobState::Queued,
-        created_at: now,
-        ready_at: None,
-        expires_at: None,
-        download_started_at: None,
-        finished_at: None,
-        polls: 0,
-        steps: (0, 0),
-        entries_total: 0,
-        entries_done: 0,
-        file_count: 0,
-        files_done: 0,
-        files_skipped: 0,
-        folders_skipped: 0,
-        bytes_sent: 0,
-        downloads: 0,
-        active_downloads: 0,
-        acknowledged: false,
-        error: None,
+        ..JobSnapshot::new(id.to_owned(), tag, owner, now)
     }
 }
 

@@ -108,3 +108,36 @@ pub struct JobSnapshot {
     pub acknowledged: bool,
     pub error: Option<String>,
 }
+
+impl JobSnapshot {
+    /// A job just made: queued, every count at zero, nothing else known.
+    pub fn new(id: String, owner_tag: &'static str, owner: Principal, now: DateTime<Utc>) -> Self {
+        JobSnapshot {
+            id,
+            name: String::new(),
+            context: String::new(),
+            archive_len: None,
+            owner_tag,
+            owner,
+            state: JobState::Queued,
+            created_at: now,
+            ready_at: None,
+            expires_at: None,
+            download_started_at: None,
+            finished_at: None,
+            polls: 0,
+            steps: (0, 0),
+            entries_total: 0,
+            entries_done: 0,
+            file_count: 0,
+            files_done: 0,
+            files_skipped: 0,
+            folders_skipped: 0,
+            bytes_sent: 0,
+            downloads: 0,
+            active_downloads: 0,
+            acknowledged: false,
+            error: None,
+        }
+    }
+}
