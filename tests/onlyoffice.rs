@@ -9,7 +9,7 @@ use bytes::Bytes;
 use chrono::{Duration, TimeZone, Utc};
 use common::*;
 use http::{Method, StatusCode};
-use serde_json::Value;
+use serde_json::{json, Value};
 use zipgate::clock::ManualClock;
 use zipgate::Server;
 
@@ -56,12 +56,38 @@ async fn fetch(oo: &Oo, path: &str, headers: &[(&str, &str)]) -> Reply {
 async fn archive_names(oo: &Oo, body: &str, what: &str) -> Vec<String> {
     let reply = bulk(oo, body).await;
     assert_eq!(reply.status, StatusCode::OK, "{what}");
-    let op = ops(&reply)[0].clone();
+    let op = settled(oo, &reply, ALICE).await;
     let archive = fetch(oo, &archive_path(&op), &[ALICE]).await;
     assert_eq!(archive.status, StatusCode::OK, "{what}");
     let mut names = zip_entry_names(&archive.body);
     names.sort();
     names
+}
+
+/// The operation a PUT started, once finished: DocSpace may answer it
+/// finished already; Workspace answers it as first published and the next
+/// poll (with the same credentials) reports how it ended.
+async fn settled(oo: &Oo, reply: &Reply, auth: (&str, &str)) -> Value {
+    assert_eq!(
+        reply.status,
+        StatusCode::OK,
+        "{}",
+        String::from_utf8_lossy(&reply.body)
+    );
+    let op = ops(reply)[0].clone();
+    if op["finished"] == true {
+        return op;
+    }
+    for _ in 0..10 {
+        let listed = call(oo, Method::GET, LIST, &[auth], "").await;
+        if let Some(done) = ops(&listed)
+            .into_iter()
+            .find(|o| o["id"] == op["id"] && o["finished"] == true)
+        {
+            return done;
+        }
+    }
+    panic!("the operation never finished: {op}");
 }
 
 /// PUT, then poll until the operation is finished; returns it.
@@ -190,7 +216,7 @@ async fn request_bodies_in_every_form_the_vendor_binds() {
             "{path} {body}: {}",
             String::from_utf8_lossy(&reply.body)
         );
-        let op = reply.json()["response"][0].clone();
+        let op = settled(&oo, &reply, ALICE).await;
         assert_eq!(op["finished"], true, "{body}");
         assert_eq!(op["error"], Value::Null, "{body}");
         let archive = fetch(&oo, &archive_path(&op), &[ALICE]).await;
@@ -325,7 +351,10 @@ async fn unknown_and_unreadable_ids_finish_the_operation_with_an_error() {
         )
         .await;
         assert_eq!(reply.status, StatusCode::OK, "{body}");
-        let op = reply.json()["response"][0].clone();
+        // The PUT shows it queued; the next poll reports how it ended.
+        assert_eq!(ops(&reply)[0]["finished"], false, "{body}");
+        assert_eq!(ops(&reply)[0]["error"], Value::Null, "{body}");
+        let op = settled(&oo, &reply, ("authorization", user)).await;
         assert_eq!(op["finished"], true);
         match message {
             Some(message) => {
@@ -346,7 +375,26 @@ async fn unknown_and_unreadable_ids_finish_the_operation_with_an_error() {
         r#"{"fileIds":["999"]}"#,
     )
     .await;
-    assert_golden("onlyoffice/bulkdownload-not-found.json", &reply.body);
+    assert_golden("onlyoffice/bulkdownload-queued.json", &reply.body);
+    let listed = call(
+        &oo,
+        Method::GET,
+        LIST,
+        &[("authorization", "Bearer bob-token")],
+        "",
+    )
+    .await;
+    assert_golden("onlyoffice/bulkdownload-not-found.json", &listed.body);
+    // Reported once, then dropped.
+    let again = call(
+        &oo,
+        Method::GET,
+        LIST,
+        &[("authorization", "Bearer bob-token")],
+        "",
+    )
+    .await;
+    assert!(ops(&again).is_empty());
 }
 
 #[tokio::test]
@@ -363,10 +411,19 @@ async fn terminate_cancels_the_callers_operations() {
     )
     .await;
     assert_eq!(reply.status, StatusCode::OK);
-    assert_golden("onlyoffice/terminate-200.json", &reply.body);
+    // Workspace answers at once with the list as it was; the cancel is
+    // reported by the next poll, once.
     let op = &ops(&reply)[0];
+    assert_eq!(
+        (&op["finished"], &op["error"]),
+        (&json!(false), &Value::Null)
+    );
+    let listed = poll(&oo).await;
+    assert_golden("onlyoffice/terminate-200.json", &listed.body);
+    let op = &ops(&listed)[0];
     assert_eq!(op["error"], "The operation was canceled");
     assert_eq!(op["finished"], true);
+    assert!(ops(&poll(&oo).await).is_empty());
     // Terminated and reported: a new download may start.
     assert_eq!(
         bulk(&oo, r#"{"fileIds":["12348"]}"#).await.status,
@@ -415,7 +472,7 @@ async fn one_folder_alone_is_its_own_archive_with_contents_at_the_root() {
         r#"{"folderIds":["77"]}"#,
     )
     .await;
-    let op = reply.json()["response"][0].clone();
+    let op = settled(&oo, &reply, ("authorization", "t")).await;
     let archive = fetch(&oo, &archive_path(&op), &[("authorization", "t")]).await;
     assert_eq!(
         archive.headers["content-disposition"].as_bytes(),
@@ -443,8 +500,7 @@ async fn an_unreadable_sub_folder_is_left_out_not_fatal() {
             r#"{"folderIds":["1001"]}"#,
         )
         .await;
-        assert_eq!(reply.status, StatusCode::OK, "{flavour}");
-        let op = reply.json()["response"][0].clone();
+        let op = settled(&oo, &reply, bob).await;
         assert_eq!(op["error"].as_str().unwrap_or(""), "", "{flavour}: {op}");
         let archive = fetch(&oo, &archive_path(&op), &[bob]).await;
         assert_eq!(archive.status, StatusCode::OK, "{flavour}");
@@ -728,8 +784,11 @@ async fn the_documentation_pages_style_by_setting() {
     )
     .await;
     let text = String::from_utf8(reply.body).unwrap();
-    assert!(text.contains("<finished>True</finished>"), "{text}");
+    assert!(text.contains("<finished>False</finished>"), "{text}");
     assert_golden("onlyoffice/docs-style-bulkdownload.xml", text.as_bytes());
+    let polled = call(&oo, Method::GET, "/api/2.0/files/fileops.xml", &[ALICE], "").await;
+    let text = String::from_utf8(polled.body).unwrap();
+    assert!(text.contains("<finished>True</finished>"), "{text}");
 }
 
 // ---- DocSpace ----
@@ -853,9 +912,14 @@ async fn docspace_terminates_one_operation_by_id() {
     )
     .await;
     assert_eq!(reply.status, StatusCode::OK);
-    let op = &ops(&reply)[0];
-    assert_eq!(op["error"], "The operation was canceled");
-    assert_eq!(op["status"], 3);
+    // DocSpace dequeues it and writes no message: the answer lists the
+    // caller's remaining operations, and no poll shows it again.
+    assert!(ops(&reply).is_empty(), "{}", reply.json());
+    assert!(ops(&poll(&oo).await).is_empty());
+    assert_eq!(
+        bulk(&oo, r#"{"fileIds":[12348]}"#).await.status,
+        StatusCode::OK
+    );
     let _ = Bytes::new();
 }
 

@@ -258,13 +258,16 @@ impl OnlyofficeDialect {
     }
 
     /// The caller's listed operations. A finished one is shown once, then
-    /// no more. `poll` advances operations paced by polls.
+    /// no more. `poll` advances operations paced by polls. `fresh` is an
+    /// operation this very request started, shown as first published
+    /// (queued, nothing done) and left for the next poll to report.
     fn operations(
         &self,
         core: &dyn Core,
         user: &UserInfo,
         poll: bool,
         only: Option<&str>,
+        fresh: Option<&str>,
     ) -> Vec<JobSnapshot> {
         let owner = Principal::User(user.id.clone());
         let mut out = Vec::new();
@@ -277,6 +280,15 @@ impl OnlyofficeDialect {
             } else {
                 job
             };
+            if fresh == Some(job.id.as_str()) {
+                out.push(JobSnapshot {
+                    state: JobState::Queued,
+                    steps: (0, job.steps.1),
+                    error: None,
+                    ..job
+                });
+                continue;
+            }
             if !matches!(job.state, JobState::Queued | JobState::Running) {
                 let _ = core.job(&job.id, JobOp::Acknowledge);
             }
@@ -349,7 +361,7 @@ impl OnlyofficeDialect {
             if running {
                 return Err(OoError::too_many_downloads());
             }
-            let jobs = self.operations(core, user, false, None);
+            let jobs = self.operations(core, user, false, None, None);
             return Ok(self.list_response(request, core, &jobs, StatusCode::OK, format));
         }
         if running {
@@ -453,7 +465,11 @@ impl OnlyofficeDialect {
             let _ = core.job(&job_id, JobOp::Fail(message));
         }
         let single = self.docspace() && params.flag("returnSingleOperation");
-        let jobs = self.operations(core, user, false, single.then_some(job_id.as_str()));
+        // Workspace's PUT answers the new operation as first published; how it
+        // ended (an error too) is for the next `GET fileops` to report once
+        // (FileOperationsManager.GetOperationResults, CommunityServer).
+        let fresh = (!self.docspace()).then_some(job_id.as_str());
+        let jobs = self.operations(core, user, false, single.then_some(job_id.as_str()), fresh);
         Ok(self.list_response(request, core, &jobs, StatusCode::OK, format))
     }
 
@@ -465,14 +481,29 @@ impl OnlyofficeDialect {
         only: Option<&str>,
         format: Format,
     ) -> Response<Body> {
-        for job in core.open_jobs(&Principal::User(user.id.clone())) {
-            if only.is_none_or(|id| id == job.id)
-                && matches!(job.state, JobState::Queued | JobState::Running)
-            {
-                let _ = core.job(&job.id, JobOp::Cancel);
+        let running = |job: &JobSnapshot| matches!(job.state, JobState::Queued | JobState::Running);
+        if self.docspace() {
+            // Every matching operation is dequeued whatever its state, with no
+            // message written; the answer lists the caller's remaining ones
+            // (DocSpace-server FileOperationsManager.CancelOperations).
+            for job in core.open_jobs(&Principal::User(user.id.clone())) {
+                if only.is_none_or(|id| id == job.id) {
+                    if running(&job) {
+                        let _ = core.job(&job.id, JobOp::Cancel);
+                    }
+                    let _ = core.job(&job.id, JobOp::Acknowledge);
+                }
             }
+            let jobs = self.operations(core, user, false, None, None);
+            return self.list_response(request, core, &jobs, StatusCode::OK, format);
         }
-        let jobs = self.operations(core, user, false, None);
+        // Workspace only asks the running tasks to stop and answers at once:
+        // the list as it was; the next poll reports "The operation was
+        // canceled" (CommunityServer FileOperationsManager.CancelOperations).
+        let jobs = self.operations(core, user, false, None, None);
+        for job in jobs.iter().filter(|job| running(job)) {
+            let _ = core.job(&job.id, JobOp::Cancel);
+        }
         self.list_response(request, core, &jobs, StatusCode::OK, format)
     }
 
@@ -800,13 +831,13 @@ impl OnlyofficeDialect {
                 } else {
                     None
                 };
-                let jobs = self.operations(core, &user, true, only.as_deref());
+                let jobs = self.operations(core, &user, true, only.as_deref(), None);
                 Ok(self.list_response(&request, core, &jobs, StatusCode::OK, format))
             }
             Op::ListByType => {
                 let kind = request.param("type");
                 let jobs = if kind.eq_ignore_ascii_case("download") || kind == "3" {
-                    self.operations(core, &user, true, None)
+                    self.operations(core, &user, true, None, None)
                 } else {
                     Vec::new()
                 };
