@@ -641,6 +641,102 @@ async fn the_archive_handler_serves_ranges_and_refuses_strangers() {
 }
 
 #[tokio::test]
+async fn workspace_tries_the_header_before_a_stale_cookie() {
+    let oo = start(&[("pacing", "immediate")]).await;
+    let stale = ("cookie", "asc_auth_key=expired");
+    for (headers, path) in [
+        (vec![stale, ALICE], LIST.to_owned()),
+        (vec![stale], format!("{LIST}?asc_auth_key=alice-token")),
+        (
+            vec![("cookie", "asc_auth_key=alice-token")],
+            format!("{LIST}?asc_auth_key=stale"),
+        ),
+    ] {
+        let reply = call(&oo, Method::GET, &path, &headers, "").await;
+        assert_eq!(reply.status, StatusCode::OK, "{headers:?} {path}");
+    }
+    // The realm is the host without its port (`Uri.Host`).
+    let reply = call(
+        &oo,
+        Method::GET,
+        LIST,
+        &[
+            ("authorization", "Bearer nope"),
+            ("host", "portal.example:8080"),
+        ],
+        "",
+    )
+    .await;
+    assert_eq!(reply.status, StatusCode::UNAUTHORIZED);
+    assert_eq!(
+        reply.header("www-authenticate"),
+        Some("Basic Realm=\"portal.example\"")
+    );
+}
+
+#[tokio::test]
+async fn docspace_runs_fileops_as_a_guest_without_a_valid_token() {
+    let oo = start(&[("flavour", "docspace"), ("pacing", "polls:3")]).await;
+    assert_eq!(
+        bulk(&oo, r#"{"folderIds":[1002]}"#).await.status,
+        StatusCode::OK
+    );
+    let guest = ("authorization", "Bearer nope");
+    // [AllowAnonymous]: no 401; a guest owns no operations and may download nothing.
+    for (method, path) in [
+        (Method::GET, LIST.to_owned()),
+        (Method::GET, format!("{LIST}/Download")),
+        (Method::PUT, format!("{LIST}/terminate")),
+    ] {
+        for headers in [vec![], vec![guest]] {
+            let reply = call(&oo, method.clone(), &path, &headers, "").await;
+            assert_eq!(reply.status, StatusCode::OK, "{method} {path} {headers:?}");
+            assert!(ops(&reply).is_empty(), "{method} {path}: {}", reply.json());
+        }
+    }
+    let reply = call(
+        &oo,
+        Method::PUT,
+        BULK,
+        &[guest, JSON],
+        r#"{"folderIds":[1002]}"#,
+    )
+    .await;
+    assert_eq!(reply.status, StatusCode::NOT_FOUND);
+    assert_eq!(
+        reply.json()["error"]["type"],
+        "System.IO.DirectoryNotFoundException"
+    );
+    let reply = call(
+        &oo,
+        Method::PUT,
+        BULK,
+        &[guest, JSON],
+        r#"{"fileIds":[],"folderIds":[]}"#,
+    )
+    .await;
+    assert_eq!((reply.status, ops(&reply).len()), (StatusCode::OK, 0));
+    // A non-JWT bearer goes to the cookie handler, which reads a stale cookie
+    // first: the caller is a guest. Basic has its own handler.
+    let stale = ("cookie", "asc_auth_key=expired");
+    let reply = call(&oo, Method::GET, LIST, &[stale, ALICE], "").await;
+    assert!(ops(&reply).is_empty(), "{}", reply.json());
+    let basic = format!(
+        "Basic {}",
+        base64_encode("alice@example.com:alice-password")
+    );
+    let reply = call(
+        &oo,
+        Method::GET,
+        LIST,
+        &[stale, ("authorization", basic.as_str())],
+        "",
+    )
+    .await;
+    assert_eq!(ops(&reply).len(), 1, "{}", reply.json());
+}
+
+#[tokio::test]
 async fn every_way_the_vendor_authenticates() {
     let oo = start(&[("pacing", "immediate")]).await;
     let basic = format!(

@@ -207,10 +207,10 @@ def main(base):
         disposition = headers.get("Content-Disposition") or ""
         expect("Content-Disposition names summary.txt", "summary.txt" in disposition, disposition)
 
-    @step("7 bulk_download with token 'wrong-token' -> UnauthorizedException 401")
+    @step("7 bulk_download with token 'wrong-token' runs as a guest ([AllowAnonymous]) -> NotFoundException 404")
     def _():
         dto = DownloadRequestDto(file_ids=[FileId(12345)])
-        expect_api_error("wrong token", lambda: stranger.bulk_download(dto), 401, None)
+        expect_api_error("wrong token", lambda: stranger.bulk_download(dto), 404, "The required file was not found")
 
     return checks.report()
 

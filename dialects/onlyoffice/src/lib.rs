@@ -473,6 +473,31 @@ impl OnlyofficeDialect {
         Ok(self.list_response(request, core, &jobs, StatusCode::OK, format))
     }
 
+    /// DocSpace's fileops routes are `[AllowAnonymous]`
+    /// (`OperationController.cs`): without a valid token the request runs
+    /// as a guest, who owns no operations and may download nothing, so a
+    /// PUT naming ids is the permission check's 404 and the rest list `[]`.
+    fn anonymous(&self, op: Op, request: &DialectRequest, format: Format) -> Response<Body> {
+        let answer = |status| self.success(request, status, Value::Array(Vec::new()), 0, format);
+        match op {
+            Op::Bulk => {
+                let params = match self.body(request).and_then(|b| request::params(request, b)) {
+                    Ok(params) => params,
+                    Err(err) => return self.error(&err, format),
+                };
+                let files = !params.list("fileIds").is_empty()
+                    || !params.keyed("fileIds").is_empty()
+                    || !params.keyed("fileConvertIds").is_empty();
+                if !files && params.list("folderIds").is_empty() {
+                    return answer(StatusCode::OK);
+                }
+                self.error(&OoError::nothing_to_download(files), format)
+            }
+            Op::List | Op::ListByType | Op::Terminate | Op::TerminateOne => answer(StatusCode::OK),
+            Op::Authenticate | Op::Archive => unauthorized(&request.headers, true),
+        }
+    }
+
     fn terminate(
         &self,
         request: &DialectRequest,
@@ -552,7 +577,7 @@ impl OnlyofficeDialect {
             *response.status_mut() = StatusCode::BAD_REQUEST;
             return response;
         }
-        let Some(user) = auth::user(request, core, &[]) else {
+        let Some(user) = auth::user(request, core, &[], self.docspace()) else {
             return status_only(StatusCode::FORBIDDEN);
         };
         let owner = Principal::User(user.id.clone());
@@ -621,6 +646,17 @@ fn mime_type(name: &str) -> &'static str {
 /// be), the vendor's RFC 5987 form otherwise.
 /// 401 as Community Server answers it: plain `Unauthorized`, and a Basic
 /// challenge only when an `Authorization` header was sent (DocSpace: empty).
+/// `example.com:8080` → `example.com`; `[::1]:80` → `[::1]`.
+fn host_without_port(host: &str) -> &str {
+    if host.starts_with('[') {
+        return host.find(']').map_or(host, |end| &host[..=end]);
+    }
+    match host.rsplit_once(':') {
+        Some((name, port)) if port.bytes().all(|b| b.is_ascii_digit()) => name,
+        _ => host,
+    }
+}
+
 fn unauthorized(headers: &HeaderMap, docspace: bool) -> Response<Body> {
     let mut response = Response::new(full(if docspace { "" } else { "Unauthorized" }));
     *response.status_mut() = StatusCode::UNAUTHORIZED;
@@ -630,9 +666,11 @@ fn unauthorized(headers: &HeaderMap, docspace: bool) -> Response<Body> {
             .insert(header::CONTENT_TYPE, HeaderValue::from_static("text/html"));
     }
     if !docspace && headers.contains_key(header::AUTHORIZATION) {
+        // `Request.GetUrlRewriter().Host`: `Uri.Host`, without the port.
         let host = headers
             .get(header::HOST)
             .and_then(|h| h.to_str().ok())
+            .map(host_without_port)
             .unwrap_or("localhost");
         if let Ok(value) = HeaderValue::from_str(&format!("Basic Realm=\"{host}\"")) {
             response
@@ -688,7 +726,7 @@ impl Dialect for OnlyofficeDialect {
     /// From the query, cookie or `Authorization` (a form body's
     /// `asc_auth_key` is not read: this runs before the body is).
     fn principal(&self, request: &DialectRequest, core: &dyn Core) -> Option<Arc<UserInfo>> {
-        auth::user(request, core, &[])
+        auth::user(request, core, &[], self.for_request(request).docspace())
     }
 
     fn examples(&self) -> Vec<Example> {
@@ -820,8 +858,11 @@ impl OnlyofficeDialect {
         // Authentication comes before anything else is looked at: the body's
         // parameters are parsed only for a caller the authorizers let in.
         let body = request.body.as_deref().unwrap_or_default();
-        let Some(user) = auth::user(&request, core, body) else {
-            return unauthorized(&request.headers, self.docspace());
+        let Some(user) = auth::user(&request, core, body, self.docspace()) else {
+            if self.docspace() {
+                return self.anonymous(op, &request, format);
+            }
+            return unauthorized(&request.headers, false);
         };
         let result = match op {
             Op::Bulk => self.bulk(&request, core, &user, format),
