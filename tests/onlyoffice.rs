@@ -636,8 +636,66 @@ async fn the_archive_handler_serves_ranges_and_refuses_strangers() {
         (unknown.status, unknown.body.len()),
         (StatusCode::NOT_FOUND, 0)
     );
+    // What ProcessRangeHeader cannot read is BulkDownloadFile's HttpException(400).
+    for range in [
+        format!("bytes={total}-"),
+        "bytes=-500".into(),
+        "bytes=0-1,5-6".into(),
+    ] {
+        let reply = fetch(&oo, &path, &[ALICE, ("range", &range)]).await;
+        assert_eq!(reply.status, StatusCode::BAD_REQUEST, "{range}");
+    }
+    // No Range: no Accept-Ranges. A range covering everything: 200, with both headers.
+    assert_eq!(full.header("accept-ranges"), None);
+    let whole = fetch(&oo, &path, &[ALICE, ("range", "bytes=0-")]).await;
+    assert_eq!(whole.status, StatusCode::OK);
+    assert_eq!(whole.header("accept-ranges"), Some("bytes"));
+    assert_eq!(
+        whole.header("content-range"),
+        Some(format!("bytes 0-{}/{total}", total - 1).as_str())
+    );
+    // The handler knows the header and the cookie only; a query key is not a session.
+    let query = fetch(&oo, &format!("{path}&asc_auth_key=alice-token"), &[]).await;
+    assert_eq!(query.status, StatusCode::FORBIDDEN);
+}
+
+#[tokio::test]
+async fn docspace_archive_ranges_as_its_handler_reads_them() {
+    let oo = start(&[("flavour", "docspace"), ("pacing", "immediate")]).await;
+    let reply = bulk(&oo, r#"{"folderIds":[1005]}"#).await;
+    let op = settled(&oo, &reply, ALICE).await;
+    let path = archive_path(&op);
+    let full = fetch(&oo, &path, &[ALICE]).await;
+    let total = full.body.len();
+    assert_eq!(full.header("accept-ranges"), Some("bytes"));
+    let whole = fetch(&oo, &path, &[ALICE, ("range", "bytes=0-")]).await;
+    assert_eq!(
+        (whole.status, whole.header("content-range")),
+        (StatusCode::OK, None)
+    );
+    let part = fetch(&oo, &path, &[ALICE, ("range", "bytes=0-9")]).await;
+    assert_eq!(part.status, StatusCode::PARTIAL_CONTENT);
+    assert_eq!(part.body.len(), 10);
     let beyond = fetch(&oo, &path, &[ALICE, ("range", &format!("bytes={total}-"))]).await;
     assert_eq!(beyond.status, StatusCode::INTERNAL_SERVER_ERROR);
+    assert_eq!(
+        beyond.json()["error"]["type"],
+        "ASC.Common.Web.HttpException"
+    );
+}
+
+#[tokio::test]
+async fn the_v11_link_without_filename_is_a_404_unless_asked_for() {
+    let link = "/Products/Files/HttpHandlers/filehandler.ashx?action=bulk&ext=.zip";
+    let oo = start(&[]).await;
+    finished_op(&oo, r#"{"fileIds":["12348"]}"#).await;
+    let reply = fetch(&oo, link, &[ALICE]).await;
+    assert_eq!((reply.status, reply.body.len()), (StatusCode::NOT_FOUND, 0));
+    let oo = start(&[("bulk_link_v11", "true")]).await;
+    finished_op(&oo, r#"{"fileIds":["12348"]}"#).await;
+    let reply = fetch(&oo, link, &[ALICE]).await;
+    assert_eq!(reply.status, StatusCode::OK);
+    assert_eq!(zip_entry_names(&reply.body), ["notes.md"]);
 }
 
 #[tokio::test]

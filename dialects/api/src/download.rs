@@ -17,9 +17,46 @@ pub enum Ranges {
     /// One byte range is served as a 206 (several as the whole body), and
     /// `Accept-Ranges: bytes` is sent, when the length is known.
     Bytes,
-    /// As `Bytes`, with `Content-Range` written with a leading space
-    /// (` bytes 0-9/100`), as IIS-hosted .NET handlers write it.
-    BytesLeadingSpace,
+    /// The way the vendor's own ASP.NET file handler reads `Range`
+    /// (`Range.Split('=', '-')`, a start and an optional end as integers,
+    /// the end clamped to the body), answering `206` only for less than the
+    /// whole body and writing `Content-Range` with a leading space
+    /// (` bytes 0-9/100`). What it cannot read (a suffix or multi-range, a
+    /// start past the end) is [`Unsatisfiable`], for the dialect to answer.
+    Handler(HandlerRanges),
+}
+
+/// Where two builds of such a handler differ.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct HandlerRanges {
+    /// `Accept-Ranges: bytes` on every answer, not only on ranged ones.
+    pub always_accept_ranges: bool,
+    /// `Content-Range` on a ranged answer that covers the whole body (a 200) too.
+    pub content_range_when_whole: bool,
+}
+
+/// The handler's reading of `Range`: `None` without one, the inclusive
+/// byte span otherwise, `Err` where the handler throws.
+fn handler_range(headers: &HeaderMap, len: u64) -> Result<Option<(u64, u64)>, ()> {
+    let Some(value) = headers.get(header::RANGE) else {
+        return Ok(None);
+    };
+    let value = value.to_str().map_err(|_| ())?;
+    // `Split('=', '-')`: the unit is not checked, `range[1]` is the start
+    // and a non-empty `range[2]` the end.
+    let parts: Vec<&str> = value.split(['=', '-']).collect();
+    let number = |s: &str| s.trim().parse::<i64>().map_err(|_| ());
+    let start = number(parts.get(1).ok_or(())?)?;
+    let end = match parts.get(2).filter(|s| !s.is_empty()) {
+        Some(end) => number(end)?,
+        None => -1,
+    };
+    let last = len as i64 - 1;
+    let end = if end < 0 || end > last { last } else { end };
+    if start < 0 || end < start {
+        return Err(());
+    }
+    Ok(Some((start as u64, end as u64)))
 }
 
 /// How the file name is offered.
@@ -90,19 +127,35 @@ impl DownloadStyle<'_> {
     ) -> Result<Response<Body>, Unsatisfiable> {
         let name = download.job.name.clone();
         let total = download.len;
-        let range = match (self.ranges, total) {
-            (Ranges::Ignored, _) | (_, None) => RangeRequest::Full,
-            (_, Some(len)) => parse_range(request_headers, len),
+        let unsatisfiable = || Unsatisfiable {
+            total: total.unwrap_or(0),
         };
-        let (status, offset, length) = match range {
-            RangeRequest::Full => (StatusCode::OK, 0, total),
-            RangeRequest::Partial { start, end } => {
-                (StatusCode::PARTIAL_CONTENT, start, Some(end - start + 1))
-            }
-            RangeRequest::Unsatisfiable => {
-                return Err(Unsatisfiable {
-                    total: total.unwrap_or(0),
-                })
+        // Whether the request asked for a range the answer honours.
+        let mut ranged = false;
+        let (status, offset, length) = match (self.ranges, total) {
+            (Ranges::Ignored, _) | (_, None) => (StatusCode::OK, 0, total),
+            (Ranges::Bytes, Some(len)) => match parse_range(request_headers, len) {
+                RangeRequest::Full => (StatusCode::OK, 0, total),
+                RangeRequest::Partial { start, end } => {
+                    ranged = true;
+                    (StatusCode::PARTIAL_CONTENT, start, Some(end - start + 1))
+                }
+                RangeRequest::Unsatisfiable => return Err(unsatisfiable()),
+            },
+            (Ranges::Handler(_), Some(len)) => {
+                match handler_range(request_headers, len).map_err(|_| unsatisfiable())? {
+                    None => (StatusCode::OK, 0, total),
+                    Some((start, end)) => {
+                        ranged = true;
+                        let length = end - start + 1;
+                        let status = if length < len {
+                            StatusCode::PARTIAL_CONTENT
+                        } else {
+                            StatusCode::OK
+                        };
+                        (status, start, Some(length))
+                    }
+                }
             }
         };
         let mut response = Response::new(download.body(offset, length));
@@ -117,18 +170,23 @@ impl DownloadStyle<'_> {
                 headers.insert(header::CONTENT_DISPOSITION, value);
             }
         }
+        let (accept_ranges, content_range, space) = match self.ranges {
+            Ranges::Ignored => (false, false, ""),
+            Ranges::Bytes => (true, status == StatusCode::PARTIAL_CONTENT, ""),
+            Ranges::Handler(handler) => (
+                handler.always_accept_ranges || ranged,
+                status == StatusCode::PARTIAL_CONTENT
+                    || (ranged && handler.content_range_when_whole),
+                " ",
+            ),
+        };
         if let Some(length) = length {
-            if self.ranges != Ranges::Ignored {
+            if accept_ranges {
                 headers.insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
             }
             headers.insert(header::CONTENT_LENGTH, HeaderValue::from(length));
         }
-        if let (StatusCode::PARTIAL_CONTENT, Some(total), Some(length)) = (status, total, length) {
-            let space = if self.ranges == Ranges::BytesLeadingSpace {
-                " "
-            } else {
-                ""
-            };
+        if let (true, Some(total), Some(length)) = (content_range, total, length) {
             let value = format!("{space}bytes {offset}-{}/{total}", offset + length - 1);
             if let Ok(value) = HeaderValue::from_str(&value) {
                 headers.insert(header::CONTENT_RANGE, value);
@@ -186,16 +244,63 @@ mod tests {
             format!("bytes 2-5/{total}").as_str()
         );
         assert_eq!(body_bytes(response), &FAKE_ARCHIVE[2..6]);
+    }
 
-        let spaced = DownloadStyle {
-            ranges: Ranges::BytesLeadingSpace,
+    #[test]
+    fn a_handler_reads_range_its_own_way() {
+        let handler = |always_accept_ranges, content_range_when_whole| DownloadStyle {
+            ranges: Ranges::Handler(HandlerRanges {
+                always_accept_ranges,
+                content_range_when_whole,
+            }),
             ..STYLE
         };
-        let response = spaced
-            .respond(download("a.zip"), &headers("bytes=-3"))
+        let total = FAKE_ARCHIVE.len();
+        // A span: 206 with a leading space; the end clamps; the unit is not read.
+        let response = handler(false, true)
+            .respond(download("a.zip"), &headers("items=2-999"))
             .unwrap();
-        let range = format!(" bytes {}-{}/{total}", total - 3, total - 1);
+        assert_eq!(response.status(), StatusCode::PARTIAL_CONTENT);
+        let range = format!(" bytes 2-{}/{total}", total - 1);
         assert_eq!(response.headers()[header::CONTENT_RANGE], range.as_str());
+        // The whole body: 200, with Content-Range only if the build writes it.
+        for (whole, expected) in [
+            (true, Some(format!(" bytes 0-{}/{total}", total - 1))),
+            (false, None),
+        ] {
+            let response = handler(false, whole)
+                .respond(download("a.zip"), &headers("bytes=0-"))
+                .unwrap();
+            assert_eq!(response.status(), StatusCode::OK);
+            let got = response.headers().get(header::CONTENT_RANGE);
+            assert_eq!(got.map(|v| v.to_str().unwrap().to_owned()), expected);
+        }
+        // No Range: Accept-Ranges only where the build always sends it.
+        let plain = HeaderMap::new();
+        for always in [true, false] {
+            let response = handler(always, false)
+                .respond(download("a.zip"), &plain)
+                .unwrap();
+            assert_eq!(
+                response.headers().contains_key(header::ACCEPT_RANGES),
+                always
+            );
+        }
+        // What its parser throws on is the dialect's to answer.
+        for range in [
+            "bytes=-3",
+            "bytes=0-1,4-5",
+            "bytes=9999-",
+            "bytes=5-2",
+            "bytes",
+        ] {
+            assert!(
+                handler(true, false)
+                    .respond(download("a.zip"), &headers(range))
+                    .is_err(),
+                "{range}"
+            );
+        }
     }
 
     #[test]

@@ -47,19 +47,39 @@ pub fn user(
 /// parameter or form field; `CookiesManager.GetRequestVar`). A failed one
 /// does not stop the next, so a stale cookie never hides a valid header.
 fn workspace_user(request: &DialectRequest, core: &dyn Core, body: &[u8]) -> Option<Arc<UserInfo>> {
-    let from_header = || match basic(&request.headers) {
+    workspace_session(request, core)
+        .or_else(|| token(core, request.query(COOKIE)))
+        .or_else(|| token(core, request::form_field(request, body, COOKIE)))
+}
+
+fn token(core: &dyn Core, key: Option<String>) -> Option<Arc<UserInfo>> {
+    key.filter(|k| !k.is_empty())
+        .and_then(|k| core.authenticate(&k))
+}
+
+/// What `Global.asax.cs` `Authenticate` alone accepts (the header, then the
+/// cookie): all that Workspace's `filehandler.ashx` knows, since the query
+/// and form key are read only by the API's authorizers.
+fn workspace_session(request: &DialectRequest, core: &dyn Core) -> Option<Arc<UserInfo>> {
+    let from_header = match basic(&request.headers) {
         Basic::Pair { login, password } => core.log_in(&login, &password).map(|s| s.user),
         Basic::Invalid => None,
-        Basic::Absent => core.authenticate(bearer_or_raw(request)?),
+        Basic::Absent => bearer_or_raw(request).and_then(|t| core.authenticate(t)),
     };
-    let token = |key: Option<String>| {
-        key.filter(|k| !k.is_empty())
-            .and_then(|k| core.authenticate(&k))
-    };
-    from_header()
-        .or_else(|| token(cookie(request)))
-        .or_else(|| token(request.query(COOKIE)))
-        .or_else(|| token(request::form_field(request, body, COOKIE)))
+    from_header.or_else(|| token(core, cookie(request)))
+}
+
+/// The caller of the archive handler (`filehandler.ashx`).
+pub fn handler_user(
+    request: &DialectRequest,
+    core: &dyn Core,
+    docspace: bool,
+) -> Option<Arc<UserInfo>> {
+    if docspace {
+        docspace_user(request, core)
+    } else {
+        workspace_session(request, core)
+    }
 }
 
 /// DocSpace picks one scheme by the `Authorization` header alone

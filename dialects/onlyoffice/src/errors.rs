@@ -75,6 +75,17 @@ impl OoError {
         }
     }
 
+    /// `ASC.Common.Web.HttpException`, which DocSpace's exception handler
+    /// does not map: the default 500 (`ResponseWrapper.cs`).
+    pub fn unmapped_http_exception() -> Self {
+        OoError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "Exception of type 'ASC.Common.Web.HttpException' was thrown.",
+            GENERIC,
+            "ASC.Common.Web.HttpException",
+        )
+    }
+
     /// The same id twice in one list: `Dictionary.Add` throws.
     pub fn duplicate_key() -> Self {
         OoError::new(

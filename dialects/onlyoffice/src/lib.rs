@@ -16,7 +16,7 @@ use std::sync::Arc;
 use chrono::{DateTime, SecondsFormat, Utc};
 use http::{header, HeaderMap, HeaderValue, Method, Response, StatusCode};
 use serde_json::{json, Map, Value};
-use zipgate_api::download::{Disposition, DownloadStyle, Ranges};
+use zipgate_api::download::{Disposition, DownloadStyle, HandlerRanges, Ranges};
 use zipgate_api::http::{empty, full, Body};
 use zipgate_api::plan::{DirEntries, OnProblem, PlanOptions, Repeats};
 use zipgate_api::{
@@ -473,6 +473,20 @@ impl OnlyofficeDialect {
         Ok(self.list_response(request, core, &jobs, StatusCode::OK, format))
     }
 
+    /// A `Range` the handler cannot read (a suffix or multi-range, a start
+    /// past the end) throws in `ProcessRangeHeader`. Community Server's
+    /// `BulkDownloadFile` rethrows it as `HttpException(400)`; DocSpace's
+    /// `HttpException` is no exception its `CustomExceptionHandler` maps,
+    /// so it is the middleware's 500 with the JSON envelope.
+    fn bad_range(&self) -> Response<Body> {
+        if self.docspace() {
+            return self.error(&OoError::unmapped_http_exception(), Format::Json);
+        }
+        let mut response = Response::new(full("Wrong Range header"));
+        *response.status_mut() = StatusCode::BAD_REQUEST;
+        response
+    }
+
     /// DocSpace's fileops routes are `[AllowAnonymous]`
     /// (`OperationController.cs`): without a valid token the request runs
     /// as a guest, who owns no operations and may download nothing, so a
@@ -577,7 +591,7 @@ impl OnlyofficeDialect {
             *response.status_mut() = StatusCode::BAD_REQUEST;
             return response;
         }
-        let Some(user) = auth::user(request, core, &[], self.docspace()) else {
+        let Some(user) = auth::handler_user(request, core, self.docspace()) else {
             return status_only(StatusCode::FORBIDDEN);
         };
         let owner = Principal::User(user.id.clone());
@@ -585,8 +599,11 @@ impl OnlyofficeDialect {
             Some(token) => {
                 ids::job_from_token(&token).and_then(|id| core.job(&id, JobOp::Look).ok())
             }
-            // Older builds link `?action=bulk&ext=.zip`: the caller's latest archive.
-            None => core.newest_job(&owner, Some(JobState::Ready)),
+            // Without `filename` the handler looks for `download` + ext, which
+            // v11 builds stored (their link is `?action=bulk&ext=.zip`) and v12
+            // builds do not (FileHandler.ashx.cs `BulkDownloadFile`).
+            None if self.settings.bulk_link_v11 => core.newest_job(&owner, Some(JobState::Ready)),
+            None => None,
         };
         let Some(job) = job.filter(|job| job.owner == owner) else {
             return status_only(StatusCode::NOT_FOUND);
@@ -601,22 +618,22 @@ impl OnlyofficeDialect {
                 "application/zip"
             },
             disposition: Disposition::DotNet,
-            // The vendor writes `Content-Range` with a leading space.
-            ranges: Ranges::BytesLeadingSpace,
+            // Both servers' FileHandler.ashx.cs `ProcessRangeHeader`:
+            // Community Server adds `Accept-Ranges` and `Content-Range` to a
+            // ranged answer only, even one covering the whole archive (a
+            // 200); DocSpace always sends `Accept-Ranges`, and
+            // `Content-Range` with a 206 only.
+            ranges: Ranges::Handler(HandlerRanges {
+                always_accept_ranges: self.docspace(),
+                content_range_when_whole: !self.docspace(),
+            }),
         };
-        // An unsatisfiable range: the handler throws HttpException("Wrong
-        // Range header"), an ASP.NET 500.
         style
             .respond(download, &request.headers)
-            .unwrap_or_else(|_| {
-                let mut response = Response::new(full("Wrong Range header"));
-                *response.status_mut() = StatusCode::INTERNAL_SERVER_ERROR;
-                response
-            })
+            .unwrap_or_else(|_| self.bad_range())
     }
 }
 
-/// The handful of types a lone file is most likely to be; octet-stream otherwise.
 /// `title` with its extension (from the last `.`) replaced by `ext`, which
 /// carries its dot (the DocSpace client sends the target format as `.pdf`).
 fn replace_extension(title: &str, ext: &str) -> String {
@@ -624,6 +641,7 @@ fn replace_extension(title: &str, ext: &str) -> String {
     [stem, ext].concat()
 }
 
+/// The handful of types a lone file is most likely to be; octet-stream otherwise.
 fn mime_type(name: &str) -> &'static str {
     let extension = name
         .rsplit_once('.')
@@ -642,10 +660,6 @@ fn mime_type(name: &str) -> &'static str {
     }
 }
 
-/// .NET's `ContentDisposition` for an ASCII name (quoted only when it must
-/// be), the vendor's RFC 5987 form otherwise.
-/// 401 as Community Server answers it: plain `Unauthorized`, and a Basic
-/// challenge only when an `Authorization` header was sent (DocSpace: empty).
 /// `example.com:8080` → `example.com`; `[::1]:80` → `[::1]`.
 fn host_without_port(host: &str) -> &str {
     if host.starts_with('[') {
@@ -657,6 +671,8 @@ fn host_without_port(host: &str) -> &str {
     }
 }
 
+/// 401 as Community Server answers it: plain `Unauthorized`, and a Basic
+/// challenge only when an `Authorization` header was sent (DocSpace: empty).
 fn unauthorized(headers: &HeaderMap, docspace: bool) -> Response<Body> {
     let mut response = Response::new(full(if docspace { "" } else { "Unauthorized" }));
     *response.status_mut() = StatusCode::UNAUTHORIZED;

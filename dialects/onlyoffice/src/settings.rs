@@ -35,6 +35,10 @@ pub struct OnlyofficeSettings {
     pub error_data: bool,
     /// `store` by default: the vendor serves a stored file with a length and ranges.
     pub compression: Compression,
+    /// `filehandler.ashx?action=bulk` without `filename` (the link of v11
+    /// builds): the newest archive, as v11 stored it under `download.zip`;
+    /// off by default, as v12 stores no such file and answers 404.
+    pub bulk_link_v11: bool,
 }
 
 impl Default for OnlyofficeSettings {
@@ -47,6 +51,7 @@ impl Default for OnlyofficeSettings {
             archive_ttl: Duration::hours(24),
             error_data: true,
             compression: Compression::Store,
+            bulk_link_v11: false,
         }
     }
 }
@@ -60,6 +65,7 @@ const KNOWN: &[&str] = &[
     "archive_ttl",
     "error_data",
     "compression",
+    "bulk_link_v11",
 ];
 
 impl OnlyofficeSettings {
@@ -83,6 +89,7 @@ impl OnlyofficeSettings {
                 "archive_ttl" => out.archive_ttl = setting.seconds(MAX_DURATION_SECS)?,
                 "error_data" => out.error_data = setting.boolean()?,
                 "compression" => out.compression = setting.compression()?,
+                "bulk_link_v11" => out.bulk_link_v11 = setting.boolean()?,
                 _ => return Err(setting.unknown(KNOWN)),
             }
         }
