@@ -418,7 +418,14 @@ impl OnlyofficeDialect {
                 plan: PlanOptions {
                     missing: OnProblem::Skip,
                     unreadable: OnProblem::Skip,
-                    dir_entries: DirEntries::EmptyOnly,
+                    // DocSpace writes an entry for every folder key it
+                    // walked; Community Server only for an empty folder
+                    // (FileDownloadOperation.cs in each).
+                    dir_entries: if self.docspace() {
+                        DirEntries::All
+                    } else {
+                        DirEntries::EmptyOnly
+                    },
                     flatten_single_folder: one_folder,
                     // Entries are keyed by their path in the archive, so a
                     // file selected with its folder (or a folder with its
