@@ -12,8 +12,8 @@ use crate::store::{Node, NodeData, Store};
 use crate::zip::format::MAX_NAME_BYTES;
 
 pub use zipgate_api::plan::{
-    numbered, safe_component, ConflictPolicy, DirEntries, Member, NumberSuffix, OnProblem,
-    PlanOptions, Renamed, Repeats, SkipReason, Skipped,
+    numbered, safe_component, ConflictPolicy, DirEntries, Keying, LongPaths, Member, NumberSuffix,
+    OnProblem, PlanOptions, Renamed, Repeats, SkipReason, Skipped,
 };
 
 #[derive(Clone, Debug)]
@@ -228,14 +228,15 @@ pub fn plan(
         principal,
         options,
         plan: &mut plan,
+        paths: HashSet::new(),
     };
     match unique.as_slice() {
         [only] if walker.options.flatten_single_folder && only.kind() == NodeKind::Folder => {
             let children: Vec<Arc<Node>> = walker.readable_children(only)?;
             let visit = walker.visit(only, None);
-            walker.level("", children, Some(visit))?;
+            walker.walk("", children, Some(visit))?;
         }
-        _ => walker.level("", unique, None)?,
+        _ => walker.walk("", unique, None)?,
     }
 
     if let Some(limit) = options.max_files {
@@ -298,6 +299,47 @@ struct Walker<'a> {
     principal: &'a Principal,
     options: &'a mut PlanOptions,
     plan: &'a mut Plan,
+    /// With `Keying::Paths`: every archive path taken so far.
+    paths: HashSet<String>,
+}
+
+/// One sibling of a path-keyed level: a file, or the folders of one name.
+enum Keyed {
+    File(Arc<Node>, Option<u32>, String),
+    Folders(String, Vec<(Arc<Node>, Option<u32>)>),
+}
+
+/// What two names (or paths) must differ in: themselves, unless portable or
+/// folding case. Borrowed then, so a level without clashes allocates no keys.
+fn key_of(portable: bool, fold_case: bool, name: &str) -> std::borrow::Cow<'_, str> {
+    if portable {
+        std::borrow::Cow::Owned(portable_key(name))
+    } else if fold_case {
+        std::borrow::Cow::Owned(name.to_lowercase())
+    } else {
+        std::borrow::Cow::Borrowed(name)
+    }
+}
+
+/// ` (n)` before the last `.` of the whole path, or at its end when the
+/// path has no `.` past its first character (`FileDownloadOperation`).
+fn path_suffixed(path: &str, n: usize) -> String {
+    let suffix = format!(" ({n})");
+    match (path.find('.'), path.rfind('.')) {
+        (Some(first), Some(last)) if first > 0 => {
+            [&path[..last], suffix.as_str(), &path[last..]].concat()
+        }
+        _ => [path, suffix.as_str()].concat(),
+    }
+}
+
+/// `LONG_FOLDER_NAME/<last component>` for a path the rule covers.
+fn shortened(path: &str, long: Option<LongPaths>) -> Option<String> {
+    let long = long?;
+    let slash = path.rfind('/')?;
+    let units = path.encode_utf16().count();
+    (units > long.over && path.find('/').is_some_and(|first| first > 0))
+        .then(|| ["LONG_FOLDER_NAME", &path[slash..]].concat())
 }
 
 impl Walker<'_> {
@@ -330,6 +372,135 @@ impl Walker<'_> {
         index
     }
 
+    /// Emits one level and everything below it, as the options key entries.
+    fn walk(
+        &mut self,
+        prefix: &str,
+        nodes: Vec<Arc<Node>>,
+        folder: Option<u32>,
+    ) -> Result<(), Error> {
+        match self.options.keying {
+            Keying::Names => self.level(prefix, nodes, folder),
+            Keying::Paths { .. } => {
+                self.level_by_path(prefix, nodes.into_iter().map(|n| (n, folder)).collect())
+            }
+        }
+    }
+
+    fn check_length(node: &Node, path: &str) -> Result<(), Error> {
+        if path.len() > MAX_NAME_BYTES {
+            return Err(Error::invalid(
+                node.id.as_str(),
+                format!(
+                    "its archive path would be {} bytes; zip allows {MAX_NAME_BYTES}",
+                    path.len()
+                ),
+            ));
+        }
+        Ok(())
+    }
+
+    fn add_file(&mut self, node: Arc<Node>, path: String, folder: Option<u32>) {
+        self.plan.file_count += 1;
+        // Saturating: a sum past 2^64 still passes every byte limit.
+        self.plan.total_bytes = self.plan.total_bytes.saturating_add(node.size());
+        self.plan.largest_file = self.plan.largest_file.max(node.size());
+        self.plan.entries.push(PlanEntry { path, node, folder });
+    }
+
+    /// A level keyed by archive path (`Keying::Paths`): each node with the
+    /// folder visit it sits in, since merged folders bring their children
+    /// from several places.
+    fn level_by_path(
+        &mut self,
+        prefix: &str,
+        nodes: Vec<(Arc<Node>, Option<u32>)>,
+    ) -> Result<(), Error> {
+        let Keying::Paths { long_paths } = self.options.keying else {
+            unreachable!("walk() sends only path-keyed levels here");
+        };
+        let (portable, fold_case) = (self.options.portable_names, self.options.fold_case);
+        let key = |name: &str| key_of(portable, fold_case, name).into_owned();
+        let mut siblings: Vec<Keyed> = Vec::with_capacity(nodes.len());
+        for (node, folder) in nodes {
+            let name = clean(&node.name, node.kind(), portable);
+            if node.kind() == NodeKind::File {
+                siblings.push(Keyed::File(node, folder, name));
+                continue;
+            }
+            let own = key(&name);
+            let same = siblings.iter_mut().find_map(|s| match s {
+                Keyed::Folders(n, members) if key(n) == own => Some(members),
+                _ => None,
+            });
+            match same {
+                Some(members) => members.push((node, folder)),
+                None => siblings.push(Keyed::Folders(name, vec![(node, folder)])),
+            }
+        }
+        for sibling in siblings {
+            match sibling {
+                Keyed::File(node, folder, name) => {
+                    let mut base = [prefix, &name].concat();
+                    if let Some(short) = shortened(&base, long_paths) {
+                        base = short;
+                    }
+                    let mut path = base.clone();
+                    let mut n = 0;
+                    while self
+                        .paths
+                        .contains(key_of(portable, fold_case, &path).as_ref())
+                    {
+                        n += 1;
+                        path = path_suffixed(&base, n);
+                    }
+                    Self::check_length(&node, &path)?;
+                    if n > 0 {
+                        let renamed = path.rsplit('/').next().unwrap_or(&path).to_owned();
+                        self.plan.conflicts.push(vec![Renamed {
+                            id: node.id.clone(),
+                            kind: NodeKind::File,
+                            original: node.name.clone(),
+                            renamed,
+                        }]);
+                    }
+                    self.paths.insert(key(&path));
+                    self.add_file(node, path, folder);
+                }
+                Keyed::Folders(name, members) => {
+                    // Children are keyed from the folder's own path; only
+                    // its entry's key is shortened.
+                    let path = format!("{prefix}{name}/");
+                    let entry_path = shortened(&path, long_paths).unwrap_or_else(|| path.clone());
+                    Self::check_length(&members[0].0, &path)?;
+                    let mut children = Vec::new();
+                    let mut first_visit = None;
+                    for (member, folder) in &members {
+                        self.plan.folder_count += 1;
+                        let visit = self.visit(member, *folder);
+                        first_visit.get_or_insert(visit);
+                        for child in self.readable_children(member)? {
+                            children.push((child, Some(visit)));
+                        }
+                    }
+                    // One entry per path: a folder met again (merged, or an
+                    // empty one twice) is written once.
+                    let wants_entry =
+                        self.options.dir_entries == DirEntries::All || children.is_empty();
+                    if wants_entry && self.paths.insert(key(&entry_path)) {
+                        self.plan.entries.push(PlanEntry {
+                            path: entry_path,
+                            node: members[0].0.clone(),
+                            folder: first_visit,
+                        });
+                    }
+                    self.level_by_path(&path, children)?;
+                }
+            }
+        }
+        Ok(())
+    }
+
     /// Emits one folder level (or the archive root) and everything below it.
     fn level(
         &mut self,
@@ -339,31 +510,20 @@ impl Walker<'_> {
     ) -> Result<(), Error> {
         let names = self.settle_names(&nodes);
         for (node, name) in nodes.into_iter().zip(names) {
-            let path_len = prefix.len() + name.len() + usize::from(node.kind() == NodeKind::Folder);
-            if path_len > MAX_NAME_BYTES {
-                return Err(Error::invalid(
-                    node.id.as_str(),
-                    format!(
-                        "its archive path would be {path_len} bytes; zip allows {MAX_NAME_BYTES}"
-                    ),
-                ));
-            }
             match &node.data {
                 NodeData::File(_) => {
-                    self.plan.file_count += 1;
-                    // Saturating: a sum past 2^64 still passes every byte limit.
-                    self.plan.total_bytes = self.plan.total_bytes.saturating_add(node.size());
-                    self.plan.largest_file = self.plan.largest_file.max(node.size());
                     let path = if prefix.is_empty() {
                         name
                     } else {
                         [prefix, &name].concat()
                     };
-                    self.plan.entries.push(PlanEntry { path, node, folder });
+                    Self::check_length(&node, &path)?;
+                    self.add_file(node, path, folder);
                 }
                 NodeData::Folder(_) => {
                     self.plan.folder_count += 1;
                     let path = format!("{prefix}{name}/");
+                    Self::check_length(&node, &path)?;
                     let children = self.readable_children(&node)?;
                     let visit = self.visit(&node, folder);
                     if self.options.dir_entries == DirEntries::All || children.is_empty() {
@@ -392,17 +552,6 @@ impl Walker<'_> {
             .collect();
         if names.len() < 2 {
             return names;
-        }
-        // Names compare as they are unless portable or folding case:
-        // borrowed then, so a level without clashes allocates no keys.
-        fn key_of(portable: bool, fold_case: bool, name: &str) -> std::borrow::Cow<'_, str> {
-            if portable {
-                std::borrow::Cow::Owned(portable_key(name))
-            } else if fold_case {
-                std::borrow::Cow::Owned(name.to_lowercase())
-            } else {
-                std::borrow::Cow::Borrowed(name)
-            }
         }
         let keys: Vec<std::borrow::Cow<str>> = names
             .iter()
@@ -907,6 +1056,72 @@ mod tests {
         };
         let exact = plan(&store, &alice(), &selection, &mut options).unwrap();
         assert!(exact.conflicts.is_empty());
+    }
+
+    #[test]
+    fn path_keying_merges_folders_and_numbers_the_whole_path() {
+        let store = fixture::parse(
+            r#"{"nodes":[
+              {"id":"r1","name":"Reports","children":[
+                 {"id":"a1","name":"README","content":{"text":"1"}},
+                 {"id":"e1","name":".env","content":{"text":"1"}},
+                 {"id":"t1","name":"a.tar.gz","content":{"text":"1"}},
+                 {"id":"x1","name":"Empty","type":"folder"}]},
+              {"id":"r2","name":"Reports","children":[
+                 {"id":"a2","name":"README","content":{"text":"2"}},
+                 {"id":"e2","name":".env","content":{"text":"2"}},
+                 {"id":"t2","name":"a.tar.gz","content":{"text":"2"}},
+                 {"id":"x2","name":"Empty","type":"folder"}]},
+              {"id":"v1","name":"v1.0","children":[{"id":"b1","name":"README","content":{"text":"1"}}]},
+              {"id":"v2","name":"v1.0","children":[{"id":"b2","name":"README","content":{"text":"2"}}]}
+            ]}"#,
+            None,
+        )
+        .unwrap();
+        let mut options = PlanOptions {
+            keying: Keying::Paths { long_paths: None },
+            dir_entries: DirEntries::EmptyOnly,
+            ..PlanOptions::default()
+        };
+        let plan = plan(
+            &store,
+            &Principal::Anonymous,
+            &sel(&["r1", "r2", "v1", "v2"]),
+            &mut options,
+        )
+        .unwrap();
+        assert_eq!(
+            paths(&plan),
+            [
+                "Reports/README",
+                "Reports/.env",
+                "Reports/a.tar.gz",
+                "Reports/Empty/",
+                "Reports/README (1)",
+                "Reports/ (1).env",
+                "Reports/a.tar (1).gz",
+                "v1.0/README",
+                "v1 (1).0/README",
+            ]
+        );
+        assert_eq!(path_suffixed(".env", 1), ".env (1)");
+    }
+
+    #[test]
+    fn long_paths_become_long_folder_name() {
+        let long = LongPaths { over: 10 };
+        assert_eq!(
+            shortened("Documents/Reports/q1.txt", Some(long)).as_deref(),
+            Some("LONG_FOLDER_NAME/q1.txt")
+        );
+        assert_eq!(
+            shortened("Documents/Reports/", Some(long)).as_deref(),
+            Some("LONG_FOLDER_NAME/")
+        );
+        // At the root, or short enough: kept.
+        assert_eq!(shortened("a-very-long-file-name.txt", Some(long)), None);
+        assert_eq!(shortened("a/b.txt", Some(long)), None);
+        assert_eq!(shortened("Documents/Reports/q1.txt", None), None);
     }
 
     #[test]

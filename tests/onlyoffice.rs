@@ -571,6 +571,57 @@ async fn a_nested_selection_is_packed_at_each_path() {
 }
 
 #[tokio::test]
+async fn same_title_folders_merge_and_clashes_number_the_whole_path() {
+    let tree = serde_json::json!({
+        "users": [{"id": "alice", "token": "alice-token"}],
+        "nodes": [{"id": "home", "name": "Home", "owner": "alice", "children": [
+            {"id": "r1", "name": "Reports", "ids": {"onlyoffice": "61"}, "children": [
+                {"id": "a1", "name": "README", "content": {"text": "1"}},
+                {"id": "e1", "name": ".env", "content": {"text": "1"}},
+                {"id": "t1", "name": "a.tar.gz", "content": {"text": "1"}}]},
+            {"id": "other", "name": "Other", "children": [
+                {"id": "r2", "name": "Reports", "ids": {"onlyoffice": "62"}, "children": [
+                    {"id": "a2", "name": "README", "content": {"text": "2"}},
+                    {"id": "e2", "name": ".env", "content": {"text": "2"}},
+                    {"id": "t2", "name": "a.tar.gz", "content": {"text": "2"}}]},
+                {"id": "deep", "name": "x".repeat(120), "ids": {"onlyoffice": "64"}, "children": [
+                    {"id": "deeper", "name": "y".repeat(90), "children": [
+                        {"id": "f", "name": "far.txt", "content": {"text": "far"}}]}]}]},
+            {"id": "v", "name": "v1.0", "ids": {"onlyoffice": "63"}, "children": [
+                {"id": "b1", "name": "README", "content": {"text": "1"}},
+                {"id": "b2", "name": "README", "content": {"text": "2"}}]}]}]
+    });
+    for flavour in ["workspace", "docspace"] {
+        let oo = start(&[("flavour", flavour), ("pacing", "immediate")]).await;
+        oo.server.load_fixtures(tree.clone()).unwrap();
+        let body = r#"{"folderIds":["61","62","63","64"]}"#;
+        let names = archive_names(&oo, body, flavour).await;
+        for want in [
+            "Reports/README",
+            "Reports/README (1)",
+            "Reports/.env",
+            "Reports/ (1).env",
+            "Reports/a.tar.gz",
+            "Reports/a.tar (1).gz",
+            "v1.0/README",
+            "v1 (1).0/README",
+        ] {
+            assert!(
+                names.iter().any(|n| n == want),
+                "{flavour}: {want} in {names:?}"
+            );
+        }
+        assert!(
+            !names.iter().any(|n| n.starts_with("Reports (1)")),
+            "{flavour}: {names:?}"
+        );
+        // Over 200 characters: Community Server's LONG_FOLDER_NAME/<file>.
+        let long = names.iter().any(|n| n == "LONG_FOLDER_NAME/far.txt");
+        assert_eq!(long, flavour == "workspace", "{flavour}: {names:?}");
+    }
+}
+
+#[tokio::test]
 async fn converted_files_take_the_target_extension() {
     // DocSpace's Download dialog sends objects inside `fileIds`; both
     // flavours take `fileConvertIds`. The entry is renamed to the target

@@ -103,6 +103,8 @@ pub struct PlanOptions {
     /// What happens to an item selected more than once, or selected inside
     /// a folder that is selected too.
     pub repeats: Repeats,
+    /// How siblings that share a name are told apart.
+    pub keying: Keying,
     /// When a download starts, items the job's owner can no longer read, or
     /// that are gone, are left out of it and counted as skipped (the
     /// snapshot's `files_skipped` / `folders_skipped`). Otherwise the archive
@@ -132,11 +134,34 @@ impl Default for PlanOptions {
             max_file_bytes: None,
             conflicts: Box::new(NumberSuffix),
             repeats: Repeats::Once,
+            keying: Keying::Names,
             recheck_at_download: false,
             fold_case: false,
             portable_names: false,
         }
     }
+}
+
+/// How siblings that would share an archive path are told apart.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Keying {
+    /// Each folder level settles its clashes through `conflicts`.
+    Names,
+    /// Entries are keyed by their whole archive path, as a writer that
+    /// collects `path → items` does: folders of one name become one folder
+    /// (their contents together), and the n-th file of one path gets
+    /// ` (n)` before the last `.` of the *whole path* (appended when the
+    /// path has no `.` past its first character), so `v1.0/README` becomes
+    /// `v1 (1).0/README`. `long_paths` optionally shortens long keys first.
+    Paths { long_paths: Option<LongPaths> },
+}
+
+/// Paths longer than `over` UTF-16 units that hold a `/` past their first
+/// character become `LONG_FOLDER_NAME/<last component>` (and then clash
+/// like any others).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct LongPaths {
+    pub over: usize,
 }
 
 /// Items selected more than once, or inside another selected folder.

@@ -18,7 +18,7 @@ use http::{header, HeaderMap, HeaderValue, Method, Response, StatusCode};
 use serde_json::{json, Map, Value};
 use zipgate_api::download::{Disposition, DownloadStyle, HandlerRanges, Ranges};
 use zipgate_api::http::{empty, full, Body};
-use zipgate_api::plan::{DirEntries, OnProblem, PlanOptions, Repeats};
+use zipgate_api::plan::{DirEntries, Keying, LongPaths, OnProblem, PlanOptions, Repeats};
 use zipgate_api::{
     BodyError, Core, CreateJob, Dialect, DialectRequest, Example, JobOp, JobSnapshot, JobState,
     NodeId, NodeKind, Pacing, Principal, Route, SelectedItem, Settings, SignedIn, UserInfo,
@@ -432,6 +432,14 @@ impl OnlyofficeDialect {
                     // ancestor) is packed at both paths (FileDownloadOperation.cs
                     // in both servers).
                     repeats: Repeats::AtEachPlace,
+                    // ItemNameValueCollection again: same-title folders
+                    // merge, and the n-th file of a path gets " (n)" before
+                    // the last '.' of the whole path. Community Server also
+                    // rewrites keys over 200 characters to LONG_FOLDER_NAME/
+                    // (FileDownloadOperation.ReplaceLongPath).
+                    keying: Keying::Paths {
+                        long_paths: (!self.docspace()).then_some(LongPaths { over: 200 }),
+                    },
                     ..PlanOptions::default()
                 },
                 compression: Some(self.settings.compression),
