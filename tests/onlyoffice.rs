@@ -736,6 +736,23 @@ async fn docspace_archive_ranges_as_its_handler_reads_them() {
         beyond.json()["error"]["type"],
         "ASC.Common.Web.HttpException"
     );
+
+    // A lone non-ASCII file: ContentDispositionUtil encodes the plain name too.
+    let reply = bulk(&oo, r#"{"fileIds":[12347]}"#).await;
+    let op = settled(&oo, &reply, ALICE).await;
+    let file = fetch(&oo, &archive_path(&op), &[ALICE]).await;
+    let encoded = "%C3%9Cberblick%20%E2%80%93%20%E6%97%A5%E6%9C%AC%E8%AA%9E.txt";
+    assert_eq!(
+        file.header("content-disposition"),
+        Some(format!("attachment; filename=\"{encoded}\"; filename*=UTF-8''{encoded}").as_str())
+    );
+    // A wrong verb: endpoint routing's 405 with an empty body.
+    let reply = call(&oo, Method::DELETE, BULK, &[ALICE], "").await;
+    assert_eq!(
+        (reply.status, reply.body.len()),
+        (StatusCode::METHOD_NOT_ALLOWED, 0)
+    );
+    assert_eq!(reply.header("allow"), Some("PUT"));
 }
 
 #[tokio::test]
@@ -972,6 +989,8 @@ async fn logging_in_returns_a_token_and_sets_the_cookie() {
         reply.json()["error"]["message"],
         "User authentication failed"
     );
+    // AuthenticationException is a SystemException: COR_E_SYSTEM.
+    assert_eq!(reply.json()["error"]["hresult"], -2146233087);
 }
 
 #[tokio::test]

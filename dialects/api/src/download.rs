@@ -68,9 +68,26 @@ pub enum Disposition {
     Rfc6266,
     /// The same without spaces: `attachment;filename="…";filename*=UTF-8''…`.
     Rfc6266Compact,
-    /// .NET's `ContentDisposition`: a bare token when it can be one, else
-    /// quoted, and `filename*` only for non-ASCII names.
-    DotNet,
+    /// .NET's `ContentDisposition` for an ASCII name (a bare token when it
+    /// can be one, else quoted); for any other, `filename="…"` and
+    /// `filename*=UTF-8''…` percent-encoded as ASP.NET portals' own
+    /// `ContentDispositionUtil` does (keeping `A-Za-z0-9-._~:!$&+`), the plain
+    /// one raw or, with `encode_plain`, encoded the same way.
+    DotNet { encode_plain: bool },
+}
+
+/// `ContentDispositionUtil.CreateRfc2231HeaderValue`: UTF-8, every byte
+/// but `A-Za-z0-9-._~:!$&+` as `%XX`.
+fn dotnet_rfc2231(name: &str) -> String {
+    let mut out = String::with_capacity(name.len() * 3);
+    for byte in name.bytes() {
+        if byte.is_ascii_alphanumeric() || b"-._~:!$&+".contains(&byte) {
+            out.push(byte as char);
+        } else {
+            out.push_str(&format!("%{byte:02X}"));
+        }
+    }
+    out
 }
 
 impl Disposition {
@@ -83,7 +100,7 @@ impl Disposition {
                 ascii_fallback(name),
                 percent_encode_rfc5987(name)
             )),
-            Disposition::DotNet if name.is_ascii() => {
+            Disposition::DotNet { .. } if name.is_ascii() => {
                 let token = name
                     .bytes()
                     .all(|b| b.is_ascii_graphic() && !b"()<>@,;:\\\"/[]?={}".contains(&b));
@@ -93,10 +110,13 @@ impl Disposition {
                     format!("attachment; filename=\"{}\"", name.replace('"', "\\\""))
                 })
             }
-            Disposition::DotNet => Some(format!(
-                "attachment; filename=\"{name}\"; filename*=UTF-8''{}",
-                percent_encode_rfc5987(name)
-            )),
+            Disposition::DotNet { encode_plain } => {
+                let encoded = dotnet_rfc2231(name);
+                let plain = if encode_plain { encoded.as_str() } else { name };
+                Some(format!(
+                    "attachment; filename=\"{plain}\"; filename*=UTF-8''{encoded}"
+                ))
+            }
         }
     }
 }
@@ -333,16 +353,36 @@ mod tests {
             "attachment;filename=\"a.zip\";filename*=UTF-8''a.zip"
         );
         assert_eq!(
-            d(Disposition::DotNet, "Docs.zip"),
+            d(
+                Disposition::DotNet {
+                    encode_plain: false
+                },
+                "Docs.zip"
+            ),
             "attachment; filename=Docs.zip"
         );
         assert_eq!(
-            d(Disposition::DotNet, "My Docs.zip"),
+            d(
+                Disposition::DotNet {
+                    encode_plain: false
+                },
+                "My Docs.zip"
+            ),
             "attachment; filename=\"My Docs.zip\""
         );
         assert_eq!(
-            d(Disposition::DotNet, "Ü.zip"),
+            d(
+                Disposition::DotNet {
+                    encode_plain: false
+                },
+                "Ü.zip"
+            ),
             "attachment; filename=\"Ü.zip\"; filename*=UTF-8''%C3%9C.zip"
+        );
+        // `:` kept, `#` and spaces encoded; DocSpace encodes the plain one too.
+        assert_eq!(
+            d(Disposition::DotNet { encode_plain: true }, "Ü 1:2#3.zip"),
+            "attachment; filename=\"%C3%9C%201:2%233.zip\"; filename*=UTF-8''%C3%9C%201:2%233.zip"
         );
         assert_eq!(Disposition::None.value("a.zip"), None);
     }

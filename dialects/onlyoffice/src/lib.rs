@@ -17,7 +17,7 @@ use chrono::{DateTime, SecondsFormat, Utc};
 use http::{header, HeaderMap, HeaderValue, Method, Response, StatusCode};
 use serde_json::{json, Map, Value};
 use zipgate_api::download::{Disposition, DownloadStyle, HandlerRanges, Ranges};
-use zipgate_api::http::{empty, full, Body};
+use zipgate_api::http::{empty, full, insert_allow, Body};
 use zipgate_api::plan::{DirEntries, Keying, LongPaths, OnProblem, PlanOptions, Repeats};
 use zipgate_api::{
     BodyError, Core, CreateJob, Dialect, DialectRequest, Example, JobOp, JobSnapshot, JobState,
@@ -574,7 +574,9 @@ impl OnlyofficeDialect {
             return Err(OoError {
                 status: StatusCode::INTERNAL_SERVER_ERROR,
                 message: "User authentication failed".into(),
-                hresult: -2146233088,
+                // AuthenticationException derives from SystemException:
+                // COR_E_SYSTEM (0x80131501).
+                hresult: -2146233087,
                 exception: "System.Security.Authentication.AuthenticationException",
             });
         };
@@ -593,11 +595,6 @@ impl OnlyofficeDialect {
     /// `filehandler.ashx?action=bulk&filename=…`: empty 403 without a user,
     /// empty 404 for an archive that is not theirs or not ready.
     fn archive(&self, request: &DialectRequest, core: &dyn Core) -> Response<Body> {
-        let status_only = |status: StatusCode| {
-            let mut response = Response::new(empty());
-            *response.status_mut() = status;
-            response
-        };
         if !request
             .query("action")
             .is_some_and(|a| a.eq_ignore_ascii_case("bulk"))
@@ -632,7 +629,11 @@ impl OnlyofficeDialect {
             } else {
                 "application/zip"
             },
-            disposition: Disposition::DotNet,
+            // ContentDispositionUtil.GetHeaderValue in each server:
+            // DocSpace's plain `filename=` carries the encoded name too.
+            disposition: Disposition::DotNet {
+                encode_plain: self.docspace(),
+            },
             // Both servers' FileHandler.ashx.cs `ProcessRangeHeader`:
             // Community Server adds `Accept-Ranges` and `Content-Range` to a
             // ranged answer only, even one covering the whole archive (a
@@ -805,9 +806,15 @@ impl Dialect for OnlyofficeDialect {
     fn method_not_allowed(
         &self,
         request: &DialectRequest,
-        _allowed: &[Method],
+        allowed: &[Method],
         _core: &dyn Core,
     ) -> Response<Body> {
+        if self.for_request(request).docspace() {
+            // ASP.NET Core's endpoint routing: 405, an empty body and `Allow`.
+            let mut response = status_only(StatusCode::METHOD_NOT_ALLOWED);
+            insert_allow(response.headers_mut(), allowed);
+            return response;
+        }
         self.error(
             &OoError::method_not_found(),
             format_of(request, self.settings.flavour),
@@ -837,8 +844,13 @@ impl Dialect for OnlyofficeDialect {
 pub const FLAVOUR_HEADER: &str = "x-zipgate-onlyoffice-flavour";
 
 fn not_found() -> Response<Body> {
+    status_only(StatusCode::NOT_FOUND)
+}
+
+/// A status with an empty body, as ASP.NET answers without a handler's say.
+fn status_only(status: StatusCode) -> Response<Body> {
     let mut response = Response::new(empty());
-    *response.status_mut() = StatusCode::NOT_FOUND;
+    *response.status_mut() = status;
     response
 }
 
