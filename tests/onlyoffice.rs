@@ -519,6 +519,42 @@ async fn an_unreadable_sub_folder_is_left_out_not_fatal() {
 }
 
 #[tokio::test]
+async fn docspace_takes_a_file_id_twice_and_fails_the_operation_silently() {
+    let oo = start(&[("flavour", "docspace"), ("pacing", "immediate")]).await;
+    let reply = bulk(&oo, r#"{"fileIds":[12348,"12348"]}"#).await;
+    assert_eq!(reply.status, StatusCode::OK);
+    let op = ops(&reply)[0].clone();
+    assert_eq!(
+        (&op["status"], &op["finished"], &op["error"]),
+        (&json!(0), &json!(false), &json!(""))
+    );
+    // The job's constructor throws: listed once as failed, unfinished, no message.
+    let listed = ops(&poll(&oo).await)[0].clone();
+    assert_eq!(listed["id"], op["id"]);
+    assert_eq!(
+        (
+            &listed["status"],
+            &listed["finished"],
+            &listed["error"],
+            &listed["progress"]
+        ),
+        (&json!(4), &json!(false), &json!(""), &json!(100))
+    );
+    assert!(listed.get("url").is_none());
+    assert!(ops(&poll(&oo).await).is_empty());
+    // A folder twice is harmless there; Workspace refuses either in the API.
+    let reply = bulk(&oo, r#"{"folderIds":[1004,1004]}"#).await;
+    assert_eq!(reply.status, StatusCode::OK);
+    let workspace = start(&[]).await;
+    assert_eq!(
+        bulk(&workspace, r#"{"fileIds":["12348","12348"]}"#)
+            .await
+            .status,
+        StatusCode::BAD_REQUEST
+    );
+}
+
+#[tokio::test]
 async fn docspace_refuses_a_selection_with_nothing_readable_before_queuing() {
     let oo = start(&[("flavour", "docspace"), ("pacing", "immediate")]).await;
     let reply = bulk(&oo, r#"{"fileIds":[999],"folderIds":[1004]}"#).await;

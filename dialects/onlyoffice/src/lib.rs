@@ -193,7 +193,9 @@ impl OnlyofficeDialect {
                 (true, None, Some(url))
             }
             JobState::Cancelled => (true, Some(errors::CANCELED.to_owned()), None),
-            JobState::Failed | JobState::Expired => (true, job.error.clone(), None),
+            // DocSpace's failed compose operation never sets `Finish`
+            // (FileOperation.cs); Community Server's does in `finally`.
+            JobState::Failed | JobState::Expired => (!self.docspace(), job.error.clone(), None),
         };
         // Steps are archive entries plus one for storing the archive.
         let steps_total = entries + 1;
@@ -206,7 +208,9 @@ impl OnlyofficeDialect {
             _ => f64::from(job.steps.0) / f64::from(job.steps.1.max(1)),
         };
         let steps = ((steps_total as f64) * fraction).floor() as u64;
-        let progress = if finished {
+        // A settled operation is listed once, its progress forced to 100
+        // (GetOperationResults), finished or not.
+        let progress = if finished || job.state.is_terminal() {
             100
         } else {
             100 * steps.min(steps_total) / steps_total
@@ -343,11 +347,19 @@ impl OnlyofficeDialect {
         let mut file_ids: Vec<String> = converted.iter().map(|(id, _)| id.clone()).collect();
         file_ids.extend(params.list("fileIds"));
         let folder_ids = params.list("folderIds");
-        for list in [&file_ids, &folder_ids] {
+        // A file id twice: Community Server's `Dictionary.Add` throws in the
+        // API (400); DocSpace's only in the background job, whose operation
+        // then fails without a message (FileDownloadOperation's constructor).
+        // A folder id twice is harmless on DocSpace (a set query).
+        let repeated = |list: &[String]| {
             let mut seen = std::collections::HashSet::new();
-            if !list.iter().all(|id| seen.insert(id)) {
-                return Err(OoError::duplicate_key());
-            }
+            !list.iter().all(|id| seen.insert(id))
+        };
+        let mut fail_silently = false;
+        if self.docspace() {
+            fail_silently = repeated(&file_ids);
+        } else if repeated(&file_ids) || repeated(&folder_ids) {
+            return Err(OoError::duplicate_key());
         }
         let owner = Principal::User(user.id.clone());
         let running = core
@@ -479,11 +491,15 @@ impl OnlyofficeDialect {
             };
             let _ = core.job(&job_id, JobOp::Fail(message));
         }
+        if fail_silently {
+            let _ = core.job(&job_id, JobOp::Fail(""));
+        }
         let single = self.docspace() && params.flag("returnSingleOperation");
-        // Workspace's PUT answers the new operation as first published; how it
-        // ended (an error too) is for the next `GET fileops` to report once
-        // (FileOperationsManager.GetOperationResults, CommunityServer).
-        let fresh = (!self.docspace()).then_some(job_id.as_str());
+        // Both servers publish the task and answer at once: the PUT shows
+        // the new operation as first published; how it ended (an error too)
+        // is for the next `GET fileops` to report, once
+        // (FileOperationsManager.GetOperationResults in each).
+        let fresh = Some(job_id.as_str());
         let jobs = self.operations(core, user, false, single.then_some(job_id.as_str()), fresh);
         Ok(self.list_response(request, core, &jobs, StatusCode::OK, format))
     }
