@@ -2,10 +2,13 @@
 //! exits 0 when all its checks pass: Box's official SDKs (Python `boxsdk`
 //! 10.x and the legacy 3.x, Node `box-node-sdk` and `box-typescript-sdk-gen`),
 //! ONLYOFFICE's DocSpace SDK (`docspace-api-sdk`), and clients written the way
-//! ONLYOFFICE's Android app, an XML consumer and Oracle's cec toolkit talk.
+//! ONLYOFFICE's Android app and DocSpace web client, an XML consumer and
+//! Oracle's cec toolkit talk.
 //! Pinned in tests/requirements.txt, tests/requirements-boxsdk3.txt (a venv of
-//! its own, .venv-boxsdk3: both boxsdk lines are the distribution `boxsdk`) and
-//! tests/clients/package.json, installed by tests/run.
+//! its own, .venv-boxsdk3: both boxsdk lines are the distribution `boxsdk`),
+//! tests/requirements-onlyoffice-pypi.txt (.venv-onlyoffice-pypi: PyPI's
+//! Workspace clients `onlyoffice` and `pyonlyoffice`, whose requests<2.29
+//! cannot join .venv) and tests/clients/package.json, installed by tests/run.
 
 mod common;
 
@@ -36,6 +39,12 @@ fn legacy_python() -> PathBuf {
     require(root().join(".venv-boxsdk3/bin/python"))
 }
 
+/// The venv with PyPI's Workspace clients `onlyoffice==0.1.0` and
+/// `pyonlyoffice==0.0.4`.
+fn onlyoffice_pypi_python() -> PathBuf {
+    require(root().join(".venv-onlyoffice-pypi/bin/python"))
+}
+
 fn node() -> PathBuf {
     require(root().join("tests/clients/node_modules/box-node-sdk"));
     PathBuf::from("node")
@@ -48,13 +57,24 @@ fn typescript_node() -> PathBuf {
 }
 
 async fn run_client(server: ServerHandle, program: PathBuf, script: &str) {
+    run_client_args(server, program, script, &[]).await;
+}
+
+/// `run_client` with arguments after BASE_URL.
+async fn run_client_args(server: ServerHandle, program: PathBuf, script: &str, args: &[&str]) {
     let url = server.url();
     let script = root().join("tests/clients").join(script);
-    let output =
-        tokio::task::spawn_blocking(move || Command::new(&program).arg(&script).arg(&url).output())
-            .await
-            .unwrap()
-            .expect("the client runs");
+    let args: Vec<String> = args.iter().map(|a| a.to_string()).collect();
+    let output = tokio::task::spawn_blocking(move || {
+        Command::new(&program)
+            .arg(&script)
+            .arg(&url)
+            .args(&args)
+            .output()
+    })
+    .await
+    .unwrap()
+    .expect("the client runs");
     let text = format!(
         "{}{}",
         String::from_utf8_lossy(&output.stdout),
@@ -117,12 +137,59 @@ async fn onlyoffice_workspace_in_xml() {
     run_client(onlyoffice("workspace").await, python(), "onlyoffice_xml.py").await;
 }
 
+/// PyPI's Workspace clients `onlyoffice` and `pyonlyoffice` fetch the archive
+/// at their own `filehandler.ashx?action=bulk&ext=.zip`, never the operation's
+/// url. A v12 portal (the default) answers that link with an empty 404, which
+/// both write out as an empty file while `download` returns True.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn onlyoffice_workspace_pypi_clients_get_the_v12_404() {
+    run_client(
+        onlyoffice("workspace").await,
+        onlyoffice_pypi_python(),
+        "onlyoffice_pypi.py",
+    )
+    .await;
+}
+
+/// The same clients against `bulk_link_v11=true`: a v11 portal serves the
+/// newest archive at the legacy link, and both get the zip.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn onlyoffice_workspace_pypi_clients_on_a_v11_portal() {
+    let server = Server::builder()
+        .setting("onlyoffice", "flavour", "workspace")
+        .setting("onlyoffice", "bulk_link_v11", "true")
+        .spawn()
+        .await
+        .unwrap();
+    run_client_args(
+        server,
+        onlyoffice_pypi_python(),
+        "onlyoffice_pypi.py",
+        &["v11"],
+    )
+    .await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn onlyoffice_docspace_python_sdk() {
     run_client(
         onlyoffice("docspace").await,
         python(),
         "onlyoffice_docspace.py",
+    )
+    .await;
+}
+
+/// DocSpace's own web client (DocSpace-client's axios `api/2.0` client, the
+/// `asc_auth_key` cookie): the Download dialog's and multi-select's
+/// bulkdownload, the fileops poll, the archive url; a stale cookie is a guest.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn onlyoffice_docspace_web_client_sequence() {
+    require(root().join("tests/clients/node_modules/axios"));
+    run_client(
+        onlyoffice("docspace").await,
+        PathBuf::from("node"),
+        "onlyoffice_docspace_web.js",
     )
     .await;
 }
