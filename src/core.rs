@@ -10,7 +10,7 @@ use zipgate_api::{
     Mounted, NameMatch, NodeId, NodeInfo, Principal, Randomness, SignedIn, UserInfo,
 };
 
-use crate::jobs::{Admission, Claim, JobFault, JobSpec, Peek, RecheckInput};
+use crate::jobs::{Admission, Building, Claim, JobFault, JobSpec, Peek, RecheckInput};
 use crate::packing::{build_archive, single_file_archive};
 use crate::planner;
 use crate::recheck::{Replacement, Sources};
@@ -169,9 +169,21 @@ impl Core for ServerCore {
             .recheck_at_download
             .then(|| Arc::new(Sources::of(&plan)));
         let policy = &self.state.config.compression;
-        let archive = match (&plan.entries[..], request.single_file_as_is) {
-            ([entry], true) if !entry.is_dir() => Arc::new(single_file_archive(entry)),
-            _ => Arc::new(build_archive(&plan, policy, request.compression)),
+        let mut archive = match (&plan.entries[..], request.single_file_as_is) {
+            ([entry], true) if !entry.is_dir() => single_file_archive(entry),
+            _ => build_archive(&plan, policy, request.compression),
+        };
+        if request.layout.utf8_flag_on_every_name {
+            archive = archive.with_utf8_flag_on_every_name();
+        }
+        let archive = Arc::new(archive);
+        let (building, build_cancelled) = match request.layout.exact_length && archive.needs_build()
+        {
+            true => {
+                let (building, cancelled) = Building::new();
+                (Some(building), Some(cancelled))
+            }
+            false => (None, None),
         };
         let archive_len = archive.len();
         let (mut files_skipped, mut folders_skipped) = (0, 0);
@@ -190,7 +202,7 @@ impl Core for ServerCore {
             context: request.context,
             owner_tag,
             owner: request.owner,
-            archive,
+            archive: archive.clone(),
             file_count: plan.file_count,
             files_skipped,
             folders_skipped,
@@ -200,7 +212,14 @@ impl Core for ServerCore {
             retention: request.retention,
             fault: self.job_fault.clone(),
             sources,
+            building,
         })?;
+        if let Some(cancelled) = build_cancelled {
+            let (jobs, id, from) = (self.state.jobs.clone(), job.id.clone(), archive.clone());
+            self.state.builder.build(archive, cancelled, move |result| {
+                jobs.finish_build(&id, &from, result)
+            });
+        }
         Ok(CreatedJob {
             job,
             conflicts: plan.conflicts,

@@ -73,6 +73,7 @@ fn archive_entry(entry: &PlanEntry, method_of: impl Fn(&str, u64) -> Method) -> 
             NodeData::Folder(_) => EntryBody::Dir,
             NodeData::File(body) => EntryBody::File {
                 method: method_of(&entry.path, body.content.len()),
+                built: None,
                 data: Arc::clone(body) as Arc<dyn crate::zip::EntryData>,
             },
         },

@@ -10,6 +10,7 @@ use rand_chacha::ChaCha20Rng;
 use zipgate_api::rng::SplitMix64;
 use zipgate_api::Mounted;
 
+use crate::builder::Builder;
 use crate::clock::{AdjustableClock, Clock};
 use crate::config::Config;
 use crate::faults::FaultBook;
@@ -36,6 +37,8 @@ pub struct AppState {
     secrets: Mutex<ChaCha20Rng>,
     pub clock: Arc<dyn Clock>,
     pub jobs: JobRegistry,
+    /// Builds the archives of jobs that need an exact length ahead.
+    pub builder: Builder,
     pub config: Config,
     pub streams: Arc<StreamCounter>,
     /// Live connections and the cap (`/_zipgate/health` → `connections`).
@@ -122,6 +125,7 @@ impl AppState {
             rng: Mutex::new(SplitMix64::new(config.seed)),
             secrets: Mutex::new(secret_generator(config.secret_seed)),
             jobs: JobRegistry::with_limits(clock.clone(), config.job_limits),
+            builder: Builder::default(),
             clock,
             config,
             streams: Arc::new(StreamCounter::default()),

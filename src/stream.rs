@@ -199,6 +199,7 @@ mod tests {
                 body: EntryBody::File {
                     data: Arc::new(body),
                     method: Method::Store,
+                    built: None,
                 },
             }],
             Deflater::new(6, DeflateEngine::Fastest),

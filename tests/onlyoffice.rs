@@ -74,6 +74,12 @@ async fn archive_names(oo: &Oo, body: &str, what: &str) -> Vec<String> {
     names
 }
 
+/// Polls a client makes at most, a pause apart: an archive over the inline
+/// build size is built on a thread (slowly in a debug build), and the
+/// operation finishes only then.
+const POLLS: usize = 600;
+const POLL_PAUSE: std::time::Duration = std::time::Duration::from_millis(20);
+
 /// The operation a PUT started, once finished: DocSpace may answer it
 /// finished already; Workspace answers it as first published and the next
 /// poll (with the same credentials) reports how it ended.
@@ -88,7 +94,7 @@ async fn settled(oo: &Oo, reply: &Reply, auth: (&str, &str)) -> Value {
     if op["finished"] == true {
         return op;
     }
-    for _ in 0..10 {
+    for _ in 0..POLLS {
         let listed = call(oo, Method::GET, LIST, &[auth], "").await;
         if let Some(done) = ops(&listed)
             .into_iter()
@@ -96,6 +102,7 @@ async fn settled(oo: &Oo, reply: &Reply, auth: (&str, &str)) -> Value {
         {
             return done;
         }
+        tokio::time::sleep(POLL_PAUSE).await;
     }
     panic!("the operation never finished: {op}");
 }
@@ -103,13 +110,14 @@ async fn settled(oo: &Oo, reply: &Reply, auth: (&str, &str)) -> Value {
 /// PUT, then poll until the operation is finished; returns it.
 async fn finished_op(oo: &Oo, body: &str) -> Value {
     assert_eq!(bulk(oo, body).await.status, StatusCode::OK);
-    for _ in 0..10 {
+    for _ in 0..POLLS {
         if let Some(op) = ops(&poll(oo).await)
             .into_iter()
             .find(|op| op["finished"] == true)
         {
             return op;
         }
+        tokio::time::sleep(POLL_PAUSE).await;
     }
     panic!("the operation never finished");
 }
@@ -1212,4 +1220,71 @@ async fn one_request_may_pick_the_other_flavour_by_header() {
         reply.json().get("links").is_none(),
         "Workspace again without the header"
     );
+}
+
+/// Each local header's name, general-purpose flags and method, read at the
+/// offsets the central directory gives.
+fn local_headers(archive: &[u8]) -> Vec<(String, u16, u16)> {
+    let mut zip = zip::ZipArchive::new(std::io::Cursor::new(archive)).expect("a zip");
+    (0..zip.len())
+        .map(|i| {
+            let entry = zip.by_index_raw(i).unwrap();
+            let at = entry.header_start() as usize;
+            let word = |k: usize| u16::from_le_bytes([archive[at + k], archive[at + k + 1]]);
+            (entry.name().unwrap().to_string(), word(6), word(8))
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn the_archive_is_deflated_with_utf8_names_yet_has_a_length_and_ranges() {
+    for flavour in ["workspace", "docspace"] {
+        let oo = start(&[("flavour", flavour)]).await;
+        let reply = bulk(&oo, r#"{"folderIds":["1002"]}"#).await;
+        let op = settled(&oo, &reply, ALICE).await;
+        let path = archive_path(&op);
+        let full = fetch(&oo, &path, &[ALICE]).await;
+        assert_eq!(full.status, StatusCode::OK, "{flavour}");
+        // Built ahead, as the vendor's stored file: an exact length.
+        assert_eq!(
+            full.header("content-length"),
+            Some(full.body.len().to_string().as_str()),
+            "{flavour}"
+        );
+        let headers = local_headers(&full.body);
+        for (name, flags, method) in &headers {
+            // SharpZipLib's ZipEntry: IsUnicodeText on every name, sizes
+            // patched into the local header (no data descriptor, bit 3).
+            assert_eq!(flags & 0x0800, 0x0800, "{flavour} {name}: UTF-8 flag");
+            assert_eq!(flags & 0x0008, 0, "{flavour} {name}: no descriptor");
+            // Folders are stored; every file here deflates (none is of
+            // a type `--store-ext` keeps stored).
+            let want = if name.ends_with('/') { 0 } else { 8 };
+            assert_eq!(*method, want, "{flavour} {name}: method");
+        }
+        assert!(headers.iter().any(|(name, ..)| name.ends_with("notes.md")));
+        // Ranges over the deflated archive are the same bytes.
+        for start in [1usize, 30, full.body.len() / 2, full.body.len() - 1] {
+            let part = fetch(&oo, &path, &[ALICE, ("range", &format!("bytes={start}-"))]).await;
+            assert_eq!(
+                part.status,
+                StatusCode::PARTIAL_CONTENT,
+                "{flavour} {start}"
+            );
+            assert!(part.body == full.body[start..], "{flavour} from {start}");
+        }
+        let names = zip_entry_names(&full.body);
+        let mut zip = zip::ZipArchive::new(std::io::Cursor::new(&full.body[..])).unwrap();
+        let expected: Vec<(String, Option<Vec<u8>>)> = names
+            .iter()
+            .enumerate()
+            .map(|(i, name)| {
+                let mut entry = zip.by_index(i).unwrap();
+                let mut bytes = Vec::new();
+                std::io::Read::read_to_end(&mut entry, &mut bytes).unwrap();
+                (name.clone(), (!name.ends_with('/')).then_some(bytes))
+            })
+            .collect();
+        check_with_readers(&full.body, &expected);
+    }
 }

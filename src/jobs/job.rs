@@ -8,6 +8,7 @@ use zipgate_api::{Error, JobSnapshot, JobState, Pacing, Principal};
 use crate::clock::saturating_add;
 use crate::recheck::Sources;
 use crate::zip::Archive;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 pub struct JobSpec {
@@ -35,6 +36,28 @@ pub struct JobSpec {
     pub fault: Option<JobFault>,
     /// Where each archive entry came from, when a download rechecks them.
     pub sources: Option<Arc<Sources>>,
+    /// The archive is still being built ([`Archive::build`]): the job is not
+    /// ready before [`super::JobRegistry::finish_build`] swaps the built one in.
+    pub building: Option<Building>,
+}
+
+/// Held by a job whose archive is being built; dropping it (the job was
+/// cancelled, failed, evicted or forgotten) tells the build to stop.
+pub struct Building(Arc<AtomicBool>);
+
+impl Building {
+    /// The job's side and the builder's: the flag turns true once the build
+    /// is no longer wanted.
+    pub fn new() -> (Building, Arc<AtomicBool>) {
+        let flag = Arc::new(AtomicBool::new(false));
+        (Building(flag.clone()), flag)
+    }
+}
+
+impl Drop for Building {
+    fn drop(&mut self) {
+        self.0.store(true, Ordering::Relaxed);
+    }
 }
 
 /// A job made to go wrong on purpose (fault injection).
@@ -79,6 +102,9 @@ pub(super) struct JobRules {
     pub(super) retention: Duration,
     pub(super) fault: Option<JobFault>,
     pub(super) sources: Option<Arc<Sources>>,
+    pub(super) building: Option<Building>,
+    /// When the archive's build finished (on the clock), for a job built ahead.
+    pub(super) built_at: Option<DateTime<Utc>>,
 }
 
 pub(super) struct Job {
@@ -135,6 +161,8 @@ impl Job {
                 retention: spec.retention,
                 fault: spec.fault,
                 sources: spec.sources,
+                building: spec.building,
+                built_at: None,
             },
             snapshot,
             entry_is_file,
@@ -180,6 +208,15 @@ impl Job {
                     let at = saturating_add(s.created_at, d);
                     (now >= at).then_some(at)
                 }
+            };
+            // Never ready before the archive exists.
+            let ready_at = match (ready_at, self.spec.built_at) {
+                _ if self.spec.building.is_some() => {
+                    s.steps.0 = s.steps.0.min(s.steps.1.saturating_sub(1));
+                    None
+                }
+                (Some(at), Some(built)) => Some(at.max(built)),
+                (ready_at, _) => ready_at,
             };
             match (&self.spec.fault, ready_at) {
                 (Some(JobFault::Stuck(StuckState::Queued)), _) => {

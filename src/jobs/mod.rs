@@ -19,7 +19,7 @@ mod table;
 mod ticket;
 
 use job::Job;
-pub use job::{JobFault, JobSpec, StuckState};
+pub use job::{Building, JobFault, JobSpec, StuckState};
 use table::{remove_key, Key, OwnerJobs, Table};
 pub use ticket::DownloadTicket;
 
@@ -342,6 +342,40 @@ impl JobRegistry {
         s.folders_skipped += cut.folders;
     }
 
+    /// Ends the build of `id`'s archive, if the job still holds the archive
+    /// the build started from: swaps in the built one (the job may now
+    /// become ready), or fails the job with the reason. A job that was
+    /// cancelled or forgotten meanwhile is left alone.
+    pub fn finish_build(&self, id: &str, from: &Arc<Archive>, result: Result<Archive, String>) {
+        let now = self.inner.clock.now();
+        let mut jobs = self.jobs();
+        let Some(job) = jobs.get_mut(id) else {
+            return;
+        };
+        if !Arc::ptr_eq(&job.spec.archive, from) || job.spec.building.is_none() {
+            return;
+        }
+        job.spec.building = None;
+        match result {
+            Ok(built) => {
+                let built = Arc::new(built);
+                job.snapshot.archive_len = built.len();
+                job.spec.archive = built;
+                job.spec.built_at = Some(now);
+            }
+            Err(reason) => {
+                job.advance(now, false);
+                if !job.snapshot.state.is_terminal() {
+                    let s = &mut job.snapshot;
+                    s.state = JobState::Failed;
+                    s.error = Some(reason);
+                    s.finished_at = Some(now);
+                    job.settled_at.get_or_insert(now);
+                }
+            }
+        }
+    }
+
     /// Starts a download: the job must be ready (or, if reusable, already
     /// downloaded) and `admission` must let it in; checking and claiming
     /// happen under one lock. The ticket reports progress and the outcome.
@@ -417,6 +451,8 @@ impl JobRegistry {
             job.snapshot.error = error;
             job.snapshot.finished_at = Some(now);
             job.settled_at.get_or_insert(now);
+            // A build nobody will download stops now.
+            job.spec.building = None;
         }
         Ok(job.snapshot.clone())
     }
@@ -505,7 +541,82 @@ mod tests {
             retention: Duration::hours(12),
             fault: None,
             sources: None,
+            building: None,
         }
+    }
+
+    #[test]
+    fn a_job_is_not_ready_before_its_archive_is_built() {
+        use std::sync::atomic::Ordering;
+        let (clock, jobs) = setup();
+        let building_spec = |id: &str| {
+            let mut spec = spec(id, Pacing::Immediate, false);
+            let (building, cancelled) = Building::new();
+            spec.building = Some(building);
+            (spec.archive.clone(), spec, cancelled)
+        };
+        let (from, made, _) = building_spec("built");
+        jobs.create(made).unwrap();
+        clock.advance(Duration::seconds(5));
+        assert_eq!(jobs.poll("built").unwrap().state, JobState::Running);
+        assert!(jobs.begin_download("built", Admission::default()).is_err());
+        // A build from some other archive (a later job under the id) is ignored.
+        let stranger = Arc::new(Archive::new(
+            Vec::new(),
+            Deflater::new(6, DeflateEngine::Fastest),
+        ));
+        jobs.finish_build(
+            "built",
+            &stranger,
+            Ok(Archive::new(
+                Vec::new(),
+                Deflater::new(6, DeflateEngine::Fastest),
+            )),
+        );
+        assert_eq!(jobs.get("built").unwrap().state, JobState::Running);
+        let built = Archive::new(Vec::new(), Deflater::new(6, DeflateEngine::Fastest));
+        jobs.finish_build("built", &from, Ok(built));
+        let ready = jobs.get("built").unwrap();
+        assert_eq!(ready.state, JobState::Ready);
+        // Ready when the build ended, not when the pacing alone said.
+        assert_eq!(ready.ready_at, Some(clock.now()));
+        assert!(ready.archive_len.is_some());
+
+        let (from, made, cancelled) = building_spec("failing");
+        jobs.create(made).unwrap();
+        jobs.finish_build("failing", &from, Err("disk gone".into()));
+        let failed = jobs.get("failing").unwrap();
+        assert_eq!(
+            (failed.state, failed.error.as_deref()),
+            (JobState::Failed, Some("disk gone"))
+        );
+        assert!(
+            cancelled.load(Ordering::Relaxed),
+            "a settled job's build is not wanted"
+        );
+
+        let (from, made, cancelled) = building_spec("cancelled");
+        jobs.create(made).unwrap();
+        assert!(!cancelled.load(Ordering::Relaxed));
+        jobs.cancel("cancelled").unwrap();
+        assert!(
+            cancelled.load(Ordering::Relaxed),
+            "cancelling stops the build"
+        );
+        jobs.finish_build(
+            "cancelled",
+            &from,
+            Ok(Archive::new(
+                Vec::new(),
+                Deflater::new(6, DeflateEngine::Fastest),
+            )),
+        );
+        assert_eq!(jobs.get("cancelled").unwrap().state, JobState::Cancelled);
+
+        let (_, made, cancelled) = building_spec("forgotten");
+        jobs.create(made).unwrap();
+        jobs.clear();
+        assert!(cancelled.load(Ordering::Relaxed), "a reset stops the build");
     }
 
     #[test]

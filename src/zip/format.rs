@@ -29,6 +29,8 @@ pub const MAX_NAME_BYTES: usize = u16::MAX as usize;
 #[derive(Clone, Debug)]
 pub struct EntryRecord<'a> {
     pub name: &'a str,
+    /// The UTF-8 flag even on an ASCII name.
+    pub utf8: bool,
     pub is_dir: bool,
     pub method: u16,
     pub mtime: DateTime<Utc>,
@@ -45,7 +47,7 @@ pub struct EntryRecord<'a> {
 impl EntryRecord<'_> {
     fn flags(&self) -> u16 {
         let mut flags = 0;
-        if !self.name.is_ascii() {
+        if self.utf8 || !self.name.is_ascii() {
             flags |= FLAG_UTF8;
         }
         if self.descriptor {

@@ -48,7 +48,20 @@ pub enum EntryBody {
     File {
         data: Arc<dyn EntryData>,
         method: Method,
+        /// Known for a deflated entry of a built archive ([`Archive::build`]).
+        built: Option<Built>,
     },
+}
+
+/// A deflated entry's CRC-32 and compressed size, measured by deflating it
+/// once ahead of any download. Deflate here gives the same bytes every
+/// time, so the local header can carry them (no data descriptor, as a
+/// writer on a seekable file patches them in) and the archive's length is
+/// exact, with `Range` working as for a stored archive.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Built {
+    pub crc: u32,
+    pub compressed: u64,
 }
 
 #[derive(Clone)]
@@ -108,6 +121,9 @@ pub struct Archive {
     len: Option<u64>,
     /// A single file served as itself, not zipped.
     raw: bool,
+    /// Every name carries the UTF-8 flag, ASCII ones too (writers that set
+    /// it per entry unconditionally); otherwise only names that need it.
+    utf8_every_name: bool,
 }
 
 impl Archive {
@@ -117,9 +133,77 @@ impl Archive {
             deflater,
             len: None,
             raw: false,
+            utf8_every_name: false,
         };
         archive.len = archive.measure();
         archive
+    }
+
+    /// The same archive with the UTF-8 flag on every name.
+    pub fn with_utf8_flag_on_every_name(mut self) -> Archive {
+        self.utf8_every_name = true;
+        self
+    }
+
+    /// Whether some entry is deflated without being built: its length is
+    /// unknown until it has been streamed.
+    pub fn needs_build(&self) -> bool {
+        self.entries.iter().any(|e| {
+            matches!(
+                e.body,
+                EntryBody::File {
+                    method: Method::Deflate,
+                    built: None,
+                    ..
+                }
+            )
+        })
+    }
+
+    /// The archive with every deflated entry measured ([`Built`]), so its
+    /// length is exact: deflates each such entry once into nothing, asking
+    /// `cancelled` between blocks. `progress` hears of each entry as it is
+    /// measured. Costs one compression pass; memory stays one block per core.
+    pub fn build(
+        &self,
+        cancelled: &dyn Fn() -> bool,
+        progress: &dyn Progress,
+    ) -> Result<Archive, StreamError> {
+        let mut entries = self.entries.clone();
+        for (index, entry) in entries.iter_mut().enumerate() {
+            if let EntryBody::File {
+                data,
+                method: Method::Deflate,
+                built: built @ None,
+            } = &mut entry.body
+            {
+                let mut compressed = 0u64;
+                let mut reader = data.open_at(0)?;
+                let mut stopped = false;
+                let crc = parallel::deflate(&mut reader, data.len(), self.deflater, &mut |chunk| {
+                    if cancelled() {
+                        stopped = true;
+                        return Err(io::Error::other("cancelled"));
+                    }
+                    compressed += chunk.len() as u64;
+                    Ok(())
+                });
+                if stopped {
+                    return Err(StreamError::Cancelled);
+                }
+                *built = Some(Built {
+                    crc: crc?,
+                    compressed,
+                });
+            }
+            progress.entry_done(index);
+        }
+        if cancelled() {
+            return Err(StreamError::Cancelled);
+        }
+        let mut archive = Archive::new(entries, self.deflater);
+        archive.utf8_every_name = self.utf8_every_name;
+        Ok(archive)
     }
 
     /// One file's bytes as they are, for APIs that do not zip a lone file.
@@ -133,6 +217,7 @@ impl Archive {
             deflater: Deflater::new(0, DeflateEngine::ZlibRs),
             len: Some(len),
             raw: true,
+            utf8_every_name: false,
         }
     }
 
@@ -156,14 +241,12 @@ impl Archive {
             .filter(|(_, keep)| **keep)
             .map(|(entry, _)| entry.clone())
             .collect();
-        match entries.pop() {
-            Some(entry) if self.raw => Archive::single_file(entry),
-            Some(entry) => {
-                entries.push(entry);
-                Archive::new(entries, self.deflater)
-            }
-            None => Archive::new(entries, self.deflater),
+        if let (Some(_), true) = (entries.last(), self.raw) {
+            return Archive::single_file(entries.pop().expect("just seen"));
         }
+        let mut archive = Archive::new(entries, self.deflater);
+        archive.utf8_every_name = self.utf8_every_name;
+        archive
     }
 
     /// The exact byte length, known when no entry is deflated.
@@ -176,17 +259,7 @@ impl Archive {
     }
 
     fn measure(&self) -> Option<u64> {
-        let all_stored = self.entries.iter().all(|e| {
-            matches!(
-                e.body,
-                EntryBody::Dir
-                    | EntryBody::File {
-                        method: Method::Store,
-                        ..
-                    }
-            )
-        });
-        if !all_stored {
+        if self.needs_build() {
             return None;
         }
         let mut sink = Discard;
@@ -250,6 +323,7 @@ impl Archive {
             let local_offset = out.pos;
             let mut record = EntryRecord {
                 name: &entry.name,
+                utf8: self.utf8_every_name,
                 is_dir: matches!(entry.body, EntryBody::Dir),
                 method: format::METHOD_STORE,
                 mtime: entry.mtime,
@@ -269,6 +343,7 @@ impl Archive {
                 EntryBody::File {
                     data,
                     method: Method::Store,
+                    ..
                 } => {
                     let size = data.len();
                     record.uncompressed = size;
@@ -294,6 +369,28 @@ impl Archive {
                 EntryBody::File {
                     data,
                     method: Method::Deflate,
+                    built: Some(built),
+                } => {
+                    let size = data.len();
+                    record.method = format::METHOD_DEFLATE;
+                    record.crc = built.crc;
+                    record.compressed = built.compressed;
+                    record.uncompressed = size;
+                    record.zip64 = size.max(built.compressed) >= 0xFFFF_FFFF;
+                    header.clear();
+                    format::local_header(&record, &mut header);
+                    out.put(&header)?;
+                    let end = out.end_of(built.compressed)?;
+                    if measuring || end <= out.skip_to {
+                        out.pos = end;
+                    } else {
+                        deflate_built(out, data.as_ref(), self.deflater, *built)?;
+                    }
+                }
+                EntryBody::File {
+                    data,
+                    method: Method::Deflate,
+                    built: None,
                 } => {
                     let size = data.len();
                     record.method = format::METHOD_DEFLATE;
@@ -331,6 +428,7 @@ impl Archive {
         for (entry, w) in self.entries.iter().zip(&written) {
             let record = EntryRecord {
                 name: &entry.name,
+                utf8: self.utf8_every_name,
                 is_dir: matches!(entry.body, EntryBody::Dir),
                 method: match entry.body {
                     EntryBody::File {
@@ -477,6 +575,47 @@ impl<'a> Emitter<'a> {
             .send(chunk)
             .map_err(|Cancelled| StreamError::Cancelled)
     }
+}
+
+/// Deflates a built entry's body into the emitter again, holding it to
+/// what the build measured: a body that changed since (or a deflater that
+/// no longer gives the same bytes) is an error before a byte past the
+/// measured size is sent, so the announced length is never exceeded and a
+/// mismatch cuts the download instead of corrupting it.
+fn deflate_built(
+    out: &mut Emitter,
+    data: &dyn EntryData,
+    deflater: Deflater,
+    built: Built,
+) -> Result<(), StreamError> {
+    let changed = || {
+        StreamError::Io(io::Error::other(
+            "an entry deflated differently than when the archive was built",
+        ))
+    };
+    let mut reader = data.open_at(0)?;
+    let mut produced = 0u64;
+    let mut stopped: Option<StreamError> = None;
+    let result = parallel::deflate(&mut reader, data.len(), deflater, &mut |chunk| {
+        produced += chunk.len() as u64;
+        let error = if produced > built.compressed {
+            changed()
+        } else {
+            match out.put(chunk) {
+                Ok(()) => return Ok(()),
+                Err(error) => error,
+            }
+        };
+        stopped = Some(error);
+        Err(io::Error::other("stopped"))
+    });
+    if let Some(error) = stopped {
+        return Err(error);
+    }
+    if result? != built.crc || produced != built.compressed {
+        return Err(changed());
+    }
+    Ok(())
 }
 
 /// Deflates an entry's body into the emitter (across cores for large

@@ -21,6 +21,7 @@ fn file(name: &str, content: Content, method: Method) -> ArchiveEntry {
         body: EntryBody::File {
             data: Arc::new(FileBody::new(content)),
             method,
+            built: None,
         },
     }
 }
@@ -220,6 +221,7 @@ fn entries_past_4_gib_get_zip64_records() {
             body: EntryBody::File {
                 data: Arc::new(Zeros(size)),
                 method: Method::Store,
+                built: None,
             },
         },
         file("after.txt", text("tail"), Method::Store),
@@ -326,6 +328,7 @@ fn an_archive_past_2_pow_64_bytes_has_no_length_rather_than_a_wrapped_one() {
         body: EntryBody::File {
             data: Arc::new(Zeros(1 << 63)),
             method: Method::Store,
+            built: None,
         },
     };
     let archive = Archive::new(
@@ -344,4 +347,100 @@ fn an_archive_past_2_pow_64_bytes_has_no_length_rather_than_a_wrapped_one() {
         assert_eq!(deflater.max_output(u64::MAX), u64::MAX);
         assert!(deflater.max_output(1 << 63) >= 1 << 63);
     }
+}
+
+#[test]
+fn a_built_deflate_archive_has_an_exact_length_and_every_offset_gives_the_suffix() {
+    let streamed = Archive::new(
+        sample(Method::Deflate),
+        Deflater::new(6, DeflateEngine::Fastest),
+    );
+    assert!(streamed.needs_build());
+    let built = streamed.build(&|| false, &NoProgress).unwrap();
+    assert!(!built.needs_build());
+    let full = bytes_of(&built, 0);
+    assert_eq!(built.len(), Some(full.len() as u64));
+    check_with_zip_crate(&full, built.entries());
+    // Sizes sit in the local headers: no entry has a data descriptor.
+    assert!(find(&full, &format::DATA_DESCRIPTOR_SIG.to_le_bytes()).is_none());
+    // Smaller than stored, though built (the text compresses).
+    assert!((full.len() as u64) < 300_000 + 200_001);
+    let mut offsets: Vec<u64> = (0..120).collect();
+    offsets.extend((0..full.len() as u64).step_by(4999));
+    offsets.extend(full.len() as u64 - 100..=full.len() as u64);
+    for k in offsets {
+        assert_eq!(bytes_of(&built, k), &full[k as usize..], "offset {k}");
+    }
+}
+
+#[test]
+fn building_stops_when_told_to() {
+    let archive = Archive::new(
+        sample(Method::Deflate),
+        Deflater::new(6, DeflateEngine::Fastest),
+    );
+    assert!(matches!(
+        archive.build(&|| true, &NoProgress),
+        Err(StreamError::Cancelled)
+    ));
+}
+
+/// A body that reads differently the second time, as a file changed on disk
+/// between the build and the download would.
+struct Changing {
+    reads: std::sync::atomic::AtomicU32,
+}
+impl EntryData for Changing {
+    fn len(&self) -> u64 {
+        1000
+    }
+    fn open_at(&self, offset: u64) -> io::Result<Box<dyn Read + Send>> {
+        let n = self.reads.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        let byte = if n == 0 { b'a' } else { b'z' };
+        Ok(Box::new(io::repeat(byte).take(1000 - offset)))
+    }
+    fn crc32(&self, _: &dyn Fn() -> bool) -> io::Result<u32> {
+        Ok(0)
+    }
+}
+
+#[test]
+fn a_built_entry_that_deflates_differently_cuts_the_stream() {
+    let entries = vec![ArchiveEntry {
+        name: "moving.txt".into(),
+        mtime: Utc.with_ymd_and_hms(2024, 1, 1, 0, 0, 0).unwrap(),
+        body: EntryBody::File {
+            data: Arc::new(Changing { reads: 0.into() }),
+            method: Method::Deflate,
+            built: None,
+        },
+    }];
+    let built = Archive::new(entries, Deflater::new(6, DeflateEngine::Fastest))
+        .build(&|| false, &NoProgress)
+        .unwrap();
+    let mut sink = Collect(Vec::new());
+    let result = built.stream(0, &mut sink, &NoProgress);
+    assert!(matches!(result, Err(StreamError::Io(_))), "{result:?}");
+    assert!((sink.0.len() as u64) < built.len().unwrap());
+}
+
+#[test]
+fn every_name_can_carry_the_utf8_flag() {
+    let plain = Archive::new(
+        sample(Method::Store),
+        Deflater::new(6, DeflateEngine::Fastest),
+    );
+    let flagged = Archive::new(
+        sample(Method::Store),
+        Deflater::new(6, DeflateEngine::Fastest),
+    )
+    .with_utf8_flag_on_every_name();
+    let flag = |bytes: &[u8]| {
+        // The first local header: "Docs/", an ASCII name.
+        u16::from_le_bytes([bytes[6], bytes[7]]) & format::FLAG_UTF8
+    };
+    assert_eq!(flag(&bytes_of(&plain, 0)), 0);
+    assert_eq!(flag(&bytes_of(&flagged, 0)), format::FLAG_UTF8);
+    assert_eq!(plain.len(), flagged.len());
+    check_with_zip_crate(&bytes_of(&flagged, 0), flagged.entries());
 }

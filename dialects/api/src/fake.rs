@@ -413,6 +413,7 @@ mod tests {
             plan: PlanOptions::default(),
             compression: None,
             single_file_as_is: false,
+            layout: Default::default(),
             pacing,
             download_window: None,
             single_use: true,

@@ -50,6 +50,8 @@ pub struct CreateJob {
     pub compression: Option<Compression>,
     /// When the selection comes down to one file, serve that file as itself instead of a zip.
     pub single_file_as_is: bool,
+    /// How the archive is laid out beyond what it holds.
+    pub layout: ArchiveLayout,
     pub pacing: Pacing,
     /// A download must start within this long of the job becoming ready.
     pub download_window: Option<Duration>,
@@ -57,6 +59,18 @@ pub struct CreateJob {
     pub single_use: bool,
     /// How long the record is kept once settled (download started or ended).
     pub retention: Duration,
+}
+
+/// Archive traits some servers have and others do not.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ArchiveLayout {
+    /// The archive is built whole before it can be downloaded, as a server
+    /// that writes it to storage and then serves that file: its length is
+    /// exact and `Range` works even when entries are deflated. The job is
+    /// not ready until the build (one compression pass) has finished.
+    pub exact_length: bool,
+    /// Every entry name carries the UTF-8 flag, ASCII names too.
+    pub utf8_flag_on_every_name: bool,
 }
 
 /// What the planner made of a new job's selection.

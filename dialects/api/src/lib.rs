@@ -26,7 +26,7 @@ pub use dialect::{
     mount, BodyError, Core, Credential, Dialect, DialectRequest, Download, Example, JobOp, Mounted,
     NameMatch, NodeInfo, Randomness, Route, RouteHandler, Settings, SignedIn, UserInfo,
 };
-pub use job::{CreateJob, CreatedJob, JobSnapshot, Pacing};
+pub use job::{ArchiveLayout, CreateJob, CreatedJob, JobSnapshot, Pacing};
 
 /// A node's id in the neutral store (fixture ids). Dialects map their own id
 /// schemes onto it.

@@ -197,6 +197,7 @@ impl BoxDialect {
             },
             compression: self.settings.compression,
             single_file_as_is: false,
+            layout: Default::default(),
             pacing: Pacing::Immediate,
             download_window: Some(self.settings.url_ttl),
             single_use: true,

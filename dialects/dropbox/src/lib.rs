@@ -101,6 +101,7 @@ impl DropboxDialect {
             },
             compression: self.settings.compression,
             single_file_as_is: false,
+            layout: Default::default(),
             pacing: Pacing::Immediate,
             download_window: Some(chrono::Duration::minutes(1)),
             single_use: true,

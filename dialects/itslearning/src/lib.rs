@@ -140,6 +140,7 @@ impl ItslearningDialect {
                 },
                 compression: None,
                 single_file_as_is: false,
+                layout: Default::default(),
                 pacing: self.settings.pacing,
                 download_window: Some(self.settings.download_ttl),
                 single_use: false,

@@ -20,8 +20,9 @@ use zipgate_api::download::{Disposition, DownloadStyle, HandlerRanges, Ranges};
 use zipgate_api::http::{empty, full, insert_allow, Body};
 use zipgate_api::plan::{DirEntries, Keying, LongPaths, OnProblem, PlanOptions, Repeats};
 use zipgate_api::{
-    BodyError, Core, CreateJob, Dialect, DialectRequest, Example, JobOp, JobSnapshot, JobState,
-    NodeId, NodeKind, Pacing, Principal, Route, SelectedItem, Settings, SignedIn, UserInfo,
+    ArchiveLayout, BodyError, Core, CreateJob, Dialect, DialectRequest, Example, JobOp,
+    JobSnapshot, JobState, NodeId, NodeKind, Pacing, Principal, Route, SelectedItem, Settings,
+    SignedIn, UserInfo,
 };
 
 use errors::OoError;
@@ -457,6 +458,14 @@ impl OnlyofficeDialect {
                 compression: Some(self.settings.compression),
                 // DocSpace serves one file alone as itself.
                 single_file_as_is: self.docspace(),
+                // Both servers write the archive to a temporary file with
+                // SharpZipLib (Core/Compress/CompressToZip.cs: a ZipEntry per
+                // item with IsUnicodeText = true), store it, and serve the
+                // stored file: deflated, yet with a Content-Length and Range.
+                layout: ArchiveLayout {
+                    exact_length: true,
+                    utf8_flag_on_every_name: true,
+                },
                 pacing: self.settings.pacing,
                 download_window: Some(self.settings.archive_ttl),
                 single_use: false,

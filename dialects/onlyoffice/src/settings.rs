@@ -33,7 +33,8 @@ pub struct OnlyofficeSettings {
     pub archive_ttl: Duration,
     /// Error bodies carry `"data":{}` as release builds of the server write them.
     pub error_data: bool,
-    /// `store` by default: the vendor serves a stored file with a length and ranges.
+    /// `deflate` by default, as SharpZipLib's `ZipEntry` defaults to; the
+    /// archive is built before it is ready, so it still has a length and ranges.
     pub compression: Compression,
     /// `filehandler.ashx?action=bulk` without `filename` (the link of v11
     /// builds): the newest archive, as v11 stored it under `download.zip`;
@@ -50,7 +51,7 @@ impl Default for OnlyofficeSettings {
             alias: "portal".into(),
             archive_ttl: Duration::hours(24),
             error_data: true,
-            compression: Compression::Store,
+            compression: Compression::Deflate,
             bulk_link_v11: false,
         }
     }

@@ -162,6 +162,7 @@ impl OracleDialect {
             plan: PlanOptions::default(),
             compression: Some(zipgate_api::Compression::Store),
             single_file_as_is: false,
+            layout: Default::default(),
             pacing: self.settings.pacing,
             download_window: Some(self.settings.package_ttl),
             single_use: false,
