@@ -39,6 +39,7 @@ pub const TARGETS: &[(&str, Target)] = &[
     ("fault_rules", fault_rules),
     ("native_zip", native_zip),
     ("dropbox_arg", dropbox_arg),
+    ("json_net", json_net),
 ];
 
 /// A DTD with an entity, put in front of an XML body: every XML reader must refuse the result.
@@ -134,7 +135,7 @@ fn list_key_reference(key: &str, name: &str) -> bool {
 /// pairs, then the lookups the handlers make. Only JSON and XML can be
 /// refused; list lookups agree with the binder's pattern; a DTD is refused.
 pub fn onlyoffice_params(data: &[u8]) {
-    use zipgate_onlyoffice::fuzzing::{form_field, params, MAX_PAIRS, MAX_PAIR_BYTES};
+    use zipgate_onlyoffice::fuzzing::{form_field, params, JsonSyntax, MAX_PAIRS, MAX_PAIR_BYTES};
     let (query, rest) = split_line(data);
     let (content_type, body) = split_line(rest);
     let mut headers = HeaderMap::new();
@@ -143,7 +144,13 @@ pub fn onlyoffice_params(data: &[u8]) {
     let req = request(http::Method::PUT, query, headers, body);
     let query_pairs = api_query_pairs(req.uri.query().unwrap_or("")).len();
     let form = !matches!(kind.as_deref(), Some("application/json" | "text/xml"));
-    match params(&req, body) {
+    // The first byte picks the reader (Community Server's or DocSpace's).
+    let syntax = if data.first().is_some_and(|b| b & 1 == 1) {
+        JsonSyntax::Strict
+    } else {
+        JsonSyntax::JsonNet
+    };
+    match params(&req, body, syntax) {
         Ok(params) => {
             // The body's pairs stay within the caps, whatever its shape.
             let from_body = &params.0[query_pairs..];
@@ -187,7 +194,64 @@ pub fn onlyoffice_params(data: &[u8]) {
     headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/xml"));
     let with_dtd = prefixed(DOCTYPE, body);
     let req = request(http::Method::PUT, b"", headers, &with_dtd);
-    assert!(params(&req, &with_dtd).is_err(), "a DTD was accepted");
+    assert!(
+        params(&req, &with_dtd, syntax).is_err(),
+        "a DTD was accepted"
+    );
+}
+
+/// Json.NET's reader (`zipgate_api::jsonnet`): never panics, in either
+/// mode; accepts every document a strict RFC 8259 parser accepts within its
+/// depth cap, with the same strings and the same shape; and, stopping after
+/// the root, accepts whatever the checking mode accepts, with the same value.
+pub fn json_net(data: &[u8]) {
+    use zipgate_api::jsonnet::{parse, ReaderOptions, Value};
+    let checked = parse(data, ReaderOptions::default());
+    let streamed = parse(
+        data,
+        ReaderOptions {
+            reject_additional_content: false,
+            ..ReaderOptions::default()
+        },
+    );
+    if let Ok(value) = &checked {
+        assert_eq!(streamed.as_ref().ok(), Some(value), "stream mode differs");
+    }
+    fn depth(v: &serde_json::Value) -> usize {
+        match v {
+            serde_json::Value::Array(items) => 1 + items.iter().map(depth).max().unwrap_or(0),
+            serde_json::Value::Object(map) => 1 + map.values().map(depth).max().unwrap_or(0),
+            _ => 0,
+        }
+    }
+    /// Strings and shape, numbers as "some number" (the parsers spell them differently).
+    fn same(a: &Value, b: &serde_json::Value) -> bool {
+        match (a, b) {
+            (Value::Null, serde_json::Value::Null) => true,
+            (Value::Bool(x), serde_json::Value::Bool(y)) => x == y,
+            (Value::Integer(_) | Value::Float(_), serde_json::Value::Number(_)) => true,
+            (Value::String(x), serde_json::Value::String(y)) => x == y,
+            (Value::Array(x), serde_json::Value::Array(y)) => {
+                x.len() == y.len() && x.iter().zip(y).all(|(a, b)| same(a, b))
+            }
+            // serde_json keeps the last of repeated names; compare those.
+            (Value::Object(x), serde_json::Value::Object(y)) => y.iter().all(|(name, b)| {
+                x.iter()
+                    .rev()
+                    .find(|(n, _)| n == name)
+                    .is_some_and(|(_, a)| same(a, b))
+            }),
+            _ => false,
+        }
+    }
+    let text = String::from_utf8_lossy(data);
+    if let Ok(strict) = serde_json::from_str::<serde_json::Value>(&text) {
+        if depth(&strict) <= 64 {
+            let lenient = checked.unwrap_or_else(|e| panic!("refused valid JSON: {e}"));
+            let lenient = lenient.expect("a value was read");
+            assert!(same(&lenient, &strict), "{lenient:?} read as {strict:?}");
+        }
+    }
 }
 
 /// Oracle: `POST …/_download` body. What parses is a non-empty list of

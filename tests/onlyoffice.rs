@@ -703,7 +703,9 @@ async fn converted_files_take_the_target_extension() {
 
 #[tokio::test]
 async fn the_archive_handler_serves_ranges_and_refuses_strangers() {
-    let oo = start(&[]).await;
+    // Stored, so the 64 MiB archive is not deflated once per request here;
+    // ranges over a deflated archive have their own test.
+    let oo = start(&[("compression", "store")]).await;
     let op = finished_op(&oo, r#"{"folderIds":["1005"]}"#).await;
     let path = archive_path(&op);
     let full = fetch(&oo, &path, &[("cookie", "asc_auth_key=alice-token")]).await;
@@ -767,7 +769,12 @@ async fn the_archive_handler_serves_ranges_and_refuses_strangers() {
 
 #[tokio::test]
 async fn docspace_archive_ranges_as_its_handler_reads_them() {
-    let oo = start(&[("flavour", "docspace"), ("pacing", "immediate")]).await;
+    let oo = start(&[
+        ("flavour", "docspace"),
+        ("pacing", "immediate"),
+        ("compression", "store"),
+    ])
+    .await;
     let reply = bulk(&oo, r#"{"folderIds":[1005]}"#).await;
     let op = settled(&oo, &reply, ALICE).await;
     let path = archive_path(&op);
@@ -1286,5 +1293,54 @@ async fn the_archive_is_deflated_with_utf8_names_yet_has_a_length_and_ranges() {
             })
             .collect();
         check_with_readers(&full.body, &expected);
+    }
+}
+
+#[tokio::test]
+async fn workspace_reads_json_as_json_net_does_and_docspace_strictly() {
+    // Json.NET's JsonTextReader (DeserializeXNode in ApiArgumentBuilder.cs):
+    // single quotes, unquoted names, comments, trailing commas, a BOM; a
+    // repeated member is a repeated element, so both lists count.
+    let lenient = [
+        "{'folderIds': ['1002',], /* files: */ fileIds: [],}",
+        "\u{feff}{folderIds: [1002] // the Documents folder\n}",
+        r#"{"folderIds":[1002],"FolderIds":[2001]}"#,
+    ];
+    let oo = start(&[("pacing", "immediate")]).await;
+    for body in lenient {
+        let reply = bulk(&oo, body).await;
+        let op = settled(&oo, &reply, ALICE).await;
+        assert!(op["url"].is_string(), "{body}: {op}");
+        assert_eq!(op["error"], Value::Null, "{body}");
+    }
+    let both = bulk(&oo, lenient[2]).await;
+    let op = settled(&oo, &both, ALICE).await;
+    let archive = fetch(&oo, &archive_path(&op), &[ALICE]).await;
+    let names = zip_entry_names(&archive.body);
+    assert!(
+        names.iter().any(|n| n.starts_with("Documents/")),
+        "{names:?}"
+    );
+    assert!(
+        names.iter().any(|n| n.starts_with("Shared with everyone/")),
+        "{names:?}"
+    );
+    // Text after the object: JsonConvert checks for additional content.
+    let reply = bulk(&oo, r#"{"folderIds":[1002]} x"#).await;
+    assert_eq!(reply.status, StatusCode::BAD_REQUEST);
+    let message = reply.json()["error"]["message"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert!(
+        message.starts_with("Additional text encountered after finished reading JSON content: x."),
+        "{message}"
+    );
+
+    // DocSpace binds with System.Text.Json's defaults: strict RFC 8259.
+    let oo = start(&[("flavour", "docspace"), ("pacing", "immediate")]).await;
+    for body in &lenient[..2] {
+        let reply = bulk(&oo, body).await;
+        assert_eq!(reply.status, StatusCode::BAD_REQUEST, "{body}");
     }
 }

@@ -12,6 +12,7 @@ pub mod http;
 pub mod ids;
 pub mod job;
 pub mod json;
+pub mod jsonnet;
 pub mod plan;
 pub mod rng;
 pub mod settings;

@@ -33,7 +33,7 @@ pub use settings::{Flavour, OnlyofficeSettings, Style};
 /// The request parser, for the fuzz targets and their corpus replay (`zipgate::fuzzing`); not an API.
 #[doc(hidden)]
 pub mod fuzzing {
-    pub use crate::request::{form_field, params, Params, MAX_PAIRS, MAX_PAIR_BYTES};
+    pub use crate::request::{form_field, params, JsonSyntax, Params, MAX_PAIRS, MAX_PAIR_BYTES};
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -97,6 +97,14 @@ fn api_date(t: DateTime<Utc>) -> String {
 impl OnlyofficeDialect {
     fn docspace(&self) -> bool {
         self.settings.flavour == Flavour::DocSpace
+    }
+
+    fn json_syntax(&self) -> request::JsonSyntax {
+        if self.docspace() {
+            request::JsonSyntax::Strict
+        } else {
+            request::JsonSyntax::JsonNet
+        }
     }
 
     fn respond(&self, status: StatusCode, body: &Value, format: Format) -> Response<Body> {
@@ -335,7 +343,7 @@ impl OnlyofficeDialect {
         user: &UserInfo,
         format: Format,
     ) -> Result<Response<Body>, OoError> {
-        let params: Params = request::params(request, self.body(request)?)?;
+        let params: Params = request::params(request, self.body(request)?, self.json_syntax())?;
         // Files to convert come first, as both servers list them: an id and
         // the extension its archive entry takes (DocSpace-server
         // OperationController.cs; Workspace DocumentsApi.cs). DocSpace also
@@ -535,7 +543,10 @@ impl OnlyofficeDialect {
         let answer = |status| self.success(request, status, Value::Array(Vec::new()), 0, format);
         match op {
             Op::Bulk => {
-                let params = match self.body(request).and_then(|b| request::params(request, b)) {
+                let params = match self
+                    .body(request)
+                    .and_then(|b| request::params(request, b, self.json_syntax()))
+                {
                     Ok(params) => params,
                     Err(err) => return self.error(&err, format),
                 };
@@ -592,7 +603,7 @@ impl OnlyofficeDialect {
         core: &dyn Core,
         format: Format,
     ) -> Result<Response<Body>, OoError> {
-        let params = request::params(request, self.body(request)?)?;
+        let params = request::params(request, self.body(request)?, self.json_syntax())?;
         let login = params.get("userName").unwrap_or_default();
         let password = params.get("password").unwrap_or_default();
         let Some(SignedIn { token, .. }) = core.log_in(login, password) else {

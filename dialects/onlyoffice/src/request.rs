@@ -4,9 +4,9 @@
 //! keys compared without case; and the binder's list rules.
 
 use quick_xml::events::Event;
-use serde_json::Value;
 use zipgate_api::dialect::{percent_decode, query_pairs, raw_pairs};
 use zipgate_api::http::media_type;
+use zipgate_api::jsonnet::{self, ReaderOptions, Value};
 use zipgate_api::DialectRequest;
 
 use crate::errors::OoError;
@@ -159,7 +159,24 @@ pub fn form_field(request: &DialectRequest, body: &[u8], name: &str) -> Option<S
 /// The query string merged with the body, as the vendor reads them. The
 /// body's pairs are capped ([`MAX_PAIRS`], [`MAX_PAIR_BYTES`]); past that
 /// the request is refused with the vendor's 400.
-pub fn params(request: &DialectRequest, body: &[u8]) -> Result<Params, OoError> {
+/// Which JSON syntax a server's reader takes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum JsonSyntax {
+    /// Community Server: `JsonConvert.DeserializeXNode` (Newtonsoft.Json
+    /// 13.0.1, `ApiArgumentBuilder.cs`): single quotes, unquoted names,
+    /// comments, trailing commas and the rest of `JsonTextReader`'s
+    /// leniency; a repeated member is a repeated element, so both values count.
+    JsonNet,
+    /// DocSpace: ASP.NET Core's System.Text.Json with default options, which
+    /// takes RFC 8259 only.
+    Strict,
+}
+
+pub fn params(
+    request: &DialectRequest,
+    body: &[u8],
+    syntax: JsonSyntax,
+) -> Result<Params, OoError> {
     let mut params = Params(query_pairs(request.uri.query().unwrap_or("")));
     if request.method == http::Method::GET {
         return Ok(params);
@@ -170,15 +187,22 @@ pub fn params(request: &DialectRequest, body: &[u8]) -> Result<Params, OoError> 
             if body.iter().all(u8::is_ascii_whitespace) {
                 return Ok(params);
             }
-            let value: Value = serde_json::from_slice(body)
-                .map_err(|e| OoError::malformed_json(&e.to_string()))?;
-            let Value::Object(map) = value else {
+            let value = match syntax {
+                JsonSyntax::JsonNet => jsonnet::parse(body, ReaderOptions::default())
+                    .map_err(|e| OoError::malformed_json(&e.message))?
+                    // Only comments: DeserializeXNode reads no root.
+                    .unwrap_or(Value::Undefined),
+                JsonSyntax::Strict => serde_json::from_slice::<serde_json::Value>(body)
+                    .map_err(|e| OoError::malformed_json(&e.to_string()))?
+                    .into(),
+            };
+            let Value::Object(members) = value else {
                 return Err(OoError::malformed_json(
                     "XmlNodeConverter can only convert JSON that begins with an object.",
                 ));
             };
             let mut key = String::new();
-            for (name, value) in &map {
+            for (name, value) in &members {
                 key.clear();
                 key.push_str(name);
                 flatten_json(&mut key, value, &mut budget)?;
@@ -198,15 +222,6 @@ pub fn params(request: &DialectRequest, body: &[u8]) -> Result<Params, OoError> 
     Ok(params)
 }
 
-fn scalar_text(value: &Value) -> Option<String> {
-    match value {
-        Value::String(s) => Some(s.clone()),
-        Value::Number(n) => Some(n.to_string()),
-        Value::Bool(b) => Some(b.to_string()),
-        _ => None,
-    }
-}
-
 /// Flattens `value` under the name in `key`: `a[b][0][c]`. The name is built
 /// in the one buffer (each level appends its part and takes it off again),
 /// so the work is linear in the body plus the bytes of the pairs kept.
@@ -224,15 +239,15 @@ fn flatten_json(key: &mut String, value: &Value, out: &mut Budget) -> Result<(),
                         key.truncate(mark);
                     }
                     other => {
-                        if let Some(text) = scalar_text(other) {
+                        if let Some(text) = other.scalar_text() {
                             out.push(key, text)?;
                         }
                     }
                 }
             }
         }
-        Value::Object(map) => {
-            for (sub, item) in map {
+        Value::Object(members) => {
+            for (sub, item) in members {
                 let mark = key.len();
                 key.push('[');
                 key.push_str(sub);
@@ -242,7 +257,7 @@ fn flatten_json(key: &mut String, value: &Value, out: &mut Budget) -> Result<(),
             }
         }
         other => {
-            if let Some(text) = scalar_text(other) {
+            if let Some(text) = other.scalar_text() {
                 out.push(key, text)?;
             }
         }
@@ -382,7 +397,12 @@ mod tests {
         content_type: Option<&str>,
         body: &str,
     ) -> (Vec<String>, Vec<String>) {
-        let params = params(&request(method, uri, content_type), body.as_bytes()).unwrap();
+        let params = params(
+            &request(method, uri, content_type),
+            body.as_bytes(),
+            JsonSyntax::JsonNet,
+        )
+        .unwrap();
         (params.list("fileIds"), params.list("folderIds"))
     }
 
@@ -405,8 +425,8 @@ mod tests {
             ids("PUT", "/x?fileIds=9", json, r#"{"fileIds":[1]}"#).0,
             vec!["9".to_string(), "1".to_string()]
         );
-        assert!(params(&request("PUT", "/x", json), b"[1]").is_err());
-        assert!(params(&request("PUT", "/x", json), b"{").is_err());
+        assert!(params(&request("PUT", "/x", json), b"[1]", JsonSyntax::JsonNet).is_err());
+        assert!(params(&request("PUT", "/x", json), b"{", JsonSyntax::JsonNet).is_err());
     }
 
     #[test]
@@ -439,9 +459,13 @@ mod tests {
     #[test]
     fn nested_names_as_the_vendor_flattens_them() {
         let pairs = |ct: &str, body: &str| {
-            params(&request("PUT", "/x", Some(ct)), body.as_bytes())
-                .unwrap()
-                .0
+            params(
+                &request("PUT", "/x", Some(ct)),
+                body.as_bytes(),
+                JsonSyntax::JsonNet,
+            )
+            .unwrap()
+            .0
         };
         let expected: Vec<(String, String)> = [
             ("fileConvertIds[0][key]", "1"),
@@ -485,7 +509,12 @@ mod tests {
     #[test]
     fn bodies_past_the_caps_are_refused() {
         let refused = |ct: &str, body: String| {
-            let err = params(&request("PUT", "/x", Some(ct)), body.as_bytes()).unwrap_err();
+            let err = params(
+                &request("PUT", "/x", Some(ct)),
+                body.as_bytes(),
+                JsonSyntax::JsonNet,
+            )
+            .unwrap_err();
             assert_eq!(err.status, 400, "{err:?}");
             assert!(err.message.contains("too many parameters"), "{err:?}");
         };
@@ -511,6 +540,7 @@ mod tests {
         let ok = params(
             &request("PUT", "/x", Some("application/json")),
             format!(r#"{{"fileIds":[{items}]}}"#).as_bytes(),
+            JsonSyntax::JsonNet,
         )
         .unwrap();
         assert_eq!(ok.list("fileIds").len(), MAX_PAIRS);
@@ -528,14 +558,23 @@ mod tests {
             "</a>".repeat(8000)
         );
         let started = std::time::Instant::now();
-        let err = params(&request("PUT", "/x", Some("text/xml")), xml.as_bytes()).unwrap_err();
+        let err = params(
+            &request("PUT", "/x", Some("text/xml")),
+            xml.as_bytes(),
+            JsonSyntax::JsonNet,
+        )
+        .unwrap_err();
         assert!(err.message.contains("too many parameters"), "{err:?}");
         assert!(started.elapsed() < std::time::Duration::from_millis(500));
         // One deep leaf is still read, with its whole name.
         let xml = format!("<r>{}x{}</r>", "<a>".repeat(500), "</a>".repeat(500));
-        let pairs = params(&request("PUT", "/x", Some("text/xml")), xml.as_bytes())
-            .unwrap()
-            .0;
+        let pairs = params(
+            &request("PUT", "/x", Some("text/xml")),
+            xml.as_bytes(),
+            JsonSyntax::JsonNet,
+        )
+        .unwrap()
+        .0;
         assert_eq!(pairs.len(), 1);
         assert_eq!(pairs[0].0, format!("a{}", "[a]".repeat(499)));
         assert_eq!(pairs[0].1, "x");
@@ -598,12 +637,14 @@ mod tests {
         );
         assert!(params(
             &request("PUT", "/x", Some("text/xml")),
-            b"<!DOCTYPE x [<!ENTITY a 'b'>]><r/>"
+            b"<!DOCTYPE x [<!ENTITY a 'b'>]><r/>",
+            JsonSyntax::JsonNet
         )
         .is_err());
         assert!(params(
             &request("PUT", "/x", Some("text/xml")),
-            b"<r><fileIds>1</r>"
+            b"<r><fileIds>1</r>",
+            JsonSyntax::JsonNet
         )
         .is_err());
         let form = Some("application/x-www-form-urlencoded");
