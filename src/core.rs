@@ -6,8 +6,8 @@ use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 use zipgate_api::{
-    Core, CreateJob, CreatedJob, Credential, Download, Error, JobOp, JobSnapshot, JobState,
-    Mounted, NameMatch, NodeId, NodeInfo, Principal, Randomness, SignedIn, UserInfo,
+    Core, CreateJob, CreatedJob, Credential, Download, Error, JobOp, JobSnapshot, Mounted,
+    NameMatch, NodeId, NodeInfo, Principal, Randomness, SignedIn, UserInfo,
 };
 
 use crate::jobs::{Admission, Building, Claim, JobFault, JobSpec, Peek, RecheckInput};
@@ -259,10 +259,12 @@ impl Core for ServerCore {
         self.state.jobs.open_of(self.tag(), owner)
     }
 
-    fn newest_job(&self, owner: &Principal, state: Option<JobState>) -> Option<JobSnapshot> {
-        self.state.jobs.newest_of(self.tag(), owner, |job| {
-            state.is_none_or(|s| job.state == s)
-        })
+    fn newest_job(
+        &self,
+        owner: &Principal,
+        wanted: &dyn Fn(&JobSnapshot) -> bool,
+    ) -> Option<JobSnapshot> {
+        self.state.jobs.newest_of(self.tag(), owner, wanted)
     }
 
     fn start_download(&self, id: &str, max_per_owner: Option<usize>) -> Result<Download, Error> {

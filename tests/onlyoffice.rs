@@ -1344,3 +1344,51 @@ async fn workspace_reads_json_as_json_net_does_and_docspace_strictly() {
         assert_eq!(reply.status, StatusCode::BAD_REQUEST, "{body}");
     }
 }
+
+#[tokio::test]
+async fn same_named_archives_share_one_url_that_serves_the_newest() {
+    // FileDownloadOperation.cs (both servers): the archive is stored as
+    // `{user}\{name}`, replacing one of the same name, and the URL carries
+    // the deterministically encrypted name.
+    for flavour in ["workspace", "docspace"] {
+        let oo = start(&[("flavour", flavour), ("pacing", "immediate")]).await;
+        let first = settled(
+            &oo,
+            &bulk(&oo, r#"{"fileIds":["12346","12348"]}"#).await,
+            ALICE,
+        )
+        .await;
+        let second = settled(
+            &oo,
+            &bulk(&oo, r#"{"fileIds":["12347","22001"]}"#).await,
+            ALICE,
+        )
+        .await;
+        assert_eq!(
+            first["url"], second["url"],
+            "{flavour}: a multi-item download a day"
+        );
+        let archive = fetch(&oo, &archive_path(&first), &[ALICE]).await;
+        assert_eq!(archive.status, StatusCode::OK, "{flavour}");
+        let mut names = zip_entry_names(&archive.body);
+        names.sort();
+        assert_eq!(
+            names,
+            ["readme.txt", "Überblick – 日本語.txt"],
+            "{flavour}: the first URL serves the second archive"
+        );
+        // One folder alone is named after it: same title, same URL.
+        let folder = settled(&oo, &bulk(&oo, r#"{"folderIds":["45678"]}"#).await, ALICE).await;
+        let again = settled(&oo, &bulk(&oo, r#"{"folderIds":["45678"]}"#).await, ALICE).await;
+        assert_eq!(folder["url"], again["url"], "{flavour}");
+        assert_ne!(folder["url"], first["url"], "{flavour}");
+        // Another user holding no archive of that name finds nothing there.
+        let bob = fetch(
+            &oo,
+            &archive_path(&first),
+            &[("authorization", "Bearer bob-token")],
+        )
+        .await;
+        assert_eq!(bob.status, StatusCode::NOT_FOUND, "{flavour}");
+    }
+}

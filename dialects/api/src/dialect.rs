@@ -10,7 +10,7 @@ use http::{HeaderMap, Method, Response, StatusCode, Uri};
 
 use crate::http::Body;
 use crate::job::{CreateJob, CreatedJob, JobSnapshot};
-use crate::{Error, JobState, NodeId, NodeKind, Principal, UserId};
+use crate::{Error, NodeId, NodeKind, Principal, UserId};
 
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum BodyError {
@@ -288,12 +288,13 @@ pub trait Core: Send + Sync {
         jobs.retain(|job| !job.acknowledged);
         jobs
     }
-    /// This dialect's newest job of `owner`, in `state` when one is given.
-    fn newest_job(&self, owner: &Principal, state: Option<JobState>) -> Option<JobSnapshot> {
-        self.jobs(owner)
-            .into_iter()
-            .rev()
-            .find(|job| state.is_none_or(|s| job.state == s))
+    /// This dialect's newest job of `owner` that `wanted` accepts.
+    fn newest_job(
+        &self,
+        owner: &Principal,
+        wanted: &dyn Fn(&JobSnapshot) -> bool,
+    ) -> Option<JobSnapshot> {
+        self.jobs(owner).into_iter().rev().find(|job| wanted(job))
     }
     /// A fresh value from [`Randomness::Cosmetic`].
     fn random_u64(&self) -> u64 {

@@ -14,20 +14,25 @@ pub fn derive(id: &zipgate_api::NodeId) -> String {
     derived_number("onlyoffice", id, 7)
 }
 
-/// `Guid.NewGuid().ToString()`: lower-case, hyphenated, version 4. The
-/// archive URL's key is derived from it, so it is a secret.
+/// `Guid.NewGuid().ToString()`: lower-case, hyphenated, version 4, from
+/// the cryptographic generator (it names the operation to poll and cancel).
 pub fn operation_id(core: &dyn Core) -> String {
     secret_guid(core)
 }
 
-/// Base64 like the vendor's `InstanceCrypto.Encrypt`, then `Uri.EscapeDataString`.
-pub fn archive_token(job_id: &str) -> String {
-    let encoded = base64::engine::general_purpose::STANDARD.encode(format!("zipgate:{job_id}"));
+/// The archive URL's `filename`: the archive's name, encoded. Both servers
+/// write `Uri.EscapeDataString(InstanceCrypto.Encrypt(fileName))`, and
+/// `InstanceCrypto` is Rijndael with the machine key and a zero IV, so the
+/// same name always gives the same URL (`FileDownloadOperation.cs`). zipgate
+/// writes base64 of a marked name: neither is a secret, since the handler
+/// serves only the signed-in user's own archive of that name.
+pub fn archive_token(name: &str) -> String {
+    let encoded = base64::engine::general_purpose::STANDARD.encode(format!("zipgate:{name}"));
     percent_encode_rfc5987(&encoded)
 }
 
-/// The job id inside a (query-decoded) token.
-pub fn job_from_token(token: &str) -> Option<String> {
+/// The archive name inside a (query-decoded) token.
+pub fn name_from_token(token: &str) -> Option<String> {
     let bytes = base64::engine::general_purpose::STANDARD
         .decode(token.trim())
         .ok()?;
@@ -43,13 +48,12 @@ mod tests {
 
     #[test]
     fn tokens_round_trip_through_the_query_string() {
-        let token = archive_token("6f1c0a52-1b7e-4f4f-9d0e-2c8f1a3b5d7e");
-        assert!(token.contains("%3D") || !token.contains('='));
-        let decoded = zipgate_api::dialect::query_pairs(&format!("filename={token}"));
-        assert_eq!(
-            job_from_token(&decoded[0].1).as_deref(),
-            Some("6f1c0a52-1b7e-4f4f-9d0e-2c8f1a3b5d7e")
-        );
-        assert!(job_from_token("not base64!").is_none());
+        for name in ["portal-download-2026-11-27.zip", "Überblick & Co + 1.zip"] {
+            let token = archive_token(name);
+            assert!(!token.contains(['=', '+', '/']), "{token}");
+            let decoded = zipgate_api::dialect::query_pairs(&format!("filename={token}"));
+            assert_eq!(name_from_token(&decoded[0].1).as_deref(), Some(name));
+        }
+        assert!(name_from_token("not base64!").is_none());
     }
 }

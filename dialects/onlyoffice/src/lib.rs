@@ -197,7 +197,7 @@ impl OnlyofficeDialect {
                 };
                 let url = format!(
                     "{origin}{handler}?action=bulk&filename={}",
-                    ids::archive_token(&job.id)
+                    ids::archive_token(&job.name)
                 );
                 (true, None, Some(url))
             }
@@ -643,14 +643,25 @@ impl OnlyofficeDialect {
             return status_only(StatusCode::FORBIDDEN);
         };
         let owner = Principal::User(user.id.clone());
+        // The handler opens `{current user}\{decrypted filename}` in storage,
+        // where each finished operation stored its archive under its name,
+        // replacing an earlier one of that name (FileDownloadOperation.cs):
+        // so the caller's newest finished archive of the name answers, and
+        // two same-day multi-item downloads (or two of same-titled folders)
+        // share one URL that serves the later archive.
+        let stored = |job: &JobSnapshot| {
+            matches!(
+                job.state,
+                JobState::Ready | JobState::Downloading | JobState::Done
+            )
+        };
         let job = match request.query("filename") {
-            Some(token) => {
-                ids::job_from_token(&token).and_then(|id| core.job(&id, JobOp::Look).ok())
-            }
+            Some(token) => ids::name_from_token(&token)
+                .and_then(|name| core.newest_job(&owner, &|job| stored(job) && job.name == name)),
             // Without `filename` the handler looks for `download` + ext, which
             // v11 builds stored (their link is `?action=bulk&ext=.zip`) and v12
             // builds do not (FileHandler.ashx.cs `BulkDownloadFile`).
-            None if self.settings.bulk_link_v11 => core.newest_job(&owner, Some(JobState::Ready)),
+            None if self.settings.bulk_link_v11 => core.newest_job(&owner, &stored),
             None => None,
         };
         let Some(job) = job.filter(|job| job.owner == owner) else {
