@@ -7,7 +7,7 @@ use std::sync::Arc;
 use chrono::{DateTime, Utc};
 use zipgate_api::{
     Core, CreateJob, CreatedJob, Credential, Download, Error, JobOp, JobSnapshot, Mounted,
-    NameMatch, NodeId, NodeInfo, Principal, Randomness, SignedIn, UserInfo,
+    NameMatch, NodeId, NodeInfo, NodeKind, Principal, Randomness, SignedIn, UserInfo,
 };
 
 use crate::jobs::{Admission, Building, Claim, JobFault, JobSpec, Peek, RecheckInput};
@@ -144,7 +144,19 @@ impl Core for ServerCore {
     fn resolve(&self, dialect_id: &str) -> Option<NodeId> {
         let dialect = &self.dialect;
         self.store
-            .resolve_dialect_id(self.tag(), &|id| dialect.derive_id(id), dialect_id)
+            .resolve_dialect_id(self.tag(), &|id| dialect.derive_id(id), dialect_id, None)
+    }
+
+    // The index keeps a file and a folder per id, so a dialect whose kinds
+    // are numbered apart gets the one it asked for.
+    fn resolve_as(&self, dialect_id: &str, kind: NodeKind) -> Option<NodeId> {
+        let dialect = &self.dialect;
+        self.store.resolve_dialect_id(
+            self.tag(),
+            &|id| dialect.derive_id(id),
+            dialect_id,
+            Some(kind),
+        )
     }
 
     fn node_by_path(

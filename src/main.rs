@@ -288,7 +288,10 @@ fn main() -> ExitCode {
             file,
             fixture_paths_anywhere,
         } => match load_source(Some(&file), fixture_paths_anywhere).and_then(|source| {
+            // Checked against the dialects' id spaces, as `serve` checks it.
+            let dialects = dialects::build(&Default::default())?;
             source
+                .with_id_spaces(zipgate::store::IdSpaces::of(&dialects))
                 .parse()
                 .map_err(|e| format!("{}: {e}", file.display()))
         }) {

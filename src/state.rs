@@ -18,7 +18,7 @@ use crate::jobs::JobRegistry;
 use crate::journal::Journal;
 use crate::server::guard;
 use crate::server::limit::ConnectionLimit;
-use crate::store::{ContentPaths, ContentRoot, FixtureError, FixtureSource, Store};
+use crate::store::{ContentPaths, ContentRoot, FixtureError, FixtureSource, IdSpaces, Store};
 use crate::stream::StreamCounter;
 
 /// Everything a request handler may use.
@@ -93,6 +93,7 @@ impl AppState {
         let guard = guard::ControlGuard::new(config.public_url.as_deref(), &config.allowed_hosts)
             .map_err(crate::StartError::Settings)?;
         let content_root = config.open_content_root()?;
+        let source = source.with_id_spaces(IdSpaces::of(&dialects));
         let store = Arc::new(source.parse()?);
         let faults = FaultBook::with_max(config.seed, config.max_faults);
         if config.faults.len() > config.max_faults {
@@ -152,6 +153,7 @@ impl AppState {
 
     /// Replaces the whole tree with a new fixture document; on error the old one stays.
     pub fn load_fixture(&self, source: FixtureSource) -> Result<(), FixtureError> {
+        let source = source.with_id_spaces(IdSpaces::of(&self.dialects));
         let store = source.parse()?;
         *self.fixture.lock().unwrap_or_else(|e| e.into_inner()) = source;
         self.replace_store(store);

@@ -494,3 +494,47 @@ fn sigterm_stops_a_download_stuck_in_a_crc_pass_within_the_grace() {
     );
     drop(download);
 }
+
+#[test]
+fn check_fixtures_knows_which_dialects_number_files_and_folders_apart() {
+    let dir = TempDir::new("ids");
+    let write = |name: &str, dialect: &str, second: &str| {
+        let path = dir.path().join(name);
+        let second = if second == "folder" {
+            format!(r#"{{"id": "b", "name": "B", "children": [], "ids": {{"{dialect}": "7"}}}}"#)
+        } else {
+            format!(
+                r#"{{"id": "b", "name": "b.txt", "content": {{"text": "b"}}, "ids": {{"{dialect}": "7"}}}}"#
+            )
+        };
+        let doc = format!(
+            r#"{{"nodes": [{{"id": "a", "name": "a.txt", "content": {{"text": "a"}}, "ids": {{"{dialect}": "7"}}}}, {second}]}}"#
+        );
+        std::fs::write(&path, doc).unwrap();
+        path
+    };
+    let check = |path: &std::path::Path| {
+        Command::new(env!("CARGO_BIN_EXE_zipgate"))
+            .args(["check-fixtures", path.to_str().unwrap()])
+            .output()
+            .unwrap()
+    };
+    let apart = check(&write("apart.json", "itslearning", "folder"));
+    assert!(
+        apart.status.success(),
+        "{}",
+        String::from_utf8_lossy(&apart.stderr)
+    );
+    for (name, dialect, second) in [
+        ("two-files.json", "itslearning", "file"),
+        ("box.json", "box", "folder"),
+    ] {
+        let output = check(&write(name, dialect, second));
+        assert!(!output.status.success(), "{name}");
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(
+            stderr.contains(&format!("nodes[1].ids.{dialect}")) && stderr.contains("nodes[0]"),
+            "{stderr}"
+        );
+    }
+}

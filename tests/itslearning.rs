@@ -175,9 +175,9 @@ async fn forms_in_each_array_spelling() {
     let s = start_dialect("itslearning", &[("pacing", "immediate")]).await;
     let form = ("content-type", "application/x-www-form-urlencoded");
     for body in [
-        "FileIds=12348&FileIds=12347",
-        "FileIds%5B%5D=12348&FileIds%5B%5D=12347",
-        "FileIds[0]=12348&FileIds[1]=12347",
+        "FileIds=12348&FileIds=2",
+        "FileIds%5B%5D=12348&FileIds%5B%5D=2",
+        "FileIds[0]=12348&FileIds[1]=2",
     ] {
         let reply = call(&s, Method::POST, ZIP, &[ALICE, form], body).await;
         assert_eq!(reply.status, StatusCode::OK, "{body}");
@@ -497,4 +497,153 @@ async fn an_oversized_body_is_web_apis_413() {
     .await;
     assert_eq!(reply.status, StatusCode::PAYLOAD_TOO_LARGE);
     assert!(reply.json()["Message"].is_string(), "{:?}", reply.json());
+}
+
+/// The help page's request samples, verbatim (shared/vendor's crawl of
+/// `Api/POST-restapi-personal-yourfiles-files-zip-v1`): files and folders
+/// are numbered apart, so `1, 2` in both lists name four items.
+#[tokio::test]
+async fn the_help_pages_samples_replay_verbatim() {
+    const PAGE_XML: &str = r#"<ZipRequest xmlns:i="http://www.w3.org/2001/XMLSchema-instance" xmlns="http://schemas.datacontract.org/2004/07/Itslearning.RestApi.Entities.YourFiles">
+  <FileIds xmlns:d2p1="http://schemas.microsoft.com/2003/10/Serialization/Arrays">
+    <d2p1:int>1</d2p1:int>
+    <d2p1:int>2</d2p1:int>
+  </FileIds>
+  <FolderIds xmlns:d2p1="http://schemas.microsoft.com/2003/10/Serialization/Arrays">
+    <d2p1:int>1</d2p1:int>
+    <d2p1:int>2</d2p1:int>
+  </FolderIds>
+</ZipRequest>"#;
+    let s = start_dialect("itslearning", &[("pacing", "immediate")]).await;
+    for (content_type, body) in [
+        ("application/json", r#"{"FileIds":[1,2],"FolderIds":[1,2]}"#),
+        ("application/xml", PAGE_XML),
+        ("text/xml", PAGE_XML),
+    ] {
+        let reply = call(
+            &s,
+            Method::POST,
+            ZIP,
+            &[ALICE, ("content-type", content_type)],
+            body,
+        )
+        .await;
+        assert_eq!(reply.status, StatusCode::OK, "{content_type}");
+        let model = if content_type == "application/json" {
+            reply.json()
+        } else {
+            let job = call(
+                &s,
+                Method::GET,
+                ZIP,
+                &[ALICE, ("accept", "application/json")],
+                "",
+            )
+            .await;
+            job.json()
+        };
+        let zip = call(&s, Method::GET, &download_path(&model), &[], "").await;
+        let mut names = zip_entry_names(&zip.body);
+        names.sort();
+        assert_eq!(
+            names,
+            // File 1 (summary.txt) sits in folder 1 (Q1): packed once, there.
+            [
+                "Q1/",
+                "Q1/report.pdf",
+                "Q1/summary.txt",
+                "Q2/",
+                "Q2/report.pdf",
+                "Überblick – 日本語.txt"
+            ],
+            "{content_type}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_trailing_slash_routes_like_the_route_without_it() {
+    // Recorded from Web API: tests/golden/itslearning/webapi2/slash_*.txt.
+    let s = start_dialect("itslearning", &[("pacing", "immediate")]).await;
+    let created = call(
+        &s,
+        Method::POST,
+        &format!("{ZIP}/"),
+        &[ALICE, JSON],
+        r#"{"FileIds":[12348]}"#,
+    )
+    .await;
+    assert_eq!(created.status, StatusCode::OK);
+    let job = created.json()["JobId"].as_u64().unwrap();
+    let one = format!("/restapi/personal/yourfiles/files/zip/{job}/v1/");
+    assert_eq!(
+        call(&s, Method::GET, &one, &[ALICE], "").await.status,
+        StatusCode::OK
+    );
+    let latest = call(&s, Method::GET, &format!("{ZIP}/"), &[ALICE], "").await;
+    assert_eq!(latest.json()["JobId"].as_u64(), Some(job));
+    // Two slashes are not one.
+    let twice = call(&s, Method::GET, &format!("{ZIP}//"), &[ALICE], "").await;
+    assert_eq!(twice.status, StatusCode::NOT_FOUND);
+}
+
+#[tokio::test]
+async fn a_file_and_a_folder_may_share_an_itslearning_id_but_not_a_box_id() {
+    let s = start_dialect("itslearning", &[]).await;
+    let tree = |dialect: &str, second_kind: &str| {
+        let second = if second_kind == "file" {
+            serde_json::json!({"id": "b", "name": "b.txt", "content": {"text": "b"}, "ids": {dialect: "7"}})
+        } else {
+            serde_json::json!({"id": "b", "name": "B", "children": [], "ids": {dialect: "7"}})
+        };
+        serde_json::json!({
+            "users": [{"id": "alice", "token": "alice-token"}],
+            "nodes": [
+                {"id": "a", "name": "a.txt", "content": {"text": "a"}, "ids": {dialect: "7"}},
+                second
+            ]
+        })
+        .to_string()
+    };
+    let put = |body: String| {
+        let s = &s;
+        async move {
+            let local = ("host", "127.0.0.1");
+            call(s, Method::PUT, "/_zipgate/fixtures", &[JSON, local], &body).await
+        }
+    };
+    let ok = put(tree("itslearning", "folder")).await;
+    assert_eq!(
+        ok.status,
+        StatusCode::OK,
+        "{}",
+        String::from_utf8_lossy(&ok.body)
+    );
+    for (dialect, kind) in [("itslearning", "file"), ("box", "folder")] {
+        let refused = put(tree(dialect, kind)).await;
+        assert_eq!(refused.status, StatusCode::BAD_REQUEST, "{dialect} {kind}");
+        let text = String::from_utf8_lossy(&refused.body).into_owned();
+        assert!(
+            text.contains("nodes[1].ids.")
+                && text.contains("already the")
+                && text.contains("nodes[0]"),
+            "{text}"
+        );
+    }
+    // The itslearning tree that was taken: each list finds its own kind.
+    assert_eq!(
+        put(tree("itslearning", "folder")).await.status,
+        StatusCode::OK
+    );
+    let reply = call(&s, Method::POST, ZIP, &[ALICE, JSON], r#"{"FileIds":[7]}"#).await;
+    assert_eq!(reply.status, StatusCode::OK);
+    let reply = call(
+        &s,
+        Method::POST,
+        ZIP,
+        &[ALICE, JSON],
+        r#"{"FolderIds":[7]}"#,
+    )
+    .await;
+    assert_eq!(reply.status, StatusCode::OK);
 }

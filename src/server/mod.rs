@@ -75,9 +75,7 @@ pub fn routes(dialects: &[Arc<dyn Mounted>], config: &Config) -> Router {
         }
         for prefix in dialect.prefixes() {
             router.fallback(prefix, dialect.clone());
-            if dialect.case_insensitive_paths() {
-                router.case_insensitive(prefix);
-            }
+            router.path_rules(prefix, dialect.path_rules());
         }
     }
     router

@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use http::{Method, Request, Response};
 use hyper::body::Incoming;
-use zipgate_api::Mounted;
+use zipgate_api::{Mounted, PathRules};
 
 use super::http::Body;
 use super::AppState;
@@ -40,8 +40,8 @@ pub struct Router {
     routes: Vec<Vec<(Method, Handler)>>,
     patterns: HashMap<String, usize>,
     fallbacks: Vec<(&'static str, Arc<dyn Mounted>)>,
-    /// Prefixes (lower case) under which paths match without regard to case.
-    case_insensitive: Vec<String>,
+    /// Prefixes (lower case) and how paths under them match.
+    rules: Vec<(String, PathRules)>,
     /// The dialect that owns each route, by route index.
     owners: HashMap<usize, Arc<dyn Mounted>>,
 }
@@ -95,16 +95,30 @@ impl Router {
         }
     }
 
-    /// Paths under `prefix` match whatever their case.
-    pub fn case_insensitive(&mut self, prefix: &str) {
-        self.case_insensitive.push(prefix.to_ascii_lowercase());
+    /// How paths under `prefix` match (case, a trailing slash).
+    pub fn path_rules(&mut self, prefix: &str, rules: PathRules) {
+        if rules != PathRules::default() {
+            self.rules.push((prefix.to_ascii_lowercase(), rules));
+        }
     }
 
+    /// The path as the routes are written: folded to lower case and without
+    /// one trailing `/` where the owning prefix's rules say so.
     fn match_path<'p>(&self, path: &'p str) -> std::borrow::Cow<'p, str> {
-        let folded = self.case_insensitive.iter().any(|prefix| {
-            path.len() >= prefix.len() && path[..prefix.len()].eq_ignore_ascii_case(prefix)
-        });
-        if folded {
+        let rules = self
+            .rules
+            .iter()
+            .filter(|(prefix, _)| {
+                path.len() >= prefix.len() && path[..prefix.len()].eq_ignore_ascii_case(prefix)
+            })
+            .max_by_key(|(prefix, _)| prefix.len())
+            .map(|(_, rules)| *rules)
+            .unwrap_or_default();
+        let path = match path.strip_suffix('/') {
+            Some(trimmed) if rules.trailing_slash && !trimmed.is_empty() => trimmed,
+            _ => path,
+        };
+        if rules.ignore_case {
             std::borrow::Cow::Owned(path.to_ascii_lowercase())
         } else {
             std::borrow::Cow::Borrowed(path)

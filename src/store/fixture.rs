@@ -156,6 +156,35 @@ pub struct FixtureSource {
     /// paths may lead: nodes sent to the control plane get its rule, not
     /// the one of the fixture file they were added to.
     added: Arc<Vec<(String, ContentPaths)>>,
+    /// Which dialects number files and folders from one space.
+    id_spaces: IdSpaces,
+}
+
+/// The dialects whose files and folders share one id space, so a file and
+/// a folder may not pin the same id for them; the server sets it from the
+/// dialects it mounts. Unset (trusted parses), only two nodes of one kind
+/// pinning the same id are refused.
+#[derive(Clone, Debug, Default)]
+pub struct IdSpaces(Option<Arc<BTreeSet<String>>>);
+
+impl IdSpaces {
+    pub fn shared_by(dialects: impl IntoIterator<Item = String>) -> Self {
+        IdSpaces(Some(Arc::new(dialects.into_iter().collect())))
+    }
+
+    /// As these mounted dialects declare ([`zipgate_api::Dialect::id_space`]).
+    pub fn of(dialects: &[Arc<dyn zipgate_api::Mounted>]) -> Self {
+        IdSpaces::shared_by(
+            dialects
+                .iter()
+                .filter(|d| d.id_space() == zipgate_api::IdSpace::Shared)
+                .map(|d| d.name().to_owned()),
+        )
+    }
+
+    fn shared(&self, dialect: &str) -> bool {
+        self.0.as_ref().is_some_and(|set| set.contains(dialect))
+    }
 }
 
 impl FixtureSource {
@@ -170,7 +199,14 @@ impl FixtureSource {
             json: Arc::new(json),
             paths,
             added: Arc::default(),
+            id_spaces: IdSpaces::default(),
         }
+    }
+
+    /// The same document, checked against these dialects' id spaces.
+    pub fn with_id_spaces(mut self, id_spaces: IdSpaces) -> Self {
+        self.id_spaces = id_spaces;
+        self
     }
 
     pub fn embedded_default() -> Self {
@@ -196,7 +232,7 @@ impl FixtureSource {
             };
             FixtureError::at(path, e.inner().to_string())
         })?;
-        build_with(doc, &self.paths, &self.added)
+        build_with(doc, &self.paths, &self.added, &self.id_spaces)
     }
 
     /// A copy with `nodes` appended to the children of `parent` (a node id),
@@ -240,6 +276,7 @@ impl FixtureSource {
             json: Arc::new(json),
             paths: self.paths.clone(),
             added: Arc::new(added),
+            id_spaces: self.id_spaces.clone(),
         })
     }
 
@@ -310,17 +347,21 @@ struct Builder<'a> {
     /// joins `nodes` only once they are built, and a child reusing its id
     /// would make it contain itself.
     ids: HashSet<NodeId>,
+    id_spaces: &'a IdSpaces,
+    /// Pinned dialect ids so far: (dialect, id, kind) → the pinning node's path.
+    pins: HashMap<(String, String, NodeKind), String>,
 }
 
 /// Builds a store; `content.path` values may lead where `paths` says.
 pub fn build(doc: FixtureDoc, paths: &ContentPaths) -> Result<Store, FixtureError> {
-    build_with(doc, paths, &[])
+    build_with(doc, paths, &[], &IdSpaces::default())
 }
 
 fn build_with(
     doc: FixtureDoc,
     paths: &ContentPaths,
     added: &[(String, ContentPaths)],
+    id_spaces: &IdSpaces,
 ) -> Result<Store, FixtureError> {
     let mut users = BTreeMap::new();
     let mut tokens = HashMap::new();
@@ -367,6 +408,8 @@ fn build_with(
         users: &users,
         nodes: HashMap::new(),
         ids: HashSet::new(),
+        id_spaces,
+        pins: HashMap::new(),
     };
     let everyone = Readers::Everyone;
     let top = Inherited {
@@ -476,6 +519,7 @@ impl Builder<'_> {
                 ))
             }
         };
+        self.pin(&spec.ids, kind, path)?;
         let data = match kind {
             NodeKind::File => {
                 let at = format!("{path}.content");
@@ -528,6 +572,44 @@ impl Builder<'_> {
         };
         self.nodes.insert(id.clone(), Arc::new(node));
         Ok(id)
+    }
+
+    /// Records the node's pinned ids: one id names one node of a kind in a
+    /// dialect, and one node at all where the dialect's files and folders
+    /// share a space; otherwise a lookup would find one of them at random.
+    fn pin(
+        &mut self,
+        ids: &BTreeMap<String, String>,
+        kind: NodeKind,
+        path: &str,
+    ) -> Result<(), FixtureError> {
+        let other = match kind {
+            NodeKind::File => NodeKind::Folder,
+            NodeKind::Folder => NodeKind::File,
+        };
+        for (dialect, id) in ids {
+            let key = (dialect.clone(), id.clone(), kind);
+            let clash = self.pins.get(&key).map(|at| (at, kind)).or_else(|| {
+                let shared = self.id_spaces.shared(dialect);
+                let other_key = (dialect.clone(), id.clone(), other);
+                self.pins
+                    .get(&other_key)
+                    .filter(|_| shared)
+                    .map(|at| (at, other))
+            });
+            if let Some((at, clash_kind)) = clash {
+                let what = match clash_kind {
+                    NodeKind::File => "file",
+                    NodeKind::Folder => "folder",
+                };
+                return Err(FixtureError::at(
+                    &format!("{path}.ids.{dialect}"),
+                    format!("{id:?} is already the {dialect} id of the {what} at {at}"),
+                ));
+            }
+            self.pins.insert(key, path.to_owned());
+        }
+        Ok(())
     }
 
     /// `node` is the node's JSON path, `path` its content's.

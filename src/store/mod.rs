@@ -12,7 +12,7 @@ use chrono::{DateTime, Utc};
 use zipgate_api::{NodeId, NodeKind, Principal, UserId, UserInfo};
 
 pub use content::{Content, FileBody, GeneratedKind, HostFile};
-pub use fixture::{ContentPaths, FixtureError, FixtureSource};
+pub use fixture::{ContentPaths, FixtureError, FixtureSource, IdSpaces};
 pub use root::ContentRoot;
 
 /// The fixture compiled into the binary, so `zipgate serve` needs no files.
@@ -88,7 +88,15 @@ pub struct Store {
     retired: std::sync::atomic::AtomicBool,
     /// Per dialect, its ids back to neutral ones: built on the first lookup,
     /// gone with the tree (a new tree starts empty).
-    id_indexes: std::sync::Mutex<HashMap<&'static str, Arc<HashMap<String, NodeId>>>>,
+    id_indexes: std::sync::Mutex<HashMap<&'static str, Arc<HashMap<String, ByKind>>>>,
+}
+
+/// The file and the folder one dialect id names (a fixture lets both be
+/// set only for a dialect whose kinds are numbered apart).
+#[derive(Debug, Default)]
+struct ByKind {
+    file: Option<NodeId>,
+    folder: Option<NodeId>,
 }
 
 impl Store {
@@ -202,12 +210,13 @@ impl Store {
     }
 
     /// The node a dialect's id names: pinned for `dialect` in the fixture,
-    /// else made by `derive` from the neutral id.
+    /// else made by `derive` from the neutral id; of `kind` when given.
     pub fn resolve_dialect_id(
         &self,
         dialect: &'static str,
         derive: &dyn Fn(&NodeId) -> String,
         id: &str,
+        kind: Option<NodeKind>,
     ) -> Option<NodeId> {
         let cached = self
             .id_indexes
@@ -220,18 +229,20 @@ impl Store {
             None => {
                 // Built without the lock, so other dialects' lookups do not
                 // wait on it; two first lookups at once build it twice, alike.
-                let built: Arc<HashMap<String, NodeId>> = Arc::new(
-                    self.nodes
-                        .values()
-                        .map(|node| {
-                            let id = match node.dialect_ids.get(dialect) {
-                                Some(pinned) => pinned.clone(),
-                                None => derive(&node.id),
-                            };
-                            (id, node.id.clone())
-                        })
-                        .collect(),
-                );
+                let mut built: HashMap<String, ByKind> = HashMap::with_capacity(self.nodes.len());
+                for node in self.nodes.values() {
+                    let id = match node.dialect_ids.get(dialect) {
+                        Some(pinned) => pinned.clone(),
+                        None => derive(&node.id),
+                    };
+                    let slots = built.entry(id).or_default();
+                    let slot = match node.kind() {
+                        NodeKind::File => &mut slots.file,
+                        NodeKind::Folder => &mut slots.folder,
+                    };
+                    *slot = Some(node.id.clone());
+                }
+                let built = Arc::new(built);
                 self.id_indexes
                     .lock()
                     .unwrap_or_else(|e| e.into_inner())
@@ -240,7 +251,12 @@ impl Store {
                     .clone()
             }
         };
-        index.get(id).cloned()
+        let slots = index.get(id)?;
+        match kind {
+            Some(NodeKind::File) => slots.file.clone(),
+            Some(NodeKind::Folder) => slots.folder.clone(),
+            None => slots.file.clone().or_else(|| slots.folder.clone()),
+        }
     }
 
     /// Computes every file's CRC-32 ahead of its first download, so a stored

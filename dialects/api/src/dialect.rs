@@ -243,6 +243,13 @@ pub trait Core: Send + Sync {
     /// The node behind an id in this dialect's scheme (pinned in the fixture,
     /// else [`Dialect::derive_id`]).
     fn resolve(&self, dialect_id: &str) -> Option<NodeId>;
+    /// The node of `kind` behind an id, for requests that say which kind
+    /// they name; in an [`IdSpace::PerKind`] dialect a file and a folder
+    /// may share the id.
+    fn resolve_as(&self, dialect_id: &str, kind: NodeKind) -> Option<NodeId> {
+        self.resolve(dialect_id)
+            .filter(|id| self.node(id).is_some_and(|node| node.kind == kind))
+    }
     /// The node at `path` (names joined by `/`; empty components are
     /// skipped) below `start`, or below `principal`'s root (their home, else
     /// the top of the tree) when `start` is `None`. Only nodes `principal`
@@ -362,6 +369,30 @@ pub struct Example {
     pub body: &'static str,
 }
 
+/// How a dialect's paths match its routes, as the vendor's router matches them.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct PathRules {
+    /// Paths match without regard to case (ASP.NET routing); the route
+    /// patterns are then written in lower case.
+    pub ignore_case: bool,
+    /// A path with one trailing `/` matches the route without it (ASP.NET
+    /// routing ignores it).
+    pub trailing_slash: bool,
+}
+
+/// Where a dialect's ids of files and of folders come from.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum IdSpace {
+    /// One space: an id names at most one node (a fixture where a file and
+    /// a folder pin the same id is refused).
+    #[default]
+    Shared,
+    /// Files and folders are numbered apart, and every request says which
+    /// kind it names ([`Core::resolve_as`]): a file and a folder may pin the
+    /// same id.
+    PerKind,
+}
+
 /// One vendor's API. The server mounts it with [`mount`].
 pub trait Dialect: Send + Sync + 'static {
     /// What a route stands for: an enum per dialect, so `handle` matches
@@ -374,10 +405,13 @@ pub trait Dialect: Send + Sync + 'static {
     /// Path prefixes this dialect owns: unknown paths and methods under them
     /// are answered by [`Dialect::not_found`] and [`Dialect::method_not_allowed`].
     fn prefixes(&self) -> Vec<&'static str>;
-    /// Paths under this dialect's prefixes match without regard to case
-    /// (ASP.NET routing); its route patterns are then written in lower case.
-    fn case_insensitive_paths(&self) -> bool {
-        false
+    /// How paths under this dialect's prefixes match its routes.
+    fn path_rules(&self) -> PathRules {
+        PathRules::default()
+    }
+    /// Whether a file and a folder may carry the same id.
+    fn id_space(&self) -> IdSpace {
+        IdSpace::Shared
     }
     /// A node's id in this dialect's scheme when the fixture pins none.
     fn derive_id(&self, id: &NodeId) -> String {
@@ -426,7 +460,8 @@ pub trait Mounted: Send + Sync {
     fn name(&self) -> &'static str;
     fn routes(&self) -> Vec<(Method, String, RouteHandler)>;
     fn prefixes(&self) -> Vec<&'static str>;
-    fn case_insensitive_paths(&self) -> bool;
+    fn path_rules(&self) -> PathRules;
+    fn id_space(&self) -> IdSpace;
     fn derive_id(&self, id: &NodeId) -> String;
     fn principal(&self, request: &DialectRequest, core: &dyn Core) -> Option<Arc<UserInfo>>;
     fn examples(&self) -> Vec<Example>;
@@ -474,8 +509,11 @@ impl<D: Dialect> Mounted for Mount<D> {
     fn prefixes(&self) -> Vec<&'static str> {
         self.0.prefixes()
     }
-    fn case_insensitive_paths(&self) -> bool {
-        self.0.case_insensitive_paths()
+    fn path_rules(&self) -> PathRules {
+        self.0.path_rules()
+    }
+    fn id_space(&self) -> IdSpace {
+        self.0.id_space()
     }
     fn derive_id(&self, id: &NodeId) -> String {
         self.0.derive_id(id)

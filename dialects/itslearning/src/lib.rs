@@ -19,8 +19,8 @@ use zipgate_api::download::{Disposition, DownloadStyle, Ranges};
 use zipgate_api::http::{bearer, empty, insert_allow, Body, Credentials};
 use zipgate_api::plan::{OnProblem, PlanOptions};
 use zipgate_api::{
-    Core, CreateJob, Dialect, DialectRequest, Error, Example, JobOp, JobSnapshot, NodeId, NodeKind,
-    Principal, Route, SelectedItem, Settings, UserInfo,
+    Core, CreateJob, Dialect, DialectRequest, Error, Example, IdSpace, JobOp, JobSnapshot, NodeId,
+    NodeKind, PathRules, Principal, Route, SelectedItem, Settings, UserInfo,
 };
 
 use errors::{error_response, WebError};
@@ -104,7 +104,7 @@ impl ItslearningDialect {
         let mut missing = false;
         for (list, kind) in [(&files, NodeKind::File), (&folders, NodeKind::Folder)] {
             for id in list {
-                match core.resolve(&id.to_string()) {
+                match core.resolve_as(&id.to_string(), kind) {
                     Some(node) => selection.push(SelectedItem {
                         id: node,
                         expected_kind: Some(kind),
@@ -323,8 +323,19 @@ impl Dialect for ItslearningDialect {
         vec!["/restapi/"]
     }
 
-    fn case_insensitive_paths(&self) -> bool {
-        true
+    // ASP.NET routing: no case, and a trailing slash is ignored (recorded:
+    // tests/golden/itslearning/webapi2/slash_*.txt).
+    fn path_rules(&self) -> PathRules {
+        PathRules {
+            ignore_case: true,
+            trailing_slash: true,
+        }
+    }
+
+    // `ZipRequest` has two typed lists, and the help page's own samples use
+    // `1, 2` in both: files and folders are numbered apart.
+    fn id_space(&self) -> IdSpace {
+        IdSpace::PerKind
     }
 
     fn reset(&self) {
