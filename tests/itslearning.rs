@@ -116,7 +116,7 @@ async fn a_pending_job_in_xml_has_a_nil_download_url() {
     assert_golden("itslearning/create-200-pending.xml", &reply.body);
     assert!(String::from_utf8(reply.body)
         .unwrap()
-        .contains(r#"<DownloadUrl i:nil="true"/>"#));
+        .contains(r#"<DownloadUrl i:nil="true" />"#));
 }
 
 #[tokio::test]

@@ -104,16 +104,20 @@ impl Router {
 
     /// The path as the routes are written: folded to lower case and without
     /// one trailing `/` where the owning prefix's rules say so.
-    fn match_path<'p>(&self, path: &'p str) -> std::borrow::Cow<'p, str> {
-        let rules = self
-            .rules
+    /// The rules of the longest prefix `path` is under.
+    fn rules_for(&self, path: &str) -> PathRules {
+        self.rules
             .iter()
             .filter(|(prefix, _)| {
                 path.len() >= prefix.len() && path[..prefix.len()].eq_ignore_ascii_case(prefix)
             })
             .max_by_key(|(prefix, _)| prefix.len())
             .map(|(_, rules)| *rules)
-            .unwrap_or_default();
+            .unwrap_or_default()
+    }
+
+    fn match_path<'p>(&self, path: &'p str) -> std::borrow::Cow<'p, str> {
+        let rules = self.rules_for(path);
         let path = match path.strip_suffix('/') {
             Some(trimmed) if rules.trailing_slash && !trimmed.is_empty() => trimmed,
             _ => path,
@@ -135,14 +139,15 @@ impl Router {
     }
 
     pub fn find(&self, method: &Method, path: &str) -> Found {
+        let head_as_get = !self.rules_for(path).head_only_where_declared;
         let path = self.match_path(path);
         let Ok(matched) = self.paths.at(&path) else {
             return Found::NotFound;
         };
         let methods = &self.routes[*matched.value];
-        let handler = methods
-            .iter()
-            .find(|(m, _)| m == method || (method == Method::HEAD && m == Method::GET));
+        let handler = methods.iter().find(|(m, _)| {
+            m == method || (head_as_get && method == Method::HEAD && m == Method::GET)
+        });
         match handler {
             Some((_, handler)) => {
                 let params = matched

@@ -378,6 +378,10 @@ pub struct PathRules {
     /// A path with one trailing `/` matches the route without it (ASP.NET
     /// routing ignores it).
     pub trailing_slash: bool,
+    /// `HEAD` reaches only routes that declare it; otherwise it is served by
+    /// the `GET` handler (as most servers do). Web API selects actions by
+    /// verb, so `HEAD` on a GET-only action is a 405.
+    pub head_only_where_declared: bool,
 }
 
 /// Where a dialect's ids of files and of folders come from.

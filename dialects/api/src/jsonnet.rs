@@ -67,6 +67,10 @@ impl From<serde_json::Value> for Value {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct JsonError {
     pub message: String,
+    /// The reader's path where it failed (`FileIds[0]`; empty at the root).
+    pub path: String,
+    /// Objects and arrays open when it failed.
+    pub open: usize,
 }
 
 impl std::fmt::Display for JsonError {
@@ -106,6 +110,7 @@ pub fn parse(input: &[u8], options: ReaderOptions) -> Result<Option<Value>, Json
         line: 1,
         line_start: 0,
         path: Vec::new(),
+        open: 0,
         options,
     };
     reader.skip_blank()?;
@@ -135,6 +140,8 @@ struct Reader {
     line: usize,
     line_start: usize,
     path: Vec<Segment>,
+    /// Objects and arrays being read.
+    open: usize,
     options: ReaderOptions,
 }
 
@@ -179,6 +186,8 @@ impl Reader {
                 self.line,
                 self.at - self.line_start
             ),
+            path,
+            open: self.open,
         }
     }
 
@@ -238,8 +247,16 @@ impl Reader {
                 "The reader's MaxDepth of {} has been exceeded.",
                 self.options.max_depth
             ))),
-            '{' => self.object(depth + 1),
-            '[' => self.array(depth + 1),
+            '{' | '[' => {
+                self.open += 1;
+                let value = if c == '{' {
+                    self.object(depth + 1)
+                } else {
+                    self.array(depth + 1)
+                }?;
+                self.open -= 1;
+                Ok(value)
+            }
             '"' | '\'' => self.string().map(Value::String),
             '-' | '0'..='9' | '.' | 'N' | 'I' => self.number(),
             't' => self.literal("true", Value::Bool(true)),

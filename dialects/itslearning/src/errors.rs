@@ -7,12 +7,13 @@ use zipgate_api::http::Body;
 
 use crate::negotiate::Format;
 use crate::render::respond;
+use crate::request::ModelState;
 
 /// A Web API `HttpError`: `Message`, optionally `ModelState`.
 pub(crate) struct WebError {
     status: StatusCode,
     message: String,
-    model_state: Option<String>,
+    model_state: Option<ModelState>,
 }
 
 impl WebError {
@@ -24,9 +25,11 @@ impl WebError {
         }
     }
 
-    pub(crate) fn invalid(key: Option<String>) -> Self {
+    /// 400 "The request is invalid.", with the ModelState when there is one
+    /// (a route value that does not bind has none: recorded `route_id_text`).
+    pub(crate) fn invalid(model_state: Option<ModelState>) -> Self {
         WebError {
-            model_state: key,
+            model_state,
             ..WebError::new(StatusCode::BAD_REQUEST, "The request is invalid.")
         }
     }
@@ -57,28 +60,35 @@ fn encode_local_name(name: &str) -> String {
 }
 
 pub(crate) fn error_response(err: &WebError, format: Format) -> Response<Body> {
-    let body = match format {
-        Format::Json(_) => {
-            let mut map = Map::new();
-            map.insert("Message".into(), json!(err.message));
-            if let Some(key) = &err.model_state {
-                map.insert(
-                    "ModelState".into(),
-                    json!({ key.clone(): ["An error has occurred."] }),
-                );
-            }
-            Value::Object(map).to_string()
-        }
-        Format::Xml(_) => {
-            let model_state = err.model_state.as_ref().map_or(String::new(), |key| {
+    let body = if format.is_xml() {
+        // Several messages under one key are one element, joined by spaces
+        // (HttpError's XML serialization; recorded: `ms_truncated_accept_xml`).
+        let model_state = err.model_state.as_ref().map_or(String::new(), |state| {
+            let mut out = String::from("<ModelState>");
+            for (key, messages) in &state.0 {
                 let name = encode_local_name(key);
-                format!("<ModelState><{name}>An error has occurred.</{name}></ModelState>")
-            });
-            format!(
-                "<Error><Message>{}</Message>{model_state}</Error>",
-                zipgate_api::xml::escape(&err.message)
-            )
+                let text = zipgate_api::xml::escape(&messages.join(" "));
+                out.push_str(&format!("<{name}>{text}</{name}>"));
+            }
+            out.push_str("</ModelState>");
+            out
+        });
+        format!(
+            "<Error><Message>{}</Message>{model_state}</Error>",
+            zipgate_api::xml::escape(&err.message)
+        )
+    } else {
+        let mut map = Map::new();
+        map.insert("Message".into(), json!(err.message));
+        if let Some(state) = &err.model_state {
+            let keys: Map<String, Value> = state
+                .0
+                .iter()
+                .map(|(key, messages)| (key.clone(), json!(messages)))
+                .collect();
+            map.insert("ModelState".into(), Value::Object(keys));
         }
+        Value::Object(map).to_string()
     };
     let mut response = respond(err.status, format, body);
     if err.status == 401 {

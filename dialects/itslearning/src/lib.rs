@@ -26,15 +26,15 @@ use zipgate_api::{
 use errors::{error_response, WebError};
 use ids::{JobIds, DIALECT};
 use negotiate::{negotiate, Format};
-use render::{null_model, respond};
+use render::{iis, null_model, respond};
 use request::ReadError;
 pub use settings::ItslearningSettings;
 
 /// The request readers, for the fuzz targets and their corpus replay (`zipgate::fuzzing`); not an API.
 #[doc(hidden)]
 pub mod fuzzing {
-    pub use crate::negotiate::{negotiate, Format};
-    pub use crate::request::{read, ReadError, ZipRequest, ARRAYS_NS, ENTITIES_NS};
+    pub use crate::negotiate::{negotiate, Charset, Format};
+    pub use crate::request::{read, ModelState, ReadError, ZipRequest, ARRAYS_NS, ENTITIES_NS};
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -208,7 +208,11 @@ impl ItslearningDialect {
         format: Format,
     ) -> Result<Response<Body>, WebError> {
         let user = self.user(request, core)?;
-        let Ok(id) = request.param("zipJobId").parse::<u64>() else {
+        // `int zipJobId` binds as Int32 from the decoded segment: `01`, `+1`
+        // and ` 1` are 1, `-1` binds (and is not found), past Int32 or not
+        // a number is a 400 with no ModelState (recorded: `route_id_*`).
+        let segment = zipgate_api::dialect::percent_decode(request.param("zipJobId"));
+        let Ok(id) = request::parse_int32(&segment) else {
             return Err(WebError::invalid(None));
         };
         match self.own_job(core, &user, &id.to_string(), true) {
@@ -329,6 +333,10 @@ impl Dialect for ItslearningDialect {
         PathRules {
             ignore_case: true,
             trailing_slash: true,
+            // Actions are selected by verb: HEAD on a GET-only action is a
+            // 405 with Allow (recorded: `head_*`). The DownloadUrl, outside
+            // `/restapi/`, keeps HEAD.
+            head_only_where_declared: true,
         }
     }
 
@@ -378,7 +386,7 @@ impl Dialect for ItslearningDialect {
             Op::Poll => self.poll(&request, core, format),
             Op::Download => return self.download(&request, core),
         };
-        result.unwrap_or_else(|err| error_response(&err, format))
+        iis(result.unwrap_or_else(|err| error_response(&err, format)))
     }
 
     fn not_found(&self, request: &DialectRequest, _core: &dyn Core) -> Response<Body> {
@@ -391,7 +399,7 @@ impl Dialect for ItslearningDialect {
             StatusCode::NOT_FOUND,
             format!("No HTTP resource was found that matches the request URI '{uri}'."),
         );
-        error_response(&err, negotiate(&request.headers))
+        iis(error_response(&err, negotiate(&request.headers)))
     }
 
     fn method_not_allowed(
@@ -409,7 +417,7 @@ impl Dialect for ItslearningDialect {
         );
         let mut response = error_response(&err, negotiate(&request.headers));
         insert_allow(response.headers_mut(), allowed);
-        response
+        iis(response)
     }
 
     fn status_response(
@@ -426,6 +434,6 @@ impl Dialect for ItslearningDialect {
             (500..=599, None) => WebError::new(status, "An error has occurred."),
             (_, None) => WebError::new(status, status.canonical_reason().unwrap_or("Error")),
         };
-        error_response(&err, negotiate(&request.headers))
+        iis(error_response(&err, negotiate(&request.headers)))
     }
 }

@@ -15,7 +15,7 @@ use crate::ItslearningDialect;
 const XSI: &str = "http://www.w3.org/2001/XMLSchema-instance";
 
 pub(crate) fn respond(status: StatusCode, format: Format, body: String) -> Response<Body> {
-    let mut response = Response::new(full(body));
+    let mut response = Response::new(full(format.charset().encode(body)));
     *response.status_mut() = status;
     if let Ok(value) = HeaderValue::from_str(&format.content_type()) {
         response.headers_mut().insert(header::CONTENT_TYPE, value);
@@ -23,11 +23,27 @@ pub(crate) fn respond(status: StatusCode, format: Format, body: String) -> Respo
     response
 }
 
-/// No job: a typed action returning null.
+/// IIS-hosted Web API marks every answer uncacheable:
+/// `System.Web.Http.WebHost/HttpControllerHandler.cs` (`CopyResponseAsync`)
+/// sets no-cache on the response, so IIS writes these three headers on
+/// successes and errors alike. Self-hosting (the recorded reference) does
+/// not; itslearning is IIS-hosted.
+pub(crate) fn iis(mut response: Response<Body>) -> Response<Body> {
+    let headers = response.headers_mut();
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    headers.insert(header::PRAGMA, HeaderValue::from_static("no-cache"));
+    headers.insert(header::EXPIRES, HeaderValue::from_static("-1"));
+    response
+}
+
+/// No job: a typed action returning null. DataContractSerializer writes the
+/// contract namespace on the nil root too (recorded: `latest_xml`), and
+/// XmlWriter ends an empty element with ` />`.
 pub(crate) fn null_model(format: Format) -> String {
-    match format {
-        Format::Json(_) => "null".to_owned(),
-        Format::Xml(_) => format!("<ZipFileJobModel i:nil=\"true\" xmlns:i=\"{XSI}\"/>"),
+    if format.is_xml() {
+        format!("<ZipFileJobModel i:nil=\"true\" xmlns:i=\"{XSI}\" xmlns=\"{ENTITIES_NS}\" />")
+    } else {
+        "null".to_owned()
     }
 }
 
@@ -64,7 +80,7 @@ impl ItslearningDialect {
         let status = self.status_name(job.state);
         let created = utc_seconds(job.created_at);
         match format {
-            Format::Json(_) => json!({
+            Format::Json(..) => json!({
                 "JobId": job.id.parse::<u64>().unwrap_or(0),
                 "FileRepoId": job.context,
                 "ZipFileName": job.name,
@@ -73,8 +89,8 @@ impl ItslearningDialect {
                 "DownloadUrl": download_url,
             })
             .to_string(),
-            Format::Xml(_) => {
-                let url = download_url.map_or("<DownloadUrl i:nil=\"true\"/>".to_owned(), |u| {
+            Format::Xml(..) => {
+                let url = download_url.map_or("<DownloadUrl i:nil=\"true\" />".to_owned(), |u| {
                     format!(
                         "<DownloadUrl>{}</DownloadUrl>",
                         zipgate_api::xml::escape(&u)
