@@ -201,7 +201,7 @@ async fn oracle_as_the_cec_toolkit_talks() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn itslearning_as_the_typescript_sdk_talks() {
-    require(root().join("tests/clients/node_modules/axios"));
+    require(root().join("tests/clients/node_modules/axios-itslearning-sdk"));
     run_client(
         common::start_default().await,
         PathBuf::from("node"),
@@ -223,4 +223,17 @@ async fn itslearning_in_xml() {
 #[tokio::test]
 async fn dropbox_python_sdk() {
     run_client(common::start_default().await, python(), "dropbox_python.py").await;
+}
+
+/// The cec toolkit's own request layer: its `exeo`/`exeg`/`exed` requests
+/// through node-fetch 2.7.0, the version the toolkit pins.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn oracle_as_the_cec_toolkit_talks_through_node_fetch() {
+    require(root().join("tests/clients/node_modules/node-fetch"));
+    run_client(
+        common::start_default().await,
+        PathBuf::from("node"),
+        "oracle_cec.js",
+    )
+    .await;
 }

@@ -45,6 +45,7 @@ DOCUMENTS = {
     "Documents/Empty/",
     "Documents/Überblick – 日本語.txt",
     "Documents/notes.md",
+    "Documents/todo.txt",
 }
 PREFIX = 'Error in call to API function "files/download_zip": '
 

@@ -154,6 +154,12 @@ impl DownloadStyle<'_> {
         let mut ranged = false;
         let (status, offset, length) = match (self.ranges, total) {
             (Ranges::Ignored, _) | (_, None) => (StatusCode::OK, 0, total),
+            // An `If-Range` whose validator does not match the
+            // representation's turns the `Range` off (RFC 9110 §13.1.5);
+            // downloads carry no ETag or Last-Modified, so none matches.
+            (Ranges::Bytes, Some(_)) if request_headers.contains_key(header::IF_RANGE) => {
+                (StatusCode::OK, 0, total)
+            }
             (Ranges::Bytes, Some(len)) => match parse_range(request_headers, len) {
                 RangeRequest::Full => (StatusCode::OK, 0, total),
                 RangeRequest::Partial { start, end } => {

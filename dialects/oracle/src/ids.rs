@@ -5,7 +5,7 @@
 
 use chrono::{DateTime, Utc};
 use zipgate_api::rng::{fnv1a, secret_string, SplitMix64};
-use zipgate_api::{Core, NodeId};
+use zipgate_api::{Core, NodeId, NodeKind};
 
 pub const DIALECT: &str = "oracle";
 const HEX: &[u8] = b"0123456789ABCDEF";
@@ -31,11 +31,22 @@ pub fn item_id(node: &zipgate_api::NodeInfo) -> String {
     }
 }
 
-/// Neutral id of a 44-character GUID, pinned or derived.
+/// Neutral id of a 44-character GUID: pinned as written, or derived, where
+/// the letter must name the node's kind (`F` a folder, `D` a file): a
+/// derived id with the other letter, or with none, is no item.
 pub fn resolve(core: &dyn Core, guid: &str) -> Option<NodeId> {
-    core.resolve(guid).or_else(|| {
-        let rest = guid.strip_prefix('F').or_else(|| guid.strip_prefix('D'))?;
-        core.resolve(rest)
+    let pinned = core.resolve(guid).filter(|id| {
+        core.node(id)
+            .is_some_and(|n| n.pinned_id.as_deref() == Some(guid))
+    });
+    pinned.or_else(|| {
+        let (kind, rest) = match guid.split_at_checked(1)? {
+            ("F", rest) => (NodeKind::Folder, rest),
+            ("D", rest) => (NodeKind::File, rest),
+            _ => return None,
+        };
+        core.resolve_as(rest, kind)
+            .filter(|id| core.node(id).is_some_and(|n| n.pinned_id.is_none()))
     })
 }
 

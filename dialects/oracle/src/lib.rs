@@ -18,13 +18,13 @@ use zipgate_api::http::{basic, bearer, insert_allow, Basic, Body, Credentials};
 use zipgate_api::plan::PlanOptions;
 use zipgate_api::{
     Core, CreateJob, Dialect, DialectRequest, Error, Example, JobOp, JobSnapshot, JobState, NodeId,
-    NodeKind, Principal, Route, SelectedItem, Settings, UserInfo,
+    NodeKind, PathRules, Principal, Route, SelectedItem, Settings, UserInfo,
 };
 
 use errors::OracleError;
 use ids::DIALECT;
 use render::add_ecid;
-pub use settings::{OracleSettings, Types};
+pub use settings::{Expired, OracleSettings, Types};
 
 /// The create body parser, for the fuzz targets and their corpus replay (`zipgate::fuzzing`); not an API.
 #[doc(hidden)]
@@ -169,7 +169,26 @@ impl OracleDialect {
             retention: self.settings.package_ttl,
         });
         if let Err(err) = created {
-            return Err(with_echo(match err {
+            // The privilege failure echoes the references of the refused
+            // item's kind only: the page's Example 4 refuses a file and
+            // lists its three files, leaving out the folder it asked for
+            // (one example; the same rule is kept for a refused folder).
+            let files_only = match &err {
+                Error::Forbidden(id) => {
+                    let prefix = match core.node(&zipgate_api::NodeId(id.clone())) {
+                        Some(node) if node.kind == NodeKind::Folder => "fFolderGUID:",
+                        _ => "fFileGUID:",
+                    };
+                    let same: Vec<&str> = echo
+                        .1
+                        .split(',')
+                        .filter(|item| item.starts_with(prefix))
+                        .collect();
+                    Some(same.join(","))
+                }
+                _ => None,
+            };
+            let mut error = with_echo(match err {
                 Error::Forbidden(id) => {
                     let item = core
                         .node(&zipgate_api::NodeId(id))
@@ -193,7 +212,11 @@ impl OracleDialect {
                 other => {
                     OracleError::general(format!("Unable to start bulk download of files. {other}"))
                 }
-            }));
+            });
+            if let (Some(files), Some(echo)) = (files_only, error.echo.as_mut()) {
+                echo.1 = files;
+            }
+            return Err(error);
         }
 
         let location = format!(
@@ -257,15 +280,21 @@ impl OracleDialect {
                 "Unable to get status of bulkdownload job.",
             ),
         )?;
+        // A package past its time was built: by default the job still reads
+        // as succeeded (a client polling late is not told its build failed)
+        // and only the package is gone; `expired=failed` reports FAILED.
+        // Either way the percentage stays at 100.
+        let expired_ok = self.settings.expired == Expired::Succeeded;
         let (progress, completed) = match job.state {
             JobState::Queued => ("PENDING", false),
             JobState::Running => ("PROCESSING", false),
             JobState::Ready | JobState::Downloading | JobState::Done => ("SUCCEEDED", true),
+            JobState::Expired if expired_ok => ("SUCCEEDED", true),
             JobState::Cancelled => ("ABORTED", true),
             JobState::Failed | JobState::Expired => ("FAILED", true),
         };
         let percentage = match job.state {
-            JobState::Ready | JobState::Downloading | JobState::Done => 100,
+            JobState::Ready | JobState::Downloading | JobState::Done | JobState::Expired => 100,
             _ => (100 * u64::from(job.steps.0) / u64::from(job.steps.1.max(1))).min(99),
         };
         let mut body = Map::new();
@@ -316,6 +345,13 @@ impl OracleDialect {
                 "Unable to download bulkdownload job.",
             ),
         )?;
+        if job.state == JobState::Expired {
+            // The package is gone: the job's own not-found answer.
+            return Err(OracleError::job_not_found(
+                "!csBulkdownloadUnableToDownloadJob",
+                "Unable to download bulkdownload job.",
+            ));
+        }
         if !matches!(
             job.state,
             JobState::Ready | JobState::Downloading | JobState::Done
@@ -404,6 +440,15 @@ impl Dialect for OracleDialect {
 
     fn prefixes(&self) -> Vec<&'static str> {
         vec!["/documents/api/"]
+    }
+
+    // Oracle's own `cec` toolkit builds Documents API URLs with a trailing
+    // slash, and the server routes them as without it.
+    fn path_rules(&self) -> PathRules {
+        PathRules {
+            trailing_slash: true,
+            ..PathRules::default()
+        }
     }
 
     fn derive_id(&self, id: &NodeId) -> String {

@@ -12,6 +12,42 @@ use crate::errors::OracleError;
 use crate::settings::Types;
 use crate::OracleDialect;
 
+/// Whether `Accept` ranks `application/xml` above `application/json`, each
+/// taking the quality of the most specific range that matches it (RFC 9110
+/// §12.5.1: `application/json;q=0.5, application/xml` is XML; `*/*` and a
+/// tie are JSON, the server's first type).
+pub(crate) fn prefers_xml(accept: &str) -> bool {
+    let quality = |media: &str| {
+        let (kind, _) = media.split_once('/').unwrap_or((media, ""));
+        let mut best: Option<(u8, u32)> = None;
+        for part in accept.split(',') {
+            let mut pieces = part.split(';');
+            let range = pieces.next().unwrap_or("").trim().to_ascii_lowercase();
+            let specificity = if range == media {
+                2
+            } else if range.strip_suffix("/*") == Some(kind) {
+                1
+            } else if range == "*/*" {
+                0
+            } else {
+                continue;
+            };
+            let q = pieces
+                .filter_map(|p| p.trim().strip_prefix("q="))
+                .filter_map(|q| q.trim().parse::<f32>().ok())
+                .next()
+                .unwrap_or(1.0);
+            let q = (q.clamp(0.0, 1.0) * 1000.0).round() as u32;
+            if best.is_none_or(|(s, _)| specificity > s) {
+                best = Some((specificity, q));
+            }
+        }
+        best.map_or(0, |(_, q)| q)
+    };
+    let xml = quality("application/xml");
+    xml > 0 && xml > quality("application/json")
+}
+
 impl OracleDialect {
     /// JSON, or XML when the client asks for `application/xml` (no documented
     /// shape: the JSON keys as elements under `<response>`).
@@ -26,9 +62,7 @@ impl OracleDialect {
             .headers
             .get(header::ACCEPT)
             .and_then(|v| v.to_str().ok())
-            .is_some_and(|accept| {
-                accept.contains("application/xml") && !accept.contains("application/json")
-            });
+            .is_some_and(prefers_xml);
         let (text, content_type) = if wants_xml {
             let xml = zipgate_api::xml::from_json("response", body, false);
             (
@@ -82,5 +116,27 @@ pub(crate) fn add_ecid(headers: &mut http::HeaderMap, core: &dyn Core) {
     let ecid = SplitMix64::new(core.random_u64()).string(LOWER_ALNUM, 32);
     if let Ok(value) = HeaderValue::from_str(&ecid) {
         headers.insert("x-oracle-dms-ecid", value);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn accept_ranks_json_and_xml_by_quality() {
+        for (accept, xml) in [
+            ("application/xml", true),
+            ("application/json", false),
+            ("application/xml, application/json", false),
+            ("application/json;q=0.5, application/xml", true),
+            ("application/xml;q=0.9, application/json;q=0.91", false),
+            ("application/*;q=0.2, application/xml;q=0.3", true),
+            ("*/*", false),
+            ("application/xml;q=0", false),
+            ("text/html, application/xml;q=0.9, */*;q=0.8", true),
+        ] {
+            assert_eq!(prefers_xml(accept), xml, "{accept}");
+        }
     }
 }

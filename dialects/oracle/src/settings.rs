@@ -21,6 +21,18 @@ pub struct OracleSettings {
     pub package_ttl: Duration,
     /// Accept `Authorization: Basic` (login:password) besides Bearer.
     pub basic_auth: bool,
+    /// What the status of a package past `package_ttl` reports.
+    pub expired: Expired,
+}
+
+/// The vendor does not say what a job reports once its package is gone.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Expired {
+    /// The job still reports that it succeeded (at 100%); fetching the
+    /// package answers the not-found error (default).
+    Succeeded,
+    /// The job reports `FAILED`, still at 100%.
+    Failed,
 }
 
 impl Default for OracleSettings {
@@ -30,6 +42,7 @@ impl Default for OracleSettings {
             pacing: Pacing::AfterPolls(2),
             package_ttl: Duration::hours(24),
             basic_auth: true,
+            expired: Expired::Succeeded,
         }
     }
 }
@@ -46,8 +59,20 @@ impl OracleSettings {
                 "pacing" => out.pacing = setting.pacing()?,
                 "package_ttl" => out.package_ttl = setting.seconds(MAX_DURATION_SECS)?,
                 "basic_auth" => out.basic_auth = setting.boolean()?,
+                "expired" => {
+                    out.expired = setting.choice(&[
+                        ("succeeded", Expired::Succeeded),
+                        ("failed", Expired::Failed),
+                    ])?
+                }
                 _ => {
-                    return Err(setting.unknown(&["types", "pacing", "package_ttl", "basic_auth"]))
+                    return Err(setting.unknown(&[
+                        "types",
+                        "pacing",
+                        "package_ttl",
+                        "basic_auth",
+                        "expired",
+                    ]))
                 }
             }
         }
