@@ -327,11 +327,12 @@ fn itslearning_serialise(
 /// the null model; an unknown or missing type is a 415; what parses
 /// re-serialises to itself in the same format; a DTD is refused.
 pub fn itslearning_read(data: &[u8]) {
-    use zipgate_itslearning::fuzzing::{read, ReadError};
+    use zipgate_itslearning::fuzzing::{read, request_content_type, ReadError};
     let (content_type, body) = split_line(data);
     let mut headers = HeaderMap::new();
     with_header(&mut headers, header::CONTENT_TYPE, content_type);
-    let kind = zipgate_api::http::media_type(&headers);
+    // As Web API parses the header: one that does not parse is none.
+    let kind = request_content_type(&headers).map(|parsed| parsed.media);
     let req = request(http::Method::POST, b"", headers.clone(), body);
     let result = read(&req, body);
     if body.is_empty() {

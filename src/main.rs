@@ -2,7 +2,7 @@
 
 use std::io::IsTerminal;
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
 
@@ -73,8 +73,18 @@ struct ServeArgs {
     workers: Option<u16>,
     /// Fixture file to serve instead of the embedded default; its
     /// `content.path` values lead to files beneath its folder.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "root")]
     fixtures: Option<PathBuf>,
+    /// Serve this directory as the tree instead of fixtures: its folders
+    /// and regular files (symlinks and special files left out), read
+    /// beneath it only, walked once at start.
+    #[arg(long, value_name = "DIR")]
+    root: Option<PathBuf>,
+    /// With `--root`: the users (a fixture document with `users` and no
+    /// `nodes`; a user's `home` is a path in DIR). Default: the embedded
+    /// fixture's users, without homes.
+    #[arg(long, value_name = "FILE", requires = "root")]
+    policy: Option<PathBuf>,
     /// Let the `--fixtures` file name files outside its folder (absolute
     /// paths, `..`, symlinks out). Fixtures sent to the control plane still
     /// may not.
@@ -218,6 +228,64 @@ fn load_source(path: Option<&PathBuf>, anywhere: bool) -> Result<FixtureSource, 
     Ok(source)
 }
 
+/// `--root DIR`: the directory walked into a fixture document whose files
+/// open beneath DIR only, with the `--policy` users (or the embedded
+/// fixture's, without their homes, which name fixture folders).
+fn directory_source(root: &Path, policy: Option<&Path>) -> Result<FixtureSource, String> {
+    let users = match policy {
+        Some(path) => {
+            let text =
+                std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
+            let doc: serde_json::Value =
+                serde_json::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))?;
+            if doc.get("nodes").is_some() {
+                return Err(format!(
+                    "{}: a policy has users only; the nodes come from --root",
+                    path.display()
+                ));
+            }
+            doc.get("users").cloned().unwrap_or_default()
+        }
+        None => {
+            let mut doc: serde_json::Value =
+                serde_json::from_str(zipgate::store::DEFAULT_FIXTURE).expect("embedded fixture");
+            let mut users = doc["users"].take();
+            for user in users.as_array_mut().into_iter().flatten() {
+                if let Some(user) = user.as_object_mut() {
+                    user.remove("home");
+                }
+            }
+            tracing::warn!(
+                "--root without --policy: the embedded fixture's users (alice-token, bob-token) \
+                 may read everything under {}",
+                root.display()
+            );
+            users
+        }
+    };
+    let users = match users {
+        serde_json::Value::Array(users) => users,
+        _ => return Err("a policy's \"users\" is a list".into()),
+    };
+    let content = zipgate::store::ContentRoot::new(root)
+        .map_err(|e| format!("--root {}: {e}", root.display()))?
+        .without_symlinks();
+    let (doc, skipped) = zipgate::store::directory::walk(content.dir(), users)?;
+    if skipped != Default::default() {
+        tracing::warn!(
+            symlinks = skipped.symlinks,
+            special = skipped.special,
+            not_utf8 = skipped.not_utf8,
+            unreadable = skipped.unreadable,
+            "--root: entries left out"
+        );
+    }
+    Ok(FixtureSource::new(
+        doc,
+        zipgate::store::ContentPaths::Beneath(std::sync::Arc::new(content)),
+    ))
+}
+
 /// A count of at least one, at most 2^32 - 1 (caps kept in `u32` slots).
 fn count(text: &str) -> Result<usize, String> {
     match text.trim().parse::<u32>() {
@@ -322,7 +390,11 @@ fn serve(args: ServeArgs) -> ExitCode {
             server::limit::soft_fd_limit()
         }
     };
-    let source = match load_source(args.fixtures.as_ref(), args.fixture_paths_anywhere) {
+    let source = match &args.root {
+        Some(root) => directory_source(root, args.policy.as_deref()),
+        None => load_source(args.fixtures.as_ref(), args.fixture_paths_anywhere),
+    };
+    let source = match source {
         Ok(source) => source,
         Err(e) => {
             eprintln!("zipgate: {e}");

@@ -538,3 +538,96 @@ fn check_fixtures_knows_which_dialects_number_files_and_folders_apart() {
         );
     }
 }
+
+/// Raw bytes of one exchange: status and body (the body split at the head).
+fn http_bytes(addr: &str, request: &str) -> (u16, Vec<u8>) {
+    let mut stream = TcpStream::connect(addr).unwrap();
+    stream.write_all(request.as_bytes()).unwrap();
+    let mut response = Vec::new();
+    stream.read_to_end(&mut response).unwrap();
+    let status = String::from_utf8_lossy(&response[9..12]).parse().unwrap();
+    let at = response.windows(4).position(|w| w == b"\r\n\r\n").unwrap();
+    (status, response[at + 4..].to_vec())
+}
+
+#[test]
+fn serves_a_directory_with_root_and_never_reads_outside_it() {
+    let dir = TempDir::new("cli-root");
+    let served = dir.path().join("served");
+    std::fs::create_dir_all(served.join("docs/sub")).unwrap();
+    std::fs::write(served.join("docs/a.txt"), "alpha\n").unwrap();
+    std::fs::write(served.join("docs/sub/b.txt"), "beta\n").unwrap();
+    std::fs::write(dir.path().join("secret.txt"), "outside\n").unwrap();
+    #[cfg(unix)]
+    {
+        std::os::unix::fs::symlink(dir.path().join("secret.txt"), served.join("docs/leak.txt"))
+            .unwrap();
+        std::os::unix::fs::symlink("../..", served.join("docs/up")).unwrap();
+    }
+    let running = serve(&["--root", served.to_str().unwrap()]);
+    let (status, body) = http_get(&running.addr, "/_zipgate/health");
+    assert_eq!(status, 200);
+    assert!(
+        body.contains("\"nodes\":4"),
+        "docs, sub, a.txt, b.txt: {body}"
+    );
+    // Dropbox addresses by path: the folder as a zip, as on disk.
+    let (status, zip) = http_bytes(
+        &running.addr,
+        &format!(
+            "POST /2/files/download_zip HTTP/1.1\r\nHost: {}\r\nAuthorization: Bearer alice-token\r\n\
+             Dropbox-API-Arg: {{\"path\": \"/docs\"}}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+            running.addr
+        ),
+    );
+    assert_eq!(status, 200, "{}", String::from_utf8_lossy(&zip));
+    let mut archive = zip::ZipArchive::new(std::io::Cursor::new(zip)).unwrap();
+    let mut names: Vec<String> = (0..archive.len())
+        .map(|i| archive.by_index(i).unwrap().name().unwrap().to_string())
+        .collect();
+    names.sort();
+    assert_eq!(
+        names,
+        ["docs/", "docs/a.txt", "docs/sub/", "docs/sub/b.txt"]
+    );
+    let mut text = String::new();
+    std::io::Read::read_to_string(&mut archive.by_name("docs/sub/b.txt").unwrap(), &mut text)
+        .unwrap();
+    assert_eq!(text, "beta\n");
+    // A name that climbs is no path in the tree.
+    let (status, _) = http_bytes(
+        &running.addr,
+        &format!(
+            "POST /2/files/download_zip HTTP/1.1\r\nHost: {}\r\nAuthorization: Bearer alice-token\r\n\
+             Dropbox-API-Arg: {{\"path\": \"/docs/../..\"}}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+            running.addr
+        ),
+    );
+    assert_ne!(status, 200);
+    // A policy's users replace the default ones.
+    let policy = dir.path().join("policy.json");
+    std::fs::write(
+        &policy,
+        r#"{"users": [{"id": "carol", "token": "carol-token", "home": "docs"}]}"#,
+    )
+    .unwrap();
+    let with_policy = serve(&[
+        "--root",
+        served.to_str().unwrap(),
+        "--policy",
+        policy.to_str().unwrap(),
+    ]);
+    // Paths are the user's own: carol's home is `docs`.
+    let ask = |token: &str| {
+        http_bytes(
+            &with_policy.addr,
+            &format!(
+                "POST /2/files/download_zip HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {token}\r\n\
+                 Dropbox-API-Arg: {{\"path\": \"/sub\"}}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+            ),
+        )
+        .0
+    };
+    assert_eq!(ask("carol-token"), 200);
+    assert_eq!(ask("alice-token"), 401);
+}

@@ -2,6 +2,7 @@
 //! them, and the tokens that identify those users.
 
 pub mod content;
+pub mod directory;
 pub mod fixture;
 pub mod root;
 

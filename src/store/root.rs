@@ -23,6 +23,9 @@ pub struct ContentRoot {
     /// symlink later changes nothing about what opens beneath it.
     #[cfg(target_os = "linux")]
     dir: std::os::fd::OwnedFd,
+    /// No symlink anywhere on the path, even one that stays beneath
+    /// (`--root`: a served directory is served as it is, never through links).
+    no_symlinks: bool,
 }
 
 impl ContentRoot {
@@ -54,7 +57,15 @@ impl ContentRoot {
             canonical,
             #[cfg(target_os = "linux")]
             dir,
+            no_symlinks: false,
         })
+    }
+
+    /// The same root, refusing any symlink on a path (`RESOLVE_NO_SYMLINKS`),
+    /// for a directory served as the tree.
+    pub fn without_symlinks(mut self) -> ContentRoot {
+        self.no_symlinks = true;
+        self
     }
 
     /// The canonical directory.
@@ -110,7 +121,10 @@ impl ContentRoot {
             // refused as not a regular file); it changes nothing for files.
             let flags = OFlags::RDONLY | OFlags::CLOEXEC | OFlags::NOCTTY | OFlags::NONBLOCK;
             // Magic links (/proc/self/fd/…) would jump anywhere.
-            let resolve = ResolveFlags::BENEATH | ResolveFlags::NO_MAGICLINKS;
+            let mut resolve = ResolveFlags::BENEATH | ResolveFlags::NO_MAGICLINKS;
+            if self.no_symlinks {
+                resolve |= ResolveFlags::NO_SYMLINKS;
+            }
             match rustix::fs::openat2(&self.dir, relative, flags, Mode::empty(), resolve) {
                 Ok(fd) => return Ok(File::from(fd)),
                 Err(rustix::io::Errno::NOSYS) => NO_OPENAT2.store(true, Ordering::Relaxed),
@@ -127,8 +141,10 @@ impl ContentRoot {
 
     /// The portable way: every symlink resolved first, then the prefix checked.
     fn open_canonical(&self, relative: &Path) -> io::Result<File> {
-        let full = self.canonical.join(relative).canonicalize()?;
-        if !full.starts_with(&self.canonical) {
+        let joined = self.canonical.join(relative);
+        let full = joined.canonicalize()?;
+        // Without symlinks the canonical path is the path itself.
+        if !full.starts_with(&self.canonical) || (self.no_symlinks && full != joined) {
             return Err(io::Error::new(
                 io::ErrorKind::PermissionDenied,
                 "outside the content root",
@@ -185,6 +201,24 @@ mod tests {
         ] {
             assert_eq!(root.relative(refused), None, "{refused:?}");
         }
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn a_root_without_symlinks_refuses_even_links_that_stay_beneath() {
+        let dir = temp_dir("nolinks");
+        let inside = dir.join("inside");
+        std::os::unix::fs::symlink("sub/a.txt", inside.join("in")).unwrap();
+        std::os::unix::fs::symlink("sub", inside.join("subdir")).unwrap();
+        let root = ContentRoot::new(&inside).unwrap().without_symlinks();
+        assert!(root.open(Path::new("sub/a.txt")).is_ok());
+        assert!(root.open(Path::new("in")).is_err());
+        assert!(root.open(Path::new("subdir/a.txt")).is_err());
+        assert!(
+            root.open_canonical(Path::new("in")).is_err(),
+            "the portable way too"
+        );
         let _ = std::fs::remove_dir_all(&dir);
     }
 

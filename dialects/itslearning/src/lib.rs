@@ -33,7 +33,7 @@ pub use settings::ItslearningSettings;
 /// The request readers, for the fuzz targets and their corpus replay (`zipgate::fuzzing`); not an API.
 #[doc(hidden)]
 pub mod fuzzing {
-    pub use crate::negotiate::{negotiate, Charset, Format};
+    pub use crate::negotiate::{negotiate, request_content_type, Charset, Format};
     pub use crate::request::{read, ModelState, ReadError, ZipRequest, ARRAYS_NS, ENTITIES_NS};
 }
 
