@@ -383,17 +383,25 @@ fn read_form(body: &str) -> Result<Option<ZipRequest>, ReadError> {
         ("FileIds", &mut out.file_ids),
         ("FolderIds", &mut out.folder_ids),
     ] {
-        let indexed = |i: usize| {
-            pairs.iter().find(|(key, _)| {
-                key.len() > name.len()
-                    && key[..name.len()].eq_ignore_ascii_case(name)
-                    && key[name.len()..] == format!("[{i}]")
-            })
-        };
+        // `Name[i]` keys by index, the first of each, in one pass (a form
+        // of many keys costs no more than its length).
+        let mut indexed: std::collections::HashMap<usize, &str> = std::collections::HashMap::new();
+        for (key, value) in &pairs {
+            let index = key
+                .get(..name.len())
+                .filter(|head| head.eq_ignore_ascii_case(name))
+                .and_then(|_| key.get(name.len()..))
+                .and_then(|rest| rest.strip_prefix('[')?.strip_suffix(']'))
+                .filter(|digits| !digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit()))
+                .and_then(|digits| digits.parse::<usize>().ok());
+            if let Some(index) = index {
+                indexed.entry(index).or_insert(value.as_str());
+            }
+        }
         let mut ids = Vec::new();
-        if indexed(0).is_some() {
+        if indexed.contains_key(&0) {
             let mut i = 0;
-            while let Some((_, value)) = indexed(i) {
+            while let Some(value) = indexed.get(&i) {
                 match form_int(value) {
                     Ok(id) => ids.push(id),
                     Err(message) => errors.add(&format!("request.{name}[{i}]"), &message),
