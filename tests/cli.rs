@@ -539,6 +539,17 @@ fn check_fixtures_knows_which_dialects_number_files_and_folders_apart() {
     }
 }
 
+/// Dropbox's `download_zip` of `path` with `token`, raw: status and body.
+fn dropbox_zip(addr: &str, token: &str, path: &str) -> (u16, Vec<u8>) {
+    http_bytes(
+        addr,
+        &format!(
+            "POST /2/files/download_zip HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Bearer {token}\r\n\
+             Dropbox-API-Arg: {{\"path\": \"{path}\"}}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+        ),
+    )
+}
+
 /// Raw bytes of one exchange: status and body (the body split at the head).
 fn http_bytes(addr: &str, request: &str) -> (u16, Vec<u8>) {
     let mut stream = TcpStream::connect(addr).unwrap();
@@ -572,14 +583,7 @@ fn serves_a_directory_with_root_and_never_reads_outside_it() {
         "docs, sub, a.txt, b.txt: {body}"
     );
     // Dropbox addresses by path: the folder as a zip, as on disk.
-    let (status, zip) = http_bytes(
-        &running.addr,
-        &format!(
-            "POST /2/files/download_zip HTTP/1.1\r\nHost: {}\r\nAuthorization: Bearer alice-token\r\n\
-             Dropbox-API-Arg: {{\"path\": \"/docs\"}}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
-            running.addr
-        ),
-    );
+    let (status, zip) = dropbox_zip(&running.addr, "alice-token", "/docs");
     assert_eq!(status, 200, "{}", String::from_utf8_lossy(&zip));
     let mut archive = zip::ZipArchive::new(std::io::Cursor::new(zip)).unwrap();
     let mut names: Vec<String> = (0..archive.len())
@@ -595,14 +599,7 @@ fn serves_a_directory_with_root_and_never_reads_outside_it() {
         .unwrap();
     assert_eq!(text, "beta\n");
     // A name that climbs is no path in the tree.
-    let (status, _) = http_bytes(
-        &running.addr,
-        &format!(
-            "POST /2/files/download_zip HTTP/1.1\r\nHost: {}\r\nAuthorization: Bearer alice-token\r\n\
-             Dropbox-API-Arg: {{\"path\": \"/docs/../..\"}}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
-            running.addr
-        ),
-    );
+    let (status, _) = dropbox_zip(&running.addr, "alice-token", "/docs/../..");
     assert_ne!(status, 200);
     // A policy's users replace the default ones.
     let policy = dir.path().join("policy.json");
@@ -618,16 +615,7 @@ fn serves_a_directory_with_root_and_never_reads_outside_it() {
         policy.to_str().unwrap(),
     ]);
     // Paths are the user's own: carol's home is `docs`.
-    let ask = |token: &str| {
-        http_bytes(
-            &with_policy.addr,
-            &format!(
-                "POST /2/files/download_zip HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {token}\r\n\
-                 Dropbox-API-Arg: {{\"path\": \"/sub\"}}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
-            ),
-        )
-        .0
-    };
+    let ask = |token: &str| dropbox_zip(&with_policy.addr, token, "/sub").0;
     assert_eq!(ask("carol-token"), 200);
     assert_eq!(ask("alice-token"), 401);
 }
