@@ -85,6 +85,11 @@ struct ServeArgs {
     /// fixture's users, without homes.
     #[arg(long, value_name = "FILE", requires = "root")]
     policy: Option<PathBuf>,
+    /// With `--root`: walk the directory again every SECS seconds and serve
+    /// what changed (files added, removed or rewritten); 0 walks only at
+    /// start. Each walk reads every directory entry: raise it for huge trees.
+    #[arg(long, value_name = "SECS", default_value_t = 2, requires = "root")]
+    rescan: u32,
     /// Let the `--fixtures` file name files outside its folder (absolute
     /// paths, `..`, symlinks out). Fixtures sent to the control plane still
     /// may not.
@@ -231,7 +236,10 @@ fn load_source(path: Option<&PathBuf>, anywhere: bool) -> Result<FixtureSource, 
 /// `--root DIR`: the directory walked into a fixture document whose files
 /// open beneath DIR only, with the `--policy` users (or the embedded
 /// fixture's, without their homes, which name fixture folders).
-fn directory_source(root: &Path, policy: Option<&Path>) -> Result<FixtureSource, String> {
+fn directory_source(
+    root: &Path,
+    policy: Option<&Path>,
+) -> Result<(FixtureSource, ServedDir), String> {
     let users = match policy {
         Some(path) => {
             let text =
@@ -270,20 +278,78 @@ fn directory_source(root: &Path, policy: Option<&Path>) -> Result<FixtureSource,
     let content = zipgate::store::ContentRoot::new(root)
         .map_err(|e| format!("--root {}: {e}", root.display()))?
         .without_symlinks();
-    let (doc, skipped) = zipgate::store::directory::walk(content.dir(), users)?;
-    if skipped != Default::default() {
-        tracing::warn!(
-            symlinks = skipped.symlinks,
-            special = skipped.special,
-            not_utf8 = skipped.not_utf8,
-            unreadable = skipped.unreadable,
-            "--root: entries left out"
-        );
+    let served = ServedDir {
+        paths: zipgate::store::ContentPaths::Beneath(Arc::new(content)),
+        users,
+        left_out: Default::default(),
+    };
+    let doc = served.walk()?;
+    Ok((FixtureSource::new(doc, served.paths.clone()), served))
+}
+
+/// What `--root` serves: the directory (held open) and the users.
+struct ServedDir {
+    paths: zipgate::store::ContentPaths,
+    users: Vec<serde_json::Value>,
+    /// What the last walk left out: warned about when it changes, not at
+    /// every rescan.
+    left_out: std::sync::Mutex<zipgate::store::directory::Skipped>,
+}
+
+impl ServedDir {
+    fn walk(&self) -> Result<serde_json::Value, String> {
+        let zipgate::store::ContentPaths::Beneath(root) = &self.paths else {
+            unreachable!("a served directory is always a content root")
+        };
+        let (doc, skipped) = zipgate::store::directory::walk(root.dir(), self.users.clone())?;
+        let mut last = self.left_out.lock().unwrap_or_else(|e| e.into_inner());
+        if skipped != *last {
+            tracing::warn!(
+                symlinks = skipped.symlinks,
+                special = skipped.special,
+                not_utf8 = skipped.not_utf8,
+                unreadable = skipped.unreadable,
+                "--root: entries left out"
+            );
+            *last = skipped;
+        }
+        Ok(doc)
     }
-    Ok(FixtureSource::new(
-        doc,
-        zipgate::store::ContentPaths::Beneath(std::sync::Arc::new(content)),
-    ))
+
+    /// Walks again every `every`, and puts a tree that changed in force
+    /// (jobs already planned keep theirs; a file rewritten since its job
+    /// was planned is refused at download, as its size or mtime differ).
+    fn rescan(self, state: Arc<AppState>, every: std::time::Duration, first: serde_json::Value) {
+        let spawned = std::thread::Builder::new()
+            .name("zipgate-rescan".into())
+            .spawn(move || {
+                let mut last = first;
+                loop {
+                    std::thread::sleep(every);
+                    let doc = match self.walk() {
+                        Ok(doc) => doc,
+                        Err(error) => {
+                            tracing::warn!(%error, "--root: the walk failed; the tree in force stays");
+                            continue;
+                        }
+                    };
+                    if doc == last {
+                        continue;
+                    }
+                    match state.load_fixture(FixtureSource::new(doc.clone(), self.paths.clone())) {
+                        Ok(()) => {
+                            let nodes = state.store().node_count();
+                            tracing::info!(nodes, "--root: changes on disk are in force");
+                            last = doc;
+                        }
+                        Err(error) => tracing::warn!(%error, "--root: the new tree was refused"),
+                    }
+                }
+            });
+        if let Err(error) = spawned {
+            tracing::warn!(%error, "--root: cannot start the rescan thread; the start's tree stays");
+        }
+    }
 }
 
 /// A count of at least one, at most 2^32 - 1 (caps kept in `u32` slots).
@@ -390,9 +456,15 @@ fn serve(args: ServeArgs) -> ExitCode {
             server::limit::soft_fd_limit()
         }
     };
-    let source = match &args.root {
-        Some(root) => directory_source(root, args.policy.as_deref()),
-        None => load_source(args.fixtures.as_ref(), args.fixture_paths_anywhere),
+    let (source, served) = match &args.root {
+        Some(root) => match directory_source(root, args.policy.as_deref()) {
+            Ok((source, served)) => (Ok(source), Some(served)),
+            Err(e) => (Err(e), None),
+        },
+        None => (
+            load_source(args.fixtures.as_ref(), args.fixture_paths_anywhere),
+            None,
+        ),
     };
     let source = match source {
         Ok(source) => source,
@@ -401,6 +473,8 @@ fn serve(args: ServeArgs) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    // The walk at start, which the rescans compare against.
+    let served = served.map(|served| (served, (*source.json).clone()));
     let mut compression = CompressionPolicy {
         method: match args.compression {
             CompressionArg::Store => Compression::Store,
@@ -555,6 +629,13 @@ fn serve(args: ServeArgs) -> ExitCode {
                 return ExitCode::FAILURE;
             }
         };
+        if let (Some((served, first)), true) = (served, args.rescan > 0) {
+            served.rescan(
+                state.clone(),
+                std::time::Duration::from_secs(u64::from(args.rescan)),
+                first,
+            );
+        }
         let nodes = state.store().node_count();
         let compression = &state.config.compression;
         let deflate = Deflater::new(compression.level, compression.engine).implementation();

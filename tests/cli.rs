@@ -619,3 +619,42 @@ fn serves_a_directory_with_root_and_never_reads_outside_it() {
     assert_eq!(ask("carol-token"), 200);
     assert_eq!(ask("alice-token"), 401);
 }
+
+#[test]
+fn a_served_directory_is_walked_again_and_changes_are_served() {
+    let dir = TempDir::new("cli-rescan");
+    let served = dir.path().join("served");
+    std::fs::create_dir_all(served.join("docs")).unwrap();
+    std::fs::write(served.join("docs/a.txt"), "one\n").unwrap();
+    let running = serve(&["--root", served.to_str().unwrap(), "--rescan", "1"]);
+    let nodes = || {
+        let (_, body) = http_get(&running.addr, "/_zipgate/health");
+        let at = body.find("\"nodes\":").unwrap() + 8;
+        body[at..]
+            .split(|c: char| !c.is_ascii_digit())
+            .next()
+            .unwrap()
+            .parse::<u64>()
+            .unwrap()
+    };
+    let wait_for = |want: u64| {
+        let deadline = Instant::now() + Duration::from_secs(15);
+        while nodes() != want {
+            assert!(
+                Instant::now() < deadline,
+                "still {} nodes, not {want}",
+                nodes()
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    };
+    assert_eq!(nodes(), 2);
+    std::fs::write(served.join("docs/b.txt"), "two\n").unwrap();
+    wait_for(3);
+    let (status, zip) = dropbox_zip(&running.addr, "alice-token", "/docs");
+    assert_eq!(status, 200);
+    let mut archive = zip::ZipArchive::new(std::io::Cursor::new(zip)).unwrap();
+    assert!(archive.by_name("docs/b.txt").is_ok());
+    std::fs::remove_file(served.join("docs/a.txt")).unwrap();
+    wait_for(2);
+}

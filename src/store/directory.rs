@@ -1,9 +1,9 @@
 //! `serve --root DIR`: a real directory served as the tree, for teams moving
 //! a client off a vendor onto their own files.
 //!
-//! This first step walks the directory once, at start (changes on disk
-//! are seen after a restart; `POST /_zipgate/reset` goes back to that
-//! snapshot), into a fixture document: a folder per directory, a file per
+//! The binary walks the directory at start and again every `--rescan`
+//! seconds, each time into a fixture document, and loads one that changed
+//! (`POST /_zipgate/reset` goes back to the start's): a folder per directory, a file per
 //! regular file, named as on disk, with `mtime` from the file; each file's
 //! bytes are read at download time through [`super::ContentRoot`], beneath
 //! `DIR` only (`openat2` with `RESOLVE_BENEATH`). Neutral ids are the paths
