@@ -240,6 +240,7 @@ fn directory_source(
     root: &Path,
     policy: Option<&Path>,
 ) -> Result<(FixtureSource, ServedDir), String> {
+    let mut rules = Vec::new();
     let users = match policy {
         Some(path) => {
             let text =
@@ -248,9 +249,18 @@ fn directory_source(
                 serde_json::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))?;
             if doc.get("nodes").is_some() {
                 return Err(format!(
-                    "{}: a policy has users only; the nodes come from --root",
+                    "{}: a policy has users and rules; the nodes come from --root",
                     path.display()
                 ));
+            }
+            let listed = doc.get("rules").cloned().unwrap_or(serde_json::json!([]));
+            rules = serde_json::from_value(listed)
+                .map_err(|e| format!("{}: rules: {e}", path.display()))?;
+            if rules.is_empty() {
+                tracing::warn!(
+                    "--policy without rules: every user may read everything under {}",
+                    root.display()
+                );
             }
             doc.get("users").cloned().unwrap_or_default()
         }
@@ -281,6 +291,7 @@ fn directory_source(
     let served = ServedDir {
         paths: zipgate::store::ContentPaths::Beneath(Arc::new(content)),
         users,
+        rules,
         left_out: Default::default(),
     };
     let doc = served.walk()?;
@@ -291,6 +302,7 @@ fn directory_source(
 struct ServedDir {
     paths: zipgate::store::ContentPaths,
     users: Vec<serde_json::Value>,
+    rules: Vec<zipgate::store::directory::Rule>,
     /// What the last walk left out: warned about when it changes, not at
     /// every rescan.
     left_out: std::sync::Mutex<zipgate::store::directory::Skipped>,
@@ -301,7 +313,8 @@ impl ServedDir {
         let zipgate::store::ContentPaths::Beneath(root) = &self.paths else {
             unreachable!("a served directory is always a content root")
         };
-        let (doc, skipped) = zipgate::store::directory::walk(root.dir(), self.users.clone())?;
+        let (doc, skipped) =
+            zipgate::store::directory::walk(root.dir(), self.users.clone(), &self.rules)?;
         let mut last = self.left_out.lock().unwrap_or_else(|e| e.into_inner());
         if skipped != *last {
             tracing::warn!(
@@ -309,6 +322,7 @@ impl ServedDir {
                 special = skipped.special,
                 not_utf8 = skipped.not_utf8,
                 unreadable = skipped.unreadable,
+                rules_unmatched = skipped.rules_unmatched,
                 "--root: entries left out"
             );
             *last = skipped;

@@ -658,3 +658,62 @@ fn a_served_directory_is_walked_again_and_changes_are_served() {
     std::fs::remove_file(served.join("docs/a.txt")).unwrap();
     wait_for(2);
 }
+
+#[test]
+fn a_policy_says_who_reads_what_by_path() {
+    let dir = TempDir::new("cli-policy");
+    let served = dir.path().join("served");
+    std::fs::create_dir_all(served.join("docs/private")).unwrap();
+    std::fs::write(served.join("docs/open.txt"), "open\n").unwrap();
+    std::fs::write(served.join("docs/private/pay.txt"), "pay\n").unwrap();
+    let policy = dir.path().join("policy.json");
+    std::fs::write(
+        &policy,
+        r#"{"users": [{"id": "alice", "token": "alice-token"},
+                      {"id": "carol", "token": "carol-token"}],
+            "rules": [{"path": "docs/private", "owner": "carol", "readers": ["carol"]}]}"#,
+    )
+    .unwrap();
+    let running = serve(&[
+        "--root",
+        served.to_str().unwrap(),
+        "--policy",
+        policy.to_str().unwrap(),
+    ]);
+    let names = |token: &str, path: &str| {
+        let (status, zip) = dropbox_zip(&running.addr, token, path);
+        assert_eq!(status, 200, "{token} {path}");
+        let mut archive = zip::ZipArchive::new(std::io::Cursor::new(zip)).unwrap();
+        let mut names: Vec<String> = (0..archive.len())
+            .map(|i| archive.by_index(i).unwrap().name().unwrap().to_string())
+            .collect();
+        names.sort();
+        names
+    };
+    // Dropbox leaves out what its user may not read inside a folder.
+    assert_eq!(names("alice-token", "/docs"), ["docs/", "docs/open.txt"]);
+    assert_eq!(
+        names("carol-token", "/docs/private"),
+        ["private/", "private/pay.txt"]
+    );
+    // A rule that is not a list of users or "everyone" stops the start.
+    std::fs::write(
+        &policy,
+        r#"{"users": [], "rules": [{"path": "docs", "readers": ["x"], "bogus": 1}]}"#,
+    )
+    .unwrap();
+    let (status, stderr) = start_refused(
+        &[
+            "--root",
+            served.to_str().unwrap(),
+            "--policy",
+            policy.to_str().unwrap(),
+        ],
+        &[],
+    );
+    assert!(status.is_some_and(|s| !s.success()), "{stderr}");
+    assert!(
+        stderr.contains("rules") && stderr.contains("bogus"),
+        "{stderr}"
+    );
+}

@@ -34,14 +34,64 @@ pub struct Skipped {
     pub special: u64,
     pub not_utf8: u64,
     pub unreadable: u64,
+    /// Policy rules whose path names nothing in the directory.
+    pub rules_unmatched: u64,
 }
 
-/// The fixture document for `dir`, with `users` as its users.
-pub fn walk(dir: &Path, users: Vec<Value>) -> Result<(Value, Skipped), String> {
+/// Who owns and reads what lies at a path (and below it, by inheritance,
+/// unless a rule for a deeper path says otherwise): a policy file's
+/// `rules`, `{"path": "docs/private", "owner": "carol", "readers": ["carol"]}`.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Rule {
+    /// Relative to the served directory, `/`-separated.
+    pub path: String,
+    pub owner: Option<String>,
+    /// `"everyone"` or a list of user ids, as in fixtures.
+    pub readers: Option<Value>,
+}
+
+/// The fixture document for `dir`, with `users` as its users and `rules`
+/// applied to the nodes at their paths (a rule whose path is not there is
+/// counted in `rules_unmatched`).
+pub fn walk(dir: &Path, users: Vec<Value>, rules: &[Rule]) -> Result<(Value, Skipped), String> {
     let mut skipped = Skipped::default();
     let mut count = 0usize;
-    let nodes = children(dir, "", 0, &mut count, &mut skipped)?;
+    let mut nodes = children(dir, "", 0, &mut count, &mut skipped)?;
+    for rule in rules {
+        let path = rule.path.trim_matches('/');
+        if !apply(&mut nodes, path, rule) {
+            skipped.rules_unmatched += 1;
+        }
+    }
     Ok((json!({"users": users, "nodes": nodes}), skipped))
+}
+
+/// Sets the rule's owner and readers on the node at `path`; false when
+/// there is none.
+fn apply(nodes: &mut [Value], path: &str, rule: &Rule) -> bool {
+    let (first, rest) = match path.split_once('/') {
+        Some((first, rest)) => (first, Some(rest)),
+        None => (path, None),
+    };
+    let Some(node) = nodes.iter_mut().find(|n| n["name"] == first) else {
+        return false;
+    };
+    match rest {
+        Some(rest) => match node.get_mut("children").and_then(Value::as_array_mut) {
+            Some(children) => apply(children, rest, rule),
+            None => false,
+        },
+        None => {
+            if let Some(owner) = &rule.owner {
+                node["owner"] = json!(owner);
+            }
+            if let Some(readers) = &rule.readers {
+                node["readers"] = readers.clone();
+            }
+            true
+        }
+    }
 }
 
 fn mtime(metadata: &fs::Metadata) -> Option<String> {
@@ -148,7 +198,22 @@ mod tests {
             )
             .unwrap();
         }
-        let (doc, skipped) = walk(&dir, Vec::new()).unwrap();
+        let rules = [
+            Rule {
+                path: "b/inner".into(),
+                owner: Some("carol".into()),
+                readers: Some(json!(["carol"])),
+            },
+            Rule {
+                path: "nowhere".into(),
+                owner: None,
+                readers: None,
+            },
+        ];
+        let (doc, skipped) = walk(&dir, Vec::new(), &rules).unwrap();
+        assert_eq!(skipped.rules_unmatched, 1);
+        assert_eq!(doc["nodes"][1]["children"][0]["owner"], "carol");
+        assert_eq!(doc["nodes"][1]["children"][0]["readers"], json!(["carol"]));
         let nodes = doc["nodes"].as_array().unwrap();
         let names: Vec<&str> = nodes.iter().map(|n| n["name"].as_str().unwrap()).collect();
         assert_eq!(names, ["a.txt", "b"]);
