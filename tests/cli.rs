@@ -7,7 +7,7 @@ use std::net::TcpStream;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{serve_binary as serve, start_refused, Running, TempDir};
+use common::{serve_binary as serve, start_refused, zip_entry_names, Running, TempDir};
 
 fn http_get(addr: &str, path: &str) -> (u16, String) {
     let mut stream = TcpStream::connect(addr).unwrap();
@@ -585,11 +585,9 @@ fn serves_a_directory_with_root_and_never_reads_outside_it() {
     // Dropbox addresses by path: the folder as a zip, as on disk.
     let (status, zip) = dropbox_zip(&running.addr, "alice-token", "/docs");
     assert_eq!(status, 200, "{}", String::from_utf8_lossy(&zip));
-    let mut archive = zip::ZipArchive::new(std::io::Cursor::new(zip)).unwrap();
-    let mut names: Vec<String> = (0..archive.len())
-        .map(|i| archive.by_index(i).unwrap().name().unwrap().to_string())
-        .collect();
+    let mut names = zip_entry_names(&zip);
     names.sort();
+    let mut archive = zip::ZipArchive::new(std::io::Cursor::new(zip)).unwrap();
     assert_eq!(
         names,
         ["docs/", "docs/a.txt", "docs/sub/", "docs/sub/b.txt"]
@@ -683,10 +681,7 @@ fn a_policy_says_who_reads_what_by_path() {
     let names = |token: &str, path: &str| {
         let (status, zip) = dropbox_zip(&running.addr, token, path);
         assert_eq!(status, 200, "{token} {path}");
-        let mut archive = zip::ZipArchive::new(std::io::Cursor::new(zip)).unwrap();
-        let mut names: Vec<String> = (0..archive.len())
-            .map(|i| archive.by_index(i).unwrap().name().unwrap().to_string())
-            .collect();
+        let mut names = zip_entry_names(&zip);
         names.sort();
         names
     };
