@@ -189,14 +189,9 @@ impl Core for ServerCore {
             archive = archive.with_utf8_flag_on_every_name();
         }
         let archive = Arc::new(archive);
-        let (building, build_cancelled) = match request.layout.exact_length && archive.needs_build()
-        {
-            true => {
-                let (building, cancelled) = Building::new();
-                (Some(building), Some(cancelled))
-            }
-            false => (None, None),
-        };
+        let (building, build_cancelled) = (request.layout.exact_length && archive.needs_build())
+            .then(Building::new)
+            .unzip();
         let archive_len = archive.len();
         let (mut files_skipped, mut folders_skipped) = (0, 0);
         for skipped in &plan.skipped {

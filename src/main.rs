@@ -289,18 +289,18 @@ fn directory_source(
         .map_err(|e| format!("--root {}: {e}", root.display()))?
         .without_symlinks();
     let served = ServedDir {
-        paths: zipgate::store::ContentPaths::Beneath(Arc::new(content)),
+        root: Arc::new(content),
         users,
         rules,
         left_out: Default::default(),
     };
     let doc = served.walk()?;
-    Ok((FixtureSource::new(doc, served.paths.clone()), served))
+    Ok((FixtureSource::new(doc, served.paths()), served))
 }
 
 /// What `--root` serves: the directory (held open) and the users.
 struct ServedDir {
-    paths: zipgate::store::ContentPaths,
+    root: Arc<zipgate::store::ContentRoot>,
     users: Vec<serde_json::Value>,
     rules: Vec<zipgate::store::directory::Rule>,
     /// What the last walk left out: warned about when it changes, not at
@@ -309,12 +309,14 @@ struct ServedDir {
 }
 
 impl ServedDir {
+    /// Where the walked tree's files open: beneath the directory only.
+    fn paths(&self) -> zipgate::store::ContentPaths {
+        zipgate::store::ContentPaths::Beneath(self.root.clone())
+    }
+
     fn walk(&self) -> Result<serde_json::Value, String> {
-        let zipgate::store::ContentPaths::Beneath(root) = &self.paths else {
-            unreachable!("a served directory is always a content root")
-        };
         let (doc, skipped) =
-            zipgate::store::directory::walk(root.dir(), self.users.clone(), &self.rules)?;
+            zipgate::store::directory::walk(self.root.dir(), self.users.clone(), &self.rules)?;
         let mut last = self.left_out.lock().unwrap_or_else(|e| e.into_inner());
         if skipped != *last {
             tracing::warn!(
@@ -350,7 +352,7 @@ impl ServedDir {
                     if doc == last {
                         continue;
                     }
-                    match state.load_fixture(FixtureSource::new(doc.clone(), self.paths.clone())) {
+                    match state.load_fixture(FixtureSource::new(doc.clone(), self.paths())) {
                         Ok(()) => {
                             let nodes = state.store().node_count();
                             tracing::info!(nodes, "--root: changes on disk are in force");

@@ -117,7 +117,10 @@ impl Router {
     }
 
     fn match_path<'p>(&self, path: &'p str) -> std::borrow::Cow<'p, str> {
-        let rules = self.rules_for(path);
+        Self::apply_rules(path, self.rules_for(path))
+    }
+
+    fn apply_rules(path: &str, rules: PathRules) -> std::borrow::Cow<'_, str> {
         let path = match path.strip_suffix('/') {
             Some(trimmed) if rules.trailing_slash && !trimmed.is_empty() => trimmed,
             _ => path,
@@ -139,8 +142,9 @@ impl Router {
     }
 
     pub fn find(&self, method: &Method, path: &str) -> Found {
-        let head_as_get = !self.rules_for(path).head_only_where_declared;
-        let path = self.match_path(path);
+        let rules = self.rules_for(path);
+        let head_as_get = !rules.head_only_where_declared;
+        let path = Self::apply_rules(path, rules);
         let Ok(matched) = self.paths.at(&path) else {
             return Found::NotFound;
         };

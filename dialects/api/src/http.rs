@@ -32,6 +32,22 @@ pub fn media_type(headers: &HeaderMap) -> Option<String> {
     (!essence.is_empty()).then_some(essence)
 }
 
+/// The items of a weighted list (`Accept`, `Accept-Charset`), each
+/// lower-cased with its `q` in thousandths (1000 when absent; a `q` that
+/// does not parse counts as absent), in the order written.
+pub fn weighted(value: &str) -> impl Iterator<Item = (String, u32)> + '_ {
+    value.split(',').map(|part| {
+        let mut pieces = part.split(';');
+        let item = pieces.next().unwrap_or("").trim().to_ascii_lowercase();
+        let quality = pieces
+            .filter_map(|p| p.trim().strip_prefix("q="))
+            .filter_map(|q| q.trim().parse::<f32>().ok())
+            .next()
+            .unwrap_or(1.0);
+        (item, (quality.clamp(0.0, 1.0) * 1000.0).round() as u32)
+    })
+}
+
 #[derive(Debug, PartialEq, Eq)]
 pub enum Credentials<'a> {
     None,
@@ -211,6 +227,22 @@ pub fn ascii_fallback(name: &str) -> String {
 mod tests {
     use super::*;
     use http::HeaderValue;
+
+    #[test]
+    fn weighted_lists_give_each_item_its_quality() {
+        let items: Vec<(String, u32)> =
+            weighted("Text/HTML, application/xml;q=0.9, */*; q=0.8, utf-16;q=x, a;q=2").collect();
+        assert_eq!(
+            items,
+            [
+                ("text/html".into(), 1000),
+                ("application/xml".into(), 900),
+                ("*/*".into(), 800),
+                ("utf-16".into(), 1000),
+                ("a".into(), 1000),
+            ]
+        );
+    }
 
     fn range(value: &str, len: u64) -> RangeRequest {
         let mut headers = HeaderMap::new();

@@ -4,6 +4,7 @@
 //! ties to JSON), then the request's Content-Type, then JSON. Never 406.
 
 use http::{header, HeaderMap};
+use zipgate_api::http::weighted;
 
 /// The response's media type and character encoding.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -120,14 +121,11 @@ fn response_charset(headers: &HeaderMap, request_charset: Option<Charset>) -> Ch
         .and_then(|v| v.to_str().ok())
     {
         let mut best: Option<(u32, Charset)> = None;
-        for part in accept.split(',') {
-            let mut pieces = part.split(';');
-            let name = pieces.next().unwrap_or("").trim();
-            let quality = quality_of(pieces);
+        for (name, quality) in weighted(accept) {
             let charset = if name == "*" {
                 Some(Charset::Utf8)
             } else {
-                Charset::named(name)
+                Charset::named(&name)
             };
             if let Some(charset) = charset.filter(|_| quality > 0) {
                 if best.is_none_or(|(q, _)| quality > q) {
@@ -140,15 +138,6 @@ fn response_charset(headers: &HeaderMap, request_charset: Option<Charset>) -> Ch
         }
     }
     request_charset.unwrap_or(Charset::Utf8)
-}
-
-fn quality_of<'a>(pieces: impl Iterator<Item = &'a str>) -> u32 {
-    let quality = pieces
-        .filter_map(|p| p.trim().strip_prefix("q="))
-        .filter_map(|q| q.trim().parse::<f32>().ok())
-        .next()
-        .unwrap_or(1.0);
-    (quality.clamp(0.0, 1.0) * 1000.0).round() as u32
 }
 
 const FORMATTERS: [(bool, [&str; 2]); 2] = [
@@ -167,10 +156,7 @@ fn make(xml: bool, media: &'static str, charset: Charset) -> Format {
 /// (rank: 2 literal, 1 subtype range, 0 all; quality in thousandths)
 fn accept_match(accept: &str, supported: &[&'static str; 2]) -> Option<(u32, u8, &'static str)> {
     let mut best: Option<(u32, u8, &'static str)> = None;
-    for part in accept.split(',') {
-        let mut pieces = part.split(';');
-        let range = pieces.next().unwrap_or("").trim().to_ascii_lowercase();
-        let quality = quality_of(pieces);
+    for (range, quality) in weighted(accept) {
         if quality == 0 {
             continue;
         }
@@ -203,10 +189,7 @@ pub fn negotiate(headers: &HeaderMap) -> Format {
         .get("x-requested-with")
         .and_then(|v| v.to_str().ok())
         .is_some_and(|v| v.trim().eq_ignore_ascii_case("XMLHttpRequest"));
-    let any_only = accept.is_none_or(|a| {
-        a.split(',')
-            .all(|part| part.split(';').next().unwrap_or("").trim() == "*/*")
-    });
+    let any_only = accept.is_none_or(|a| weighted(a).all(|(range, _)| range == "*/*"));
     if ajax && any_only {
         return Format::Json("application/json", charset);
     }

@@ -4,7 +4,7 @@
 
 use http::{header, HeaderValue, Response, StatusCode};
 use serde_json::{json, Value};
-use zipgate_api::http::{full, Body};
+use zipgate_api::http::{full, weighted, Body};
 use zipgate_api::rng::{SplitMix64, LOWER_ALNUM};
 use zipgate_api::{Core, DialectRequest};
 
@@ -20,9 +20,7 @@ pub(crate) fn prefers_xml(accept: &str) -> bool {
     let quality = |media: &str| {
         let (kind, _) = media.split_once('/').unwrap_or((media, ""));
         let mut best: Option<(u8, u32)> = None;
-        for part in accept.split(',') {
-            let mut pieces = part.split(';');
-            let range = pieces.next().unwrap_or("").trim().to_ascii_lowercase();
+        for (range, q) in weighted(accept) {
             let specificity = if range == media {
                 2
             } else if range.strip_suffix("/*") == Some(kind) {
@@ -32,12 +30,6 @@ pub(crate) fn prefers_xml(accept: &str) -> bool {
             } else {
                 continue;
             };
-            let q = pieces
-                .filter_map(|p| p.trim().strip_prefix("q="))
-                .filter_map(|q| q.trim().parse::<f32>().ok())
-                .next()
-                .unwrap_or(1.0);
-            let q = (q.clamp(0.0, 1.0) * 1000.0).round() as u32;
             if best.is_none_or(|(s, _)| specificity > s) {
                 best = Some((specificity, q));
             }
