@@ -210,7 +210,9 @@ impl Core for ServerCore {
             owner_tag,
             owner: request.owner,
             archive: archive.clone(),
-            file_count: plan.file_count,
+            // Files skipped while planning count too, so that a finished
+            // job's done and skipped files add up to its count.
+            file_count: plan.file_count + files_skipped,
             files_skipped,
             folders_skipped,
             pacing: request.pacing,

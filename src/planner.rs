@@ -349,11 +349,11 @@ impl Walker<'_> {
             if self.store.can_read(self.principal, child) {
                 out.push(child.clone());
             } else {
-                match self.options.unreadable {
+                match self.options.unreadable_inside {
                     OnProblem::Fail => return Err(Error::Forbidden(child.id.0.clone())),
                     OnProblem::Skip => self.plan.skipped.push(Skipped {
                         id: child.id.clone(),
-                        reason: SkipReason::Forbidden,
+                        reason: SkipReason::ForbiddenInside,
                     }),
                 }
             }
@@ -967,16 +967,38 @@ mod tests {
         )
         .unwrap_err();
         assert_eq!(err, Error::NotFound("nope".into()));
-        let err = plan(&store(), &bob(), &sel(&["d1"]), &mut PlanOptions::default()).unwrap_err();
+        let err = plan(
+            &store(),
+            &bob(),
+            &sel(&["secret"]),
+            &mut PlanOptions::default(),
+        )
+        .unwrap_err();
         assert_eq!(err, Error::Forbidden("secret".into()));
+        // Skipping unreadable selections can still refuse what is hidden inside one.
         let mut options = PlanOptions {
             missing: OnProblem::Skip,
             unreadable: OnProblem::Skip,
+            unreadable_inside: OnProblem::Fail,
             ..PlanOptions::default()
         };
+        let err = plan(&store(), &bob(), &sel(&["d1", "nope"]), &mut options).unwrap_err();
+        assert_eq!(err, Error::Forbidden("secret".into()));
+        options.unreadable_inside = OnProblem::Skip;
         let plan = plan(&store(), &bob(), &sel(&["d1", "nope"]), &mut options).unwrap();
         assert!(!paths(&plan).contains(&"Docs/secret.txt"));
-        assert_eq!(plan.skipped.len(), 2);
+        let reasons: Vec<_> = plan
+            .skipped
+            .iter()
+            .map(|s| (s.id.0.as_str(), s.reason))
+            .collect();
+        assert_eq!(
+            reasons,
+            [
+                ("nope", SkipReason::NotFound),
+                ("secret", SkipReason::ForbiddenInside)
+            ]
+        );
         let kinds = sel(&["a1"])
             .into_iter()
             .map(|mut s| {

@@ -426,13 +426,6 @@ async fn unreadable_items_are_403_and_unknown_ones_404() {
         "access_denied_insufficient_permissions",
         Some("error-403.json"),
     );
-    // A folder with an unreadable file inside is refused as a whole.
-    assert_box_error(
-        &create(&s, Some(BOB), &items(&[("folder", "1001")])).await,
-        403,
-        "access_denied_insufficient_permissions",
-        None,
-    );
     let reply = create(&s, Some(ALICE), &items(&[("file", "999999999")])).await;
     assert_box_error(&reply, 404, "not_found", Some("error-404-item.json"));
     // The id exists but is a folder, not a file.
@@ -440,6 +433,38 @@ async fn unreadable_items_are_403_and_unknown_ones_404() {
         &create(&s, Some(ALICE), &items(&[("file", "1002")])).await,
         404,
         "not_found",
+        None,
+    );
+    // What the caller may not read inside a selected folder is left out
+    // and counted as skipped, as Box counts what "could not be downloaded
+    // … due to permission issues": Documents holds bob's draft, which
+    // alice may not read.
+    let created = create(&s, Some(ALICE), &items(&[("folder", "1002")]))
+        .await
+        .json();
+    let names = entries_of(&s, &created).await;
+    assert!(
+        names.contains(&"Documents/notes.md".to_owned()),
+        "{names:?}"
+    );
+    assert!(!names.iter().any(|n| n.contains("bob-draft")), "{names:?}");
+    let status = status_of(&s, &created).await;
+    assert_eq!(
+        (
+            &status["total_file_count"],
+            &status["downloaded_file_count"],
+            &status["skipped_file_count"],
+            &status["skipped_folder_count"]
+        ),
+        (&json!(7), &json!(6), &json!(1), &json!(0)),
+        "{status}"
+    );
+    // `box.unreadable_inside=refuse` refuses such a folder as a whole.
+    let strict = start(&[("unreadable_inside", "refuse")]).await;
+    assert_box_error(
+        &create(&strict, Some(BOB), &items(&[("folder", "1001")])).await,
+        403,
+        "access_denied_insufficient_permissions",
         None,
     );
 }

@@ -60,7 +60,7 @@ fn serves_the_embedded_fixtures_logs_each_request_and_stops_on_sigterm() {
     let mut running = serve(&[]);
     let (status, body) = http_get(&running.addr, "/_zipgate/health");
     assert_eq!(status, 200);
-    assert!(body.contains("\"nodes\":20"), "{body}");
+    assert!(body.contains("\"nodes\":21"), "{body}");
     let line = wait_for_line(&running, "path=/_zipgate/health");
     for field in ["method=GET", "status=200", "bytes=", "ms="] {
         assert!(

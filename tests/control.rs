@@ -110,7 +110,7 @@ async fn reset_goes_back_to_the_start_and_forgets_jobs() {
         "no users in the empty tree"
     );
     let reply = control(&server, Method::POST, "/_zipgate/reset", Value::Null).await;
-    assert_eq!(reply.json()["nodes"], 20);
+    assert_eq!(reply.json()["nodes"], 21);
     let created = box_create(&server).await;
     assert_eq!(created.status, StatusCode::ACCEPTED);
 

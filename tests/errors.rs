@@ -55,7 +55,7 @@ async fn bad_requests_get_a_status_and_a_json_message() {
         ),
         (
             vec![JSON, ("authorization", "Bearer bob-token")],
-            r#"{"items":[{"id":"folder-alice-home"}]}"#,
+            r#"{"items":[{"id":"folder-private"}]}"#,
             StatusCode::FORBIDDEN,
             "forbidden",
             "folder-private",
@@ -175,7 +175,7 @@ async fn health_reports_version_dialects_and_fixture_size() {
     assert_eq!(health["status"], "ok");
     assert_eq!(health["version"], env!("CARGO_PKG_VERSION"));
     assert!(health["dialects"].is_array());
-    assert_eq!(health["nodes"], 20);
+    assert_eq!(health["nodes"], 21);
     assert_eq!(health["active_streams"], 0);
     // The server is still fine after all that.
     let reply = zip(&server, &json!({"items": [{"id": "file-readme"}]}), None).await;

@@ -647,3 +647,29 @@ async fn a_file_and_a_folder_may_share_an_itslearning_id_but_not_a_box_id() {
     .await;
     assert_eq!(reply.status, StatusCode::OK);
 }
+
+#[tokio::test]
+async fn what_the_caller_may_not_read_inside_a_folder_is_left_out() {
+    // itslearning does not say; zipgate leaves it out (a setting can refuse).
+    let s = start_dialect("itslearning", &[("pacing", "immediate")]).await;
+    let body = r#"{"FolderIds":[1002]}"#;
+    let reply = call(&s, Method::POST, ZIP, &[ALICE, JSON], body).await;
+    assert_eq!(reply.status, StatusCode::OK);
+    let model = reply.json();
+    assert_eq!(model["Status"], "Completed", "{model}");
+    let zip = call(&s, Method::GET, &download_path(&model), &[], "").await;
+    let names = zip_entry_names(&zip.body);
+    assert!(
+        names.contains(&"Documents/todo.txt".to_owned()),
+        "{names:?}"
+    );
+    assert!(!names.iter().any(|n| n.contains("bob-draft")), "{names:?}");
+
+    let s = start_dialect("itslearning", &[("unreadable_inside", "refuse")]).await;
+    let reply = call(&s, Method::POST, ZIP, &[ALICE, JSON], body).await;
+    assert_eq!(reply.status, StatusCode::FORBIDDEN);
+    assert_eq!(
+        reply.json()["Message"],
+        "You do not have access to one or more of the files or folders."
+    );
+}

@@ -116,6 +116,10 @@ async fn the_embedded_default_fixture_zips_for_its_owner() {
     );
     assert!(reply.body.len() > 64 << 20);
     check_with_readers(&reply.body, &expected);
+    // What alice may not read inside her folder (bob's draft) is left out.
+    let names = zip_entry_names(&reply.body);
+    assert!(names.contains(&"Alice/Documents/todo.txt".to_owned()));
+    assert!(!names.iter().any(|n| n.ends_with("bob-draft.txt")));
 }
 
 #[tokio::test]

@@ -475,19 +475,8 @@ async fn the_vendor_pages_examples_replay_verbatim() {
     )
     .unwrap();
     assert_eq!(reply.json(), page);
-    // Example 4 needs a file in that folder its caller may not read; the
-    // default fixture has none (no other vendor's world hides part of a
-    // folder from its owner), so it is added first.
-    s.server
-        .add_nodes(
-            Some("folder-documents"),
-            vec![
-                json!({"id": "bob-draft", "name": "bob-draft.txt", "owner": "bob",
-                        "readers": ["bob"], "content": {"text": "draft"},
-                        "ids": {"oracle": "DB01ED18668EF8ACDCFD169CB26F76D7CB5DA8E4FDDB"}}),
-            ],
-        )
-        .unwrap();
+    // Example 4: the default fixture's Documents holds bob's draft, which
+    // alice may not read.
     let reply = post(
         r#"{
 "idList" : "DB01ED18668EF8ACDCFD169CB26F76D7CB5DA8E4FDDB,DE27E70CA140E819250B4D365F48D86BC9097E77B3EE,DC9AEA3E7F3AA1C07FCE4E46B7AC2B4F52F010D5A813,F4FB21E87B4014D99CCB8ACE09AA4CDC8253E338458C"
@@ -645,4 +634,35 @@ async fn an_expired_package_still_reads_as_built_and_head_does_not_poll() {
         let package = call(&s, Method::GET, &format!("{job}/package"), &[ALICE], "").await;
         assert_eq!(package.status, StatusCode::NOT_FOUND, "{setting}");
     }
+}
+
+#[tokio::test]
+async fn what_the_caller_may_not_read_inside_a_folder_is_left_out() {
+    // The vendor says nothing of it; zipgate leaves it out, as ONLYOFFICE's
+    // server does and Box counts it skipped (`oracle.unreadable_inside`).
+    let s = start_dialect("oracle", &[("pacing", "immediate")]).await;
+    let reply = create(&s, ALICE, HOME, &[DOCUMENTS]).await;
+    assert_eq!(reply.status, StatusCode::OK);
+    let status = call(&s, Method::GET, &job_path(&reply), &[ALICE], "").await;
+    assert_eq!(status.json()["progress"], "SUCCEEDED");
+    let package = format!("{}/package", job_path(&reply));
+    let package = call(&s, Method::GET, &package, &[ALICE], "").await;
+    assert_eq!(package.status, StatusCode::OK);
+    let names = zip_entry_names(&package.body);
+    assert!(
+        names.contains(&"Documents/todo.txt".to_owned()),
+        "{names:?}"
+    );
+    assert!(!names.iter().any(|n| n.contains("bob-draft")), "{names:?}");
+
+    let s = start_dialect("oracle", &[("unreadable_inside", "refuse")]).await;
+    let reply = create(&s, ALICE, HOME, &[DOCUMENTS]).await;
+    assert_oracle_error(&reply, 403, "-20", None);
+    assert!(
+        reply.json()["errorKey"].as_str().unwrap().ends_with(
+            ",fFileGUID:DB01ED18668EF8ACDCFD169CB26F76D7CB5DA8E4FDDB,DOCS_BULK_BUILD_ZIP"
+        ),
+        "{}",
+        reply.json()
+    );
 }

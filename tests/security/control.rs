@@ -72,7 +72,7 @@ async fn fixtures_sent_over_http_may_not_name_host_files() {
     // The path in the document in force, after the folder's own children.
     let at = reply.json()["path"].as_str().unwrap().to_owned();
     assert!(at.ends_with("].content.path"), "{at}");
-    assert_eq!(node_count(&server).await, 20, "the tree in force stays");
+    assert_eq!(node_count(&server).await, 21, "the tree in force stays");
     let zip = common::zip(&server, &json!({"items": [{"id": "s"}]}), None).await;
     assert_eq!(zip.status, StatusCode::NOT_FOUND);
 }
@@ -113,7 +113,7 @@ async fn a_web_page_cannot_drive_the_control_plane() {
         StatusCode::UNSUPPORTED_MEDIA_TYPE,
         "a body without a type"
     );
-    assert_eq!(node_count(&server).await, 20);
+    assert_eq!(node_count(&server).await, 21);
 
     // A foreign Origin (CSRF), even on a body-less reset.
     for origin in ["http://evil.example", "null", "http://localhost:1"] {
@@ -183,7 +183,7 @@ async fn a_web_page_cannot_drive_the_control_plane() {
         assert_eq!(reply.status, StatusCode::FORBIDDEN, "{method} {path}");
         assert_eq!(reply.json()["error"], "host_not_allowed");
     }
-    assert_eq!(node_count(&server).await, 20);
+    assert_eq!(node_count(&server).await, 21);
     for host in [
         format!("localhost:{port}"),
         "127.0.0.2".to_owned(),
@@ -228,7 +228,7 @@ async fn a_fixture_that_is_not_an_object_is_refused() {
         assert_eq!(error["error"], "invalid_fixture", "{document}");
         assert_eq!(error["path"], "$");
     }
-    assert_eq!(node_count(&server).await, 20, "the tree in force stays");
+    assert_eq!(node_count(&server).await, 21, "the tree in force stays");
 }
 
 /// Point 12: generated sizes that add up past 2^64 (or past the 2^62 a
@@ -275,7 +275,7 @@ async fn content_sizes_that_would_wrap_are_refused_at_load() {
             format!("nodes[{}].content", sizes.len() - 1)
         );
     }
-    assert_eq!(node_count(&server).await, 20);
+    assert_eq!(node_count(&server).await, 21);
 
     // At the bound the sum is exact, and Box's limit sees all of it.
     let at_bound = folder(vec![generated("a", 1 << 61), generated("b", 1 << 61)]);

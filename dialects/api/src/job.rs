@@ -108,6 +108,7 @@ pub struct JobSnapshot {
     pub steps: (u32, u32),
     pub entries_total: u64,
     pub entries_done: u64,
+    /// Files the job covers: those in the archive and those skipped.
     pub file_count: u64,
     pub files_done: u64,
     /// Files and folders the planner left out (skip policies).

@@ -88,7 +88,12 @@ pub fn safe_component(name: &str) -> String {
 
 pub struct PlanOptions {
     pub missing: OnProblem,
+    /// A selected item the caller may not read.
     pub unreadable: OnProblem,
+    /// Something the caller may not read inside a selected folder: a skip
+    /// (the default) leaves it out as if it were not there
+    /// ([`SkipReason::ForbiddenInside`]).
+    pub unreadable_inside: OnProblem,
     pub dir_entries: DirEntries,
     /// One folder selected alone: put its contents at the archive root.
     pub flatten_single_folder: bool,
@@ -126,6 +131,7 @@ impl Default for PlanOptions {
         PlanOptions {
             missing: OnProblem::Fail,
             unreadable: OnProblem::Fail,
+            unreadable_inside: OnProblem::Skip,
             dir_entries: DirEntries::All,
             flatten_single_folder: false,
             max_files: None,
@@ -190,7 +196,10 @@ pub struct Renamed {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum SkipReason {
     NotFound,
+    /// A selected item the caller may not read.
     Forbidden,
+    /// Something the caller may not read inside a selected folder.
+    ForbiddenInside,
     /// Already in the archive through an earlier selection or a selected ancestor.
     Duplicate,
 }

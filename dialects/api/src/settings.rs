@@ -96,6 +96,13 @@ impl<'a> Setting<'a> {
         }
     }
 
+    /// `skip` or `refuse`: what to do with something the caller may not
+    /// read inside a selected folder (the vendors that document it skip).
+    pub fn unreadable_inside(&self) -> Result<crate::plan::OnProblem, String> {
+        use crate::plan::OnProblem;
+        self.choice(&[("skip", OnProblem::Skip), ("refuse", OnProblem::Fail)])
+    }
+
     /// `immediate`, `polls:N` or `seconds:S` (S at most [`MAX_DURATION_SECS`]).
     pub fn pacing(&self) -> Result<Pacing, String> {
         Pacing::parse(self.value).ok_or_else(|| {

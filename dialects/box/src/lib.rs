@@ -193,6 +193,7 @@ impl BoxDialect {
                 repeats: self.settings.repeated_items,
                 fold_case: self.settings.ignore_case_in_names,
                 recheck_at_download: true,
+                unreadable_inside: self.settings.unreadable_inside,
                 ..PlanOptions::default()
             },
             compression: self.settings.compression,

@@ -1,7 +1,7 @@
 //! `--set box.KEY=VALUE` settings, each with a documented default.
 
 use chrono::Duration;
-use zipgate_api::plan::Repeats;
+use zipgate_api::plan::{OnProblem, Repeats};
 use zipgate_api::settings::{Setting, MAX_COUNT, MAX_DURATION_SECS, MAX_SIZE_BYTES};
 use zipgate_api::{Compression, Settings};
 
@@ -42,6 +42,8 @@ pub struct BoxSettings {
     pub repeated_items: Repeats,
     /// `salary.pdf` and `Salary.PDF` in one folder of the archive conflict.
     pub ignore_case_in_names: bool,
+    /// Something the caller may not read inside a selected folder.
+    pub unreadable_inside: OnProblem,
 }
 
 impl Default for BoxSettings {
@@ -59,6 +61,7 @@ impl Default for BoxSettings {
             unauthorized_body: UnauthorizedBody::Empty,
             repeated_items: Repeats::AtEachPlace,
             ignore_case_in_names: true,
+            unreadable_inside: OnProblem::Skip,
         }
     }
 }
@@ -77,6 +80,7 @@ const KNOWN: &[&str] = &[
     "unauthorized_body",
     "repeated_items",
     "ignore_case_in_names",
+    "unreadable_inside",
 ];
 
 impl BoxSettings {
@@ -107,6 +111,7 @@ impl BoxSettings {
                         .choice(&[("once", Repeats::AtEachPlace), ("each", Repeats::Every)])?
                 }
                 "ignore_case_in_names" => out.ignore_case_in_names = setting.boolean()?,
+                "unreadable_inside" => out.unreadable_inside = setting.unreadable_inside()?,
                 "unauthorized_body" => {
                     out.unauthorized_body = setting.choice(&[
                         ("empty", UnauthorizedBody::Empty),

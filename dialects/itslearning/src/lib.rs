@@ -17,7 +17,7 @@ use std::sync::Arc;
 use http::{Method, Response, StatusCode};
 use zipgate_api::download::{Disposition, DownloadStyle, Ranges};
 use zipgate_api::http::{bearer, empty, insert_allow, Body, Credentials};
-use zipgate_api::plan::{OnProblem, PlanOptions};
+use zipgate_api::plan::{OnProblem, PlanOptions, SkipReason};
 use zipgate_api::{
     Core, CreateJob, Dialect, DialectRequest, Error, Example, IdSpace, JobOp, JobSnapshot, NodeId,
     NodeKind, PathRules, Principal, Route, SelectedItem, Settings, UserInfo,
@@ -136,6 +136,7 @@ impl ItslearningDialect {
                 plan: PlanOptions {
                     missing: problem,
                     unreadable: problem,
+                    unreadable_inside: self.settings.unreadable_inside,
                     ..PlanOptions::default()
                 },
                 compression: None,
@@ -169,7 +170,7 @@ impl ItslearningDialect {
             || created
                 .skipped
                 .iter()
-                .any(|s| s.reason != zipgate_api::plan::SkipReason::Duplicate)
+                .any(|s| matches!(s.reason, SkipReason::NotFound | SkipReason::Forbidden))
         {
             job = core
                 .job(

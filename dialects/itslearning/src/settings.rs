@@ -3,6 +3,7 @@
 //! with an empty request or unknown ids: each choice is a setting.
 
 use chrono::Duration;
+use zipgate_api::plan::OnProblem;
 use zipgate_api::settings::{Setting, MAX_DURATION_SECS};
 use zipgate_api::{Pacing, Settings};
 
@@ -20,6 +21,8 @@ pub struct ItslearningSettings {
     pub empty_zip_for_empty_request: bool,
     /// `GET …/zip/{id}/v1` for an unknown job: `NotFound()`'s empty body, or a `{"Message":…}`.
     pub not_found_message: bool,
+    /// Something the caller may not read inside a selected folder.
+    pub unreadable_inside: OnProblem,
 }
 
 impl Default for ItslearningSettings {
@@ -32,6 +35,7 @@ impl Default for ItslearningSettings {
             fail_missing_in_job: false,
             empty_zip_for_empty_request: false,
             not_found_message: false,
+            unreadable_inside: OnProblem::Skip,
         }
     }
 }
@@ -45,6 +49,7 @@ const KNOWN: &[&str] = &[
     "missing_items",
     "empty_request",
     "not_found_body",
+    "unreadable_inside",
 ];
 
 impl ItslearningSettings {
@@ -76,6 +81,7 @@ impl ItslearningSettings {
                     out.not_found_message =
                         setting.choice(&[("empty", false), ("message", true)])?
                 }
+                "unreadable_inside" => out.unreadable_inside = setting.unreadable_inside()?,
                 _ => return Err(setting.unknown(KNOWN)),
             }
         }

@@ -159,7 +159,10 @@ impl OracleDialect {
             context: folder_guid.clone(),
             owner: Principal::User(user.id.clone()),
             selection,
-            plan: PlanOptions::default(),
+            plan: PlanOptions {
+                unreadable_inside: self.settings.unreadable_inside,
+                ..PlanOptions::default()
+            },
             compression: Some(zipgate_api::Compression::Store),
             single_file_as_is: false,
             layout: Default::default(),

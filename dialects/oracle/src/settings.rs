@@ -1,6 +1,7 @@
 //! `--set oracle.KEY=VALUE` settings, each with a documented default.
 
 use chrono::Duration;
+use zipgate_api::plan::OnProblem;
 use zipgate_api::settings::{Setting, MAX_DURATION_SECS};
 use zipgate_api::{Pacing, Settings};
 
@@ -23,6 +24,8 @@ pub struct OracleSettings {
     pub basic_auth: bool,
     /// What the status of a package past `package_ttl` reports.
     pub expired: Expired,
+    /// Something the caller may not read inside a selected folder.
+    pub unreadable_inside: OnProblem,
 }
 
 /// The vendor does not say what a job reports once its package is gone.
@@ -43,6 +46,7 @@ impl Default for OracleSettings {
             package_ttl: Duration::hours(24),
             basic_auth: true,
             expired: Expired::Succeeded,
+            unreadable_inside: OnProblem::Skip,
         }
     }
 }
@@ -59,6 +63,7 @@ impl OracleSettings {
                 "pacing" => out.pacing = setting.pacing()?,
                 "package_ttl" => out.package_ttl = setting.seconds(MAX_DURATION_SECS)?,
                 "basic_auth" => out.basic_auth = setting.boolean()?,
+                "unreadable_inside" => out.unreadable_inside = setting.unreadable_inside()?,
                 "expired" => {
                     out.expired = setting.choice(&[
                         ("succeeded", Expired::Succeeded),
@@ -72,6 +77,7 @@ impl OracleSettings {
                         "package_ttl",
                         "basic_auth",
                         "expired",
+                        "unreadable_inside",
                     ]))
                 }
             }
