@@ -16,7 +16,7 @@ use crate::planner;
 use crate::recheck::{Replacement, Sources};
 use crate::server::http::empty;
 use crate::state::AppState;
-use crate::store::{Node, NodeData, Store, User};
+use crate::store::{Node, NodeData, Tree, User};
 use crate::stream::archive_body;
 use crate::zip::Archive;
 
@@ -24,7 +24,7 @@ pub struct ServerCore {
     state: Arc<AppState>,
     /// The tree in force when the request arrived: every answer to this
     /// request comes from the same one, whatever a reload does meanwhile.
-    store: Arc<Store>,
+    store: Arc<Tree>,
     /// The dialect this core is scoped to: its jobs, its ids.
     dialect: Arc<dyn Mounted>,
     /// Injected into every job this request creates.

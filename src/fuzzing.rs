@@ -20,7 +20,7 @@ use zipgate_api::http::{bearer, parse_range, Credentials, RangeRequest};
 use zipgate_api::{DialectRequest, NodeKind};
 
 use crate::faults::{self, FaultBook, RequestFacts};
-use crate::store::{FixtureSource, NodeData, Store};
+use crate::store::{FixtureSource, NodeData, Tree};
 
 /// What a target runs on one input; it panics on a finding.
 pub type Target = fn(&[u8]);
@@ -533,7 +533,7 @@ fn count_nodes(nodes: &Value) -> usize {
     })
 }
 
-fn check_store(store: &Store, json: &Value) {
+fn check_store(store: &Tree, json: &Value) {
     assert_eq!(store.node_count(), json.get("nodes").map_or(0, count_nodes));
     for node in store.nodes() {
         match &node.parent {

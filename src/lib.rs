@@ -88,6 +88,8 @@ pub enum StartError {
     Faults(String),
     #[error("settings: {0}")]
     Settings(String),
+    #[error("store: {0}")]
+    Store(String),
     #[error("{0}")]
     Io(#[from] std::io::Error),
 }
@@ -111,6 +113,8 @@ pub enum Fixtures {
     Json(String),
     Value(serde_json::Value),
     File(PathBuf),
+    /// A store already read (`ServerBuilder::store`).
+    Source(FixtureSource),
 }
 
 impl Fixtures {
@@ -131,6 +135,7 @@ impl Fixtures {
         let source = match self {
             Fixtures::Json(text) => FixtureSource::from_text(&text, in_process)?,
             Fixtures::Value(json) => FixtureSource::new(json, in_process),
+            Fixtures::Source(source) => source,
             Fixtures::File(path) => {
                 let text = std::fs::read_to_string(&path).map_err(|e| FixtureError {
                     path: "$".into(),
@@ -232,6 +237,20 @@ impl ServerBuilder {
     /// Fixtures sent to the control plane (and JSON given in-process) may
     /// name files beneath this directory, and nowhere else; without it
     /// they may name none. As `--content-root DIR`.
+    /// Serves `store` (a directory, object storage) as the tree, read once
+    /// now, with `policy`'s users and rules; CRC-32s are remembered in memory.
+    pub fn store(
+        mut self,
+        store: Arc<dyn store::backend::Store>,
+        policy: store::served::Policy,
+    ) -> Result<Self, StartError> {
+        let crcs = Arc::new(store::crc_cache::CrcCache::in_memory());
+        let served = store::served::Served::new(store, crcs, policy);
+        let scanned = served.scan().map_err(StartError::Store)?;
+        self.fixtures = Some(Fixtures::Source(store::served::Served::source(&scanned)));
+        Ok(self)
+    }
+
     pub fn content_root(mut self, dir: impl Into<PathBuf>) -> Self {
         self.config.content_root = Some(dir.into());
         self

@@ -13,6 +13,9 @@ use zipgate::api::Compression;
 use zipgate::clock::{Clock, ManualClock, SystemClock};
 use zipgate::dialects;
 use zipgate::server::{self, AppState, Config};
+use zipgate::store::backend::Scanned;
+use zipgate::store::crc_cache::CrcCache;
+use zipgate::store::served::{Policy, Served};
 use zipgate::store::FixtureSource;
 use zipgate::CompressionPolicy;
 use zipgate::{DeflateEngine, Deflater};
@@ -90,6 +93,12 @@ struct ServeArgs {
     /// start. Each walk reads every directory entry: raise it for huge trees.
     #[arg(long, value_name = "SECS", default_value_t = 2, requires = "root")]
     rescan: u32,
+    /// With `--root`: where stored entries' CRC-32s are remembered across
+    /// restarts, by path and version (JSON lines), or `memory`. Default: a
+    /// file per served tree under `$XDG_CACHE_HOME/zipgate` (or
+    /// `~/.cache/zipgate`).
+    #[arg(long, value_name = "FILE", requires = "root")]
+    crc_cache: Option<String>,
     /// Let the `--fixtures` file name files outside its folder (absolute
     /// paths, `..`, symlinks out). Fixtures sent to the control plane still
     /// may not.
@@ -233,137 +242,73 @@ fn load_source(path: Option<&PathBuf>, anywhere: bool) -> Result<FixtureSource, 
     Ok(source)
 }
 
-/// `--root DIR`: the directory walked into a fixture document whose files
-/// open beneath DIR only, with the `--policy` users (or the embedded
-/// fixture's, without their homes, which name fixture folders).
+/// `--root DIR`: the directory as a store, scanned into the tree, with the
+/// `--policy` users and rules (or the embedded fixture's users, who then
+/// read everything).
 fn directory_source(
     root: &Path,
     policy: Option<&Path>,
-) -> Result<(FixtureSource, ServedDir), String> {
-    let mut rules = Vec::new();
-    let users = match policy {
+    crc_cache: Option<&str>,
+) -> Result<(FixtureSource, Served, Scanned), String> {
+    let store = zipgate::store::directory::DirectoryStore::new(root)
+        .map_err(|e| format!("--root {}: {e}", root.display()))?;
+    let store: Arc<dyn zipgate::store::backend::Store> = Arc::new(store);
+    let policy = match policy {
         Some(path) => {
-            let text =
-                std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
-            let doc: serde_json::Value =
-                serde_json::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))?;
-            if doc.get("nodes").is_some() {
-                return Err(format!(
-                    "{}: a policy has users and rules; the nodes come from --root",
-                    path.display()
-                ));
-            }
-            let listed = doc.get("rules").cloned().unwrap_or(serde_json::json!([]));
-            rules = serde_json::from_value(listed)
-                .map_err(|e| format!("{}: rules: {e}", path.display()))?;
-            if rules.is_empty() {
+            let policy = Policy::from_file(path)?;
+            if policy.rules.is_empty() {
                 tracing::warn!(
-                    "--policy without rules: every user may read everything under {}",
-                    root.display()
+                    "--policy without rules: every user may read everything in {}",
+                    store.describe()
                 );
             }
-            doc.get("users").cloned().unwrap_or_default()
+            policy
         }
         None => {
-            let mut doc: serde_json::Value =
-                serde_json::from_str(zipgate::store::DEFAULT_FIXTURE).expect("embedded fixture");
-            let mut users = doc["users"].take();
-            for user in users.as_array_mut().into_iter().flatten() {
-                if let Some(user) = user.as_object_mut() {
-                    user.remove("home");
-                }
-            }
             tracing::warn!(
                 "--root without --policy: the embedded fixture's users (alice-token, bob-token) \
-                 may read everything under {}",
-                root.display()
+                 may read everything in {}",
+                store.describe()
             );
-            users
+            Policy::embedded_users()
         }
     };
-    let users = match users {
-        serde_json::Value::Array(users) => users,
-        _ => return Err("a policy's \"users\" is a list".into()),
-    };
-    let content = zipgate::store::ContentRoot::new(root)
-        .map_err(|e| format!("--root {}: {e}", root.display()))?
-        .without_symlinks();
-    let served = ServedDir {
-        root: Arc::new(content),
-        users,
-        rules,
-        left_out: Default::default(),
-    };
-    let doc = served.walk()?;
-    Ok((FixtureSource::new(doc, served.paths()), served))
+    let crcs = Arc::new(open_crc_cache(crc_cache, &store.describe()));
+    let served = Served::new(store, crcs, policy);
+    let scanned = served.scan()?;
+    Ok((Served::source(&scanned), served, scanned))
 }
 
-/// What `--root` serves: the directory (held open) and the users.
-struct ServedDir {
-    root: Arc<zipgate::store::ContentRoot>,
-    users: Vec<serde_json::Value>,
-    rules: Vec<zipgate::store::directory::Rule>,
-    /// What the last walk left out: warned about when it changes, not at
-    /// every rescan.
-    left_out: std::sync::Mutex<zipgate::store::directory::Skipped>,
-}
-
-impl ServedDir {
-    /// Where the walked tree's files open: beneath the directory only.
-    fn paths(&self) -> zipgate::store::ContentPaths {
-        zipgate::store::ContentPaths::Beneath(self.root.clone())
-    }
-
-    fn walk(&self) -> Result<serde_json::Value, String> {
-        let (doc, skipped) =
-            zipgate::store::directory::walk(self.root.dir(), self.users.clone(), &self.rules)?;
-        let mut last = self.left_out.lock().unwrap_or_else(|e| e.into_inner());
-        if skipped != *last {
-            tracing::warn!(
-                symlinks = skipped.symlinks,
-                special = skipped.special,
-                not_utf8 = skipped.not_utf8,
-                unreadable = skipped.unreadable,
-                rules_unmatched = skipped.rules_unmatched,
-                "--root: entries left out"
-            );
-            *last = skipped;
+/// `--crc-cache FILE`, `memory`, or by default a file per store in the
+/// user's cache folder (`$XDG_CACHE_HOME`, else `~/.cache`), so a restart
+/// does not read every file again; in memory when there is none.
+fn open_crc_cache(choice: Option<&str>, describe: &str) -> CrcCache {
+    let path = match choice {
+        Some("memory") => return CrcCache::in_memory(),
+        Some(path) => Some(PathBuf::from(path)),
+        None => std::env::var_os("XDG_CACHE_HOME")
+            .map(PathBuf::from)
+            .or_else(|| std::env::var_os("HOME").map(|home| PathBuf::from(home).join(".cache")))
+            .filter(|dir| dir.is_absolute())
+            .map(|dir| {
+                // FNV-1a of the store's description: one file per store.
+                let hash = describe.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
+                    (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+                });
+                dir.join("zipgate").join(format!("crc32-{hash:016x}.jsonl"))
+            }),
+    };
+    let Some(path) = path else {
+        return CrcCache::in_memory();
+    };
+    match CrcCache::open(&path) {
+        Ok(cache) => {
+            tracing::info!(path = %path.display(), entries = cache.len(), "CRC cache");
+            cache
         }
-        Ok(doc)
-    }
-
-    /// Walks again every `every`, and puts a tree that changed in force
-    /// (jobs already planned keep theirs; a file rewritten since its job
-    /// was planned is refused at download, as its size or mtime differ).
-    fn rescan(self, state: Arc<AppState>, every: std::time::Duration, first: serde_json::Value) {
-        let spawned = std::thread::Builder::new()
-            .name("zipgate-rescan".into())
-            .spawn(move || {
-                let mut last = first;
-                loop {
-                    std::thread::sleep(every);
-                    let doc = match self.walk() {
-                        Ok(doc) => doc,
-                        Err(error) => {
-                            tracing::warn!(%error, "--root: the walk failed; the tree in force stays");
-                            continue;
-                        }
-                    };
-                    if doc == last {
-                        continue;
-                    }
-                    match state.load_fixture(FixtureSource::new(doc.clone(), self.paths())) {
-                        Ok(()) => {
-                            let nodes = state.store().node_count();
-                            tracing::info!(nodes, "--root: changes on disk are in force");
-                            last = doc;
-                        }
-                        Err(error) => tracing::warn!(%error, "--root: the new tree was refused"),
-                    }
-                }
-            });
-        if let Err(error) = spawned {
-            tracing::warn!(%error, "--root: cannot start the rescan thread; the start's tree stays");
+        Err(error) => {
+            tracing::warn!(path = %path.display(), %error, "cannot use the CRC cache; CRCs are kept in memory");
+            CrcCache::in_memory()
         }
     }
 }
@@ -473,10 +418,12 @@ fn serve(args: ServeArgs) -> ExitCode {
         }
     };
     let (source, served) = match &args.root {
-        Some(root) => match directory_source(root, args.policy.as_deref()) {
-            Ok((source, served)) => (Ok(source), Some(served)),
-            Err(e) => (Err(e), None),
-        },
+        Some(root) => {
+            match directory_source(root, args.policy.as_deref(), args.crc_cache.as_deref()) {
+                Ok((source, served, scanned)) => (Ok(source), Some((served, scanned))),
+                Err(e) => (Err(e), None),
+            }
+        }
         None => (
             load_source(args.fixtures.as_ref(), args.fixture_paths_anywhere),
             None,
@@ -489,8 +436,6 @@ fn serve(args: ServeArgs) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    // The walk at start, which the rescans compare against.
-    let served = served.map(|served| (served, (*source.json).clone()));
     let mut compression = CompressionPolicy {
         method: match args.compression {
             CompressionArg::Store => Compression::Store,
@@ -646,7 +591,7 @@ fn serve(args: ServeArgs) -> ExitCode {
             }
         };
         if let (Some((served, first)), true) = (served, args.rescan > 0) {
-            served.rescan(
+            served.rescan_every(
                 state.clone(),
                 std::time::Duration::from_secs(u64::from(args.rescan)),
                 first,

@@ -8,7 +8,7 @@ use zipgate_api::{Error, LimitKind, NodeId, NodeKind, Principal, SelectedItem};
 
 use unicode_normalization::UnicodeNormalization;
 
-use crate::store::{Node, NodeData, Store};
+use crate::store::{Node, NodeData, Tree};
 use crate::zip::format::MAX_NAME_BYTES;
 
 pub use zipgate_api::plan::{
@@ -162,7 +162,7 @@ fn numbered_within(base: &str, n: usize, portable: bool) -> String {
 }
 
 pub fn plan(
-    store: &Store,
+    store: &Tree,
     principal: &Principal,
     selection: &[SelectedItem],
     options: &mut PlanOptions,
@@ -288,14 +288,14 @@ fn renamed(node: &Node, name: &str) -> Node {
     }
 }
 
-fn ancestors<'a>(store: &'a Store, node: &'a Node) -> impl Iterator<Item = &'a Arc<Node>> + 'a {
+fn ancestors<'a>(store: &'a Tree, node: &'a Node) -> impl Iterator<Item = &'a Arc<Node>> + 'a {
     std::iter::successors(node.parent.as_ref().and_then(|p| store.node(p)), move |n| {
         n.parent.as_ref().and_then(|p| store.node(p))
     })
 }
 
 struct Walker<'a> {
-    store: &'a Store,
+    store: &'a Tree,
     principal: &'a Principal,
     options: &'a mut PlanOptions,
     plan: &'a mut Plan,
@@ -633,7 +633,7 @@ mod tests {
     use crate::store::fixture;
     use zipgate_api::UserId;
 
-    fn store() -> Store {
+    fn store() -> Tree {
         fixture::parse(
             r#"{"users":[{"id":"alice","token":"ta"},{"id":"bob","token":"tb"}],
                 "nodes":[
@@ -809,7 +809,7 @@ mod tests {
     }
 
     /// A store whose one folder holds `names` (files), each with its own text.
-    fn folder_of(names: &[&str]) -> Store {
+    fn folder_of(names: &[&str]) -> Tree {
         let children: Vec<serde_json::Value> = names
             .iter()
             .enumerate()

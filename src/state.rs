@@ -18,12 +18,12 @@ use crate::jobs::JobRegistry;
 use crate::journal::Journal;
 use crate::server::guard;
 use crate::server::limit::ConnectionLimit;
-use crate::store::{ContentPaths, ContentRoot, FixtureError, FixtureSource, IdSpaces, Store};
+use crate::store::{ContentPaths, ContentRoot, FixtureError, FixtureSource, IdSpaces, Tree};
 use crate::stream::StreamCounter;
 
 /// Everything a request handler may use.
 pub struct AppState {
-    store: RwLock<Arc<Store>>,
+    store: RwLock<Arc<Tree>>,
     /// The fixture document in force (JSON) and the one the server started with,
     /// so nodes can be added and `reset` can go back.
     fixture: Mutex<FixtureSource>,
@@ -160,6 +160,15 @@ impl AppState {
         Ok(())
     }
 
+    /// The fixture document in force (the same `Arc` until another is loaded).
+    pub fn fixture_json(&self) -> Arc<serde_json::Value> {
+        self.fixture
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .json
+            .clone()
+    }
+
     /// Adds nodes (fixture node objects) under `parent`, or at the top;
     /// their `content.path` values may lead where `paths` says.
     pub fn add_nodes(
@@ -211,11 +220,11 @@ impl AppState {
     }
 
     /// The tree in force now; a request keeps the one it started with.
-    pub fn store(&self) -> Arc<Store> {
+    pub fn store(&self) -> Arc<Tree> {
         self.store.read().unwrap_or_else(|e| e.into_inner()).clone()
     }
 
-    pub fn replace_store(&self, store: Store) {
+    pub fn replace_store(&self, store: Tree) {
         let store = Arc::new(store);
         if self.config.warm_crcs {
             warm_in_background(store.clone(), self.warmers.clone());
@@ -254,7 +263,7 @@ fn release_freed_memory() {
     }
 }
 
-fn warm_in_background(store: Arc<Store>, warmers: Arc<AtomicUsize>) {
+fn warm_in_background(store: Arc<Tree>, warmers: Arc<AtomicUsize>) {
     struct Running(Arc<AtomicUsize>);
     impl Drop for Running {
         fn drop(&mut self) {

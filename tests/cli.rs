@@ -657,6 +657,97 @@ fn a_served_directory_is_walked_again_and_changes_are_served() {
     wait_for(2);
 }
 
+/// The neutral route's stored zip of `ids` as alice: each entry's name and CRC-32.
+fn stored_crcs(addr: &str, ids: &[&str]) -> Vec<(String, u32)> {
+    let items: Vec<String> = ids
+        .iter()
+        .map(|id| format!("{{\"id\":\"{id}\"}}"))
+        .collect();
+    let body = format!(
+        "{{\"items\":[{}],\"compression\":\"store\"}}",
+        items.join(",")
+    );
+    let mut stream = TcpStream::connect(addr).unwrap();
+    let request = format!(
+        "POST /_zipgate/zip HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Bearer alice-token\r\n\
+         Content-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    stream.write_all(request.as_bytes()).unwrap();
+    let mut response = Vec::new();
+    stream.read_to_end(&mut response).unwrap();
+    // A download of a file that changed since the tree was read is cut,
+    // possibly before its head went out: no archive then.
+    let Some(at) = response.windows(4).position(|w| w == b"\r\n\r\n") else {
+        return Vec::new();
+    };
+    assert!(
+        response.starts_with(b"HTTP/1.1 200 "),
+        "{}",
+        String::from_utf8_lossy(&response)
+    );
+    let zip = response[at + 4..].to_vec();
+    let Ok(mut archive) = zip::ZipArchive::new(std::io::Cursor::new(zip)) else {
+        return Vec::new();
+    };
+    (0..archive.len())
+        .map(|i| {
+            let entry = archive.by_index_raw(i).unwrap();
+            (entry.name().unwrap().into_owned(), entry.crc32())
+        })
+        .collect()
+}
+
+#[test]
+fn stored_crcs_are_remembered_across_restarts_by_file_version() {
+    let dir = TempDir::new("cli-crc");
+    let served = dir.path().join("served");
+    std::fs::create_dir_all(served.join("docs")).unwrap();
+    std::fs::write(served.join("docs/a.txt"), "alpha\n").unwrap();
+    let cache = dir.path().join("cache/crc.jsonl");
+    let args = [
+        "--root",
+        served.to_str().unwrap(),
+        "--crc-cache",
+        cache.to_str().unwrap(),
+        "--rescan",
+        "1",
+    ];
+    let real = crc32fast::hash(b"alpha\n");
+    {
+        let running = serve(&args);
+        assert_eq!(
+            stored_crcs(&running.addr, &["docs/a.txt"]),
+            [("a.txt".to_owned(), real)]
+        );
+    }
+    let text = std::fs::read_to_string(&cache).unwrap();
+    assert!(
+        text.contains("\"path\":\"docs/a.txt\"") && text.contains(&format!("\"crc32\":{real}")),
+        "{text}"
+    );
+    // The same version is trusted after a restart without being read again:
+    // a doctored record shows through.
+    std::fs::write(
+        &cache,
+        text.replace(&format!("\"crc32\":{real}"), "\"crc32\":12345"),
+    )
+    .unwrap();
+    let running = serve(&args);
+    assert_eq!(
+        stored_crcs(&running.addr, &["docs/a.txt"]),
+        [("a.txt".to_owned(), 12345)]
+    );
+    // A new version of the file is read again once the rescan sees it.
+    std::fs::write(served.join("docs/a.txt"), "alpha, again\n").unwrap();
+    let fresh = crc32fast::hash(b"alpha, again\n");
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while stored_crcs(&running.addr, &["docs/a.txt"]) != [("a.txt".to_owned(), fresh)] {
+        assert!(Instant::now() < deadline, "the new version is not served");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
 #[test]
 fn a_policy_says_who_reads_what_by_path() {
     let dir = TempDir::new("cli-policy");

@@ -11,6 +11,7 @@ use serde::Deserialize;
 
 use zipgate_api::rng::splitmix64;
 
+use super::backend::StoredFile;
 use super::root::ContentRoot;
 use crate::zip::EntryData;
 
@@ -40,6 +41,8 @@ pub enum Content {
         seed: u64,
         kind: GeneratedKind,
     },
+    /// A file of a [`super::backend::Store`], pinned to the version listed.
+    Stored(Arc<StoredFile>),
 }
 
 impl Content {
@@ -48,6 +51,7 @@ impl Content {
             Content::Bytes(b) => b.len() as u64,
             Content::File { size, .. } => *size,
             Content::Generated { size, .. } => *size,
+            Content::Stored(file) => file.size,
         }
     }
 
@@ -59,6 +63,7 @@ impl Content {
     pub fn open_at(&self, offset: u64) -> io::Result<Box<dyn Read + Send>> {
         let offset = offset.min(self.len());
         Ok(match self {
+            Content::Stored(file) => file.open_at(offset)?,
             Content::Bytes(bytes) => Box::new(SliceReader {
                 bytes: bytes.clone(),
                 pos: offset as usize,
@@ -157,6 +162,10 @@ impl HostFile {
 pub struct FileBody {
     pub content: Content,
     crc: OnceLock<u32>,
+    /// Held by the one pass computing the CRC: a second asker (the engine
+    /// behind a pass started ahead of it) waits for it instead of reading
+    /// the file again.
+    computing: std::sync::Mutex<()>,
 }
 
 impl FileBody {
@@ -164,6 +173,7 @@ impl FileBody {
         FileBody {
             content,
             crc: OnceLock::new(),
+            computing: std::sync::Mutex::new(()),
         }
     }
 }
@@ -180,6 +190,15 @@ impl EntryData for FileBody {
     fn crc32(&self, cancelled: &dyn Fn() -> bool) -> io::Result<u32> {
         if let Some(crc) = self.crc.get() {
             return Ok(*crc);
+        }
+        let _computing = self.computing.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(crc) = self.crc.get() {
+            return Ok(*crc);
+        }
+        if let Content::Stored(file) = &self.content {
+            if let Some(crc) = file.known_crc32()? {
+                return Ok(*self.crc.get_or_init(|| crc));
+            }
         }
         let mut reader = self.content.open_at(0)?;
         let mut hasher = crc32fast::Hasher::new();
@@ -205,7 +224,19 @@ impl EntryData for FileBody {
                 format!("content is {total} bytes, expected {}", self.content.len()),
             ));
         }
-        Ok(*self.crc.get_or_init(|| hasher.finalize()))
+        let crc = hasher.finalize();
+        if let Content::Stored(file) = &self.content {
+            file.remember_crc32(crc);
+        }
+        Ok(*self.crc.get_or_init(|| crc))
+    }
+}
+
+impl FileBody {
+    /// Worth computing ahead of any download: the bytes are local and
+    /// cheap to read (not an object store's, which would download them).
+    pub fn warm_ahead(&self) -> bool {
+        !matches!(self.content, Content::Stored(_))
     }
 }
 

@@ -1,182 +1,174 @@
-//! `serve --root DIR`: a real directory served as the tree, for teams moving
-//! a client off a vendor onto their own files.
+//! `serve --root DIR`: a real directory as a [`Store`], for teams moving a
+//! client off a vendor onto their own files.
 //!
-//! The binary walks the directory at start and again every `--rescan`
-//! seconds, each time into a fixture document, and loads one that changed
-//! (`POST /_zipgate/reset` goes back to the start's): a folder per directory, a file per
-//! regular file, named as on disk, with `mtime` from the file; each file's
-//! bytes are read at download time through [`super::ContentRoot`], beneath
-//! `DIR` only (`openat2` with `RESOLVE_BENEATH`). Neutral ids are the paths
-//! relative to `DIR`, so every dialect's derived ids are stable across
-//! restarts and machines.
+//! Folders are listed and files opened through file descriptors beneath
+//! `DIR` only ([`ContentRoot`]: `openat2` with `RESOLVE_BENEATH |
+//! RESOLVE_NO_SYMLINKS`, else `O_NOFOLLOW` one component at a time), so no
+//! name, and no symlink swapped in between a listing and a read, leads
+//! outside. A listing never follows a symlink (`fstatat` with
+//! `AT_SYMLINK_NOFOLLOW`; a link is left out and counted), and leaves out
+//! sockets, FIFOs and devices, and names that are not UTF-8 (no fixture
+//! document, and no dialect's JSON, can name them; counted).
 //!
-//! The walk never follows a symlink (`symlink_metadata`; a link is left out
-//! and counted), leaves out sockets, FIFOs and devices, and names that are
-//! not UTF-8 (a JSON document cannot name them; counted). It stops with an
-//! error past [`MAX_ENTRIES`] entries or [`MAX_DEPTH`] levels, so a huge or
-//! looping tree cannot exhaust memory.
+//! A file's version is its device, inode, size and modification time to
+//! the nanosecond: a read checks it on the opened file, so a file replaced
+//! or rewritten since the listing is refused rather than served mixed.
 
-use std::fs;
+use std::io::{self, Read, Seek, SeekFrom};
 use std::path::Path;
+use std::sync::Arc;
 
-use chrono::{DateTime, SecondsFormat, Utc};
-use serde_json::{json, Value};
+use chrono::{DateTime, Utc};
+use zipgate_api::NodeKind;
 
-/// Entries (files and folders) one walk takes at most.
-pub const MAX_ENTRIES: usize = 1_000_000;
-/// Directory levels below the root one walk descends at most.
-pub const MAX_DEPTH: usize = 256;
+use super::backend::{Entry, Exactly, LeftOut, Store};
+use super::ContentRoot;
 
-/// What the walk left out, for the start-up log.
-#[derive(Debug, Default, PartialEq, Eq)]
-pub struct Skipped {
-    pub symlinks: u64,
-    pub special: u64,
-    pub not_utf8: u64,
-    pub unreadable: u64,
-    /// Policy rules whose path names nothing in the directory.
-    pub rules_unmatched: u64,
+#[derive(Debug)]
+pub struct DirectoryStore {
+    root: Arc<ContentRoot>,
 }
 
-/// Who owns and reads what lies at a path (and below it, by inheritance,
-/// unless a rule for a deeper path says otherwise): a policy file's
-/// `rules`, `{"path": "docs/private", "owner": "carol", "readers": ["carol"]}`.
-#[derive(Clone, Debug, PartialEq, Eq, serde::Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Rule {
-    /// Relative to the served directory, `/`-separated.
-    pub path: String,
-    pub owner: Option<String>,
-    /// `"everyone"` or a list of user ids, as in fixtures.
-    pub readers: Option<Value>,
-}
-
-/// The fixture document for `dir`, with `users` as its users and `rules`
-/// applied to the nodes at their paths (a rule whose path is not there is
-/// counted in `rules_unmatched`).
-pub fn walk(dir: &Path, users: Vec<Value>, rules: &[Rule]) -> Result<(Value, Skipped), String> {
-    let mut skipped = Skipped::default();
-    let mut count = 0usize;
-    let mut nodes = children(dir, "", 0, &mut count, &mut skipped)?;
-    for rule in rules {
-        let path = rule.path.trim_matches('/');
-        if !apply(&mut nodes, path, rule) {
-            skipped.rules_unmatched += 1;
-        }
+impl DirectoryStore {
+    /// `dir` must be a directory; it is held open from now on, and
+    /// symlinks beneath it are never followed.
+    pub fn new(dir: &Path) -> io::Result<DirectoryStore> {
+        let root = ContentRoot::new(dir)?.without_symlinks();
+        Ok(DirectoryStore {
+            root: Arc::new(root),
+        })
     }
-    Ok((json!({"users": users, "nodes": nodes}), skipped))
-}
 
-/// Sets the rule's owner and readers on the node at `path`; false when
-/// there is none.
-fn apply(nodes: &mut [Value], path: &str, rule: &Rule) -> bool {
-    let (first, rest) = match path.split_once('/') {
-        Some((first, rest)) => (first, Some(rest)),
-        None => (path, None),
-    };
-    let Some(node) = nodes.iter_mut().find(|n| n["name"] == first) else {
-        return false;
-    };
-    match rest {
-        Some(rest) => match node.get_mut("children").and_then(Value::as_array_mut) {
-            Some(children) => apply(children, rest, rule),
-            None => false,
-        },
-        None => {
-            if let Some(owner) = &rule.owner {
-                node["owner"] = json!(owner);
-            }
-            if let Some(readers) = &rule.readers {
-                node["readers"] = readers.clone();
-            }
-            true
-        }
+    pub fn dir(&self) -> &Path {
+        self.root.dir()
     }
 }
 
-fn mtime(metadata: &fs::Metadata) -> Option<String> {
-    let modified = metadata.modified().ok()?;
-    Some(DateTime::<Utc>::from(modified).to_rfc3339_opts(SecondsFormat::Secs, true))
+/// The version of a file as `fstat` describes it.
+fn version(stat: &rustix::fs::Stat) -> String {
+    format!(
+        "{}:{}:{}:{}.{:09}",
+        stat.st_dev, stat.st_ino, stat.st_size, stat.st_mtime, stat.st_mtime_nsec
+    )
 }
 
-fn children(
-    dir: &Path,
-    relative: &str,
-    depth: usize,
-    count: &mut usize,
-    skipped: &mut Skipped,
-) -> Result<Vec<Value>, String> {
-    if depth > MAX_DEPTH {
-        return Err(format!(
-            "{relative}: deeper than {MAX_DEPTH} levels; serve a directory nearer the files"
-        ));
+fn mtime(stat: &rustix::fs::Stat) -> DateTime<Utc> {
+    let nanos = u32::try_from(stat.st_mtime_nsec).unwrap_or(0);
+    // `time_t` is narrower than i64 on some targets.
+    #[allow(clippy::unnecessary_cast)]
+    let secs = stat.st_mtime as i64;
+    DateTime::from_timestamp(secs, nanos).unwrap_or_default()
+}
+
+impl Store for DirectoryStore {
+    fn describe(&self) -> String {
+        format!("directory {}", self.root.dir().display())
     }
-    let mut entries: Vec<(String, fs::DirEntry)> = Vec::new();
-    let listing = match fs::read_dir(dir) {
-        Ok(listing) => listing,
-        Err(error) if depth > 0 => {
-            tracing::warn!(path = relative, %error, "cannot list a folder; it is served empty");
-            skipped.unreadable += 1;
-            return Ok(Vec::new());
-        }
-        Err(error) => return Err(format!("{}: {error}", dir.display())),
-    };
-    for entry in listing {
-        let entry = entry.map_err(|e| format!("{}: {e}", dir.display()))?;
-        match entry.file_name().into_string() {
-            Ok(name) => entries.push((name, entry)),
-            Err(_) => skipped.not_utf8 += 1,
-        }
-    }
-    // Sorted, so the same directory gives the same archive every time.
-    entries.sort_by(|a, b| a.0.cmp(&b.0));
-    let mut out = Vec::with_capacity(entries.len());
-    for (name, entry) in entries {
-        let path = if relative.is_empty() {
-            name.clone()
-        } else {
-            format!("{relative}/{name}")
-        };
-        // `DirEntry::metadata` does not follow symlinks.
-        let metadata = match entry.metadata() {
-            Ok(metadata) => metadata,
-            Err(_) => {
-                skipped.unreadable += 1;
+
+    fn list(&self, folder: &str, left_out: &mut LeftOut) -> io::Result<Vec<Entry>> {
+        use rustix::fs::{AtFlags, FileType};
+        let dir = self.root.open_dir(Path::new(folder))?;
+        let mut entries = Vec::new();
+        for item in rustix::fs::Dir::read_from(&dir)? {
+            let item = item?;
+            let raw = item.file_name().to_bytes();
+            if raw == b"." || raw == b".." {
                 continue;
             }
-        };
-        let kind = metadata.file_type();
-        if kind.is_symlink() {
-            skipped.symlinks += 1;
-            continue;
+            let Ok(name) = std::str::from_utf8(raw) else {
+                left_out.not_utf8 += 1;
+                continue;
+            };
+            let stat = match rustix::fs::statat(&dir, item.file_name(), AtFlags::SYMLINK_NOFOLLOW) {
+                Ok(stat) => stat,
+                // Gone since the listing, or not ours to see.
+                Err(_) => {
+                    left_out.unreadable += 1;
+                    continue;
+                }
+            };
+            let kind = match FileType::from_raw_mode(stat.st_mode) {
+                FileType::Directory => NodeKind::Folder,
+                FileType::RegularFile => NodeKind::File,
+                FileType::Symlink => {
+                    left_out.symlinks += 1;
+                    continue;
+                }
+                _ => {
+                    left_out.special += 1;
+                    continue;
+                }
+            };
+            entries.push(Entry {
+                name: name.to_owned(),
+                kind,
+                size: match kind {
+                    NodeKind::File => u64::try_from(stat.st_size).unwrap_or(0),
+                    NodeKind::Folder => 0,
+                },
+                mtime: mtime(&stat),
+                version: version(&stat),
+            });
         }
-        if !kind.is_dir() && !kind.is_file() {
-            skipped.special += 1;
-            continue;
-        }
-        *count += 1;
-        if *count > MAX_ENTRIES {
-            return Err(format!(
-                "more than {MAX_ENTRIES} files and folders; serve a smaller directory"
-            ));
-        }
-        let mut node = json!({"id": path, "name": name});
-        if let Some(mtime) = mtime(&metadata) {
-            node["mtime"] = json!(mtime);
-        }
-        if kind.is_dir() {
-            node["children"] = json!(children(&entry.path(), &path, depth + 1, count, skipped)?);
-        } else {
-            node["content"] = json!({ "path": path });
-        }
-        out.push(node);
+        Ok(entries)
     }
-    Ok(out)
+
+    fn open_at(
+        &self,
+        file: &str,
+        listed: &str,
+        offset: u64,
+        len: u64,
+    ) -> io::Result<Box<dyn Read + Send>> {
+        let mut opened = self.root.open(Path::new(file))?;
+        let stat = rustix::fs::fstat(&opened)?;
+        if version(&stat) != listed {
+            return Err(io::Error::other(format!(
+                "{file:?} changed on disk since it was listed"
+            )));
+        }
+        opened.seek(SeekFrom::Start(offset))?;
+        Ok(Box::new(Checked {
+            file: Exactly {
+                inner: opened,
+                left: len,
+            },
+            listed: Some(listed.to_owned()),
+        }))
+    }
+}
+
+/// A file read to its listed length, then checked once more: a file
+/// rewritten in place while it streamed has a new mtime by then, and the
+/// download is cut rather than ending with bytes of two versions.
+struct Checked {
+    file: Exactly<std::fs::File>,
+    /// Taken by the check at the end.
+    listed: Option<String>,
+}
+
+impl Read for Checked {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.file.read(buf)?;
+        if self.file.left == 0 {
+            if let Some(listed) = self.listed.take() {
+                if version(&rustix::fs::fstat(&self.file.inner)?) != listed {
+                    return Err(io::Error::other(
+                        "the file changed on disk while it was read",
+                    ));
+                }
+            }
+        }
+        Ok(n)
+    }
 }
 
 #[cfg(test)]
 mod tests {
+    use super::super::backend::Rule;
     use super::*;
+    use serde_json::json;
+    use std::fs;
 
     #[test]
     fn a_directory_becomes_a_sorted_tree_without_links_or_specials() {
@@ -210,7 +202,10 @@ mod tests {
                 readers: None,
             },
         ];
-        let (doc, skipped) = walk(&dir, Vec::new(), &rules).unwrap();
+        let store: Arc<dyn Store> = Arc::new(DirectoryStore::new(&dir).unwrap());
+        let crcs = Arc::new(super::super::crc_cache::CrcCache::in_memory());
+        let scanned = super::super::backend::scan(&store, &crcs, Vec::new(), &rules).unwrap();
+        let (doc, skipped) = (scanned.doc, scanned.left_out);
         assert_eq!(skipped.rules_unmatched, 1);
         assert_eq!(doc["nodes"][1]["children"][0]["owner"], "carol");
         assert_eq!(doc["nodes"][1]["children"][0]["readers"], json!(["carol"]));
@@ -223,6 +218,74 @@ mod tests {
         assert_eq!(inner["children"][0]["content"]["path"], "b/inner/x.txt");
         #[cfg(unix)]
         assert_eq!((skipped.symlinks, skipped.special), (2, 1));
+        let _ = fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn a_read_is_refused_once_the_file_changed_and_cut_if_it_changes_midway() {
+        let dir = std::env::temp_dir().join(format!("zipgate-dirstore-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&dir);
+        fs::create_dir_all(&dir).unwrap();
+        fs::write(dir.join("a.txt"), "first version").unwrap();
+        #[cfg(target_os = "linux")]
+        {
+            use std::os::unix::ffi::OsStrExt;
+            fs::write(dir.join(std::ffi::OsStr::from_bytes(b"bad\xff.txt")), "x").unwrap();
+        }
+        let store = DirectoryStore::new(&dir).unwrap();
+        let mut left_out = LeftOut::default();
+        let listed = store.list("", &mut left_out).unwrap();
+        #[cfg(target_os = "linux")]
+        assert_eq!(left_out.not_utf8, 1);
+        let a = listed.iter().find(|e| e.name == "a.txt").unwrap().clone();
+        assert_eq!((a.kind, a.size), (NodeKind::File, 13));
+        let read = |offset: u64, len: u64| -> io::Result<Vec<u8>> {
+            let mut out = Vec::new();
+            store
+                .open_at("a.txt", &a.version, offset, len)?
+                .read_to_end(&mut out)?;
+            Ok(out)
+        };
+        assert_eq!(read(6, 7).unwrap(), b"version");
+        // Rewritten: the listed version no longer opens.
+        fs::write(dir.join("a.txt"), "other version").unwrap();
+        assert!(read(0, 13).is_err());
+        // Changed while a reader is open: the end of the read says so.
+        let a = store
+            .list("", &mut LeftOut::default())
+            .unwrap()
+            .into_iter()
+            .find(|e| e.name == "a.txt")
+            .unwrap();
+        let mut reader = store.open_at("a.txt", &a.version, 0, 13).unwrap();
+        let mut head = [0u8; 4];
+        reader.read_exact(&mut head).unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(20));
+        fs::OpenOptions::new()
+            .write(true)
+            .open(dir.join("a.txt"))
+            .and_then(|mut f| io::Write::write_all(&mut f, b"OTHER"))
+            .unwrap();
+        let mut rest = Vec::new();
+        assert!(reader.read_to_end(&mut rest).is_err());
+        // Truncated while read: never a short entry.
+        let a = store
+            .list("", &mut LeftOut::default())
+            .unwrap()
+            .into_iter()
+            .find(|e| e.name == "a.txt")
+            .unwrap();
+        let mut reader = store.open_at("a.txt", &a.version, 0, 13).unwrap();
+        fs::OpenOptions::new()
+            .write(true)
+            .open(dir.join("a.txt"))
+            .and_then(|f| f.set_len(3))
+            .unwrap();
+        let mut all = Vec::new();
+        assert!(reader.read_to_end(&mut all).is_err());
+        // Names from a caller cannot climb out.
+        assert!(store.open_at("../x", &a.version, 0, 1).is_err());
+        assert!(store.list("..", &mut LeftOut::default()).is_err());
         let _ = fs::remove_dir_all(&dir);
     }
 }

@@ -1,5 +1,5 @@
 //! The fixture file format (see `fixtures/README.md`) and its loading into a
-//! [`Store`]. Every error names the JSON path of the offending value.
+//! [`Tree`]. Every error names the JSON path of the offending value.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::path::{Path, PathBuf};
@@ -12,7 +12,7 @@ use zipgate_api::{NodeId, NodeKind, UserId, UserInfo};
 
 use super::content::{Content, FileBody, GeneratedKind, HostFile};
 use super::root::ContentRoot;
-use super::{Node, NodeData, Readers, Store, User};
+use super::{Node, NodeData, Readers, Tree, User};
 
 /// The most content bytes one fixture may hold (2^62, 4 EiB): far past any
 /// test, and far enough below 2^64 that archive lengths (contents plus
@@ -32,6 +32,9 @@ pub enum ContentPaths {
     /// Anywhere (`--fixture-paths-anywhere`): relative to this folder when
     /// there is one, absolute paths as they are, symlinks followed.
     Anywhere(Option<PathBuf>),
+    /// The files a scan of a store found (`--root`, `--store`): a path
+    /// names one of them, exactly as listed, and nothing else.
+    Stored(Arc<super::backend::StoredFiles>),
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -136,7 +139,7 @@ pub fn default_mtime() -> DateTime<Utc> {
 /// Parses a trusted fixture document (tests, the embedded fixture):
 /// `content.path` values may name any file, relative ones resolved against
 /// `base_dir`.
-pub fn parse(json: &str, base_dir: Option<&Path>) -> Result<Store, FixtureError> {
+pub fn parse(json: &str, base_dir: Option<&Path>) -> Result<Tree, FixtureError> {
     FixtureSource::from_text(
         json,
         ContentPaths::Anywhere(base_dir.map(Path::to_path_buf)),
@@ -214,7 +217,7 @@ impl FixtureSource {
             .expect("the embedded fixture is valid JSON")
     }
 
-    pub fn parse(&self) -> Result<Store, FixtureError> {
+    pub fn parse(&self) -> Result<Tree, FixtureError> {
         // A struct deserializes from an array too (`[]` would be an empty tree).
         if !self.json.is_object() {
             return Err(FixtureError::at(
@@ -353,7 +356,7 @@ struct Builder<'a> {
 }
 
 /// Builds a store; `content.path` values may lead where `paths` says.
-pub fn build(doc: FixtureDoc, paths: &ContentPaths) -> Result<Store, FixtureError> {
+pub fn build(doc: FixtureDoc, paths: &ContentPaths) -> Result<Tree, FixtureError> {
     build_with(doc, paths, &[], &IdSpaces::default())
 }
 
@@ -362,7 +365,7 @@ fn build_with(
     paths: &ContentPaths,
     added: &[(String, ContentPaths)],
     id_spaces: &IdSpaces,
-) -> Result<Store, FixtureError> {
+) -> Result<Tree, FixtureError> {
     let mut users = BTreeMap::new();
     let mut tokens = HashMap::new();
     for (i, spec) in doc.users.into_iter().enumerate() {
@@ -436,7 +439,7 @@ fn build_with(
         }
     }
     let nodes = builder.nodes;
-    Ok(Store::new(nodes, roots, users, tokens))
+    Ok(Tree::new(nodes, roots, users, tokens))
 }
 
 impl Builder<'_> {
@@ -627,6 +630,15 @@ impl Builder<'_> {
             ContentSpec::Path(written) => {
                 let at = format!("{path}.path");
                 let paths = FixtureSource::paths_for(self.paths, self.added, node);
+                if let ContentPaths::Stored(files) = paths {
+                    let file = files.file(&written).ok_or_else(|| {
+                        FixtureError::at(
+                            &at,
+                            format!("{written:?}: not a file of the served store"),
+                        )
+                    })?;
+                    return Ok(Content::Stored(Arc::new(file)));
+                }
                 let file = host_file(paths, written).map_err(|m| FixtureError::at(&at, m))?;
                 // Opened now as at every download: the same rules, the same
                 // one message whatever is wrong with the path.
@@ -652,6 +664,7 @@ impl Builder<'_> {
 fn host_file(paths: &ContentPaths, written: String) -> Result<HostFile, String> {
     let written: Arc<str> = Arc::from(written);
     match paths {
+        ContentPaths::Stored(_) => Err("not a file of the served store".into()),
         ContentPaths::Refused => Err(
             "this fixture may not name host files: start zipgate with --content-root DIR \
              to serve files beneath DIR (fixture files may name files beside them)"

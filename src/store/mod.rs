@@ -1,10 +1,13 @@
 //! The neutral store: a tree of folders and files, the users who may read
 //! them, and the tokens that identify those users.
 
+pub mod backend;
 pub mod content;
+pub mod crc_cache;
 pub mod directory;
 pub mod fixture;
 pub mod root;
+pub mod served;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
@@ -79,7 +82,7 @@ impl std::ops::Deref for User {
 }
 
 #[derive(Debug, Default)]
-pub struct Store {
+pub struct Tree {
     nodes: HashMap<NodeId, Arc<Node>>,
     roots: Vec<NodeId>,
     users: BTreeMap<UserId, User>,
@@ -100,14 +103,14 @@ struct ByKind {
     folder: Option<NodeId>,
 }
 
-impl Store {
+impl Tree {
     fn new(
         nodes: HashMap<NodeId, Arc<Node>>,
         roots: Vec<NodeId>,
         users: BTreeMap<UserId, User>,
         tokens: HashMap<String, UserId>,
     ) -> Self {
-        Store {
+        Tree {
             nodes,
             roots,
             users,
@@ -117,7 +120,7 @@ impl Store {
         }
     }
 
-    pub fn embedded_default() -> Result<Store, FixtureError> {
+    pub fn embedded_default() -> Result<Tree, FixtureError> {
         fixture::parse(DEFAULT_FIXTURE, None)
     }
 
@@ -271,6 +274,9 @@ impl Store {
                 return;
             }
             if let NodeData::File(body) = &node.data {
+                if !body.warm_ahead() {
+                    continue;
+                }
                 if let Err(error) = body.crc32(&|| self.is_retired()) {
                     if !self.is_retired() {
                         tracing::warn!(id = %node.id, %error, "cannot read file content");
@@ -301,13 +307,95 @@ impl Store {
     }
 }
 
+/// A fixture tree is a store too: listed by path, every node readable (the
+/// policy of whoever serves it decides), each file's version its node id,
+/// as a tree's contents never change. It lets a fixture be served the way
+/// a directory or a bucket is, so the three can be compared.
+impl backend::Store for Tree {
+    fn describe(&self) -> String {
+        format!("fixture tree of {} nodes", self.nodes.len())
+    }
+
+    fn list(
+        &self,
+        folder: &str,
+        left_out: &mut backend::LeftOut,
+    ) -> std::io::Result<Vec<backend::Entry>> {
+        let children: Vec<&Arc<Node>> = if folder.is_empty() {
+            self.roots().collect()
+        } else {
+            match self.node_at(folder).map(|n| &n.data) {
+                Some(NodeData::Folder(ids)) => {
+                    ids.iter().filter_map(|id| self.nodes.get(id)).collect()
+                }
+                _ => return Err(std::io::ErrorKind::NotFound.into()),
+            }
+        };
+        let mut out = Vec::with_capacity(children.len());
+        for node in children {
+            if node.name.is_empty()
+                || node.name.contains('/')
+                || node.name == "."
+                || node.name == ".."
+            {
+                left_out.unsafe_names += 1;
+                continue;
+            }
+            out.push(backend::Entry {
+                name: node.name.clone(),
+                kind: node.kind(),
+                size: node.size(),
+                mtime: node.mtime,
+                version: node.id.0.clone(),
+            });
+        }
+        Ok(out)
+    }
+
+    fn open_at(
+        &self,
+        file: &str,
+        version: &str,
+        offset: u64,
+        len: u64,
+    ) -> std::io::Result<Box<dyn std::io::Read + Send>> {
+        match self.node_at(file) {
+            Some(node) if node.id.0 == version => match &node.data {
+                NodeData::File(body) => Ok(Box::new(backend::Exactly {
+                    inner: body.content.open_at(offset)?,
+                    left: len,
+                })),
+                NodeData::Folder(_) => Err(std::io::ErrorKind::InvalidInput.into()),
+            },
+            _ => Err(std::io::Error::other(format!(
+                "{file:?} is not in the tree as listed"
+            ))),
+        }
+    }
+}
+
+impl Tree {
+    /// The node at a `/`-joined path of names from the top, readable or not.
+    fn node_at(&self, path: &str) -> Option<&Arc<Node>> {
+        let mut current: Option<&Arc<Node>> = None;
+        for name in path.split('/') {
+            let found = match current {
+                None => self.roots().find(|n| n.name == name),
+                Some(folder) => self.children(folder).find(|n| n.name == name),
+            };
+            current = Some(found?);
+        }
+        current
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
     fn embedded_default_fixture_has_what_the_dialects_need() {
-        let store = Store::embedded_default().unwrap();
+        let store = Tree::embedded_default().unwrap();
         assert!(store.users().count() >= 2);
         let names: Vec<&str> = store.nodes.values().map(|n| n.name.as_str()).collect();
         assert!(names.iter().any(|n| !n.is_ascii()), "a non-ASCII name");
@@ -380,7 +468,7 @@ mod tests {
                 data: NodeData::Folder(children),
             }),
         );
-        let store = Store::new(nodes, vec![folder.clone()], BTreeMap::new(), HashMap::new());
+        let store = Tree::new(nodes, vec![folder.clone()], BTreeMap::new(), HashMap::new());
         let selection = [zipgate_api::SelectedItem {
             id: folder,
             expected_kind: None,

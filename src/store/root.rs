@@ -21,11 +21,13 @@ pub struct ContentRoot {
     canonical: PathBuf,
     /// The directory itself, held open: renaming it or replacing it by a
     /// symlink later changes nothing about what opens beneath it.
-    #[cfg(target_os = "linux")]
+    #[cfg(unix)]
     dir: std::os::fd::OwnedFd,
     /// No symlink anywhere on the path, even one that stays beneath
     /// (`--root`: a served directory is served as it is, never through links).
     no_symlinks: bool,
+    /// Tests take the fallback path even where `openat2` exists.
+    without_openat2: bool,
 }
 
 impl ContentRoot {
@@ -43,21 +45,22 @@ impl ContentRoot {
                 format!("{} is not a directory", given.display()),
             ));
         }
-        #[cfg(target_os = "linux")]
+        #[cfg(unix)]
         let dir = {
             use rustix::fs::{Mode, OFlags};
             rustix::fs::open(
                 &canonical,
-                OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
+                OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
                 Mode::empty(),
             )?
         };
         Ok(ContentRoot {
             given: given.to_path_buf(),
             canonical,
-            #[cfg(target_os = "linux")]
+            #[cfg(unix)]
             dir,
             no_symlinks: false,
+            without_openat2: false,
         })
     }
 
@@ -65,6 +68,13 @@ impl ContentRoot {
     /// for a directory served as the tree.
     pub fn without_symlinks(mut self) -> ContentRoot {
         self.no_symlinks = true;
+        self
+    }
+
+    /// The same root, opening as a kernel without `openat2` would have it.
+    #[cfg(test)]
+    pub fn without_openat2(mut self) -> ContentRoot {
+        self.without_openat2 = true;
         self
     }
 
@@ -100,7 +110,7 @@ impl ContentRoot {
     /// Opens `relative` (as [`ContentRoot::relative`] made it) for reading,
     /// never resolving outside the root; only a regular file opens.
     pub fn open(&self, relative: &Path) -> io::Result<File> {
-        let file = self.open_beneath(relative)?;
+        let file = self.open_beneath(relative, false)?;
         if !file.metadata()?.is_file() {
             return Err(io::Error::new(
                 io::ErrorKind::InvalidInput,
@@ -110,33 +120,98 @@ impl ContentRoot {
         Ok(file)
     }
 
+    /// Opens the folder `relative` (empty: the root itself) for listing,
+    /// with the same confinement as [`ContentRoot::open`].
+    #[cfg(unix)]
+    pub fn open_dir(&self, relative: &Path) -> io::Result<std::os::fd::OwnedFd> {
+        let dir = self.open_beneath(relative, true)?;
+        Ok(std::os::fd::OwnedFd::from(dir))
+    }
+
     #[cfg(target_os = "linux")]
-    fn open_beneath(&self, relative: &Path) -> io::Result<File> {
-        use rustix::fs::{Mode, OFlags, ResolveFlags};
+    fn open_beneath(&self, relative: &Path, directory: bool) -> io::Result<File> {
+        use rustix::fs::{Mode, ResolveFlags};
         use std::sync::atomic::{AtomicBool, Ordering};
         // Set once the kernel has said it has no openat2.
         static NO_OPENAT2: AtomicBool = AtomicBool::new(false);
-        if !NO_OPENAT2.load(Ordering::Relaxed) {
-            // NONBLOCK: opening a FIFO must not wait for a writer (it is then
-            // refused as not a regular file); it changes nothing for files.
-            let flags = OFlags::RDONLY | OFlags::CLOEXEC | OFlags::NOCTTY | OFlags::NONBLOCK;
+        if !NO_OPENAT2.load(Ordering::Relaxed) && !self.without_openat2 {
             // Magic links (/proc/self/fd/…) would jump anywhere.
             let mut resolve = ResolveFlags::BENEATH | ResolveFlags::NO_MAGICLINKS;
             if self.no_symlinks {
                 resolve |= ResolveFlags::NO_SYMLINKS;
             }
-            match rustix::fs::openat2(&self.dir, relative, flags, Mode::empty(), resolve) {
+            let at = if relative.as_os_str().is_empty() {
+                Path::new(".")
+            } else {
+                relative
+            };
+            let flags = open_flags(directory);
+            match rustix::fs::openat2(&self.dir, at, flags, Mode::empty(), resolve) {
                 Ok(fd) => return Ok(File::from(fd)),
                 Err(rustix::io::Errno::NOSYS) => NO_OPENAT2.store(true, Ordering::Relaxed),
                 Err(errno) => return Err(errno.into()),
             }
         }
-        self.open_canonical(relative)
+        self.open_fallback(relative, directory)
     }
 
     #[cfg(not(target_os = "linux"))]
-    fn open_beneath(&self, relative: &Path) -> io::Result<File> {
+    fn open_beneath(&self, relative: &Path, directory: bool) -> io::Result<File> {
+        self.open_fallback(relative, directory)
+    }
+
+    /// Without `openat2`: a served directory (no symlinks at all) is walked
+    /// one component at a time with `O_NOFOLLOW`, which no rename can lead
+    /// out of; a fixture's content root (symlinks that stay beneath are
+    /// fine) compares canonical paths.
+    fn open_fallback(&self, relative: &Path, directory: bool) -> io::Result<File> {
+        #[cfg(unix)]
+        if self.no_symlinks {
+            return self.open_per_component(relative, directory);
+        }
+        if directory {
+            return Err(io::Error::new(
+                io::ErrorKind::Unsupported,
+                "folders are listed only beneath a root without symlinks",
+            ));
+        }
         self.open_canonical(relative)
+    }
+
+    #[cfg(unix)]
+    fn open_per_component(&self, relative: &Path, directory: bool) -> io::Result<File> {
+        use rustix::fs::{Mode, OFlags};
+        let mut names = Vec::new();
+        for component in relative.components() {
+            match component {
+                Component::Normal(name) => names.push(name),
+                _ => {
+                    return Err(io::Error::new(
+                        io::ErrorKind::PermissionDenied,
+                        "outside the content root",
+                    ))
+                }
+            }
+        }
+        let through = OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC;
+        let Some((last, parents)) = names.split_last() else {
+            let root = rustix::fs::openat(&self.dir, ".", open_flags(directory), Mode::empty())?;
+            return Ok(File::from(root));
+        };
+        let mut dir: Option<std::os::fd::OwnedFd> = None;
+        for name in parents {
+            let next = match &dir {
+                Some(dir) => rustix::fs::openat(dir, *name, through, Mode::empty())?,
+                None => rustix::fs::openat(&self.dir, *name, through, Mode::empty())?,
+            };
+            dir = Some(next);
+        }
+        let flags = open_flags(directory) | OFlags::NOFOLLOW;
+        let fd = match &dir {
+            Some(dir) => rustix::fs::openat(dir, *last, flags, Mode::empty())?,
+            None => rustix::fs::openat(&self.dir, *last, flags, Mode::empty())?,
+        };
+        Ok(File::from(fd))
     }
 
     /// The portable way: every symlink resolved first, then the prefix checked.
@@ -158,6 +233,20 @@ impl ContentRoot {
             ));
         }
         File::open(full)
+    }
+}
+
+/// Reading a file, or listing a folder. NONBLOCK: opening a FIFO must not
+/// wait for a writer (it is then refused as not a regular file); it
+/// changes nothing for files.
+#[cfg(unix)]
+fn open_flags(directory: bool) -> rustix::fs::OFlags {
+    use rustix::fs::OFlags;
+    let flags = OFlags::RDONLY | OFlags::CLOEXEC | OFlags::NOCTTY;
+    if directory {
+        flags | OFlags::DIRECTORY
+    } else {
+        flags | OFlags::NONBLOCK
     }
 }
 
@@ -219,6 +308,21 @@ mod tests {
             root.open_canonical(Path::new("in")).is_err(),
             "the portable way too"
         );
+        assert!(root.open_dir(Path::new("sub")).is_ok());
+        assert!(root.open_dir(Path::new("subdir")).is_err());
+        // Without openat2: one component at a time, none followed.
+        let fallback = ContentRoot::new(&inside)
+            .unwrap()
+            .without_symlinks()
+            .without_openat2();
+        assert!(fallback.open(Path::new("sub/a.txt")).is_ok());
+        assert!(fallback.open(Path::new("in")).is_err());
+        assert!(fallback.open(Path::new("subdir/a.txt")).is_err());
+        assert!(fallback.open(Path::new("sub")).is_err(), "a folder");
+        assert!(fallback.open(Path::new("../secret.txt")).is_err());
+        assert!(fallback.open_dir(Path::new("")).is_ok());
+        assert!(fallback.open_dir(Path::new("sub")).is_ok());
+        assert!(fallback.open_dir(Path::new("subdir")).is_err());
         let _ = std::fs::remove_dir_all(&dir);
     }
 

@@ -405,6 +405,11 @@ pub fn serve_binary(args: &[&str]) -> Running {
         .args(["serve", "--listen", "127.0.0.1:0"])
         .args(args)
         .env("RUST_LOG", "info")
+        // A served tree's CRC cache goes here, not into the user's own.
+        .env(
+            "XDG_CACHE_HOME",
+            std::env::temp_dir().join("zipgate-test-cache"),
+        )
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .spawn()

@@ -136,7 +136,7 @@ pub(crate) fn seconds(text: &str, max_secs: u64) -> Option<Duration> {
 fn seconds_range(max_secs: u64) -> String {
     let max_secs = max_secs.min(MAX_DURATION_SECS);
     const YEAR: u64 = 31_557_600;
-    if max_secs % YEAR == 0 {
+    if max_secs.is_multiple_of(YEAR) {
         format!(
             "whole seconds from 0 to {max_secs} ({} years)",
             max_secs / YEAR

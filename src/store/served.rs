@@ -1,0 +1,178 @@
+//! A [`Store`] served as the tree (`serve --root DIR`, `serve --store URL`):
+//! the policy's users and rules over the store's scans, and the rescans
+//! that put a changed tree in force.
+
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use serde_json::Value;
+
+use super::backend::{scan, LeftOut, Rule, Scanned, Store};
+use super::crc_cache::CrcCache;
+use super::{ContentPaths, FixtureSource};
+use crate::state::AppState;
+
+/// Who may call and who reads what: a policy file is a fixture document
+/// with `users` and `rules` and no `nodes`.
+#[derive(Clone, Debug, Default)]
+pub struct Policy {
+    pub users: Vec<Value>,
+    pub rules: Vec<Rule>,
+}
+
+impl Policy {
+    pub fn from_file(path: &Path) -> Result<Policy, String> {
+        let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
+        Policy::from_text(&text).map_err(|e| format!("{}: {e}", path.display()))
+    }
+
+    pub fn from_text(text: &str) -> Result<Policy, String> {
+        let doc: Value = serde_json::from_str(text).map_err(|e| e.to_string())?;
+        if doc.get("nodes").is_some() {
+            return Err("a policy has users and rules; the nodes come from the store".into());
+        }
+        let rules = match doc.get("rules") {
+            Some(rules) => {
+                serde_json::from_value(rules.clone()).map_err(|e| format!("rules: {e}"))?
+            }
+            None => Vec::new(),
+        };
+        let users = match doc.get("users") {
+            Some(Value::Array(users)) => users.clone(),
+            None => Vec::new(),
+            Some(_) => return Err("a policy's \"users\" is a list".into()),
+        };
+        Ok(Policy { users, rules })
+    }
+
+    /// The embedded fixture's users (alice-token, bob-token), without their
+    /// homes, which name fixture folders; no rules, so they read everything.
+    pub fn embedded_users() -> Policy {
+        let mut doc: Value =
+            serde_json::from_str(super::DEFAULT_FIXTURE).expect("the embedded fixture is JSON");
+        let mut users = match doc["users"].take() {
+            Value::Array(users) => users,
+            _ => Vec::new(),
+        };
+        for user in &mut users {
+            if let Some(user) = user.as_object_mut() {
+                user.remove("home");
+            }
+        }
+        Policy {
+            users,
+            rules: Vec::new(),
+        }
+    }
+}
+
+pub struct Served {
+    store: Arc<dyn Store>,
+    crcs: Arc<CrcCache>,
+    policy: Policy,
+    /// What the last scan left out: logged when it changes, not at every rescan.
+    left_out: Mutex<Option<LeftOut>>,
+}
+
+impl Served {
+    pub fn new(store: Arc<dyn Store>, crcs: Arc<CrcCache>, policy: Policy) -> Served {
+        Served {
+            store,
+            crcs,
+            policy,
+            left_out: Mutex::new(None),
+        }
+    }
+
+    pub fn describe(&self) -> String {
+        self.store.describe()
+    }
+
+    /// Reads the store once.
+    pub fn scan(&self) -> Result<Scanned, String> {
+        let scanned = scan(
+            &self.store,
+            &self.crcs,
+            self.policy.users.clone(),
+            &self.policy.rules,
+        )
+        .map_err(|e| format!("{}: {e}", self.store.describe()))?;
+        let mut last = self.left_out.lock().unwrap_or_else(|e| e.into_inner());
+        if last.as_ref() != Some(&scanned.left_out) {
+            let left = &scanned.left_out;
+            if *left != LeftOut::default() {
+                tracing::warn!(
+                    store = %self.store.describe(),
+                    symlinks = left.symlinks,
+                    special = left.special,
+                    not_utf8 = left.not_utf8,
+                    unreadable = left.unreadable,
+                    unsafe_names = left.unsafe_names,
+                    rules_unmatched = left.rules_unmatched,
+                    "entries left out of the served tree"
+                );
+            }
+            *last = Some(scanned.left_out.clone());
+        }
+        Ok(scanned)
+    }
+
+    /// The fixture source a scan serves: its files open through the store.
+    pub fn source(scanned: &Scanned) -> FixtureSource {
+        FixtureSource::new(
+            scanned.doc.clone(),
+            ContentPaths::Stored(scanned.files.clone()),
+        )
+    }
+
+    /// Scans again every `every` and puts a tree that changed in force
+    /// (jobs already planned keep theirs; a file changed since its job was
+    /// planned is refused when read, as its version differs). A tree the
+    /// control plane put in force instead is left alone; after a reset to
+    /// the start's tree, a change since the start is put in force again.
+    pub fn rescan_every(self, state: Arc<AppState>, every: Duration, start: Scanned) {
+        let start_json = state.fixture_json();
+        let spawned = std::thread::Builder::new()
+            .name("zipgate-rescan".into())
+            .spawn(move || {
+                let mut last: Option<(Arc<Value>, Scanned)> = None;
+                loop {
+                    std::thread::sleep(every);
+                    // The server is gone when this thread holds its last reference.
+                    if Arc::strong_count(&state) == 1 {
+                        return;
+                    }
+                    let scanned = match self.scan() {
+                        Ok(scanned) => scanned,
+                        Err(error) => {
+                            tracing::warn!(%error, "the scan failed; the tree in force stays");
+                            continue;
+                        }
+                    };
+                    let in_force = state.fixture_json();
+                    let basis = match &last {
+                        Some((json, scan)) if Arc::ptr_eq(json, &in_force) => scan,
+                        _ if Arc::ptr_eq(&start_json, &in_force) => &start,
+                        _ => continue,
+                    };
+                    if scanned == *basis {
+                        continue;
+                    }
+                    let source = Served::source(&scanned);
+                    let json = source.json.clone();
+                    match state.load_fixture(source) {
+                        Ok(()) => {
+                            let nodes = state.store().node_count();
+                            tracing::info!(nodes, "changes in the store are in force");
+                            last = Some((json, scanned));
+                        }
+                        Err(error) => tracing::warn!(%error, "the new tree was refused"),
+                    }
+                }
+            });
+        if let Err(error) = spawned {
+            tracing::warn!(%error, "cannot start the rescan thread; the start's tree stays");
+        }
+    }
+}

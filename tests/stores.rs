@@ -1,0 +1,108 @@
+//! The same tree served from the fixture, from a fixture read as a store,
+//! and from a directory gives byte-identical archives over real HTTP: the
+//! store behind a tree changes nothing a client sees.
+
+mod common;
+
+use std::path::Path;
+use std::sync::Arc;
+
+use http::StatusCode;
+use serde_json::json;
+use zipgate::store::backend::Store;
+use zipgate::store::directory::DirectoryStore;
+use zipgate::store::served::Policy;
+use zipgate::store::{Node, NodeData, Tree};
+use zipgate::{Server, ServerHandle};
+
+use common::*;
+
+async fn serve_store(store: Arc<dyn Store>) -> ServerHandle {
+    Server::builder()
+        .store(store, Policy::embedded_users())
+        .expect("the store reads")
+        .spawn()
+        .await
+        .expect("server starts")
+}
+
+/// A stored archive of one item as alice.
+async fn stored_zip(server: &ServerHandle, id: &str) -> Vec<u8> {
+    let reply = zip(
+        server,
+        &json!({"items": [{"id": id}], "compression": "store"}),
+        Some("alice-token"),
+    )
+    .await;
+    assert_eq!(
+        reply.status,
+        StatusCode::OK,
+        "{id}: {}",
+        String::from_utf8_lossy(&reply.body)
+    );
+    reply.body
+}
+
+/// Writes `node` and everything below it into `dir`, with the tree's mtimes.
+fn materialize(tree: &Tree, node: &Node, dir: &Path) {
+    let path = dir.join(&node.name);
+    match &node.data {
+        NodeData::File(_) => std::fs::write(&path, file_bytes(node).unwrap()).unwrap(),
+        NodeData::Folder(_) => {
+            std::fs::create_dir_all(&path).unwrap();
+            for child in tree.children(node) {
+                materialize(tree, child, &path);
+            }
+        }
+    }
+    // After the children, whose creation moved a folder's mtime.
+    std::fs::File::open(&path)
+        .unwrap()
+        .set_modified(node.mtime.into())
+        .unwrap();
+}
+
+#[tokio::test]
+async fn a_fixture_a_fixture_as_a_store_and_a_directory_give_the_same_archives() {
+    let fixture = start_default().await;
+    let tree = Tree::embedded_default().unwrap();
+    let as_store = serve_store(Arc::new(Tree::embedded_default().unwrap())).await;
+
+    let dir = TempDir::new("stores");
+    let home = tree.node(&"folder-alice-home".into()).unwrap();
+    materialize(&tree, home, dir.path());
+    let on_disk = serve_store(Arc::new(DirectoryStore::new(dir.path()).unwrap())).await;
+
+    // Neutral ids of a store are paths from its top.
+    for (fixture_id, path) in [
+        ("folder-reports", "Alice/Documents/Reports"),
+        ("file-overview", "Alice/Documents/Überblick – 日本語.txt"),
+        ("folder-empty", "Alice/Documents/Empty"),
+        ("file-photo", "Alice/Media/photo.jpg"),
+    ] {
+        let expected = stored_zip(&fixture, fixture_id).await;
+        assert_eq!(
+            stored_zip(&as_store, path).await,
+            expected,
+            "{path} from the fixture read as a store"
+        );
+        assert_eq!(
+            stored_zip(&on_disk, path).await,
+            expected,
+            "{path} from a directory"
+        );
+    }
+    // Both stores list the same tree.
+    let names = |server: &ServerHandle| {
+        let store = server.state().store();
+        let mut paths: Vec<String> = store.nodes().map(|n| n.id.0.clone()).collect();
+        paths.sort();
+        paths
+    };
+    let on_disk_paths = names(&on_disk);
+    let under_home: Vec<String> = names(&as_store)
+        .into_iter()
+        .filter(|p| p == "Alice" || p.starts_with("Alice/"))
+        .collect();
+    assert_eq!(on_disk_paths, under_home);
+}
