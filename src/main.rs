@@ -99,6 +99,11 @@ struct ServeArgs {
     /// `~/.cache/zipgate`).
     #[arg(long, value_name = "FILE", requires = "root")]
     crc_cache: Option<String>,
+    /// With `--root`: dialect ids pinned to paths, `{"ids": {"docs/a.txt":
+    /// {"box": "12345"}}}` (a migration's output); read again when it
+    /// changes. Paths not named keep the ids derived from their path.
+    #[arg(long, value_name = "FILE", requires = "root")]
+    id_map: Option<PathBuf>,
     /// Let the `--fixtures` file name files outside its folder (absolute
     /// paths, `..`, symlinks out). Fixtures sent to the control plane still
     /// may not.
@@ -249,6 +254,7 @@ fn directory_source(
     root: &Path,
     policy: Option<&Path>,
     crc_cache: Option<&str>,
+    id_map: Option<&Path>,
 ) -> Result<(FixtureSource, Served, Scanned), String> {
     let store = zipgate::store::directory::DirectoryStore::new(root)
         .map_err(|e| format!("--root {}: {e}", root.display()))?;
@@ -274,7 +280,10 @@ fn directory_source(
         }
     };
     let crcs = Arc::new(open_crc_cache(crc_cache, &store.describe()));
-    let served = Served::new(store, crcs, policy);
+    let mut served = Served::new(store, crcs, policy);
+    if let Some(path) = id_map {
+        served = served.with_id_map(path)?;
+    }
     let scanned = served.scan()?;
     Ok((Served::source(&scanned), served, scanned))
 }
@@ -419,7 +428,12 @@ fn serve(args: ServeArgs) -> ExitCode {
     };
     let (source, served) = match &args.root {
         Some(root) => {
-            match directory_source(root, args.policy.as_deref(), args.crc_cache.as_deref()) {
+            match directory_source(
+                root,
+                args.policy.as_deref(),
+                args.crc_cache.as_deref(),
+                args.id_map.as_deref(),
+            ) {
                 Ok((source, served, scanned)) => (Ok(source), Some((served, scanned))),
                 Err(e) => (Err(e), None),
             }

@@ -748,6 +748,62 @@ fn stored_crcs_are_remembered_across_restarts_by_file_version() {
     }
 }
 
+/// Box's create of one file as alice: the status.
+fn box_create(addr: &str, file_id: &str) -> u16 {
+    let body = format!("{{\"items\":[{{\"type\":\"file\",\"id\":\"{file_id}\"}}]}}");
+    http_bytes(
+        addr,
+        &format!(
+            "POST /2.0/zip_downloads HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Bearer alice-token\r\n\
+             Content-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            body.len()
+        ),
+    )
+    .0
+}
+
+#[test]
+fn an_id_map_pins_dialect_ids_to_paths_and_is_read_again_when_it_changes() {
+    let dir = TempDir::new("cli-idmap");
+    let served = dir.path().join("served");
+    std::fs::create_dir_all(served.join("docs")).unwrap();
+    std::fs::write(served.join("docs/a.txt"), "alpha\n").unwrap();
+    let ids = dir.path().join("ids.json");
+    std::fs::write(&ids, r#"{"ids": {"docs/a.txt": {"box": "777"}}}"#).unwrap();
+    let args = [
+        "--root",
+        served.to_str().unwrap(),
+        "--id-map",
+        ids.to_str().unwrap(),
+        "--rescan",
+        "1",
+    ];
+    let running = serve(&args);
+    assert_eq!(box_create(&running.addr, "777"), 202);
+    assert_eq!(box_create(&running.addr, "778"), 404);
+    std::fs::write(&ids, r#"{"ids": {"docs/a.txt": {"box": "778"}}}"#).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while box_create(&running.addr, "778") != 202 {
+        assert!(Instant::now() < deadline, "the new id map is not in force");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert_eq!(box_create(&running.addr, "777"), 404);
+    drop(running);
+    // A map that pins one Box id on two nodes, or is not a map, stops the start.
+    for (text, says) in [
+        (
+            r#"{"ids": {"docs": {"box": "5"}, "docs/a.txt": {"box": "5"}}}"#,
+            "ids.box",
+        ),
+        (r#"{"ids": {"docs/a.txt": "5"}}"#, "--id-map"),
+    ] {
+        std::fs::write(&ids, text).unwrap();
+        let (status, stderr) = start_refused(&args, &[]);
+        assert!(status.is_some_and(|s| !s.success()), "{text}: {stderr}");
+        assert!(stderr.contains(says), "{text}: {stderr}");
+    }
+}
+
 #[test]
 fn a_policy_says_who_reads_what_by_path() {
     let dir = TempDir::new("cli-policy");

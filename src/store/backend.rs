@@ -58,6 +58,8 @@ pub struct LeftOut {
     pub unsafe_names: u64,
     /// Policy rules whose path names nothing in the store.
     pub rules_unmatched: u64,
+    /// Id map entries whose path names nothing in the store.
+    pub ids_unmatched: u64,
 }
 
 /// A tree of folders and files with bytes behind them.
@@ -157,6 +159,21 @@ pub struct Rule {
     pub owner: Option<String>,
     /// `"everyone"` or a list of user ids, as in fixtures.
     pub readers: Option<Value>,
+}
+
+/// Dialect ids pinned to paths (`--id-map FILE`, the output of a
+/// migration): `{"ids": {"docs/a.txt": {"box": "12345", "oracle": "D…"}}}`.
+/// Paths not named keep the ids each dialect derives from the path.
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct IdMap {
+    pub ids: BTreeMap<String, BTreeMap<String, String>>,
+}
+
+impl IdMap {
+    pub fn from_text(text: &str) -> Result<IdMap, String> {
+        serde_json::from_str(text).map_err(|e| e.to_string())
+    }
 }
 
 /// A store read once: the fixture document (users from the policy, a node
@@ -260,14 +277,30 @@ pub fn scan(
     crcs: &Arc<CrcCache>,
     users: Vec<Value>,
     rules: &[Rule],
+    id_map: &IdMap,
 ) -> io::Result<Scanned> {
     let mut left_out = LeftOut::default();
     let mut listing = store.list_all(&mut left_out)?;
     let mut files = HashMap::new();
     let mut nodes = build(&mut listing, "", &mut files);
     for rule in rules {
-        if !apply(&mut nodes, rule.path.trim_matches('/'), rule) {
+        let found = apply(&mut nodes, rule.path.trim_matches('/'), &mut |node| {
+            if let Some(owner) = &rule.owner {
+                node["owner"] = json!(owner);
+            }
+            if let Some(readers) = &rule.readers {
+                node["readers"] = readers.clone();
+            }
+        });
+        if !found {
             left_out.rules_unmatched += 1;
+        }
+    }
+    for (path, ids) in &id_map.ids {
+        if !apply(&mut nodes, path.trim_matches('/'), &mut |node| {
+            node["ids"] = json!(ids)
+        }) {
+            left_out.ids_unmatched += 1;
         }
     }
     Ok(Scanned {
@@ -311,9 +344,8 @@ fn build(
     out
 }
 
-/// Sets the rule's owner and readers on the node at `path`; false when
-/// there is none.
-fn apply(nodes: &mut [Value], path: &str, rule: &Rule) -> bool {
+/// Changes the node at `path` with `change`; false when there is none.
+fn apply(nodes: &mut [Value], path: &str, change: &mut dyn FnMut(&mut Value)) -> bool {
     let (first, rest) = match path.split_once('/') {
         Some((first, rest)) => (first, Some(rest)),
         None => (path, None),
@@ -323,16 +355,11 @@ fn apply(nodes: &mut [Value], path: &str, rule: &Rule) -> bool {
     };
     match rest {
         Some(rest) => match node.get_mut("children").and_then(Value::as_array_mut) {
-            Some(children) => apply(children, rest, rule),
+            Some(children) => apply(children, rest, change),
             None => false,
         },
         None => {
-            if let Some(owner) = &rule.owner {
-                node["owner"] = json!(owner);
-            }
-            if let Some(readers) = &rule.readers {
-                node["readers"] = readers.clone();
-            }
+            change(node);
             true
         }
     }

@@ -187,6 +187,10 @@ impl EntryData for FileBody {
         self.content.open_at(offset)
     }
 
+    fn crc32_pending(&self) -> bool {
+        self.crc.get().is_none()
+    }
+
     fn crc32(&self, cancelled: &dyn Fn() -> bool) -> io::Result<u32> {
         if let Some(crc) = self.crc.get() {
             return Ok(*crc);

@@ -204,7 +204,14 @@ mod tests {
         ];
         let store: Arc<dyn Store> = Arc::new(DirectoryStore::new(&dir).unwrap());
         let crcs = Arc::new(super::super::crc_cache::CrcCache::in_memory());
-        let scanned = super::super::backend::scan(&store, &crcs, Vec::new(), &rules).unwrap();
+        let scanned = super::super::backend::scan(
+            &store,
+            &crcs,
+            Vec::new(),
+            &rules,
+            &super::super::backend::IdMap::default(),
+        )
+        .unwrap();
         let (doc, skipped) = (scanned.doc, scanned.left_out);
         assert_eq!(skipped.rules_unmatched, 1);
         assert_eq!(doc["nodes"][1]["children"][0]["owner"], "carol");

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use serde_json::Value;
 
-use super::backend::{scan, LeftOut, Rule, Scanned, Store};
+use super::backend::{scan, IdMap, LeftOut, Rule, Scanned, Store};
 use super::crc_cache::CrcCache;
 use super::{ContentPaths, FixtureSource};
 use crate::state::AppState;
@@ -71,6 +71,8 @@ pub struct Served {
     store: Arc<dyn Store>,
     crcs: Arc<CrcCache>,
     policy: Policy,
+    /// `--id-map FILE`: read again before a scan whenever it changed.
+    id_map: Option<IdMapFile>,
     /// What the last scan left out: logged when it changes, not at every rescan.
     left_out: Mutex<Option<LeftOut>>,
 }
@@ -81,8 +83,21 @@ impl Served {
             store,
             crcs,
             policy,
+            id_map: None,
             left_out: Mutex::new(None),
         }
+    }
+
+    /// Pins dialect ids to paths from `path`, read now and again whenever
+    /// it changes; an error now stops the start.
+    pub fn with_id_map(mut self, path: &Path) -> Result<Served, String> {
+        let file = IdMapFile {
+            path: path.to_owned(),
+            read: Mutex::new(None),
+        };
+        file.current()?;
+        self.id_map = Some(file);
+        Ok(self)
     }
 
     pub fn describe(&self) -> String {
@@ -91,11 +106,16 @@ impl Served {
 
     /// Reads the store once.
     pub fn scan(&self) -> Result<Scanned, String> {
+        let id_map = match &self.id_map {
+            Some(file) => file.current()?,
+            None => Arc::new(IdMap::default()),
+        };
         let scanned = scan(
             &self.store,
             &self.crcs,
             self.policy.users.clone(),
             &self.policy.rules,
+            &id_map,
         )
         .map_err(|e| format!("{}: {e}", self.store.describe()))?;
         let mut last = self.left_out.lock().unwrap_or_else(|e| e.into_inner());
@@ -110,6 +130,7 @@ impl Served {
                     unreadable = left.unreadable,
                     unsafe_names = left.unsafe_names,
                     rules_unmatched = left.rules_unmatched,
+                    ids_unmatched = left.ids_unmatched,
                     "entries left out of the served tree"
                 );
             }
@@ -174,5 +195,39 @@ impl Served {
         if let Err(error) = spawned {
             tracing::warn!(%error, "cannot start the rescan thread; the start's tree stays");
         }
+    }
+}
+
+/// The id map file and what it said when last read, with the size and
+/// mtime it had then: read again only once they change.
+struct IdMapFile {
+    path: std::path::PathBuf,
+    read: Mutex<Option<(Stamp, Arc<IdMap>)>>,
+}
+
+/// A file's size and mtime.
+type Stamp = (u64, Option<std::time::SystemTime>);
+
+/// An id map larger than this is refused rather than read into memory.
+const MAX_ID_MAP_BYTES: u64 = 1 << 30;
+
+impl IdMapFile {
+    fn current(&self) -> Result<Arc<IdMap>, String> {
+        let at = |e: &dyn std::fmt::Display| format!("--id-map {}: {e}", self.path.display());
+        let meta = std::fs::metadata(&self.path).map_err(|e| at(&e))?;
+        let stamp = (meta.len(), meta.modified().ok());
+        let mut read = self.read.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some((seen, map)) = &*read {
+            if *seen == stamp {
+                return Ok(map.clone());
+            }
+        }
+        if meta.len() > MAX_ID_MAP_BYTES {
+            return Err(at(&format!("larger than {MAX_ID_MAP_BYTES} bytes")));
+        }
+        let text = std::fs::read_to_string(&self.path).map_err(|e| at(&e))?;
+        let map = Arc::new(IdMap::from_text(&text).map_err(|e| at(&e))?);
+        *read = Some((stamp, map.clone()));
+        Ok(map)
     }
 }

@@ -34,6 +34,85 @@ pub trait EntryData: Send + Sync {
     fn is_empty(&self) -> bool {
         self.len() == 0
     }
+    /// The CRC is not known yet and a pass would read the body: worth
+    /// starting while the entry before it streams ([`CrcAhead`]). Such an
+    /// implementation must let a second `crc32` call wait for a pass under
+    /// way rather than start another.
+    fn crc32_pending(&self) -> bool {
+        false
+    }
+}
+
+/// Computes the CRC of the next stored entry whose CRC is pending on a
+/// thread of its own while the entry before it streams, so a cold file's
+/// extra read pass overlaps the send instead of stalling it. One entry
+/// ahead at most: the engine asks for the next one only once it has the
+/// CRC it asked for before. Dropped with the stream, it stops the pass
+/// under way (between blocks) and the thread ends.
+struct CrcAhead {
+    queue: Option<std::sync::mpsc::SyncSender<Arc<dyn EntryData>>>,
+    stop: Arc<std::sync::atomic::AtomicBool>,
+    /// Index of the last entry asked for.
+    asked: Option<usize>,
+}
+
+impl CrcAhead {
+    fn new() -> Self {
+        CrcAhead {
+            queue: None,
+            stop: Arc::new(std::sync::atomic::AtomicBool::new(false)),
+            asked: None,
+        }
+    }
+
+    /// Asks for the CRC of the first stored entry after `index` that needs one.
+    fn after(&mut self, entries: &[ArchiveEntry], index: usize) {
+        let next = entries
+            .iter()
+            .enumerate()
+            .skip(index + 1)
+            .find_map(|(at, entry)| match &entry.body {
+                EntryBody::File {
+                    data,
+                    method: Method::Store,
+                    ..
+                } if data.crc32_pending() => Some((at, data)),
+                _ => None,
+            });
+        let Some((at, data)) = next else { return };
+        if self.asked.is_some_and(|asked| asked >= at) {
+            return;
+        }
+        if self.queue.is_none() {
+            let (queue, jobs) = std::sync::mpsc::sync_channel::<Arc<dyn EntryData>>(1);
+            let stop = self.stop.clone();
+            let spawned = std::thread::Builder::new()
+                .name("zipgate-crc-ahead".into())
+                .spawn(move || {
+                    for data in jobs {
+                        // A failure shows again when the engine asks itself.
+                        let _ = data.crc32(&|| stop.load(std::sync::atomic::Ordering::Relaxed));
+                    }
+                });
+            if spawned.is_err() {
+                // No thread: the engine computes each CRC itself, as before.
+                return;
+            }
+            self.queue = Some(queue);
+        }
+        if let Some(queue) = &self.queue {
+            // Never blocks the stream: a full queue only means no overlap.
+            if queue.try_send(data.clone()).is_ok() {
+                self.asked = Some(at);
+            }
+        }
+    }
+}
+
+impl Drop for CrcAhead {
+    fn drop(&mut self) {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    }
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -308,6 +387,7 @@ impl Archive {
     ) -> Result<(), StreamError> {
         let mut written: Vec<Written> = Vec::with_capacity(self.entries.len());
         let mut header = Vec::with_capacity(512);
+        let mut ahead = CrcAhead::new();
         for (index, entry) in self.entries.iter().enumerate() {
             if entry.name.len() > format::MAX_NAME_BYTES {
                 // The planner refuses such paths; this guard keeps the format intact regardless.
@@ -352,6 +432,7 @@ impl Archive {
                     record.crc = if measuring {
                         0
                     } else {
+                        ahead.after(&self.entries, index);
                         let sink = &*out.sink;
                         data.crc32(&|| sink.cancelled()).map_err(|error| {
                             if sink.cancelled() {

@@ -444,3 +444,93 @@ fn every_name_can_carry_the_utf8_flag() {
     assert_eq!(plain.len(), flagged.len());
     check_with_zip_crate(&bytes_of(&flagged, 0), flagged.entries());
 }
+
+/// A body whose CRC pass records the thread it ran on; the pass of `waits_for`'s
+/// entry does not finish before another entry's pass has started elsewhere.
+struct Cold {
+    bytes: &'static [u8],
+    crc: std::sync::Mutex<Option<(u32, std::thread::ThreadId)>>,
+    /// Set once this entry's pass has started.
+    started: Arc<(std::sync::Mutex<bool>, std::sync::Condvar)>,
+    /// Wait for this other entry's pass to start before finishing (at most 10 s).
+    waits_for: Option<Arc<(std::sync::Mutex<bool>, std::sync::Condvar)>>,
+}
+
+impl EntryData for Cold {
+    fn len(&self) -> u64 {
+        self.bytes.len() as u64
+    }
+    fn open_at(&self, offset: u64) -> io::Result<Box<dyn Read + Send>> {
+        Ok(Box::new(Cursor::new(&self.bytes[offset as usize..])))
+    }
+    fn crc32_pending(&self) -> bool {
+        self.crc.lock().unwrap().is_none()
+    }
+    fn crc32(&self, _: &dyn Fn() -> bool) -> io::Result<u32> {
+        let mut crc = self.crc.lock().unwrap();
+        if let Some((known, _)) = *crc {
+            return Ok(known);
+        }
+        *self.started.0.lock().unwrap() = true;
+        self.started.1.notify_all();
+        if let Some(other) = &self.waits_for {
+            let started = other.0.lock().unwrap();
+            let (started, _) = other
+                .1
+                .wait_timeout_while(started, std::time::Duration::from_secs(10), |s| !*s)
+                .unwrap();
+            assert!(*started, "the next entry's CRC pass never started ahead");
+        }
+        let value = crc32fast::hash(self.bytes);
+        *crc = Some((value, std::thread::current().id()));
+        Ok(value)
+    }
+}
+
+#[test]
+fn a_cold_entrys_crc_is_computed_ahead_while_the_one_before_streams() {
+    let flags: Vec<_> = (0..3)
+        .map(|_| Arc::new((std::sync::Mutex::new(false), std::sync::Condvar::new())))
+        .collect();
+    let bodies: Vec<Arc<Cold>> = [&b"first"[..], b"second", b"third"]
+        .iter()
+        .enumerate()
+        .map(|(i, bytes)| {
+            Arc::new(Cold {
+                bytes,
+                crc: Default::default(),
+                started: flags[i].clone(),
+                // Entry 0's pass (on the engine's thread) finishes only once
+                // entry 1's has started on another.
+                waits_for: (i == 0).then(|| flags[1].clone()),
+            })
+        })
+        .collect();
+    let entries = bodies
+        .iter()
+        .enumerate()
+        .map(|(i, body)| ArchiveEntry {
+            name: format!("{i}.txt"),
+            mtime: Utc.with_ymd_and_hms(2024, 1, 1, 0, 0, 0).unwrap(),
+            body: EntryBody::File {
+                data: body.clone(),
+                method: Method::Store,
+                built: None,
+            },
+        })
+        .collect();
+    let archive = Archive::new(entries, Deflater::new(6, DeflateEngine::Fastest));
+    let mut sink = Collect(Vec::new());
+    archive.stream(0, &mut sink, &NoProgress).unwrap();
+    let engine = std::thread::current().id();
+    let ran_on = |i: usize| bodies[i].crc.lock().unwrap().unwrap().1;
+    assert_eq!(ran_on(0), engine);
+    assert_ne!(ran_on(1), engine, "entry 1 was computed ahead");
+    // Every reader takes the archive: the CRCs computed ahead are right.
+    let mut zip = ::zip::ZipArchive::new(Cursor::new(sink.0)).unwrap();
+    for (i, body) in bodies.iter().enumerate() {
+        let mut text = Vec::new();
+        zip.by_index(i).unwrap().read_to_end(&mut text).unwrap();
+        assert_eq!(text, body.bytes);
+    }
+}
