@@ -556,8 +556,11 @@ fn http_bytes(addr: &str, request: &str) -> (u16, Vec<u8>) {
     stream.write_all(request.as_bytes()).unwrap();
     let mut response = Vec::new();
     stream.read_to_end(&mut response).unwrap();
+    // Closed before a head went out (a download cut at once): status 0.
+    let Some(at) = response.windows(4).position(|w| w == b"\r\n\r\n") else {
+        return (0, response);
+    };
     let status = String::from_utf8_lossy(&response[9..12]).parse().unwrap();
-    let at = response.windows(4).position(|w| w == b"\r\n\r\n").unwrap();
     (status, response[at + 4..].to_vec())
 }
 
@@ -801,6 +804,44 @@ fn an_id_map_pins_dialect_ids_to_paths_and_is_read_again_when_it_changes() {
         let (status, stderr) = start_refused(&args, &[]);
         assert!(status.is_some_and(|s| !s.success()), "{text}: {stderr}");
         assert!(stderr.contains(says), "{text}: {stderr}");
+    }
+}
+
+#[test]
+fn changes_on_disk_are_seen_as_they_happen_not_at_the_next_rescan() {
+    let dir = TempDir::new("cli-watch");
+    let served = dir.path().join("served");
+    std::fs::create_dir_all(served.join("docs")).unwrap();
+    std::fs::write(served.join("docs/a.txt"), "one\n").unwrap();
+    // A periodic rescan an hour away: only the change notification can tell.
+    let running = serve(&["--root", served.to_str().unwrap(), "--rescan", "3600"]);
+    // A download racing a change to a file in it is cut: no names then.
+    let names = || {
+        let (status, zip) = dropbox_zip(&running.addr, "alice-token", "/docs");
+        assert!(status == 200 || status == 0, "{status}");
+        let Ok(archive) = zip::ZipArchive::new(std::io::Cursor::new(zip)) else {
+            return Vec::new();
+        };
+        let mut names: Vec<String> = archive
+            .file_names()
+            .map(|n| n.unwrap().into_owned())
+            .collect();
+        names.sort();
+        names
+    };
+    assert_eq!(names(), ["docs/", "docs/a.txt"]);
+    std::fs::create_dir_all(served.join("docs/new")).unwrap();
+    std::fs::write(served.join("docs/new/b.txt"), "two\n").unwrap();
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while names() != ["docs/", "docs/a.txt", "docs/new/", "docs/new/b.txt"] {
+        assert!(Instant::now() < deadline, "still {:?}", names());
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    // In a folder created after the start, too.
+    std::fs::remove_file(served.join("docs/new/b.txt")).unwrap();
+    while names() != ["docs/", "docs/a.txt", "docs/new/"] {
+        assert!(Instant::now() < deadline, "still {:?}", names());
+        std::thread::sleep(Duration::from_millis(50));
     }
 }
 

@@ -125,6 +125,16 @@ pub trait Store: Send + Sync + fmt::Debug {
     fn stored_crc32(&self, _file: &str, _version: &str) -> io::Result<Option<u32>> {
         Ok(None)
     }
+
+    /// Calls `changed` (from any thread) soon after something in the store
+    /// changes, for as long as the returned guard lives; `None` when the
+    /// store cannot tell (it is then only scanned again periodically).
+    fn watch(
+        &self,
+        _changed: Box<dyn Fn() + Send + Sync>,
+    ) -> Option<Box<dyn std::any::Any + Send>> {
+        None
+    }
 }
 
 pub fn too_many() -> io::Error {

@@ -113,6 +113,25 @@ impl Store for DirectoryStore {
         Ok(entries)
     }
 
+    fn watch(&self, changed: Box<dyn Fn() + Send + Sync>) -> Option<Box<dyn std::any::Any + Send>> {
+        use notify::Watcher;
+        let mut watcher = notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
+            // An error (a queue overflow) may hide a change: scan anyway.
+            if event.map_or(true, |e| !e.kind.is_access()) {
+                changed();
+            }
+        })
+        .map_err(|error| tracing::warn!(%error, "cannot watch the served directory; it is scanned periodically"))
+        .ok()?;
+        // Recursive: one inotify watch per folder, added as folders appear.
+        // Past the system's watch limit the periodic rescan still sees all.
+        if let Err(error) = watcher.watch(self.root.dir(), notify::RecursiveMode::Recursive) {
+            tracing::warn!(%error, "cannot watch the served directory; it is scanned periodically");
+            return None;
+        }
+        Some(Box::new(watcher))
+    }
+
     fn open_at(
         &self,
         file: &str,

@@ -147,19 +147,37 @@ impl Served {
         )
     }
 
-    /// Scans again every `every` and puts a tree that changed in force
+    /// Scans again every `every`, and soon after the store reports a
+    /// change (`Store::watch`), and puts a tree that changed in force
     /// (jobs already planned keep theirs; a file changed since its job was
     /// planned is refused when read, as its version differs). A tree the
     /// control plane put in force instead is left alone; after a reset to
     /// the start's tree, a change since the start is put in force again.
     pub fn rescan_every(self, state: Arc<AppState>, every: Duration, start: Scanned) {
         let start_json = state.fixture_json();
+        let (tx, changes) = std::sync::mpsc::sync_channel::<()>(1);
+        // A full channel already holds a wake-up: dropping another loses nothing.
+        let watching = self.store.watch(Box::new(move || {
+            let _ = tx.try_send(());
+        }));
         let spawned = std::thread::Builder::new()
             .name("zipgate-rescan".into())
             .spawn(move || {
+                let _watching = watching;
                 let mut last: Option<(Arc<Value>, Scanned)> = None;
                 loop {
-                    std::thread::sleep(every);
+                    match changes.recv_timeout(every) {
+                        Ok(()) => {
+                            // A burst of events (a copy of many files) is one scan.
+                            std::thread::sleep(SETTLE);
+                            while changes.try_recv().is_ok() {}
+                        }
+                        Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {}
+                        // No watcher: periodic scans only.
+                        Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => {
+                            std::thread::sleep(every)
+                        }
+                    }
                     // The server is gone when this thread holds its last reference.
                     if Arc::strong_count(&state) == 1 {
                         return;
@@ -197,6 +215,9 @@ impl Served {
         }
     }
 }
+
+/// How long a change notification waits for the rest of its burst.
+const SETTLE: Duration = Duration::from_millis(50);
 
 /// The id map file and what it said when last read, with the size and
 /// mtime it had then: read again only once they change.
