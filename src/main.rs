@@ -2,7 +2,7 @@
 
 use std::io::IsTerminal;
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
 
@@ -15,6 +15,7 @@ use zipgate::dialects;
 use zipgate::server::{self, AppState, Config};
 use zipgate::store::backend::Scanned;
 use zipgate::store::crc_cache::CrcCache;
+use zipgate::store::object::{ObjectStore, S3Config};
 use zipgate::store::served::{Policy, Served};
 use zipgate::store::FixtureSource;
 use zipgate::CompressionPolicy;
@@ -67,6 +68,7 @@ enum CompressionArg {
 }
 
 #[derive(Parser)]
+#[command(group(clap::ArgGroup::new("served").args(["root", "store"])))]
 struct ServeArgs {
     /// Address to listen on; port 0 picks a free port (the log says which).
     #[arg(long, default_value = "127.0.0.1:8080")]
@@ -76,33 +78,47 @@ struct ServeArgs {
     workers: Option<u16>,
     /// Fixture file to serve instead of the embedded default; its
     /// `content.path` values lead to files beneath its folder.
-    #[arg(long, conflicts_with = "root")]
+    #[arg(long, conflicts_with = "served")]
     fixtures: Option<PathBuf>,
     /// Serve this directory as the tree instead of fixtures: its folders
     /// and regular files (symlinks and special files left out), read
     /// beneath it only, walked once at start.
-    #[arg(long, value_name = "DIR")]
+    #[arg(long, value_name = "DIR", conflicts_with = "store")]
     root: Option<PathBuf>,
-    /// With `--root`: the users (a fixture document with `users` and no
+    /// Serve S3-compatible object storage as the tree: `s3://bucket` or
+    /// `s3://bucket/prefix`; folders are what the keys imply, plus folder
+    /// markers. Endpoint, region and credentials come from the AWS
+    /// variables (`AWS_ENDPOINT_URL_S3` or `AWS_ENDPOINT_URL`, `AWS_REGION`,
+    /// `AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY`, `AWS_SESSION_TOKEN`).
+    #[arg(long, value_name = "URL")]
+    store: Option<String>,
+    /// With `--store`: take each file's mtime from its `mtime` user metadata
+    /// (rclone's convention: seconds since the epoch) where it has one,
+    /// instead of `Last-Modified` (the upload's time); a `HEAD` per object
+    /// at every listing.
+    #[arg(long, requires = "store")]
+    store_mtime_metadata: bool,
+    /// With `--root` or `--store`: the users (a fixture document with `users` and no
     /// `nodes`; a user's `home` is a path in DIR). Default: the embedded
     /// fixture's users, without homes.
-    #[arg(long, value_name = "FILE", requires = "root")]
+    #[arg(long, value_name = "FILE", requires = "served")]
     policy: Option<PathBuf>,
-    /// With `--root`: walk the directory again every SECS seconds and serve
-    /// what changed (files added, removed or rewritten); 0 walks only at
-    /// start. Each walk reads every directory entry: raise it for huge trees.
-    #[arg(long, value_name = "SECS", default_value_t = 2, requires = "root")]
-    rescan: u32,
-    /// With `--root`: where stored entries' CRC-32s are remembered across
+    /// With `--root` or `--store`: list the tree again every SECS seconds
+    /// (default 2 for a directory, which is also watched for changes; 60
+    /// for object storage, where a listing is paid per 1,000 keys) and
+    /// serve what changed; 0 lists only at start.
+    #[arg(long, value_name = "SECS", requires = "served")]
+    rescan: Option<u32>,
+    /// With `--root` or `--store`: where stored entries' CRC-32s are remembered across
     /// restarts, by path and version (JSON lines), or `memory`. Default: a
     /// file per served tree under `$XDG_CACHE_HOME/zipgate` (or
     /// `~/.cache/zipgate`).
-    #[arg(long, value_name = "FILE", requires = "root")]
+    #[arg(long, value_name = "FILE", requires = "served")]
     crc_cache: Option<String>,
-    /// With `--root`: dialect ids pinned to paths, `{"ids": {"docs/a.txt":
+    /// With `--root` or `--store`: dialect ids pinned to paths, `{"ids": {"docs/a.txt":
     /// {"box": "12345"}}}` (a migration's output); read again when it
     /// changes. Paths not named keep the ids derived from their path.
-    #[arg(long, value_name = "FILE", requires = "root")]
+    #[arg(long, value_name = "FILE", requires = "served")]
     id_map: Option<PathBuf>,
     /// Let the `--fixtures` file name files outside its folder (absolute
     /// paths, `..`, symlinks out). Fixtures sent to the control plane still
@@ -247,18 +263,28 @@ fn load_source(path: Option<&PathBuf>, anywhere: bool) -> Result<FixtureSource, 
     Ok(source)
 }
 
-/// `--root DIR`: the directory as a store, scanned into the tree, with the
-/// `--policy` users and rules (or the embedded fixture's users, who then
-/// read everything).
-fn directory_source(
-    root: &Path,
-    policy: Option<&Path>,
-    crc_cache: Option<&str>,
-    id_map: Option<&Path>,
-) -> Result<(FixtureSource, Served, Scanned), String> {
-    let store = zipgate::store::directory::DirectoryStore::new(root)
-        .map_err(|e| format!("--root {}: {e}", root.display()))?;
-    let store: Arc<dyn zipgate::store::backend::Store> = Arc::new(store);
+/// `--root DIR` or `--store URL`: the store, scanned into the tree, with
+/// the `--policy` users and rules (or the embedded fixture's users, who
+/// then read everything).
+fn served_source(args: &ServeArgs) -> Result<(FixtureSource, Served, Scanned), String> {
+    let (policy, crc_cache, id_map) = (
+        args.policy.as_deref(),
+        args.crc_cache.as_deref(),
+        args.id_map.as_deref(),
+    );
+    let store: Arc<dyn zipgate::store::backend::Store> = match (&args.root, &args.store) {
+        (Some(root), _) => Arc::new(
+            zipgate::store::directory::DirectoryStore::new(root)
+                .map_err(|e| format!("--root {}: {e}", root.display()))?,
+        ),
+        (None, Some(url)) => {
+            let mut config = S3Config::from_url(url, &|name| std::env::var(name).ok())
+                .map_err(|e| format!("--store {e}"))?;
+            config.mtime_from_metadata = args.store_mtime_metadata;
+            Arc::new(ObjectStore::new(&config).map_err(|e| format!("--store {url}: {e}"))?)
+        }
+        (None, None) => return Err("--root or --store names what to serve".into()),
+    };
     let policy = match policy {
         Some(path) => {
             let policy = Policy::from_file(path)?;
@@ -272,7 +298,7 @@ fn directory_source(
         }
         None => {
             tracing::warn!(
-                "--root without --policy: the embedded fixture's users (alice-token, bob-token) \
+                "no --policy: the embedded fixture's users (alice-token, bob-token) \
                  may read everything in {}",
                 store.describe()
             );
@@ -426,19 +452,12 @@ fn serve(args: ServeArgs) -> ExitCode {
             server::limit::soft_fd_limit()
         }
     };
-    let (source, served) = match &args.root {
-        Some(root) => {
-            match directory_source(
-                root,
-                args.policy.as_deref(),
-                args.crc_cache.as_deref(),
-                args.id_map.as_deref(),
-            ) {
-                Ok((source, served, scanned)) => (Ok(source), Some((served, scanned))),
-                Err(e) => (Err(e), None),
-            }
-        }
-        None => (
+    let (source, served) = match args.root.is_some() || args.store.is_some() {
+        true => match served_source(&args) {
+            Ok((source, served, scanned)) => (Ok(source), Some((served, scanned))),
+            Err(e) => (Err(e), None),
+        },
+        false => (
             load_source(args.fixtures.as_ref(), args.fixture_paths_anywhere),
             None,
         ),
@@ -604,10 +623,13 @@ fn serve(args: ServeArgs) -> ExitCode {
                 return ExitCode::FAILURE;
             }
         };
-        if let (Some((served, first)), true) = (served, args.rescan > 0) {
+        let rescan = args
+            .rescan
+            .unwrap_or(if args.store.is_some() { 60 } else { 2 });
+        if let (Some((served, first)), true) = (served, rescan > 0) {
             served.rescan_every(
                 state.clone(),
-                std::time::Duration::from_secs(u64::from(args.rescan)),
+                std::time::Duration::from_secs(u64::from(rescan)),
                 first,
             );
         }

@@ -4,7 +4,6 @@
 
 mod common;
 
-use std::path::Path;
 use std::sync::Arc;
 
 use http::StatusCode;
@@ -12,7 +11,7 @@ use serde_json::json;
 use zipgate::store::backend::Store;
 use zipgate::store::directory::DirectoryStore;
 use zipgate::store::served::Policy;
-use zipgate::store::{Node, NodeData, Tree};
+use zipgate::store::Tree;
 use zipgate::{Server, ServerHandle};
 
 use common::*;
@@ -41,25 +40,6 @@ async fn stored_zip(server: &ServerHandle, id: &str) -> Vec<u8> {
         String::from_utf8_lossy(&reply.body)
     );
     reply.body
-}
-
-/// Writes `node` and everything below it into `dir`, with the tree's mtimes.
-fn materialize(tree: &Tree, node: &Node, dir: &Path) {
-    let path = dir.join(&node.name);
-    match &node.data {
-        NodeData::File(_) => std::fs::write(&path, file_bytes(node).unwrap()).unwrap(),
-        NodeData::Folder(_) => {
-            std::fs::create_dir_all(&path).unwrap();
-            for child in tree.children(node) {
-                materialize(tree, child, &path);
-            }
-        }
-    }
-    // After the children, whose creation moved a folder's mtime.
-    std::fs::File::open(&path)
-        .unwrap()
-        .set_modified(node.mtime.into())
-        .unwrap();
 }
 
 #[tokio::test]

@@ -6,6 +6,7 @@ pub mod content;
 pub mod crc_cache;
 pub mod directory;
 pub mod fixture;
+pub mod object;
 pub mod root;
 pub mod served;
 

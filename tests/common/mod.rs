@@ -494,3 +494,22 @@ pub fn raw_exchange(
         started.elapsed(),
     )
 }
+
+/// Writes `node` and everything below it into `dir`, with the tree's mtimes.
+pub fn materialize(tree: &zipgate::store::Tree, node: &Node, dir: &Path) {
+    let path = dir.join(&node.name);
+    match &node.data {
+        NodeData::File(_) => std::fs::write(&path, file_bytes(node).unwrap()).unwrap(),
+        NodeData::Folder(_) => {
+            std::fs::create_dir_all(&path).unwrap();
+            for child in tree.children(node) {
+                materialize(tree, child, &path);
+            }
+        }
+    }
+    // After the children, whose creation moved a folder's mtime.
+    std::fs::File::open(&path)
+        .unwrap()
+        .set_modified(node.mtime.into())
+        .unwrap();
+}

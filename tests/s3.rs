@@ -1,0 +1,249 @@
+//! `--store s3://…` against a real S3-compatible server: moto_server from
+//! `.venv-s3` (tests/run installs it), started on a free loopback port per
+//! test and seeded with boto3 (tests/s3/seed.py).
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use http::{Method, StatusCode};
+use http_body_util::BodyExt;
+use serde_json::json;
+use zipgate::store::backend::{LeftOut, Store};
+use zipgate::store::directory::DirectoryStore;
+use zipgate::store::object::{ObjectStore, S3Config};
+use zipgate::store::served::Policy;
+use zipgate::store::Tree;
+use zipgate::{Server, ServerHandle};
+
+use common::*;
+
+const BUCKET: &str = "zipgate";
+
+fn venv() -> PathBuf {
+    let bin = Path::new(env!("CARGO_MANIFEST_DIR")).join(".venv-s3/bin");
+    assert!(
+        bin.join("moto_server").exists(),
+        "{} has no moto_server: tests/run installs tests/requirements-s3.txt there",
+        bin.display()
+    );
+    bin
+}
+
+/// A moto_server of its own, stopped on drop.
+struct Moto {
+    child: Child,
+    endpoint: String,
+}
+
+impl Moto {
+    fn start() -> Moto {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let child = Command::new(venv().join("moto_server"))
+            .args(["-H", "127.0.0.1", "-p", &port.to_string()])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("moto_server starts");
+        let moto = Moto {
+            child,
+            endpoint: format!("http://127.0.0.1:{port}"),
+        };
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(Instant::now() < deadline, "moto_server does not listen");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        moto
+    }
+
+    fn seed(&self, args: &[&str]) {
+        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/s3/seed.py");
+        let mut command = Command::new(venv().join("python"));
+        command
+            .arg(script)
+            .arg(args[0])
+            .arg(&self.endpoint)
+            .arg(BUCKET);
+        run(command.args(&args[1..]));
+    }
+
+    fn store(&self, prefix: &str) -> ObjectStore {
+        let endpoint = self.endpoint.clone();
+        let env = move |name: &str| match name {
+            "AWS_ENDPOINT_URL" => Some(endpoint.clone()),
+            "AWS_ACCESS_KEY_ID" | "AWS_SECRET_ACCESS_KEY" => Some("test".to_owned()),
+            _ => None,
+        };
+        let mut config = S3Config::from_url(&format!("s3://{BUCKET}/{prefix}"), &env).unwrap();
+        config.mtime_from_metadata = true;
+        config.timeout = Duration::from_secs(2);
+        ObjectStore::new(&config).unwrap()
+    }
+}
+
+impl Drop for Moto {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+async fn serve_store(store: Arc<dyn Store>) -> ServerHandle {
+    Server::builder()
+        .store(store, Policy::embedded_users())
+        .expect("the store reads")
+        .spawn()
+        .await
+        .expect("server starts")
+}
+
+async fn stored_zip(server: &ServerHandle, id: &str) -> Vec<u8> {
+    let reply = zip(
+        server,
+        &json!({"items": [{"id": id}], "compression": "store"}),
+        Some("alice-token"),
+    )
+    .await;
+    assert_eq!(reply.status, StatusCode::OK, "{id}");
+    reply.body
+}
+
+fn paths(server: &ServerHandle) -> Vec<String> {
+    let mut paths: Vec<String> = server
+        .state()
+        .store()
+        .nodes()
+        .map(|n| n.id.0.clone())
+        .collect();
+    paths.sort();
+    paths
+}
+
+#[tokio::test]
+async fn the_default_fixture_in_a_bucket_serves_the_same_archives() {
+    let moto = Moto::start();
+    let fixture = start_default().await;
+    let tree = Tree::embedded_default().unwrap();
+    let dir = TempDir::new("s3-fixture");
+    materialize(
+        &tree,
+        tree.node(&"folder-alice-home".into()).unwrap(),
+        dir.path(),
+    );
+    moto.seed(&["seed", "fixture", dir.path().to_str().unwrap()]);
+    // Keys no file system could hold are left out, not resolved.
+    moto.seed(&["put", "fixture/bad/../x.txt", "climbs"]);
+    moto.seed(&["put", "fixture/a//b.txt", "doubled"]);
+    let store = moto.store("fixture");
+    let mut left_out = LeftOut::default();
+    store.list_all(&mut left_out).unwrap();
+    assert_eq!(left_out.unsafe_names, 2);
+
+    let in_bucket = serve_store(Arc::new(store)).await;
+    let on_disk = serve_store(Arc::new(DirectoryStore::new(dir.path()).unwrap())).await;
+    assert_eq!(paths(&in_bucket), paths(&on_disk));
+    // A single file: byte-identical, its mtime from the `mtime` metadata.
+    assert_eq!(
+        stored_zip(&in_bucket, "Alice/Documents/Überblick – 日本語.txt").await,
+        stored_zip(&fixture, "file-overview").await
+    );
+    // Folders: the same entries in the same order, files byte for byte
+    // with their mtimes. A folder's own mtime is its marker's upload time:
+    // opendal reads no metadata of a marker (see the object store's notes).
+    for (fixture_id, path) in [
+        ("folder-reports", "Alice/Documents/Reports"),
+        ("folder-empty", "Alice/Documents/Empty"),
+        ("folder-media", "Alice/Media"),
+    ] {
+        let (ours, theirs) = (
+            entries(stored_zip(&in_bucket, path).await),
+            entries(stored_zip(&fixture, fixture_id).await),
+        );
+        assert_eq!(ours.len(), theirs.len(), "{path}");
+        for (a, b) in ours.iter().zip(&theirs) {
+            assert_eq!(a.0, b.0, "{path}");
+            if !a.0.ends_with('/') {
+                assert_eq!(a, b, "{path}");
+            }
+        }
+    }
+}
+
+/// Each entry's name, modification time, CRC-32 and bytes.
+fn entries(archive: Vec<u8>) -> Vec<(String, Option<zip::DateTime>, u32, Vec<u8>)> {
+    let mut zip = zip::ZipArchive::new(std::io::Cursor::new(archive)).unwrap();
+    (0..zip.len())
+        .map(|i| {
+            let mut entry = zip.by_index(i).unwrap();
+            let mut bytes = Vec::new();
+            std::io::Read::read_to_end(&mut entry, &mut bytes).unwrap();
+            (
+                entry.name().unwrap().into_owned(),
+                entry.last_modified(),
+                entry.crc32(),
+                bytes,
+            )
+        })
+        .collect()
+}
+
+/// A Dropbox `download_zip` of `/docs` as alice: whether a whole archive came.
+async fn dropbox_zip_served(server: &ServerHandle) -> bool {
+    let headers = [
+        ("authorization", "Bearer alice-token"),
+        ("dropbox-api-arg", r#"{"path": "/docs"}"#),
+    ];
+    match try_open(server, Method::POST, "/2/files/download_zip", &headers, "").await {
+        Ok(response) => response.into_body().collect().await.is_ok(),
+        Err(_) => false,
+    }
+}
+
+#[tokio::test]
+async fn an_object_replaced_after_listing_is_never_served_and_an_outage_does_not_hang() {
+    let mut moto = Moto::start();
+    let dir = TempDir::new("s3-change");
+    std::fs::create_dir_all(dir.path().join("docs")).unwrap();
+    std::fs::write(dir.path().join("docs/a.txt"), "first version\n").unwrap();
+    moto.seed(&["seed", "change", dir.path().to_str().unwrap()]);
+    let store = moto.store("change");
+    let listed = store.list_all(&mut LeftOut::default()).unwrap();
+    let a = listed["docs"].iter().find(|e| e.name == "a.txt").unwrap();
+    let read = |version: &str| {
+        let mut out = Vec::new();
+        store
+            .open_at("docs/a.txt", version, 6, 7)
+            .and_then(|mut r| std::io::Read::read_to_end(&mut r, &mut out))
+            .map(|_| out)
+    };
+    assert_eq!(read(&a.version).unwrap(), b"version");
+    // Names from outside the listing never reach the store.
+    assert!(store
+        .open_at("docs/../docs/a.txt", &a.version, 0, 1)
+        .is_err());
+
+    let server = serve_store(Arc::new(moto.store("change"))).await;
+    moto.seed(&["put", "change/docs/a.txt", "second version\n"]);
+    let error = read(&a.version).unwrap_err();
+    assert!(error.to_string().contains("changed"), "{error}");
+    // Dropbox plans against the tree as listed; the read meets 412 and the
+    // download is cut, before or after its head.
+    assert!(
+        !dropbox_zip_served(&server).await,
+        "a replaced object was served"
+    );
+
+    // The store goes away: the download fails within its timeouts.
+    moto.child.kill().unwrap();
+    moto.child.wait().unwrap();
+    let ended = tokio::time::timeout(Duration::from_secs(60), dropbox_zip_served(&server)).await;
+    assert_eq!(ended, Ok(false), "the download hung or succeeded");
+}
