@@ -299,6 +299,12 @@ impl Core for ServerCore {
                 Box::new(|_, _| empty()),
             ));
         }
+        // Before the claim, so a single-use job survives an outage.
+        let peeked = self.state.jobs.peek_download(id, admission)?;
+        peeked
+            .archive
+            .preflight()
+            .map_err(|e| Error::Unavailable(e.to_string()))?;
         let Claim {
             archive,
             ticket,

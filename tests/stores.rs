@@ -6,41 +6,11 @@ mod common;
 
 use std::sync::Arc;
 
-use http::StatusCode;
-use serde_json::json;
-use zipgate::store::backend::Store;
 use zipgate::store::directory::DirectoryStore;
-use zipgate::store::served::Policy;
 use zipgate::store::Tree;
-use zipgate::{Server, ServerHandle};
+use zipgate::ServerHandle;
 
 use common::*;
-
-async fn serve_store(store: Arc<dyn Store>) -> ServerHandle {
-    Server::builder()
-        .store(store, Policy::embedded_users())
-        .expect("the store reads")
-        .spawn()
-        .await
-        .expect("server starts")
-}
-
-/// A stored archive of one item as alice.
-async fn stored_zip(server: &ServerHandle, id: &str) -> Vec<u8> {
-    let reply = zip(
-        server,
-        &json!({"items": [{"id": id}], "compression": "store"}),
-        Some("alice-token"),
-    )
-    .await;
-    assert_eq!(
-        reply.status,
-        StatusCode::OK,
-        "{id}: {}",
-        String::from_utf8_lossy(&reply.body)
-    );
-    reply.body
-}
 
 #[tokio::test]
 async fn a_fixture_a_fixture_as_a_store_and_a_directory_give_the_same_archives() {

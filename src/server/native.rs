@@ -72,6 +72,7 @@ fn error_response(error: &Error) -> Response<Body> {
         Error::Conflict(_) => (StatusCode::CONFLICT, "conflict"),
         Error::TooManyJobs { .. } => (StatusCode::TOO_MANY_REQUESTS, "too_many_jobs"),
         Error::TooManyDownloads { .. } => (StatusCode::TOO_MANY_REQUESTS, "too_many_downloads"),
+        Error::Unavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
         Error::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
     };
     h::json_error(status, kind, error.to_string())
@@ -203,6 +204,9 @@ async fn zip(ctx: Ctx) -> Response<Body> {
         None => &state.config.compression,
     };
     let archive = Arc::new(build_archive(&plan, policy, request.compression));
+    if let Err(error) = archive.preflight() {
+        return error_response(&Error::Unavailable(error.to_string()));
+    }
     let name = archive_name(request.name.as_deref());
 
     let (status, offset, length) = match archive.len() {

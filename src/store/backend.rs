@@ -126,6 +126,12 @@ pub trait Store: Send + Sync + fmt::Debug {
         Ok(None)
     }
 
+    /// Whether the store can be reached now: asked before a download
+    /// starts. Cheap, and may answer from a recent success.
+    fn check(&self) -> io::Result<()> {
+        Ok(())
+    }
+
     /// Calls `changed` (from any thread) soon after something in the store
     /// changes, for as long as the returned guard lives; `None` when the
     /// store cannot tell (it is then only scanned again periodically).

@@ -191,6 +191,13 @@ impl EntryData for FileBody {
         self.crc.get().is_none()
     }
 
+    fn preflight(&self) -> io::Result<()> {
+        match &self.content {
+            Content::Stored(file) => file.store.check(),
+            _ => Ok(()),
+        }
+    }
+
     fn crc32(&self, cancelled: &dyn Fn() -> bool) -> io::Result<u32> {
         if let Some(crc) = self.crc.get() {
             return Ok(*crc);

@@ -132,6 +132,11 @@ impl Store for DirectoryStore {
         Some(Box::new(watcher))
     }
 
+    /// The served directory still opens (a removed or unmounted one does not).
+    fn check(&self) -> io::Result<()> {
+        self.root.open_dir(Path::new("")).map(drop)
+    }
+
     fn open_at(
         &self,
         file: &str,
@@ -263,7 +268,13 @@ mod tests {
         let listed = store.list("", &mut left_out).unwrap();
         #[cfg(target_os = "linux")]
         assert_eq!(left_out.not_utf8, 1);
-        let a = listed.iter().find(|e| e.name == "a.txt").unwrap().clone();
+        let listed_a = || {
+            let mut listed = store.list("", &mut LeftOut::default()).unwrap();
+            listed.retain(|e| e.name == "a.txt");
+            listed.pop().unwrap()
+        };
+        assert!(listed.iter().any(|e| e.name == "a.txt"));
+        let a = listed_a();
         assert_eq!((a.kind, a.size), (NodeKind::File, 13));
         let read = |offset: u64, len: u64| -> io::Result<Vec<u8>> {
             let mut out = Vec::new();
@@ -277,12 +288,7 @@ mod tests {
         fs::write(dir.join("a.txt"), "other version").unwrap();
         assert!(read(0, 13).is_err());
         // Changed while a reader is open: the end of the read says so.
-        let a = store
-            .list("", &mut LeftOut::default())
-            .unwrap()
-            .into_iter()
-            .find(|e| e.name == "a.txt")
-            .unwrap();
+        let a = listed_a();
         let mut reader = store.open_at("a.txt", &a.version, 0, 13).unwrap();
         let mut head = [0u8; 4];
         reader.read_exact(&mut head).unwrap();
@@ -295,12 +301,7 @@ mod tests {
         let mut rest = Vec::new();
         assert!(reader.read_to_end(&mut rest).is_err());
         // Truncated while read: never a short entry.
-        let a = store
-            .list("", &mut LeftOut::default())
-            .unwrap()
-            .into_iter()
-            .find(|e| e.name == "a.txt")
-            .unwrap();
+        let a = listed_a();
         let mut reader = store.open_at("a.txt", &a.version, 0, 13).unwrap();
         fs::OpenOptions::new()
             .write(true)

@@ -191,6 +191,9 @@ pub struct ObjectStore {
     op: Operator,
     describe: String,
     mtime_from_metadata: bool,
+    /// When a check last succeeded (ms since the Unix epoch): downloads in
+    /// the next second do not ask again.
+    checked_ok: std::sync::atomic::AtomicU64,
 }
 
 impl std::fmt::Debug for ObjectStore {
@@ -247,6 +250,7 @@ impl ObjectStore {
             op,
             describe,
             mtime_from_metadata: config.mtime_from_metadata,
+            checked_ok: std::sync::atomic::AtomicU64::new(0),
         })
     }
 }
@@ -424,6 +428,19 @@ impl Store for ObjectStore {
             });
         }
         Ok(out)
+    }
+
+    /// One listing request of at most one key.
+    fn check(&self) -> io::Result<()> {
+        use std::sync::atomic::Ordering;
+        let now = chrono::Utc::now().timestamp_millis().max(0) as u64;
+        if now.saturating_sub(self.checked_ok.load(Ordering::Relaxed)) < 1000 {
+            return Ok(());
+        }
+        let op = self.op.clone();
+        run(async move { op.list_with("").limit(1).await.map(drop) })?.map_err(io_error)?;
+        self.checked_ok.store(now, Ordering::Relaxed);
+        Ok(())
     }
 
     fn open_at(

@@ -41,6 +41,12 @@ pub trait EntryData: Send + Sync {
     fn crc32_pending(&self) -> bool {
         false
     }
+    /// Whether the body can be read at all right now (its store reachable),
+    /// asked before a download starts so an outage gets an answer, not a
+    /// cut connection.
+    fn preflight(&self) -> io::Result<()> {
+        Ok(())
+    }
 }
 
 /// Computes the CRC of the next stored entry whose CRC is pending on a
@@ -348,6 +354,18 @@ impl Archive {
         // it fails when streaming reaches that point.
         self.write_records(&mut emitter, &NoProgress, true).ok()?;
         Some(emitter.pos)
+    }
+
+    /// Asks the first file body whether it can be read (see
+    /// [`EntryData::preflight`]); an archive has one store behind it.
+    pub fn preflight(&self) -> io::Result<()> {
+        match self.entries.iter().find_map(|entry| match &entry.body {
+            EntryBody::File { data, .. } => Some(data),
+            EntryBody::Dir => None,
+        }) {
+            Some(data) => data.preflight(),
+            None => Ok(()),
+        }
     }
 
     /// Streams the archive from byte `offset` (0 for all of it) into `sink`.

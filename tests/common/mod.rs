@@ -513,3 +513,33 @@ pub fn materialize(tree: &zipgate::store::Tree, node: &Node, dir: &Path) {
         .set_modified(node.mtime.into())
         .unwrap();
 }
+
+/// `store` served in-process as the tree, read once, with the embedded
+/// fixture's users (who read everything).
+pub async fn serve_store(
+    store: std::sync::Arc<dyn zipgate::store::backend::Store>,
+) -> ServerHandle {
+    Server::builder()
+        .store(store, zipgate::store::served::Policy::embedded_users())
+        .expect("the store reads")
+        .spawn()
+        .await
+        .expect("server starts")
+}
+
+/// A stored archive of one item as alice, by the neutral route.
+pub async fn stored_zip(server: &ServerHandle, id: &str) -> Vec<u8> {
+    let reply = zip(
+        server,
+        &serde_json::json!({"items": [{"id": id}], "compression": "store"}),
+        Some("alice-token"),
+    )
+    .await;
+    assert_eq!(
+        reply.status,
+        StatusCode::OK,
+        "{id}: {}",
+        String::from_utf8_lossy(&reply.body)
+    );
+    reply.body
+}

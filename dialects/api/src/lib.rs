@@ -151,6 +151,10 @@ pub enum Error {
     /// [`Core::start_download`]).
     #[error("too many downloads at once: at most {limit} per user")]
     TooManyDownloads { limit: u64 },
+    /// Where the files live cannot be reached (object storage down, a
+    /// served directory gone): each vendor's 503.
+    #[error("the store is unavailable: {0}")]
+    Unavailable(String),
     #[error("internal error: {0}")]
     Internal(String),
 }

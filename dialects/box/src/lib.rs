@@ -268,12 +268,18 @@ impl BoxDialect {
         let limit = self.settings.max_concurrent_downloads;
         // Single use and expiry: anything but a ready job is "not found", as
         // Box says; a known job whose owner is at the cap is Box's 429.
-        let download = core
-            .start_download(id, Some(limit))
-            .map_err(|err| match err {
-                Error::TooManyDownloads { .. } => BoxError::too_many_concurrent_downloads(limit),
-                _ => BoxError::not_found(),
-            })?;
+        let download = match core.start_download(id, Some(limit)) {
+            Ok(download) => download,
+            // Where the files live cannot be reached: Box's own 503.
+            Err(Error::Unavailable(message)) => {
+                let status = StatusCode::SERVICE_UNAVAILABLE;
+                return Ok(self.status_response(status, Some(&message), request, core));
+            }
+            Err(Error::TooManyDownloads { .. }) => {
+                return Err(BoxError::too_many_concurrent_downloads(limit))
+            }
+            Err(_) => return Err(BoxError::not_found()),
+        };
         let style = DownloadStyle {
             content_type: &self.settings.content_type,
             disposition: Disposition::Rfc6266Compact,

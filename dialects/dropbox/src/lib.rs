@@ -200,6 +200,10 @@ fn translate(err: &Error) -> DropboxError {
         } => DropboxError::TooLarge,
         // The caller holds as many jobs as one user may: Dropbox's rate limit.
         Error::TooManyJobs { .. } => DropboxError::RateLimit { retry_after: 1 },
+        // Where the files live cannot be reached: Dropbox's plain-text 503.
+        Error::Unavailable(message) => {
+            DropboxError::for_status(StatusCode::SERVICE_UNAVAILABLE, Some(message))
+        }
         _ => internal(),
     }
 }

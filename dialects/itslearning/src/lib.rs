@@ -281,8 +281,14 @@ impl ItslearningDialect {
         if !matches {
             return not_found();
         }
-        let Ok(download) = core.start_download(id, None) else {
-            return not_found();
+        let download = match core.start_download(id, None) {
+            Ok(download) => download,
+            // Where the files live cannot be reached: Web API's 503 message.
+            Err(zipgate_api::Error::Unavailable(message)) => {
+                let status = StatusCode::SERVICE_UNAVAILABLE;
+                return self.status_response(status, Some(&message), request, core);
+            }
+            Err(_) => return not_found(),
         };
         let style = DownloadStyle {
             content_type: "application/zip",

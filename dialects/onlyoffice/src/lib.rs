@@ -667,8 +667,14 @@ impl OnlyofficeDialect {
         let Some(job) = job.filter(|job| job.owner == owner) else {
             return status_only(StatusCode::NOT_FOUND);
         };
-        let Ok(download) = core.start_download(&job.id, None) else {
-            return status_only(StatusCode::NOT_FOUND);
+        let download = match core.start_download(&job.id, None) {
+            Ok(download) => download,
+            // Where the files live cannot be reached: the server's 503.
+            Err(zipgate_api::Error::Unavailable(message)) => {
+                let status = StatusCode::SERVICE_UNAVAILABLE;
+                return self.status_response(status, Some(&message), request, core);
+            }
+            Err(_) => return status_only(StatusCode::NOT_FOUND),
         };
         let style = DownloadStyle {
             content_type: if download.single_file {

@@ -371,12 +371,20 @@ impl OracleDialect {
                 format!("Unable to download bulkdownload job. The job {state}."),
             ));
         }
-        let download = core.start_download(&job.id, None).map_err(|_| {
-            OracleError::job_not_found(
-                "!csBulkdownloadUnableToDownloadJob",
-                "Unable to download bulkdownload job.",
-            )
-        })?;
+        let download = match core.start_download(&job.id, None) {
+            Ok(download) => download,
+            // Where the files live cannot be reached: the vendor's 503 envelope.
+            Err(Error::Unavailable(message)) => {
+                let status = StatusCode::SERVICE_UNAVAILABLE;
+                return Ok(self.status_response(status, Some(&message), request, core));
+            }
+            Err(_) => {
+                return Err(OracleError::job_not_found(
+                    "!csBulkdownloadUnableToDownloadJob",
+                    "Unable to download bulkdownload job.",
+                ))
+            }
+        };
         let style = DownloadStyle {
             content_type: "application/zip",
             disposition: Disposition::Rfc6266,
