@@ -900,3 +900,102 @@ fn a_policy_says_who_reads_what_by_path() {
         "{stderr}"
     );
 }
+
+/// The fenced blocks of the README's "Migrating a client" section, by language.
+fn migration_examples() -> (Vec<String>, Vec<String>) {
+    let readme =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
+    let start = readme.find("## Migrating a client").expect("the section");
+    let end = start + readme[start..][3..].find("\n## ").unwrap() + 3;
+    let (mut commands, mut json) = (Vec::new(), Vec::new());
+    let mut blocks = readme[start..end].split("```");
+    blocks.next();
+    while let (Some(block), _) = (blocks.next(), blocks.next()) {
+        let (language, body) = block.split_once('\n').unwrap();
+        match language {
+            "sh" => commands.extend(body.lines().map(str::to_owned)),
+            "json" => json.push(body.to_owned()),
+            other => panic!("a {other:?} block"),
+        }
+    }
+    (commands, json)
+}
+
+#[test]
+fn the_readmes_migration_examples_work() {
+    let (commands, json) = migration_examples();
+    let [policy_text, ids_text] = &json[..] else {
+        panic!("a policy and an id map: {json:?}")
+    };
+    let dir = TempDir::new("cli-readme-migration");
+    let served = dir.path().join("files");
+    std::fs::create_dir_all(served.join("teams/carol")).unwrap();
+    std::fs::create_dir_all(served.join("public")).unwrap();
+    std::fs::write(served.join("teams/carol/report.pdf"), "%PDF-1.4\n").unwrap();
+    std::fs::create_dir_all(served.join("teams/carol/drafts")).unwrap();
+    std::fs::write(served.join("teams/carol/drafts/a.txt"), "draft\n").unwrap();
+    std::fs::write(served.join("public/readme.txt"), "hello\n").unwrap();
+    let policy = dir.path().join("policy.json");
+    let ids = dir.path().join("ids.json");
+    std::fs::write(&policy, policy_text).unwrap();
+    std::fs::write(&ids, ids_text).unwrap();
+
+    // The directory command, with this test's paths.
+    let directory = commands
+        .iter()
+        .find(|c| c.starts_with("zipgate serve --root"))
+        .expect("the --root command");
+    let args: Vec<String> = directory
+        .split_whitespace()
+        .skip(2)
+        .map(|arg| match arg {
+            "/srv/files" => served.to_str().unwrap().to_owned(),
+            "policy.json" => policy.to_str().unwrap().to_owned(),
+            "ids.json" => ids.to_str().unwrap().to_owned(),
+            other => other.to_owned(),
+        })
+        .collect();
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let running = serve(&args);
+    // The pinned Box id is carol's report; dan may not read it, and carol's
+    // own `home` makes Dropbox paths hers.
+    let create = |token: &str| {
+        let body = r#"{"items":[{"type":"file","id":"12345"}]}"#;
+        http_bytes(
+            &running.addr,
+            &format!(
+                "POST /2.0/zip_downloads HTTP/1.1\r\nHost: {}\r\nAuthorization: Bearer {token}\r\n\
+                 Content-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                running.addr,
+                body.len()
+            ),
+        )
+        .0
+    };
+    assert_eq!(create("carol-token"), 202);
+    assert_eq!(create("dan-token"), 403);
+    let (status, zip) = dropbox_zip(&running.addr, "carol-token", "/drafts");
+    assert_eq!(status, 200, "{}", String::from_utf8_lossy(&zip));
+    assert_eq!(zip_entry_names(&zip), ["drafts/", "drafts/a.txt"]);
+    let (status, _) = dropbox_zip(&running.addr, "dan-token", "/public");
+    assert_eq!(status, 200);
+
+    // The object storage command parses: the same flags with --store.
+    let object = commands
+        .iter()
+        .find(|c| c.contains("zipgate serve --store"))
+        .expect("the --store command");
+    assert!(object.starts_with("AWS_ENDPOINT_URL="), "{object}");
+    let flags = |c: &str| -> Vec<String> {
+        c.split_whitespace()
+            .filter(|w| w.starts_with("--"))
+            .map(str::to_owned)
+            .collect()
+    };
+    assert_eq!(
+        flags(object),
+        ["--store", "--policy", "--id-map"],
+        "{object}"
+    );
+    assert_eq!(flags(directory), ["--root", "--policy", "--id-map"]);
+}
