@@ -20,6 +20,10 @@
 //! to the engine's blocking reader, which can run on any thread, the
 //! create request's own included (a small archive is built inline).
 //!
+//! A stored entry's CRC is S3's full-object CRC-32 checksum when the object
+//! has one (the zip CRC itself): opendal's `stat` does not return it, so a
+//! `HEAD` with `x-amz-checksum-mode: ENABLED`, signed by reqsign, asks.
+//!
 //! Every call has a timeout and bounded retries, so an outage fails a
 //! request rather than hanging it.
 
@@ -189,6 +193,8 @@ fn unwrap_io(error: io::Error) -> io::Error {
 
 pub struct ObjectStore {
     op: Operator,
+    /// For the checksum `HEAD` opendal cannot send.
+    checksums: Checksums,
     describe: String,
     mtime_from_metadata: bool,
     /// When a check last succeeded (ms since the Unix epoch): downloads in
@@ -246,8 +252,37 @@ impl ObjectStore {
             "" => format!("s3://{}", config.bucket),
             prefix => format!("s3://{}/{prefix}", config.bucket),
         };
+        let checksums = Checksums {
+            base: format!(
+                "{}/{}",
+                config
+                    .endpoint
+                    .clone()
+                    .unwrap_or_else(|| format!("https://s3.{}.amazonaws.com", config.region))
+                    .trim_end_matches('/'),
+                config.bucket
+            ),
+            prefix: config.prefix.clone(),
+            signer: match (&config.access_key_id, &config.secret_access_key) {
+                (Some(key), Some(secret)) => {
+                    let mut credentials =
+                        reqsign_aws_v4::StaticCredentialProvider::new(key, secret);
+                    if let Some(token) = &config.session_token {
+                        credentials = credentials.with_session_token(token);
+                    }
+                    Some(Arc::new(reqsign_core::Signer::new(
+                        reqsign_core::Context::new(),
+                        credentials,
+                        reqsign_aws_v4::RequestSigner::new("s3", &config.region),
+                    )))
+                }
+                _ => None,
+            },
+            timeout: config.timeout,
+        };
         Ok(ObjectStore {
             op,
+            checksums,
             describe,
             mtime_from_metadata: config.mtime_from_metadata,
             checked_ok: std::sync::atomic::AtomicU64::new(0),
@@ -430,6 +465,17 @@ impl Store for ObjectStore {
         Ok(out)
     }
 
+    /// S3's full-object CRC-32 of this version, when it holds one: the
+    /// zip CRC itself, so the object is never read twice.
+    fn stored_crc32(&self, file: &str, version: &str) -> io::Result<Option<u32>> {
+        if !safe(file) {
+            return Ok(None);
+        }
+        let checksums = self.checksums.clone();
+        let (file, version) = (file.to_owned(), version.to_owned());
+        run(async move { checksums.crc32(&file, &version).await })?
+    }
+
     /// One listing request of at most one key.
     fn check(&self) -> io::Result<()> {
         use std::sync::atomic::Ordering;
@@ -496,6 +542,96 @@ impl Store for ObjectStore {
     }
 }
 
+/// The `HEAD` that asks S3 for an object's stored checksum, signed with
+/// reqsign (the SigV4 crates opendal uses), path-style like opendal's own
+/// requests.
+#[derive(Clone)]
+struct Checksums {
+    /// `endpoint/bucket`.
+    base: String,
+    prefix: String,
+    /// `None`: unsigned requests (no credentials configured).
+    signer: Option<Arc<reqsign_core::Signer<reqsign_aws_v4::Credential>>>,
+    timeout: Duration,
+}
+
+impl Checksums {
+    async fn crc32(&self, file: &str, version: &str) -> io::Result<Option<u32>> {
+        let key = match self.prefix.as_str() {
+            "" => file.to_owned(),
+            prefix => format!("{prefix}/{file}"),
+        };
+        let url = format!("{}/{}", self.base, encode_key(&key));
+        let request = http::Request::head(&url)
+            .header("x-amz-checksum-mode", "ENABLED")
+            .header("x-amz-content-sha256", "UNSIGNED-PAYLOAD")
+            // Only the version the listing saw: a newer one's checksum would
+            // describe other bytes.
+            .header("if-match", version)
+            .body(())
+            .map_err(io::Error::other)?;
+        let (mut parts, ()) = request.into_parts();
+        if let Some(signer) = &self.signer {
+            signer
+                .sign(&mut parts, None)
+                .await
+                .map_err(|e| io::Error::other(e.to_string()))?;
+        }
+        let client = reqwest13::Client::builder()
+            .timeout(self.timeout)
+            .build()
+            .map_err(io::Error::other)?;
+        let mut head = client.head(parts.uri.to_string());
+        for (name, value) in &parts.headers {
+            head = head.header(name, value);
+        }
+        let response = head.send().await.map_err(io::Error::other)?;
+        if !response.status().is_success() {
+            // Changed since the listing (412), or checksums unsupported:
+            // the CRC then comes from a read pass.
+            return Ok(None);
+        }
+        let headers = response.headers();
+        // Not every server honours If-Match on a HEAD: the ETag says too.
+        if headers.get("etag").and_then(|v| v.to_str().ok()) != Some(version) {
+            return Ok(None);
+        }
+        // A multipart upload's composite checksum (`…-N`) is not the CRC of
+        // the whole object.
+        let composite = headers
+            .get("x-amz-checksum-type")
+            .is_some_and(|t| t.as_bytes().eq_ignore_ascii_case(b"COMPOSITE"));
+        Ok(headers
+            .get("x-amz-checksum-crc32")
+            .and_then(|v| v.to_str().ok())
+            .filter(|v| !composite && !v.contains('-'))
+            .and_then(decode_crc32))
+    }
+}
+
+/// A key as a URL path: every byte but `A-Za-z0-9-_.~` and `/` encoded.
+fn encode_key(key: &str) -> String {
+    let mut out = String::with_capacity(key.len());
+    for byte in key.bytes() {
+        match byte {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' | b'/' => {
+                out.push(byte as char)
+            }
+            _ => out.push_str(&format!("%{byte:02X}")),
+        }
+    }
+    out
+}
+
+/// `x-amz-checksum-crc32`: base64 of the CRC's four big-endian bytes.
+fn decode_crc32(value: &str) -> Option<u32> {
+    use base64::Engine;
+    let bytes = base64::engine::general_purpose::STANDARD
+        .decode(value)
+        .ok()?;
+    Some(u32::from_be_bytes(bytes.try_into().ok()?))
+}
+
 /// The engine's end of a streaming GET.
 struct ObjectReader {
     rx: tokio::sync::mpsc::Receiver<io::Result<Bytes>>,
@@ -558,6 +694,18 @@ mod tests {
         ] {
             assert!(S3Config::from_url(bad, &|_| None).is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn checksums_decode_and_keys_encode() {
+        // "The quick brown fox jumps over the lazy dog": 0x414FA339.
+        assert_eq!(decode_crc32("QU+jOQ=="), Some(0x414F_A339));
+        assert_eq!(decode_crc32("QU+j"), None);
+        assert_eq!(decode_crc32("not base64"), None);
+        assert_eq!(
+            encode_key("pre/Alice/Überblick – x.txt"),
+            "pre/Alice/%C3%9Cberblick%20%E2%80%93%20x.txt"
+        );
     }
 
     #[test]

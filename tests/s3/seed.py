@@ -1,7 +1,8 @@
 """Seeds the S3-compatible server the object storage tests run against.
 
     seed.py seed ENDPOINT BUCKET PREFIX DIR   every folder and file under DIR
-    seed.py put ENDPOINT BUCKET KEY TEXT      one object (overwrites)
+    seed.py put ENDPOINT BUCKET KEY TEXT      one object (overwrites), with no
+                                              checksum (boto3 adds a CRC-32 by default)
 
 Files get a full-object CRC-32 checksum and, like folders (as markers,
 `key/`), their mtime as rclone writes it: `mtime` user metadata, seconds
@@ -12,15 +13,17 @@ import os
 import sys
 
 import boto3
+from botocore.config import Config
 
 
-def client(endpoint):
+def client(endpoint, checksums=True):
     return boto3.client(
         "s3",
         endpoint_url=endpoint,
         region_name="us-east-1",
         aws_access_key_id="test",
         aws_secret_access_key="test",
+        config=Config(request_checksum_calculation="when_supported" if checksums else "when_required"),
     )
 
 
@@ -56,7 +59,7 @@ def main(argv):
         seed(*argv[2:6])
     elif argv[1] == "put":
         endpoint, bucket, key, text = argv[2:6]
-        client(endpoint).put_object(Bucket=bucket, Key=key, Body=text.encode())
+        client(endpoint, checksums=False).put_object(Bucket=bucket, Key=key, Body=text.encode())
     else:
         sys.exit(f"unknown command {argv[1]!r}")
 
