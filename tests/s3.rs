@@ -33,34 +33,73 @@ fn venv() -> PathBuf {
 }
 
 /// A moto_server of its own, stopped on drop.
-struct Moto {
+struct S3Server {
     child: Child,
     endpoint: String,
+    /// Access key and secret (s3rver takes only its own).
+    key: &'static str,
 }
 
-impl Moto {
-    fn start() -> Moto {
+impl S3Server {
+    fn moto() -> S3Server {
+        S3Server::start("test", |port| {
+            let mut command = Command::new(venv().join("moto_server"));
+            command.args(["-H", "127.0.0.1", "-p", &port.to_string()]);
+            command
+        })
+    }
+
+    /// A second implementation (npm's s3rver, on a folder of its own), so
+    /// the store does not lean on one server's leniency. Node 20 needs
+    /// OpenSSL's legacy provider for its listing tokens (DES).
+    fn s3rver(data: &Path) -> S3Server {
+        let bin =
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/clients/node_modules/.bin/s3rver");
+        assert!(
+            bin.exists(),
+            "{} is missing: tests/run installs it",
+            bin.display()
+        );
+        S3Server::start("S3RVER", |port| {
+            let mut command = Command::new(&bin);
+            command
+                .args([
+                    "-a",
+                    "127.0.0.1",
+                    "-p",
+                    &port.to_string(),
+                    "--configure-bucket",
+                    BUCKET,
+                ])
+                .arg("-d")
+                .arg(data)
+                .env("NODE_OPTIONS", "--openssl-legacy-provider");
+            command
+        })
+    }
+
+    fn start(key: &'static str, command: impl FnOnce(u16) -> Command) -> S3Server {
         let port = std::net::TcpListener::bind("127.0.0.1:0")
             .unwrap()
             .local_addr()
             .unwrap()
             .port();
-        let child = Command::new(venv().join("moto_server"))
-            .args(["-H", "127.0.0.1", "-p", &port.to_string()])
+        let child = command(port)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
-            .expect("moto_server starts");
-        let moto = Moto {
+            .expect("the S3 server starts");
+        let server = S3Server {
             child,
             endpoint: format!("http://127.0.0.1:{port}"),
+            key,
         };
         let deadline = Instant::now() + Duration::from_secs(30);
         while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(Instant::now() < deadline, "moto_server does not listen");
+            assert!(Instant::now() < deadline, "the S3 server does not listen");
             std::thread::sleep(Duration::from_millis(50));
         }
-        moto
+        server
     }
 
     fn seed(&self, args: &[&str]) {
@@ -70,15 +109,17 @@ impl Moto {
             .arg(script)
             .arg(args[0])
             .arg(&self.endpoint)
-            .arg(BUCKET);
+            .arg(BUCKET)
+            .env("AWS_ACCESS_KEY_ID", self.key)
+            .env("AWS_SECRET_ACCESS_KEY", self.key);
         run(command.args(&args[1..]));
     }
 
     fn store(&self, prefix: &str) -> ObjectStore {
-        let endpoint = self.endpoint.clone();
+        let (endpoint, key) = (self.endpoint.clone(), self.key);
         let env = move |name: &str| match name {
             "AWS_ENDPOINT_URL" => Some(endpoint.clone()),
-            "AWS_ACCESS_KEY_ID" | "AWS_SECRET_ACCESS_KEY" => Some("test".to_owned()),
+            "AWS_ACCESS_KEY_ID" | "AWS_SECRET_ACCESS_KEY" => Some(key.to_owned()),
             _ => None,
         };
         let mut config = S3Config::from_url(&format!("s3://{BUCKET}/{prefix}"), &env).unwrap();
@@ -88,7 +129,7 @@ impl Moto {
     }
 }
 
-impl Drop for Moto {
+impl Drop for S3Server {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
@@ -108,7 +149,7 @@ fn paths(server: &ServerHandle) -> Vec<String> {
 
 #[tokio::test]
 async fn the_default_fixture_in_a_bucket_serves_the_same_archives() {
-    let moto = Moto::start();
+    let moto = S3Server::moto();
     let fixture = start_default().await;
     let tree = Tree::embedded_default().unwrap();
     let dir = TempDir::new("s3-fixture");
@@ -215,7 +256,7 @@ async fn dropbox_zip_served(server: &ServerHandle) -> bool {
 
 #[tokio::test]
 async fn an_object_replaced_after_listing_is_never_served_and_an_outage_does_not_hang() {
-    let mut moto = Moto::start();
+    let mut moto = S3Server::moto();
     let dir = TempDir::new("s3-change");
     std::fs::create_dir_all(dir.path().join("docs")).unwrap();
     std::fs::write(dir.path().join("docs/a.txt"), "first version\n").unwrap();
@@ -274,4 +315,43 @@ async fn an_object_replaced_after_listing_is_never_served_and_an_outage_does_not
         .expect("the download does not hang");
     assert_eq!(reply.status, StatusCode::SERVICE_UNAVAILABLE);
     assert_eq!(reply.json()["error"], "unavailable");
+}
+
+#[tokio::test]
+async fn a_second_s3_implementation_serves_the_same_archives() {
+    let data = TempDir::new("s3rver-data");
+    let s3rver = S3Server::s3rver(data.path());
+    let fixture = start_default().await;
+    let tree = Tree::embedded_default().unwrap();
+    let dir = TempDir::new("s3rver-fixture");
+    materialize(
+        &tree,
+        tree.node(&"folder-alice-home".into()).unwrap(),
+        dir.path(),
+    );
+    s3rver.seed(&["seed", "fixture", dir.path().to_str().unwrap()]);
+    let in_bucket = serve_store(Arc::new(s3rver.store("fixture"))).await;
+    let on_disk = serve_store(Arc::new(DirectoryStore::new(dir.path()).unwrap())).await;
+    assert_eq!(paths(&in_bucket), paths(&on_disk));
+    assert_eq!(
+        stored_zip(&in_bucket, "Alice/Documents/Überblick – 日本語.txt").await,
+        stored_zip(&fixture, "file-overview").await
+    );
+    // The same folder on disk: the same entries in the same (name) order,
+    // files byte for byte with their mtimes.
+    let (ours, theirs) = (
+        entries(stored_zip(&in_bucket, "Alice/Documents").await),
+        entries(stored_zip(&on_disk, "Alice/Documents").await),
+    );
+    let names = |all: &[(String, Option<zip::DateTime>, u32, Vec<u8>)]| {
+        all.iter().map(|e| e.0.clone()).collect::<Vec<_>>()
+    };
+    assert_eq!(names(&ours), names(&theirs));
+    let files = |all: &[(String, Option<zip::DateTime>, u32, Vec<u8>)]| {
+        all.iter()
+            .filter(|e| !e.0.ends_with('/'))
+            .cloned()
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(files(&ours), files(&theirs));
 }

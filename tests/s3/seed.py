@@ -21,8 +21,8 @@ def client(endpoint, checksums=True):
         "s3",
         endpoint_url=endpoint,
         region_name="us-east-1",
-        aws_access_key_id="test",
-        aws_secret_access_key="test",
+        aws_access_key_id=os.environ.get("AWS_ACCESS_KEY_ID", "test"),
+        aws_secret_access_key=os.environ.get("AWS_SECRET_ACCESS_KEY", "test"),
         config=Config(request_checksum_calculation="when_supported" if checksums else "when_required"),
     )
 
