@@ -300,11 +300,11 @@ impl Core for ServerCore {
             ));
         }
         // Before the claim, so a single-use job survives an outage.
-        let peeked = self.state.jobs.peek_download(id, admission)?;
-        peeked
-            .archive
-            .preflight()
-            .map_err(|e| Error::Unavailable(e.to_string()))?;
+        if let Some(archive) = self.state.jobs.archive(id) {
+            archive
+                .preflight()
+                .map_err(|e| Error::Unavailable(e.to_string()))?;
+        }
         let Claim {
             archive,
             ticket,

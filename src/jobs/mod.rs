@@ -187,6 +187,12 @@ impl JobRegistry {
         self.jobs().get(id).map(|job| job.snapshot.owner_tag)
     }
 
+    /// The job's archive, whatever its state (asked before a download is
+    /// claimed; the claim makes every check).
+    pub fn archive(&self, id: &str) -> Option<Arc<Archive>> {
+        self.jobs().get(id).map(|job| job.spec.archive.clone())
+    }
+
     /// Current state without counting as a poll.
     pub fn get(&self, id: &str) -> Option<JobSnapshot> {
         self.observe(id, false)

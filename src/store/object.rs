@@ -278,7 +278,10 @@ impl ObjectStore {
                 }
                 _ => None,
             },
-            timeout: config.timeout,
+            client: reqwest13::Client::builder()
+                .timeout(config.timeout)
+                .build()
+                .map_err(|e| e.to_string())?,
         };
         Ok(ObjectStore {
             op,
@@ -552,7 +555,8 @@ struct Checksums {
     prefix: String,
     /// `None`: unsigned requests (no credentials configured).
     signer: Option<Arc<reqsign_core::Signer<reqsign_aws_v4::Credential>>>,
-    timeout: Duration,
+    /// One client (one connection pool) for every HEAD.
+    client: reqwest13::Client,
 }
 
 impl Checksums {
@@ -577,11 +581,7 @@ impl Checksums {
                 .await
                 .map_err(|e| io::Error::other(e.to_string()))?;
         }
-        let client = reqwest13::Client::builder()
-            .timeout(self.timeout)
-            .build()
-            .map_err(io::Error::other)?;
-        let mut head = client.head(parts.uri.to_string());
+        let mut head = self.client.head(parts.uri.to_string());
         for (name, value) in &parts.headers {
             head = head.header(name, value);
         }
