@@ -5,10 +5,10 @@
 //! Keys become paths below the prefix: `prefix/Alice/notes.md` is the file
 //! `notes.md` in the folder `Alice`. Folders are what keys imply, plus
 //! folder markers (`Reports/Empty/`, an empty object), so an empty folder
-//! survives. A file's mtime is its `Last-Modified` (the upload's time), or
-//! with `mtime_from_metadata` its `mtime` user metadata as rclone writes it;
-//! a folder's is its marker's `Last-Modified`, else its newest file's
-//! (opendal reads no user metadata of a marker). A key with an empty, `.` or `..` segment (`a//b`, `x/../y`) is
+//! survives. A file's or marker's mtime is its `Last-Modified` (the upload's
+//! time), or with `mtime_from_metadata` its `mtime` user metadata as rclone
+//! writes it (read by a `HEAD` each); a folder without a marker takes its
+//! newest file's. A key with an empty, `.` or `..` segment (`a//b`, `x/../y`) is
 //! left out and counted: opendal would normalize or resolve it and read
 //! another object (measured with opendal 0.59: `..` in a read path even
 //! leaves the prefix), so no such path ever reaches it.
@@ -193,8 +193,8 @@ fn unwrap_io(error: io::Error) -> io::Error {
 
 pub struct ObjectStore {
     op: Operator,
-    /// For the checksum `HEAD` opendal cannot send.
-    checksums: Checksums,
+    /// For the `HEAD`s opendal cannot send.
+    heads: Heads,
     describe: String,
     mtime_from_metadata: bool,
     /// When a check last succeeded (ms since the Unix epoch): downloads in
@@ -252,7 +252,7 @@ impl ObjectStore {
             "" => format!("s3://{}", config.bucket),
             prefix => format!("s3://{}/{prefix}", config.bucket),
         };
-        let checksums = Checksums {
+        let heads = Heads {
             base: format!(
                 "{}/{}",
                 config
@@ -285,7 +285,7 @@ impl ObjectStore {
         };
         Ok(ObjectStore {
             op,
-            checksums,
+            heads,
             describe,
             mtime_from_metadata: config.mtime_from_metadata,
             checked_ok: std::sync::atomic::AtomicU64::new(0),
@@ -303,40 +303,46 @@ struct Listed {
 }
 
 /// Replaces each listed object's mtime by its `mtime` user metadata where
-/// it has one, 16 `HEAD`s at a time. The ETag must match the listing's, or
-/// the object changed in between and the next scan will see it.
-async fn metadata_mtimes(op: &Operator, listed: &mut [Listed]) -> opendal::Result<()> {
+/// it has one, 16 `HEAD`s at a time: opendal's `stat` for a file (whose
+/// ETag must match the listing's, or the object changed in between and the
+/// next scan will see it), our own for a folder marker.
+async fn metadata_mtimes(op: &Operator, heads: &Heads, listed: &mut [Listed]) -> io::Result<()> {
     use futures_util::StreamExt;
     // Only paths that are served: an unsafe key would be normalized into
     // another object's path.
-    let paths: Vec<(usize, String)> = listed
+    let paths: Vec<(usize, String, Option<String>)> = listed
         .iter()
         .enumerate()
         .filter(|(_, object)| safe(object.path.trim_end_matches('/')))
-        .map(|(index, object)| (index, object.path.clone()))
+        .map(|(index, object)| {
+            // A folder marker has no version to match.
+            let etag = (!object.dir).then(|| object.etag.clone().unwrap_or_default());
+            (index, object.path.clone(), etag)
+        })
         .collect();
-    let heads = paths.into_iter().map(|(index, path)| {
-        let op = op.clone();
-        async move { (index, op.stat(&path).await) }
+    let heads = paths.into_iter().map(|(index, path, etag)| {
+        let (op, heads) = (op.clone(), heads.clone());
+        async move {
+            let Some(etag) = etag else {
+                return (index, heads.marker_mtime(&path).await);
+            };
+            let mtime = match op.stat(&path).await {
+                Ok(meta) if meta.etag() == Some(etag.as_str()) => meta
+                    .user_metadata()
+                    .and_then(|m| m.get("mtime"))
+                    .and_then(parse_epoch),
+                Ok(_) => None,
+                // Deleted since the listing: the next scan drops it.
+                Err(error) if error.kind() == opendal::ErrorKind::NotFound => None,
+                Err(error) => return (index, Err(io_error(error))),
+            };
+            (index, Ok(mtime))
+        }
     });
     let mut heads = futures_util::stream::iter(heads).buffer_unordered(16);
-    while let Some((index, stat)) = heads.next().await {
-        let meta = match stat {
-            Ok(meta) => meta,
-            // Deleted since the listing: the next scan drops it.
-            Err(error) if error.kind() == opendal::ErrorKind::NotFound => continue,
-            Err(error) => return Err(error),
-        };
-        let object = &mut listed[index];
-        if meta.etag() != object.etag.as_deref() && !object.dir {
-            continue;
-        }
-        if let Some(mtime) = meta
-            .user_metadata()
-            .and_then(|m| m.get("mtime"))
-            .and_then(parse_epoch)
-        {
-            object.mtime = Some(mtime);
+    while let Some((index, mtime)) = heads.next().await {
+        if let Some(mtime) = mtime? {
+            listed[index].mtime = Some(mtime);
         }
     }
     Ok(())
@@ -369,13 +375,13 @@ impl Store for ObjectStore {
     }
 
     fn list_all(&self, left_out: &mut LeftOut) -> io::Result<BTreeMap<String, Vec<Entry>>> {
-        let op = self.op.clone();
+        let (op, heads) = (self.op.clone(), self.heads.clone());
         let from_metadata = self.mtime_from_metadata;
         // One recursive listing (a page per 1,000 keys), stopped past the cap.
         let listed: Vec<Listed> = run(async move {
-            let mut lister = op.lister_with("").recursive(true).await?;
+            let mut lister = op.lister_with("").recursive(true).await.map_err(io_error)?;
             let mut out = Vec::new();
-            while let Some(entry) = lister.try_next().await? {
+            while let Some(entry) = lister.try_next().await.map_err(io_error)? {
                 if out.len() > MAX_ENTRIES {
                     break;
                 }
@@ -389,18 +395,22 @@ impl Store for ObjectStore {
                 });
             }
             if from_metadata && out.len() <= MAX_ENTRIES {
-                metadata_mtimes(&op, &mut out).await?;
+                metadata_mtimes(&op, &heads, &mut out).await?;
             }
-            Ok::<_, opendal::Error>(out)
-        })?
-        .map_err(io_error)?;
+            Ok::<_, io::Error>(out)
+        })??;
         if listed.len() > MAX_ENTRIES {
             return Err(too_many());
         }
 
         // Folders: every key's ancestors, and markers. A folder's mtime is
         // its marker's, else its newest file's, so it is the same every scan.
-        let mut folders: BTreeMap<String, Option<DateTime<Utc>>> = BTreeMap::new();
+        #[derive(Default)]
+        struct Folder {
+            marker: Option<DateTime<Utc>>,
+            newest: Option<DateTime<Utc>>,
+        }
+        let mut folders: BTreeMap<String, Folder> = BTreeMap::new();
         let mut files: Vec<(String, Listed)> = Vec::new();
         for object in listed {
             let path = object.path.trim_end_matches('/').to_owned();
@@ -416,15 +426,15 @@ impl Store for ObjectStore {
             }
             let mut ancestor = path.as_str();
             while let Some((parent, _)) = ancestor.rsplit_once('/') {
-                let newest = folders.entry(parent.to_owned()).or_default();
+                let folder = folders.entry(parent.to_owned()).or_default();
                 if !object.dir {
-                    *newest = (*newest).max(object.mtime);
+                    folder.newest = folder.newest.max(object.mtime);
                 }
                 ancestor = parent;
             }
             if object.dir {
-                let mtime = folders.entry(path).or_default();
-                *mtime = object.mtime.or(*mtime);
+                let folder = folders.entry(path).or_default();
+                folder.marker = object.mtime.or(folder.marker);
             } else if object.etag.is_some() {
                 files.push((path, object));
             } else {
@@ -439,13 +449,13 @@ impl Store for ObjectStore {
             Some((parent, name)) => (parent.to_owned(), name.to_owned()),
             None => (String::new(), path.to_owned()),
         };
-        for (path, mtime) in &folders {
+        for (path, folder) in &folders {
             let (parent, name) = split(path);
             out.entry(parent).or_default().push(Entry {
                 name,
                 kind: NodeKind::Folder,
                 size: 0,
-                mtime: mtime.unwrap_or_default(),
+                mtime: folder.marker.or(folder.newest).unwrap_or_default(),
                 version: String::new(),
             });
             out.entry(path.clone()).or_default();
@@ -474,9 +484,9 @@ impl Store for ObjectStore {
         if !safe(file) {
             return Ok(None);
         }
-        let checksums = self.checksums.clone();
+        let heads = self.heads.clone();
         let (file, version) = (file.to_owned(), version.to_owned());
-        run(async move { checksums.crc32(&file, &version).await })?
+        run(async move { heads.crc32(&file, &version).await })?
     }
 
     /// One listing request of at most one key.
@@ -545,11 +555,12 @@ impl Store for ObjectStore {
     }
 }
 
-/// The `HEAD` that asks S3 for an object's stored checksum, signed with
-/// reqsign (the SigV4 crates opendal uses), path-style like opendal's own
-/// requests.
+/// The `HEAD`s opendal cannot send: an object's stored checksum (it has
+/// no checksum mode) and a folder marker's user metadata (it answers a
+/// folder's `stat` without asking). Signed with reqsign (the SigV4 crates
+/// opendal uses), path-style like opendal's own requests.
 #[derive(Clone)]
-struct Checksums {
+struct Heads {
     /// `endpoint/bucket`.
     base: String,
     prefix: String,
@@ -559,22 +570,25 @@ struct Checksums {
     client: reqwest13::Client,
 }
 
-impl Checksums {
-    async fn crc32(&self, file: &str, version: &str) -> io::Result<Option<u32>> {
+impl Heads {
+    /// The headers of a successful `HEAD` of `path` (below the prefix; a
+    /// folder marker ends in `/`), or `None` for any other status.
+    async fn head(
+        &self,
+        path: &str,
+        headers: &[(&str, &str)],
+    ) -> io::Result<Option<http::HeaderMap>> {
         let key = match self.prefix.as_str() {
-            "" => file.to_owned(),
-            prefix => format!("{prefix}/{file}"),
+            "" => path.to_owned(),
+            prefix => format!("{prefix}/{path}"),
         };
         let url = format!("{}/{}", self.base, encode_key(&key));
-        let request = http::Request::head(&url)
-            .header("x-amz-checksum-mode", "ENABLED")
-            .header("x-amz-content-sha256", "UNSIGNED-PAYLOAD")
-            // Only the version the listing saw: a newer one's checksum would
-            // describe other bytes.
-            .header("if-match", version)
-            .body(())
-            .map_err(io::Error::other)?;
-        let (mut parts, ()) = request.into_parts();
+        let mut request =
+            http::Request::head(&url).header("x-amz-content-sha256", "UNSIGNED-PAYLOAD");
+        for (name, value) in headers {
+            request = request.header(*name, *value);
+        }
+        let (mut parts, ()) = request.body(()).map_err(io::Error::other)?.into_parts();
         if let Some(signer) = &self.signer {
             signer
                 .sign(&mut parts, None)
@@ -586,12 +600,21 @@ impl Checksums {
             head = head.header(name, value);
         }
         let response = head.send().await.map_err(io::Error::other)?;
-        if !response.status().is_success() {
-            // Changed since the listing (412), or checksums unsupported:
-            // the CRC then comes from a read pass.
+        Ok(response
+            .status()
+            .is_success()
+            .then(|| response.headers().clone()))
+    }
+
+    async fn crc32(&self, file: &str, version: &str) -> io::Result<Option<u32>> {
+        // Only the version the listing saw: a newer one's checksum would
+        // describe other bytes.
+        let asked = [("x-amz-checksum-mode", "ENABLED"), ("if-match", version)];
+        // Changed since the listing (412), or checksums unsupported: the
+        // CRC then comes from a read pass.
+        let Some(headers) = self.head(file, &asked).await? else {
             return Ok(None);
-        }
-        let headers = response.headers();
+        };
         // Not every server honours If-Match on a HEAD: the ETag says too.
         if headers.get("etag").and_then(|v| v.to_str().ok()) != Some(version) {
             return Ok(None);
@@ -606,6 +629,16 @@ impl Checksums {
             .and_then(|v| v.to_str().ok())
             .filter(|v| !composite && !v.contains('-'))
             .and_then(decode_crc32))
+    }
+
+    /// A folder marker's `mtime` user metadata (`marker` ends in `/`).
+    async fn marker_mtime(&self, marker: &str) -> io::Result<Option<DateTime<Utc>>> {
+        Ok(self.head(marker, &[]).await?.and_then(|headers| {
+            headers
+                .get("x-amz-meta-mtime")
+                .and_then(|v| v.to_str().ok())
+                .and_then(parse_epoch)
+        }))
     }
 }
 

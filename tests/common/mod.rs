@@ -2,6 +2,9 @@
 //! HTTP/1.1 to it, and hand archives to real zip readers.
 #![allow(dead_code)]
 
+pub mod as_store;
+pub mod s3;
+
 use std::io::Read;
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
@@ -401,9 +404,15 @@ impl Drop for Running {
 /// Starts `zipgate serve --listen 127.0.0.1:0 ARGS` and waits for the log
 /// line that names the port.
 pub fn serve_binary(args: &[&str]) -> Running {
+    serve_binary_env(args, &[])
+}
+
+/// `serve_binary` with `env` set for it.
+pub fn serve_binary_env(args: &[&str], env: &[(&str, &str)]) -> Running {
     let mut child = Command::new(env!("CARGO_BIN_EXE_zipgate"))
         .args(["serve", "--listen", "127.0.0.1:0"])
         .args(args)
+        .envs(env.iter().copied())
         .env("RUST_LOG", "info")
         // A served tree's CRC cache goes here, not into the user's own.
         .env(
