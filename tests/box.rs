@@ -837,7 +837,7 @@ async fn a_permission_change_between_create_and_download_is_honoured() {
         .json();
     // The tree is reloaded with Q2 readable by alice only.
     let mut tree: Value = serde_json::from_str(include_str!("../fixtures/default.json")).unwrap();
-    let reports = &mut tree["nodes"][0]["children"][0]["children"][0];
+    let reports = &mut tree["nodes"][0]["children"][0]["children"][1];
     assert_eq!(reports["name"], "Reports");
     let q2 = &mut reports["children"][1];
     assert_eq!(q2["name"], "Q2");
