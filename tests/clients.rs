@@ -9,13 +9,24 @@
 //! tests/requirements-onlyoffice-pypi.txt (.venv-onlyoffice-pypi: PyPI's
 //! Workspace clients `onlyoffice` and `pyonlyoffice`, whose requests<2.29
 //! cannot join .venv) and tests/clients/package.json, installed by tests/run.
+//!
+//! Every script runs three times: against the embedded default fixture,
+//! against the same tree as files served with `--root`, and from an S3
+//! bucket (moto) served with `--store`, both with the fixture's users and
+//! rules as a policy and its ids as an id map, as a migration leaves them.
+//! Each archive a script opens is kept (ZIPGATE_KEEP_ARCHIVES), and the
+//! stores' archives must hold the fixture run's entries: the same names in
+//! the same order, with the same mtimes, extra fields and bytes.
 
 mod common;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
+use std::sync::OnceLock;
 
-use zipgate::{Server, ServerHandle};
+use common::as_store::{default_fixture_files, FixtureFiles};
+use common::s3::S3Server;
+use common::{serve_binary_env, Running};
 
 fn root() -> &'static Path {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -45,195 +56,298 @@ fn onlyoffice_pypi_python() -> PathBuf {
     require(root().join(".venv-onlyoffice-pypi/bin/python"))
 }
 
-fn node() -> PathBuf {
-    require(root().join("tests/clients/node_modules/box-node-sdk"));
+/// Node, once the package a script needs is installed next to the scripts.
+fn node(package: &str) -> PathBuf {
+    require(root().join("tests/clients/node_modules").join(package));
     PathBuf::from("node")
 }
 
-/// Node with `box-typescript-sdk-gen` installed next to the scripts.
-fn typescript_node() -> PathBuf {
-    require(root().join("tests/clients/node_modules/box-typescript-sdk-gen"));
-    PathBuf::from("node")
+/// Where the tree comes from.
+#[derive(Clone, Copy, Debug)]
+enum Source {
+    Fixture,
+    Directory,
+    Bucket,
 }
 
-async fn run_client(server: ServerHandle, program: PathBuf, script: &str) {
-    run_client_args(server, program, script, &[]).await;
+/// The default fixture as files, and a bucket seeded with them: made once
+/// for all the tests here (the bucket's server stops with the process).
+struct Stores {
+    files: FixtureFiles,
+    s3: S3Server,
 }
 
-/// `run_client` with arguments after BASE_URL.
-async fn run_client_args(server: ServerHandle, program: PathBuf, script: &str, args: &[&str]) {
-    let url = server.url();
-    let script = root().join("tests/clients").join(script);
-    let args: Vec<String> = args.iter().map(|a| a.to_string()).collect();
-    let output = tokio::task::spawn_blocking(move || {
-        Command::new(&program)
-            .arg(&script)
-            .arg(&url)
-            .args(&args)
-            .output()
+fn stores() -> &'static Stores {
+    static STORES: OnceLock<Stores> = OnceLock::new();
+    STORES.get_or_init(|| {
+        let files = default_fixture_files("clients-fixture-as-store");
+        let s3 = S3Server::moto();
+        s3.seed(&["seed", "fixture", files.root.to_str().unwrap()]);
+        Stores { files, s3 }
     })
-    .await
-    .unwrap()
-    .expect("the client runs");
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    );
-    assert!(output.status.success(), "client failed:\n{text}");
-    println!("{text}");
 }
 
-async fn onlyoffice(flavour: &str) -> ServerHandle {
-    Server::builder()
-        .setting("onlyoffice", "flavour", flavour)
-        .spawn()
-        .await
+/// `zipgate serve ARGS` on `source`.
+fn serve(source: Source, args: &[&str]) -> Running {
+    let mut all: Vec<String> = Vec::new();
+    let mut env = Vec::new();
+    match source {
+        Source::Fixture => {}
+        Source::Directory | Source::Bucket => {
+            let stores = stores();
+            match source {
+                Source::Directory => {
+                    all.extend(["--root".into(), path(&stores.files.root)]);
+                }
+                _ => {
+                    let url = format!("s3://{}/fixture", common::s3::BUCKET);
+                    all.extend(["--store".into(), url, "--store-mtime-metadata".into()]);
+                    env = stores.s3.env();
+                }
+            }
+            all.extend([
+                "--policy".into(),
+                path(&stores.files.policy),
+                "--id-map".into(),
+                path(&stores.files.id_map),
+                "--crc-cache".into(),
+                "memory".into(),
+            ]);
+        }
+    }
+    all.extend(args.iter().map(|a| a.to_string()));
+    let all: Vec<&str> = all.iter().map(String::as_str).collect();
+    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    serve_binary_env(&all, &env)
+}
+
+fn path(path: &Path) -> String {
+    path.to_str().unwrap().to_owned()
+}
+
+/// Runs `script BASE_URL SCRIPT_ARGS` against a server started with
+/// `server_args` on each source, and compares the archives it opened.
+fn run_client(program: PathBuf, script: &str, script_args: &[&str], server_args: &[&str]) {
+    let label = std::iter::once(script)
+        .chain(script_args.iter().copied())
+        .collect::<Vec<_>>()
+        .join("-");
+    let mut runs = Vec::new();
+    for source in [Source::Fixture, Source::Directory, Source::Bucket] {
+        let server = serve(source, server_args);
+        let kept = Path::new(env!("CARGO_TARGET_TMPDIR"))
+            .join("client-archives")
+            .join(format!("{label}-{source:?}"));
+        let _ = std::fs::remove_dir_all(&kept);
+        std::fs::create_dir_all(&kept).unwrap();
+        let output = Command::new(&program)
+            .arg(root().join("tests/clients").join(script))
+            .arg(format!("http://{}", server.addr))
+            .args(script_args)
+            .env("ZIPGATE_KEEP_ARCHIVES", &kept)
+            .output()
+            .expect("the client runs");
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
+        );
+        assert!(
+            output.status.success(),
+            "{script} against the {source:?} failed:\n{text}"
+        );
+        println!("{source:?}:\n{text}");
+        runs.push((source, archives(&kept)));
+    }
+    let (_, fixture) = &runs[0];
+    for (source, archives) in &runs[1..] {
+        assert_eq!(
+            archives.len(),
+            fixture.len(),
+            "{script} opened another number of archives against the {source:?}"
+        );
+        for (n, (ours, theirs)) in archives.iter().zip(fixture).enumerate() {
+            let names = |all: &[Entry]| all.iter().map(|e| e.name.clone()).collect::<Vec<_>>();
+            assert_eq!(
+                names(ours),
+                names(theirs),
+                "{script}: archive {} from the {source:?}",
+                n + 1
+            );
+            for (a, b) in ours.iter().zip(theirs) {
+                assert!(
+                    a == b,
+                    "{script}: archive {}, {} from the {source:?} differs:\n{a:?}\nfrom the fixture:\n{b:?}",
+                    n + 1,
+                    a.name
+                );
+            }
+        }
+    }
+}
+
+/// One entry as a zip reader sees it.
+#[derive(PartialEq)]
+struct Entry {
+    name: String,
+    modified: Option<zip::DateTime>,
+    extra: Vec<u8>,
+    mode: Option<u32>,
+    crc32: u32,
+    bytes: Vec<u8>,
+}
+
+impl std::fmt::Debug for Entry {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{} modified {:?}, extra {:02x?}, mode {:?}, CRC {:08x}, {} bytes",
+            self.name,
+            self.modified,
+            self.extra,
+            self.mode,
+            self.crc32,
+            self.bytes.len()
+        )
+    }
+}
+
+/// The entries of every archive kept in `dir`, in the order opened.
+fn archives(dir: &Path) -> Vec<Vec<Entry>> {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
         .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    files.sort();
+    files
+        .iter()
+        .map(|file| {
+            let bytes = std::fs::read(file).unwrap();
+            let mut zip = zip::ZipArchive::new(std::io::Cursor::new(bytes)).unwrap();
+            (0..zip.len())
+                .map(|i| {
+                    let mut entry = zip.by_index(i).unwrap();
+                    let mut bytes = Vec::new();
+                    std::io::Read::read_to_end(&mut entry, &mut bytes).unwrap();
+                    Entry {
+                        name: entry.name().unwrap().into_owned(),
+                        modified: entry.last_modified(),
+                        extra: entry.extra_data().unwrap_or_default().to_vec(),
+                        mode: entry.unix_mode(),
+                        crc32: entry.crc32(),
+                        bytes,
+                    }
+                })
+                .collect()
+        })
+        .collect()
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn box_python_sdk() {
-    run_client(common::start_default().await, python(), "box_python.py").await;
+#[test]
+fn box_python_sdk() {
+    run_client(python(), "box_python.py", &[], &[]);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn box_node_sdk() {
-    run_client(common::start_default().await, node(), "box_node.js").await;
+#[test]
+fn box_node_sdk() {
+    run_client(node("box-node-sdk"), "box_node.js", &[], &[]);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn box_legacy_python_sdk() {
+#[test]
+fn box_legacy_python_sdk() {
+    run_client(legacy_python(), "box_legacy_python.py", &[], &[]);
+}
+
+#[test]
+fn box_typescript_sdk() {
     run_client(
-        common::start_default().await,
-        legacy_python(),
-        "box_legacy_python.py",
-    )
-    .await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn box_typescript_sdk() {
-    run_client(
-        common::start_default().await,
-        typescript_node(),
+        node("box-typescript-sdk-gen"),
         "box_typescript.js",
-    )
-    .await;
+        &[],
+        &[],
+    );
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn onlyoffice_workspace_as_the_android_app_talks() {
-    run_client(
-        onlyoffice("workspace").await,
-        python(),
-        "onlyoffice_android.py",
-    )
-    .await;
+const WORKSPACE: &[&str] = &["--set", "onlyoffice.flavour=workspace"];
+const DOCSPACE: &[&str] = &["--set", "onlyoffice.flavour=docspace"];
+
+#[test]
+fn onlyoffice_workspace_as_the_android_app_talks() {
+    run_client(python(), "onlyoffice_android.py", &[], WORKSPACE);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn onlyoffice_workspace_in_xml() {
-    run_client(onlyoffice("workspace").await, python(), "onlyoffice_xml.py").await;
+#[test]
+fn onlyoffice_workspace_in_xml() {
+    run_client(python(), "onlyoffice_xml.py", &[], WORKSPACE);
 }
 
 /// PyPI's Workspace clients `onlyoffice` and `pyonlyoffice` fetch the archive
 /// at their own `filehandler.ashx?action=bulk&ext=.zip`, never the operation's
 /// url. A v12 portal (the default) answers that link with an empty 404, which
 /// both write out as an empty file while `download` returns True.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn onlyoffice_workspace_pypi_clients_get_the_v12_404() {
+#[test]
+fn onlyoffice_workspace_pypi_clients_get_the_v12_404() {
     run_client(
-        onlyoffice("workspace").await,
         onlyoffice_pypi_python(),
         "onlyoffice_pypi.py",
-    )
-    .await;
+        &[],
+        WORKSPACE,
+    );
 }
 
 /// The same clients against `bulk_link_v11=true`: a v11 portal serves the
 /// newest archive at the legacy link, and both get the zip.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn onlyoffice_workspace_pypi_clients_on_a_v11_portal() {
-    let server = Server::builder()
-        .setting("onlyoffice", "flavour", "workspace")
-        .setting("onlyoffice", "bulk_link_v11", "true")
-        .spawn()
-        .await
-        .unwrap();
-    run_client_args(
-        server,
+#[test]
+fn onlyoffice_workspace_pypi_clients_on_a_v11_portal() {
+    run_client(
         onlyoffice_pypi_python(),
         "onlyoffice_pypi.py",
         &["v11"],
-    )
-    .await;
+        &[WORKSPACE, &["--set", "onlyoffice.bulk_link_v11=true"]].concat(),
+    );
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn onlyoffice_docspace_python_sdk() {
-    run_client(
-        onlyoffice("docspace").await,
-        python(),
-        "onlyoffice_docspace.py",
-    )
-    .await;
+#[test]
+fn onlyoffice_docspace_python_sdk() {
+    run_client(python(), "onlyoffice_docspace.py", &[], DOCSPACE);
 }
 
 /// DocSpace's own web client (DocSpace-client's axios `api/2.0` client, the
 /// `asc_auth_key` cookie): the Download dialog's and multi-select's
 /// bulkdownload, the fileops poll, the archive url; a stale cookie is a guest.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn onlyoffice_docspace_web_client_sequence() {
-    require(root().join("tests/clients/node_modules/axios"));
-    run_client(
-        onlyoffice("docspace").await,
-        PathBuf::from("node"),
-        "onlyoffice_docspace_web.js",
-    )
-    .await;
+#[test]
+fn onlyoffice_docspace_web_client_sequence() {
+    run_client(node("axios"), "onlyoffice_docspace_web.js", &[], DOCSPACE);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn oracle_as_the_cec_toolkit_talks() {
-    run_client(common::start_default().await, python(), "oracle_cec.py").await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn itslearning_as_the_typescript_sdk_talks() {
-    require(root().join("tests/clients/node_modules/axios-itslearning-sdk"));
-    run_client(
-        common::start_default().await,
-        PathBuf::from("node"),
-        "itslearning_axios.js",
-    )
-    .await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn itslearning_in_xml() {
-    run_client(
-        common::start_default().await,
-        python(),
-        "itslearning_xml.py",
-    )
-    .await;
-}
-
-#[tokio::test]
-async fn dropbox_python_sdk() {
-    run_client(common::start_default().await, python(), "dropbox_python.py").await;
+#[test]
+fn oracle_as_the_cec_toolkit_talks() {
+    run_client(python(), "oracle_cec.py", &[], &[]);
 }
 
 /// The cec toolkit's own request layer: its `exeo`/`exeg`/`exed` requests
 /// through node-fetch 2.7.0, the version the toolkit pins.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn oracle_as_the_cec_toolkit_talks_through_node_fetch() {
-    require(root().join("tests/clients/node_modules/node-fetch"));
+#[test]
+fn oracle_as_the_cec_toolkit_talks_through_node_fetch() {
+    run_client(node("node-fetch"), "oracle_cec.js", &[], &[]);
+}
+
+#[test]
+fn itslearning_as_the_typescript_sdk_talks() {
     run_client(
-        common::start_default().await,
-        PathBuf::from("node"),
-        "oracle_cec.js",
-    )
-    .await;
+        node("axios-itslearning-sdk"),
+        "itslearning_axios.js",
+        &[],
+        &[],
+    );
+}
+
+#[test]
+fn itslearning_in_xml() {
+    run_client(python(), "itslearning_xml.py", &[], &[]);
+}
+
+#[test]
+fn dropbox_python_sdk() {
+    run_client(python(), "dropbox_python.py", &[], &[]);
 }

@@ -14,6 +14,7 @@
 'use strict';
 
 const { spawnSync } = require('child_process');
+const { keepArchive } = require('./zip_reader');
 const {
   CheckFailed, show, expect, readAll, loadPackages, steps, run, boxSdk,
   expectReportPdfConflict, expectZipStatus, DOCUMENTS_OVERVIEW, expectDocumentsZip,
@@ -33,6 +34,7 @@ const { makeClient, describe, expectApiError } = boxSdk(loadPackages('box_node',
 // Lists a zip with python3's zipfile: {names, testzip, heads, text} or {error};
 // `heads` maps each file entry to its first 4 bytes, `text` is entry `textOf` as UTF-8.
 function listZip(buf, textOf) {
+  keepArchive(buf);
   const code = [
     'import io, json, sys, zipfile',
     'data = sys.stdin.buffer.read()',

@@ -10,6 +10,7 @@ failure with the values it saw), then `NAME: N passed, N failed`. Exit code:
 
 import io
 import json
+import os
 import sys
 import time
 import traceback
@@ -142,8 +143,24 @@ def journal(base, **filters):
     return reply.json("journal")["requests"]
 
 
+_kept = 0
+
+
+def keep_archive(data):
+    """With ZIPGATE_KEEP_ARCHIVES=DIR, writes each archive the script opens
+    there as 001.zip, 002.zip, … in the order opened, so a test can compare
+    the archives of two runs (the same script against two stores)."""
+    global _kept
+    folder = os.environ.get("ZIPGATE_KEEP_ARCHIVES")
+    if folder:
+        _kept += 1
+        with open(os.path.join(folder, f"{_kept:03d}.zip"), "wb") as f:
+            f.write(data)
+
+
 def open_zip(what, data):
     """Open `data` as a zip whose every entry reads back intact."""
+    keep_archive(data)
     expect(f"{what}: content starts with PK\\x03\\x04", data[:4] == b"PK\x03\x04", data[:16])
     try:
         zf = zipfile.ZipFile(io.BytesIO(data))

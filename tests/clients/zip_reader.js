@@ -101,7 +101,20 @@ function readZip(buf) {
   return { names, entries };
 }
 
+let kept = 0;
+
+// With ZIPGATE_KEEP_ARCHIVES=DIR, writes each archive the script opens there
+// as 001.zip, 002.zip, … in the order opened, so a test can compare the
+// archives of two runs (the same script against two stores).
+function keepArchive(buf) {
+  const folder = process.env.ZIPGATE_KEEP_ARCHIVES;
+  if (!folder) return;
+  kept += 1;
+  require('fs').writeFileSync(require('path').join(folder, `${String(kept).padStart(3, '0')}.zip`), buf);
+}
+
 function openZip(what, buf) {
+  keepArchive(buf);
   expect(`${what}: content starts with PK\\x03\\x04`, buf.subarray(0, 4).equals(Buffer.from('PK\x03\x04', 'latin1')),
     buf.subarray(0, 16).toString('hex'));
   try {
@@ -111,4 +124,4 @@ function openZip(what, buf) {
   }
 }
 
-module.exports = { crc32, readZip, openZip };
+module.exports = { crc32, readZip, openZip, keepArchive };
