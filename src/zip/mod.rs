@@ -15,9 +15,9 @@ mod parallel;
 pub use parallel::{DeflateEngine, Deflater};
 
 use std::io::{self, Read};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 use chrono::{DateTime, Utc};
 
 use format::EntryRecord;
@@ -576,12 +576,49 @@ impl ChunkSink for Discard {
     }
 }
 
+/// Chunk buffers a stream has sent and the socket has written, kept for
+/// its next chunks: a stored body is read straight into memory that is
+/// already initialised and mapped, instead of a fresh allocation zeroed for
+/// every 128 KiB (a tenth of the stream's CPU when the files are in the
+/// page cache, measured with perf).
+type Pool = Arc<Mutex<Vec<Vec<u8>>>>;
+
+/// Buffers a stream keeps: as many as can be in flight (the channel, the
+/// one hyper writes, the one being filled).
+const POOLED: usize = 4;
+
+/// A sent chunk's buffer; back to its pool when the `Bytes` is dropped.
+struct Pooled {
+    buf: Vec<u8>,
+    len: usize,
+    pool: Pool,
+}
+
+impl AsRef<[u8]> for Pooled {
+    fn as_ref(&self) -> &[u8] {
+        &self.buf[..self.len]
+    }
+}
+
+impl Drop for Pooled {
+    fn drop(&mut self) {
+        let mut pool = self.pool.lock().unwrap_or_else(|e| e.into_inner());
+        if pool.len() < POOLED {
+            pool.push(std::mem::take(&mut self.buf));
+        }
+    }
+}
+
 /// Tracks the archive position and sends only the bytes at or past `skip_to`.
 struct Emitter<'a> {
     sink: &'a mut dyn ChunkSink,
     pos: u64,
     skip_to: u64,
-    buf: BytesMut,
+    /// `CHUNK_SIZE` initialised bytes once in use, of which `filled` are
+    /// the next chunk's; empty between chunks.
+    buf: Vec<u8>,
+    filled: usize,
+    pool: Pool,
 }
 
 impl<'a> Emitter<'a> {
@@ -590,8 +627,19 @@ impl<'a> Emitter<'a> {
             sink,
             pos: 0,
             skip_to,
-            buf: BytesMut::new(),
+            buf: Vec::new(),
+            filled: 0,
+            pool: Pool::default(),
         }
+    }
+
+    /// The buffer being filled, taken from the pool or made.
+    fn buffer(&mut self) -> &mut [u8] {
+        if self.buf.is_empty() {
+            let pooled = self.pool.lock().unwrap_or_else(|e| e.into_inner()).pop();
+            self.buf = pooled.unwrap_or_else(|| vec![0; CHUNK_SIZE]);
+        }
+        &mut self.buf[self.filled..]
     }
 
     /// The position after `len` more bytes; an archive cannot pass 2^64
@@ -616,13 +664,12 @@ impl<'a> Emitter<'a> {
         }
         self.pos = end;
         while !data.is_empty() {
-            if self.buf.capacity() - self.buf.len() == 0 && self.buf.len() < CHUNK_SIZE {
-                self.buf.reserve(CHUNK_SIZE - self.buf.len());
-            }
-            let take = (CHUNK_SIZE - self.buf.len()).min(data.len());
-            self.buf.extend_from_slice(&data[..take]);
+            let room = self.buffer();
+            let take = room.len().min(data.len());
+            room[..take].copy_from_slice(&data[..take]);
+            self.filled += take;
             data = &data[take..];
-            if self.buf.len() >= CHUNK_SIZE {
+            if self.filled == CHUNK_SIZE {
                 self.flush()?;
             }
         }
@@ -641,24 +688,26 @@ impl<'a> Emitter<'a> {
         let mut reader = data.open_at(from)?;
         let mut remaining = size - from;
         while remaining > 0 {
-            if self.buf.len() >= CHUNK_SIZE {
+            if self.filled == CHUNK_SIZE {
                 self.flush()?;
             }
-            let start = self.buf.len();
-            let room = (CHUNK_SIZE - start).min(remaining as usize);
-            self.buf.resize(start + room, 0);
-            let read = reader.read(&mut self.buf[start..]);
-            self.buf.truncate(start + *read.as_ref().unwrap_or(&0));
+            let room = self.buffer();
+            let want = room
+                .len()
+                .min(usize::try_from(remaining).unwrap_or(usize::MAX));
+            let room = &mut room[..want];
+            let read = reader.read(room);
             let n = match read {
                 Ok(n) => n,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 Err(e) => return Err(e.into()),
             };
-            if n == 0 && room > 0 {
+            if n == 0 && want > 0 {
                 return Err(
                     io::Error::new(io::ErrorKind::UnexpectedEof, "entry body ended early").into(),
                 );
             }
+            self.filled += n;
             remaining -= n as u64;
             self.pos += n as u64;
         }
@@ -666,10 +715,14 @@ impl<'a> Emitter<'a> {
     }
 
     fn flush(&mut self) -> Result<(), StreamError> {
-        if self.buf.is_empty() {
+        if self.filled == 0 {
             return Ok(());
         }
-        let chunk = self.buf.split().freeze();
+        let chunk = Bytes::from_owner(Pooled {
+            buf: std::mem::take(&mut self.buf),
+            len: std::mem::take(&mut self.filled),
+            pool: self.pool.clone(),
+        });
         self.sink
             .send(chunk)
             .map_err(|Cancelled| StreamError::Cancelled)

@@ -534,3 +534,19 @@ fn a_cold_entrys_crc_is_computed_ahead_while_the_one_before_streams() {
         assert_eq!(text, body.bytes);
     }
 }
+
+#[test]
+fn a_written_chunks_buffer_is_filled_again() {
+    // Discard drops each chunk at once, as hyper does once it is written.
+    let mut sink = Discard;
+    let mut out = Emitter::new(&mut sink, 0);
+    let pooled = |out: &Emitter| out.pool.lock().unwrap().len();
+    out.put(&[7; CHUNK_SIZE]).unwrap();
+    assert_eq!(pooled(&out), 1, "the sent chunk's buffer came back");
+    let first = out.pool.lock().unwrap()[0].as_ptr();
+    out.put(b"next").unwrap();
+    assert_eq!(pooled(&out), 0, "and was taken for the next chunk");
+    assert_eq!(out.buf.as_ptr(), first);
+    out.flush().unwrap();
+    assert_eq!(pooled(&out), 1);
+}
