@@ -410,6 +410,46 @@ def cmd_report(a):
     return 1 if failed else 0
 
 
+def table_lines(columns, rows, shown):
+    """A fixed-width table: `columns` are (key, heading, width, align),
+    `rows` ("section", text) or ("row", {key: value}), and `shown(key,
+    value)` formats a value (None: an empty cell)."""
+
+    def line(cols):
+        cells = []
+        for key, _, width, align in columns:
+            val = shown(key, cols.get(key))
+            val = "" if val is None else str(val)
+            cells.append(format(val, "%s%d" % (align, width)) if width else val)
+        return " ".join(cells).rstrip()
+
+    header = line({k: h for k, h, _, _ in columns})
+    out = [header, "-" * len(header)]
+    for kind, item in rows:
+        out.append(item if kind == "section" else line(item))
+    return out
+
+
+def others_share(stat_start, times_start):
+    """Share of all CPUs busy with processes this run did not start: the
+    machine's busy time (/proc/stat) minus ours and our reaped children's."""
+    try:
+        with open("/proc/stat") as f:
+            now = f.readline()
+    except OSError:
+        return None
+    a = [int(x) for x in stat_start.split()[1:9]]
+    b = [int(x) for x in now.split()[1:9]]
+    d = [y - x for x, y in zip(a, b)]
+    total = sum(d)
+    if total <= 0:
+        return None
+    busy = total - d[3] - d[4]  # minus idle, iowait
+    t0, t1 = times_start, os.times()
+    ours = sum(t1[i] - t0[i] for i in range(4)) * os.sysconf("SC_CLK_TCK")
+    return max(0.0, 100.0 * (busy - ours) / total)
+
+
 def machine_load(stat_start):
     """Load average now, and how the CPUs spent the run: a high steal share
     means the hypervisor took time away and the numbers are noisy."""

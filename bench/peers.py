@@ -39,8 +39,6 @@ import random
 import re
 import select
 import shutil
-import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -52,7 +50,8 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 PEERS = os.path.join(HERE, "peers")
 sys.path.insert(0, HERE)
-from bench import machine_load, proc_cpu, proc_status, reset_hwm, status_once  # noqa: E402  (bench/bench.py)
+from bench import machine_load, others_share, table_lines, proc_cpu, proc_status, reset_hwm, status_once  # noqa: E402  (bench/bench.py)
+from procs import freeport, run, run_main, spawn, stop, stop_all, tail  # noqa: E402  (bench/procs.py)
 
 MIB = 1 << 20
 MB = 1e6
@@ -69,58 +68,7 @@ def log(msg):
 
 
 # ---------------------------------------------------------------- processes
-#
-# Every process is started through spawn(), in a session of its own, and
-# stopped through stop(); at exit (normal, exception, SIGTERM from bench/run,
-# Ctrl-C) whatever is still running is stopped. Only processes we started are
-# signalled, by their process group id while the leader is alive.
-
-_procs = []
-
-
-def spawn(cmd, **kw):
-    kw.setdefault("stdin", subprocess.DEVNULL)
-    p = subprocess.Popen(cmd, start_new_session=True, **kw)
-    _procs.append(p)
-    return p
-
-
-def stop(p, grace=5.0):
-    if p.poll() is None:
-        try:
-            os.killpg(p.pid, signal.SIGTERM)
-        except ProcessLookupError:
-            pass
-        try:
-            p.wait(grace)
-        except subprocess.TimeoutExpired:
-            try:
-                os.killpg(p.pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
-            p.wait()
-    if p in _procs:
-        _procs.remove(p)
-
-
-def stop_all():
-    for p in list(_procs):
-        stop(p, grace=2.0)
-
-
-def run(cmd, timeout, **kw):
-    """Run to completion within timeout; (returncode or None if it was cut, stdout, stderr)."""
-    p = spawn(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, **kw)
-    try:
-        out, err = p.communicate(timeout=timeout)
-        rc = p.returncode
-    except subprocess.TimeoutExpired:
-        stop(p)
-        out, err = p.communicate()
-        rc = None
-    if p in _procs:
-        _procs.remove(p)
-    return rc, out.decode(errors="replace"), err.decode(errors="replace")
+# bench/procs.py: spawn() and stop() every process, stop_all() at exit.
 
 
 def read_url_line(p, timeout):
@@ -144,14 +92,6 @@ def read_url_line(p, timeout):
             if not chunk:
                 raise RuntimeError("exited (code %s) before printing its URL" % p.wait())
             buf += chunk
-
-
-def freeport():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
 
 
 # ---------------------------------------------------------------- routes
@@ -286,16 +226,6 @@ class Server:
             stop(self.p)
             if self.p.stdout:
                 self.p.stdout.close()
-
-
-def tail(path, n=300):
-    try:
-        with open(path, "rb") as f:
-            f.seek(0, 2)
-            f.seek(max(0, f.tell() - n))
-            return f.read().decode(errors="replace").replace("\n", " | ").strip()
-    except OSError:
-        return "(no log)"
 
 
 def zipgate_env(logging):
@@ -1098,48 +1028,18 @@ def render(ctx, a):
         os.path.relpath(ctx.binary, ROOT), deflate_engines(ctx.binary)))
     w("")
 
-    def line(cols):
-        cells = []
-        for key, _, width, align in COLUMNS:
-            val = cols.get(key)
-            if isinstance(val, float):  # latencies and RSS: 3 significant digits or so
-                val = fmt_num(val, 2 if val < 10 else 1 if val < 100 else 0)
-            val = "" if val is None else str(val)
-            cells.append(format(val, "%s%d" % (align, width)) if width else val)
-        return " ".join(cells).rstrip()
+    def shown(key, val):
+        # Latencies and RSS: 3 significant digits or so.
+        if isinstance(val, float):
+            return fmt_num(val, 2 if val < 10 else 1 if val < 100 else 0)
+        return val
 
-    header = line({k: h for k, h, _, _ in COLUMNS})
-    w(header)
-    w("-" * len(header))
-    for kind, item in ctx.rows:
-        if kind == "section":
-            w(item)
-        else:
-            w(line(item))
+    for text in table_lines(COLUMNS, ctx.rows, shown):
+        w(text)
     w("")
     for note in ctx.notes:
         w("note: %s" % note)
     return "\n".join(out) + "\n"
-
-
-def others_share(stat_start, times_start):
-    """Share of all CPUs busy with processes this run did not start: the
-    machine's busy time (/proc/stat) minus ours and our reaped children's."""
-    try:
-        with open("/proc/stat") as f:
-            now = f.readline()
-    except OSError:
-        return None
-    a = [int(x) for x in stat_start.split()[1:9]]
-    b = [int(x) for x in now.split()[1:9]]
-    d = [y - x for x, y in zip(a, b)]
-    total = sum(d)
-    if total <= 0:
-        return None
-    busy = total - d[3] - d[4]  # minus idle, iowait
-    t0, t1 = times_start, os.times()
-    ours = sum(t1[i] - t0[i] for i in range(4)) * os.sysconf("SC_CLK_TCK")
-    return max(0.0, 100.0 * (busy - ours) / total)
 
 
 def cpu_model():
@@ -1243,11 +1143,4 @@ def main():
 
 
 if __name__ == "__main__":
-    signal.signal(signal.SIGPIPE, signal.SIG_DFL)
-    # bench/run stops us with SIGTERM: unwind so atexit stops our children.
-    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
-    signal.signal(signal.SIGHUP, lambda *_: sys.exit(129))
-    try:
-        sys.exit(main())
-    except KeyboardInterrupt:
-        sys.exit(130)
+    run_main(main)

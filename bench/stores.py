@@ -45,8 +45,6 @@ import random
 import re
 import select
 import shutil
-import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -59,7 +57,8 @@ import zipfile
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 sys.path.insert(0, HERE)
-from bench import health_once, machine_load, proc_cpu, proc_status, reset_hwm  # noqa: E402
+from bench import health_once, machine_load, others_share, table_lines, proc_cpu, proc_status, reset_hwm  # noqa: E402
+from procs import freeport, run, run_main, spawn, stop, stop_all, tail, wait_port  # noqa: E402
 
 KIB = 1 << 10
 MIB = 1 << 20
@@ -95,88 +94,9 @@ def sizes_for(quick):
 
 
 # ---------------------------------------------------------------- processes
-#
-# Every process goes through spawn() (a session of its own, so stop() can
-# signal its whole group, and PDEATHSIG, so even a SIGKILLed bench does not
-# leave a server behind) and is stopped by stop(); stop_all() runs at exit.
+# bench/procs.py: spawn() and stop() every process, stop_all() at exit.
 
-_procs = []
-_libc = ctypes.CDLL(None, use_errno=True)
-PR_SET_PDEATHSIG = 1
-
-
-def _child_setup():
-    _libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
-
-
-def spawn(cmd, **kw):
-    kw.setdefault("stdin", subprocess.DEVNULL)
-    p = subprocess.Popen(cmd, start_new_session=True, preexec_fn=_child_setup, **kw)
-    _procs.append(p)
-    return p
-
-
-def stop(p, grace=5.0):
-    if p.poll() is None:
-        try:
-            os.killpg(p.pid, signal.SIGTERM)
-        except ProcessLookupError:
-            pass
-        try:
-            p.wait(grace)
-        except subprocess.TimeoutExpired:
-            try:
-                os.killpg(p.pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
-            p.wait()
-    if p in _procs:
-        _procs.remove(p)
-    for f in (p.stdout, p.stderr):
-        if f:
-            f.close()
-
-
-def stop_all():
-    for p in list(_procs):
-        stop(p, grace=2.0)
-
-
-def run(cmd, timeout, **kw):
-    """To completion within timeout: (returncode, or None when cut; stdout; stderr)."""
-    p = spawn(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, **kw)
-    try:
-        out, err = p.communicate(timeout=timeout)
-        rc = p.returncode
-    except subprocess.TimeoutExpired:
-        os.killpg(p.pid, signal.SIGKILL)
-        out, err = p.communicate()
-        rc = None
-    stop(p)
-    return rc, out.decode(errors="replace"), err.decode(errors="replace")
-
-
-def freeport():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
-
-
-def wait_port(port, p, timeout, what):
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=1).close()
-            return
-        except OSError:
-            pass
-        if p.poll() is not None:
-            raise RuntimeError("%s exited with code %s" % (what, p.returncode))
-        if time.monotonic() > deadline:
-            raise RuntimeError("%s does not listen on %d after %.0f s" % (what, port, timeout))
-        time.sleep(0.05)
+_libc = ctypes.CDLL(None, use_errno=True)  # mincore, below
 
 
 def tree_cpu(pid):
@@ -404,16 +324,6 @@ class Zipgate:
 
     def stop(self):
         stop(self.p)
-
-
-def tail(path, n=400):
-    try:
-        with open(path, "rb") as f:
-            f.seek(0, 2)
-            f.seek(max(0, f.tell() - n))
-            return f.read().decode(errors="replace").replace("\n", " | ").strip()
-    except OSError:
-        return "(no log)"
 
 
 def zip_body(*ids, name="bench"):
@@ -1342,21 +1252,11 @@ def render(ctx, a):
       "nginx (archive bytes/s, the same file); ratio = zipgate rate / peer rate unless noted")
     w("")
 
-    def line(cols):
-        cells = []
-        for key, _, width, align in COLUMNS:
-            val = cols.get(key)
-            if key == "ratio" and isinstance(val, float):
-                val = fmt_ratio(val)
-            val = "" if val is None else str(val)
-            cells.append(format(val, "%s%d" % (align, width)) if width else val)
-        return " ".join(cells).rstrip()
+    def shown(key, val):
+        return fmt_ratio(val) if key == "ratio" and isinstance(val, float) else val
 
-    header = line({k: h for k, h, _, _ in COLUMNS})
-    w(header)
-    w("-" * len(header))
-    for kind, item in ctx.rows:
-        w(item if kind == "section" else line(item))
+    for text in table_lines(COLUMNS, ctx.rows, shown):
+        w(text)
     w("")
     problems = scan_logs(ctx.logs)
     w("zipgate logs: %s" % ("no WARN/ERROR lines besides the no---policy warning" if not problems
@@ -1377,27 +1277,6 @@ def scan_logs(paths):
         except OSError:
             pass
     return found
-
-
-def others_share(stat_start, times_start):
-    """Share of the machine busy with processes this run did not start."""
-    try:
-        with open("/proc/stat") as f:
-            now = f.readline()
-    except OSError:
-        return None
-    a = [int(x) for x in stat_start.split()[1:9]]
-    b = [int(x) for x in now.split()[1:9]]
-    d = [y - x for x, y in zip(a, b)]
-    total = sum(d)
-    if total <= 0:
-        return None
-    busy = total - d[3] - d[4]
-    t0, t1 = times_start, os.times()
-    ours = sum(t1[i] - t0[i] for i in range(4)) * os.sysconf("SC_CLK_TCK")
-    # Servers we stopped are reaped children, in os.times(); the ones still
-    # running at this point are stopped already (render runs last).
-    return max(0.0, 100.0 * (busy - ours) / total)
 
 
 # ---------------------------------------------------------------- main
@@ -1468,22 +1347,15 @@ def main():
         "quick" if a.quick else "full", a.budget, ctx.tmp, ctx.free_bytes() // MIB))
 
     only = set(a.only.split(","))
-    try:
-        if "dir" in only:
-            section_dir(ctx)
-    except Exception as e:
-        ctx.row("(directory section)", result="FAIL", detail="%s: %s" % (type(e).__name__, e))
-        log("directory section failed: %s: %s" % (type(e).__name__, e))
-    if "s3" in only:
-        section_s3(ctx)
-    if "rss" in only:
-        section_rss(ctx)
-    try:
-        if "ttfb" in only:
-            section_ttfb(ctx)
-    except Exception as e:
-        ctx.row("(TTFB section)", result="FAIL", detail="%s: %s" % (type(e).__name__, e))
-        log("TTFB section failed: %s: %s" % (type(e).__name__, e))
+    for name, section in (("dir", section_dir), ("s3", section_s3), ("rss", section_rss),
+                          ("ttfb", section_ttfb)):
+        if name not in only:
+            continue
+        try:
+            section(ctx)
+        except Exception as e:  # a failed section is a row, not a lost run
+            ctx.row("(%s section)" % name, result="FAIL", detail="%s: %s" % (type(e).__name__, e))
+            log("%s section failed: %s: %s" % (name, type(e).__name__, e))
     if getattr(ctx, "s3", None):
         ctx.s3.stop()
 
@@ -1514,11 +1386,4 @@ def main():
 
 
 if __name__ == "__main__":
-    signal.signal(signal.SIGPIPE, signal.SIG_DFL)
-    # bench/run stops us with SIGTERM: unwind so atexit stops our children.
-    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
-    signal.signal(signal.SIGHUP, lambda *_: sys.exit(129))
-    try:
-        sys.exit(main())
-    except KeyboardInterrupt:
-        sys.exit(130)
+    run_main(main)
