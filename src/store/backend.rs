@@ -197,7 +197,9 @@ impl IdMap {
 /// was left out. Two scans are equal when they would serve the same tree.
 #[derive(Debug)]
 pub struct Scanned {
-    pub doc: Value,
+    /// Shared with the fixture source it becomes (a large tree's document
+    /// is its largest allocation, so it is held once).
+    pub doc: Arc<Value>,
     pub files: Arc<StoredFiles>,
     pub left_out: LeftOut,
 }
@@ -320,7 +322,7 @@ pub fn scan(
         }
     }
     Ok(Scanned {
-        doc: json!({"users": users, "nodes": nodes}),
+        doc: Arc::new(json!({"users": users, "nodes": nodes})),
         files: Arc::new(StoredFiles {
             store: store.clone(),
             crcs: crcs.clone(),

@@ -236,7 +236,7 @@ mod tests {
             &super::super::backend::IdMap::default(),
         )
         .unwrap();
-        let (doc, skipped) = (scanned.doc, scanned.left_out);
+        let (doc, skipped) = (scanned.doc.as_ref(), scanned.left_out);
         assert_eq!(skipped.rules_unmatched, 1);
         assert_eq!(doc["nodes"][1]["children"][0]["owner"], "carol");
         assert_eq!(doc["nodes"][1]["children"][0]["readers"], json!(["carol"]));

@@ -198,8 +198,13 @@ impl FixtureSource {
     }
 
     pub fn new(json: serde_json::Value, paths: ContentPaths) -> Self {
+        FixtureSource::shared(Arc::new(json), paths)
+    }
+
+    /// A source over a document held elsewhere too (a store's scan).
+    pub fn shared(json: Arc<serde_json::Value>, paths: ContentPaths) -> Self {
         FixtureSource {
-            json: Arc::new(json),
+            json,
             paths,
             added: Arc::default(),
             id_spaces: IdSpaces::default(),

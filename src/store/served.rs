@@ -141,7 +141,7 @@ impl Served {
 
     /// The fixture source a scan serves: its files open through the store.
     pub fn source(scanned: &Scanned) -> FixtureSource {
-        FixtureSource::new(
+        FixtureSource::shared(
             scanned.doc.clone(),
             ContentPaths::Stored(scanned.files.clone()),
         )
