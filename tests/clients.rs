@@ -26,7 +26,7 @@ use std::sync::OnceLock;
 
 use common::as_store::{default_fixture_files, FixtureFiles};
 use common::s3::S3Server;
-use common::{serve_binary_env, Running};
+use common::{serve_binary_env, zip_entries, Running, ZipEntry};
 
 fn root() -> &'static Path {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -167,7 +167,7 @@ fn run_client(program: PathBuf, script: &str, script_args: &[&str], server_args:
             "{script} opened another number of archives against the {source:?}"
         );
         for (n, (ours, theirs)) in archives.iter().zip(fixture).enumerate() {
-            let names = |all: &[Entry]| all.iter().map(|e| e.name.clone()).collect::<Vec<_>>();
+            let names = |all: &[ZipEntry]| all.iter().map(|e| e.name.clone()).collect::<Vec<_>>();
             assert_eq!(
                 names(ours),
                 names(theirs),
@@ -186,34 +186,8 @@ fn run_client(program: PathBuf, script: &str, script_args: &[&str], server_args:
     }
 }
 
-/// One entry as a zip reader sees it.
-#[derive(PartialEq)]
-struct Entry {
-    name: String,
-    modified: Option<zip::DateTime>,
-    extra: Vec<u8>,
-    mode: Option<u32>,
-    crc32: u32,
-    bytes: Vec<u8>,
-}
-
-impl std::fmt::Debug for Entry {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(
-            f,
-            "{} modified {:?}, extra {:02x?}, mode {:?}, CRC {:08x}, {} bytes",
-            self.name,
-            self.modified,
-            self.extra,
-            self.mode,
-            self.crc32,
-            self.bytes.len()
-        )
-    }
-}
-
 /// The entries of every archive kept in `dir`, in the order opened.
-fn archives(dir: &Path) -> Vec<Vec<Entry>> {
+fn archives(dir: &Path) -> Vec<Vec<ZipEntry>> {
     let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
         .unwrap()
         .map(|e| e.unwrap().path())
@@ -221,25 +195,7 @@ fn archives(dir: &Path) -> Vec<Vec<Entry>> {
     files.sort();
     files
         .iter()
-        .map(|file| {
-            let bytes = std::fs::read(file).unwrap();
-            let mut zip = zip::ZipArchive::new(std::io::Cursor::new(bytes)).unwrap();
-            (0..zip.len())
-                .map(|i| {
-                    let mut entry = zip.by_index(i).unwrap();
-                    let mut bytes = Vec::new();
-                    std::io::Read::read_to_end(&mut entry, &mut bytes).unwrap();
-                    Entry {
-                        name: entry.name().unwrap().into_owned(),
-                        modified: entry.last_modified(),
-                        extra: entry.extra_data().unwrap_or_default().to_vec(),
-                        mode: entry.unix_mode(),
-                        crc32: entry.crc32(),
-                        bytes,
-                    }
-                })
-                .collect()
-        })
+        .map(|file| zip_entries(std::fs::read(file).unwrap()))
         .collect()
 }
 

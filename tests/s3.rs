@@ -12,7 +12,6 @@ use http_body_util::BodyExt;
 use serde_json::json;
 use zipgate::store::backend::{LeftOut, Store};
 use zipgate::store::directory::DirectoryStore;
-use zipgate::store::Tree;
 use zipgate::ServerHandle;
 
 use common::s3::S3Server;
@@ -33,13 +32,7 @@ fn paths(server: &ServerHandle) -> Vec<String> {
 async fn the_default_fixture_in_a_bucket_serves_the_same_archives() {
     let moto = S3Server::moto();
     let fixture = start_default().await;
-    let tree = Tree::embedded_default().unwrap();
-    let dir = TempDir::new("s3-fixture");
-    materialize(
-        &tree,
-        tree.node(&"folder-alice-home".into()).unwrap(),
-        dir.path(),
-    );
+    let dir = alice_home_on_disk("s3-fixture");
     moto.seed(&["seed", "fixture", dir.path().to_str().unwrap()]);
     // Keys no file system could hold are left out, not resolved.
     moto.seed(&["put", "fixture/bad/../x.txt", "climbs"]);
@@ -92,29 +85,11 @@ async fn the_default_fixture_in_a_bucket_serves_the_same_archives() {
         ("folder-media", "Alice/Media"),
     ] {
         assert_eq!(
-            entries(stored_zip(&in_bucket, path).await),
-            entries(stored_zip(&fixture, fixture_id).await),
+            zip_entries(stored_zip(&in_bucket, path).await),
+            zip_entries(stored_zip(&fixture, fixture_id).await),
             "{path}"
         );
     }
-}
-
-/// Each entry's name, modification time, CRC-32 and bytes.
-fn entries(archive: Vec<u8>) -> Vec<(String, Option<zip::DateTime>, u32, Vec<u8>)> {
-    let mut zip = zip::ZipArchive::new(std::io::Cursor::new(archive)).unwrap();
-    (0..zip.len())
-        .map(|i| {
-            let mut entry = zip.by_index(i).unwrap();
-            let mut bytes = Vec::new();
-            std::io::Read::read_to_end(&mut entry, &mut bytes).unwrap();
-            (
-                entry.name().unwrap().into_owned(),
-                entry.last_modified(),
-                entry.crc32(),
-                bytes,
-            )
-        })
-        .collect()
 }
 
 /// A Dropbox `download_zip` of `/docs` as alice: whether a whole archive came.
@@ -196,13 +171,7 @@ async fn a_second_s3_implementation_serves_the_same_archives() {
     let data = TempDir::new("s3rver-data");
     let s3rver = S3Server::s3rver(data.path());
     let fixture = start_default().await;
-    let tree = Tree::embedded_default().unwrap();
-    let dir = TempDir::new("s3rver-fixture");
-    materialize(
-        &tree,
-        tree.node(&"folder-alice-home".into()).unwrap(),
-        dir.path(),
-    );
+    let dir = alice_home_on_disk("s3rver-fixture");
     s3rver.seed(&["seed", "fixture", dir.path().to_str().unwrap()]);
     let in_bucket = serve_store(Arc::new(s3rver.store("fixture"))).await;
     let on_disk = serve_store(Arc::new(DirectoryStore::new(dir.path()).unwrap())).await;
@@ -214,7 +183,7 @@ async fn a_second_s3_implementation_serves_the_same_archives() {
     // The same folder on disk: the same entries in the same (name) order,
     // byte for byte, with their mtimes (folders' from their markers).
     assert_eq!(
-        entries(stored_zip(&in_bucket, "Alice/Documents").await),
-        entries(stored_zip(&on_disk, "Alice/Documents").await)
+        zip_entries(stored_zip(&in_bucket, "Alice/Documents").await),
+        zip_entries(stored_zip(&on_disk, "Alice/Documents").await)
     );
 }

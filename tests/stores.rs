@@ -15,12 +15,9 @@ use common::*;
 #[tokio::test]
 async fn a_fixture_a_fixture_as_a_store_and_a_directory_give_the_same_archives() {
     let fixture = start_default().await;
-    let tree = Tree::embedded_default().unwrap();
     let as_store = serve_store(Arc::new(Tree::embedded_default().unwrap())).await;
 
-    let dir = TempDir::new("stores");
-    let home = tree.node(&"folder-alice-home".into()).unwrap();
-    materialize(&tree, home, dir.path());
+    let dir = alice_home_on_disk("stores");
     let on_disk = serve_store(Arc::new(DirectoryStore::new(dir.path()).unwrap())).await;
 
     // Neutral ids of a store are paths from its top.

@@ -523,6 +523,65 @@ pub fn materialize(tree: &zipgate::store::Tree, node: &Node, dir: &Path) {
         .unwrap();
 }
 
+/// The embedded fixture's `Alice` folder, with everything below it, as
+/// files in a new temporary directory.
+pub fn alice_home_on_disk(label: &str) -> TempDir {
+    let tree = zipgate::store::Tree::embedded_default().unwrap();
+    let dir = TempDir::new(label);
+    materialize(
+        &tree,
+        tree.node(&"folder-alice-home".into()).unwrap(),
+        dir.path(),
+    );
+    dir
+}
+
+/// One archive entry as a zip reader sees it.
+#[derive(PartialEq)]
+pub struct ZipEntry {
+    pub name: String,
+    pub modified: Option<zip::DateTime>,
+    pub extra: Vec<u8>,
+    pub mode: Option<u32>,
+    pub crc32: u32,
+    pub bytes: Vec<u8>,
+}
+
+impl std::fmt::Debug for ZipEntry {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{} modified {:?}, extra {:02x?}, mode {:?}, CRC {:08x}, {} bytes",
+            self.name,
+            self.modified,
+            self.extra,
+            self.mode,
+            self.crc32,
+            self.bytes.len()
+        )
+    }
+}
+
+/// Every entry of `archive`, in order, read back by the zip crate.
+pub fn zip_entries(archive: Vec<u8>) -> Vec<ZipEntry> {
+    let mut zip = zip::ZipArchive::new(std::io::Cursor::new(archive)).unwrap();
+    (0..zip.len())
+        .map(|i| {
+            let mut entry = zip.by_index(i).unwrap();
+            let mut bytes = Vec::new();
+            entry.read_to_end(&mut bytes).unwrap();
+            ZipEntry {
+                name: entry.name().unwrap().into_owned(),
+                modified: entry.last_modified(),
+                extra: entry.extra_data().unwrap_or_default().to_vec(),
+                mode: entry.unix_mode(),
+                crc32: entry.crc32(),
+                bytes,
+            }
+        })
+        .collect()
+}
+
 /// `store` served in-process as the tree, read once, with the embedded
 /// fixture's users (who read everything).
 pub async fn serve_store(
