@@ -373,11 +373,19 @@ fn load_faults(path: &PathBuf) -> Result<Vec<zipgate::faults::FaultRule>, String
 ///   large block (a big journal listing), and the free top of each arena
 ///   then stays resident, which `malloc_trim` does not release: after a
 ///   soak and a reset, RSS stayed at 29 MiB instead of 17.
+/// - But not so low that streaming pays for fresh pages: the HTTP client's
+///   read buffer (an S3 GET) grows to about 400 KiB and is reallocated
+///   while earlier chunks are still queued. Above the mmap threshold each
+///   one was a fresh mapping, faulted in page by page and unmapped again;
+///   below it, with a 2 MiB pad an arena keeps when it trims, the same
+///   pages come back. Measured streaming 512 MiB from moto: zipgate's CPU
+///   fell from about 1.0 s to 0.5 s, peak RSS rose from 17 to 20 MiB.
 fn tune_malloc() {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     {
         use std::ffi::c_int;
         const M_TRIM_THRESHOLD: c_int = -1;
+        const M_TOP_PAD: c_int = -2;
         const M_MMAP_THRESHOLD: c_int = -3;
         const M_ARENA_MAX: c_int = -8;
         extern "C" {
@@ -388,9 +396,11 @@ fn tune_malloc() {
         // SAFETY: mallopt only sets allocator parameters; called before any thread starts.
         unsafe {
             mallopt(M_ARENA_MAX, arenas);
-            // Above our 128 KiB chunks and deflate blocks, so those stay on the heap.
-            mallopt(M_MMAP_THRESHOLD, 256 << 10);
+            // Above our 128 KiB chunks, deflate blocks and the client's read
+            // buffers, so those stay on the heap.
+            mallopt(M_MMAP_THRESHOLD, 1 << 20);
             mallopt(M_TRIM_THRESHOLD, 1 << 20);
+            mallopt(M_TOP_PAD, 2 << 20);
         }
     }
 }
