@@ -126,6 +126,14 @@ pub trait Store: Send + Sync + fmt::Debug {
         Ok(None)
     }
 
+    /// Whether a read's first byte is a network round trip away (object
+    /// storage): the engine then opens a file while the one before it
+    /// streams. A local disk says no: opening early would only hold a
+    /// descriptor longer.
+    fn remote(&self) -> bool {
+        false
+    }
+
     /// Whether the store can be reached now: asked before a download
     /// starts. Cheap, and may answer from a recent success.
     fn check(&self) -> io::Result<()> {

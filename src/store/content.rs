@@ -198,6 +198,10 @@ impl EntryData for FileBody {
         }
     }
 
+    fn open_early(&self) -> bool {
+        matches!(&self.content, Content::Stored(file) if file.store.remote())
+    }
+
     fn crc32(&self, cancelled: &dyn Fn() -> bool) -> io::Result<u32> {
         if let Some(crc) = self.crc.get() {
             return Ok(*crc);

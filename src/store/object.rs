@@ -489,6 +489,10 @@ impl Store for ObjectStore {
         run(async move { heads.crc32(&file, &version).await })?
     }
 
+    fn remote(&self) -> bool {
+        true
+    }
+
     /// One listing request of at most one key.
     fn check(&self) -> io::Result<()> {
         use std::sync::atomic::Ordering;

@@ -47,6 +47,57 @@ pub trait EntryData: Send + Sync {
     fn preflight(&self) -> io::Result<()> {
         Ok(())
     }
+    /// The body's first byte is a round trip away (object storage): worth
+    /// opening while the entry before it streams ([`OpenAhead`]). The
+    /// reader must then hold at most a few chunks until it is read.
+    fn open_early(&self) -> bool {
+        false
+    }
+}
+
+/// The next file entry's reader, opened as the one before it starts
+/// streaming when its data asks for that ([`EntryData::open_early`]), so a
+/// store's time to first byte overlaps the send instead of stalling it
+/// once per entry (measured from S3-compatible storage: about 60 ms of a
+/// 64 MiB object's 100). One entry ahead at most: memory stays what two
+/// readers hold. Dropped with the stream, it drops the reader (which stops
+/// its request).
+struct OpenAhead {
+    next: Option<(usize, Box<dyn Read + Send>)>,
+}
+
+impl OpenAhead {
+    fn new() -> Self {
+        OpenAhead { next: None }
+    }
+
+    /// The reader of entry `index` from `from`, opened early if it was;
+    /// then opens the next file entry after it, if that one asks.
+    fn open(
+        &mut self,
+        entries: &[ArchiveEntry],
+        index: usize,
+        data: &dyn EntryData,
+        from: u64,
+    ) -> io::Result<Box<dyn Read + Send>> {
+        let reader = match self.next.take() {
+            Some((at, reader)) if at == index && from == 0 => reader,
+            _ => data.open_at(from)?,
+        };
+        let next = entries
+            .iter()
+            .enumerate()
+            .skip(index + 1)
+            .find_map(|(at, entry)| match &entry.body {
+                EntryBody::File { data, .. } if !data.is_empty() => Some((at, data)),
+                _ => None,
+            });
+        if let Some((at, data)) = next.filter(|(_, data)| data.open_early()) {
+            // A failure shows again when the engine gets there and opens it.
+            self.next = data.open_at(0).ok().map(|reader| (at, reader));
+        }
+        Ok(reader)
+    }
 }
 
 /// Computes the CRC of the next stored entry whose CRC is pending on a
@@ -387,7 +438,7 @@ impl Archive {
                 }],
                 true,
             ) => {
-                emitter.copy_body(data.as_ref(), data.len())?;
+                emitter.copy_body(data.len(), |from| data.open_at(from))?;
                 progress.entry_done(0);
             }
             _ => self.write_records(&mut emitter, progress, false)?,
@@ -406,6 +457,7 @@ impl Archive {
         let mut written: Vec<Written> = Vec::with_capacity(self.entries.len());
         let mut header = Vec::with_capacity(512);
         let mut ahead = CrcAhead::new();
+        let mut opener = OpenAhead::new();
         for (index, entry) in self.entries.iter().enumerate() {
             if entry.name.len() > format::MAX_NAME_BYTES {
                 // The planner refuses such paths; this guard keeps the format intact regardless.
@@ -463,7 +515,9 @@ impl Archive {
                     header.clear();
                     format::local_header(&record, &mut header);
                     out.put(&header)?;
-                    out.copy_body(data.as_ref(), size)?;
+                    out.copy_body(size, |from| {
+                        opener.open(&self.entries, index, data.as_ref(), from)
+                    })?;
                 }
                 EntryBody::File {
                     data,
@@ -483,7 +537,8 @@ impl Archive {
                     if measuring || end <= out.skip_to {
                         out.pos = end;
                     } else {
-                        deflate_built(out, data.as_ref(), self.deflater, *built)?;
+                        let reader = opener.open(&self.entries, index, data.as_ref(), 0)?;
+                        deflate_built(out, reader, data.len(), self.deflater, *built)?;
                     }
                 }
                 EntryBody::File {
@@ -499,7 +554,8 @@ impl Archive {
                     format::local_header(&record, &mut header);
                     out.put(&header)?;
                     let start = out.pos;
-                    let crc = deflate_into(out, data.as_ref(), self.deflater)?;
+                    let reader = opener.open(&self.entries, index, data.as_ref(), 0)?;
+                    let crc = deflate_into(out, reader, size, self.deflater)?;
                     record.crc = crc;
                     record.uncompressed = size;
                     record.compressed = out.pos - start;
@@ -676,8 +732,13 @@ impl<'a> Emitter<'a> {
         Ok(())
     }
 
-    /// Copies a stored body, reading only the part at or past `skip_to`.
-    fn copy_body(&mut self, data: &dyn EntryData, size: u64) -> Result<(), StreamError> {
+    /// Copies a stored body of `size` bytes, reading (with `open`, given
+    /// the offset into the body) only the part at or past `skip_to`.
+    fn copy_body(
+        &mut self,
+        size: u64,
+        open: impl FnOnce(u64) -> io::Result<Box<dyn Read + Send>>,
+    ) -> Result<(), StreamError> {
         let end = self.end_of(size)?;
         if end <= self.skip_to {
             self.pos = end;
@@ -685,7 +746,7 @@ impl<'a> Emitter<'a> {
         }
         let from = self.skip_to.saturating_sub(self.pos);
         self.pos += from;
-        let mut reader = data.open_at(from)?;
+        let mut reader = open(from)?;
         let mut remaining = size - from;
         while remaining > 0 {
             if self.filled == CHUNK_SIZE {
@@ -736,7 +797,8 @@ impl<'a> Emitter<'a> {
 /// mismatch cuts the download instead of corrupting it.
 fn deflate_built(
     out: &mut Emitter,
-    data: &dyn EntryData,
+    mut reader: Box<dyn Read + Send>,
+    size: u64,
     deflater: Deflater,
     built: Built,
 ) -> Result<(), StreamError> {
@@ -745,10 +807,9 @@ fn deflate_built(
             "an entry deflated differently than when the archive was built",
         ))
     };
-    let mut reader = data.open_at(0)?;
     let mut produced = 0u64;
     let mut stopped: Option<StreamError> = None;
-    let result = parallel::deflate(&mut reader, data.len(), deflater, &mut |chunk| {
+    let result = parallel::deflate(&mut reader, size, deflater, &mut |chunk| {
         produced += chunk.len() as u64;
         let error = if produced > built.compressed {
             changed()
@@ -774,12 +835,12 @@ fn deflate_built(
 /// bodies); returns the CRC-32 of the input.
 fn deflate_into(
     out: &mut Emitter,
-    data: &dyn EntryData,
+    mut reader: Box<dyn Read + Send>,
+    size: u64,
     deflater: Deflater,
 ) -> Result<u32, StreamError> {
-    let mut reader = data.open_at(0)?;
     let mut stopped: Option<StreamError> = None;
-    let result = parallel::deflate(&mut reader, data.len(), deflater, &mut |chunk| {
+    let result = parallel::deflate(&mut reader, size, deflater, &mut |chunk| {
         out.put(chunk).map_err(|e| {
             stopped = Some(e);
             io::Error::other("sink closed")

@@ -550,3 +550,133 @@ fn a_written_chunks_buffer_is_filled_again() {
     out.flush().unwrap();
     assert_eq!(pooled(&out), 1);
 }
+
+/// What happened to the bodies of [`Remote`] entries, in order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Event {
+    Open(usize, u64),
+    Read(usize),
+}
+
+type Events = Arc<Mutex<Vec<Event>>>;
+
+/// A body that logs when it is opened and when its reader is first read.
+struct Remote {
+    index: usize,
+    bytes: Vec<u8>,
+    early: bool,
+    events: Events,
+}
+
+struct LoggedReader {
+    index: usize,
+    inner: Cursor<Vec<u8>>,
+    events: Events,
+    read: bool,
+}
+
+impl Read for LoggedReader {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        if !std::mem::replace(&mut self.read, true) {
+            self.events.lock().unwrap().push(Event::Read(self.index));
+        }
+        self.inner.read(buf)
+    }
+}
+
+impl EntryData for Remote {
+    fn len(&self) -> u64 {
+        self.bytes.len() as u64
+    }
+    fn open_at(&self, offset: u64) -> io::Result<Box<dyn Read + Send>> {
+        self.events
+            .lock()
+            .unwrap()
+            .push(Event::Open(self.index, offset));
+        Ok(Box::new(LoggedReader {
+            index: self.index,
+            inner: Cursor::new(self.bytes[offset as usize..].to_vec()),
+            events: self.events.clone(),
+            read: false,
+        }))
+    }
+    fn crc32(&self, _: &dyn Fn() -> bool) -> io::Result<u32> {
+        Ok(crc32fast::hash(&self.bytes))
+    }
+    fn open_early(&self) -> bool {
+        self.early
+    }
+}
+
+#[test]
+fn a_remote_body_is_opened_while_the_entry_before_it_streams() {
+    let events = Events::default();
+    // Stored, deflated, a folder between, stored; the last body is local.
+    let methods = [Method::Store, Method::Deflate, Method::Store, Method::Store];
+    let mut entries: Vec<ArchiveEntry> = methods
+        .iter()
+        .enumerate()
+        .map(|(i, method)| ArchiveEntry {
+            name: format!("{i}.bin"),
+            mtime: Utc.with_ymd_and_hms(2024, 1, 1, 0, 0, 0).unwrap(),
+            body: EntryBody::File {
+                data: Arc::new(Remote {
+                    index: i,
+                    bytes: (0..100_000u32).map(|n| (n * 7 + i as u32) as u8).collect(),
+                    early: i < 3,
+                    events: events.clone(),
+                }),
+                method: *method,
+                built: None,
+            },
+        })
+        .collect();
+    entries.insert(2, dir("between/"));
+    let archive = Archive::new(entries.clone(), Deflater::new(6, DeflateEngine::Fastest));
+    let mut sink = Collect(Vec::new());
+    archive.stream(0, &mut sink, &NoProgress).unwrap();
+    let log = events.lock().unwrap().clone();
+    // (Reading it back opens every body again: after the log is taken.)
+    check_with_zip_crate(&sink.0, &entries);
+    let at = |event: Event| log.iter().position(|e| *e == event).unwrap();
+    let opens = log.iter().filter(|e| matches!(e, Event::Open(..))).count();
+    assert_eq!(opens, 4, "each body opened once: {log:?}");
+    assert!(at(Event::Open(1, 0)) < at(Event::Read(0)), "{log:?}");
+    // Past the folder, and across a deflated entry.
+    assert!(at(Event::Open(2, 0)) < at(Event::Read(1)), "{log:?}");
+    // A body that does not ask is opened when its turn comes.
+    assert!(at(Event::Open(3, 0)) > at(Event::Read(2)), "{log:?}");
+
+    // From an offset inside entry 1 of a stored archive: entry 0 is never
+    // opened, entry 1 is opened at that offset, entry 2 early at its start.
+    let stored: Vec<ArchiveEntry> = entries
+        .iter()
+        .cloned()
+        .map(|mut entry| {
+            if let EntryBody::File { method, .. } = &mut entry.body {
+                *method = Method::Store;
+            }
+            entry
+        })
+        .collect();
+    let archive = Archive::new(stored, Deflater::new(6, DeflateEngine::Fastest));
+    let offset = 100_000 + 2 * 100 + 123;
+    events.lock().unwrap().clear();
+    let bytes = bytes_of(&archive, offset);
+    let log = events.lock().unwrap().clone();
+    assert_eq!(bytes, bytes_of(&archive, 0)[offset as usize..]);
+    let at = |event: Event| log.iter().position(|e| *e == event).unwrap();
+    assert!(
+        !log.iter().any(|e| matches!(e, Event::Open(0, _))),
+        "{log:?}"
+    );
+    let from = log
+        .iter()
+        .find_map(|e| match e {
+            Event::Open(1, from) => Some(*from),
+            _ => None,
+        })
+        .unwrap();
+    assert!(from > 0, "{log:?}");
+    assert!(at(Event::Open(2, 0)) < at(Event::Read(1)), "{log:?}");
+}
