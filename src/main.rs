@@ -40,7 +40,7 @@ enum Command {
     CheckFixtures {
         file: PathBuf,
         /// As `serve --fixture-paths-anywhere`.
-        #[arg(long)]
+        #[arg(long, env = "ZIPGATE_FIXTURE_PATHS_ANYWHERE")]
         fixture_paths_anywhere: bool,
     },
 }
@@ -71,161 +71,193 @@ enum CompressionArg {
 #[command(group(clap::ArgGroup::new("served").args(["root", "store"])))]
 struct ServeArgs {
     /// Address to listen on; port 0 picks a free port (the log says which).
-    #[arg(long, default_value = "127.0.0.1:8080")]
+    #[arg(long, default_value = "127.0.0.1:8080", env = "ZIPGATE_LISTEN")]
     listen: SocketAddr,
     /// Threads serving connections, each keeping its own (default: one per core).
-    #[arg(long, value_parser = clap::value_parser!(u16).range(1..=1024))]
+    #[arg(long, value_parser = clap::value_parser!(u16).range(1..=1024), env = "ZIPGATE_WORKERS")]
     workers: Option<u16>,
     /// Fixture file to serve instead of the embedded default; its
     /// `content.path` values lead to files beneath its folder.
-    #[arg(long, conflicts_with = "served")]
+    #[arg(long, conflicts_with = "served", env = "ZIPGATE_FIXTURES")]
     fixtures: Option<PathBuf>,
     /// Serve this directory as the tree instead of fixtures: its folders
     /// and regular files (symlinks and special files left out), read
     /// beneath it only, walked once at start.
-    #[arg(long, value_name = "DIR", conflicts_with = "store")]
+    #[arg(
+        long,
+        value_name = "DIR",
+        conflicts_with = "store",
+        env = "ZIPGATE_ROOT"
+    )]
     root: Option<PathBuf>,
     /// Serve S3-compatible object storage as the tree: `s3://bucket` or
     /// `s3://bucket/prefix`; folders are what the keys imply, plus folder
     /// markers. Endpoint, region and credentials come from the AWS
     /// variables (`AWS_ENDPOINT_URL_S3` or `AWS_ENDPOINT_URL`, `AWS_REGION`,
     /// `AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY`, `AWS_SESSION_TOKEN`).
-    #[arg(long, value_name = "URL")]
+    #[arg(long, value_name = "URL", env = "ZIPGATE_STORE")]
     store: Option<String>,
     /// With `--store`: take each file's mtime from its `mtime` user metadata
     /// (rclone's convention: seconds since the epoch) where it has one,
     /// instead of `Last-Modified` (the upload's time); a `HEAD` per object
     /// at every listing.
-    #[arg(long, requires = "store")]
+    #[arg(long, requires = "store", env = "ZIPGATE_STORE_MTIME_METADATA")]
     store_mtime_metadata: bool,
     /// With `--root` or `--store`: the users (a fixture document with `users` and no
     /// `nodes`; a user's `home` is a path in DIR). Default: the embedded
     /// fixture's users, without homes.
-    #[arg(long, value_name = "FILE", requires = "served")]
+    #[arg(long, value_name = "FILE", requires = "served", env = "ZIPGATE_POLICY")]
     policy: Option<PathBuf>,
     /// With `--root` or `--store`: list the tree again every SECS seconds
     /// (default 2 for a directory, which is also watched for changes; 60
     /// for object storage, where a listing is paid per 1,000 keys) and
     /// serve what changed; 0 lists only at start.
-    #[arg(long, value_name = "SECS", requires = "served")]
+    #[arg(long, value_name = "SECS", requires = "served", env = "ZIPGATE_RESCAN")]
     rescan: Option<u32>,
     /// With `--root` or `--store`: where stored entries' CRC-32s are remembered across
     /// restarts, by path and version (JSON lines), or `memory`. Default: a
     /// file per served tree under `$XDG_CACHE_HOME/zipgate` (or
     /// `~/.cache/zipgate`).
-    #[arg(long, value_name = "FILE", requires = "served")]
+    #[arg(
+        long,
+        value_name = "FILE",
+        requires = "served",
+        env = "ZIPGATE_CRC_CACHE"
+    )]
     crc_cache: Option<String>,
     /// With `--root` or `--store`: dialect ids pinned to paths, `{"ids": {"docs/a.txt":
     /// {"box": "12345"}}}` (a migration's output); read again when it
     /// changes. Paths not named keep the ids derived from their path.
-    #[arg(long, value_name = "FILE", requires = "served")]
+    #[arg(long, value_name = "FILE", requires = "served", env = "ZIPGATE_ID_MAP")]
     id_map: Option<PathBuf>,
     /// Let the `--fixtures` file name files outside its folder (absolute
     /// paths, `..`, symlinks out). Fixtures sent to the control plane still
     /// may not.
-    #[arg(long)]
+    #[arg(long, env = "ZIPGATE_FIXTURE_PATHS_ANYWHERE")]
     fixture_paths_anywhere: bool,
     /// Fixtures sent to the control plane may name files beneath this
     /// directory (never outside it); without it they may name none.
-    #[arg(long, value_name = "DIR")]
+    #[arg(long, value_name = "DIR", env = "ZIPGATE_CONTENT_ROOT")]
     content_root: Option<PathBuf>,
     /// How entries are written unless a request says otherwise.
-    #[arg(long, value_enum, default_value = "store")]
+    #[arg(long, value_enum, default_value = "store", env = "ZIPGATE_COMPRESSION")]
     compression: CompressionArg,
     /// zlib level (0–9) for deflated entries.
-    #[arg(long, default_value_t = 6, value_parser = clap::value_parser!(u32).range(0..=9))]
+    #[arg(long, default_value_t = 6, value_parser = clap::value_parser!(u32).range(0..=9), env = "ZIPGATE_DEFLATE_LEVEL")]
     deflate_level: u32,
     /// Which implementation deflates (the archive bytes differ between them).
-    #[arg(long, value_enum, default_value = "fastest")]
+    #[arg(
+        long,
+        value_enum,
+        default_value = "fastest",
+        env = "ZIPGATE_DEFLATE_ENGINE"
+    )]
     deflate_engine: DeflateEngineArg,
     /// Extensions stored even in a deflate archive (comma-separated; replaces the default list).
-    #[arg(long, value_delimiter = ',')]
+    #[arg(long, value_delimiter = ',', env = "ZIPGATE_STORE_EXT")]
     store_ext: Option<Vec<String>>,
     /// Seconds in-flight responses may run on after Ctrl-C / SIGTERM (0 to 86400).
-    #[arg(long, default_value_t = 5.0)]
+    #[arg(long, default_value_t = 5.0, env = "ZIPGATE_SHUTDOWN_GRACE")]
     shutdown_grace: f64,
     /// Seconds a client may take to send its request headers (over 0, up to 86400).
-    #[arg(long, default_value_t = 30.0)]
+    #[arg(long, default_value_t = 30.0, env = "ZIPGATE_HEADER_TIMEOUT")]
     header_timeout: f64,
     /// Seconds a client may take to send a request body (over 0, up to 86400).
-    #[arg(long, default_value_t = 30.0)]
+    #[arg(long, default_value_t = 30.0, env = "ZIPGATE_BODY_TIMEOUT")]
     body_timeout: f64,
     /// Seconds a response may wait on a client that stopped reading it
     /// before the connection is dropped (over 0, up to 86400).
-    #[arg(long, default_value_t = 60.0)]
+    #[arg(long, default_value_t = 60.0, env = "ZIPGATE_SEND_TIMEOUT")]
     send_timeout: f64,
     /// Largest request body read, in bytes (up to 4x is read and discarded
     /// before a larger one is refused, so the client sees the answer); at most 1 GiB.
-    #[arg(long, default_value_t = 1 << 20)]
+    #[arg(long, default_value_t = 1 << 20, env = "ZIPGATE_MAX_BODY")]
     max_body: usize,
     /// Do not compute file CRCs in the background at start (the first
     /// stored download then computes them).
-    #[arg(long)]
+    #[arg(long, env = "ZIPGATE_NO_WARM_CRC")]
     no_warm_crc: bool,
     /// Entry names that extract the same on every file system: names that
     /// differ only by case or Unicode normalisation are renamed like equal
     /// names, reserved Windows names (`CON`, `NUL`, `COM1`…), characters
     /// Windows cannot store, trailing dots and spaces and components over
     /// 255 bytes are changed. Off by default, as no vendor does it.
-    #[arg(long)]
+    #[arg(long, env = "ZIPGATE_PORTABLE_NAMES")]
     portable_names: bool,
     /// Base URL for absolute URLs in responses (e.g. `https://zip.example.com`);
     /// by default the request's Host header.
-    #[arg(long)]
+    #[arg(long, env = "ZIPGATE_PUBLIC_URL")]
     public_url: Option<String>,
     /// Test-only: a number makes ids, random names and download URLs
     /// reproducible (and so predictable); `random` randomises the cosmetic ids
     /// too. Without it, cosmetic ids are seeded with 0 and secrets such as
     /// download URLs come from the OS's random source.
-    #[arg(long)]
+    #[arg(long, env = "ZIPGATE_SEED")]
     seed: Option<String>,
     /// Requests to vendor routes the journal keeps (0 turns it off).
-    #[arg(long, default_value_t = 1000)]
+    #[arg(long, default_value_t = 1000, env = "ZIPGATE_JOURNAL")]
     journal: usize,
     /// Bytes the journal may hold in all (headers and bodies); past it the
     /// oldest entries go, however few there are.
-    #[arg(long, value_name = "BYTES", default_value_t = zipgate::journal::DEFAULT_MAX_BYTES)]
+    #[arg(long, value_name = "BYTES", default_value_t = zipgate::journal::DEFAULT_MAX_BYTES, env = "ZIPGATE_JOURNAL_BYTES")]
     journal_bytes: usize,
     /// Jobs kept in all; past it the oldest settled jobs go first, then the oldest.
-    #[arg(long, default_value_t = zipgate::DEFAULT_MAX_JOBS, value_parser = count)]
+    #[arg(long, default_value_t = zipgate::DEFAULT_MAX_JOBS, value_parser = count, env = "ZIPGATE_MAX_JOBS")]
     max_jobs: usize,
     /// Jobs one user may hold over every dialect; past it the user's own
     /// settled jobs go, else its create gets the vendor's rate-limit answer.
-    #[arg(long, default_value_t = zipgate::DEFAULT_MAX_JOBS_PER_PRINCIPAL, value_parser = count)]
+    #[arg(long, default_value_t = zipgate::DEFAULT_MAX_JOBS_PER_PRINCIPAL, value_parser = count, env = "ZIPGATE_MAX_JOBS_PER_USER")]
     max_jobs_per_user: usize,
     /// The server clock: `system`, or `frozen` at the start time.
-    #[arg(long, value_enum, default_value = "system")]
+    #[arg(long, value_enum, default_value = "system", env = "ZIPGATE_CLOCK")]
     clock: ClockArg,
     /// ONLYOFFICE flavour (same as `--set onlyoffice.flavour=…`).
-    #[arg(long, value_parser = ["workspace", "docspace"])]
+    #[arg(long, value_parser = ["workspace", "docspace"], env = "ZIPGATE_ONLYOFFICE_FLAVOUR")]
     onlyoffice_flavour: Option<String>,
     /// Fault rules to apply from the start (JSON: a rule, an array, or
     /// `{"faults": [...]}`); `POST /_zipgate/reset` restores them.
-    #[arg(long, value_name = "FILE")]
+    #[arg(long, value_name = "FILE", env = "ZIPGATE_FAULTS")]
     faults: Option<PathBuf>,
     /// Do not serve the test control plane (`/_zipgate/` fixtures, reset,
     /// jobs, requests, faults, clock).
-    #[arg(long)]
+    #[arg(long, env = "ZIPGATE_NO_CONTROL")]
     no_control: bool,
     /// Require this token (`Authorization: Bearer …`) on control-plane
     /// requests; an empty one is refused.
-    #[arg(long, value_name = "TOKEN", env = "ZIPGATE_CONTROL_TOKEN")]
+    #[arg(
+        long,
+        value_name = "TOKEN",
+        env = "ZIPGATE_CONTROL_TOKEN",
+        hide_env_values = true
+    )]
     control_token: Option<String>,
     /// Also answer zipgate's own routes (`/_zipgate/`) for this Host, besides
     /// loopback names and the `--public-url` host (repeatable; `*` for any,
-    /// behind a proxy that checks hosts itself).
-    #[arg(long = "allow-host", value_name = "HOST")]
+    /// behind a proxy that checks hosts itself); in `ZIPGATE_ALLOW_HOST`,
+    /// comma-separated.
+    #[arg(
+        long = "allow-host",
+        value_name = "HOST",
+        env = "ZIPGATE_ALLOW_HOST",
+        value_delimiter = ','
+    )]
     allowed_hosts: Vec<String>,
     /// Connections served at once; past it a connection is answered 503
     /// (`Retry-After: 1`) and closed (default: three quarters of the file
     /// descriptor limit, at least 64 under it).
-    #[arg(long, value_name = "N", value_parser = count)]
+    #[arg(long, value_name = "N", value_parser = count, env = "ZIPGATE_MAX_CONNECTIONS")]
     max_connections: Option<usize>,
     /// The most fault rules in force at once.
-    #[arg(long, default_value_t = zipgate::faults::DEFAULT_MAX_RULES)]
+    #[arg(long, default_value_t = zipgate::faults::DEFAULT_MAX_RULES, env = "ZIPGATE_MAX_FAULTS")]
     max_faults: usize,
-    /// A dialect setting, DIALECT.KEY=VALUE (repeatable), e.g. `--set box.url_ttl=300`.
-    #[arg(long = "set", value_name = "DIALECT.KEY=VALUE")]
+    /// A dialect setting, DIALECT.KEY=VALUE (repeatable), e.g. `--set box.url_ttl=300`;
+    /// in `ZIPGATE_SET`, one per line (values may hold commas).
+    #[arg(
+        long = "set",
+        value_name = "DIALECT.KEY=VALUE",
+        env = "ZIPGATE_SET",
+        value_delimiter = '\n'
+    )]
     settings: Vec<String>,
 }
 

@@ -7,7 +7,9 @@ use std::net::TcpStream;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{serve_binary as serve, start_refused, zip_entry_names, Running, TempDir};
+use common::{
+    serve_binary as serve, start_refused, zip_entry_names, zipgate_command, Running, TempDir,
+};
 
 fn http_get(addr: &str, path: &str) -> (u16, String) {
     let mut stream = TcpStream::connect(addr).unwrap();
@@ -103,7 +105,7 @@ fn connections_spread_over_the_workers_and_all_finish_on_sigterm() {
     assert!(status.success(), "{status:?}");
     wait_for_line(&running, "all connections closed");
 
-    let refused = Command::new(env!("CARGO_BIN_EXE_zipgate"))
+    let refused = zipgate_command()
         .args(["serve", "--listen", "127.0.0.1:0", "--workers", "0"])
         .output()
         .unwrap();
@@ -171,7 +173,7 @@ fn a_broken_fixture_file_stops_start_up_with_the_json_path() {
         r#"{"nodes":[{"id":"x","name":"x","content":{"generate":{"size":-1}}}]}"#,
     )
     .unwrap();
-    let output = Command::new(env!("CARGO_BIN_EXE_zipgate"))
+    let output = zipgate_command()
         .args([
             "serve",
             "--listen",
@@ -187,7 +189,7 @@ fn a_broken_fixture_file_stops_start_up_with_the_json_path() {
         stderr.contains("nodes[0].content.generate.size"),
         "{stderr}"
     );
-    let output = Command::new(env!("CARGO_BIN_EXE_zipgate"))
+    let output = zipgate_command()
         .args(["check-fixtures", fixture.to_str().unwrap()])
         .output()
         .unwrap();
@@ -211,7 +213,7 @@ fn onlyoffice_flavour_and_dialect_settings_from_the_command_line() {
         "a DocSpace envelope: {response}"
     );
 
-    let output = Command::new(env!("CARGO_BIN_EXE_zipgate"))
+    let output = zipgate_command()
         .args([
             "serve",
             "--listen",
@@ -258,7 +260,7 @@ fn prints_its_url_on_stdout_and_loads_fault_rules_from_a_file() {
         r#"{"faults": [{"match": {"dialect": "box", "method": "POST"}, "times": 1, "respond": {"status": 503}}]}"#,
     )
     .unwrap();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_zipgate"))
+    let mut child = zipgate_command()
         .args(["serve", "--listen", "127.0.0.1:0", "--faults"])
         .arg(&rules)
         .stdout(Stdio::piped())
@@ -302,7 +304,7 @@ fn prints_its_url_on_stdout_and_loads_fault_rules_from_a_file() {
 
     // A broken rule file stops start-up with the JSON path.
     std::fs::write(&rules, r#"[{"respond": {"status": "soon"}}]"#).unwrap();
-    let output = Command::new(env!("CARGO_BIN_EXE_zipgate"))
+    let output = zipgate_command()
         .args(["serve", "--listen", "127.0.0.1:0", "--faults"])
         .arg(&rules)
         .output()
@@ -423,7 +425,7 @@ fn a_fixture_file_is_confined_to_its_folder_unless_told_otherwise() {
     let (status, stderr) = start_refused(&["--fixtures", fixture.to_str().unwrap()], &[]);
     assert!(status.is_some_and(|s| !s.success()), "{stderr}");
     assert!(stderr.contains("nodes[0].content.path"), "{stderr}");
-    let check = Command::new(env!("CARGO_BIN_EXE_zipgate"))
+    let check = zipgate_command()
         .args(["check-fixtures", fixture.to_str().unwrap()])
         .output()
         .unwrap();
@@ -437,7 +439,7 @@ fn a_fixture_file_is_confined_to_its_folder_unless_told_otherwise() {
     let (status, body) = http_get(&running.addr, "/_zipgate/health");
     assert_eq!(status, 200);
     assert!(body.contains("\"nodes\":1"), "{body}");
-    let check = Command::new(env!("CARGO_BIN_EXE_zipgate"))
+    let check = zipgate_command()
         .args([
             "check-fixtures",
             "--fixture-paths-anywhere",
@@ -514,7 +516,7 @@ fn check_fixtures_knows_which_dialects_number_files_and_folders_apart() {
         path
     };
     let check = |path: &std::path::Path| {
-        Command::new(env!("CARGO_BIN_EXE_zipgate"))
+        zipgate_command()
             .args(["check-fixtures", path.to_str().unwrap()])
             .output()
             .unwrap()
@@ -982,4 +984,121 @@ fn the_readmes_migration_examples_work() {
         "{object}"
     );
     assert_eq!(flags(directory), ["--root", "--policy", "--id-map"]);
+}
+
+/// The long options of `zipgate serve --help`, each with its help text.
+fn help_options(help: &str) -> Vec<(String, String)> {
+    let mut options: Vec<(String, String)> = Vec::new();
+    for line in help.lines() {
+        let trimmed = line.trim_start();
+        let long = trimmed
+            .strip_prefix("-h, ")
+            .unwrap_or(trimmed)
+            .strip_prefix("--")
+            .filter(|_| line.starts_with("  "));
+        match long {
+            Some(rest) if line.len() - trimmed.len() <= 6 => {
+                let name = rest.split([' ', '=']).next().unwrap_or(rest);
+                options.push((name.to_owned(), String::new()));
+            }
+            _ => {
+                if let Some((_, text)) = options.last_mut() {
+                    text.push_str(line);
+                    text.push('\n');
+                }
+            }
+        }
+    }
+    options
+}
+
+#[test]
+fn every_serve_flag_can_come_from_the_environment() {
+    // --help names each flag's variable, and never a secret's value.
+    let output = zipgate_command()
+        .args(["serve", "--help"])
+        .env("ZIPGATE_CONTROL_TOKEN", "do-not-print-me")
+        .output()
+        .unwrap();
+    assert!(output.status.success());
+    let help = String::from_utf8(output.stdout).unwrap();
+    assert!(!help.contains("do-not-print-me"), "{help}");
+    let options = help_options(&help);
+    assert!(options.len() > 30, "{options:?}");
+    for (name, text) in &options {
+        if name == "help" {
+            continue;
+        }
+        let variable = format!("[env: ZIPGATE_{}", name.replace('-', "_").to_uppercase());
+        assert!(
+            text.contains(&variable),
+            "--{name} lists no {variable}]: {text}"
+        );
+    }
+
+    // A server configured by variables alone, lists and flags included.
+    let mut child = zipgate_command()
+        .arg("serve")
+        .envs([
+            ("ZIPGATE_LISTEN", "127.0.0.1:0"),
+            ("ZIPGATE_CONTROL_TOKEN", "env-token"),
+            ("ZIPGATE_CLOCK", "frozen"),
+            // One setting per line; the second proves the split.
+            ("ZIPGATE_SET", "box.url_ttl=5\nonlyoffice.flavour=docspace"),
+            ("ZIPGATE_ALLOW_HOST", "one.example,two.example"),
+            // A flag's variable is read as yes/no: `false` leaves it off.
+            ("ZIPGATE_NO_CONTROL", "false"),
+            ("ZIPGATE_NO_WARM_CRC", "true"),
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("zipgate starts");
+    let mut first = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut first)
+        .unwrap();
+    let addr = first
+        .trim()
+        .strip_prefix("http://")
+        .expect("a URL line")
+        .to_owned();
+    let token = "Authorization: Bearer env-token\r\n";
+    assert_eq!(
+        http_get(&addr, "/_zipgate/clock").0,
+        401,
+        "the token is required"
+    );
+    let clock = || {
+        let (status, response) = http_send(&addr, "GET", "/_zipgate/clock", token, "");
+        assert_eq!(status, 200, "{response}");
+        response.split_once("\r\n\r\n").unwrap().1.to_owned()
+    };
+    let first_clock = clock();
+    std::thread::sleep(Duration::from_millis(30));
+    assert_eq!(clock(), first_clock, "the clock is frozen");
+    let (status, response) = http_send(
+        &addr,
+        "GET",
+        "/api/2.0/files/fileops",
+        "Authorization: Bearer alice-token\r\n",
+        "",
+    );
+    assert_eq!(status, 200, "{response}");
+    assert!(response.contains("\"links\""), "DocSpace: {response}");
+    let as_host = |host: &str| {
+        let mut stream = TcpStream::connect(&addr).unwrap();
+        write!(
+            stream,
+            "GET /_zipgate/clock HTTP/1.1\r\nHost: {host}\r\n{token}Connection: close\r\n\r\n"
+        )
+        .unwrap();
+        let mut response = String::new();
+        stream.read_to_string(&mut response).unwrap();
+        response[9..12].parse::<u16>().unwrap()
+    };
+    assert_eq!(as_host("two.example"), 200);
+    assert_ne!(as_host("three.example"), 200);
+    let _ = child.kill();
+    let _ = child.wait();
 }

@@ -403,13 +403,26 @@ impl Drop for Running {
 
 /// Starts `zipgate serve --listen 127.0.0.1:0 ARGS` and waits for the log
 /// line that names the port.
+/// `zipgate` with none of the test's own `ZIPGATE_…` variables: each
+/// flag reads one, and a developer's settings must not change what a test
+/// starts. (`env_clear` would lose `PATH` and the rest.)
+pub fn zipgate_command() -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_zipgate"));
+    for (name, _) in std::env::vars_os() {
+        if name.to_string_lossy().starts_with("ZIPGATE_") {
+            command.env_remove(name);
+        }
+    }
+    command
+}
+
 pub fn serve_binary(args: &[&str]) -> Running {
     serve_binary_env(args, &[])
 }
 
 /// `serve_binary` with `env` set for it.
 pub fn serve_binary_env(args: &[&str], env: &[(&str, &str)]) -> Running {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_zipgate"))
+    let mut child = zipgate_command()
         .args(["serve", "--listen", "127.0.0.1:0"])
         .args(args)
         .envs(env.iter().copied())
@@ -457,7 +470,7 @@ pub fn start_refused(
     args: &[&str],
     env: &[(&str, &str)],
 ) -> (Option<std::process::ExitStatus>, String) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_zipgate"))
+    let mut child = zipgate_command()
         .args(["serve", "--listen", "127.0.0.1:0"])
         .args(args)
         .envs(env.iter().copied())
