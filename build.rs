@@ -2,8 +2,13 @@
 //! deflate levels 1–3 about 2.5x faster per core than zlib-rs. Without it the
 //! build still works and every level uses zlib-rs.
 //!
-//! `ZIPGATE_ISAL=1` makes a missing library an error (CI sets it, so the
-//! tested build is the fast one); `ZIPGATE_ISAL=0` leaves ISA-L out.
+//! The `isal` feature (on by default) asks for it; `--no-default-features`
+//! never links it. `ZIPGATE_ISAL=1` makes a missing library an error (CI
+//! sets it, so the tested build is the fast one); `ZIPGATE_ISAL=0` leaves
+//! ISA-L out as the feature being off does.
+//!
+//! The probe runs again when the header appears or changes (installing
+//! `libisal-dev` after a build), not only when the variables change.
 
 use std::env;
 use std::path::{Path, PathBuf};
@@ -14,10 +19,19 @@ fn main() {
     println!("cargo::rerun-if-env-changed=ISAL_INCLUDE_DIR");
     println!("cargo::rerun-if-changed=src/zip/isal_shim.c");
     let wanted = env::var("ZIPGATE_ISAL").ok();
-    if wanted.as_deref() == Some("0") {
+    if wanted.as_deref() == Some("0") || env::var_os("CARGO_FEATURE_ISAL").is_none() {
         return;
     }
-    match isal_include_dir() {
+    let candidates = candidate_dirs();
+    // A folder that does not exist is left unwatched: its parent (`/opt`)
+    // could be a large tree to scan on every build.
+    for dir in candidates.iter().filter(|dir| dir.is_dir()) {
+        println!("cargo::rerun-if-changed={}", watched(dir).display());
+    }
+    match candidates
+        .into_iter()
+        .find(|dir| dir.join(HEADER).is_file())
+    {
         Some(include) => {
             cc::Build::new()
                 .file("src/zip/isal_shim.c")
@@ -37,10 +51,26 @@ fn main() {
     }
 }
 
-/// The folder holding `isa-l/igzip_lib.h`, if the library is installed.
-/// The system folders only serve a native build: a cross build names its
-/// own with `ISAL_INCLUDE_DIR`.
-fn isal_include_dir() -> Option<PathBuf> {
+const HEADER: &str = "isa-l/igzip_lib.h";
+
+/// What tells of the header appearing or changing below `dir` (a folder
+/// that exists): the header itself once it exists, else the nearest folder
+/// on its way that does (Cargo scans a folder's files for changes; a path
+/// that does not exist would make it run this script, and rebuild the
+/// crate, every time).
+fn watched(dir: &Path) -> PathBuf {
+    let header = dir.join(HEADER);
+    header
+        .ancestors()
+        .find(|path| path.exists())
+        .unwrap_or(dir)
+        .to_path_buf()
+}
+
+/// Folders that may hold `isa-l/igzip_lib.h`. The system folders only
+/// serve a native build: a cross build names its own with
+/// `ISAL_INCLUDE_DIR`.
+fn candidate_dirs() -> Vec<PathBuf> {
     let native = env::var("TARGET").ok() == env::var("HOST").ok();
     let system: &[&str] = if native {
         &[
@@ -57,6 +87,4 @@ fn isal_include_dir() -> Option<PathBuf> {
         .collect();
     candidates.extend(system.iter().map(PathBuf::from));
     candidates
-        .into_iter()
-        .find(|dir| Path::new(dir).join("isa-l/igzip_lib.h").is_file())
 }

@@ -677,12 +677,13 @@ fn serve(args: ServeArgs) -> ExitCode {
         }
         let nodes = state.store().node_count();
         let compression = &state.config.compression;
-        let deflate = Deflater::new(compression.level, compression.engine).implementation();
+        let deflate =
+            Deflater::new(compression.level, compression.engine).describe(compression.engine);
         let max_connections = state.config.max_connections;
         tracing::info!(
             %addr,
             nodes,
-            deflate,
+            %deflate,
             workers,
             max_connections,
             fd_limit,

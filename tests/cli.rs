@@ -1102,3 +1102,34 @@ fn every_serve_flag_can_come_from_the_environment() {
     let _ = child.kill();
     let _ = child.wait();
 }
+
+#[test]
+fn the_start_up_line_names_the_deflate_engine_in_use() {
+    let isal = zipgate::DeflateEngine::ISAL_BUILT_IN;
+    for (args, expected) in [
+        (
+            &["--deflate-level", "1"][..],
+            if isal {
+                "deflate=ISA-L (level 1)"
+            } else {
+                "deflate=zlib-rs (level 1; this build has no ISA-L)"
+            },
+        ),
+        (
+            &["--deflate-level", "1", "--deflate-engine", "zlib-rs"][..],
+            "deflate=zlib-rs (level 1; --deflate-engine zlib-rs)",
+        ),
+        (
+            &[][..],
+            if isal {
+                "deflate=zlib-rs (level 6; ISA-L is used at levels 1-3)"
+            } else {
+                "deflate=zlib-rs (level 6; this build has no ISA-L)"
+            },
+        ),
+    ] {
+        let running = serve(args);
+        let line = &running.listening;
+        assert!(line.contains(expected), "{args:?}: {line}");
+    }
+}

@@ -8,7 +8,7 @@
 //! our output in the tests.
 
 pub mod format;
-#[cfg(zipgate_isal)]
+#[cfg(feature = "isal")]
 mod isal;
 mod parallel;
 

@@ -105,6 +105,26 @@ impl Deflater {
         }
     }
 
+    /// What deflates and why, for the start-up line: `ISA-L (level 1)`,
+    /// `zlib-rs (level 6; ISA-L is used at levels 1-3)`, `zlib-rs (level 1;
+    /// this build has no ISA-L)`.
+    pub fn describe(&self, engine: DeflateEngine) -> String {
+        let level = self.level;
+        let max = isal_max_level();
+        match (self.isal, engine) {
+            (true, _) => format!("ISA-L (level {level})"),
+            (false, DeflateEngine::ZlibRs) => {
+                format!("zlib-rs (level {level}; --deflate-engine zlib-rs)")
+            }
+            (false, DeflateEngine::Fastest) if max == 0 => {
+                format!("zlib-rs (level {level}; this build has no ISA-L)")
+            }
+            (false, DeflateEngine::Fastest) => {
+                format!("zlib-rs (level {level}; ISA-L is used at levels 1-{max})")
+            }
+        }
+    }
+
     /// The name of the implementation, for logs.
     pub fn implementation(&self) -> &'static str {
         if self.isal {
@@ -138,7 +158,7 @@ impl Deflater {
         input: &[u8],
         last: bool,
     ) -> io::Result<Vec<u8>> {
-        #[cfg(zipgate_isal)]
+        #[cfg(feature = "isal")]
         if self.isal {
             return super::isal::compress_block(self.level, dictionary, input, last);
         }
@@ -146,12 +166,12 @@ impl Deflater {
     }
 }
 
-#[cfg(zipgate_isal)]
+#[cfg(feature = "isal")]
 fn isal_max_level() -> u32 {
     super::isal::max_level()
 }
 
-#[cfg(not(zipgate_isal))]
+#[cfg(not(feature = "isal"))]
 fn isal_max_level() -> u32 {
     0
 }

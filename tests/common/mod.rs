@@ -391,6 +391,8 @@ pub fn assert_golden(name: &str, actual: &[u8]) {
 pub struct Running {
     pub child: Child,
     pub addr: String,
+    /// The log line that named the address (the start-up line).
+    pub listening: String,
     pub log: mpsc::Receiver<String>,
 }
 
@@ -449,6 +451,7 @@ pub fn serve_binary_env(args: &[&str], env: &[(&str, &str)]) -> Running {
     let mut running = Running {
         child,
         addr: String::new(),
+        listening: String::new(),
         log,
     };
     let deadline = Instant::now() + Duration::from_secs(20);
@@ -459,6 +462,7 @@ pub fn serve_binary_env(args: &[&str], env: &[(&str, &str)]) -> Running {
             .expect("zipgate logs where it listens");
         if let Some(at) = line.find("http://127.0.0.1:") {
             running.addr = line[at + 7..].split_whitespace().next().unwrap().to_owned();
+            running.listening = line;
         }
     }
     running
