@@ -1,16 +1,12 @@
-"""Test a Box client against zipgate with pytest: one server for the session,
-reset before each test, fixtures seeded per test, a fault injected, and the
-request journal checked.
+"""Test a Box client against zipgate with pytest and the pytest-zipgate plugin:
+one server for the session, reset before each test, fixtures seeded per test,
+faults injected, the request journal checked and the clock moved on.
 
-    pip install pytest boxsdk
+    pip install pytest boxsdk ./python/pytest-zipgate
     ZIPGATE=path/to/zipgate pytest examples/pytest/test_box_client.py
 """
 
 import io
-import json
-import os
-import subprocess
-import urllib.request
 import zipfile
 
 import pytest
@@ -25,34 +21,8 @@ from box_sdk_gen import (
     NetworkSession,
 )
 
-
-@pytest.fixture(scope="session")
-def zipgate_url():
-    # Port 0 picks a free port; zipgate prints its URL as the one line on stdout.
-    server = subprocess.Popen(
-        [os.environ.get("ZIPGATE", "zipgate"), "serve", "--listen", "127.0.0.1:0"],
-        stdout=subprocess.PIPE,
-        text=True,
-    )
-    yield server.stdout.readline().strip()
-    server.terminate()
-    server.wait(timeout=10)
-
-
-def control(base, method, path, body=None):
-    """One call to zipgate's control plane under /_zipgate/."""
-    data = None if body is None else json.dumps(body).encode()
-    request = urllib.request.Request(base + path, data=data, method=method,
-                                     headers={"Content-Type": "application/json"})
-    with urllib.request.urlopen(request) as response:
-        return json.load(response)
-
-
-@pytest.fixture
-def zipgate(zipgate_url):
-    # Back to the starting fixtures, with no jobs, faults or journal entries.
-    control(zipgate_url, "POST", "/_zipgate/reset")
-    return zipgate_url
+# The plugin's `zipgate` fixture is a control-plane client for the session's
+# server, reset before each test; `zipgate.url` is where the client points.
 
 
 def box_client(base, attempts=1):
@@ -76,8 +46,8 @@ FOLDER = CreateZipDownloadItemsTypeField.FOLDER
 
 
 def test_downloads_a_seeded_folder(zipgate):
-    control(zipgate, "PUT", "/_zipgate/fixtures", REPORTS)
-    client = box_client(zipgate)
+    zipgate.seed(REPORTS)
+    client = box_client(zipgate.url)
     data = client.zip_downloads.download_zip(
         [CreateZipDownloadItems(type=FOLDER, id="100")], download_file_name="reports"
     ).read()
@@ -86,23 +56,32 @@ def test_downloads_a_seeded_folder(zipgate):
 
 
 def test_a_rate_limited_create_is_retried(zipgate):
-    control(zipgate, "PUT", "/_zipgate/fixtures", REPORTS)
-    control(zipgate, "POST", "/_zipgate/faults", {
-        "match": {"method": "POST", "path": "/2.0/zip_downloads"},
-        "times": 1,
-        "respond": {"status": 429},
-    })
-    client = box_client(zipgate, attempts=3)
+    zipgate.seed(REPORTS)
+    rule = zipgate.fault(match={"method": "POST", "path": "/2.0/zip_downloads"}, times=1,
+                         respond={"status": 429})
+    client = box_client(zipgate.url, attempts=3)
     created = client.zip_downloads.create_zip_download([CreateZipDownloadItems(type=FOLDER, id="100")])
-    assert created.download_url.startswith(zipgate)
-    posts = control(zipgate, "GET", "/_zipgate/requests?method=POST")["requests"]
-    assert [p["status"] for p in posts] == [429, 202]
+    assert created.download_url.startswith(zipgate.url)
+    posts = zipgate.requests(method="POST")
+    assert [(p.status, p.faults) for p in posts] == [(429, [rule.id]), (202, [])]
 
 
 def test_a_client_without_retries_sees_the_vendor_error(zipgate):
-    control(zipgate, "PUT", "/_zipgate/fixtures", REPORTS)
-    control(zipgate, "POST", "/_zipgate/faults", {"match": {"dialect": "box"}, "respond": {"status": 503}})
+    zipgate.seed(REPORTS)
+    zipgate.fault(match={"dialect": "box"}, respond={"status": 503})
     with pytest.raises(BoxAPIError) as error:
-        box_client(zipgate).zip_downloads.create_zip_download([CreateZipDownloadItems(type=FOLDER, id="100")])
+        box_client(zipgate.url).zip_downloads.create_zip_download([CreateZipDownloadItems(type=FOLDER, id="100")])
     assert error.value.response_info.status_code == 503
     assert error.value.response_info.code == "unavailable"
+
+
+def test_a_download_url_expires(zipgate):
+    zipgate.seed(REPORTS)
+    client = box_client(zipgate.url)
+    created = client.zip_downloads.create_zip_download([CreateZipDownloadItems(type=FOLDER, id="100")])
+    [job] = zipgate.jobs()
+    zipgate.advance((job.expires - zipgate.clock()).total_seconds() + 1)
+    assert zipgate.job(job.id).state == "expired"
+    with pytest.raises(BoxAPIError) as error:
+        client.zip_downloads.get_zip_download_content(created.download_url)
+    assert error.value.response_info.status_code == 404
