@@ -249,7 +249,7 @@ pub fn parse_rules(json: &serde_json::Value) -> Result<Vec<FaultRule>, String> {
             } else {
                 format!("{prefix}[{index}]")
             };
-            let rule: FaultRule = serde_path_to_error::deserialize(item).map_err(|e| {
+            let rule: FaultRule = crate::strict_json::from_value(&item).map_err(|e| {
                 let path = e.path().to_string();
                 let path = if path == "." {
                     String::new()

@@ -56,6 +56,7 @@ pub mod server;
 pub(crate) mod state;
 pub mod store;
 pub(crate) mod stream;
+pub mod strict_json;
 pub(crate) mod zip;
 
 use std::net::SocketAddr;

@@ -359,3 +359,88 @@ async fn the_in_process_handle_offers_the_same_operations() {
     assert!(server.jobs().is_empty());
     assert_eq!(create("1").await.status, StatusCode::ACCEPTED);
 }
+
+#[tokio::test]
+async fn an_array_is_never_read_as_an_object() {
+    // serde's structs take `[…]` by position; each of these was accepted
+    // (found by schemathesis against docs/openapi.json).
+    let server = start_default().await;
+    for (method, path, body, at) in [
+        (
+            Method::POST,
+            "/_zipgate/faults",
+            json!({"respond": [503], "cut": [5, "close"]}),
+            "$.respond",
+        ),
+        (Method::POST, "/_zipgate/clock/advance", json!([60]), ""),
+        (
+            Method::POST,
+            "/_zipgate/fixtures/nodes",
+            json!([null, [{"id": "n1", "name": "n1.txt"}]]),
+            "",
+        ),
+        (
+            Method::PUT,
+            "/_zipgate/fixtures",
+            json!({"nodes": [["id1", "name1"]], "users": [["u1"]]}),
+            "nodes[0]",
+        ),
+        (
+            Method::POST,
+            "/_zipgate/zip",
+            json!([[["file-readme"]], "arr", "store"]),
+            "",
+        ),
+    ] {
+        let reply = control(&server, method.clone(), path, body.clone()).await;
+        assert_eq!(reply.status, StatusCode::BAD_REQUEST, "{path} {body}");
+        let message = reply.json()["message"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned();
+        assert!(
+            message.contains("invalid type: sequence"),
+            "{path}: {message}"
+        );
+        assert!(message.contains("object"), "{path}: {message}");
+        let reply_at = reply.json()["path"].as_str().unwrap_or_default().to_owned();
+        assert!(
+            message.starts_with(at) || reply_at == at,
+            "{path}: {message}"
+        );
+    }
+    // Nothing changed.
+    let faults = control(&server, Method::GET, "/_zipgate/faults", Value::Null).await;
+    assert_eq!(faults.json()["faults"], json!([]));
+    assert_eq!(
+        native_zip(&server, "file-readme").await.status,
+        StatusCode::OK
+    );
+}
+
+#[tokio::test]
+async fn nodes_go_into_a_folder_whose_children_or_content_is_null() {
+    let server = start_default().await;
+    let tree = json!({"nodes": [
+        {"id": "f", "name": "F", "type": "folder", "children": null},
+        {"id": "g", "name": "G", "type": "folder", "content": null}
+    ]});
+    let reply = control(&server, Method::PUT, "/_zipgate/fixtures", tree).await;
+    assert_eq!(reply.status, StatusCode::OK);
+    for (parent, id) in [("f", "x"), ("g", "y")] {
+        let reply = control(
+            &server,
+            Method::POST,
+            "/_zipgate/fixtures/nodes",
+            json!({"parent": parent, "nodes": [{"id": id, "name": "x.txt", "content": {"text": "x"}}]}),
+        )
+        .await;
+        assert_eq!(reply.status, StatusCode::OK, "{parent}: {:?}", reply.json());
+    }
+    assert_eq!(
+        control(&server, Method::GET, "/_zipgate/health", Value::Null)
+            .await
+            .json()["nodes"],
+        4
+    );
+}

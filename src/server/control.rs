@@ -33,6 +33,7 @@ pub fn mount(router: &mut Router) {
         remove_fault,
     );
     guarded(router, Method::GET, "/_zipgate/clock", clock);
+    guarded(router, Method::GET, "/_zipgate/openapi.json", openapi);
     guarded(router, Method::POST, "/_zipgate/clock/advance", advance);
 }
 
@@ -154,15 +155,23 @@ struct AddNodes {
     nodes: Vec<Value>,
 }
 
+/// `path: message`, or the message alone for the whole body.
+fn path_error(e: &serde_path_to_error::Error<serde_json::Error>) -> String {
+    match e.path().to_string().as_str() {
+        "." => e.inner().to_string(),
+        path => format!("{path}: {}", e.inner()),
+    }
+}
+
 /// Adds nodes under `parent` (a folder id) or at the top.
 async fn post_nodes(ctx: Ctx) -> Response<Body> {
     let (state, json) = match body_json(ctx).await {
         Ok(parts) => parts,
         Err(response) => return response,
     };
-    let request: AddNodes = match serde_json::from_value(json) {
+    let request: AddNodes = match crate::strict_json::from_value(&json) {
         Ok(request) => request,
-        Err(e) => return h::json_error(StatusCode::BAD_REQUEST, "invalid_request", e.to_string()),
+        Err(e) => return h::json_error(StatusCode::BAD_REQUEST, "invalid_request", path_error(&e)),
     };
     match state.add_nodes(request.parent.as_deref(), request.nodes, state.http_paths()) {
         Ok(()) => h::json_response(StatusCode::OK, &counts(&state)),
@@ -432,6 +441,19 @@ async fn remove_fault(ctx: Ctx) -> Response<Body> {
     }
 }
 
+/// The control plane described in OpenAPI 3.1 (`docs/openapi.json`, kept
+/// true by a schemathesis run in the test suite: `tests/openapi.rs`).
+const OPENAPI: &str = include_str!("../../docs/openapi.json");
+
+async fn openapi(_ctx: Ctx) -> Response<Body> {
+    let mut response = Response::new(h::full(OPENAPI));
+    response.headers_mut().insert(
+        http::header::CONTENT_TYPE,
+        http::HeaderValue::from_static("application/json"),
+    );
+    response
+}
+
 async fn clock(ctx: Ctx) -> Response<Body> {
     h::json_response(StatusCode::OK, &json!({"now": time(ctx.state.clock.now())}))
 }
@@ -448,7 +470,7 @@ async fn advance(ctx: Ctx) -> Response<Body> {
         Ok(parts) => parts,
         Err(response) => return response,
     };
-    let advance = match serde_json::from_value::<Advance>(json) {
+    let advance = match crate::strict_json::from_value::<Advance>(&json) {
         Ok(a) if a.seconds.is_finite() && a.seconds >= 0.0 => a,
         Ok(_) => {
             return h::json_error(
@@ -457,7 +479,7 @@ async fn advance(ctx: Ctx) -> Response<Body> {
                 "seconds: must be a number >= 0",
             )
         }
-        Err(e) => return h::json_error(StatusCode::BAD_REQUEST, "invalid_request", e.to_string()),
+        Err(e) => return h::json_error(StatusCode::BAD_REQUEST, "invalid_request", path_error(&e)),
     };
     state
         .control_clock

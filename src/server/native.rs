@@ -109,7 +109,7 @@ fn principal(state: &AppState, headers: &http::HeaderMap) -> Result<Principal, E
 fn parse_json<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> Result<T, String> {
     let value: serde_json::Value =
         serde_json::from_slice(bytes).map_err(|e| format!("malformed JSON body: {e}"))?;
-    serde_path_to_error::deserialize(value).map_err(|e| {
+    crate::strict_json::from_value(&value).map_err(|e| {
         let path = e.path().to_string();
         if path == "." {
             e.inner().to_string()

@@ -230,7 +230,7 @@ impl FixtureSource {
                 "a fixture document is a JSON object: {\"users\": [...], \"nodes\": [...]}",
             ));
         }
-        let doc: FixtureDoc = serde_path_to_error::deserialize(&*self.json).map_err(|e| {
+        let doc: FixtureDoc = crate::strict_json::from_value(&self.json).map_err(|e| {
             let path = e.path().to_string();
             // `.` is the root; so is `` (an unknown top-level key that is empty).
             let path = if path == "." || path.is_empty() {
@@ -318,14 +318,15 @@ fn find_children<'a>(
         let object = node.as_object_mut()?;
         let children_at = format!("{at}[{index}].children");
         if object.get("id").and_then(|v| v.as_str()) == Some(id) {
-            if object.contains_key("content")
-                || object.get("type").and_then(|t| t.as_str()) == Some("file")
-            {
+            // `null` is as good as absent, as the document's parser reads it.
+            let content = object.get("content").is_some_and(|c| !c.is_null());
+            if content || object.get("type").and_then(|t| t.as_str()) == Some("file") {
                 return None;
             }
-            let children = object
-                .entry("children")
-                .or_insert_with(|| serde_json::Value::Array(Vec::new()));
+            let children = object.entry("children").or_insert(serde_json::Value::Null);
+            if children.is_null() {
+                *children = serde_json::Value::Array(Vec::new());
+            }
             return Some((children, children_at));
         }
         if let Some(children) = object.get_mut("children") {
