@@ -81,6 +81,14 @@ impl AdjustableClock {
     }
 }
 
+impl AdjustableClock {
+    /// Forgets every advance: back to the clock underneath (a frozen one's
+    /// start time).
+    pub fn rewind(&self) {
+        self.offset_nanos.store(0, Ordering::Relaxed);
+    }
+}
+
 impl Clock for AdjustableClock {
     fn now(&self) -> DateTime<Utc> {
         let offset = Duration::nanoseconds(self.offset_nanos.load(Ordering::Relaxed));

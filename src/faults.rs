@@ -231,6 +231,16 @@ pub enum RuleError {
 /// Rules from JSON: one rule, an array of rules, or `{"faults": [...]}` (the
 /// shape `GET /_zipgate/faults` lists). Errors name the JSON path.
 pub fn parse_rules(json: &serde_json::Value) -> Result<Vec<FaultRule>, String> {
+    parse_rules_for(json, None)
+}
+
+/// [`parse_rules`], with `match.dialect` checked against the dialects
+/// served (`dialects`; in any case, kept in lower case): a misspelt one
+/// would never match, and a test would pass without its fault.
+pub fn parse_rules_for(
+    json: &serde_json::Value,
+    dialects: Option<&[&str]>,
+) -> Result<Vec<FaultRule>, String> {
     let (list, prefix) = match json {
         serde_json::Value::Array(items) => (items.clone(), "$"),
         serde_json::Value::Object(map) if map.len() == 1 && map.contains_key("faults") => {
@@ -258,7 +268,19 @@ pub fn parse_rules(json: &serde_json::Value) -> Result<Vec<FaultRule>, String> {
                 };
                 format!("{at}{path}: {}", e.inner())
             })?;
+            let mut rule = rule;
             rule.check().map_err(|e| format!("{at}: {e}"))?;
+            if let (Some(dialects), Some(dialect)) = (dialects, &mut rule.matching.dialect) {
+                match dialects.iter().find(|d| d.eq_ignore_ascii_case(dialect)) {
+                    Some(known) => *dialect = (*known).to_owned(),
+                    None => {
+                        return Err(format!(
+                            "{at}.match.dialect: no dialect {dialect:?} here (served: {})",
+                            dialects.join(", ")
+                        ))
+                    }
+                }
+            }
             Ok(rule)
         })
         .collect()
@@ -433,6 +455,11 @@ impl FaultBook {
 
     pub fn list(&self) -> Vec<FaultView> {
         self.with(|(_, rules)| rules.iter().map(Armed::view).collect())
+    }
+
+    /// One rule as listed.
+    pub fn get(&self, id: &str) -> Option<FaultView> {
+        self.with(|(_, rules)| rules.iter().find(|r| r.id == id).map(Armed::view))
     }
 
     /// Removes one rule; false when there is none with this id.

@@ -222,8 +222,8 @@ struct ServeArgs {
     /// jobs, requests, faults, clock).
     #[arg(long, env = "ZIPGATE_NO_CONTROL")]
     no_control: bool,
-    /// Require this token (`Authorization: Bearer …`) on control-plane
-    /// requests; an empty one is refused.
+    /// Require this token on control-plane requests, as `Authorization:
+    /// Bearer …` or `X-Zipgate-Control-Token: …`; an empty one is refused.
     #[arg(
         long,
         value_name = "TOKEN",
@@ -388,11 +388,15 @@ fn count(text: &str) -> Result<usize, String> {
     }
 }
 
-fn load_faults(path: &PathBuf) -> Result<Vec<zipgate::faults::FaultRule>, String> {
+fn load_faults(
+    path: &PathBuf,
+    dialects: &[&str],
+) -> Result<Vec<zipgate::faults::FaultRule>, String> {
     let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
     let json: serde_json::Value =
         serde_json::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))?;
-    zipgate::faults::parse_rules(&json).map_err(|e| format!("{}: {e}", path.display()))
+    zipgate::faults::parse_rules_for(&json, Some(dialects))
+        .map_err(|e| format!("{}: {e}", path.display()))
 }
 
 /// glibc malloc tuned for a server whose load comes in bursts:
@@ -566,7 +570,13 @@ fn serve(args: ServeArgs) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let faults = match args.faults.as_ref().map(load_faults).transpose() {
+    let names: Vec<&str> = dialects.iter().map(|d| d.name()).collect();
+    let faults = match args
+        .faults
+        .as_ref()
+        .map(|path| load_faults(path, &names))
+        .transpose()
+    {
         Ok(faults) => faults.unwrap_or_default(),
         Err(e) => {
             eprintln!("zipgate: --faults {e}");

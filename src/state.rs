@@ -187,9 +187,11 @@ impl AppState {
     }
 
     /// Back to the fixtures and fault rules the server started with (rule
-    /// counters from zero), with no jobs and an empty journal.
+    /// counters from zero), with no jobs, an empty journal and the clock's
+    /// advances forgotten, so one test's state never leaks into the next.
     pub fn reset(&self) -> Result<(), FixtureError> {
         self.load_fixture(self.initial_fixture.clone())?;
+        self.control_clock.rewind();
         self.jobs.clear();
         self.journal.clear();
         self.faults.clear();

@@ -444,3 +444,113 @@ async fn nodes_go_into_a_folder_whose_children_or_content_is_null() {
         4
     );
 }
+
+#[tokio::test]
+async fn reset_forgets_the_clocks_advances() {
+    let server = start_default().await;
+    let before = get(&server, "/_zipgate/clock").await.json()["now"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    control(
+        &server,
+        Method::POST,
+        "/_zipgate/clock/advance",
+        json!({"seconds": 86400}),
+    )
+    .await;
+    control(&server, Method::POST, "/_zipgate/reset", Value::Null).await;
+    let after = get(&server, "/_zipgate/clock").await.json()["now"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    // Within the test's own run time, not a day on.
+    let parse = |t: &str| chrono::DateTime::parse_from_rfc3339(t).unwrap();
+    assert!(
+        (parse(&after) - parse(&before)).num_seconds() < 60,
+        "{before} -> {after}"
+    );
+}
+
+#[tokio::test]
+async fn ids_in_paths_may_be_percent_encoded() {
+    let server = start_default().await;
+    box_create(&server).await;
+    let jobs = get(&server, "/_zipgate/jobs").await.json();
+    let id = jobs["jobs"][0]["id"].as_str().unwrap().to_owned();
+    let encoded: String = id.bytes().map(|b| format!("%{b:02X}")).collect();
+    let reply = get(&server, &format!("/_zipgate/jobs/{encoded}")).await;
+    assert_eq!(reply.status, StatusCode::OK, "{id}");
+    assert_eq!(reply.json()["id"], id.as_str());
+
+    let rule = control(
+        &server,
+        Method::POST,
+        "/_zipgate/faults",
+        json!({"match": {"dialect": "Box"}, "respond": {"status": 503}}),
+    )
+    .await;
+    assert_eq!(rule.status, StatusCode::CREATED);
+    assert_eq!(rule.json()["match"]["dialect"], "box", "kept in lower case");
+    let id = rule.json()["id"].as_str().unwrap().to_owned();
+    let encoded: String = id.bytes().map(|b| format!("%{b:02X}")).collect();
+    let one = get(&server, &format!("/_zipgate/faults/{encoded}")).await;
+    assert_eq!(one.status, StatusCode::OK);
+    assert_eq!(one.json(), rule.json());
+    assert_eq!(
+        get(&server, "/_zipgate/faults/fault-none").await.status,
+        StatusCode::NOT_FOUND
+    );
+}
+
+#[tokio::test]
+async fn a_fault_for_a_dialect_not_served_is_refused() {
+    let server = start_default().await;
+    let reply = control(
+        &server,
+        Method::POST,
+        "/_zipgate/faults",
+        json!({"faults": [{"respond": {"status": 500}}, {"match": {"dialect": "bx"}, "respond": {"status": 503}}]}),
+    )
+    .await;
+    assert_eq!(reply.status, StatusCode::BAD_REQUEST);
+    let message = reply.json()["message"].as_str().unwrap().to_owned();
+    assert!(
+        message.starts_with("$.faults[1].match.dialect"),
+        "{message}"
+    );
+    assert!(
+        message.contains("box"),
+        "names the dialects served: {message}"
+    );
+    let listed = get(&server, "/_zipgate/faults").await.json();
+    assert_eq!(listed["faults"], json!([]), "none of the two was added");
+}
+
+#[tokio::test]
+async fn journal_filters_are_checked_and_pages_say_where_the_next_starts() {
+    let server = start_default().await;
+    for _ in 0..3 {
+        box_create(&server).await;
+    }
+    let reply = get(&server, "/_zipgate/requests?methd=DELETE").await;
+    assert_eq!(reply.status, StatusCode::BAD_REQUEST);
+    assert!(reply.json()["message"].as_str().unwrap().contains("methd"));
+
+    let all = get(&server, "/_zipgate/requests?dialect=Box").await.json();
+    assert_eq!(all["requests"].as_array().unwrap().len(), 3);
+    assert_eq!(all["next_after"], Value::Null);
+    let first = get(&server, "/_zipgate/requests?limit=2").await.json();
+    assert_eq!(first["requests"].as_array().unwrap().len(), 2);
+    let next = first["next_after"].as_u64().expect("more to come");
+    assert_eq!(Some(next), first["requests"][1]["id"].as_u64());
+    let rest = get(&server, &format!("/_zipgate/requests?limit=2&after={next}"))
+        .await
+        .json();
+    assert_eq!(rest["requests"].as_array().unwrap().len(), 1);
+    assert_eq!(
+        rest["next_after"],
+        Value::Null,
+        "the end, without an empty page"
+    );
+}

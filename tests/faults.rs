@@ -468,6 +468,19 @@ async fn the_control_plane_can_be_guarded_by_a_token_or_turned_off() {
     )
     .await;
     assert_eq!(wrong.status, StatusCode::UNAUTHORIZED);
+    // A vendor user's bearer token does not hide the control token in its header.
+    let both = send(
+        &guarded,
+        Method::GET,
+        "/_zipgate/faults",
+        &[
+            ("authorization", "Bearer alice-token"),
+            ("x-zipgate-control-token", "s3cret"),
+        ],
+        "",
+    )
+    .await;
+    assert_eq!(both.status, StatusCode::OK);
     // Vendor routes and health are not the control plane.
     assert_eq!(
         box_create(&guarded, ALICE).await.status,

@@ -32,6 +32,7 @@ pub fn mount(router: &mut Router) {
         "/_zipgate/faults/{id}",
         remove_fault,
     );
+    guarded(router, Method::GET, "/_zipgate/faults/{id}", fault);
     guarded(router, Method::GET, "/_zipgate/clock", clock);
     guarded(router, Method::GET, "/_zipgate/openapi.json", openapi);
     guarded(router, Method::POST, "/_zipgate/clock/advance", advance);
@@ -77,21 +78,32 @@ where
     });
 }
 
+/// Whether the request carries the token, as a bearer token or in
+/// [`TOKEN_HEADER`]; either will do, so a harness whose HTTP client sends a
+/// vendor user's `Authorization` on every request can still use the header.
 fn presents(ctx: &Ctx, token: &str) -> bool {
     let headers = ctx.req.headers();
-    let given = match zipgate_api::http::bearer(headers) {
+    let bearer = match zipgate_api::http::bearer(headers) {
         zipgate_api::http::Credentials::Bearer(t) => Some(t),
-        _ => headers.get(TOKEN_HEADER).and_then(|v| v.to_str().ok()),
+        _ => None,
     };
+    let header = headers.get(TOKEN_HEADER).and_then(|v| v.to_str().ok());
     // Compared without an early exit, so timing does not reveal a prefix.
-    given.is_some_and(|given| {
+    let same = |given: &str| {
         given.len() == token.len()
             && given
                 .bytes()
                 .zip(token.bytes())
                 .fold(0u8, |acc, (a, b)| acc | (a ^ b))
                 == 0
-    })
+    };
+    bearer.is_some_and(same) | header.is_some_and(same)
+}
+
+/// A path parameter, percent-decoded (a Box job id holds `=`, which a
+/// client may send as `%3D`).
+fn param(ctx: &Ctx, name: &str) -> String {
+    zipgate_api::dialect::percent_decode(ctx.params.get(name).map_or("", String::as_str))
 }
 
 fn time(t: DateTime<Utc>) -> String {
@@ -251,18 +263,43 @@ async fn jobs(ctx: Ctx) -> Response<Body> {
 }
 
 async fn job(ctx: Ctx) -> Response<Body> {
-    let id = ctx.params.get("id").cloned().unwrap_or_default();
+    let id = param(&ctx, "id");
     match ctx.state.jobs.get(&id) {
         Some(job) => h::json_response(StatusCode::OK, &job_view(&job)),
         None => h::json_error(StatusCode::NOT_FOUND, "not_found", format!("no job {id:?}")),
     }
 }
 
+/// The query parameters `GET /_zipgate/requests` knows.
+const REQUEST_FILTERS: [&str; 7] = [
+    "dialect",
+    "method",
+    "path_prefix",
+    "status",
+    "after",
+    "limit",
+    "reveal",
+];
+
 /// The journal, oldest first; filters `dialect`, `method`, `path_prefix`,
 /// `status`, and `after` (an id) with `limit` to page; `reveal=true` shows
 /// Authorization and Cookie values.
 async fn requests(ctx: Ctx) -> Response<Body> {
     let query = zipgate_api::dialect::query_pairs(ctx.req.uri().query().unwrap_or(""));
+    // A misspelt filter would list everything and let a test pass by accident.
+    if let Some((unknown, _)) = query
+        .iter()
+        .find(|(k, _)| !REQUEST_FILTERS.contains(&k.as_str()))
+    {
+        return h::json_error(
+            StatusCode::BAD_REQUEST,
+            "invalid_request",
+            format!(
+                "unknown parameter {unknown:?}: the filters are {}",
+                REQUEST_FILTERS.join(", ")
+            ),
+        );
+    }
     let get = |name: &str| {
         query
             .iter()
@@ -292,7 +329,8 @@ async fn requests(ctx: Ctx) -> Response<Body> {
         }
     };
     let filter = Filter {
-        dialect: get("dialect"),
+        // Dialect names are lower case; methods already match in any case.
+        dialect: get("dialect").map(|d| d.to_ascii_lowercase()),
         method: get("method"),
         path_prefix: get("path_prefix"),
         status,
@@ -374,7 +412,18 @@ impl http_body::Body for JournalListing {
             *limit -= page.len();
         }
         if page.len() < LISTING_PAGE || this.filter.limit == Some(0) {
-            out.extend_from_slice(b"]}\n");
+            // The cursor for the next page: the last id listed when more
+            // entries match (one more lookup), else null, so a client
+            // never needs an empty request to learn it is at the end.
+            let probe = Filter {
+                limit: None,
+                ..this.filter.clone()
+            };
+            let more = !this.state.journal.page(&probe, this.upto, 1).is_empty();
+            let next = this.filter.after.filter(|_| more);
+            out.extend_from_slice(b"],\"next_after\":");
+            let _ = serde_json::to_writer(&mut out, &next);
+            out.extend_from_slice(b"}\n");
             this.done = true;
         }
         std::task::Poll::Ready(Some(Ok(http_body::Frame::data(out.into()))))
@@ -401,7 +450,8 @@ async fn add_faults(ctx: Ctx) -> Response<Body> {
         Err(response) => return response,
     };
     let single = !json.is_array() && json.get("faults").is_none();
-    let rules = match crate::faults::parse_rules(&json) {
+    let dialects: Vec<&str> = state.dialects.iter().map(|d| d.name()).collect();
+    let rules = match crate::faults::parse_rules_for(&json, Some(&dialects)) {
         Ok(rules) => rules,
         Err(e) => return h::json_error(StatusCode::BAD_REQUEST, "invalid_fault", e),
     };
@@ -428,8 +478,20 @@ async fn clear_faults(ctx: Ctx) -> Response<Body> {
     h::json_response(StatusCode::OK, &fault_list(&ctx.state))
 }
 
+async fn fault(ctx: Ctx) -> Response<Body> {
+    let id = param(&ctx, "id");
+    match ctx.state.faults.get(&id) {
+        Some(view) => h::json_response(StatusCode::OK, &view),
+        None => h::json_error(
+            StatusCode::NOT_FOUND,
+            "not_found",
+            format!("no fault rule {id:?}"),
+        ),
+    }
+}
+
 async fn remove_fault(ctx: Ctx) -> Response<Body> {
-    let id = ctx.params.get("id").cloned().unwrap_or_default();
+    let id = param(&ctx, "id");
     if ctx.state.faults.remove(&id) {
         h::json_response(StatusCode::OK, &fault_list(&ctx.state))
     } else {

@@ -114,18 +114,19 @@ def test_requests_follows_the_cursor_through_every_page(zipgate: Zipgate, monkey
     box_http.create(zipgate.url, [{"type": "folder", "id": "100"}])
 
     pages = []
-    one_page = zipgate.requests_page
+    one_page = zipgate._journal_page
 
-    def spy(**kwargs):
-        page = one_page(**kwargs)
-        pages.append((kwargs["after"], kwargs["limit"], len(page)))
-        return page
+    def spy(query):
+        page, next_after = one_page(query)
+        pages.append((query["after"], query["limit"], len(page)))
+        return page, next_after
 
-    monkeypatch.setattr(zipgate, "requests_page", spy)
+    monkeypatch.setattr(zipgate, "_journal_page", spy)
     every = zipgate.requests(page_size=3)
     assert len(every) == 8
     ids = [e.id for e in every]
     assert ids == sorted(ids) and len(set(ids)) == 8
+    # The server's next_after ends the walk: no empty page is asked for.
     assert len(pages) == 3
     assert [p[2] for p in pages] == [3, 3, 2]
     assert pages[1][0] == ids[2] and pages[2][0] == ids[5]
@@ -133,7 +134,7 @@ def test_requests_follows_the_cursor_through_every_page(zipgate: Zipgate, monkey
     pages.clear()
     gets = zipgate.requests(method="GET", path_prefix="/2.0/zip_downloads/nope-", page_size=2)
     assert [e.path for e in gets] == [f"/2.0/zip_downloads/nope-{n}/status" for n in range(7)]
-    assert len(pages) == 4
+    assert [p[2] for p in pages] == [2, 2, 2, 1]
     assert zipgate.requests(limit=5, page_size=2) == every[:5]
     assert zipgate.requests(after=ids[5]) == every[6:]
     assert zipgate.requests(status=202, dialect="box")[0].method == "POST"

@@ -383,8 +383,13 @@ class Zipgate:
             "limit": limit,
             "reveal": "true" if reveal else None,
         }
+        return self._journal_page(query)[0]
+
+    def _journal_page(self, query: Dict[str, Any]) -> "Tuple[List[JournalEntry], Optional[int]]":
+        """One listing: its entries and its ``next_after`` cursor (None at the end)."""
         answer = self.control("GET", "/_zipgate/requests", query=query)
-        return [JournalEntry.from_json(e) for e in answer["requests"]]
+        entries = [JournalEntry.from_json(e) for e in answer["requests"]]
+        return entries, answer.get("next_after")
 
     def requests(
         self,
@@ -411,19 +416,22 @@ class Zipgate:
         cursor = after
         while limit is None or len(found) < limit:
             want = page_size if limit is None else min(page_size, limit - len(found))
-            page = self.requests_page(
-                dialect=dialect,
-                method=method,
-                path_prefix=path_prefix,
-                status=status,
-                after=cursor,
-                limit=want,
-                reveal=reveal,
+            page, next_after = self._journal_page(
+                {
+                    "dialect": dialect,
+                    "method": method,
+                    "path_prefix": path_prefix,
+                    "status": status,
+                    "after": cursor,
+                    "limit": want,
+                    "reveal": "true" if reveal else None,
+                }
             )
             found.extend(page)
-            if len(page) < want:
+            # The server says where the next page starts, and null at the end.
+            if next_after is None:
                 break
-            cursor = page[-1].id
+            cursor = next_after
         return found
 
     def clear_requests(self) -> None:
