@@ -71,6 +71,19 @@ pub struct Config {
     /// and closed (`--max-connections`). The default leaves a quarter of
     /// the descriptor limit for files and the log (`limit::max_connections_for`).
     pub max_connections: usize,
+    /// Serve HTTPS (`--tls`, `--tls-cert`): every connection is a TLS one.
+    pub tls: Option<std::sync::Arc<crate::server::tls::Tls>>,
+}
+
+impl Config {
+    /// The scheme requests arrive on, for absolute URLs.
+    pub fn scheme(&self) -> &'static str {
+        if self.tls.is_some() {
+            "https"
+        } else {
+            "http"
+        }
+    }
 }
 
 /// The longest any timeout or grace period may be: a day. These waits are
@@ -180,6 +193,7 @@ impl Default for Config {
             max_faults: crate::faults::DEFAULT_MAX_RULES,
             portable_names: false,
             max_connections: limit::default_max_connections(),
+            tls: None,
         }
     }
 }

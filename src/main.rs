@@ -188,6 +188,38 @@ struct ServeArgs {
     /// by default the request's Host header.
     #[arg(long, env = "ZIPGATE_PUBLIC_URL")]
     public_url: Option<String>,
+    /// Serve HTTPS, with a certificate made at start for localhost,
+    /// 127.0.0.1, ::1, the listening address, the `--public-url` host and the
+    /// `--allow-host` names, signed by a CA also made at start; the CA's
+    /// certificate is written to `--tls-ca-file` (the log says where) for
+    /// clients to trust. Absolute URLs in answers use `https`.
+    #[arg(long, env = "ZIPGATE_TLS", conflicts_with = "tls_cert")]
+    tls: bool,
+    /// With `--tls`: where to write the CA's certificate (PEM). Default:
+    /// `zipgate-<pid>-ca.pem` in the temporary directory.
+    #[arg(
+        long,
+        value_name = "FILE",
+        env = "ZIPGATE_TLS_CA_FILE",
+        requires = "tls"
+    )]
+    tls_ca_file: Option<PathBuf>,
+    /// Serve HTTPS with this certificate chain (PEM, the server's own first).
+    #[arg(
+        long,
+        value_name = "FILE",
+        env = "ZIPGATE_TLS_CERT",
+        requires = "tls_key"
+    )]
+    tls_cert: Option<PathBuf>,
+    /// The private key of `--tls-cert` (PEM: PKCS#8, PKCS#1 or SEC1).
+    #[arg(
+        long,
+        value_name = "FILE",
+        env = "ZIPGATE_TLS_KEY",
+        requires = "tls_cert"
+    )]
+    tls_key: Option<PathBuf>,
     /// Test-only: a number makes ids, random names and download URLs
     /// reproducible (and so predictable); `random` randomises the cosmetic ids
     /// too. Without it, cosmetic ids are seeded with 0 and secrets such as
@@ -388,6 +420,30 @@ fn count(text: &str) -> Result<usize, String> {
     }
 }
 
+/// `--tls` or `--tls-cert`/`--tls-key`: what serves HTTPS, if anything.
+fn tls_from(args: &ServeArgs) -> Result<Option<server::tls::Tls>, String> {
+    if let (Some(cert), Some(key)) = (&args.tls_cert, &args.tls_key) {
+        return server::tls::Tls::from_files(cert, key).map(Some);
+    }
+    if !args.tls {
+        return Ok(None);
+    }
+    let public_host = args
+        .public_url
+        .as_deref()
+        .and_then(|url| url.parse::<http::Uri>().ok())
+        .and_then(|uri| uri.host().map(|h| h.trim_matches(['[', ']']).to_owned()));
+    let names = server::tls::names_for(
+        args.listen.ip(),
+        public_host.as_deref(),
+        &args.allowed_hosts,
+    );
+    let ca_file = args.tls_ca_file.clone().unwrap_or_else(|| {
+        std::env::temp_dir().join(format!("zipgate-{}-ca.pem", std::process::id()))
+    });
+    server::tls::Tls::self_signed(&names, &ca_file).map(Some)
+}
+
 fn load_faults(
     path: &PathBuf,
     dialects: &[&str],
@@ -527,6 +583,13 @@ fn serve(args: ServeArgs) -> ExitCode {
         },
         ..CompressionPolicy::default()
     };
+    let tls = match tls_from(&args) {
+        Ok(tls) => tls.map(Arc::new),
+        Err(e) => {
+            eprintln!("zipgate: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
     if let Some(list) = args.store_ext {
         compression.stored_extensions = list
             .into_iter()
@@ -608,6 +671,7 @@ fn serve(args: ServeArgs) -> ExitCode {
         return ExitCode::FAILURE;
     }
     let config = Config {
+        tls,
         compression,
         faults,
         control: !args.no_control,
@@ -685,6 +749,18 @@ fn serve(args: ServeArgs) -> ExitCode {
                 first,
             );
         }
+        let scheme = state.config.scheme();
+        if let Some(tls) = state.config.tls.as_deref() {
+            match &tls.ca_file {
+                Some(ca) => tracing::info!(
+                    names = %tls.names.join(", "),
+                    ca = %ca.display(),
+                    "HTTPS with a certificate made at start; clients trust it through the CA in {}",
+                    ca.display()
+                ),
+                None => tracing::info!("HTTPS with the certificate of --tls-cert"),
+            }
+        }
         let nodes = state.store().node_count();
         let compression = &state.config.compression;
         let deflate =
@@ -697,11 +773,11 @@ fn serve(args: ServeArgs) -> ExitCode {
             workers,
             max_connections,
             fd_limit,
-            "zipgate listening on http://{addr}"
+            "zipgate listening on {scheme}://{addr}"
         );
         log_control_plane(&state.config, local.is_some_and(|a| a.ip().is_loopback()));
         // The one line on stdout, for scripts that start zipgate on port 0.
-        println!("http://{addr}");
+        println!("{scheme}://{addr}");
         let _ = std::io::Write::flush(&mut std::io::stdout());
         match server::run_on_workers(listener, state, workers, shutdown_signal()).await {
             Ok(()) => ExitCode::SUCCESS,

@@ -152,6 +152,7 @@ fn bodiless(req: Request<Incoming>, state: &AppState) -> DialectRequest {
     let (parts, _) = req.into_parts();
     let mut request = DialectRequest::new(parts.method, parts.uri, parts.headers, Bytes::new());
     request.public_url = state.config.public_url.as_deref().map(Arc::from);
+    request.scheme = state.config.scheme();
     request
 }
 
@@ -172,6 +173,7 @@ fn decide_fault(
                 Bytes::new(),
             );
             request.public_url = state.config.public_url.as_deref().map(Arc::from);
+            request.scheme = state.config.scheme();
             owner.principal(
                 &request,
                 &ServerCore::new(state.clone(), owner.clone()).look_only(true),

@@ -9,6 +9,7 @@ pub mod limit;
 pub(crate) mod native;
 pub mod router;
 mod shaping;
+pub mod tls;
 
 use std::convert::Infallible;
 use std::future::Future;
@@ -64,6 +65,7 @@ pub fn routes(dialects: &[Arc<dyn Mounted>], config: &Config) -> Router {
                         body,
                         params: ctx.params,
                         public_url,
+                        scheme: config.scheme(),
                     };
                     let core = ServerCore::new(ctx.state, dialect)
                         .with_job_fault(ctx.job_fault)
@@ -241,21 +243,51 @@ impl Connections {
     /// included.
     fn serve(&self, socket: tokio::net::TcpStream, slot: ConnectionSlot) {
         let _ = socket.set_nodelay(true);
-        let (io, reset) = ConnectionIo::new(socket, self.state.config.send_timeout);
+        let send_timeout = self.state.config.send_timeout;
         let state = self.state.clone();
         let router = self.router.clone();
-        let service = service_fn(move |req| {
-            let state = state.clone();
-            let router = router.clone();
-            let reset = reset.clone();
-            async move { Ok::<_, Infallible>(dispatch(state, router, req, reset).await) }
-        });
-        let connection = self
-            .graceful
-            .watch(self.builder.serve_connection(TokioIo::new(io), service));
+        let service = move |reset: Arc<std::sync::atomic::AtomicBool>| {
+            service_fn(move |req| {
+                let state = state.clone();
+                let router = router.clone();
+                let reset = reset.clone();
+                async move { Ok::<_, Infallible>(dispatch(state, router, req, reset).await) }
+            })
+        };
+        let Some(tls) = self.state.config.tls.clone() else {
+            let (io, reset) = ConnectionIo::new(socket, send_timeout);
+            let connection = self.graceful.watch(
+                self.builder
+                    .serve_connection(TokioIo::new(io), service(reset)),
+            );
+            tokio::spawn(async move {
+                let _slot = slot;
+                if let Err(error) = connection.await {
+                    tracing::debug!(%error, "connection ended with an error");
+                }
+            });
+            return;
+        };
+        // The handshake runs on the connection's task, within the header
+        // timeout; the connection is watched for shutdown once it is HTTP.
+        let watcher = self.graceful.watcher();
+        let builder = self.builder.clone();
+        let handshake_timeout = self.state.config.header_timeout;
         tokio::spawn(async move {
             let _slot = slot;
-            if let Err(error) = connection.await {
+            let mut reset = None;
+            let opened = |socket| {
+                let (io, handle) = ConnectionIo::new(socket, send_timeout);
+                reset = Some(handle);
+                io
+            };
+            let tls::Accepted::Tls(stream) = tls.accept(socket, opened, handshake_timeout).await
+            else {
+                return;
+            };
+            let Some(reset) = reset else { return };
+            let connection = builder.serve_connection(TokioIo::new(*stream), service(reset));
+            if let Err(error) = watcher.watch(connection).await {
                 tracing::debug!(%error, "connection ended with an error");
             }
         });

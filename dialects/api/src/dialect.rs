@@ -31,6 +31,8 @@ pub struct DialectRequest {
     /// `scheme://host[:port]` the server was told it is reached at
     /// (`--public-url`); else absolute URLs use the request's `Host`.
     pub public_url: Option<Arc<str>>,
+    /// The scheme the request came in on: `https` on a TLS port.
+    pub scheme: &'static str,
 }
 
 impl DialectRequest {
@@ -43,11 +45,12 @@ impl DialectRequest {
             body: Ok(body),
             params: HashMap::new(),
             public_url: None,
+            scheme: "http",
         }
     }
 
     /// `scheme://host[:port]` clients reach this server at: the configured
-    /// public URL, else `http://` and the request's `Host`.
+    /// public URL, else the request's scheme and `Host`.
     pub fn origin(&self) -> String {
         if let Some(url) = &self.public_url {
             return url.trim_end_matches('/').to_owned();
@@ -58,7 +61,7 @@ impl DialectRequest {
             .and_then(|h| h.to_str().ok())
             .filter(|h| !h.is_empty())
             .unwrap_or("localhost");
-        ["http://", host].concat()
+        [self.scheme, "://", host].concat()
     }
 
     pub fn param(&self, name: &str) -> &str {
