@@ -48,6 +48,7 @@ pub mod fuzzing;
 pub(crate) mod jobs;
 pub mod journal;
 pub mod log_writer;
+pub mod metrics;
 pub(crate) mod packing;
 #[doc(hidden)]
 pub mod planner;

@@ -47,6 +47,8 @@ pub struct AppState {
     pub dialects: Vec<Arc<dyn Mounted>>,
     /// Who may use the routes under `/_zipgate/`.
     pub guard: guard::ControlGuard,
+    /// What `/_zipgate/metrics` reports.
+    pub metrics: crate::metrics::Metrics,
     /// `--content-root`, held open.
     content_root: Option<Arc<ContentRoot>>,
 }
@@ -133,6 +135,7 @@ impl AppState {
             connections: Arc::new(ConnectionLimit::new(max_connections)),
             dialects,
             guard,
+            metrics: crate::metrics::Metrics::default(),
             content_root,
         })
     }

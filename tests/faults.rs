@@ -32,11 +32,6 @@ async fn add_fault(server: &ServerHandle, rule: Value) -> Reply {
 }
 
 /// The path of a Box create answer's `download_url` (its origin is the test Host).
-fn download_path(created: &Value) -> String {
-    let url = created["download_url"].as_str().expect("a download_url");
-    url[url.find("/2.0/").unwrap()..].to_owned()
-}
-
 async fn box_create(server: &ServerHandle, who: (&str, &str)) -> Reply {
     send(
         server,

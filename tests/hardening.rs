@@ -60,8 +60,7 @@ async fn a_client_that_stops_reading_a_download_is_dropped() {
     )
     .await
     .json();
-    let url = created["download_url"].as_str().unwrap();
-    let path = url[url.find("/2.0/").unwrap()..].to_owned();
+    let path = download_path(&created);
     let response = open(&server, Method::GET, &path, &[], "").await;
     let total = content_length(&response);
     let mut body = response.into_body();
@@ -127,11 +126,10 @@ async fn hostile_names_from_the_store_come_out_safe() {
     )
     .await;
     assert_eq!(created.status, StatusCode::ACCEPTED, "{}", created.json());
-    let url = created.json()["download_url"].as_str().unwrap().to_owned();
     let archive = send(
         &server,
         Method::GET,
-        &url[url.find("/2.0/").unwrap()..],
+        &download_path(&created.json()),
         &[],
         "",
     )

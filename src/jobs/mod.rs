@@ -220,6 +220,26 @@ impl JobRegistry {
         jobs.get_mut(id)
     }
 
+    /// Jobs held, by dialect and state (`/_zipgate/metrics`): counted, not
+    /// copied, in order.
+    pub fn counts(&self) -> Vec<((String, String), u64)> {
+        let now = self.inner.clock.now();
+        let mut jobs = self.jobs();
+        jobs.sweep_if_due(now);
+        let mut counts: std::collections::BTreeMap<(String, String), u64> = Default::default();
+        for job in jobs.jobs_mut().filter(|job| !job.reclaimable(now)) {
+            job.advance(now, false);
+            let state = serde_json::to_value(job.snapshot.state)
+                .ok()
+                .and_then(|v| v.as_str().map(str::to_owned))
+                .unwrap_or_default();
+            *counts
+                .entry((job.snapshot.owner_tag.to_owned(), state))
+                .or_default() += 1;
+        }
+        counts.into_iter().collect()
+    }
+
     pub fn list(&self) -> Vec<JobSnapshot> {
         self.list_where(|_| true)
     }

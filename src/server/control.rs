@@ -35,6 +35,7 @@ pub fn mount(router: &mut Router) {
     guarded(router, Method::GET, "/_zipgate/faults/{id}", fault);
     guarded(router, Method::GET, "/_zipgate/clock", clock);
     guarded(router, Method::GET, "/_zipgate/openapi.json", openapi);
+    guarded(router, Method::GET, "/_zipgate/metrics", metrics);
     guarded(router, Method::POST, "/_zipgate/clock/advance", advance);
 }
 
@@ -501,6 +502,22 @@ async fn remove_fault(ctx: Ctx) -> Response<Body> {
             format!("no fault rule {id:?}"),
         )
     }
+}
+
+/// Prometheus' text format (`src/metrics.rs`), with the gauges read now.
+async fn metrics(ctx: Ctx) -> Response<Body> {
+    let state = &ctx.state;
+    let text = state.metrics.render(&crate::metrics::Gauges {
+        active_streams: state.streams.active() as u64,
+        connections: state.connections.live() as u64,
+        jobs: state.jobs.counts(),
+    });
+    let mut response = Response::new(h::full(text));
+    response.headers_mut().insert(
+        http::header::CONTENT_TYPE,
+        http::HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
+    );
+    response
 }
 
 /// The control plane described in OpenAPI 3.1 (`docs/openapi.json`, kept

@@ -58,8 +58,22 @@ pub(super) async fn dispatch(
     if let Some(delay) = fault.as_ref().and_then(|f| f.delay) {
         tokio::time::sleep(delay).await;
     }
+    // Labels for the metrics: no id ever becomes one.
+    let label: &'static str = match (vendor, dialect) {
+        (false, _) => "zipgate",
+        (true, Some(name)) => name,
+        (true, None) => "none",
+    };
+    if fault.is_some() {
+        state.metrics.fault_fired(label);
+    }
+    let found = router.find(&method, &path);
+    let route = match &found {
+        Found::Route(_, _, pattern) => pattern.clone(),
+        _ => unmatched(),
+    };
     let journal_state = state.clone();
-    let response = match (&fault, router.find(&method, &path)) {
+    let response = match (&fault, found) {
         (
             Some(Decision {
                 respond: Some(respond),
@@ -94,7 +108,7 @@ pub(super) async fn dispatch(
             }
             response
         }
-        (_, Found::Route(handler, params)) => {
+        (_, Found::Route(handler, params, _)) => {
             handler(Ctx {
                 req,
                 params,
@@ -108,7 +122,7 @@ pub(super) async fn dispatch(
             // Under a vendor's prefix, the vendor's own envelope answers.
             Some(dialect) => {
                 let request = bodiless(req, &state);
-                let core = ServerCore::new(state, dialect.clone());
+                let core = ServerCore::new(state.clone(), dialect.clone());
                 match found {
                     Found::MethodNotAllowed(allowed) => {
                         dialect.method_not_allowed(&request, &allowed, &core)
@@ -141,10 +155,20 @@ pub(super) async fn dispatch(
             status,
             bytes: 0,
             started,
+            first_byte: None,
+            label,
+            route,
+            metrics: state,
             complete: false,
             journal: journal.map(|id| (journal_state, id)),
         },
     )
+}
+
+/// The `route` label of a request no route matched.
+fn unmatched() -> Arc<str> {
+    static UNMATCHED: std::sync::OnceLock<Arc<str>> = std::sync::OnceLock::new();
+    UNMATCHED.get_or_init(|| Arc::from("unmatched")).clone()
 }
 
 /// A request handed to a dialect without its body (fallbacks and faults do not read it).
@@ -224,6 +248,12 @@ pub struct AccessLogged {
     status: u16,
     bytes: u64,
     started: Instant,
+    /// When the first body byte was handed on.
+    first_byte: Option<std::time::Duration>,
+    /// The metrics' dialect and route labels.
+    label: &'static str,
+    route: Arc<str>,
+    metrics: Arc<AppState>,
     complete: bool,
     journal: Option<(Arc<AppState>, u64)>,
 }
@@ -241,6 +271,9 @@ impl http_body::Body for AccessLogged {
             Poll::Ready(Some(Ok(frame))) => {
                 if let Some(data) = frame.data_ref() {
                     self.bytes += data.len() as u64;
+                    if self.first_byte.is_none() && !data.is_empty() {
+                        self.first_byte = Some(self.started.elapsed());
+                    }
                 }
             }
             Poll::Ready(None) => self.complete = true,
@@ -264,13 +297,24 @@ impl Drop for AccessLogged {
             state.journal.set_bytes_sent(*id, self.bytes);
         }
         let complete = self.complete || self.inner.is_end_stream();
+        let total = self.started.elapsed();
+        self.metrics.metrics.observe(&crate::metrics::Observed {
+            dialect: self.label,
+            route: &self.route,
+            method: &self.method,
+            status: self.status,
+            bytes: self.bytes,
+            total,
+            // A body with no bytes: its first byte is its end.
+            first_byte: self.first_byte.unwrap_or(total),
+        });
         tracing::info!(
             target: "zipgate::access",
             method = %self.method,
             path = %self.path,
             status = self.status,
             bytes = self.bytes,
-            ms = format_args!("{:.2}", self.started.elapsed().as_secs_f64() * 1000.0),
+            ms = format_args!("{:.2}", total.as_secs_f64() * 1000.0),
             complete,
         );
     }

@@ -28,7 +28,8 @@ pub struct Ctx {
 pub type Handler = Arc<dyn Fn(Ctx) -> BoxFuture + Send + Sync>;
 
 pub enum Found {
-    Route(Handler, HashMap<String, String>),
+    /// The handler, the path's parameters and the route's pattern.
+    Route(Handler, HashMap<String, String>, Arc<str>),
     /// The path exists but not with this method; carries the allowed ones.
     MethodNotAllowed(Vec<Method>),
     NotFound,
@@ -38,6 +39,8 @@ pub enum Found {
 pub struct Router {
     paths: matchit::Router<usize>,
     routes: Vec<Vec<(Method, Handler)>>,
+    /// Each route's pattern, by index (the metrics' `route` label).
+    route_patterns: Vec<Arc<str>>,
     patterns: HashMap<String, usize>,
     fallbacks: Vec<(&'static str, Arc<dyn Mounted>)>,
     /// Prefixes (lower case) and how paths under them match.
@@ -66,6 +69,7 @@ impl Router {
                     .unwrap_or_else(|e| panic!("route {pattern}: {e}"));
                 self.patterns.insert(pattern.to_owned(), index);
                 self.routes.push(Vec::new());
+                self.route_patterns.push(Arc::from(pattern));
                 index
             }
         };
@@ -159,7 +163,11 @@ impl Router {
                     .iter()
                     .map(|(k, v)| (k.to_owned(), v.to_owned()))
                     .collect();
-                Found::Route(handler.clone(), params)
+                Found::Route(
+                    handler.clone(),
+                    params,
+                    self.route_patterns[*matched.value].clone(),
+                )
             }
             None => Found::MethodNotAllowed(methods.iter().map(|(m, _)| m.clone()).collect()),
         }

@@ -137,6 +137,12 @@ pub async fn send(
     }
 }
 
+/// The path of a Box create answer's `download_url` (its origin left out).
+pub fn download_path(created: &serde_json::Value) -> String {
+    let url = created["download_url"].as_str().expect("a download_url");
+    url[url.find("/2.0/").expect("a Box API path")..].to_owned()
+}
+
 pub async fn get(server: &ServerHandle, path: &str) -> Reply {
     send(server, Method::GET, path, &[], Bytes::new()).await
 }
