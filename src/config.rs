@@ -71,6 +71,9 @@ pub struct Config {
     /// and closed (`--max-connections`). The default leaves a quarter of
     /// the descriptor limit for files and the log (`limit::max_connections_for`).
     pub max_connections: usize,
+    /// Origins whose browsers vendor routes answer with CORS headers
+    /// (`--cors`; `*` for any); empty: none.
+    pub cors: Vec<String>,
     /// Serve HTTPS (`--tls`, `--tls-cert`): every connection is a TLS one.
     pub tls: Option<std::sync::Arc<crate::server::tls::Tls>>,
 }
@@ -194,6 +197,7 @@ impl Default for Config {
             portable_names: false,
             max_connections: limit::default_max_connections(),
             tls: None,
+            cors: Vec::new(),
         }
     }
 }

@@ -220,6 +220,17 @@ struct ServeArgs {
         requires = "tls_cert"
     )]
     tls_key: Option<PathBuf>,
+    /// Answer browsers on these origins (`https://app.example.com`,
+    /// comma-separated; `*` for any) on vendor routes with the CORS headers
+    /// each vendor's server sends: preflights, the allowed origin, the
+    /// headers its browser clients read. Never on `/_zipgate/`.
+    #[arg(
+        long,
+        value_name = "ORIGIN",
+        env = "ZIPGATE_CORS",
+        value_delimiter = ','
+    )]
+    cors: Vec<String>,
     /// Test-only: a number makes ids, random names and download URLs
     /// reproducible (and so predictable); `random` randomises the cosmetic ids
     /// too. Without it, cosmetic ids are seeded with 0 and secrets such as
@@ -672,6 +683,7 @@ fn serve(args: ServeArgs) -> ExitCode {
     }
     let config = Config {
         tls,
+        cors: args.cors,
         compression,
         faults,
         control: !args.no_control,

@@ -47,7 +47,23 @@ pub(super) async fn dispatch(
     } else {
         None
     };
-    let fault = if vendor && !state.faults.is_empty() {
+    // CORS for a browser on an origin `--cors` names (vendor routes only).
+    let cors = match (&owner, req.headers().get(header::ORIGIN)) {
+        (Some(owner), Some(origin)) if !state.config.cors.is_empty() => origin
+            .to_str()
+            .ok()
+            .filter(|origin| super::cors::allowed(&state.config.cors, origin))
+            .map(|origin| (origin.to_owned(), owner.cors())),
+        _ => None,
+    };
+    let preflight = cors.is_some()
+        && method == Method::OPTIONS
+        && req
+            .headers()
+            .contains_key(header::ACCESS_CONTROL_REQUEST_METHOD);
+    // A preflight is the browser's, not the client's: no fault rule
+    // counts it (a `times: 1` rule is left for the request that follows).
+    let fault = if vendor && !preflight && !state.faults.is_empty() {
         decide_fault(&state, owner.as_ref(), &req)
     } else {
         None
@@ -74,6 +90,15 @@ pub(super) async fn dispatch(
     };
     let journal_state = state.clone();
     let response = match (&fault, found) {
+        // Answered before any fault or route: a preflight reaches no handler.
+        (_, found) if preflight => {
+            let (origin, rules) = cors.as_ref().expect("checked above");
+            let methods = match found {
+                Found::MethodNotAllowed(methods) => methods,
+                _ => Vec::new(),
+            };
+            super::cors::preflight(rules, origin, req.headers(), &methods)
+        }
         (
             Some(Decision {
                 respond: Some(respond),
@@ -133,7 +158,10 @@ pub(super) async fn dispatch(
             None => native_fallback(found, &method, &path),
         },
     };
-    let (parts, mut body) = response.into_parts();
+    let (mut parts, mut body) = response.into_parts();
+    if let (Some((origin, rules)), false) = (&cors, preflight) {
+        super::cors::decorate(rules, origin, &mut parts.headers);
+    }
     if let Some(fault) = &fault {
         if let Some(rate) = fault.throttle_bytes_per_sec {
             body = shaping::throttled(body, rate);

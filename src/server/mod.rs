@@ -2,6 +2,7 @@
 //! request, dispatch through the router.
 
 mod control;
+pub mod cors;
 mod dispatch;
 pub mod guard;
 pub mod http;

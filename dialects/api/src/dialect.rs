@@ -400,6 +400,42 @@ pub enum IdSpace {
     PerKind,
 }
 
+/// How a vendor's server answers browsers from another origin, used when
+/// `--cors` allows that origin (the server applies it; a dialect only says
+/// what its vendor sends).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Cors {
+    /// `Access-Control-Allow-Origin: *` once the origin is allowed (Box,
+    /// ONLYOFFICE Workspace); otherwise the origin is echoed with
+    /// `Vary: Origin`.
+    pub star: bool,
+    /// Request headers a preflight may ask for (lower case); `None` echoes
+    /// whatever it asks (ASP.NET Core's `AllowAnyHeader`).
+    pub allow_headers: Option<&'static [&'static str]>,
+    /// Response headers the vendor's browser clients read.
+    pub expose_headers: &'static [&'static str],
+    /// `Access-Control-Max-Age`, when the vendor sends one.
+    pub max_age: Option<u32>,
+    /// `Access-Control-Allow-Credentials: true` (with an echoed origin only).
+    pub credentials: bool,
+    /// The preflight's status (200 or 204).
+    pub preflight_status: u16,
+}
+
+impl Default for Cors {
+    /// Echo the origin, allow the headers every client sends, expose none.
+    fn default() -> Self {
+        Cors {
+            star: false,
+            allow_headers: Some(&["accept", "authorization", "content-type"]),
+            expose_headers: &[],
+            max_age: None,
+            credentials: false,
+            preflight_status: 204,
+        }
+    }
+}
+
 /// One vendor's API. The server mounts it with [`mount`].
 pub trait Dialect: Send + Sync + 'static {
     /// What a route stands for: an enum per dialect, so `handle` matches
@@ -439,6 +475,10 @@ pub trait Dialect: Send + Sync + 'static {
     fn examples(&self) -> Vec<Example>;
     /// Forgets per-server state (counters, caches) when the server is reset.
     fn reset(&self) {}
+    /// What the vendor answers browsers from other origins (`--cors`).
+    fn cors(&self) -> Cors {
+        Cors::default()
+    }
     fn handle(&self, op: Self::Op, request: DialectRequest, core: &dyn Core) -> Response<Body>;
     fn not_found(&self, request: &DialectRequest, core: &dyn Core) -> Response<Body>;
     fn method_not_allowed(
@@ -473,6 +513,7 @@ pub trait Mounted: Send + Sync {
     fn principal(&self, request: &DialectRequest, core: &dyn Core) -> Option<Arc<UserInfo>>;
     fn examples(&self) -> Vec<Example>;
     fn reset(&self);
+    fn cors(&self) -> Cors;
     fn not_found(&self, request: &DialectRequest, core: &dyn Core) -> Response<Body>;
     fn method_not_allowed(
         &self,
@@ -515,6 +556,9 @@ impl<D: Dialect> Mounted for Mount<D> {
     }
     fn prefixes(&self) -> Vec<&'static str> {
         self.0.prefixes()
+    }
+    fn cors(&self) -> Cors {
+        self.0.cors()
     }
     fn path_rules(&self) -> PathRules {
         self.0.path_rules()

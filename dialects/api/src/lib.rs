@@ -24,9 +24,9 @@ use std::fmt;
 use serde::{Deserialize, Serialize};
 
 pub use dialect::{
-    mount, BodyError, Core, Credential, Dialect, DialectRequest, Download, Example, IdSpace, JobOp,
-    Mounted, NameMatch, NodeInfo, PathRules, Randomness, Route, RouteHandler, Settings, SignedIn,
-    UserInfo,
+    mount, BodyError, Core, Cors, Credential, Dialect, DialectRequest, Download, Example, IdSpace,
+    JobOp, Mounted, NameMatch, NodeInfo, PathRules, Randomness, Route, RouteHandler, Settings,
+    SignedIn, UserInfo,
 };
 pub use job::{ArchiveLayout, CreateJob, CreatedJob, JobSnapshot, Pacing};
 

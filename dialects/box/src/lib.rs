@@ -18,7 +18,7 @@ use zipgate_api::plan::{safe_component, PlanOptions};
 use zipgate_api::rng::SplitMix64;
 use zipgate_api::time::utc_seconds;
 use zipgate_api::{
-    BodyError, Core, CreateJob, Dialect, DialectRequest, Error, Example, JobOp, JobSnapshot,
+    BodyError, Core, Cors, CreateJob, Dialect, DialectRequest, Error, Example, JobOp, JobSnapshot,
     JobState, LimitKind, NodeId, NodeKind, Pacing, Principal, Route, SelectedItem, Settings,
     UserInfo,
 };
@@ -338,8 +338,38 @@ fn archive_name(requested: Option<&str>, settings: &BoxSettings) -> String {
     format!("{}.zip", safe_component(base))
 }
 
+/// Box's API behind `--cors` (developer.box.com, guides/security/cors): an
+/// origin on the app's allow-list gets `Access-Control-Allow-Origin: *`
+/// (with `Vary: Origin`, so no credentials). The request headers are what
+/// box-ui-elements (`src/utils/Xhr.js`) and the TypeScript SDK
+/// (`boxNetworkClient.ts`) send; `retry-after` is what the SDK's retries
+/// read, `box-request-id` what a support request asks for.
+const CORS: Cors = Cors {
+    star: true,
+    allow_headers: Some(&[
+        "accept",
+        "accept-language",
+        "authorization",
+        "boxapi",
+        "content-type",
+        "x-box-client-event-info",
+        "x-box-client-name",
+        "x-box-client-version",
+        "x-box-ua",
+        "x-rep-hints",
+    ]),
+    expose_headers: &["box-request-id", "retry-after"],
+    max_age: None,
+    credentials: false,
+    preflight_status: 200,
+};
+
 impl Dialect for BoxDialect {
     type Op = Op;
+
+    fn cors(&self) -> Cors {
+        CORS
+    }
 
     fn name(&self) -> &'static str {
         DIALECT

@@ -18,8 +18,8 @@ use zipgate_api::download::{Disposition, DownloadStyle, Ranges};
 use zipgate_api::http::Body;
 use zipgate_api::plan::{DirEntries, OnProblem, PlanOptions};
 use zipgate_api::{
-    Core, CreateJob, Dialect, DialectRequest, Error, Example, JobOp, LimitKind, NameMatch, NodeId,
-    NodeInfo, NodeKind, Pacing, Principal, Route, SelectedItem, Settings, UserInfo,
+    Core, Cors, CreateJob, Dialect, DialectRequest, Error, Example, JobOp, LimitKind, NameMatch,
+    NodeId, NodeInfo, NodeKind, Pacing, Principal, Route, SelectedItem, Settings, UserInfo,
 };
 
 pub use errors::{DropboxError, Lookup};
@@ -208,8 +208,32 @@ fn translate(err: &Error) -> DropboxError {
     }
 }
 
+/// Dropbox's API behind `--cors` (HTTP docs, "Browser-based JavaScript and
+/// CORS pre-flight requests"): the headers dropbox-sdk-js sends on a
+/// download (`src/dropbox.js`), and `Dropbox-API-Result`, which it reads
+/// for the result (`src/response.js`); without it the SDK fails.
+const CORS: Cors = Cors {
+    star: true,
+    allow_headers: Some(&[
+        "authorization",
+        "content-type",
+        "dropbox-api-arg",
+        "dropbox-api-path-root",
+        "dropbox-api-select-admin",
+        "dropbox-api-select-user",
+    ]),
+    expose_headers: &["dropbox-api-result", "content-disposition"],
+    max_age: None,
+    credentials: false,
+    preflight_status: 200,
+};
+
 impl Dialect for DropboxDialect {
     type Op = Op;
+
+    fn cors(&self) -> Cors {
+        CORS
+    }
 
     fn name(&self) -> &'static str {
         DIALECT

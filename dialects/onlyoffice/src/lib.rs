@@ -20,7 +20,7 @@ use zipgate_api::download::{Disposition, DownloadStyle, HandlerRanges, Ranges};
 use zipgate_api::http::{empty, full, insert_allow, Body};
 use zipgate_api::plan::{DirEntries, Keying, LongPaths, OnProblem, PlanOptions, Repeats};
 use zipgate_api::{
-    ArchiveLayout, BodyError, Core, CreateJob, Dialect, DialectRequest, Example, JobOp,
+    ArchiveLayout, BodyError, Core, Cors, CreateJob, Dialect, DialectRequest, Example, JobOp,
     JobSnapshot, JobState, NodeId, NodeKind, Pacing, Principal, Route, SelectedItem, Settings,
     SignedIn, UserInfo,
 };
@@ -766,8 +766,40 @@ fn unauthorized(headers: &HeaderMap, docspace: bool) -> Response<Body> {
     response
 }
 
+/// ONLYOFFICE behind `--cors`. Workspace (CommunityServer
+/// `ApiAccessControlRouteRegistrator.cs`, nginx `onlyoffice.conf`): 200 to
+/// a preflight with a fixed header list and a 20-day max age, and
+/// `Access-Control-Allow-Origin: *`. DocSpace (`BaseStartup.cs`, ASP.NET
+/// Core's CORS middleware with `AllowAnyHeader`): 204, the requested
+/// headers echoed, the origin echoed with credentials allowed, as its web
+/// client sends cookies (`withCredentials`).
+const WORKSPACE_CORS: Cors = Cors {
+    star: true,
+    allow_headers: Some(&["accept", "authorization", "content-type", "origin"]),
+    expose_headers: &[],
+    max_age: Some(1_728_000),
+    credentials: false,
+    preflight_status: 200,
+};
+
+const DOCSPACE_CORS: Cors = Cors {
+    star: false,
+    allow_headers: None,
+    expose_headers: &[],
+    max_age: None,
+    credentials: true,
+    preflight_status: 204,
+};
+
 impl Dialect for OnlyofficeDialect {
     type Op = Op;
+
+    fn cors(&self) -> Cors {
+        match self.settings.flavour {
+            Flavour::Workspace => WORKSPACE_CORS,
+            Flavour::DocSpace => DOCSPACE_CORS,
+        }
+    }
 
     fn name(&self) -> &'static str {
         DIALECT

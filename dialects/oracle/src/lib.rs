@@ -17,8 +17,8 @@ use zipgate_api::download::{Disposition, DownloadStyle, Ranges, Unsatisfiable};
 use zipgate_api::http::{basic, bearer, insert_allow, Basic, Body, Credentials};
 use zipgate_api::plan::PlanOptions;
 use zipgate_api::{
-    Core, CreateJob, Dialect, DialectRequest, Error, Example, JobOp, JobSnapshot, JobState, NodeId,
-    NodeKind, PathRules, Principal, Route, SelectedItem, Settings, UserInfo,
+    Core, Cors, CreateJob, Dialect, DialectRequest, Error, Example, JobOp, JobSnapshot, JobState,
+    NodeId, NodeKind, PathRules, Principal, Route, SelectedItem, Settings, UserInfo,
 };
 
 use errors::OracleError;
@@ -428,8 +428,32 @@ impl OracleDialect {
     }
 }
 
+/// Oracle Content Management behind `--cors`: its docs describe the
+/// front-channel CORS origins list but not the headers; those the cec
+/// toolkit sends are allowed, and `Location` and `X-ORACLE-DMS-ECID`, which
+/// it reads, exposed. The origin is echoed (the docs discourage `*`).
+const CORS: Cors = Cors {
+    star: false,
+    allow_headers: Some(&[
+        "accept",
+        "authorization",
+        "content-type",
+        "prefer",
+        "x-oracle-ocm-app-key",
+        "x-requested-with",
+    ]),
+    expose_headers: &["location", "x-oracle-dms-ecid", "content-disposition"],
+    max_age: None,
+    credentials: false,
+    preflight_status: 200,
+};
+
 impl Dialect for OracleDialect {
     type Op = Op;
+
+    fn cors(&self) -> Cors {
+        CORS
+    }
 
     fn name(&self) -> &'static str {
         DIALECT
