@@ -2,13 +2,14 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use common::{
-    serve_binary as serve, start_refused, zip_entry_names, zipgate_command, Running, TempDir,
+    serve_binary as serve, spawn_printing_url, start_refused, zip_entry_names, zipgate_command,
+    Running, TempDir,
 };
 
 fn http_get(addr: &str, path: &str) -> (u16, String) {
@@ -260,18 +261,12 @@ fn prints_its_url_on_stdout_and_loads_fault_rules_from_a_file() {
         r#"{"faults": [{"match": {"dialect": "box", "method": "POST"}, "times": 1, "respond": {"status": 503}}]}"#,
     )
     .unwrap();
-    let mut child = zipgate_command()
-        .args(["serve", "--listen", "127.0.0.1:0", "--faults"])
-        .arg(&rules)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("zipgate starts");
-    let mut first = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut first)
-        .unwrap();
-    let url = first.trim().to_owned();
+    let (mut child, url) = spawn_printing_url(
+        zipgate_command()
+            .args(["serve", "--listen", "127.0.0.1:0", "--faults"])
+            .arg(&rules)
+            .stderr(Stdio::piped()),
+    );
     let addr = url.strip_prefix("http://").expect("a URL line").to_owned();
     let create = |expect: u16| {
         let (status, response) = http_send(
@@ -1037,32 +1032,23 @@ fn every_serve_flag_can_come_from_the_environment() {
     }
 
     // A server configured by variables alone, lists and flags included.
-    let mut child = zipgate_command()
-        .arg("serve")
-        .envs([
-            ("ZIPGATE_LISTEN", "127.0.0.1:0"),
-            ("ZIPGATE_CONTROL_TOKEN", "env-token"),
-            ("ZIPGATE_CLOCK", "frozen"),
-            // One setting per line; the second proves the split.
-            ("ZIPGATE_SET", "box.url_ttl=5\nonlyoffice.flavour=docspace"),
-            ("ZIPGATE_ALLOW_HOST", "one.example,two.example"),
-            // A flag's variable is read as yes/no: `false` leaves it off.
-            ("ZIPGATE_NO_CONTROL", "false"),
-            ("ZIPGATE_NO_WARM_CRC", "true"),
-        ])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("zipgate starts");
-    let mut first = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut first)
-        .unwrap();
-    let addr = first
-        .trim()
-        .strip_prefix("http://")
-        .expect("a URL line")
-        .to_owned();
+    let (mut child, url) = spawn_printing_url(
+        zipgate_command()
+            .arg("serve")
+            .envs([
+                ("ZIPGATE_LISTEN", "127.0.0.1:0"),
+                ("ZIPGATE_CONTROL_TOKEN", "env-token"),
+                ("ZIPGATE_CLOCK", "frozen"),
+                // One setting per line; the second proves the split.
+                ("ZIPGATE_SET", "box.url_ttl=5\nonlyoffice.flavour=docspace"),
+                ("ZIPGATE_ALLOW_HOST", "one.example,two.example"),
+                // A flag's variable is read as yes/no: `false` leaves it off.
+                ("ZIPGATE_NO_CONTROL", "false"),
+                ("ZIPGATE_NO_WARM_CRC", "true"),
+            ])
+            .stderr(Stdio::null()),
+    );
+    let addr = url.strip_prefix("http://").expect("a URL line").to_owned();
     let token = "Authorization: Bearer env-token\r\n";
     assert_eq!(
         http_get(&addr, "/_zipgate/clock").0,

@@ -38,6 +38,22 @@ async fn preflight(
     .await
 }
 
+/// A Box create as alice, from a page on `origin`.
+async fn box_create_from(server: &zipgate::ServerHandle, origin: &str) -> Reply {
+    send(
+        server,
+        Method::POST,
+        "/2.0/zip_downloads",
+        &[
+            ("origin", origin),
+            ("authorization", "Bearer alice-token"),
+            ("content-type", "application/json"),
+        ],
+        r#"{"items":[{"type":"file","id":"12348"}]}"#,
+    )
+    .await
+}
+
 fn header<'a>(reply: &'a Reply, name: &str) -> &'a str {
     reply
         .headers
@@ -65,18 +81,7 @@ async fn box_answers_an_allowed_origin_with_a_star_and_exposes_retry_after() {
         assert!(allowed.contains(asked), "{allowed}");
     }
 
-    let created = send(
-        &server,
-        Method::POST,
-        "/2.0/zip_downloads",
-        &[
-            ("origin", APP),
-            ("authorization", "Bearer alice-token"),
-            ("content-type", "application/json"),
-        ],
-        r#"{"items":[{"type":"file","id":"12348"}]}"#,
-    )
-    .await;
+    let created = box_create_from(&server, APP).await;
     assert_eq!(created.status, StatusCode::ACCEPTED);
     assert_eq!(header(&created, "access-control-allow-origin"), "*");
     assert!(header(&created, "access-control-expose-headers").contains("retry-after"));
@@ -92,18 +97,7 @@ async fn box_answers_an_allowed_origin_with_a_star_and_exposes_retry_after() {
     )
     .await;
     assert_eq!(header(&other, "access-control-allow-origin"), "");
-    let other = send(
-        &server,
-        Method::POST,
-        "/2.0/zip_downloads",
-        &[
-            ("origin", "https://evil.example"),
-            ("authorization", "Bearer alice-token"),
-            ("content-type", "application/json"),
-        ],
-        r#"{"items":[{"type":"file","id":"12348"}]}"#,
-    )
-    .await;
+    let other = box_create_from(&server, "https://evil.example").await;
     assert_eq!(other.status, StatusCode::ACCEPTED);
     assert_eq!(header(&other, "access-control-allow-origin"), "");
 }
@@ -196,18 +190,7 @@ async fn a_preflight_leaves_a_one_time_fault_for_the_request_after_it() {
     assert_eq!(added.status, StatusCode::CREATED);
     let reply = preflight(&server, "/2.0/zip_downloads", APP, "POST", "authorization").await;
     assert_eq!(reply.status, StatusCode::OK);
-    let created = send(
-        &server,
-        Method::POST,
-        "/2.0/zip_downloads",
-        &[
-            ("origin", APP),
-            ("authorization", "Bearer alice-token"),
-            ("content-type", "application/json"),
-        ],
-        r#"{"items":[{"type":"file","id":"12348"}]}"#,
-    )
-    .await;
+    let created = box_create_from(&server, APP).await;
     assert_eq!(created.status, StatusCode::SERVICE_UNAVAILABLE);
     assert_eq!(header(&created, "access-control-allow-origin"), "*");
 }

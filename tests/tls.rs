@@ -5,13 +5,13 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{zipgate_command, TempDir};
+use common::{spawn_printing_url, zipgate_command, TempDir};
 
 fn root() -> &'static Path {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -32,21 +32,13 @@ impl Drop for Https {
 
 impl Https {
     fn start(args: &[&str]) -> Https {
-        let mut child = zipgate_command()
-            .args(["serve", "--listen", "127.0.0.1:0"])
-            .args(args)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("zipgate starts");
-        let mut first = String::new();
-        BufReader::new(child.stdout.take().unwrap())
-            .read_line(&mut first)
-            .unwrap();
-        Https {
-            child,
-            url: first.trim().to_owned(),
-        }
+        let (child, url) = spawn_printing_url(
+            zipgate_command()
+                .args(["serve", "--listen", "127.0.0.1:0"])
+                .args(args)
+                .stderr(Stdio::null()),
+        );
+        Https { child, url }
     }
 
     fn addr(&self) -> &str {

@@ -88,7 +88,6 @@ pub(super) async fn dispatch(
         Found::Route(_, _, pattern) => pattern.clone(),
         _ => unmatched(),
     };
-    let journal_state = state.clone();
     let response = match (&fault, found) {
         // Answered before any fault or route: a preflight reaches no handler.
         (_, found) if preflight => {
@@ -172,7 +171,7 @@ pub(super) async fn dispatch(
     }
     let status = parts.status.as_u16();
     if let Some(id) = journal {
-        journal_state.journal.set_status(id, status);
+        state.journal.set_status(id, status);
     }
     Response::from_parts(
         parts,
@@ -186,9 +185,9 @@ pub(super) async fn dispatch(
             first_byte: None,
             label,
             route,
-            metrics: state,
+            state,
             complete: false,
-            journal: journal.map(|id| (journal_state, id)),
+            journal,
         },
     )
 }
@@ -281,9 +280,10 @@ pub struct AccessLogged {
     /// The metrics' dialect and route labels.
     label: &'static str,
     route: Arc<str>,
-    metrics: Arc<AppState>,
+    /// For the metrics and the journal entry's bytes.
+    state: Arc<AppState>,
     complete: bool,
-    journal: Option<(Arc<AppState>, u64)>,
+    journal: Option<u64>,
 }
 
 impl http_body::Body for AccessLogged {
@@ -321,12 +321,12 @@ impl http_body::Body for AccessLogged {
 
 impl Drop for AccessLogged {
     fn drop(&mut self) {
-        if let Some((state, id)) = &self.journal {
-            state.journal.set_bytes_sent(*id, self.bytes);
+        if let Some(id) = self.journal {
+            self.state.journal.set_bytes_sent(id, self.bytes);
         }
         let complete = self.complete || self.inner.is_end_stream();
         let total = self.started.elapsed();
-        self.metrics.metrics.observe(&crate::metrics::Observed {
+        self.state.metrics.observe(&crate::metrics::Observed {
             dialect: self.label,
             route: &self.route,
             method: &self.method,

@@ -411,6 +411,20 @@ impl Drop for Running {
 
 /// Starts `zipgate serve --listen 127.0.0.1:0 ARGS` and waits for the log
 /// line that names the port.
+/// Starts `command` (a `zipgate serve`) with its stdout piped and returns
+/// it with the URL it prints on its first line, as scripts read it.
+pub fn spawn_printing_url(command: &mut Command) -> (Child, String) {
+    let mut child = command
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("zipgate starts");
+    let mut first = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut first)
+        .expect("zipgate prints its URL");
+    (child, first.trim().to_owned())
+}
+
 /// `zipgate` with none of the test's own `ZIPGATE_…` variables: each
 /// flag reads one, and a developer's settings must not change what a test
 /// starts. (`env_clear` would lose `PATH` and the rest.)
