@@ -1119,3 +1119,110 @@ fn the_start_up_line_names_the_deflate_engine_in_use() {
         assert!(line.contains(expected), "{args:?}: {line}");
     }
 }
+
+#[test]
+fn the_readmes_health_example_is_what_health_answers() {
+    let readme =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
+    let (_, after) = readme
+        .split_once("curl -s localhost:8080/_zipgate/health\n# ")
+        .expect("the README shows the health example");
+    let shown: serde_json::Value =
+        serde_json::from_str(after.lines().next().unwrap()).expect("its answer is JSON");
+    let running = serve(&[]);
+    let (status, body) = http_get(&running.addr, "/_zipgate/health");
+    assert_eq!(status, 200);
+    let answered: serde_json::Value = serde_json::from_str(&body).unwrap();
+    let keys = |v: &serde_json::Value| v.as_object().unwrap().keys().cloned().collect::<Vec<_>>();
+    // The same fields (compared as sets: serde_json sorts the keys).
+    assert_eq!(keys(&shown), keys(&answered), "{shown}\n{answered}");
+    // The same values, but for what the moment and the machine decide
+    // (connections, the background CRC pass, the connection cap).
+    let moving = [
+        "active_streams",
+        "connections",
+        "crc_warmers",
+        "max_connections",
+    ];
+    for (key, value) in shown.as_object().unwrap() {
+        if !moving.contains(&key.as_str()) {
+            assert_eq!(&answered[key], value, "{key}");
+        }
+    }
+}
+
+#[test]
+fn the_fixture_formats_examples_are_valid_fixtures() {
+    let readme =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures/README.md"))
+            .unwrap();
+    let dir = TempDir::new("fixture-readme");
+    let mut checked = 0;
+    for block in readme.split("```json\n").skip(1) {
+        let json = block.split("```").next().unwrap();
+        if !json.contains("\"nodes\"") {
+            continue;
+        }
+        let file = dir.path().join(format!("example-{checked}.json"));
+        std::fs::write(&file, json).unwrap();
+        let output = zipgate_command()
+            .arg("check-fixtures")
+            .arg(&file)
+            .output()
+            .unwrap();
+        assert!(
+            output.status.success(),
+            "fixtures/README.md example {checked}:\n{json}\n{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        checked += 1;
+    }
+    assert!(checked >= 1);
+}
+
+#[test]
+fn the_log_says_why_a_download_url_answers_404() {
+    let running = serve(&["--set", "box.url_ttl=5"]);
+    let addr = running.addr.clone();
+    let create = || {
+        let (status, body) = http_send(
+            &addr,
+            "POST",
+            "/2.0/zip_downloads",
+            "Authorization: Bearer alice-token\r\nContent-Type: application/json\r\n",
+            r#"{"items":[{"type":"file","id":"12348"}]}"#,
+        );
+        assert_eq!(status, 202, "{body}");
+        let body = body
+            .split_once("\r\n\r\n")
+            .map_or(body.as_str(), |(_, b)| b);
+        let created: serde_json::Value = serde_json::from_str(body).unwrap();
+        let url = created["download_url"].as_str().unwrap().to_owned();
+        url[url.find("/2.0/").unwrap()..].to_owned()
+    };
+    let download = |path: &str| {
+        http_bytes(
+            &addr,
+            &format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"),
+        )
+        .0
+    };
+    let used = create();
+    assert_eq!(download(&used), 200);
+    assert_eq!(download(&used), 404);
+    wait_for_line(
+        &running,
+        "download refused: it is single-use and was used already",
+    );
+    let late = create();
+    let (status, _) = http_send(
+        &addr,
+        "POST",
+        "/_zipgate/clock/advance",
+        "Content-Type: application/json\r\n",
+        r#"{"seconds": 10}"#,
+    );
+    assert_eq!(status, 200);
+    assert_eq!(download(&late), 404);
+    wait_for_line(&running, "download refused: it expired");
+}

@@ -178,11 +178,27 @@ impl Job {
         match self.snapshot.state {
             JobState::Ready => Ok(()),
             JobState::Downloading | JobState::Done if !self.spec.single_use => Ok(()),
-            JobState::Downloading
+            state @ (JobState::Downloading
             | JobState::Done
             | JobState::Expired
             | JobState::Failed
-            | JobState::Cancelled => Err(Error::Gone(id.to_owned())),
+            | JobState::Cancelled) => {
+                // The client sees only the vendor's 404 or 410: the log
+                // says why, for whoever wonders what their test did wrong.
+                let why = match state {
+                    JobState::Expired => "it expired",
+                    JobState::Failed => "its job failed",
+                    JobState::Cancelled => "its job was cancelled",
+                    _ => "it is single-use and was used already",
+                };
+                tracing::info!(
+                    target: "zipgate::jobs",
+                    job = id,
+                    expires_at = ?self.snapshot.expires_at,
+                    "download refused: {why}"
+                );
+                Err(Error::Gone(id.to_owned()))
+            }
             JobState::Queued | JobState::Running => Err(Error::Conflict(id.to_owned())),
         }
     }
