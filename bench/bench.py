@@ -430,6 +430,15 @@ def table_lines(columns, rows, shown):
     return out
 
 
+def mark_start(a):
+    """Notes on `a` what the report's load lines compare against (the
+    machine's /proc/stat and this process's CPU times now); the wall clock."""
+    with open("/proc/stat") as f:
+        a.stat_start = f.readline()
+    a.times_start = os.times()
+    return time.time()
+
+
 def others_share(stat_start, times_start):
     """Share of all CPUs busy with processes this run did not start: the
     machine's busy time (/proc/stat) minus ours and our reaped children's."""

@@ -50,7 +50,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 PEERS = os.path.join(HERE, "peers")
 sys.path.insert(0, HERE)
-from bench import machine_load, others_share, table_lines, proc_cpu, proc_status, reset_hwm, status_once  # noqa: E402  (bench/bench.py)
+from bench import machine_load, mark_start, others_share, table_lines, proc_cpu, proc_status, reset_hwm, status_once  # noqa: E402  (bench/bench.py)
 from procs import freeport, run, run_main, spawn, stop, stop_all, tail  # noqa: E402  (bench/procs.py)
 
 MIB = 1 << 20
@@ -1069,10 +1069,7 @@ def main():
         a.budget = float(os.environ.get("BENCH_PEERS_BUDGET") or (120 if a.quick else 480))
     target = os.environ.get("CARGO_TARGET_DIR") or os.path.join(ROOT, "target")
     a.binary = os.path.abspath(a.binary or os.path.join(target, "release", "zipgate"))
-    with open("/proc/stat") as f:
-        a.stat_start = f.readline()
-    a.times_start = os.times()
-    t_start = time.time()
+    t_start = mark_start(a)
 
     ctx = Context(a)
     atexit.register(lambda: shutil.rmtree(ctx.tmp, ignore_errors=True))

@@ -57,7 +57,7 @@ import zipfile
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 sys.path.insert(0, HERE)
-from bench import health_once, machine_load, others_share, table_lines, proc_cpu, proc_status, reset_hwm  # noqa: E402
+from bench import health_once, machine_load, mark_start, others_share, table_lines, proc_cpu, proc_status, reset_hwm  # noqa: E402
 from procs import freeport, run, run_main, spawn, stop, stop_all, tail, wait_port  # noqa: E402
 
 KIB = 1 << 10
@@ -1309,10 +1309,7 @@ def main():
                     help="copy of the table; the raw records go next to it as .json")
     a = ap.parse_args()
     a.binary = os.path.abspath(a.binary)
-    with open("/proc/stat") as f:
-        a.stat_start = f.readline()
-    a.times_start = os.times()
-    t_start = time.time()
+    t_start = mark_start(a)
 
     ctx = Bench(a)
     atexit.register(lambda: shutil.rmtree(ctx.tmp, ignore_errors=True))

@@ -19,6 +19,15 @@ pub fn from_value<'de, T: Deserialize<'de>>(
     serde_path_to_error::deserialize(Strict(value))
 }
 
+/// An error as `path: message`, or the message alone when it is about the
+/// whole document (`serde_path_to_error` calls that path `.`).
+pub fn message(e: &serde_path_to_error::Error<Error>) -> String {
+    match e.path().to_string().as_str() {
+        "." => e.inner().to_string(),
+        path => format!("{path}: {}", e.inner()),
+    }
+}
+
 /// A [`Value`] whose structs must be objects.
 #[derive(Clone, Copy)]
 pub struct Strict<'de>(pub &'de Value);

@@ -168,14 +168,6 @@ struct AddNodes {
     nodes: Vec<Value>,
 }
 
-/// `path: message`, or the message alone for the whole body.
-fn path_error(e: &serde_path_to_error::Error<serde_json::Error>) -> String {
-    match e.path().to_string().as_str() {
-        "." => e.inner().to_string(),
-        path => format!("{path}: {}", e.inner()),
-    }
-}
-
 /// Adds nodes under `parent` (a folder id) or at the top.
 async fn post_nodes(ctx: Ctx) -> Response<Body> {
     let (state, json) = match body_json(ctx).await {
@@ -184,7 +176,13 @@ async fn post_nodes(ctx: Ctx) -> Response<Body> {
     };
     let request: AddNodes = match crate::strict_json::from_value(&json) {
         Ok(request) => request,
-        Err(e) => return h::json_error(StatusCode::BAD_REQUEST, "invalid_request", path_error(&e)),
+        Err(e) => {
+            return h::json_error(
+                StatusCode::BAD_REQUEST,
+                "invalid_request",
+                crate::strict_json::message(&e),
+            )
+        }
     };
     match state.add_nodes(request.parent.as_deref(), request.nodes, state.http_paths()) {
         Ok(()) => h::json_response(StatusCode::OK, &counts(&state)),
@@ -558,7 +556,13 @@ async fn advance(ctx: Ctx) -> Response<Body> {
                 "seconds: must be a number >= 0",
             )
         }
-        Err(e) => return h::json_error(StatusCode::BAD_REQUEST, "invalid_request", path_error(&e)),
+        Err(e) => {
+            return h::json_error(
+                StatusCode::BAD_REQUEST,
+                "invalid_request",
+                crate::strict_json::message(&e),
+            )
+        }
     };
     state
         .control_clock

@@ -109,14 +109,7 @@ fn principal(state: &AppState, headers: &http::HeaderMap) -> Result<Principal, E
 fn parse_json<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> Result<T, String> {
     let value: serde_json::Value =
         serde_json::from_slice(bytes).map_err(|e| format!("malformed JSON body: {e}"))?;
-    crate::strict_json::from_value(&value).map_err(|e| {
-        let path = e.path().to_string();
-        if path == "." {
-            e.inner().to_string()
-        } else {
-            format!("{path}: {}", e.inner())
-        }
-    })
+    crate::strict_json::from_value(&value).map_err(|e| crate::strict_json::message(&e))
 }
 
 /// The body parse and archive name of `POST /_zipgate/zip`: the item ids
