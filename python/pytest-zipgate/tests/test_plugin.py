@@ -418,7 +418,8 @@ def test_the_plugin_says_how_to_get_a_binary(pytester: pytest.Pytester, tmp_path
     monkeypatch.setenv("PATH", str(tmp_path))
     monkeypatch.setattr(sysconfig, "get_path", lambda name, *a, **k: str(tmp_path / "scripts"))
     pytester.makepyfile("def test_one(zipgate):\n    pass\n\ndef test_two(zipgate):\n    pass\n")
-    result = pytester.runpytest()
+    # `-rN`: no short summary, which repeats each message in full when the CI variable is set.
+    result = pytester.runpytest("-rN")
     result.assert_outcomes(errors=2)
     result.stdout.fnmatch_lines(
         [
