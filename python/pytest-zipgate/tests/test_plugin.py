@@ -366,7 +366,7 @@ def test_none_found_says_how_to_get_one(tmp_path: Path) -> None:
     assert str(tmp_path / "scripts" / EXE) in message
     assert "cargo install --path ." in message
     assert "cargo build --release" in message and "ZIPGATE=target/release/zipgate" in message
-    assert "pip install zipgate" in message
+    assert "pip install zipgate-*.whl" in message and "maturin build --release" in message
 
 
 def test_a_wrong_zipgate_is_an_error_not_a_fallback(three_binaries: dict, tmp_path: Path) -> None:
@@ -429,7 +429,7 @@ def test_the_plugin_says_how_to_get_a_binary(pytester: pytest.Pytester, tmp_path
             "*cargo install --path .*",
             "*cargo build --release*",
             "*ZIPGATE=target/release/zipgate pytest*",
-            "*pip install zipgate*",
+            "*pip install zipgate-*.whl*maturin build --release*",
         ]
     )
     # A plain failure, once per test: no traceback into the plugin, no chained exception.

@@ -98,7 +98,7 @@ def _startup_timeout(config: pytest.Config) -> float:
 @pytest.fixture(scope="session")
 def zipgate_server(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[ZipgateServer]:
     """The session's zipgate server: found (``$ZIPGATE``, ``zipgate`` on PATH,
-    then the one a ``pip install zipgate`` wheel put beside this Python),
+    then the one zipgate's wheel put beside this Python),
     started on a free loopback port with a control token, stopped when the
     session ends. Its log is in ``zipgate_server.log_path``."""
     config = request.config

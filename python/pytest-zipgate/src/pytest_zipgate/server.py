@@ -70,7 +70,7 @@ class Binary:
 
 
 def wheel_binary_path(scripts_dir: Union[str, "os.PathLike[str]", None] = None) -> Path:
-    """Where a ``pip install zipgate`` wheel (maturin ``bindings = "bin"``)
+    """Where zipgate's wheel (maturin ``bindings = "bin"``)
     puts the executable: the running interpreter's scripts directory."""
     directory = scripts_dir if scripts_dir is not None else sysconfig.get_path("scripts")
     return Path(directory) / EXE
@@ -88,7 +88,9 @@ def how_to_get_one() -> str:
         "                              ~/.cargo/bin, which is on PATH\n"
         "  - cargo build --release     in a zipgate checkout, then point ZIPGATE at it:\n"
         "                              ZIPGATE=target/release/zipgate pytest ...\n"
-        f"  - pip install zipgate       into this interpreter's environment ({sys.executable})"
+        "  - pip install zipgate-*.whl the wheel `maturin build --release` makes in a\n"
+        "                              zipgate checkout, into this interpreter's environment\n"
+        f"                              ({sys.executable})"
     )
 
 
@@ -106,7 +108,7 @@ def find_binary(
     2. ``zipgate`` on ``PATH`` (``search_path``, by default ``$PATH`` from
        ``environ``).
     3. ``zipgate`` in the running interpreter's scripts directory
-       (``sysconfig.get_path("scripts")``), where a ``pip install zipgate``
+       (``sysconfig.get_path("scripts")``), where zipgate's
        wheel puts it even when that directory is not on ``PATH``.
 
     Raises :class:`ZipgateNotFound`, saying what was tried and how to get a
@@ -149,7 +151,7 @@ def find_binary(
         "no zipgate binary found. Looked for, in order:\n"
         f"  1. ${ENV_BINARY}: not set\n"
         f"  2. {EXE} on PATH: not found\n"
-        f"  3. {wheel} (where `pip install zipgate` puts it): not there\n" + how_to_get_one()
+        f"  3. {wheel} (where zipgate's wheel puts it): not there\n" + how_to_get_one()
     )
 
 
