@@ -387,6 +387,9 @@ pub struct FaultBook {
     /// How many rules there are, readable without the lock: every vendor
     /// request asks, and almost always there are none.
     count: AtomicUsize,
+    /// The live feed: told the whole list when a rule is added, removed or
+    /// counts a request.
+    events: crate::events::Events,
 }
 
 impl FaultBook {
@@ -403,7 +406,20 @@ impl FaultBook {
             max,
             inner: Mutex::new((0, Vec::new())),
             count: AtomicUsize::new(0),
+            events: Default::default(),
         }
+    }
+
+    /// Reports changes to the rules and their counters to `events`.
+    pub(crate) fn with_events(mut self, events: crate::events::Events) -> Self {
+        self.events = events;
+        self
+    }
+
+    fn announce(&self) {
+        self.events.publish("fault", || {
+            serde_json::json!({ "faults": self.list() }).to_string()
+        });
     }
 
     fn with<R>(&self, f: impl FnOnce(&mut (u64, Vec<Armed>)) -> R) -> R {
@@ -424,6 +440,14 @@ impl FaultBook {
             rule.check()
                 .map_err(|reason| AddError::Invalid { index, reason })?;
         }
+        let added = self.add_checked(new);
+        if added.as_ref().is_ok_and(|views| !views.is_empty()) {
+            self.announce();
+        }
+        added
+    }
+
+    fn add_checked(&self, new: Vec<FaultRule>) -> Result<Vec<FaultView>, AddError> {
         self.with(|(next, rules)| {
             if new.len() > self.max.saturating_sub(rules.len()) {
                 return Err(AddError::Full {
@@ -464,15 +488,20 @@ impl FaultBook {
 
     /// Removes one rule; false when there is none with this id.
     pub fn remove(&self, id: &str) -> bool {
-        self.with(|(_, rules)| {
+        let removed = self.with(|(_, rules)| {
             let before = rules.len();
             rules.retain(|r| r.id != id);
             rules.len() != before
-        })
+        });
+        if removed {
+            self.announce();
+        }
+        removed
     }
 
     pub fn clear(&self) {
         self.with(|(_, rules)| rules.clear());
+        self.announce();
     }
 
     pub fn is_empty(&self) -> bool {
@@ -487,10 +516,15 @@ impl FaultBook {
 
     /// Counts the request against every matching rule and merges what fires.
     pub fn decide(&self, facts: &RequestFacts) -> Option<Decision> {
-        self.with(|(_, rules)| {
+        let mut counted = false;
+        let decision = self.with(|(_, rules)| {
             let mut decision: Option<Decision> = None;
             for armed in rules.iter_mut() {
-                if !armed.matches(facts) || !armed.fire() {
+                if !armed.matches(facts) {
+                    continue;
+                }
+                counted = true;
+                if !armed.fire() {
                     continue;
                 }
                 let d = decision.get_or_insert_with(Decision::default);
@@ -503,7 +537,11 @@ impl FaultBook {
                 d.job = d.job.take().or_else(|| rule.job.clone());
             }
             decision
-        })
+        });
+        if counted {
+            self.announce();
+        }
+        decision
     }
 }
 

@@ -164,6 +164,16 @@ impl Ring {
         }
     }
 
+    /// Where the entry `id` is, if still kept. Ids in the ring are
+    /// consecutive (pushed one by one, dropped from the front), so an
+    /// entry's place is its distance from the oldest: no search on the
+    /// per-request path.
+    fn index_of(&self, id: u64) -> Option<usize> {
+        let front = self.entries.front()?.id;
+        let at = usize::try_from(id.checked_sub(front)?).ok()?;
+        self.entries.get(at).filter(|e| e.id == id).map(|_| at)
+    }
+
     /// Index of the first entry with an id above `after`.
     fn start_after(&self, after: Option<u64>) -> usize {
         after.map_or(0, |after| self.entries.partition_point(|e| e.id <= after))
@@ -218,19 +228,7 @@ impl Journal {
 
     fn update(&self, id: u64, f: impl FnOnce(&mut Entry)) {
         self.with(|ring| {
-            // Ids in the ring are consecutive (pushed one by one, dropped
-            // from the front), so an entry's place is its distance from the
-            // oldest: no search on the per-request path.
-            let Some(front) = ring.entries.front().map(|e| e.id) else {
-                return;
-            };
-            let Some(at) = id
-                .checked_sub(front)
-                .and_then(|at| usize::try_from(at).ok())
-            else {
-                return;
-            };
-            if let Some(entry) = ring.entries.get_mut(at).filter(|e| e.id == id) {
+            if let Some(entry) = ring.index_of(id).and_then(|at| ring.entries.get_mut(at)) {
                 let before = entry.weight();
                 f(entry);
                 let after = entry.weight();
@@ -257,6 +255,15 @@ impl Journal {
 
     pub fn set_bytes_sent(&self, id: u64, bytes: u64) {
         self.update(id, |e| e.bytes_sent = Some(bytes));
+    }
+
+    /// One entry as the control plane lists it (redacted), as JSON: what
+    /// the live feed sends.
+    pub fn view_json(&self, id: u64) -> Option<String> {
+        self.with(|ring| {
+            let entry = ring.entries.get(ring.index_of(id)?)?;
+            serde_json::to_string(&entry.view(false)).ok()
+        })
     }
 
     /// Forgets every entry and the memory that held them.

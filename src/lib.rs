@@ -42,6 +42,7 @@ pub mod clock;
 pub mod config;
 mod core;
 pub mod dialects;
+pub(crate) mod events;
 pub mod faults;
 #[doc(hidden)]
 pub mod fuzzing;

@@ -49,6 +49,8 @@ pub struct AppState {
     pub guard: guard::ControlGuard,
     /// What `/_zipgate/metrics` reports.
     pub metrics: crate::metrics::Metrics,
+    /// The live feed (`/_zipgate/events`, the dashboard).
+    pub events: crate::events::Events,
     /// `--content-root`, held open.
     content_root: Option<Arc<ContentRoot>>,
 }
@@ -97,7 +99,11 @@ impl AppState {
         let content_root = config.open_content_root()?;
         let source = source.with_id_spaces(IdSpaces::of(&dialects));
         let store = Arc::new(source.parse()?);
-        let faults = FaultBook::with_max(config.seed, config.max_faults);
+        // Not a secret: tells a dashboard that the server (and its event
+        // ids) started again.
+        let events = crate::events::Events::new(uuid::Uuid::new_v4().simple().to_string());
+        let faults =
+            FaultBook::with_max(config.seed, config.max_faults).with_events(events.clone());
         if config.faults.len() > config.max_faults {
             return Err(crate::StartError::Faults(format!(
                 "{} rules given, at most {} allowed (--max-faults)",
@@ -127,7 +133,8 @@ impl AppState {
             warmers,
             rng: Mutex::new(SplitMix64::new(config.seed)),
             secrets: Mutex::new(secret_generator(config.secret_seed)),
-            jobs: JobRegistry::with_limits(clock.clone(), config.job_limits),
+            jobs: JobRegistry::with_limits(clock.clone(), config.job_limits)
+                .with_events(events.clone()),
             builder: Builder::default(),
             clock,
             config,
@@ -136,6 +143,7 @@ impl AppState {
             dialects,
             guard,
             metrics: crate::metrics::Metrics::default(),
+            events,
             content_root,
         })
     }
@@ -206,7 +214,18 @@ impl AppState {
         for dialect in &self.dialects {
             dialect.reset();
         }
+        self.events.publish("reset", || "{}".into());
         Ok(())
+    }
+
+    /// Tells the live feed of journal entry `id` as it stands now (its
+    /// status known, then again with its bytes sent).
+    pub fn announce_request(&self, id: u64) {
+        if self.events.recording() {
+            if let Some(json) = self.journal.view_json(id) {
+                self.events.publish("request", || json);
+            }
+        }
     }
 
     pub fn random_u64(&self) -> u64 {
@@ -245,6 +264,9 @@ impl AppState {
     /// Stops background work (the CRC warmer) when the server shuts down.
     pub fn stop_background(&self) {
         self.store().retire();
+        // Event streams never end by themselves: end them, or they would
+        // hold the shutdown for its whole grace period.
+        self.events.close();
     }
 
     /// CRC warmer threads still running.

@@ -11,12 +11,14 @@ use chrono::{DateTime, Utc};
 use zipgate_api::{Error, JobSnapshot, JobState, Principal};
 
 use crate::clock::Clock;
+use crate::events::Events;
 use crate::recheck::{Replacement, Sources};
 use crate::zip::Archive;
 
 mod job;
 mod table;
 mod ticket;
+pub mod view;
 
 use job::Job;
 pub use job::{Building, JobFault, JobSpec, StuckState};
@@ -66,6 +68,9 @@ struct Inner {
     clock: Arc<dyn Clock>,
     jobs: Mutex<Table>,
     limits: JobLimits,
+    /// The live feed: told of each change a request makes to a job
+    /// (changes by time alone show at the next look).
+    events: Events,
 }
 
 /// How many jobs the registry keeps. The per-principal cap comes first, so
@@ -123,8 +128,30 @@ impl JobRegistry {
                     max_jobs: limits.max_jobs.max(1),
                     max_jobs_per_principal: limits.max_jobs_per_principal.max(1),
                 },
+                events: Events::default(),
             }),
         }
+    }
+
+    /// Reports job changes to `events` (before the registry is shared).
+    pub fn with_events(mut self, events: Events) -> Self {
+        if let Some(inner) = Arc::get_mut(&mut self.inner) {
+            inner.events = events;
+        }
+        self
+    }
+
+    /// Tells the live feed about a job; the JSON is built only if someone
+    /// listens. Called under the registry's lock (the feed's is a leaf), so
+    /// one job's events go out in the order its changes happened.
+    fn announce(&self, job: &JobSnapshot) {
+        self.inner.events.publish("job", || {
+            serde_json::to_string(&view::job_view(job)).unwrap_or_default()
+        });
+    }
+
+    fn recording(&self) -> bool {
+        self.inner.events.recording()
     }
 
     fn jobs(&self) -> std::sync::MutexGuard<'_, Table> {
@@ -176,6 +203,8 @@ impl JobRegistry {
             evicted.extend(jobs.evict(excess.max(max_jobs / 100)));
         }
         jobs.insert(job);
+        // Under the lock, so the job's events stay in order of its changes.
+        self.announce(&out);
         // Freeing a hundred evicted jobs is not short: not under the lock.
         drop(jobs);
         drop(evicted);
@@ -207,7 +236,11 @@ impl JobRegistry {
         let now = self.inner.clock.now();
         let mut jobs = self.jobs();
         let job = Self::live(&mut jobs, id, now)?;
+        let before = (job.snapshot.state, job.snapshot.steps);
         job.advance(now, poll);
+        if before != (job.snapshot.state, job.snapshot.steps) {
+            self.announce(&job.snapshot);
+        }
         Some(job.snapshot.clone())
     }
 
@@ -400,6 +433,7 @@ impl JobRegistry {
                 }
             }
         }
+        self.announce(&job.snapshot);
     }
 
     /// Starts a download: the job must be ready (or, if reusable, already
@@ -424,6 +458,8 @@ impl JobRegistry {
         let owner = (snapshot.owner_tag, snapshot.owner.clone());
         let key = jobs.key_of(id).expect("the job was found by this id");
         jobs.owner_entry(owner.0, &owner.1).downloading += 1;
+        self.announce(&snapshot);
+        drop(jobs);
         Ok(Claim {
             archive,
             job: snapshot,
@@ -435,6 +471,8 @@ impl JobRegistry {
                 owner,
                 single_use,
                 settled: AtomicBool::new(false),
+                started: std::time::Instant::now(),
+                announced_ms: std::sync::atomic::AtomicU64::new(0),
             },
         })
     }
@@ -480,6 +518,7 @@ impl JobRegistry {
             // A build nobody will download stops now.
             job.spec.building = None;
         }
+        self.announce(&job.snapshot);
         Ok(job.snapshot.clone())
     }
 
@@ -502,7 +541,14 @@ impl JobRegistry {
     }
 
     pub fn remove(&self, id: &str) -> Option<JobSnapshot> {
-        self.jobs().forget(id).map(|job| job.snapshot)
+        let mut jobs = self.jobs();
+        let removed = jobs.forget(id).map(|job| job.snapshot)?;
+        self.inner.events.publish("job", || {
+            serde_json::json!({"id": removed.id, "dialect": removed.owner_tag, "removed": true})
+                .to_string()
+        });
+        drop(jobs);
+        Some(removed)
     }
 
     /// Forgets every job whose retention has passed; returns how many.
@@ -522,10 +568,16 @@ impl JobRegistry {
         self.len() == 0
     }
 
-    fn update(&self, key: Key, f: impl FnOnce(&mut Job, DateTime<Utc>)) {
+    /// Changes the job in slot `key`; with `announce`, the live feed is told.
+    fn update(&self, key: Key, announce: bool, f: impl FnOnce(&mut Job, DateTime<Utc>)) {
         let now = self.inner.clock.now();
-        if let Some(job) = self.jobs().job_mut(key) {
-            f(job, now);
+        let mut jobs = self.jobs();
+        let Some(job) = jobs.job_mut(key) else {
+            return;
+        };
+        f(job, now);
+        if announce {
+            self.announce(&job.snapshot);
         }
     }
 }

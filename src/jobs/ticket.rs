@@ -1,6 +1,7 @@
 //! A download in progress and what it reports back to its job.
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::Instant;
 
 use zipgate_api::{JobState, Principal};
 
@@ -19,7 +20,14 @@ pub struct DownloadTicket {
     pub(super) owner: (&'static str, Principal),
     pub(super) single_use: bool,
     pub(super) settled: AtomicBool,
+    /// When the download started, and when (ms after) the live feed was
+    /// last told of its progress: at most every [`PROGRESS_EVERY_MS`].
+    pub(super) started: Instant,
+    pub(super) announced_ms: AtomicU64,
 }
+
+/// How often a download's progress reaches the live feed.
+const PROGRESS_EVERY_MS: u64 = 250;
 
 impl DownloadTicket {
     pub fn job_id(&self) -> &str {
@@ -43,7 +51,7 @@ impl DownloadTicket {
             }
             jobs.drop_owner_if_idle(owner_tag, owner);
         }
-        self.registry.update(self.key, |job, now| {
+        self.registry.update(self.key, true, |job, now| {
             let s = &mut job.snapshot;
             s.active_downloads = s.active_downloads.saturating_sub(1);
             if s.state.is_terminal() && s.state != JobState::Done {
@@ -71,23 +79,44 @@ impl DownloadTicket {
     }
 }
 
+impl DownloadTicket {
+    /// Whether to tell the live feed of this step: someone listens and the
+    /// last report is old enough (a chunk is 128 KiB; thousands a second).
+    fn progress_due(&self) -> bool {
+        if !self.registry.recording() {
+            return false;
+        }
+        let now = self.started.elapsed().as_millis() as u64;
+        let last = self.announced_ms.load(Ordering::Relaxed);
+        now >= last + PROGRESS_EVERY_MS
+            && self
+                .announced_ms
+                .compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed)
+                .is_ok()
+    }
+}
+
 impl Progress for DownloadTicket {
     fn entry_done(&self, index: usize) {
-        self.registry.update(self.key, |job, _| {
-            let s = &mut job.snapshot;
-            s.entries_done = s.entries_done.max(index as u64 + 1);
-            if job.entry_is_file.get(index).copied().unwrap_or(false) && s.files_done < s.file_count
-            {
-                s.files_done += 1;
-            }
-        });
+        self.registry
+            .update(self.key, self.progress_due(), |job, _| {
+                let s = &mut job.snapshot;
+                s.entries_done = s.entries_done.max(index as u64 + 1);
+                if job.entry_is_file.get(index).copied().unwrap_or(false)
+                    && s.files_done < s.file_count
+                {
+                    s.files_done += 1;
+                }
+            });
     }
 }
 
 impl StreamObserver for DownloadTicket {
     fn bytes_sent(&self, n: u64) {
         self.registry
-            .update(self.key, |job, _| job.snapshot.bytes_sent += n);
+            .update(self.key, self.progress_due(), |job, _| {
+                job.snapshot.bytes_sent += n
+            });
     }
 
     fn finished(&self, complete: bool) {

@@ -4,11 +4,10 @@
 //! Host and Origin rules and JSON-only bodies (`super::guard`); guarded by
 //! `--control-token` when one is set.
 
-use chrono::{DateTime, Duration, SecondsFormat, Utc};
+use chrono::Duration;
 use http::{Method, Response, StatusCode};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
-use zipgate_api::{JobSnapshot, JobState, Principal};
 
 use super::http::{self as h, Body};
 use super::router::{BoxFuture, Ctx, Router};
@@ -46,7 +45,7 @@ pub const TOKEN_HEADER: &str = "x-zipgate-control-token";
 /// routes that change state, and the control token when one is configured.
 /// The Host is checked first, so a page that got in by DNS rebinding does
 /// not even learn whether a token is needed.
-fn guarded<F, Fut>(router: &mut Router, method: Method, path: &str, handler: F)
+pub(super) fn guarded<F, Fut>(router: &mut Router, method: Method, path: &str, handler: F)
 where
     F: Fn(Ctx) -> Fut + Send + Sync + 'static,
     Fut: std::future::Future<Output = Response<Body>> + Send + 'static,
@@ -107,9 +106,7 @@ fn param(ctx: &Ctx, name: &str) -> String {
     zipgate_api::dialect::percent_decode(ctx.params.get(name).map_or("", String::as_str))
 }
 
-fn time(t: DateTime<Utc>) -> String {
-    t.to_rfc3339_opts(SecondsFormat::Millis, true)
-}
+use crate::jobs::view::{job_view, time, JobView};
 
 fn fixture_error(e: &FixtureError) -> Response<Body> {
     h::json_response(
@@ -194,58 +191,6 @@ async fn reset(ctx: Ctx) -> Response<Body> {
     match ctx.state.reset() {
         Ok(()) => h::json_response(StatusCode::OK, &counts(&ctx.state)),
         Err(e) => fixture_error(&e),
-    }
-}
-
-/// A job in neutral terms, serialised straight to JSON (no `Value` tree).
-#[derive(Serialize)]
-struct JobView<'a> {
-    id: &'a str,
-    dialect: &'a str,
-    owner: Option<&'a str>,
-    state: JobState,
-    name: &'a str,
-    entries: u64,
-    files: u64,
-    progress: Progress,
-    archive_bytes: Option<u64>,
-    created: String,
-    ready: Option<String>,
-    expires: Option<String>,
-    downloads: u32,
-    bytes_sent: u64,
-    error: Option<&'a str>,
-}
-
-#[derive(Serialize)]
-struct Progress {
-    done: u32,
-    of: u32,
-}
-
-fn job_view(job: &JobSnapshot) -> JobView<'_> {
-    JobView {
-        id: &job.id,
-        dialect: job.owner_tag,
-        owner: match &job.owner {
-            Principal::User(u) => Some(&u.0),
-            Principal::Anonymous => None,
-        },
-        state: job.state,
-        name: &job.name,
-        entries: job.entries_total,
-        files: job.file_count,
-        progress: Progress {
-            done: job.steps.0,
-            of: job.steps.1,
-        },
-        archive_bytes: job.archive_len,
-        created: time(job.created_at),
-        ready: job.ready_at.map(time),
-        expires: job.expires_at.map(time),
-        downloads: job.downloads,
-        bytes_sent: job.bytes_sent,
-        error: job.error.as_deref(),
     }
 }
 
@@ -567,5 +512,7 @@ async fn advance(ctx: Ctx) -> Response<Body> {
     state
         .control_clock
         .advance(Duration::milliseconds((advance.seconds * 1000.0) as i64));
-    h::json_response(StatusCode::OK, &json!({"now": time(state.clock.now())}))
+    let now = json!({"now": time(state.clock.now())});
+    state.events.publish("clock", || now.to_string());
+    h::json_response(StatusCode::OK, &now)
 }

@@ -172,6 +172,7 @@ pub(super) async fn dispatch(
     let status = parts.status.as_u16();
     if let Some(id) = journal {
         state.journal.set_status(id, status);
+        state.announce_request(id);
     }
     Response::from_parts(
         parts,
@@ -323,6 +324,7 @@ impl Drop for AccessLogged {
     fn drop(&mut self) {
         if let Some(id) = self.journal {
             self.state.journal.set_bytes_sent(id, self.bytes);
+            self.state.announce_request(id);
         }
         let complete = self.complete || self.inner.is_end_stream();
         let total = self.started.elapsed();

@@ -11,6 +11,7 @@ pub(crate) mod native;
 pub mod router;
 mod shaping;
 pub mod tls;
+mod ui;
 
 use std::convert::Infallible;
 use std::future::Future;
@@ -39,6 +40,7 @@ pub fn routes(dialects: &[Arc<dyn Mounted>], config: &Config) -> Router {
     native::mount(&mut router);
     if config.control {
         control::mount(&mut router);
+        ui::mount(&mut router);
     }
     let public_url: Option<Arc<str>> = config.public_url.as_deref().map(Arc::from);
     for dialect in dialects {

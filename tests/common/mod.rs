@@ -488,6 +488,73 @@ pub fn serve_binary_env(args: &[&str], env: &[(&str, &str)]) -> Running {
     running
 }
 
+/// `zipgate serve --listen LISTEN ARGS` (a fixed port, e.g. the one a killed
+/// server had), waiting for the log line that names its address as
+/// `serve_binary` does. A start that ends before that line (the port not yet
+/// free) is tried again for up to 10 s; then the error holds what it logged.
+pub fn serve_binary_on(listen: &str, args: &[&str]) -> Result<Running, String> {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        match try_serve_binary_on(listen, args) {
+            Ok(running) => return Ok(running),
+            Err(why) if Instant::now() >= deadline => {
+                return Err(format!(
+                    "zipgate serve --listen {listen} did not start: {why}"
+                ))
+            }
+            Err(_) => std::thread::sleep(Duration::from_millis(200)),
+        }
+    }
+}
+
+fn try_serve_binary_on(listen: &str, args: &[&str]) -> Result<Running, String> {
+    let mut child = zipgate_command()
+        .args(["serve", "--listen", listen])
+        .args(args)
+        .env("RUST_LOG", "info")
+        .env(
+            "XDG_CACHE_HOME",
+            std::env::temp_dir().join("zipgate-test-cache"),
+        )
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|e| format!("spawn: {e}"))?;
+    let stderr = child.stderr.take().unwrap();
+    let (tx, log) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    // Owned by the guard from here on: an early return reaps the child.
+    let mut running = Running {
+        child,
+        addr: String::new(),
+        listening: String::new(),
+        log,
+    };
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let mut seen = Vec::new();
+    while running.addr.is_empty() {
+        let line = match running
+            .log
+            .recv_timeout(deadline.saturating_duration_since(Instant::now()))
+        {
+            Ok(line) => line,
+            Err(e) => return Err(format!("{e} before it named its address: {seen:?}")),
+        };
+        if let Some(at) = line.find("http://127.0.0.1:") {
+            running.addr = line[at + 7..].split_whitespace().next().unwrap().to_owned();
+            running.listening = line.clone();
+        }
+        seen.push(line);
+    }
+    Ok(running)
+}
+
 /// Runs `zipgate serve` with `args` and `env` until it exits (at most 10 s,
 /// then it is killed and `None` is its status); its stderr.
 pub fn start_refused(
