@@ -1,0 +1,106 @@
+#!/usr/bin/env python3
+"""Runs the workspace's test binaries two at a time (tests/run calls it).
+
+    cargo test --workspace --no-run --message-format=json-render-diagnostics \\
+        | python3 tests/parallel.py
+
+`cargo test` runs one test binary after another, and most of ours spend their
+time waiting on something else (a vendor SDK in Python or Node, moto, a
+browser, an archive reader), so on the 2-core CI machine half of it was idle
+time. This runs the binaries built by the command above in two lanes, the
+longest first, each in its package's directory as cargo would, and prints
+each binary's whole output when it ends (never interleaved). It exits 1 if
+any binary failed, after all have run (as `--no-fail-fast`), and lists them.
+
+Extra arguments are passed to every test binary (e.g. `--skip slow_thing`).
+"""
+
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+
+LANES = int(os.environ.get("ZIPGATE_TEST_LANES", "2"))
+
+# Started first so the long ones do not end up alone at the end (seconds on
+# the 2-core machine, from tests/run's output). Anything unlisted comes after.
+LONGEST = ["clients", "zip64_large", "openapi", "native_zip", "cli", "dashboard", "s3",
+           "onlyoffice", "streaming", "examples", "wheel"]
+
+
+def binaries(lines):
+    found = []
+    for line in lines:
+        line = line.strip()
+        if not line.startswith("{"):
+            continue
+        message = json.loads(line)
+        if message.get("reason") == "compiler-message":
+            rendered = (message.get("message") or {}).get("rendered")
+            if rendered:
+                sys.stderr.write(rendered)
+            continue
+        if message.get("reason") != "compiler-artifact" or not message.get("executable"):
+            continue
+        if not message.get("profile", {}).get("test"):
+            continue
+        target = message["target"]
+        package = os.path.dirname(message["manifest_path"])
+        kind = target["kind"][0]
+        name = target["name"] if kind == "test" else "%s (%s)" % (target["name"], kind)
+        found.append({"name": name, "target": target["name"], "exe": message["executable"],
+                      "cwd": package})
+    rank = {name: i for i, name in enumerate(LONGEST)}
+    found.sort(key=lambda b: (rank.get(b["target"], len(LONGEST)), b["name"]))
+    return found
+
+
+def main():
+    todo = binaries(sys.stdin)
+    if not todo:
+        sys.exit("tests/parallel.py: no test binaries in the input (pipe cargo test --no-run "
+                 "--message-format=json-render-diagnostics into it)")
+    total = len(todo)
+    extra = sys.argv[1:]
+    lock = threading.Lock()
+    failed = []
+    started = time.monotonic()
+
+    def lane():
+        while True:
+            with lock:
+                if not todo:
+                    return
+                binary = todo.pop(0)
+            with tempfile.TemporaryFile() as out:
+                t0 = time.monotonic()
+                code = subprocess.call([binary["exe"], *extra], cwd=binary["cwd"],
+                                       stdout=out, stderr=subprocess.STDOUT,
+                                       stdin=subprocess.DEVNULL)
+                took = time.monotonic() - t0
+                out.seek(0)
+                text = out.read().decode("utf-8", "replace")
+            with lock:
+                verdict = "ok" if code == 0 else "FAILED (exit %d)" % code
+                print("\n     Running %s (%s) ... %s in %.1f s" % (
+                    binary["name"], os.path.relpath(binary["exe"]), verdict, took))
+                print(text, end="" if text.endswith("\n") else "\n", flush=True)
+                if code != 0:
+                    failed.append(binary["name"])
+
+    threads = [threading.Thread(target=lane) for _ in range(LANES)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    print("\n%d test binaries in %.0f s (%d lanes)" % (total, time.monotonic() - started, LANES))
+    if failed:
+        print("failed: %s" % ", ".join(failed))
+        sys.exit(1)
+
+
+if __name__ == "__main__":
+    main()
