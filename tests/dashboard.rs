@@ -135,6 +135,17 @@ impl Feed {
     }
 }
 
+/// The job id in a Box create answer's `download_url` (…/zip_downloads/{id}/content).
+fn box_job_id(created: &serde_json::Value) -> String {
+    created["download_url"]
+        .as_str()
+        .unwrap()
+        .split('/')
+        .nth(5)
+        .unwrap()
+        .to_owned()
+}
+
 async fn box_create(server: &ServerHandle) -> serde_json::Value {
     let reply = send(
         server,
@@ -212,13 +223,7 @@ async fn events_resume_without_gaps_and_ask_for_a_reload_when_they_cannot() {
     assert_eq!(hello.id, Some(0), "a fresh client starts at the last id");
 
     let created = box_create(&server).await;
-    let job_id = created["download_url"]
-        .as_str()
-        .unwrap()
-        .split('/')
-        .nth(5)
-        .unwrap()
-        .to_owned();
+    let job_id = box_job_id(&created);
     let seen = feed.until("request", "\"status\":202").await;
     let job = seen.iter().find(|e| e.event == "job").expect("a job event");
     let job: serde_json::Value = serde_json::from_str(&job.data).unwrap();
@@ -340,13 +345,7 @@ async fn a_subscriber_that_falls_behind_is_told_to_reload_and_never_slows_reques
     );
     let fresh = create().await;
     assert_eq!(fresh.status, StatusCode::ACCEPTED);
-    let id = fresh.json()["download_url"]
-        .as_str()
-        .unwrap()
-        .split('/')
-        .nth(5)
-        .unwrap()
-        .to_owned();
+    let id = box_job_id(&fresh.json());
     stalled.until("job", &id).await;
     server.shutdown().await;
 }

@@ -63,31 +63,31 @@ fn page(router: &mut Router, path: &str, text: &'static str, content_type: &'sta
         if let Some(refused) = ctx.state.guard.check(&ctx.req) {
             return refused;
         }
-        let mut response = Response::new(super::http::full(Bytes::from_static(text.as_bytes())));
-        let headers = response.headers_mut();
-        headers.insert(
-            http::header::CONTENT_TYPE,
-            HeaderValue::from_static(content_type),
-        );
-        headers.insert(
-            http::header::CONTENT_SECURITY_POLICY,
-            HeaderValue::from_static(CSP),
-        );
-        headers.insert(
-            http::header::X_CONTENT_TYPE_OPTIONS,
-            HeaderValue::from_static("nosniff"),
-        );
-        headers.insert(
-            http::header::REFERRER_POLICY,
-            HeaderValue::from_static("no-referrer"),
-        );
-        // A new binary brings a new page: never a stale script from cache.
-        headers.insert(
-            http::header::CACHE_CONTROL,
-            HeaderValue::from_static("no-cache"),
-        );
-        response
+        let response = Response::new(super::http::full(Bytes::from_static(text.as_bytes())));
+        with_headers(
+            response,
+            &[
+                (http::header::CONTENT_TYPE, content_type),
+                (http::header::CONTENT_SECURITY_POLICY, CSP),
+                (http::header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
+                (http::header::REFERRER_POLICY, "no-referrer"),
+                // A new binary brings a new page: never a stale script from cache.
+                (http::header::CACHE_CONTROL, "no-cache"),
+            ],
+        )
     });
+}
+
+fn with_headers(
+    mut response: Response<Body>,
+    headers: &[(http::header::HeaderName, &'static str)],
+) -> Response<Body> {
+    for (name, value) in headers {
+        response
+            .headers_mut()
+            .insert(name.clone(), HeaderValue::from_static(value));
+    }
+    response
 }
 
 /// `GET /_zipgate/events`: `hello` (the server instance and the last event
@@ -117,17 +117,14 @@ async fn events(ctx: Ctx) -> Response<Body> {
             Some((Ok(http_body::Frame::data(next)), (None, sub)))
         });
     let mut response = Response::new(BodyExt::boxed(http_body_util::StreamBody::new(stream)));
-    let headers = response.headers_mut();
-    headers.insert(
-        http::header::CONTENT_TYPE,
-        HeaderValue::from_static("text/event-stream"),
-    );
-    headers.insert(
-        http::header::CACHE_CONTROL,
-        HeaderValue::from_static("no-store"),
-    );
     *response.status_mut() = StatusCode::OK;
-    response
+    with_headers(
+        response,
+        &[
+            (http::header::CONTENT_TYPE, "text/event-stream"),
+            (http::header::CACHE_CONTROL, "no-store"),
+        ],
+    )
 }
 
 /// The first chunk: the reconnect delay, `hello`, then `resync` or the

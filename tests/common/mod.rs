@@ -444,48 +444,8 @@ pub fn serve_binary(args: &[&str]) -> Running {
 
 /// `serve_binary` with `env` set for it.
 pub fn serve_binary_env(args: &[&str], env: &[(&str, &str)]) -> Running {
-    let mut child = zipgate_command()
-        .args(["serve", "--listen", "127.0.0.1:0"])
-        .args(args)
-        .envs(env.iter().copied())
-        .env("RUST_LOG", "info")
-        // A served tree's CRC cache goes here, not into the user's own.
-        .env(
-            "XDG_CACHE_HOME",
-            std::env::temp_dir().join("zipgate-test-cache"),
-        )
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("zipgate starts");
-    let stderr = child.stderr.take().unwrap();
-    let (tx, log) = mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            if tx.send(line).is_err() {
-                break;
-            }
-        }
-    });
-    // Owned by the guard from here on, so a failed wait below still reaps the child.
-    let mut running = Running {
-        child,
-        addr: String::new(),
-        listening: String::new(),
-        log,
-    };
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while running.addr.is_empty() {
-        let line = running
-            .log
-            .recv_timeout(deadline.saturating_duration_since(Instant::now()))
-            .expect("zipgate logs where it listens");
-        if let Some(at) = line.find("http://127.0.0.1:") {
-            running.addr = line[at + 7..].split_whitespace().next().unwrap().to_owned();
-            running.listening = line;
-        }
-    }
-    running
+    try_serve_binary_on("127.0.0.1:0", args, env)
+        .unwrap_or_else(|why| panic!("zipgate starts: {why}"))
 }
 
 /// `zipgate serve --listen LISTEN ARGS` (a fixed port, e.g. the one a killed
@@ -495,7 +455,7 @@ pub fn serve_binary_env(args: &[&str], env: &[(&str, &str)]) -> Running {
 pub fn serve_binary_on(listen: &str, args: &[&str]) -> Result<Running, String> {
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
-        match try_serve_binary_on(listen, args) {
+        match try_serve_binary_on(listen, args, &[]) {
             Ok(running) => return Ok(running),
             Err(why) if Instant::now() >= deadline => {
                 return Err(format!(
@@ -507,11 +467,17 @@ pub fn serve_binary_on(listen: &str, args: &[&str]) -> Result<Running, String> {
     }
 }
 
-fn try_serve_binary_on(listen: &str, args: &[&str]) -> Result<Running, String> {
+fn try_serve_binary_on(
+    listen: &str,
+    args: &[&str],
+    env: &[(&str, &str)],
+) -> Result<Running, String> {
     let mut child = zipgate_command()
         .args(["serve", "--listen", listen])
         .args(args)
+        .envs(env.iter().copied())
         .env("RUST_LOG", "info")
+        // A served tree's CRC cache goes here, not into the user's own.
         .env(
             "XDG_CACHE_HOME",
             std::env::temp_dir().join("zipgate-test-cache"),
