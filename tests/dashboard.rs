@@ -391,8 +391,10 @@ fn the_dashboard_works_in_a_real_browser() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     let python = root.join(".venv/bin/python");
     assert!(
-        Path::new("/usr/bin/chromium").exists() && python.exists(),
-        "run tests/run: it installs chromium (apt) and Playwright (.venv)"
+        Path::new("/usr/bin/chromium").exists()
+            && python.exists()
+            && root.join(".venv-onlyoffice-pypi/bin/python").exists(),
+        "run tests/run: it installs chromium (apt), Playwright (.venv) and PyPI's ONLYOFFICE client"
     );
     let mut server = serve_binary(&["--control-token", TOKEN]);
     let addr = server.addr.clone();

@@ -26,7 +26,9 @@ Steps: 1 the page asks for the token, connects, and reports no console error
 and no CSP violation; 2 a Box zip download with Box's Python SDK, downloaded:
 the job row reaches the control plane's final state and the journal shows the
 202 create; 3 an ONLYOFFICE bulk download as Workspace's web client makes it:
-the job row reaches its final state; 4 a fault rule added from the form (a
+the job row reaches its final state; 3b PyPI's Workspace client (onlyoffice
+0.1.0, from .venv-onlyoffice-pypi) runs its own flow: its job row turns
+ready and its legacy link shows as the 404 a v12 portal gives; 4 a fault rule added from the form (a
 refused one shows the server's message) makes the SDK's next create fail with
 Box's 503 envelope, its row counts the firing, the screenshot is taken, and the
 rule is deleted from the page; 5 the clock advanced from the page expires a
@@ -45,7 +47,9 @@ import json
 import os
 import select
 import signal
+import subprocess
 import sys
+import tempfile
 import time
 import urllib.error
 import urllib.parse
@@ -386,6 +390,30 @@ def steps(page, watch, ctl, alice, base, token, shot):
     expect(row.locator("td.job-dialect")).to_have_text("onlyoffice")
     expect(row.locator("td.job-bytes")).to_have_attribute("data-bytes", str(oo_job["bytes_sent"]))
     expect(row.locator("td.job-bytes")).to_have_attribute("data-downloads", str(oo_job["downloads"]))
+
+    step("3b ONLYOFFICE with a real client: PyPI's Workspace client onlyoffice 0.1.0 (create, poll "
+         "fileops every 2 s, then its own legacy link, an empty 404 on a v12 portal)")
+    before = {j["id"] for j in ctl.jobs("onlyoffice")}
+    # Its own venv: it pins requests<2.29 (see tests/clients/onlyoffice_pypi.py).
+    python = Path(__file__).resolve().parents[2] / ".venv-onlyoffice-pypi" / "bin" / "python"
+    client = (
+        "import sys\n"
+        "from onlyoffice import OnlyOffice\n"
+        "ok = OnlyOffice(sys.argv[1], 'alice@example.com', 'alice-password').download(['12348', '12345'], sys.argv[2])\n"
+        "print('download returned', ok)\n"
+    )
+    with tempfile.TemporaryDirectory() as tmp:
+        ran = subprocess.run([str(python), "-c", client, base, os.path.join(tmp, "out.zip")],
+                             capture_output=True, text=True, timeout=60)
+    check("the PyPI client's download returns True", ran.returncode == 0 and "download returned True" in ran.stdout,
+          (ran.returncode, ran.stdout[-300:], ran.stderr[-800:]))
+    pypi_job = ctl.new_job("onlyoffice", before)
+    pypi_job = ctl.settled(pypi_job["id"], lambda j: j["state"] == "ready", "ready (finished, never downloaded)")
+    expect(page.locator(f'#jobs-body tr[data-job-id="{css(pypi_job["id"])}"]')).to_have_attribute("data-state", "ready")
+    legacy = [r for r in ctl.requests(dialect="onlyoffice", method="GET")
+              if "filehandler.ashx" in r["path"] and "ext=.zip" in (r.get("query") or "")]
+    check("the client's legacy link is in the journal, answered 404", len(legacy) == 1 and legacy[0]["status"] == 404, legacy)
+    expect(page.locator(f'#requests-body tr.req[data-request-id="{legacy[0]["id"]}"]')).to_have_attribute("data-status", "404")
 
     step("4 a fault rule from the form: Box's create answers 503 once")
     check("no fault rule in force yet", ctl.faults() == [], ctl.faults())
