@@ -10,7 +10,7 @@ use zipgate_api::{
     NameMatch, NodeId, NodeInfo, NodeKind, Principal, Randomness, SignedIn, UserInfo,
 };
 
-use crate::jobs::{Admission, Building, Claim, JobFault, JobSpec, Peek, RecheckInput};
+use crate::jobs::{Admission, Building, Claimed, JobFault, JobSpec, Peek, RecheckInput};
 use crate::packing::{build_archive, single_file_archive};
 use crate::planner;
 use crate::recheck::{Replacement, Sources};
@@ -273,7 +273,7 @@ impl Core for ServerCore {
         owner: &Principal,
         wanted: &dyn Fn(&JobSnapshot) -> bool,
     ) -> Option<JobSnapshot> {
-        self.state.jobs.newest_of(self.tag(), owner, wanted)
+        self.state.jobs.newest_of(self.tag(), owner, &wanted)
     }
 
     fn start_download(&self, id: &str, max_per_owner: Option<usize>) -> Result<Download, Error> {
@@ -305,7 +305,7 @@ impl Core for ServerCore {
                 .preflight()
                 .map_err(|e| Error::Unavailable(e.to_string()))?;
         }
-        let Claim {
+        let Claimed {
             archive,
             ticket,
             job,
@@ -328,7 +328,7 @@ impl Core for ServerCore {
             len,
             single_file,
             Box::new(move |offset, len| {
-                archive_body(archive, offset, len, streams, Arc::new(ticket))
+                archive_body(archive, offset, len, streams, ticket.clone())
             }),
         ))
     }

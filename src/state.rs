@@ -14,7 +14,7 @@ use crate::builder::Builder;
 use crate::clock::{AdjustableClock, Clock};
 use crate::config::Config;
 use crate::faults::FaultBook;
-use crate::jobs::JobRegistry;
+use crate::jobs::{JobBackend, JobRegistry};
 use crate::journal::Journal;
 use crate::server::guard;
 use crate::server::limit::ConnectionLimit;
@@ -36,7 +36,9 @@ pub struct AppState {
     rng: Mutex<SplitMix64>,
     secrets: Mutex<ChaCha20Rng>,
     pub clock: Arc<dyn Clock>,
-    pub jobs: JobRegistry,
+    /// The jobs of every dialect (in memory; a shared backend is planned:
+    /// docs/design/scaleout.md).
+    pub jobs: Arc<dyn JobBackend>,
     /// Builds the archives of jobs that need an exact length ahead.
     pub builder: Builder,
     pub config: Config,
@@ -133,8 +135,10 @@ impl AppState {
             warmers,
             rng: Mutex::new(SplitMix64::new(config.seed)),
             secrets: Mutex::new(secret_generator(config.secret_seed)),
-            jobs: JobRegistry::with_limits(clock.clone(), config.job_limits)
-                .with_events(events.clone()),
+            jobs: Arc::new(
+                JobRegistry::with_limits(clock.clone(), config.job_limits)
+                    .with_events(events.clone()),
+            ),
             builder: Builder::default(),
             clock,
             config,

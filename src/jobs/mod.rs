@@ -15,6 +15,7 @@ use crate::events::Events;
 use crate::recheck::{Replacement, Sources};
 use crate::zip::Archive;
 
+mod backend;
 mod job;
 mod table;
 mod ticket;
@@ -23,6 +24,7 @@ pub mod view;
 use job::Job;
 pub use job::{Building, JobFault, JobSpec, StuckState};
 use table::{remove_key, Key, OwnerJobs, Table};
+pub use backend::{Claimed, JobBackend};
 pub use ticket::DownloadTicket;
 
 /// What a download must satisfy besides the job's own rules.
@@ -104,11 +106,13 @@ pub const DEFAULT_MAX_JOBS: usize = 10_000;
 pub const DEFAULT_MAX_JOBS_PER_PRINCIPAL: usize = 1_000;
 
 impl JobRegistry {
+    #[cfg(test)]
     pub fn new(clock: Arc<dyn Clock>) -> Self {
         Self::with_limits(clock, JobLimits::default())
     }
 
     /// A global cap only (no principal is ever refused).
+    #[cfg(test)]
     pub fn with_capacity(clock: Arc<dyn Clock>, max_jobs: usize) -> Self {
         Self::with_limits(
             clock,
@@ -466,7 +470,6 @@ impl JobRegistry {
             recheck,
             ticket: DownloadTicket {
                 registry: self.clone(),
-                id: id.to_owned(),
                 key,
                 owner,
                 single_use,
@@ -552,6 +555,7 @@ impl JobRegistry {
     }
 
     /// Forgets every job whose retention has passed; returns how many.
+    #[cfg(test)]
     pub fn sweep(&self) -> usize {
         let now = self.inner.clock.now();
         let mut jobs = self.jobs();
@@ -562,10 +566,6 @@ impl JobRegistry {
 
     pub fn len(&self) -> usize {
         self.jobs().len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
     }
 
     /// Changes the job in slot `key`; with `announce`, the live feed is told.

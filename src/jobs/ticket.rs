@@ -13,7 +13,6 @@ use crate::zip::{Progress, StreamObserver};
 /// unfinished records an interrupted download.
 pub struct DownloadTicket {
     pub(super) registry: JobRegistry,
-    pub(super) id: String,
     /// The job's slot: a job made later under the same id is not this one.
     pub(super) key: Key,
     /// Whose download this is counted as, even if the job is removed meanwhile.
@@ -30,10 +29,7 @@ pub struct DownloadTicket {
 const PROGRESS_EVERY_MS: u64 = 250;
 
 impl DownloadTicket {
-    pub fn job_id(&self) -> &str {
-        &self.id
-    }
-
+    #[cfg(test)]
     pub fn complete(self) {
         self.finish(true);
     }

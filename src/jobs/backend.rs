@@ -1,0 +1,147 @@
+//! What the core and the control plane ask of the job store, as a trait:
+//! today's in-memory [`JobRegistry`] is one implementation, and a store
+//! shared by several replicas (Redis, docs/design/scaleout.md) is to be the
+//! next. Synchronous, like the dialect handlers that call it, and
+//! object-safe, so `AppState` holds any of them as `Arc<dyn JobBackend>`.
+
+use std::sync::Arc;
+
+use zipgate_api::{Error, JobSnapshot, Principal};
+
+use super::{Admission, Claim, JobRegistry, JobSpec, Peek, RecheckInput};
+use crate::recheck::Replacement;
+use crate::zip::{Archive, StreamObserver};
+
+/// A download that has started, as any backend hands it out: the ticket
+/// follows the stream and reports its progress and end to the backend.
+pub struct Claimed {
+    pub archive: Arc<Archive>,
+    pub ticket: Arc<dyn StreamObserver>,
+    /// The job as the claim left it.
+    pub job: JobSnapshot,
+    /// For a job that rechecks its items when a download starts.
+    pub recheck: Option<RecheckInput>,
+}
+
+/// The jobs every dialect shares: the neutral state machine (see
+/// [`JobRegistry`] for its rules), behind whatever holds it.
+pub trait JobBackend: Send + Sync {
+    /// The dialect that created the job, if there is one by this id.
+    fn owner_tag(&self, id: &str) -> Option<&'static str>;
+    fn create(&self, spec: JobSpec) -> Result<JobSnapshot, Error>;
+    /// Ends the build of `id`'s archive if the job still holds `from`.
+    fn finish_build(&self, id: &str, from: &Arc<Archive>, result: Result<Archive, String>);
+    /// Current state without counting as a poll.
+    fn get(&self, id: &str) -> Option<JobSnapshot>;
+    /// A client's status poll: advances poll-paced jobs.
+    fn poll(&self, id: &str) -> Option<JobSnapshot>;
+    fn cancel(&self, id: &str) -> Result<JobSnapshot, Error>;
+    fn fail(&self, id: &str, reason: &str) -> Result<JobSnapshot, Error>;
+    fn acknowledge(&self, id: &str);
+    fn remove(&self, id: &str) -> Option<JobSnapshot>;
+    /// Every job, oldest first (the control plane).
+    fn list(&self) -> Vec<JobSnapshot>;
+    /// Jobs with this tag and owner, oldest first.
+    fn list_of(&self, owner_tag: &str, owner: &Principal) -> Vec<JobSnapshot>;
+    /// Jobs with this tag and owner not yet acknowledged, oldest first.
+    fn open_of(&self, owner_tag: &str, owner: &Principal) -> Vec<JobSnapshot>;
+    /// The newest job with this tag and owner that `wanted` accepts.
+    fn newest_of(
+        &self,
+        owner_tag: &str,
+        owner: &Principal,
+        wanted: &dyn Fn(&JobSnapshot) -> bool,
+    ) -> Option<JobSnapshot>;
+    /// The job's archive, whatever its state (asked before a claim).
+    fn archive(&self, id: &str) -> Option<Arc<Archive>>;
+    /// What a download would get, claiming nothing (a `HEAD`).
+    fn peek_download(&self, id: &str, admission: Admission<'_>) -> Result<Peek, Error>;
+    /// Starts a download: checks and claims in one step.
+    fn begin_download(&self, id: &str, admission: Admission<'_>) -> Result<Claimed, Error>;
+    /// Swaps in the archive a download-time recheck cut.
+    fn cut_archive(&self, id: &str, cut: &Replacement);
+    /// Jobs held, by dialect and state (`/_zipgate/metrics`).
+    fn counts(&self) -> Vec<((String, String), u64)>;
+    /// Forgets every job (the control plane's reset).
+    fn clear(&self);
+    fn len(&self) -> usize;
+}
+
+impl JobBackend for JobRegistry {
+    fn owner_tag(&self, id: &str) -> Option<&'static str> {
+        JobRegistry::owner_tag(self, id)
+    }
+    fn create(&self, spec: JobSpec) -> Result<JobSnapshot, Error> {
+        JobRegistry::create(self, spec)
+    }
+    fn finish_build(&self, id: &str, from: &Arc<Archive>, result: Result<Archive, String>) {
+        JobRegistry::finish_build(self, id, from, result)
+    }
+    fn get(&self, id: &str) -> Option<JobSnapshot> {
+        JobRegistry::get(self, id)
+    }
+    fn poll(&self, id: &str) -> Option<JobSnapshot> {
+        JobRegistry::poll(self, id)
+    }
+    fn cancel(&self, id: &str) -> Result<JobSnapshot, Error> {
+        JobRegistry::cancel(self, id)
+    }
+    fn fail(&self, id: &str, reason: &str) -> Result<JobSnapshot, Error> {
+        JobRegistry::fail(self, id, reason)
+    }
+    fn acknowledge(&self, id: &str) {
+        JobRegistry::acknowledge(self, id)
+    }
+    fn remove(&self, id: &str) -> Option<JobSnapshot> {
+        JobRegistry::remove(self, id)
+    }
+    fn list(&self) -> Vec<JobSnapshot> {
+        JobRegistry::list(self)
+    }
+    fn list_of(&self, owner_tag: &str, owner: &Principal) -> Vec<JobSnapshot> {
+        JobRegistry::list_of(self, owner_tag, owner)
+    }
+    fn open_of(&self, owner_tag: &str, owner: &Principal) -> Vec<JobSnapshot> {
+        JobRegistry::open_of(self, owner_tag, owner)
+    }
+    fn newest_of(
+        &self,
+        owner_tag: &str,
+        owner: &Principal,
+        wanted: &dyn Fn(&JobSnapshot) -> bool,
+    ) -> Option<JobSnapshot> {
+        JobRegistry::newest_of(self, owner_tag, owner, wanted)
+    }
+    fn archive(&self, id: &str) -> Option<Arc<Archive>> {
+        JobRegistry::archive(self, id)
+    }
+    fn peek_download(&self, id: &str, admission: Admission<'_>) -> Result<Peek, Error> {
+        JobRegistry::peek_download(self, id, admission)
+    }
+    fn begin_download(&self, id: &str, admission: Admission<'_>) -> Result<Claimed, Error> {
+        let Claim {
+            archive,
+            ticket,
+            job,
+            recheck,
+        } = JobRegistry::begin_download(self, id, admission)?;
+        Ok(Claimed {
+            archive,
+            ticket: Arc::new(ticket),
+            job,
+            recheck,
+        })
+    }
+    fn cut_archive(&self, id: &str, cut: &Replacement) {
+        JobRegistry::cut_archive(self, id, cut)
+    }
+    fn counts(&self) -> Vec<((String, String), u64)> {
+        JobRegistry::counts(self)
+    }
+    fn clear(&self) {
+        JobRegistry::clear(self)
+    }
+    fn len(&self) -> usize {
+        JobRegistry::len(self)
+    }
+}
