@@ -21,10 +21,10 @@ mod table;
 mod ticket;
 pub mod view;
 
+pub use backend::{Claimed, JobBackend};
 use job::Job;
 pub use job::{Building, JobFault, JobSpec, StuckState};
 use table::{remove_key, Key, OwnerJobs, Table};
-pub use backend::{Claimed, JobBackend};
 pub use ticket::DownloadTicket;
 
 /// What a download must satisfy besides the job's own rules.
