@@ -71,6 +71,9 @@ pub struct Config {
     /// and closed (`--max-connections`). The default leaves a quarter of
     /// the descriptor limit for files and the log (`limit::max_connections_for`).
     pub max_connections: usize,
+    /// This server's name among replicas (`--replica`): in `/_zipgate/health`
+    /// and on every journal entry. Default: `<host name>-<process id>`.
+    pub replica: String,
     /// Origins whose browsers vendor routes answer with CORS headers
     /// (`--cors`; `*` for any); empty: none.
     pub cors: Vec<String>,
@@ -198,8 +201,20 @@ impl Default for Config {
             max_connections: limit::default_max_connections(),
             tls: None,
             cors: Vec::new(),
+            replica: default_replica(),
         }
     }
+}
+
+/// `<host name>-<process id>`: distinct for two replicas on one machine,
+/// and says where each runs.
+pub fn default_replica() -> String {
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .ok()
+        .map(|h| h.trim().to_owned())
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "zipgate".to_owned());
+    format!("{host}-{}", std::process::id())
 }
 
 impl Config {

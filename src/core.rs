@@ -333,6 +333,10 @@ impl Core for ServerCore {
         ))
     }
 
+    fn next_in_sequence(&self, name: &str) -> u64 {
+        self.state.next_in_sequence(self.tag(), name)
+    }
+
     fn random(&self, kind: Randomness, out: &mut [u8]) {
         match kind {
             Randomness::Cosmetic => {

@@ -138,6 +138,8 @@ pub const DEFAULT_MAX_BYTES: usize = 4 << 20;
 pub struct Journal {
     capacity: usize,
     max_bytes: usize,
+    /// This server's `--replica` name, shown on every entry.
+    replica: std::sync::Arc<str>,
     inner: Mutex<Ring>,
 }
 
@@ -189,8 +191,19 @@ impl Journal {
         Journal {
             capacity,
             max_bytes,
+            replica: "".into(),
             inner: Mutex::new(Ring::default()),
         }
+    }
+
+    /// Names this server (`--replica`) on every entry's view.
+    pub fn with_replica(mut self, replica: &str) -> Self {
+        self.replica = replica.into();
+        self
+    }
+
+    pub fn replica(&self) -> &str {
+        &self.replica
     }
 
     fn with<R>(&self, f: impl FnOnce(&mut Ring) -> R) -> R {
@@ -262,7 +275,7 @@ impl Journal {
     pub fn view_json(&self, id: u64) -> Option<String> {
         self.with(|ring| {
             let entry = ring.entries.get(ring.index_of(id)?)?;
-            serde_json::to_string(&entry.view(false)).ok()
+            serde_json::to_string(&entry.view(false, &self.replica)).ok()
         })
     }
 
@@ -324,6 +337,8 @@ impl Journal {
 #[derive(Serialize)]
 pub struct EntryView<'a> {
     id: u64,
+    /// The server that took the request (`--replica`).
+    replica: &'a str,
     time: String,
     dialect: Option<&'a str>,
     method: &'a str,
@@ -341,9 +356,10 @@ pub struct EntryView<'a> {
 
 impl Entry {
     /// The control plane's view; credentials are redacted unless `reveal`.
-    pub fn view(&self, reveal: bool) -> EntryView<'_> {
+    pub fn view<'a>(&'a self, reveal: bool, replica: &'a str) -> EntryView<'a> {
         EntryView {
             id: self.id,
+            replica,
             time: self.time.to_rfc3339_opts(SecondsFormat::Millis, true),
             dialect: self.dialect(),
             method: self.method(),
@@ -707,7 +723,7 @@ mod tests {
         assert_eq!(page(None, Some(1)), [2]);
         assert_eq!(page(Some(2), None), [3]);
         assert_eq!(page(Some(3), Some(5)), Vec::<u64>::new());
-        let view = serde_json::to_value(all[0].view(false)).unwrap();
+        let view = serde_json::to_value(all[0].view(false, "r1")).unwrap();
         assert_eq!(view["path"], "/b");
         assert_eq!(view["headers"], serde_json::json!([]));
         assert!(Journal::new(0)

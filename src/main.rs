@@ -293,6 +293,10 @@ struct ServeArgs {
     /// The most fault rules in force at once.
     #[arg(long, default_value_t = zipgate::faults::DEFAULT_MAX_RULES, env = "ZIPGATE_MAX_FAULTS")]
     max_faults: usize,
+    /// This server's name among replicas, shown in /_zipgate/health and on
+    /// every journal entry (default: `<host name>-<process id>`).
+    #[arg(long, value_name = "NAME", value_parser = replica_name, env = "ZIPGATE_REPLICA")]
+    replica: Option<String>,
     /// A dialect setting, DIALECT.KEY=VALUE (repeatable), e.g. `--set box.url_ttl=300`;
     /// in `ZIPGATE_SET`, one per line (values may hold commas).
     #[arg(
@@ -428,6 +432,16 @@ fn count(text: &str) -> Result<usize, String> {
     match text.trim().parse::<u32>() {
         Ok(n) if n >= 1 => Ok(n as usize),
         _ => Err(format!("expected a whole number from 1 to {}", u32::MAX)),
+    }
+}
+
+/// A replica name: 1-64 printable ASCII characters without spaces, so it
+/// reads the same in JSON, logs and a Redis key.
+fn replica_name(text: &str) -> Result<String, String> {
+    if (1..=64).contains(&text.len()) && text.bytes().all(|b| b.is_ascii_graphic()) {
+        Ok(text.to_owned())
+    } else {
+        Err("expected 1 to 64 printable ASCII characters, no spaces".to_owned())
     }
 }
 
@@ -693,6 +707,9 @@ fn serve(args: ServeArgs) -> ExitCode {
         content_root: args.content_root,
         fixture_paths_anywhere: args.fixture_paths_anywhere,
         max_faults: args.max_faults,
+        replica: args
+            .replica
+            .unwrap_or_else(zipgate::config::default_replica),
         public_url: args.public_url,
         seed,
         secret_seed,

@@ -347,6 +347,50 @@ fn an_empty_control_token_stops_start_up() {
     }
 }
 
+#[test]
+fn the_replica_name_is_in_health_and_on_every_journal_entry() {
+    for (args, env) in [
+        (&["--replica", "replica-a"][..], &[][..]),
+        (&[][..], &[("ZIPGATE_REPLICA", "replica-a")][..]),
+    ] {
+        let running = common::serve_binary_env(args, env);
+        let addr = running.addr.as_str();
+        let (_, health) = http_get(addr, "/_zipgate/health");
+        let health: serde_json::Value = serde_json::from_str(&health).unwrap();
+        assert_eq!(health["replica"], "replica-a", "{args:?} {env:?}");
+        assert_eq!(health["job_backend"], "memory");
+        http_get(addr, "/2.0/folders/0");
+        // HTTP/1.0: the listing streams, chunked for a 1.1 client.
+        let mut stream = TcpStream::connect(addr).unwrap();
+        write!(
+            stream,
+            "GET /_zipgate/requests HTTP/1.0\r\nHost: {addr}\r\n\r\n"
+        )
+        .unwrap();
+        let mut journal = String::new();
+        stream.read_to_string(&mut journal).unwrap();
+        let journal: serde_json::Value =
+            serde_json::from_str(journal.split_once("\r\n\r\n").unwrap().1).unwrap();
+        assert_eq!(journal["requests"][0]["replica"], "replica-a", "{journal}");
+    }
+    // By default: host name and process id, so two on one machine differ.
+    let (a, b) = (serve(&[]), serve(&[]));
+    let name = |addr: &str| -> String {
+        let (_, health) = http_get(addr, "/_zipgate/health");
+        let health: serde_json::Value = serde_json::from_str(&health).unwrap();
+        health["replica"].as_str().unwrap().to_owned()
+    };
+    let (name_a, name_b) = (name(&a.addr), name(&b.addr));
+    assert_ne!(name_a, name_b);
+    assert!(name_a.ends_with(&format!("-{}", a.child.id())), "{name_a}");
+    // A name that would not read the same everywhere is refused at start.
+    for bad in ["has space", "", &"x".repeat(65)] {
+        let (status, stderr) = start_refused(&["--replica", bad], &[]);
+        assert!(status.is_some_and(|s| !s.success()), "{bad:?}: {stderr}");
+        assert!(stderr.contains("printable ASCII"), "{stderr}");
+    }
+}
+
 /// A raw HTTP/1.1 request with a chosen Host; the status and the response.
 fn http_as(addr: &str, host: &str, method: &str, path: &str, body: &str) -> (u16, String) {
     let mut stream = TcpStream::connect(addr).unwrap();
@@ -1143,6 +1187,7 @@ fn the_readmes_health_example_is_what_health_answers() {
         "connections",
         "crc_warmers",
         "max_connections",
+        "replica",
     ];
     for (key, value) in shown.as_object().unwrap() {
         if !moving.contains(&key.as_str()) {

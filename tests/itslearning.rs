@@ -673,3 +673,23 @@ async fn what_the_caller_may_not_read_inside_a_folder_is_left_out() {
         "You do not have access to one or more of the files or folders."
     );
 }
+
+/// `JobId`s count 1, 2, 3… from the core's sequence (which replicas that
+/// share their jobs will share), and from 1 again after a reset.
+#[tokio::test]
+async fn job_ids_count_from_one_and_again_after_a_reset() {
+    let s = start_dialect("itslearning", &[]).await;
+    let create = || {
+        call(
+            &s,
+            Method::POST,
+            ZIP,
+            &[ALICE, JSON],
+            r#"{"FileIds":[12345]}"#,
+        )
+    };
+    let ids = [create().await, create().await].map(|reply| reply.json()["JobId"].as_u64().unwrap());
+    assert_eq!(ids, [1, 2]);
+    s.server.reset().unwrap();
+    assert_eq!(create().await.json()["JobId"].as_u64(), Some(1));
+}

@@ -65,6 +65,9 @@ pub trait JobBackend: Send + Sync {
     /// Forgets every job (the control plane's reset).
     fn clear(&self);
     fn len(&self) -> usize;
+    /// What holds the jobs, for `/_zipgate/health` (`memory`, or a shared
+    /// store's address without its password).
+    fn describe(&self) -> String;
 }
 
 impl JobBackend for JobRegistry {
@@ -143,5 +146,8 @@ impl JobBackend for JobRegistry {
     }
     fn len(&self) -> usize {
         JobRegistry::len(self)
+    }
+    fn describe(&self) -> String {
+        "memory".to_owned()
     }
 }

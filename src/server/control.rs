@@ -348,7 +348,10 @@ impl http_body::Body for JournalListing {
                 out.push(b',');
             }
             // Writing to a Vec cannot fail, and every view field serialises.
-            let _ = serde_json::to_writer(&mut out, &entry.view(this.reveal));
+            let _ = serde_json::to_writer(
+                &mut out,
+                &entry.view(this.reveal, this.state.journal.replica()),
+            );
             this.filter.after = Some(entry.id);
         }
         this.started = true;

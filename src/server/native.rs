@@ -29,6 +29,8 @@ async fn health(ctx: Ctx) -> Response<Body> {
         &json!({
             "status": "ok",
             "version": env!("CARGO_PKG_VERSION"),
+            "replica": state.config.replica,
+            "job_backend": state.jobs.describe(),
             "dialects": state.dialects.iter().map(|d| d.name()).collect::<Vec<_>>(),
             "nodes": store.node_count(),
             "users": store.users().count(),

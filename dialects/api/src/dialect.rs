@@ -282,6 +282,10 @@ pub trait Core: Send + Sync {
     fn start_download(&self, id: &str, max_per_owner: Option<usize>) -> Result<Download, Error>;
     /// Fills `out` from one of the server's generators.
     fn random(&self, kind: Randomness, out: &mut [u8]);
+    /// The next number (1, 2, 3…) of this dialect's sequence `name`, such as
+    /// a vendor's integer job ids: from 1 again after a reset, and held by
+    /// the core, so replicas that share their jobs never hand out one twice.
+    fn next_in_sequence(&self, name: &str) -> u64;
 
     /// The user a bearer token belongs to.
     fn authenticate(&self, token: &str) -> Option<Arc<UserInfo>> {

@@ -30,6 +30,7 @@ struct FakeUser {
 struct State {
     jobs: Vec<JobSnapshot>,
     rng: SplitMix64,
+    sequences: std::collections::HashMap<String, u64>,
 }
 
 /// An in-memory core for one dialect: `FakeCore::new("box", derive)`, then
@@ -65,6 +66,7 @@ impl FakeCore {
             state: Mutex::new(State {
                 jobs: Vec::new(),
                 rng: SplitMix64::new(0),
+                sequences: Default::default(),
             }),
         }
     }
@@ -359,6 +361,13 @@ impl Core for FakeCore {
                 full(&FAKE_ARCHIVE[start..end])
             }),
         ))
+    }
+
+    fn next_in_sequence(&self, name: &str) -> u64 {
+        let mut state = self.lock();
+        let next = state.sequences.entry(name.to_owned()).or_insert(0);
+        *next += 1;
+        *next
     }
 
     fn random(&self, _kind: Randomness, out: &mut [u8]) {

@@ -2,8 +2,6 @@
 //! `ids.itslearning`, else seven derived digits), `JobId` counting from 1 per
 //! server, and `FileRepoId`, a GUID from the cryptographic generator.
 
-use std::sync::atomic::{AtomicU64, Ordering};
-
 use zipgate_api::ids::derived_number;
 use zipgate_api::rng::secret_guid;
 use zipgate_api::{Core, NodeId};
@@ -14,21 +12,10 @@ pub(crate) fn derive(id: &NodeId) -> String {
     derived_number("itslearning", id, 7)
 }
 
-/// `JobId`: counts from 1 per server, and from 1 again after a reset.
-pub(crate) struct JobIds(AtomicU64);
-
-impl JobIds {
-    pub(crate) fn new() -> Self {
-        JobIds(AtomicU64::new(1))
-    }
-
-    pub(crate) fn next(&self) -> String {
-        self.0.fetch_add(1, Ordering::SeqCst).to_string()
-    }
-
-    pub(crate) fn reset(&self) {
-        self.0.store(1, Ordering::SeqCst);
-    }
+/// `JobId`: counts from 1 per server (per set of replicas sharing their
+/// jobs), and from 1 again after a reset; the core keeps the count.
+pub(crate) fn next_job_id(core: &dyn Core) -> String {
+    core.next_in_sequence("job_id").to_string()
 }
 
 /// The FileRepoId in the download URL is its only secret.

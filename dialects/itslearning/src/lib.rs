@@ -24,7 +24,7 @@ use zipgate_api::{
 };
 
 use errors::{error_response, WebError};
-use ids::{JobIds, DIALECT};
+use ids::DIALECT;
 use negotiate::{negotiate, Format};
 use render::{iis, null_model, respond};
 use request::ReadError;
@@ -50,14 +50,12 @@ const ZIP_ROUTE: &str = "/restapi/personal/yourfiles/files/zip/v1";
 
 pub struct ItslearningDialect {
     settings: ItslearningSettings,
-    job_ids: JobIds,
 }
 
 impl ItslearningDialect {
     pub fn new(settings: &Settings) -> Result<Self, String> {
         Ok(ItslearningDialect {
             settings: ItslearningSettings::parse(settings)?,
-            job_ids: JobIds::new(),
         })
     }
 
@@ -125,7 +123,7 @@ impl ItslearningDialect {
         } else {
             OnProblem::Fail
         };
-        let job_id = self.job_ids.next();
+        let job_id = ids::next_job_id(core);
         let created = core
             .create_job(CreateJob {
                 id: job_id.clone(),
@@ -351,10 +349,6 @@ impl Dialect for ItslearningDialect {
     // `1, 2` in both: files and folders are numbered apart.
     fn id_space(&self) -> IdSpace {
         IdSpace::PerKind
-    }
-
-    fn reset(&self) {
-        self.job_ids.reset();
     }
 
     fn examples(&self) -> Vec<Example> {
