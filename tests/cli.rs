@@ -13,10 +13,15 @@ use common::{
 };
 
 fn http_get(addr: &str, path: &str) -> (u16, String) {
+    get_with(addr, path, "HTTP/1.1")
+}
+
+/// A GET as `version` speaks it (HTTP/1.0: a streamed body comes unchunked).
+fn get_with(addr: &str, path: &str, version: &str) -> (u16, String) {
     let mut stream = TcpStream::connect(addr).unwrap();
     write!(
         stream,
-        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+        "GET {path} {version}\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
     )
     .unwrap();
     let mut response = String::new();
@@ -361,16 +366,8 @@ fn the_replica_name_is_in_health_and_on_every_journal_entry() {
         assert_eq!(health["job_backend"], "memory");
         http_get(addr, "/2.0/folders/0");
         // HTTP/1.0: the listing streams, chunked for a 1.1 client.
-        let mut stream = TcpStream::connect(addr).unwrap();
-        write!(
-            stream,
-            "GET /_zipgate/requests HTTP/1.0\r\nHost: {addr}\r\n\r\n"
-        )
-        .unwrap();
-        let mut journal = String::new();
-        stream.read_to_string(&mut journal).unwrap();
-        let journal: serde_json::Value =
-            serde_json::from_str(journal.split_once("\r\n\r\n").unwrap().1).unwrap();
+        let (_, journal) = get_with(addr, "/_zipgate/requests", "HTTP/1.0");
+        let journal: serde_json::Value = serde_json::from_str(&journal).unwrap();
         assert_eq!(journal["requests"][0]["replica"], "replica-a", "{journal}");
     }
     // By default: host name and process id, so two on one machine differ.
