@@ -273,7 +273,7 @@ impl Core for ServerCore {
         owner: &Principal,
         wanted: &dyn Fn(&JobSnapshot) -> bool,
     ) -> Option<JobSnapshot> {
-        self.state.jobs.newest_of(self.tag(), owner, &wanted)
+        self.state.jobs.newest_of(self.tag(), owner, wanted)
     }
 
     fn start_download(&self, id: &str, max_per_owner: Option<usize>) -> Result<Download, Error> {
@@ -327,14 +327,12 @@ impl Core for ServerCore {
             job,
             len,
             single_file,
-            Box::new(move |offset, len| {
-                archive_body(archive, offset, len, streams, ticket.clone())
-            }),
+            Box::new(move |offset, len| archive_body(archive, offset, len, streams, ticket)),
         ))
     }
 
     fn next_in_sequence(&self, name: &str) -> u64 {
-        self.state.next_in_sequence(self.tag(), name)
+        self.state.jobs.next_in_sequence(self.tag(), name)
     }
 
     fn random(&self, kind: Randomness, out: &mut [u8]) {

@@ -53,9 +53,7 @@ pub struct AppState {
     pub metrics: crate::metrics::Metrics,
     /// The live feed (`/_zipgate/events`, the dashboard).
     pub events: crate::events::Events,
-    /// Each dialect's numbered sequences (`Core::next_in_sequence`), by
-    /// `dialect.name`; emptied by a reset.
-    sequences: Mutex<std::collections::HashMap<String, u64>>,
+
     /// `--content-root`, held open.
     content_root: Option<Arc<ContentRoot>>,
 }
@@ -152,7 +150,6 @@ impl AppState {
             guard,
             metrics: crate::metrics::Metrics::default(),
             events,
-            sequences: Default::default(),
             content_root,
         })
     }
@@ -223,20 +220,8 @@ impl AppState {
         for dialect in &self.dialects {
             dialect.reset();
         }
-        self.sequences
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .clear();
         self.events.publish("reset", || "{}".into());
         Ok(())
-    }
-
-    /// The next number of `dialect`'s sequence `name` (1 after a reset).
-    pub fn next_in_sequence(&self, dialect: &str, name: &str) -> u64 {
-        let mut sequences = self.sequences.lock().unwrap_or_else(|e| e.into_inner());
-        let next = sequences.entry(format!("{dialect}.{name}")).or_insert(0);
-        *next += 1;
-        *next
     }
 
     /// Tells the live feed of journal entry `id` as it stands now (its

@@ -17,6 +17,7 @@ Extra arguments are passed to every test binary (e.g. `--skip slow_thing`).
 
 import json
 import os
+import signal
 import subprocess
 import sys
 import tempfile
@@ -24,6 +25,8 @@ import threading
 import time
 
 LANES = int(os.environ.get("ZIPGATE_TEST_LANES", "2"))
+# Per binary; cargo test has none, but a hang here would print nothing at all.
+TIMEOUT = int(os.environ.get("ZIPGATE_TEST_TIMEOUT", "900"))
 
 # Started first so the long ones do not end up alone at the end (seconds on
 # the 2-core machine, from tests/run's output). Anything unlisted comes after.
@@ -62,6 +65,25 @@ def binaries(lines):
     return found
 
 
+def run(binary, extra, out):
+    """Runs one test binary, its output into `out`: "ok", or why not. A
+    binary still running after TIMEOUT seconds is killed with everything it
+    started (its own process group)."""
+    try:
+        child = subprocess.Popen([binary["exe"], *extra], cwd=binary["cwd"], stdout=out,
+                                 stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                 start_new_session=True)
+    except OSError as e:
+        return "FAILED (could not start: %s)" % e
+    try:
+        code = child.wait(timeout=TIMEOUT)
+    except subprocess.TimeoutExpired:
+        os.killpg(child.pid, signal.SIGKILL)
+        child.wait()
+        return "FAILED (still running after %d s: killed)" % TIMEOUT
+    return "ok" if code == 0 else "FAILED (exit %d)" % code
+
+
 def main():
     todo = binaries(sys.stdin)
     if not todo:
@@ -81,18 +103,15 @@ def main():
                 binary = todo.pop(0)
             with tempfile.TemporaryFile() as out:
                 t0 = time.monotonic()
-                code = subprocess.call([binary["exe"], *extra], cwd=binary["cwd"],
-                                       stdout=out, stderr=subprocess.STDOUT,
-                                       stdin=subprocess.DEVNULL)
+                verdict = run(binary, extra, out)
                 took = time.monotonic() - t0
                 out.seek(0)
                 text = out.read().decode("utf-8", "replace")
             with lock:
-                verdict = "ok" if code == 0 else "FAILED (exit %d)" % code
                 print("\n     Running %s (%s) ... %s in %.1f s" % (
                     binary["name"], os.path.relpath(binary["exe"]), verdict, took))
                 print(text, end="" if text.endswith("\n") else "\n", flush=True)
-                if code != 0:
+                if verdict != "ok":
                     failed.append(binary["name"])
 
     alone = [b for b in todo if b["target"] in ALONE]
@@ -102,6 +121,8 @@ def main():
         t.start()
     for t in threads:
         t.join()
+    # A lane that died would have left binaries behind: never skip them silently.
+    assert not todo, "binaries left unrun: %s" % [b["name"] for b in todo]
     todo[:] = alone
     lane()
     print("\n%d test binaries in %.0f s (%d lanes)" % (total, time.monotonic() - started, LANES))

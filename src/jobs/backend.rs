@@ -62,9 +62,13 @@ pub trait JobBackend: Send + Sync {
     fn cut_archive(&self, id: &str, cut: &Replacement);
     /// Jobs held, by dialect and state (`/_zipgate/metrics`).
     fn counts(&self) -> Vec<((String, String), u64)>;
-    /// Forgets every job (the control plane's reset).
+    /// Forgets every job and restarts every sequence (the control plane's reset).
     fn clear(&self);
     fn len(&self) -> usize;
+    /// The next number (1, 2, 3…) of `owner_tag`'s sequence `name`
+    /// (`Core::next_in_sequence`): kept with the jobs, so a shared store
+    /// hands each number out once across replicas.
+    fn next_in_sequence(&self, owner_tag: &str, name: &str) -> u64;
     /// What holds the jobs, for `/_zipgate/health` (`memory`, or a shared
     /// store's address without its password).
     fn describe(&self) -> String;
@@ -146,6 +150,9 @@ impl JobBackend for JobRegistry {
     }
     fn len(&self) -> usize {
         JobRegistry::len(self)
+    }
+    fn next_in_sequence(&self, owner_tag: &str, name: &str) -> u64 {
+        JobRegistry::next_in_sequence(self, owner_tag, name)
     }
     fn describe(&self) -> String {
         "memory".to_owned()

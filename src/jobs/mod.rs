@@ -73,6 +73,8 @@ struct Inner {
     /// The live feed: told of each change a request makes to a job
     /// (changes by time alone show at the next look).
     events: Events,
+    /// Numbered sequences by `dialect.name` (`next_in_sequence`).
+    sequences: Mutex<std::collections::HashMap<String, u64>>,
 }
 
 /// How many jobs the registry keeps. The per-principal cap comes first, so
@@ -133,8 +135,21 @@ impl JobRegistry {
                     max_jobs_per_principal: limits.max_jobs_per_principal.max(1),
                 },
                 events: Events::default(),
+                sequences: Default::default(),
             }),
         }
+    }
+
+    /// The next number of `owner_tag`'s sequence `name`: 1 after a `clear`.
+    pub fn next_in_sequence(&self, owner_tag: &str, name: &str) -> u64 {
+        let mut sequences = self
+            .inner
+            .sequences
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        let next = sequences.entry(format!("{owner_tag}.{name}")).or_insert(0);
+        *next += 1;
+        *next
     }
 
     /// Reports job changes to `events` (before the registry is shared).
@@ -525,9 +540,14 @@ impl JobRegistry {
         Ok(job.snapshot.clone())
     }
 
-    /// Forgets every job (the control plane's reset).
+    /// Forgets every job and restarts every sequence (the control plane's reset).
     pub fn clear(&self) {
         *self.jobs() = Table::default();
+        self.inner
+            .sequences
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clear();
     }
 
     pub fn acknowledge(&self, id: &str) {
