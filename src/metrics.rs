@@ -65,6 +65,9 @@ impl Histogram {
     }
 }
 
+/// A counter by dialect: its name, its help, and where its value is.
+type DialectCounter = (&'static str, &'static str, fn(&PerDialect) -> u64);
+
 #[derive(Default)]
 struct PerDialect {
     bytes: u64,
@@ -198,33 +201,28 @@ impl Metrics {
                 escape(method.as_str()),
             );
         }
-        header(
-            &mut out,
-            "zipgate_response_bytes_total",
-            "counter",
-            "Response body bytes sent, by dialect.",
-        );
-        for (dialect, per) in &dialects {
-            let _ = writeln!(
-                out,
-                "zipgate_response_bytes_total{{dialect=\"{}\"}} {}",
-                escape(dialect),
-                per.bytes
-            );
-        }
-        header(
-            &mut out,
-            "zipgate_faults_fired_total",
-            "counter",
-            "Requests a fault rule acted on, by dialect.",
-        );
-        for (dialect, per) in &dialects {
-            let _ = writeln!(
-                out,
-                "zipgate_faults_fired_total{{dialect=\"{}\"}} {}",
-                escape(dialect),
-                per.faults
-            );
+        let by_dialect: [DialectCounter; 2] = [
+            (
+                "zipgate_response_bytes_total",
+                "Response body bytes sent, by dialect.",
+                |per| per.bytes,
+            ),
+            (
+                "zipgate_faults_fired_total",
+                "Requests a fault rule acted on, by dialect.",
+                |per| per.faults,
+            ),
+        ];
+        for (name, help, value) in by_dialect {
+            header(&mut out, name, "counter", help);
+            for (dialect, per) in &dialects {
+                let _ = writeln!(
+                    out,
+                    "{name}{{dialect=\"{}\"}} {}",
+                    escape(dialect),
+                    value(per)
+                );
+            }
         }
         for (name, help, pick) in [
             (
