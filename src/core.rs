@@ -17,7 +17,7 @@ use crate::recheck::{Replacement, Sources};
 use crate::server::http::empty;
 use crate::state::AppState;
 use crate::store::{Node, NodeData, Tree, User};
-use crate::stream::archive_body;
+use crate::stream::{archive_body, CutOnCancel};
 use crate::zip::Archive;
 
 pub struct ServerCore {
@@ -308,6 +308,7 @@ impl Core for ServerCore {
         let Claimed {
             archive,
             ticket,
+            stop,
             job,
             recheck,
         } = self.state.jobs.begin_download(id, admission)?;
@@ -323,12 +324,14 @@ impl Core for ServerCore {
         let len = archive.len();
         let single_file = archive.is_single_file();
         let streams = self.state.streams.clone();
+        let cut = CutOnCancel(stop.clone());
         Ok(Download::new(
             job,
             len,
             single_file,
-            Box::new(move |offset, len| archive_body(archive, offset, len, streams, ticket)),
-        ))
+            Box::new(move |offset, len| archive_body(archive, offset, len, streams, ticket, stop)),
+        )
+        .with_extension(cut))
     }
 
     fn next_in_sequence(&self, name: &str) -> u64 {

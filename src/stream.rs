@@ -2,6 +2,7 @@
 //! through a small bounded channel: the socket's pace sets the engine's pace,
 //! and a dropped response body (client gone) stops the engine at its next chunk.
 
+use std::future::Future;
 use std::io;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -12,6 +13,7 @@ use bytes::Bytes;
 use http_body::{Frame, SizeHint};
 use http_body_util::BodyExt;
 use tokio::sync::mpsc;
+use tokio_util::sync::{CancellationToken, WaitForCancellationFutureOwned};
 
 use crate::zip::{Archive, Cancelled, ChunkSink, StreamError, StreamObserver};
 use zipgate_api::http::Body;
@@ -39,7 +41,7 @@ impl Drop for ActiveGuard {
     }
 }
 
-struct ChannelSink(mpsc::Sender<io::Result<Bytes>>);
+struct ChannelSink(mpsc::Sender<io::Result<Bytes>>, CancellationToken);
 
 impl ChunkSink for ChannelSink {
     fn send(&mut self, chunk: Bytes) -> Result<(), Cancelled> {
@@ -47,9 +49,57 @@ impl ChunkSink for ChannelSink {
     }
 
     /// The response body (the receiver) is gone: the client left, or the
-    /// connection was cut at shutdown.
+    /// connection was cut at shutdown; or the job was cancelled.
     fn cancelled(&self) -> bool {
-        self.0.is_closed()
+        self.0.is_closed() || self.1.is_cancelled()
+    }
+}
+
+/// On a download's response: the job's cancellation, which cuts the
+/// response once it fires. The server wraps the body with [`cut_on_cancel`]
+/// last, outside any shaping, so a body parked on a throttle is cut too.
+#[derive(Clone)]
+pub struct CutOnCancel(pub CancellationToken);
+
+/// `inner`, ending in an error (the connection is cut, as when a download
+/// fails mid-stream) as soon as `stop` fires, even while it waits.
+pub fn cut_on_cancel(inner: Body, stop: CancellationToken) -> Body {
+    CancellableBody {
+        inner,
+        stop: Box::pin(stop.cancelled_owned()),
+    }
+    .boxed()
+}
+
+struct CancellableBody {
+    inner: Body,
+    stop: Pin<Box<WaitForCancellationFutureOwned>>,
+}
+
+impl http_body::Body for CancellableBody {
+    type Data = Bytes;
+    type Error = io::Error;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, io::Error>>> {
+        // Polled first, so its waker is registered while the inner body waits.
+        if self.stop.as_mut().poll(cx).is_ready() {
+            return Poll::Ready(Some(Err(io::Error::new(
+                io::ErrorKind::ConnectionAborted,
+                "the job was cancelled",
+            ))));
+        }
+        Pin::new(&mut self.inner).poll_frame(cx)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
     }
 }
 
@@ -61,6 +111,7 @@ pub fn archive_body(
     len: Option<u64>,
     counter: Arc<StreamCounter>,
     observer: Arc<dyn StreamObserver>,
+    stop: CancellationToken,
 ) -> Body {
     // Only a response that reaches the archive's last byte completes a download.
     let reaches_end = match (len, archive.len()) {
@@ -73,7 +124,7 @@ pub fn archive_body(
     let engine_observer = observer.clone();
     tokio::task::spawn_blocking(move || {
         let _guard = guard;
-        let mut sink = ChannelSink(tx);
+        let mut sink = ChannelSink(tx, stop);
         match archive.stream(offset, &mut sink, engine_observer.as_ref()) {
             Ok(()) | Err(StreamError::Cancelled) => {}
             Err(error) => {
@@ -210,10 +261,38 @@ mod tests {
         let archive = archive();
         let outcome = Arc::new(Outcome::default());
         let counter = Arc::new(StreamCounter::default());
-        let body = archive_body(archive, offset, len, counter, outcome.clone());
+        let body = archive_body(
+            archive,
+            offset,
+            len,
+            counter,
+            outcome.clone(),
+            CancellationToken::new(),
+        );
         let bytes = body.collect().await.unwrap().to_bytes();
         let result = *outcome.0.lock().unwrap();
         (bytes.len(), result)
+    }
+
+    #[tokio::test]
+    async fn a_cancel_cuts_a_body_that_waits() {
+        // A body that never yields: a throttle holding its next piece.
+        let parked = http_body_util::StreamBody::new(futures_util::stream::pending::<
+            Result<Frame<Bytes>, io::Error>,
+        >())
+        .boxed();
+        let stop = CancellationToken::new();
+        let mut body = cut_on_cancel(parked, stop.clone());
+        let waiting = tokio::spawn(async move { body.frame().await });
+        tokio::task::yield_now().await;
+        assert!(!waiting.is_finished());
+        stop.cancel();
+        let frame = tokio::time::timeout(std::time::Duration::from_secs(5), waiting)
+            .await
+            .expect("the cancel woke the body")
+            .unwrap();
+        let error = frame.expect("a frame").expect_err("an error");
+        assert_eq!(error.kind(), io::ErrorKind::ConnectionAborted);
     }
 
     #[tokio::test]

@@ -8,7 +8,6 @@ use std::time::{Duration, Instant};
 
 use common::*;
 use http::{Method, StatusCode};
-use http_body_util::BodyExt;
 use serde_json::{json, Value};
 use zipgate::faults::{CutHow, FaultRule};
 use zipgate::{JobFault, StuckState};
@@ -299,21 +298,6 @@ async fn latency_and_throttling_slow_the_answer_down() {
     assert!(reply.body.len() > 200_000);
     // 200 kB at 400 kB/s: at least half a second less the first step.
     assert!(took >= Duration::from_millis(450), "{took:?}");
-}
-
-/// Reads a body until it ends or breaks; the bytes and the error, if any.
-async fn read_until_broken(
-    response: http::Response<hyper::body::Incoming>,
-) -> (Vec<u8>, Option<hyper::Error>) {
-    let mut body = response.into_body();
-    let mut bytes = Vec::new();
-    while let Some(frame) = body.frame().await {
-        match frame {
-            Ok(frame) => bytes.extend_from_slice(frame.data_ref().map_or(&[][..], |d| &d[..])),
-            Err(error) => return (bytes, Some(error)),
-        }
-    }
-    (bytes, None)
 }
 
 fn io_kind(error: &hyper::Error) -> Option<std::io::ErrorKind> {

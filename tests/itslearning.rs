@@ -103,6 +103,32 @@ async fn a_json_job_from_creation_to_download() {
 }
 
 #[tokio::test]
+async fn delete_cuts_a_download_in_flight() {
+    let s = start_dialect("itslearning", &[("pacing", "immediate")]).await;
+    let reply = call(
+        &s,
+        Method::POST,
+        ZIP,
+        &[ALICE, JSON],
+        r#"{"FileIds":[12345,34325],"FolderIds":[1004]}"#,
+    )
+    .await;
+    let job = reply.json()["JobId"].as_u64().unwrap();
+    let poll = format!("/restapi/personal/yourfiles/files/zip/{job}/v1");
+    let model = call(&s, Method::GET, &poll, &[ALICE], "").await.json();
+    assert_eq!(model["Status"], "Completed");
+    let delete = async {
+        let reply = call(&s, Method::DELETE, ZIP, &[ALICE], "").await;
+        assert_eq!(reply.status, StatusCode::NO_CONTENT);
+    };
+    assert_cancel_cuts_download(&s.server, &download_path(&model), &[], delete).await;
+    assert_eq!(
+        call(&s, Method::GET, &poll, &[ALICE], "").await.status,
+        StatusCode::NOT_FOUND
+    );
+}
+
+#[tokio::test]
 async fn a_pending_job_in_xml_has_a_nil_download_url() {
     let s = start_dialect("itslearning", &[]).await;
     let reply = call(

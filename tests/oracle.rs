@@ -219,6 +219,25 @@ async fn abort_stops_the_job_and_its_package() {
 }
 
 #[tokio::test]
+async fn abort_cuts_a_package_download_in_flight() {
+    let s = start_dialect("oracle", &[("pacing", "immediate")]).await;
+    let path = job_path(&create(&s, ALICE, DOCUMENTS, &[NOTES, OVERVIEW]).await);
+    assert_eq!(
+        call(&s, Method::GET, &path, &[ALICE], "").await.json()["progress"],
+        "SUCCEEDED"
+    );
+    let abort = async {
+        let reply = call(&s, Method::DELETE, &path, &[ALICE], "").await;
+        assert_eq!(reply.status, StatusCode::OK);
+    };
+    assert_cancel_cuts_download(&s.server, &format!("{path}/package"), &[ALICE], abort).await;
+    assert_eq!(
+        call(&s, Method::GET, &path, &[ALICE], "").await.json()["progress"],
+        "ABORTED"
+    );
+}
+
+#[tokio::test]
 async fn create_errors_carry_the_vendor_texts() {
     let s = start_dialect("oracle", &[]).await;
     // A file that lives deeper than the folder, an unknown id, and `self`.

@@ -6,6 +6,8 @@
 
 use std::sync::Arc;
 
+use tokio_util::sync::CancellationToken;
+
 use zipgate_api::{Error, JobSnapshot, Principal};
 
 use super::{Admission, Claim, JobRegistry, JobSpec, Peek, RecheckInput};
@@ -17,6 +19,8 @@ use crate::zip::{Archive, StreamObserver};
 pub struct Claimed {
     pub archive: Arc<Archive>,
     pub ticket: Arc<dyn StreamObserver>,
+    /// Fires when the job is cancelled (on any replica): cut the download.
+    pub stop: CancellationToken,
     /// The job as the claim left it.
     pub job: JobSnapshot,
     /// For a job that rechecks its items when a download starts.
@@ -129,12 +133,14 @@ impl JobBackend for JobRegistry {
         let Claim {
             archive,
             ticket,
+            stop,
             job,
             recheck,
         } = JobRegistry::begin_download(self, id, admission)?;
         Ok(Claimed {
             archive,
             ticket: Arc::new(ticket),
+            stop,
             job,
             recheck,
         })

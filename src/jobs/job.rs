@@ -10,6 +10,7 @@ use crate::recheck::Sources;
 use crate::zip::Archive;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
+use tokio_util::sync::CancellationToken;
 
 pub struct JobSpec {
     pub id: String,
@@ -105,6 +106,10 @@ pub(super) struct JobRules {
     pub(super) building: Option<Building>,
     /// When the archive's build finished (on the clock), for a job built ahead.
     pub(super) built_at: Option<DateTime<Utc>>,
+    /// Fired when the job is cancelled: every download of it in flight is
+    /// cut. Made by the first download, so a job never downloaded costs
+    /// nothing.
+    pub(super) downloads_stop: Option<CancellationToken>,
 }
 
 pub(super) struct Job {
@@ -163,6 +168,7 @@ impl Job {
                 sources: spec.sources,
                 building: spec.building,
                 built_at: None,
+                downloads_stop: None,
             },
             snapshot,
             entry_is_file,

@@ -8,6 +8,7 @@ use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, Mutex};
 
 use chrono::{DateTime, Utc};
+use tokio_util::sync::CancellationToken;
 use zipgate_api::{Error, JobSnapshot, JobState, Principal};
 
 use crate::clock::Clock;
@@ -48,6 +49,8 @@ pub struct RecheckInput {
 pub struct Claim {
     pub archive: Arc<Archive>,
     pub ticket: DownloadTicket,
+    /// Fires when the job is cancelled: the download is to be cut.
+    pub stop: CancellationToken,
     /// The job as the claim left it.
     pub job: JobSnapshot,
     /// For a job that rechecks its items when a download starts.
@@ -473,6 +476,11 @@ impl JobRegistry {
             job.settled_at.get_or_insert(now);
         }
         let archive = job.spec.archive.clone();
+        let stop = job
+            .spec
+            .downloads_stop
+            .get_or_insert_with(CancellationToken::new)
+            .clone();
         let snapshot = job.snapshot.clone();
         let owner = (snapshot.owner_tag, snapshot.owner.clone());
         let key = jobs.key_of(id).expect("the job was found by this id");
@@ -481,6 +489,7 @@ impl JobRegistry {
         drop(jobs);
         Ok(Claim {
             archive,
+            stop,
             job: snapshot,
             recheck,
             ticket: DownloadTicket {
@@ -535,6 +544,13 @@ impl JobRegistry {
             job.settled_at.get_or_insert(now);
             // A build nobody will download stops now.
             job.spec.building = None;
+            // A cancelled job's downloads stop too, as if their clients had
+            // gone; a failed job's (a dialect giving up on a create) are left.
+            if state == JobState::Cancelled {
+                if let Some(stop) = job.spec.downloads_stop.take() {
+                    stop.cancel();
+                }
+            }
         }
         self.announce(&job.snapshot);
         Ok(job.snapshot.clone())
@@ -1050,6 +1066,37 @@ mod tests {
             .complete();
         assert_eq!(jobs.cancel("b").unwrap().state, JobState::Done);
         assert!(matches!(jobs.cancel("zzz"), Err(Error::NotFound(_))));
+    }
+
+    #[test]
+    fn cancelling_a_job_stops_its_downloads_and_nothing_else_does() {
+        let (_, jobs) = setup();
+        // Reusable: two downloads in flight, both stopped by one cancel.
+        jobs.create(spec("a", Pacing::Immediate, false)).unwrap();
+        let first = jobs.begin_download("a", Admission::default()).unwrap();
+        let second = jobs.begin_download("a", Admission::default()).unwrap();
+        assert!(!first.stop.is_cancelled());
+        jobs.cancel("a").unwrap();
+        assert!(first.stop.is_cancelled() && second.stop.is_cancelled());
+
+        // A job that fails (a dialect giving up) leaves its download alone.
+        jobs.create(spec("b", Pacing::Immediate, false)).unwrap();
+        let claim = jobs.begin_download("b", Admission::default()).unwrap();
+        jobs.fail("b", "gave up").unwrap();
+        assert!(!claim.stop.is_cancelled());
+
+        // A finished job is not cancelled, so its reader is not cut; a
+        // removed one (Dropbox forgets a job as its download starts) neither.
+        jobs.create(spec("c", Pacing::Immediate, true)).unwrap();
+        let claim = jobs.begin_download("c", Admission::default()).unwrap();
+        let stop = claim.stop.clone();
+        claim.ticket.complete();
+        assert_eq!(jobs.cancel("c").unwrap().state, JobState::Done);
+        assert!(!stop.is_cancelled());
+        jobs.create(spec("d", Pacing::Immediate, true)).unwrap();
+        let claim = jobs.begin_download("d", Admission::default()).unwrap();
+        jobs.remove("d");
+        assert!(!claim.stop.is_cancelled());
     }
 
     #[test]

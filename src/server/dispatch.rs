@@ -21,6 +21,7 @@ use super::shaping;
 use crate::core::ServerCore;
 use crate::faults::{Decision, RequestFacts};
 use crate::state::AppState;
+use crate::stream::CutOnCancel;
 
 pub(super) async fn dispatch(
     state: Arc<AppState>,
@@ -168,6 +169,11 @@ pub(super) async fn dispatch(
         if let Some(cut) = fault.cut {
             body = shaping::cut(body, cut, reset);
         }
+    }
+    // Outermost: a download whose job is cancelled is cut even while a
+    // throttle holds its next piece.
+    if let Some(CutOnCancel(stop)) = parts.extensions.remove::<CutOnCancel>() {
+        body = crate::stream::cut_on_cancel(body, stop);
     }
     let status = parts.status.as_u16();
     if let Some(id) = journal {

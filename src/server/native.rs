@@ -234,6 +234,8 @@ async fn zip(ctx: Ctx) -> Response<Body> {
             length,
             state.streams.clone(),
             Arc::new(NoProgress),
+            // No job behind it, so nothing cancels it.
+            tokio_util::sync::CancellationToken::new(),
         )
     };
     let mut response = Response::new(body);

@@ -681,3 +681,73 @@ pub async fn stored_zip(server: &ServerHandle, id: &str) -> Vec<u8> {
     );
     reply.body
 }
+
+/// Reads a body until it ends or breaks; the bytes and the error, if any.
+pub async fn read_until_broken(
+    response: http::Response<hyper::body::Incoming>,
+) -> (Vec<u8>, Option<hyper::Error>) {
+    read_rest_until_broken(&mut response.into_body()).await
+}
+
+/// As [`read_until_broken`], for a body already partly read.
+pub async fn read_rest_until_broken(body: &mut Incoming) -> (Vec<u8>, Option<hyper::Error>) {
+    let mut bytes = Vec::new();
+    while let Some(frame) = body.frame().await {
+        match frame {
+            Ok(frame) => bytes.extend_from_slice(frame.data_ref().map_or(&[][..], |d| &d[..])),
+            Err(error) => return (bytes, Some(error)),
+        }
+    }
+    (bytes, None)
+}
+
+/// Starts the download at `path` under a 100 B/s throttle (a client on a
+/// slow line), lets its first bytes arrive, runs `cancel`, and checks the
+/// response is cut within a second, short of its length, and that its
+/// engine stopped. Returns how long the cut took.
+pub async fn assert_cancel_cuts_download(
+    server: &ServerHandle,
+    path: &str,
+    headers: &[(&str, &str)],
+    cancel: impl std::future::Future<Output = ()>,
+) -> Duration {
+    let rule = serde_json::json!({"match": {"path": path}, "throttle_bytes_per_sec": 100});
+    let added = send(
+        server,
+        Method::POST,
+        "/_zipgate/faults",
+        &[("content-type", "application/json")],
+        rule.to_string(),
+    )
+    .await;
+    assert_eq!(added.status, StatusCode::CREATED);
+    let mut all = vec![("host", HOST)];
+    all.extend_from_slice(headers);
+    let response = open(server, Method::GET, path, &all, "").await;
+    assert_eq!(response.status(), StatusCode::OK);
+    let total = content_length(&response);
+    // At 100 B/s a few hundred bytes take seconds: plenty left to cut.
+    assert!(total > 300, "{total} bytes is too short to see a cut");
+    let mut body = response.into_body();
+    let first = body.frame().await.expect("a first frame").expect("bytes");
+    let first = first.data_ref().map_or(0, |d| d.len());
+    let started = Instant::now();
+    cancel.await;
+    let (rest, error) =
+        tokio::time::timeout(Duration::from_secs(10), read_rest_until_broken(&mut body))
+            .await
+            .expect("the response still runs 10 s after the cancel");
+    let took = started.elapsed();
+    assert!(error.is_some(), "the response ended cleanly");
+    assert!(
+        ((first + rest.len()) as u64) < total,
+        "all {total} bytes arrived"
+    );
+    assert!(took < Duration::from_secs(1), "cut after {took:?}");
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while server.state().streams.active() > 0 {
+        assert!(Instant::now() < deadline, "the engine still runs");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    took
+}

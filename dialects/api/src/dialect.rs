@@ -153,6 +153,9 @@ pub struct Download {
     /// The payload is one file as itself (`CreateJob::single_file_as_is`), not a zip.
     pub single_file: bool,
     start: Box<dyn FnOnce(u64, Option<u64>) -> Body + Send>,
+    /// Put on the response as they are: what the server needs to handle the
+    /// stream on its way out (a dialect passes them on, never reads them).
+    extensions: http::Extensions,
 }
 
 impl Download {
@@ -167,7 +170,19 @@ impl Download {
             len,
             single_file,
             start,
+            extensions: http::Extensions::new(),
         }
+    }
+
+    /// Adds `value` to the extensions the response will carry.
+    pub fn with_extension<T: Clone + Send + Sync + 'static>(mut self, value: T) -> Self {
+        self.extensions.insert(value);
+        self
+    }
+
+    /// Takes the extensions the response is to carry.
+    pub fn take_extensions(&mut self) -> http::Extensions {
+        std::mem::take(&mut self.extensions)
     }
 
     /// The archive from byte `offset`, `len` bytes long when given (only

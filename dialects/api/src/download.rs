@@ -142,7 +142,7 @@ impl DownloadStyle<'_> {
     /// The response for `download`, as asked by `request_headers`.
     pub fn respond(
         &self,
-        download: Download,
+        mut download: Download,
         request_headers: &HeaderMap,
     ) -> Result<Response<Body>, Unsatisfiable> {
         let name = download.job.name.clone();
@@ -184,7 +184,9 @@ impl DownloadStyle<'_> {
                 }
             }
         };
+        let extensions = download.take_extensions();
         let mut response = Response::new(download.body(offset, length));
+        *response.extensions_mut() = extensions;
         *response.status_mut() = status;
         let headers = response.headers_mut();
         if let Ok(value) = HeaderValue::from_str(self.content_type) {
