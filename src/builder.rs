@@ -151,6 +151,7 @@ mod tests {
     fn archive(size: u64) -> Arc<Archive> {
         Arc::new(Archive::new(
             vec![ArchiveEntry {
+                origin: None,
                 name: "log.txt".into(),
                 mtime: Utc.with_ymd_and_hms(2024, 1, 1, 0, 0, 0).unwrap(),
                 body: EntryBody::File {

@@ -37,6 +37,7 @@
 //! # }
 //! ```
 
+pub(crate) mod archive_plan;
 pub(crate) mod builder;
 pub mod clock;
 pub mod config;

@@ -69,6 +69,7 @@ fn archive_entry(entry: &PlanEntry, method_of: impl Fn(&str, u64) -> Method) -> 
     ArchiveEntry {
         name: entry.path.clone(),
         mtime: entry.node.mtime,
+        origin: Some(entry.node.id.clone()),
         body: match &entry.node.data {
             NodeData::Folder(_) => EntryBody::Dir,
             NodeData::File(body) => EntryBody::File {

@@ -6,13 +6,15 @@
 
 use std::sync::Arc;
 
+use serde::{Deserialize, Serialize};
+
 use zipgate_api::{NodeId, NodeKind};
 
 use crate::planner::Plan;
 use crate::zip::Archive;
 
 /// Where one archive entry, or one folder the walk went through, came from.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 struct Source {
     node: NodeId,
     kind: NodeKind,
@@ -21,7 +23,7 @@ struct Source {
 }
 
 /// The origin of each entry of a job's archive, aligned with its entries.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Sources {
     entries: Vec<Source>,
     /// Every folder the plan walked, parents before children; `folder` is

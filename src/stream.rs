@@ -245,6 +245,7 @@ mod tests {
         let body = FileBody::new(Content::Bytes(Arc::from(vec![7u8; 300_000])));
         Arc::new(Archive::new(
             vec![ArchiveEntry {
+                origin: None,
                 name: "a.bin".into(),
                 mtime: Utc.with_ymd_and_hms(2024, 1, 1, 0, 0, 0).unwrap(),
                 body: EntryBody::File {

@@ -2,6 +2,7 @@
 
 mod common;
 
+use bytes::Bytes;
 use common::*;
 use http::{Method, StatusCode};
 use serde_json::{json, Value};
@@ -552,5 +553,69 @@ async fn journal_filters_are_checked_and_pages_say_where_the_next_starts() {
         rest["next_after"],
         Value::Null,
         "the end, without an empty page"
+    );
+}
+
+#[tokio::test]
+async fn a_jobs_archive_is_written_down_as_its_plan() {
+    let server = start_default().await;
+    let created = send(
+        &server,
+        Method::POST,
+        "/2.0/zip_downloads",
+        &[
+            ("authorization", "Bearer alice-token"),
+            ("content-type", "application/json"),
+            ("host", HOST),
+        ],
+        r#"{"items":[{"type":"folder","id":"1005"},{"type":"file","id":"12348"}]}"#.to_owned(),
+    )
+    .await;
+    assert_eq!(created.status, StatusCode::ACCEPTED);
+    let jobs = get(&server, "/_zipgate/jobs").await.json();
+    let id = jobs["jobs"][0]["id"].as_str().unwrap().to_owned();
+    let reply = get(&server, &format!("/_zipgate/jobs/{id}/plan")).await;
+    assert_eq!(reply.status, StatusCode::OK);
+    assert_eq!(reply.header("content-type"), Some("application/json"));
+    let plan = reply.json();
+    // What the download then sends: the same entries, the same length.
+    let download = send(
+        &server,
+        Method::GET,
+        &download_path(&created.json()),
+        &[("authorization", "Bearer alice-token"), ("host", HOST)],
+        Bytes::new(),
+    )
+    .await;
+    assert_eq!(download.status, StatusCode::OK);
+    assert_eq!(plan["len"], download.body.len() as u64);
+    let names: Vec<&str> = plan["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, zip_entry_names(&download.body));
+    let content = |name: &str| {
+        plan["entries"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|e| e["name"] == name)
+            .map(|e| e["file"]["content"].clone())
+            .unwrap()
+    };
+    // A generated body is written down whole; an inline one by its node.
+    assert_eq!(content("Media/server.log")["kind"], "generated");
+    let notes = content("notes.md");
+    assert_eq!(
+        (notes["kind"].as_str(), notes["node"].as_str()),
+        (Some("node"), Some("file-notes"))
+    );
+    assert!(notes["fingerprint"].as_str().unwrap().starts_with("bytes:"));
+    let unknown = get(&server, "/_zipgate/jobs/nope/plan").await;
+    assert_eq!(
+        (unknown.status, unknown.json()["error"].as_str()),
+        (StatusCode::NOT_FOUND, Some("not_found"))
     );
 }

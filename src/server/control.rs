@@ -20,6 +20,7 @@ pub fn mount(router: &mut Router) {
     guarded(router, Method::POST, "/_zipgate/reset", reset);
     guarded(router, Method::GET, "/_zipgate/jobs", jobs);
     guarded(router, Method::GET, "/_zipgate/jobs/{id}", job);
+    guarded(router, Method::GET, "/_zipgate/jobs/{id}/plan", job_plan);
     guarded(router, Method::GET, "/_zipgate/requests", requests);
     guarded(router, Method::DELETE, "/_zipgate/requests", clear_requests);
     guarded(router, Method::POST, "/_zipgate/faults", add_faults);
@@ -211,6 +212,20 @@ async fn job(ctx: Ctx) -> Response<Body> {
     match ctx.state.jobs.get(&id) {
         Some(job) => h::json_response(StatusCode::OK, &job_view(&job)),
         None => h::json_error(StatusCode::NOT_FOUND, "not_found", format!("no job {id:?}")),
+    }
+}
+
+/// The job's archive written down as data: every entry with its method,
+/// mtime and where its bytes come from, and the exact length. What a
+/// replica sharing the job rebuilds the same bytes from.
+async fn job_plan(ctx: Ctx) -> Response<Body> {
+    let id = param(&ctx, "id");
+    let Some(archive) = ctx.state.jobs.archive(&id) else {
+        return h::json_error(StatusCode::NOT_FOUND, "not_found", format!("no job {id:?}"));
+    };
+    match crate::archive_plan::ArchivePlan::of(&archive) {
+        Ok(plan) => h::json_response(StatusCode::OK, &plan),
+        Err(error) => h::json_error(StatusCode::CONFLICT, "not_plannable", error.to_string()),
     }
 }
 

@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use std::sync::{Arc, OnceLock};
 use std::time::SystemTime;
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 use zipgate_api::rng::splitmix64;
 
@@ -15,7 +15,7 @@ use super::backend::StoredFile;
 use super::root::ContentRoot;
 use crate::zip::EntryData;
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, Default)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, Default)]
 #[serde(rename_all = "lowercase")]
 pub enum GeneratedKind {
     /// Incompressible bytes (like media or already-compressed files).
@@ -181,6 +181,10 @@ impl FileBody {
 impl EntryData for FileBody {
     fn len(&self) -> u64 {
         self.content.len()
+    }
+
+    fn as_any(&self) -> Option<&dyn std::any::Any> {
+        Some(self)
     }
 
     fn open_at(&self, offset: u64) -> io::Result<Box<dyn Read + Send>> {

@@ -19,6 +19,7 @@ use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
 use chrono::{DateTime, Utc};
+use zipgate_api::NodeId;
 
 use format::EntryRecord;
 
@@ -33,6 +34,11 @@ pub trait EntryData: Send + Sync {
     fn crc32(&self, cancelled: &dyn Fn() -> bool) -> io::Result<u32>;
     fn is_empty(&self) -> bool {
         self.len() == 0
+    }
+    /// The implementation itself, for code that writes an archive down as
+    /// data and must know where each body comes from (`crate::archive_plan`).
+    fn as_any(&self) -> Option<&dyn std::any::Any> {
+        None
     }
     /// The CRC is not known yet and a pass would read the body: worth
     /// starting while the entry before it streams ([`CrcAhead`]). Such an
@@ -206,6 +212,9 @@ pub struct ArchiveEntry {
     pub name: String,
     pub mtime: DateTime<Utc>,
     pub body: EntryBody,
+    /// The tree node it was planned from: lets the archive be written down
+    /// as data and rebuilt by another process (`crate::archive_plan`).
+    pub origin: Option<NodeId>,
 }
 
 /// Where the stream goes. `send` fails once nobody wants more bytes.
@@ -360,6 +369,33 @@ impl Archive {
     /// Served as a plain file rather than a zip.
     pub fn is_single_file(&self) -> bool {
         self.raw
+    }
+
+    /// Whether every name carries the UTF-8 flag.
+    pub fn utf8_on_every_name(&self) -> bool {
+        self.utf8_every_name
+    }
+
+    pub fn deflater(&self) -> Deflater {
+        self.deflater
+    }
+
+    /// An archive from its parts, as [`Archive::new`] and the flags would
+    /// make it (a lone raw file, UTF-8 on every name): how a written-down
+    /// archive is rebuilt.
+    pub fn from_parts(
+        entries: Vec<ArchiveEntry>,
+        deflater: Deflater,
+        raw: bool,
+        utf8_every_name: bool,
+    ) -> Archive {
+        if raw && entries.len() == 1 {
+            let entry = entries.into_iter().next().expect("one entry");
+            return Archive::single_file(entry);
+        }
+        let mut archive = Archive::new(entries, deflater);
+        archive.utf8_every_name = utf8_every_name;
+        archive
     }
 
     pub fn entries(&self) -> &[ArchiveEntry] {

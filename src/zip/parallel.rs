@@ -105,6 +105,25 @@ impl Deflater {
         }
     }
 
+    pub fn level(&self) -> u32 {
+        self.level
+    }
+
+    /// Whether ISA-L deflates (else zlib-rs): the two give different bytes.
+    pub fn isal(&self) -> bool {
+        self.isal
+    }
+
+    /// The deflater another process chose, if this build can give the same
+    /// bytes: ISA-L output needs ISA-L linked and the level within its range.
+    pub fn resolved(level: u32, isal: bool) -> Option<Deflater> {
+        let level = level.min(9);
+        if isal && !(level >= 1 && level <= isal_max_level()) {
+            return None;
+        }
+        Some(Deflater { level, isal })
+    }
+
     /// What deflates and why, for the start-up line: `ISA-L (level 1)`,
     /// `zlib-rs (level 6; ISA-L is used at levels 1-3)`, `zlib-rs (level 1;
     /// this build has no ISA-L)`.

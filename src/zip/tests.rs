@@ -16,6 +16,7 @@ impl ChunkSink for Collect {
 
 fn file(name: &str, content: Content, method: Method) -> ArchiveEntry {
     ArchiveEntry {
+        origin: None,
         name: name.to_owned(),
         mtime: Utc.with_ymd_and_hms(2024, 4, 2, 8, 30, 10).unwrap(),
         body: EntryBody::File {
@@ -28,6 +29,7 @@ fn file(name: &str, content: Content, method: Method) -> ArchiveEntry {
 
 fn dir(name: &str) -> ArchiveEntry {
     ArchiveEntry {
+        origin: None,
         name: name.to_owned(),
         mtime: Utc.with_ymd_and_hms(2024, 4, 2, 8, 0, 0).unwrap(),
         body: EntryBody::Dir,
@@ -216,6 +218,7 @@ fn entries_past_4_gib_get_zip64_records() {
     let size = 5u64 << 30;
     let entries = vec![
         ArchiveEntry {
+            origin: None,
             name: "huge.bin".into(),
             mtime: Utc.with_ymd_and_hms(2024, 1, 1, 0, 0, 0).unwrap(),
             body: EntryBody::File {
@@ -323,6 +326,7 @@ fn an_archive_past_2_pow_64_bytes_has_no_length_rather_than_a_wrapped_one() {
     // Fixture loading refuses such contents; the engine must not wrap anyway
     // (2^63 + 2^63 + headers once announced a length of a few hundred bytes).
     let huge = |name: &str| ArchiveEntry {
+        origin: None,
         name: name.into(),
         mtime: Utc.with_ymd_and_hms(2024, 1, 1, 0, 0, 0).unwrap(),
         body: EntryBody::File {
@@ -407,6 +411,7 @@ impl EntryData for Changing {
 #[test]
 fn a_built_entry_that_deflates_differently_cuts_the_stream() {
     let entries = vec![ArchiveEntry {
+        origin: None,
         name: "moving.txt".into(),
         mtime: Utc.with_ymd_and_hms(2024, 1, 1, 0, 0, 0).unwrap(),
         body: EntryBody::File {
@@ -510,6 +515,7 @@ fn a_cold_entrys_crc_is_computed_ahead_while_the_one_before_streams() {
         .iter()
         .enumerate()
         .map(|(i, body)| ArchiveEntry {
+            origin: None,
             name: format!("{i}.txt"),
             mtime: Utc.with_ymd_and_hms(2024, 1, 1, 0, 0, 0).unwrap(),
             body: EntryBody::File {
@@ -617,6 +623,7 @@ fn a_remote_body_is_opened_while_the_entry_before_it_streams() {
         .iter()
         .enumerate()
         .map(|(i, method)| ArchiveEntry {
+            origin: None,
             name: format!("{i}.bin"),
             mtime: Utc.with_ymd_and_hms(2024, 1, 1, 0, 0, 0).unwrap(),
             body: EntryBody::File {
