@@ -43,6 +43,7 @@ pub mod clock;
 pub mod config;
 mod core;
 pub mod dialects;
+pub(crate) mod draws;
 pub(crate) mod events;
 pub mod faults;
 #[doc(hidden)]

@@ -5,14 +5,12 @@
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 
-use rand_chacha::rand_core::{RngCore, SeedableRng};
-use rand_chacha::ChaCha20Rng;
-use zipgate_api::rng::SplitMix64;
 use zipgate_api::Mounted;
 
 use crate::builder::Builder;
 use crate::clock::{AdjustableClock, Clock};
 use crate::config::Config;
+use crate::draws::{Cosmetic, Secret};
 use crate::faults::FaultBook;
 use crate::jobs::{JobBackend, JobRegistry};
 use crate::journal::Journal;
@@ -33,8 +31,9 @@ pub struct AppState {
     pub faults: FaultBook,
     /// CRC warmer threads running (health shows it).
     warmers: Arc<AtomicUsize>,
-    rng: Mutex<SplitMix64>,
-    secrets: Mutex<ChaCha20Rng>,
+    /// Draws numbered through the job store (`crate::draws`).
+    cosmetic: Cosmetic,
+    secrets: Secret,
     pub clock: Arc<dyn Clock>,
     /// The jobs of every dialect (in memory; a shared backend is planned:
     /// docs/design/scaleout.md).
@@ -56,21 +55,6 @@ pub struct AppState {
 
     /// `--content-root`, held open.
     content_root: Option<Arc<ContentRoot>>,
-}
-
-/// ChaCha20: its outputs do not reveal its key, so no number of observed
-/// secrets predicts the next. Seeded from the OS unless a test pins it; a
-/// pinned seed is expanded on its own stream, so it shares nothing with the
-/// cosmetic SplitMix64 seeded by the same number.
-fn secret_generator(seed: Option<u64>) -> ChaCha20Rng {
-    match seed {
-        Some(seed) => {
-            let mut rng = ChaCha20Rng::seed_from_u64(seed);
-            rng.set_stream(0x7365_6372_6574); // "secret"
-            rng
-        }
-        None => ChaCha20Rng::from_os_rng(),
-    }
 }
 
 impl AppState {
@@ -135,8 +119,8 @@ impl AppState {
                 .with_replica(&config.replica),
             faults,
             warmers,
-            rng: Mutex::new(SplitMix64::new(config.seed)),
-            secrets: Mutex::new(secret_generator(config.secret_seed)),
+            cosmetic: Cosmetic::new(config.seed),
+            secrets: Secret::new(config.secret_seed),
             jobs: Arc::new(
                 JobRegistry::with_limits(clock.clone(), config.job_limits)
                     .with_events(events.clone()),
@@ -235,18 +219,12 @@ impl AppState {
     }
 
     pub fn random_u64(&self) -> u64 {
-        self.rng
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .next_u64()
+        self.cosmetic.next_u64(self.jobs.as_ref())
     }
 
-    /// Bytes from the cryptographic generator (see `secret_generator`).
+    /// Bytes from the cryptographic generator (`crate::draws::Secret`).
     pub fn fill_secret(&self, out: &mut [u8]) {
-        self.secrets
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .fill_bytes(out);
+        self.secrets.fill(out, self.jobs.as_ref());
     }
 
     /// The tree in force now; a request keeps the one it started with.
@@ -313,26 +291,5 @@ fn warm_in_background(store: Arc<Tree>, warmers: Arc<AtomicUsize>) {
         });
     if let Err(error) = spawned {
         tracing::warn!(%error, "cannot start the CRC warmer; CRCs will be computed on first use");
-    }
-}
-
-#[cfg(test)]
-mod secret_tests {
-    use super::*;
-
-    #[test]
-    fn the_secret_generator_is_not_the_cosmetic_one() {
-        // Same seed: the ChaCha stream shares no output with SplitMix64's.
-        let mut cosmetic = SplitMix64::new(7);
-        let cosmetic: Vec<u64> = (0..64).map(|_| cosmetic.next_u64()).collect();
-        let mut secret = secret_generator(Some(7));
-        let secret: Vec<u64> = (0..64).map(|_| secret.next_u64()).collect();
-        assert!(secret.iter().all(|s| !cosmetic.contains(s)));
-        // Pinned secrets repeat; unpinned ones come from the OS and differ.
-        assert_eq!(secret_generator(Some(7)).next_u64(), secret[0]);
-        assert_ne!(
-            secret_generator(None).next_u64(),
-            secret_generator(None).next_u64()
-        );
     }
 }

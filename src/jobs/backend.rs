@@ -73,6 +73,10 @@ pub trait JobBackend: Send + Sync {
     /// (`Core::next_in_sequence`): kept with the jobs, so a shared store
     /// hands each number out once across replicas.
     fn next_in_sequence(&self, owner_tag: &str, name: &str) -> u64;
+    /// The first of `count` draw numbers of generator `name` that no other
+    /// lease got (`crate::draws`). Never restarted, not even by a reset:
+    /// values drawn before it must not come again.
+    fn lease(&self, name: &str, count: u64) -> u64;
     /// What holds the jobs, for `/_zipgate/health` (`memory`, or a shared
     /// store's address without its password).
     fn describe(&self) -> String;
@@ -159,6 +163,9 @@ impl JobBackend for JobRegistry {
     }
     fn next_in_sequence(&self, owner_tag: &str, name: &str) -> u64 {
         JobRegistry::next_in_sequence(self, owner_tag, name)
+    }
+    fn lease(&self, name: &str, count: u64) -> u64 {
+        JobRegistry::lease(self, name, count)
     }
     fn describe(&self) -> String {
         "memory".to_owned()

@@ -78,6 +78,8 @@ struct Inner {
     events: Events,
     /// Numbered sequences by `dialect.name` (`next_in_sequence`).
     sequences: Mutex<std::collections::HashMap<String, u64>>,
+    /// Draw numbers leased so far, by generator (`lease`); kept by `clear`.
+    leases: Mutex<std::collections::HashMap<String, u64>>,
 }
 
 /// How many jobs the registry keeps. The per-principal cap comes first, so
@@ -139,6 +141,7 @@ impl JobRegistry {
                 },
                 events: Events::default(),
                 sequences: Default::default(),
+                leases: Default::default(),
             }),
         }
     }
@@ -153,6 +156,16 @@ impl JobRegistry {
         let next = sequences.entry(format!("{owner_tag}.{name}")).or_insert(0);
         *next += 1;
         *next
+    }
+
+    /// The first of `count` draw numbers of generator `name` no lease got.
+    pub fn lease(&self, name: &str, count: u64) -> u64 {
+        let mut leases = self.inner.leases.lock().unwrap_or_else(|e| e.into_inner());
+        let next = leases.entry(name.to_owned()).or_insert(0);
+        let first = *next;
+        // Past 2^64 draws a generator starts over; nothing lives that long.
+        *next = next.wrapping_add(count);
+        first
     }
 
     /// Reports job changes to `events` (before the registry is shared).
