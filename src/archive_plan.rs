@@ -96,11 +96,17 @@ pub enum PlanError {
 }
 
 /// What identifies a body's bytes across processes sharing a store: an
-/// inline body by its length and CRC-32, a host file by its path, size and
+/// inline body by its length and SHA-256, a host file by its path, size and
 /// mtime, a store's file by its path and version.
 fn fingerprint(content: &Content) -> String {
     match content {
-        Content::Bytes(bytes) => format!("bytes:{}:{:08x}", bytes.len(), crc32fast::hash(bytes)),
+        Content::Bytes(bytes) => {
+            // SHA-256, not the CRC: two fixtures must not pass for one by
+            // sharing a length and a (linear, 32-bit) CRC.
+            let digest = ring::digest::digest(&ring::digest::SHA256, bytes);
+            let hex: String = digest.as_ref().iter().map(|b| format!("{b:02x}")).collect();
+            format!("bytes:{}:{hex}", bytes.len())
+        }
         Content::File {
             file,
             size,
@@ -495,6 +501,13 @@ mod tests {
         let archive = build_archive(&plan(&here), &policy, Some(Compression::Deflate));
         let mut written = ArchivePlan::of(&archive).unwrap();
         written.isal = true;
+        // Level 1 ISA-L output: rebuilt where ISA-L is linked, refused elsewhere.
+        assert_eq!(
+            written.rebuild(&here).is_ok(),
+            DeflateEngine::ISAL_BUILT_IN,
+            "{:?}",
+            written.rebuild(&here).err()
+        );
         // Level 9 is past ISA-L's range in every build: refused.
         written.level = 9;
         assert!(matches!(

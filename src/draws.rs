@@ -1,7 +1,8 @@
 //! The server's two generators with numbered draws, so that replicas
 //! sharing a job store never draw the same value: each takes blocks of
-//! draw numbers from the store ([`JobBackend::lease`]), and two different
-//! numbers always give two different values.
+//! draw numbers from the store ([`JobBackend::lease`]), and different
+//! numbers give different values (always for the cosmetic generator; for
+//! ChaCha20 words, with overwhelming probability).
 //!
 //! - Cosmetic: SplitMix64's n-th output is `splitmix64(seed + n·γ)` and
 //!   `splitmix64` is a bijection, so disjoint numbers give distinct words
@@ -197,6 +198,9 @@ mod tests {
         let mut theirs = vec![0u8; big.len()];
         plain.fill_bytes(&mut theirs);
         assert_eq!(big, theirs);
+        // Leased whole: the next lease starts past every word it used.
+        let words = (big.len() as u64).div_ceil(4);
+        assert!(jobs.lease("secret", 1) >= words);
     }
 
     #[test]

@@ -66,14 +66,21 @@ pub struct CutOnCancel(pub CancellationToken);
 pub fn cut_on_cancel(inner: Body, stop: CancellationToken) -> Body {
     CancellableBody {
         inner,
-        stop: Box::pin(stop.cancelled_owned()),
+        fired: Box::pin(stop.clone().cancelled_owned()),
+        stop,
     }
     .boxed()
 }
 
 struct CancellableBody {
     inner: Body,
-    stop: Pin<Box<WaitForCancellationFutureOwned>>,
+    stop: CancellationToken,
+    /// Registers the task's waker, so a cancel wakes a body that waits.
+    fired: Pin<Box<WaitForCancellationFutureOwned>>,
+}
+
+fn job_cancelled() -> io::Error {
+    io::Error::new(io::ErrorKind::ConnectionAborted, "the job was cancelled")
 }
 
 impl http_body::Body for CancellableBody {
@@ -85,13 +92,17 @@ impl http_body::Body for CancellableBody {
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, io::Error>>> {
         // Polled first, so its waker is registered while the inner body waits.
-        if self.stop.as_mut().poll(cx).is_ready() {
-            return Poll::Ready(Some(Err(io::Error::new(
-                io::ErrorKind::ConnectionAborted,
-                "the job was cancelled",
-            ))));
+        if self.fired.as_mut().poll(cx).is_ready() {
+            return Poll::Ready(Some(Err(job_cancelled())));
         }
-        Pin::new(&mut self.inner).poll_frame(cx)
+        match Pin::new(&mut self.inner).poll_frame(cx) {
+            // A cancel that came while the inner body ended is still a cut:
+            // an archive of unknown length must not end cleanly, truncated.
+            Poll::Ready(None) if self.stop.is_cancelled() => {
+                Poll::Ready(Some(Err(job_cancelled())))
+            }
+            other => other,
+        }
     }
 
     fn is_end_stream(&self) -> bool {
@@ -126,6 +137,13 @@ pub fn archive_body(
         let _guard = guard;
         let mut sink = ChannelSink(tx, stop);
         match archive.stream(offset, &mut sink, engine_observer.as_ref()) {
+            // Stopped because the job was cancelled, not because the client
+            // left: the response must end in an error, never look complete.
+            Err(StreamError::Cancelled) if sink.1.is_cancelled() => {
+                let _ = sink
+                    .0
+                    .blocking_send(Err(io::Error::other("the job was cancelled")));
+            }
             Ok(()) | Err(StreamError::Cancelled) => {}
             Err(error) => {
                 tracing::error!(%error, "archive stream failed; cutting the response");
@@ -294,6 +312,31 @@ mod tests {
             .unwrap();
         let error = frame.expect("a frame").expect_err("an error");
         assert_eq!(error.kind(), io::ErrorKind::ConnectionAborted);
+    }
+
+    #[tokio::test]
+    async fn a_cancel_while_the_inner_body_ends_is_still_a_cut() {
+        // The inner body ends (the engine stopped on the cancel) in the
+        // same poll that the cancel lands in.
+        struct EndsOnCancel(CancellationToken);
+        impl http_body::Body for EndsOnCancel {
+            type Data = Bytes;
+            type Error = io::Error;
+            fn poll_frame(
+                self: Pin<&mut Self>,
+                _: &mut Context<'_>,
+            ) -> Poll<Option<Result<Frame<Bytes>, io::Error>>> {
+                self.0.cancel();
+                Poll::Ready(None)
+            }
+        }
+        let stop = CancellationToken::new();
+        let mut body = cut_on_cancel(EndsOnCancel(stop.clone()).boxed(), stop);
+        let frame = body.frame().await.expect("not a clean end");
+        assert_eq!(
+            frame.expect_err("an error").kind(),
+            io::ErrorKind::ConnectionAborted
+        );
     }
 
     #[tokio::test]

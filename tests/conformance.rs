@@ -365,15 +365,7 @@ async fn an_injected_status_is_answered_in_each_vendors_envelope() {
         for status in [401u16, 429, 503] {
             let rule = json!({"match": {"dialect": sent.dialect}, "times": 1,
                               "respond": {"status": status}});
-            let added = send(
-                &server,
-                Method::POST,
-                "/_zipgate/faults",
-                &[("content-type", "application/json")],
-                rule.to_string(),
-            )
-            .await;
-            assert_eq!(added.status, StatusCode::CREATED);
+            assert_eq!(add_fault(&server, rule).await.status, StatusCode::CREATED);
             let reply = send_example(&server, &sent, sent.body.clone()).await;
             let what = format!("{} fault {status}", sent.name());
             assert_eq!(reply.status.as_u16(), status, "{what}");

@@ -19,17 +19,6 @@ const JSON: (&str, &str) = ("content-type", "application/json");
 const BOX_CREATE: &str = "/2.0/zip_downloads";
 const ONE_FILE: &str = r#"{"items":[{"type":"file","id":"12348"}]}"#;
 
-async fn add_fault(server: &ServerHandle, rule: Value) -> Reply {
-    send(
-        server,
-        Method::POST,
-        "/_zipgate/faults",
-        &[JSON],
-        rule.to_string(),
-    )
-    .await
-}
-
 /// The path of a Box create answer's `download_url` (its origin is the test Host).
 async fn box_create(server: &ServerHandle, who: (&str, &str)) -> Reply {
     send(

@@ -682,6 +682,18 @@ pub async fn stored_zip(server: &ServerHandle, id: &str) -> Vec<u8> {
     reply.body
 }
 
+/// `POST /_zipgate/faults` with `rule` (one rule or a list).
+pub async fn add_fault(server: &ServerHandle, rule: serde_json::Value) -> Reply {
+    send(
+        server,
+        Method::POST,
+        "/_zipgate/faults",
+        &[("content-type", "application/json")],
+        rule.to_string(),
+    )
+    .await
+}
+
 /// Reads a body until it ends or breaks; the bytes and the error, if any.
 pub async fn read_until_broken(
     response: http::Response<hyper::body::Incoming>,
@@ -712,15 +724,7 @@ pub async fn assert_cancel_cuts_download(
     cancel: impl std::future::Future<Output = ()>,
 ) -> Duration {
     let rule = serde_json::json!({"match": {"path": path}, "throttle_bytes_per_sec": 100});
-    let added = send(
-        server,
-        Method::POST,
-        "/_zipgate/faults",
-        &[("content-type", "application/json")],
-        rule.to_string(),
-    )
-    .await;
-    assert_eq!(added.status, StatusCode::CREATED);
+    assert_eq!(add_fault(server, rule).await.status, StatusCode::CREATED);
     let mut all = vec![("host", HOST)];
     all.extend_from_slice(headers);
     let response = open(server, Method::GET, path, &all, "").await;
