@@ -364,6 +364,7 @@ fn the_replica_name_is_in_health_and_on_every_journal_entry() {
         let health: serde_json::Value = serde_json::from_str(&health).unwrap();
         assert_eq!(health["replica"], "replica-a", "{args:?} {env:?}");
         assert_eq!(health["job_backend"], "memory");
+        assert_eq!(health["isal"], zipgate::DeflateEngine::ISAL_BUILT_IN);
         http_get(addr, "/2.0/folders/0");
         // HTTP/1.0: the listing streams, chunked for a 1.1 client.
         let (_, journal) = get_with(addr, "/_zipgate/requests", "HTTP/1.0");
@@ -1185,6 +1186,8 @@ fn the_readmes_health_example_is_what_health_answers() {
         "crc_warmers",
         "max_connections",
         "replica",
+        // Whether this build links ISA-L.
+        "isal",
     ];
     for (key, value) in shown.as_object().unwrap() {
         if !moving.contains(&key.as_str()) {

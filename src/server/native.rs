@@ -31,6 +31,9 @@ async fn health(ctx: Ctx) -> Response<Body> {
             "version": env!("CARGO_PKG_VERSION"),
             "replica": state.config.replica,
             "job_backend": state.jobs.describe(),
+            // A job planned with ISA-L deflate rebuilds only on a replica
+            // that has it: a mixed deployment shows here.
+            "isal": crate::zip::DeflateEngine::ISAL_BUILT_IN,
             "dialects": state.dialects.iter().map(|d| d.name()).collect::<Vec<_>>(),
             "nodes": store.node_count(),
             "users": store.users().count(),
