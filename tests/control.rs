@@ -559,16 +559,9 @@ async fn journal_filters_are_checked_and_pages_say_where_the_next_starts() {
 #[tokio::test]
 async fn a_jobs_archive_is_written_down_as_its_plan() {
     let server = start_default().await;
-    let created = send(
+    let created = box_create_as_alice(
         &server,
-        Method::POST,
-        "/2.0/zip_downloads",
-        &[
-            ("authorization", "Bearer alice-token"),
-            ("content-type", "application/json"),
-            ("host", HOST),
-        ],
-        r#"{"items":[{"type":"folder","id":"1005"},{"type":"file","id":"12348"}]}"#.to_owned(),
+        r#"{"items":[{"type":"folder","id":"1005"},{"type":"file","id":"12348"}]}"#,
     )
     .await;
     assert_eq!(created.status, StatusCode::ACCEPTED);

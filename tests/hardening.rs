@@ -47,19 +47,9 @@ async fn a_client_that_stops_reading_a_download_is_dropped() {
         ..Config::default()
     })
     .await;
-    let created = send(
-        &server,
-        Method::POST,
-        "/2.0/zip_downloads",
-        &[
-            ("authorization", "Bearer alice-token"),
-            ("content-type", "application/json"),
-            ("host", HOST),
-        ],
-        r#"{"items":[{"type":"folder","id":"1005"}]}"#,
-    )
-    .await
-    .json();
+    let created = box_create_as_alice(&server, r#"{"items":[{"type":"folder","id":"1005"}]}"#)
+        .await
+        .json();
     let path = download_path(&created);
     let response = open(&server, Method::GET, &path, &[], "").await;
     let total = content_length(&response);

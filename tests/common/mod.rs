@@ -682,6 +682,22 @@ pub async fn stored_zip(server: &ServerHandle, id: &str) -> Vec<u8> {
     reply.body
 }
 
+/// A Box create (`POST /2.0/zip_downloads`) by alice with the test Host.
+pub async fn box_create_as_alice(server: &ServerHandle, body: &str) -> Reply {
+    send(
+        server,
+        Method::POST,
+        "/2.0/zip_downloads",
+        &[
+            ("authorization", "Bearer alice-token"),
+            ("content-type", "application/json"),
+            ("host", HOST),
+        ],
+        body.to_owned(),
+    )
+    .await
+}
+
 /// `POST /_zipgate/faults` with `rule` (one rule or a list).
 pub async fn add_fault(server: &ServerHandle, rule: serde_json::Value) -> Reply {
     send(

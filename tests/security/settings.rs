@@ -114,17 +114,8 @@ fn the_longest_box_url_ttl_answers_a_create_with_a_sane_expiry() {
             String::from_utf8_lossy(&advanced.body)
         );
         let now: DateTime<Utc> = advanced.json()["now"].as_str().unwrap().parse().unwrap();
-        let created = send(
-            &server,
-            Method::POST,
-            "/2.0/zip_downloads",
-            &[
-                ("authorization", "Bearer alice-token"),
-                ("content-type", "application/json"),
-            ],
-            r#"{"items":[{"type":"folder","id":"1003"}]}"#.to_owned(),
-        )
-        .await;
+        let created =
+            box_create_as_alice(&server, r#"{"items":[{"type":"folder","id":"1003"}]}"#).await;
         assert_eq!(
             created.status,
             StatusCode::ACCEPTED,
