@@ -20,17 +20,7 @@ async fn control(server: &zipgate::ServerHandle, method: Method, path: &str, bod
 
 /// Box's create route as alice, for notes.md.
 async fn box_create(server: &zipgate::ServerHandle) -> Reply {
-    send(
-        server,
-        Method::POST,
-        "/2.0/zip_downloads",
-        &[
-            ("authorization", "Bearer alice-token"),
-            ("content-type", "application/json"),
-        ],
-        r#"{"items":[{"type":"file","id":"12348"}]}"#.to_owned(),
-    )
-    .await
+    box_create_as_alice(server, r#"{"items":[{"type":"file","id":"12348"}]}"#).await
 }
 
 async fn native_zip(server: &zipgate::ServerHandle, id: &str) -> Reply {

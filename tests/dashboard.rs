@@ -147,17 +147,7 @@ fn box_job_id(created: &serde_json::Value) -> String {
 }
 
 async fn box_create(server: &ServerHandle) -> serde_json::Value {
-    let reply = send(
-        server,
-        Method::POST,
-        "/2.0/zip_downloads",
-        &[
-            ("authorization", "Bearer alice-token"),
-            ("content-type", "application/json"),
-        ],
-        r#"{"items":[{"type":"file","id":"12345"}]}"#,
-    )
-    .await;
+    let reply = box_create_as_alice(server, r#"{"items":[{"type":"file","id":"12345"}]}"#).await;
     assert_eq!(reply.status, StatusCode::ACCEPTED);
     reply.json()
 }

@@ -83,14 +83,8 @@ fn download_id(reply: &Reply) -> String {
 }
 
 async fn box_create(server: &zipgate::ServerHandle) -> Reply {
-    let reply = send(
+    let reply = box_create_as_alice(
         server,
-        Method::POST,
-        "/2.0/zip_downloads",
-        &[
-            ("authorization", "Bearer alice-token"),
-            ("content-type", "application/json"),
-        ],
         r#"{"items":[{"type":"file","id":"12345"}],"download_file_name":"x"}"#,
     )
     .await;

@@ -510,6 +510,23 @@
     if (!r.ok) throw new ApiError(r.status, `GET /_zipgate/health: ${r.status}`, null);
     const h = await r.json();
     $('version').textContent = h.version ? `v${h.version}` : '';
+    if (Array.isArray(h.dialects)) setDialects(h.dialects.map(String));
+  }
+
+  // The dialect choices are the ones this server mounts (a rule naming
+  // another is refused), kept after the first "any"/"all" option.
+  function setDialects(names) {
+    for (const id of ['fault-dialect', 'filter-dialect']) {
+      const select = $(id);
+      const chosen = select.value;
+      while (select.options.length > 1) select.remove(1);
+      for (const name of names) {
+        const option = el('option', null, name);
+        option.value = name;
+        select.appendChild(option);
+      }
+      select.value = names.includes(chosen) ? chosen : '';
+    }
   }
 
   // --- clock -------------------------------------------------------------------
