@@ -75,9 +75,6 @@ pub enum ContentRef {
     },
 }
 
-// Rebuilding is for the Redis job backend (docs/design/scaleout.md step 5a),
-// where a replica claims a job another one planned; tested here until then.
-#[cfg_attr(not(test), allow(dead_code))]
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum PlanError {
     #[error("plan version {0} is not {PLAN_VERSION}")]
@@ -184,7 +181,6 @@ impl ArchivePlan {
 
     /// The archive again, its bodies found in `tree`: the same bytes as the
     /// one written down, or an error saying why that is not possible.
-    #[cfg_attr(not(test), allow(dead_code))] // see PlanError
     pub fn rebuild(&self, tree: &Tree) -> Result<Archive, PlanError> {
         if self.v != PLAN_VERSION {
             return Err(PlanError::Version(self.v));
@@ -243,7 +239,6 @@ impl ArchivePlan {
     }
 }
 
-#[cfg_attr(not(test), allow(dead_code))] // see PlanError
 fn body_of(name: &str, content: &ContentRef, tree: &Tree) -> Result<Arc<dyn EntryData>, PlanError> {
     match content {
         ContentRef::Generated {

@@ -43,6 +43,9 @@ pub struct Config {
     pub journal_bytes: usize,
     /// Jobs kept, in all and per principal.
     pub job_limits: crate::jobs::JobLimits,
+    /// Where jobs live (`--jobs`): in this process, or in Redis shared
+    /// with other replicas.
+    pub jobs: JobStore,
     /// Dialect settings, by dialect name (`--set box.url_ttl=60`).
     pub dialect_settings: BTreeMap<String, Settings>,
     /// Serve the test control plane under `/_zipgate/`.
@@ -189,6 +192,7 @@ impl Default for Config {
             journal_capacity: 1000,
             journal_bytes: crate::journal::DEFAULT_MAX_BYTES,
             job_limits: crate::jobs::JobLimits::default(),
+            jobs: JobStore::Memory,
             dialect_settings: BTreeMap::new(),
             control: true,
             control_token: None,
@@ -203,6 +207,25 @@ impl Default for Config {
             cors: Vec::new(),
             replica: default_replica(),
         }
+    }
+}
+
+/// Where jobs live.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub enum JobStore {
+    /// In this process (the default): nothing is shared.
+    #[default]
+    Memory,
+    /// In Redis at `url` (`redis://[:password@]host:port/db`), every key
+    /// under `namespace`, shared by every replica given the same two.
+    Redis { url: String, namespace: String },
+}
+
+impl JobStore {
+    /// Whether calls to it block on the network (the server then runs
+    /// multi-thread workers, so a call can step aside: `block_in_place`).
+    pub fn is_remote(&self) -> bool {
+        matches!(self, JobStore::Redis { .. })
     }
 }
 

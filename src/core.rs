@@ -317,6 +317,7 @@ impl Core for ServerCore {
         let archive = match recheck.and_then(|input| self.recheck(input, &archive)) {
             Some(cut) => {
                 self.state.jobs.cut_archive(id, &cut);
+                ticket.archive_replaced(&cut.archive);
                 cut.archive
             }
             None => archive,
@@ -334,7 +335,7 @@ impl Core for ServerCore {
         .with_extension(cut))
     }
 
-    fn next_in_sequence(&self, name: &str) -> u64 {
+    fn next_in_sequence(&self, name: &str) -> Result<u64, Error> {
         self.state.jobs.next_in_sequence(self.tag(), name)
     }
 

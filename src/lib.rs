@@ -330,6 +330,17 @@ impl ServerBuilder {
         self
     }
 
+    /// Keep jobs in Redis (as `--jobs` and `--jobs-namespace`): servers
+    /// given the same URL and namespace share their jobs, as replicas do.
+    /// `spawn` fails when Redis cannot be reached.
+    pub fn jobs_in_redis(mut self, url: &str, namespace: &str) -> Self {
+        self.config.jobs = config::JobStore::Redis {
+            url: url.to_owned(),
+            namespace: namespace.to_owned(),
+        };
+        self
+    }
+
     /// Connections served at once (as `--max-connections`); past it a
     /// connection is answered 503 with `Retry-After: 1` and closed. The
     /// default leaves a quarter of the process's descriptor limit free; 0
@@ -411,9 +422,9 @@ impl ServerBuilder {
             None => FixtureSource::embedded_default(),
         };
         let clock = self.clock.unwrap_or_else(|| Arc::new(SystemClock));
-        let dialects =
-            dialects::build(&self.config.dialect_settings).map_err(StartError::Settings)?;
-        let state = Arc::new(AppState::new(fixture, clock, self.config, dialects)?);
+        let config = self.config;
+        let dialects = dialects::build(&config.dialect_settings).map_err(StartError::Settings)?;
+        let state = Arc::new(AppState::new(fixture, clock, config, dialects)?);
         let listener = TcpListener::bind(self.bind.as_deref().unwrap_or("127.0.0.1:0")).await?;
         let addr = listener.local_addr()?;
         let (stop, stopped) = oneshot::channel::<()>();

@@ -297,6 +297,14 @@ struct ServeArgs {
     /// every journal entry (default: `<host name>-<process id>`).
     #[arg(long, value_name = "NAME", value_parser = replica_name, env = "ZIPGATE_REPLICA")]
     replica: Option<String>,
+    /// Keep jobs in Redis, shared with every replica given the same URL and
+    /// namespace: redis://[:PASSWORD@]HOST:PORT/DB (default: in this process).
+    #[arg(long, value_name = "URL", value_parser = jobs_url, env = "ZIPGATE_JOBS")]
+    jobs: Option<String>,
+    /// The prefix of every key zipgate keeps in Redis (--jobs), so several
+    /// deployments can share one Redis.
+    #[arg(long, value_name = "NAME", default_value = "zipgate", value_parser = jobs_namespace, env = "ZIPGATE_JOBS_NAMESPACE")]
+    jobs_namespace: String,
     /// A dialect setting, DIALECT.KEY=VALUE (repeatable), e.g. `--set box.url_ttl=300`;
     /// in `ZIPGATE_SET`, one per line (values may hold commas).
     #[arg(
@@ -442,6 +450,29 @@ fn replica_name(text: &str) -> Result<String, String> {
         Ok(text.to_owned())
     } else {
         Err("expected 1 to 64 printable ASCII characters, no spaces".to_owned())
+    }
+}
+
+/// `--jobs`: a `redis://` URL (the Redis client parses the rest when it connects).
+fn jobs_url(text: &str) -> Result<String, String> {
+    if text.starts_with("redis://") && text.len() <= 2048 {
+        Ok(text.to_owned())
+    } else {
+        Err("expected redis://[:PASSWORD@]HOST:PORT/DB".to_owned())
+    }
+}
+
+/// `--jobs-namespace`: 1-64 printable ASCII characters without spaces or
+/// braces (the namespace is the keys' Redis hash tag, `{NAME}:`).
+fn jobs_namespace(text: &str) -> Result<String, String> {
+    if (1..=64).contains(&text.len())
+        && text
+            .bytes()
+            .all(|b| b.is_ascii_graphic() && b != b'{' && b != b'}')
+    {
+        Ok(text.to_owned())
+    } else {
+        Err("expected 1 to 64 printable ASCII characters, no spaces or braces".to_owned())
     }
 }
 
@@ -710,6 +741,13 @@ fn serve(args: ServeArgs) -> ExitCode {
         replica: args
             .replica
             .unwrap_or_else(zipgate::config::default_replica),
+        jobs: match args.jobs {
+            Some(url) => zipgate::config::JobStore::Redis {
+                url,
+                namespace: args.jobs_namespace,
+            },
+            None => zipgate::config::JobStore::Memory,
+        },
         public_url: args.public_url,
         seed,
         secret_seed,
@@ -736,11 +774,24 @@ fn serve(args: ServeArgs) -> ExitCode {
         || std::thread::available_parallelism().map_or(1, |n| n.get()),
         usize::from,
     );
-    // This thread accepts and handles signals; the workers serve (server::run_on_workers).
-    let runtime = match tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-    {
+    // This thread accepts and handles signals; the workers serve
+    // (server::run_on_workers). With jobs in Redis every job call waits a
+    // round trip: one multi-thread runtime then serves, so a waiting call
+    // steps aside (`block_in_place`) and the worker's other connections
+    // move on (docs/design/scaleout.md §0).
+    let remote_jobs = config.jobs.is_remote();
+    let runtime = if remote_jobs {
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(workers)
+            .thread_name("zipgate-worker")
+            .enable_all()
+            .build()
+    } else {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+    };
+    let runtime = match runtime {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("zipgate: cannot start the runtime: {e}");
@@ -808,6 +859,10 @@ fn serve(args: ServeArgs) -> ExitCode {
         // The one line on stdout, for scripts that start zipgate on port 0.
         println!("{scheme}://{addr}");
         let _ = std::io::Write::flush(&mut std::io::stdout());
+        if remote_jobs {
+            server::run(listener, state, shutdown_signal()).await;
+            return ExitCode::SUCCESS;
+        }
         match server::run_on_workers(listener, state, workers, shutdown_signal()).await {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {

@@ -21,7 +21,8 @@ use crate::stream::StreamCounter;
 
 /// Everything a request handler may use.
 pub struct AppState {
-    store: RwLock<Arc<Tree>>,
+    /// Shared with a job store that rebuilds archives planned elsewhere.
+    store: crate::jobs::TreeSource,
     /// The fixture document in force (JSON) and the one the server started with,
     /// so nodes can be added and `reset` can go back.
     fixture: Mutex<FixtureSource>,
@@ -85,7 +86,7 @@ impl AppState {
             .map_err(crate::StartError::Settings)?;
         let content_root = config.open_content_root()?;
         let source = source.with_id_spaces(IdSpaces::of(&dialects));
-        let store = Arc::new(source.parse()?);
+        let store: crate::jobs::TreeSource = Arc::new(RwLock::new(Arc::new(source.parse()?)));
         // Not a secret: tells a dashboard that the server (and its event
         // ids) started again.
         let events = crate::events::Events::new(uuid::Uuid::new_v4().simple().to_string());
@@ -105,13 +106,33 @@ impl AppState {
         }
         let warmers = Arc::new(AtomicUsize::new(0));
         if config.warm_crcs {
-            warm_in_background(store.clone(), warmers.clone());
+            warm_in_background(
+                store.read().unwrap_or_else(|e| e.into_inner()).clone(),
+                warmers.clone(),
+            );
         }
         let max_connections = config.max_connections;
         let control_clock = Arc::new(AdjustableClock::new(clock));
         let clock: Arc<dyn Clock> = control_clock.clone();
+        let jobs: Arc<dyn JobBackend> = match &config.jobs {
+            crate::config::JobStore::Memory => Arc::new(
+                JobRegistry::with_limits(clock.clone(), config.job_limits)
+                    .with_events(events.clone()),
+            ),
+            crate::config::JobStore::Redis { url, namespace } => Arc::new(
+                crate::jobs::RedisJobs::connect(
+                    url,
+                    namespace,
+                    clock.clone(),
+                    events.clone(),
+                    dialects.iter().map(|d| d.name()).collect(),
+                    store.clone(),
+                )
+                .map_err(crate::StartError::Settings)?,
+            ),
+        };
         Ok(AppState {
-            store: RwLock::new(store),
+            store,
             fixture: Mutex::new(source.clone()),
             initial_fixture: source,
             control_clock,
@@ -121,10 +142,7 @@ impl AppState {
             warmers,
             cosmetic: Cosmetic::new(config.seed),
             secrets: Secret::new(config.secret_seed),
-            jobs: Arc::new(
-                JobRegistry::with_limits(clock.clone(), config.job_limits)
-                    .with_events(events.clone()),
-            ),
+            jobs,
             builder: Builder::default(),
             clock,
             config,

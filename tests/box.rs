@@ -12,7 +12,6 @@ use http::{Method, StatusCode};
 use http_body_util::BodyExt;
 use serde_json::{json, Value};
 use zipgate::clock::ManualClock;
-use zipgate::Server;
 
 const ALICE: &str = "Bearer alice-token";
 const BOB: &str = "Bearer bob-token";
@@ -131,7 +130,7 @@ async fn public_url_overrides_the_host_header() {
     let clock = Arc::new(ManualClock::new(
         Utc.with_ymd_and_hms(2025, 3, 1, 10, 0, 0).unwrap(),
     ));
-    let server = Server::builder()
+    let server = common::builder()
         .clock(clock.clone())
         .config(zipgate::server::Config {
             public_url: Some("https://zip.example.com/".into()),
@@ -192,7 +191,7 @@ async fn clashing_items_are_both_renamed_and_reported_in_pairs() {
     let fixture = r#"{"users":[{"id":"u","token":"t"}],"nodes":[
         {"id":"a","name":"A","ids":{"box":"1"},"children":[{"id":"e1","name":"employees","ids":{"box":"11"},"children":[]}]},
         {"id":"b","name":"B","ids":{"box":"2"},"children":[{"id":"e2","name":"employees","ids":{"box":"22"},"children":[]}]}]}"#;
-    let server = Server::builder()
+    let server = common::builder()
         .fixtures_json(fixture)
         .unwrap()
         .spawn()

@@ -1271,3 +1271,89 @@ fn the_log_says_why_a_download_url_answers_404() {
     assert_eq!(download(&late), 404);
     wait_for_line(&running, "download refused: it expired");
 }
+
+/// A POST of a JSON body, as Alice.
+fn post_json(addr: &str, path: &str, body: &str) -> (u16, String) {
+    let mut stream = TcpStream::connect(addr).unwrap();
+    write!(
+        stream,
+        "POST {path} HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Bearer alice-token\r\n\
+         Content-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    )
+    .unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).unwrap();
+    let status = response[9..12].parse().unwrap();
+    let body = response
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_owned())
+        .unwrap_or_default();
+    (status, body)
+}
+
+#[test]
+fn two_binaries_on_one_redis_share_their_jobs() {
+    let redis = common::redis::RedisServer::start();
+    let url = redis.url();
+    let mut a = serve(&["--jobs", &url, "--jobs-namespace", "cli"]);
+    let mut b = common::serve_binary_env(
+        &[],
+        &[("ZIPGATE_JOBS", &url), ("ZIPGATE_JOBS_NAMESPACE", "cli")],
+    );
+    let (_, health) = http_get(&a.addr, "/_zipgate/health");
+    let health: serde_json::Value = serde_json::from_str(&health).unwrap();
+    assert_eq!(health["job_backend"], url.as_str(), "{health}");
+    let (status, created) = post_json(
+        &a.addr,
+        "/2.0/zip_downloads",
+        r#"{"items":[{"type":"folder","id":"1005"}],"download_file_name":"across"}"#,
+    );
+    assert_eq!(status, 202, "{created}");
+    let created: serde_json::Value = serde_json::from_str(&created).unwrap();
+    let download = created["download_url"]
+        .as_str()
+        .unwrap()
+        .strip_prefix(&format!("http://{}", a.addr))
+        .unwrap()
+        .to_owned();
+    // Made on A, fetched from B (whose own address differs): once.
+    let mut stream = TcpStream::connect(&b.addr).unwrap();
+    write!(
+        stream,
+        "GET {download} HTTP/1.0\r\nHost: {}\r\n\r\n",
+        b.addr
+    )
+    .unwrap();
+    let mut response = Vec::new();
+    stream.read_to_end(&mut response).unwrap();
+    let head_end = response.windows(4).position(|w| w == b"\r\n\r\n").unwrap() + 4;
+    assert!(
+        response.starts_with(b"HTTP/1.0 200"),
+        "{}",
+        String::from_utf8_lossy(&response[..head_end])
+    );
+    let names = zip_entry_names(&response[head_end..]);
+    assert!(names.iter().any(|n| n.ends_with("server.log")), "{names:?}");
+    assert_eq!(http_get(&a.addr, &download).0, 404);
+    for running in [&mut a, &mut b] {
+        assert!(terminate(running).success());
+    }
+}
+
+#[test]
+fn a_job_store_that_cannot_be_used_is_refused_at_start() {
+    let (status, stderr) = start_refused(&["--jobs", "http://127.0.0.1:6379/0"], &[]);
+    assert!(status.is_some_and(|s| !s.success()), "{stderr}");
+    assert!(stderr.contains("redis://"), "{stderr}");
+    let (status, stderr) = start_refused(
+        &["--jobs", "redis://127.0.0.1:1/0", "--jobs-namespace", "{a}"],
+        &[],
+    );
+    assert!(status.is_some_and(|s| !s.success()), "{stderr}");
+    assert!(stderr.contains("braces"), "{stderr}");
+    // Nothing listens on port 1: refused at once, not on the first request.
+    let (status, stderr) = start_refused(&["--jobs", "redis://127.0.0.1:1/0"], &[]);
+    assert!(status.is_some_and(|s| !s.success()), "{stderr}");
+    assert!(stderr.contains("cannot reach the job store"), "{stderr}");
+}

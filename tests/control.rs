@@ -282,7 +282,7 @@ async fn the_journal_records_what_clients_sent() {
 
 #[tokio::test]
 async fn the_in_process_handle_offers_the_same_operations() {
-    let server = zipgate::Server::builder()
+    let server = common::builder()
         .fixtures(json!({"users": [{"id": "u", "token": "t"}], "nodes": [
             {"id": "a", "name": "a.txt", "ids": {"box": "1"}, "content": {"text": "A"}}
         ]}))

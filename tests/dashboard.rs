@@ -13,12 +13,12 @@ use common::*;
 use http::{Method, StatusCode};
 use http_body_util::BodyExt;
 use hyper::body::Incoming;
-use zipgate::{Server, ServerHandle};
+use zipgate::ServerHandle;
 
 const TOKEN: &str = "dashboard-token";
 
 async fn start() -> ServerHandle {
-    Server::builder()
+    common::builder()
         .control_token(TOKEN)
         .spawn()
         .await

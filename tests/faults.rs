@@ -10,8 +10,8 @@ use common::*;
 use http::{Method, StatusCode};
 use serde_json::{json, Value};
 use zipgate::faults::{CutHow, FaultRule};
+use zipgate::ServerHandle;
 use zipgate::{JobFault, StuckState};
-use zipgate::{Server, ServerHandle};
 
 const ALICE: (&str, &str) = ("authorization", "Bearer alice-token");
 const BOB: (&str, &str) = ("authorization", "Bearer bob-token");
@@ -412,7 +412,7 @@ async fn job_faults_fail_a_job_or_hold_it_in_a_state() {
 
 #[tokio::test]
 async fn the_control_plane_can_be_guarded_by_a_token_or_turned_off() {
-    let guarded = Server::builder()
+    let guarded = common::builder()
         .control_token("s3cret")
         .spawn()
         .await
@@ -459,7 +459,7 @@ async fn the_control_plane_can_be_guarded_by_a_token_or_turned_off() {
         StatusCode::OK
     );
 
-    let off = Server::builder().control(false).spawn().await.unwrap();
+    let off = common::builder().control(false).spawn().await.unwrap();
     for path in ["/_zipgate/faults", "/_zipgate/requests", "/_zipgate/jobs"] {
         assert_eq!(
             get(&off, path).await.status,
@@ -472,7 +472,7 @@ async fn the_control_plane_can_be_guarded_by_a_token_or_turned_off() {
 
 #[tokio::test]
 async fn reset_brings_back_the_starting_rules_and_forgets_the_rest() {
-    let server = Server::builder()
+    let server = common::builder()
         .fault(FaultRule::on("POST", BOX_CREATE).times(1).status(503))
         .spawn()
         .await

@@ -10,7 +10,6 @@ use common::*;
 use http::{Method, StatusCode};
 use serde_json::json;
 use zipgate::server::Config;
-use zipgate::Server;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_client_that_never_finishes_its_headers_is_disconnected() {
@@ -95,7 +94,7 @@ async fn hostile_names_from_the_store_come_out_safe() {
         .enumerate()
         .map(|(i, name)| json!({"id": format!("n{i}"), "name": name, "content": {"text": "x"}}))
         .collect();
-    let server = Server::builder()
+    let server = common::builder()
         .fixtures(json!({
             "users": [{"id": "u", "token": "t"}],
             "nodes": [{"id": "top", "name": "../top", "ids": {"box": "9"}, "children": children}]

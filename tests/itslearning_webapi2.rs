@@ -30,7 +30,6 @@ use serde_json::Value;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use zipgate::clock::ManualClock;
 use zipgate::server::Config;
-use zipgate::Server;
 
 /// Cases where zipgate answers otherwise than the framework, and why.
 const DIFFERENCES: &[(&str, &str)] = &[
@@ -291,7 +290,7 @@ async fn start() -> zipgate::ServerHandle {
         Utc.with_ymd_and_hms(2025, 10, 23, 17, 50, 46).unwrap(),
     ));
     // The default pacing: a new job is Pending, as the reference host's model.
-    Server::builder()
+    common::builder()
         .fixtures(fixture())
         .clock(clock)
         .config(Config::default())

@@ -11,7 +11,6 @@ use std::process::Command;
 use common::*;
 use http::{Method, StatusCode};
 use serde_json::Value;
-use zipgate::Server;
 
 const ALICE: (&str, &str) = ("authorization", "Bearer alice-token");
 const TOKEN: (&str, &str) = ("x-zipgate-control-token", "metrics-token");
@@ -83,7 +82,7 @@ fn parse(text: &str) -> (Vec<Sample>, Vec<(String, String)>) {
 
 #[tokio::test]
 async fn metrics_count_what_happened_in_prometheus_text() {
-    let server = Server::builder()
+    let server = common::builder()
         .control_token("metrics-token")
         .spawn()
         .await

@@ -9,7 +9,6 @@ use zipgate::api::{Compression, Principal, UserId};
 use zipgate::store::DEFAULT_FIXTURE;
 use zipgate::CompressionPolicy;
 use zipgate::DeflateEngine;
-use zipgate::Server;
 
 const TREE: &str = r##"{
   "users": [{"id": "ann", "token": "ann-token"}],
@@ -74,7 +73,7 @@ async fn every_deflate_engine_and_level_passes_every_reader() {
         (DeflateEngine::ZlibRs, 1),
         (DeflateEngine::ZlibRs, 6),
     ] {
-        let server = Server::builder()
+        let server = common::builder()
             .fixtures_json(TREE)
             .unwrap()
             .compression(CompressionPolicy {

@@ -11,7 +11,6 @@ use common::*;
 use http::{Method, StatusCode};
 use serde_json::{json, Value};
 use zipgate::clock::ManualClock;
-use zipgate::Server;
 
 const BULK: &str = "/api/2.0/files/fileops/bulkdownload";
 const LIST: &str = "/api/2.0/files/fileops";
@@ -473,7 +472,7 @@ async fn one_folder_alone_is_its_own_archive_with_contents_at_the_root() {
     let clock = Arc::new(ManualClock::new(
         Utc.with_ymd_and_hms(2025, 3, 1, 10, 0, 0).unwrap(),
     ));
-    let server = Server::builder()
+    let server = common::builder()
         .fixtures_json(fixture)
         .unwrap()
         .clock(clock.clone())

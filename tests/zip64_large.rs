@@ -10,7 +10,6 @@ use common::*;
 use http::{Method, StatusCode};
 use http_body_util::BodyExt;
 use zipgate::server::Config;
-use zipgate::Server;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_entry_at_the_32_bit_limit_and_the_entries_after_it_pass_every_reader() {
@@ -20,7 +19,7 @@ async fn an_entry_at_the_32_bit_limit_and_the_entries_after_it_pass_every_reader
         {"id": "after", "name": "after.txt", "content": {"text": "after the big one\n"}},
         {"id": "empty", "name": "Empty", "type": "folder"}
     ]}]}"#;
-    let server = Server::builder()
+    let server = common::builder()
         .fixtures_json(fixture)
         .unwrap()
         .config(Config {

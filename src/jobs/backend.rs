@@ -72,7 +72,7 @@ pub trait JobBackend: Send + Sync {
     /// The next number (1, 2, 3…) of `owner_tag`'s sequence `name`
     /// (`Core::next_in_sequence`): kept with the jobs, so a shared store
     /// hands each number out once across replicas.
-    fn next_in_sequence(&self, owner_tag: &str, name: &str) -> u64;
+    fn next_in_sequence(&self, owner_tag: &str, name: &str) -> Result<u64, Error>;
     /// The first of `count` draw numbers of generator `name` that no other
     /// lease got (`crate::draws`). Never restarted, not even by a reset:
     /// values drawn before it must not come again.
@@ -161,8 +161,8 @@ impl JobBackend for JobRegistry {
     fn len(&self) -> usize {
         JobRegistry::len(self)
     }
-    fn next_in_sequence(&self, owner_tag: &str, name: &str) -> u64 {
-        JobRegistry::next_in_sequence(self, owner_tag, name)
+    fn next_in_sequence(&self, owner_tag: &str, name: &str) -> Result<u64, Error> {
+        Ok(JobRegistry::next_in_sequence(self, owner_tag, name))
     }
     fn lease(&self, name: &str, count: u64) -> u64 {
         JobRegistry::lease(self, name, count)

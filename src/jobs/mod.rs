@@ -18,6 +18,7 @@ use crate::zip::Archive;
 
 mod backend;
 mod job;
+mod redis;
 mod table;
 mod ticket;
 pub mod view;
@@ -25,6 +26,7 @@ pub mod view;
 pub use backend::{Claimed, JobBackend};
 use job::Job;
 pub use job::{Building, JobFault, JobSpec, StuckState};
+pub use redis::{RedisJobs, TreeSource};
 use table::{remove_key, Key, OwnerJobs, Table};
 pub use ticket::DownloadTicket;
 
@@ -205,7 +207,8 @@ impl JobRegistry {
             // Removed jobs left their keys behind (a still clock delays sweeps).
             jobs.compact();
         }
-        if jobs.key_of(&out.id).is_some() {
+        // A job past its retention is gone, swept yet or not: its id is free.
+        if Self::live(&mut jobs, &out.id, now).is_some() {
             return Err(Error::Conflict(format!("job {}", out.id)));
         }
         let JobLimits {
@@ -593,7 +596,10 @@ impl JobRegistry {
     }
 
     pub fn remove(&self, id: &str) -> Option<JobSnapshot> {
+        let now = self.inner.clock.now();
         let mut jobs = self.jobs();
+        // One past its retention is gone already, swept or not.
+        Self::live(&mut jobs, id, now)?;
         let removed = jobs.forget(id).map(|job| job.snapshot)?;
         self.inner.events.publish("job", || {
             serde_json::json!({"id": removed.id, "dialect": removed.owner_tag, "removed": true})

@@ -244,6 +244,9 @@ impl Progress for NoProgress {}
 pub trait StreamObserver: Progress {
     fn bytes_sent(&self, _n: u64) {}
     fn finished(&self, _complete: bool) {}
+    /// The download streams `archive` instead of the one it was claimed
+    /// with (a recheck cut it), so entries are counted against it.
+    fn archive_replaced(&self, _archive: &Archive) {}
 }
 
 impl StreamObserver for NoProgress {}

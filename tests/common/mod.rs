@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 pub mod as_store;
+pub mod redis;
 pub mod s3;
 
 use std::io::Read;
@@ -28,13 +29,26 @@ use zipgate::clock::ManualClock;
 use zipgate::store::{fixture, Node, NodeData};
 use zipgate::{Server, ServerHandle};
 
+/// `Server::builder()`, keeping jobs in Redis when `ZIPGATE_TEST_REDIS`
+/// names one (`tests/run` runs the dialect suites a second time so), each
+/// server under a namespace of its own.
+pub fn builder() -> zipgate::ServerBuilder {
+    let builder = Server::builder();
+    match std::env::var("ZIPGATE_TEST_REDIS") {
+        Ok(url) if !url.is_empty() => {
+            builder.jobs_in_redis(&url, &uuid::Uuid::new_v4().simple().to_string())
+        }
+        _ => builder,
+    }
+}
+
 pub async fn start_default() -> ServerHandle {
-    Server::builder().spawn().await.expect("server starts")
+    builder().spawn().await.expect("server starts")
 }
 
 /// The default fixtures under `config`.
 pub async fn start_with_config(config: zipgate::server::Config) -> ServerHandle {
-    Server::builder()
+    builder()
         .config(config)
         .spawn()
         .await
@@ -42,7 +56,7 @@ pub async fn start_with_config(config: zipgate::server::Config) -> ServerHandle 
 }
 
 pub async fn start_with(fixture_json: &str) -> ServerHandle {
-    Server::builder()
+    builder()
         .fixtures_json(fixture_json)
         .expect("fixture parses")
         .spawn()
@@ -269,7 +283,7 @@ pub async fn start_dialect(dialect: &str, settings: &[(&str, &str)]) -> Clocked 
         Utc.with_ymd_and_hms(2025, 3, 1, 10, 0, 0).unwrap(),
     ));
     // Seeded, so golden answers (download URLs included) are reproducible.
-    let mut builder = Server::builder().clock(clock.clone()).seed(0);
+    let mut builder = builder().clock(clock.clone()).seed(0);
     for (key, value) in settings {
         builder = builder.setting(dialect, key, value);
     }
@@ -657,7 +671,7 @@ pub fn zip_entries(archive: Vec<u8>) -> Vec<ZipEntry> {
 pub async fn serve_store(
     store: std::sync::Arc<dyn zipgate::store::backend::Store>,
 ) -> ServerHandle {
-    Server::builder()
+    builder()
         .store(store, zipgate::store::served::Policy::embedded_users())
         .expect("the store reads")
         .spawn()

@@ -300,7 +300,8 @@ pub trait Core: Send + Sync {
     /// The next number (1, 2, 3…) of this dialect's sequence `name`, such as
     /// a vendor's integer job ids: from 1 again after a reset, and held by
     /// the core, so replicas that share their jobs never hand out one twice.
-    fn next_in_sequence(&self, name: &str) -> u64;
+    /// Fails when the store that keeps it cannot be reached (`Unavailable`).
+    fn next_in_sequence(&self, name: &str) -> Result<u64, Error>;
 
     /// The user a bearer token belongs to.
     fn authenticate(&self, token: &str) -> Option<Arc<UserInfo>> {

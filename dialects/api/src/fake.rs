@@ -363,11 +363,11 @@ impl Core for FakeCore {
         ))
     }
 
-    fn next_in_sequence(&self, name: &str) -> u64 {
+    fn next_in_sequence(&self, name: &str) -> Result<u64, Error> {
         let mut state = self.lock();
         let next = state.sequences.entry(name.to_owned()).or_insert(0);
         *next += 1;
-        *next
+        Ok(*next)
     }
 
     fn random(&self, _kind: Randomness, out: &mut [u8]) {

@@ -14,8 +14,8 @@ pub(crate) fn derive(id: &NodeId) -> String {
 
 /// `JobId`: counts from 1 per server (per set of replicas sharing their
 /// jobs), and from 1 again after a reset; the core keeps the count.
-pub(crate) fn next_job_id(core: &dyn Core) -> String {
-    core.next_in_sequence("job_id").to_string()
+pub(crate) fn next_job_id(core: &dyn Core) -> Result<String, zipgate_api::Error> {
+    Ok(core.next_in_sequence("job_id")?.to_string())
 }
 
 /// The FileRepoId in the download URL is its only secret.

@@ -123,7 +123,7 @@ impl ItslearningDialect {
         } else {
             OnProblem::Fail
         };
-        let job_id = ids::next_job_id(core);
+        let job_id = ids::next_job_id(core).map_err(create_error)?;
         let created = core
             .create_job(CreateJob {
                 id: job_id.clone(),
@@ -145,24 +145,7 @@ impl ItslearningDialect {
                 single_use: false,
                 retention: chrono::Duration::days(1),
             })
-            .map_err(|err| match err {
-                Error::NotFound(_) => WebError::new(
-                    StatusCode::NOT_FOUND,
-                    "One or more files or folders were not found.",
-                ),
-                Error::Forbidden(_) => WebError::new(
-                    StatusCode::FORBIDDEN,
-                    "You do not have access to one or more of the files or folders.",
-                ),
-                // Past the per-user job cap. Web API 2 has no throttling of
-                // its own; a 429 in the framework's `Message` envelope is
-                // what a throttling handler in front of it would send.
-                Error::TooManyJobs { .. } => WebError::new(
-                    StatusCode::TOO_MANY_REQUESTS,
-                    "Too many zip jobs are in progress. Try again later.",
-                ),
-                _ => WebError::new(StatusCode::INTERNAL_SERVER_ERROR, "An error has occurred."),
-            })?;
+            .map_err(create_error)?;
         let mut job = created.job;
         if missing
             || created
@@ -436,5 +419,30 @@ impl Dialect for ItslearningDialect {
             (_, None) => WebError::new(status, status.canonical_reason().unwrap_or("Error")),
         };
         iis(error_response(&err, negotiate(&request.headers)))
+    }
+}
+
+/// A create that failed, in Web API's `Message` envelope.
+fn create_error(err: Error) -> WebError {
+    match err {
+        Error::NotFound(_) => WebError::new(
+            StatusCode::NOT_FOUND,
+            "One or more files or folders were not found.",
+        ),
+        Error::Forbidden(_) => WebError::new(
+            StatusCode::FORBIDDEN,
+            "You do not have access to one or more of the files or folders.",
+        ),
+        // Past the per-user job cap. Web API 2 has no throttling of
+        // its own; a 429 in the framework's `Message` envelope is
+        // what a throttling handler in front of it would send.
+        Error::TooManyJobs { .. } => WebError::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            "Too many zip jobs are in progress. Try again later.",
+        ),
+        // Where jobs or files live cannot be reached: Web API's 503, as a
+        // download answers it.
+        Error::Unavailable(message) => WebError::new(StatusCode::SERVICE_UNAVAILABLE, message),
+        _ => WebError::new(StatusCode::INTERNAL_SERVER_ERROR, "An error has occurred."),
     }
 }

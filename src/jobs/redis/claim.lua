@@ -1,0 +1,49 @@
+-- T3 claim / T4 peek. ARGV[3] id, ARGV[4] the dialect it must belong to
+-- ('' any), ARGV[5] the owner's cap on downloads at once ('' none),
+-- ARGV[6] '1' to peek (no writes but the advance), ARGV[7] and ARGV[8] the
+-- seq and rev of the plan the caller holds: the plan, sources and fault
+-- come back only when they differ.
+local id = ARGV[3]
+local j = live(id)
+if j == nil or (ARGV[4] ~= '' and ARGV[4] ~= j.tag) then return {'not_found', '0'} end
+if ARGV[5] ~= '' then
+  local busy = tonumber(redis.call('HGET', P .. 'dl', lists(j)) or '0')
+  if busy >= tonumber(ARGV[5]) then return {'too_many_downloads', '0'} end
+end
+advanced(j, false)
+local why = nil
+if j.st == 'queued' or j.st == 'running' then
+  why = 'conflict'
+elseif j.st ~= 'ready' and not ((j.st == 'downloading' or j.st == 'done') and j.su ~= '1') then
+  why = 'gone'
+end
+if why ~= nil then return reply(why, false, j) end
+local peek = ARGV[6] == '1'
+if not peek then
+  j.dl = j.dl + 1
+  j.ad = j.ad + 1
+  if j.ds == nil then j.ds = NOW end
+  if j.su == '1' then
+    j.st = 'downloading'
+    if j.sa == nil then j.sa = NOW end
+  end
+  save(j)
+  redis.call('HINCRBY', P .. 'dl', lists(j), 1)
+end
+local out = reply('ok', not peek, j)
+out[#out + 1] = 'seq'
+out[#out + 1] = fmt(j.seq)
+out[#out + 1] = 'rev'
+out[#out + 1] = fmt(j.rev)
+out[#out + 1] = 'su'
+out[#out + 1] = j.su
+if fmt(j.seq) ~= ARGV[7] or fmt(j.rev) ~= ARGV[8] then
+  local big = redis.call('HMGET', jkey(id), 'plan', 'src', 'fault')
+  out[#out + 1] = 'plan'
+  out[#out + 1] = big[1] or ''
+  out[#out + 1] = 'src'
+  out[#out + 1] = big[2] or ''
+  out[#out + 1] = 'fault'
+  out[#out + 1] = big[3] or ''
+end
+return out

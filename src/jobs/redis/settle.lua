@@ -1,0 +1,21 @@
+-- T7 cancel / fail. ARGV[3] id, ARGV[4] the state, ARGV[5] the error
+-- ('' none, else '=' and the message). Reply's last pair: 'settled', '1'
+-- when this call ended the job (its build and, if cancelled, its
+-- downloads stop).
+local j = live(ARGV[3])
+if j == nil then return {'not_found', '0'} end
+advance(j, NOW, false)
+local settled = '0'
+if not terminal(j.st) then
+  j.st = ARGV[4]
+  j.err = ARGV[5]
+  j.f = NOW
+  if j.sa == nil then j.sa = NOW end
+  j.bld = '0'
+  settled = '1'
+end
+save(j)
+local out = reply('ok', true, j)
+out[#out + 1] = 'settled'
+out[#out + 1] = settled
+return out

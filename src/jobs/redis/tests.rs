@@ -1,0 +1,532 @@
+//! The Redis backend against the in-memory registry: the same operations on
+//! both, the same answers (the Lua state machine is a second copy of
+//! `job.rs`, and this is what keeps the two equal). Needs `redis-server`
+//! (Debian's package; `tests/run` installs it): each test starts its own on
+//! a free loopback port.
+
+use std::sync::{Arc, RwLock};
+
+use chrono::{Duration, TimeZone, Utc};
+use zipgate_api::{Error, JobSnapshot, JobState, Pacing, Principal, SelectedItem, UserId};
+
+use super::RedisJobs;
+use crate::clock::{Clock, ManualClock};
+use crate::events::Events;
+use crate::jobs::{Admission, Claimed, JobBackend, JobFault, JobRegistry, JobSpec, StuckState};
+use crate::packing::{build_archive, CompressionPolicy};
+use crate::planner::{self, PlanOptions};
+use crate::store::Tree;
+use crate::zip::{Archive, Cancelled, ChunkSink, NoProgress};
+
+#[path = "../../../tests/common/redis.rs"]
+mod redis_server;
+use redis_server::RedisServer;
+
+const TAGS: [&str; 2] = ["one", "two"];
+
+fn tree() -> Tree {
+    let fixture = serde_json::json!({
+        "nodes": [{"id": "root", "name": "Root", "children": [
+            {"id": "a", "name": "a.txt", "content": {"text": "alpha\n"}},
+            {"id": "b", "name": "b.dat", "content": {"generate": {"size": 5000, "seed": 2}}},
+            {"id": "sub", "name": "Sub", "children": [
+                {"id": "c", "name": "c.txt", "content": {"text": "gamma"}}
+            ]}
+        ]}]
+    });
+    crate::store::fixture::parse(&fixture.to_string(), None).unwrap()
+}
+
+fn archive(tree: &Tree) -> Arc<Archive> {
+    let plan = planner::plan(
+        tree,
+        &Principal::Anonymous,
+        &[SelectedItem {
+            id: "root".into(),
+            expected_kind: None,
+            name: None,
+        }],
+        &mut PlanOptions::default(),
+    )
+    .unwrap();
+    Arc::new(build_archive(&plan, &CompressionPolicy::default(), None))
+}
+
+struct Pair {
+    _redis: RedisServer,
+    clock: Arc<ManualClock>,
+    memory: JobRegistry,
+    shared: RedisJobs,
+    archive: Arc<Archive>,
+    tree: Arc<Tree>,
+}
+
+fn connect(redis: &RedisServer, clock: Arc<dyn Clock>, tree: &Arc<Tree>) -> RedisJobs {
+    RedisJobs::connect(
+        &redis.url(),
+        "test",
+        clock,
+        Events::default(),
+        TAGS.to_vec(),
+        Arc::new(RwLock::new(tree.clone())),
+    )
+    .unwrap()
+}
+
+fn pair() -> Pair {
+    let redis = RedisServer::start();
+    // On a whole microsecond: Redis keeps µs, the registry nanoseconds.
+    let clock = Arc::new(ManualClock::new(
+        Utc.with_ymd_and_hms(2024, 1, 1, 0, 0, 0).unwrap(),
+    ));
+    let tree = Arc::new(tree());
+    let shared = connect(&redis, clock.clone(), &tree);
+    Pair {
+        memory: JobRegistry::new(clock.clone()),
+        archive: archive(&tree),
+        _redis: redis,
+        clock,
+        shared,
+        tree,
+    }
+}
+
+/// A little generator of its own, so a failing sequence replays exactly.
+struct Draws(u64);
+impl Draws {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+    fn below(&mut self, n: u64) -> u64 {
+        self.next() % n
+    }
+}
+
+fn owner(n: u64) -> Principal {
+    match n {
+        0 => Principal::Anonymous,
+        n => Principal::User(UserId(format!("user{n}"))),
+    }
+}
+
+fn spec(id: &str, archive: &Arc<Archive>, draws: &mut Draws) -> JobSpec {
+    spec_in(id, archive, draws, false)
+}
+
+/// With `coarse`, every duration is whole seconds, so deadlines fall on
+/// the clock's steps and each `>` against `>=` is put to the test.
+fn spec_in(id: &str, archive: &Arc<Archive>, draws: &mut Draws, coarse: bool) -> JobSpec {
+    let unit = if coarse { 1_000 } else { 1 };
+    let pacing = match draws.below(3) {
+        0 => Pacing::Immediate,
+        1 => Pacing::AfterPolls(1 + draws.below(3) as u32),
+        _ => Pacing::AfterDuration(Duration::seconds(1 + draws.below(20) as i64)),
+    };
+    let fault = match draws.below(8) {
+        0 => Some(JobFault::Fail(format!("told to fail {id}"))),
+        1 => Some(JobFault::Stuck(StuckState::Queued)),
+        2 => Some(JobFault::Stuck(StuckState::Running)),
+        _ => None,
+    };
+    JobSpec {
+        id: id.to_owned(),
+        name: format!("{id}.zip"),
+        context: format!("ctx-{id}"),
+        owner_tag: TAGS[draws.below(2) as usize],
+        owner: owner(draws.below(3)),
+        archive: archive.clone(),
+        file_count: 3,
+        files_skipped: draws.below(2),
+        folders_skipped: 0,
+        pacing,
+        download_window: (draws.below(4) > 0)
+            .then(|| Duration::milliseconds(1_000 + (draws.below(40_000) / unit * unit) as i64)),
+        single_use: draws.below(2) == 0,
+        retention: Duration::seconds(1 + draws.below(60) as i64),
+        fault,
+        sources: None,
+        building: None,
+    }
+}
+
+fn show(job: &Option<JobSnapshot>) -> String {
+    format!("{job:?}")
+}
+
+fn show_all(jobs: &[JobSnapshot]) -> String {
+    format!("{jobs:?}")
+}
+
+fn show_result(result: &Result<JobSnapshot, Error>) -> String {
+    format!("{result:?}")
+}
+
+fn show_claim(result: &Result<Claimed, Error>) -> String {
+    match result {
+        Ok(claimed) => format!("Ok({:?}, len {:?})", claimed.job, claimed.archive.len()),
+        Err(error) => format!("Err({error:?})"),
+    }
+}
+
+#[test]
+fn random_operations_leave_both_backends_showing_the_same_jobs() {
+    let p = pair();
+    let backends: [&dyn JobBackend; 2] = [&p.memory, &p.shared];
+    for (seed, coarse) in [
+        (0x9e37_79b9_7f4a_7c15u64, false),
+        (42, true),
+        (7_777_777, false),
+        (5, true),
+    ] {
+        p.memory.clear();
+        p.shared.clear();
+        let mut draws = Draws(seed);
+        let mut ids: Vec<String> = Vec::new();
+        // Downloads held open: (in-memory claim, Redis claim).
+        let mut held: Vec<(Claimed, Claimed)> = Vec::new();
+        for step in 0..600 {
+            let pick = |draws: &mut Draws, ids: &[String]| -> String {
+                if ids.is_empty() || draws.below(10) == 0 {
+                    "nobody".to_owned()
+                } else {
+                    ids[draws.below(ids.len() as u64) as usize].clone()
+                }
+            };
+            let op = draws.below(15);
+            let context = format!("seed {seed} step {step} op {op}");
+            match op {
+                0 | 1 => {
+                    let id = format!("job{}", draws.below(40));
+                    let state = draws.0;
+                    let made: Vec<String> = backends
+                        .iter()
+                        .map(|b| {
+                            let mut same = Draws(state);
+                            show_result(&b.create(spec_in(&id, &p.archive, &mut same, coarse)))
+                        })
+                        .collect();
+                    spec_in(&id, &p.archive, &mut draws, coarse);
+                    assert_eq!(made[0], made[1], "{context}: create");
+                    if !ids.contains(&id) {
+                        ids.push(id);
+                    }
+                }
+                2 => {
+                    let id = pick(&mut draws, &ids);
+                    assert_eq!(
+                        show(&p.memory.poll(&id)),
+                        show(&p.shared.poll(&id)),
+                        "{context}: poll"
+                    );
+                }
+                3 => {
+                    let id = pick(&mut draws, &ids);
+                    assert_eq!(
+                        show(&p.memory.get(&id)),
+                        show(&p.shared.get(&id)),
+                        "{context}: get"
+                    );
+                }
+                4 => {
+                    let id = pick(&mut draws, &ids);
+                    assert_eq!(
+                        show_result(&p.memory.cancel(&id)),
+                        show_result(&p.shared.cancel(&id)),
+                        "{context}: cancel"
+                    );
+                }
+                5 => {
+                    let id = pick(&mut draws, &ids);
+                    assert_eq!(
+                        show_result(&p.memory.fail(&id, "gave up")),
+                        show_result(&p.shared.fail(&id, "gave up")),
+                        "{context}: fail"
+                    );
+                }
+                6 => {
+                    let id = pick(&mut draws, &ids);
+                    p.memory.acknowledge(&id);
+                    p.shared.acknowledge(&id);
+                    assert_eq!(
+                        show(&p.memory.get(&id)),
+                        show(&p.shared.get(&id)),
+                        "{context}: acknowledge"
+                    );
+                }
+                7 => {
+                    let id = pick(&mut draws, &ids);
+                    assert_eq!(
+                        show(&p.memory.remove(&id)),
+                        show(&p.shared.remove(&id)),
+                        "{context}: remove"
+                    );
+                }
+                8 | 9 => {
+                    let id = pick(&mut draws, &ids);
+                    let admission = Admission {
+                        owner_tag: (draws.below(4) > 0).then_some(TAGS[draws.below(2) as usize]),
+                        max_per_owner: (draws.below(3) == 0).then_some(1 + draws.below(2) as usize),
+                    };
+                    let a = JobBackend::begin_download(&p.memory, &id, admission);
+                    let b = p.shared.begin_download(&id, admission);
+                    assert_eq!(show_claim(&a), show_claim(&b), "{context}: claim");
+                    if let (Ok(a), Ok(b)) = (a, b) {
+                        held.push((a, b));
+                    }
+                }
+                10 => {
+                    // A download held open ends: progress, then complete or not.
+                    if !held.is_empty() {
+                        let (a, b) = held.remove(draws.below(held.len() as u64) as usize);
+                        let complete = draws.below(3) > 0;
+                        let entries = a.archive.entries().len();
+                        for ticket in [&a.ticket, &b.ticket] {
+                            for index in 0..entries {
+                                ticket.entry_done(index);
+                            }
+                            ticket.bytes_sent(1234);
+                            ticket.finished(complete);
+                        }
+                        let id = a.job.id.clone();
+                        assert_eq!(
+                            show(&p.memory.get(&id)),
+                            show(&p.shared.get(&id)),
+                            "{context}: finish"
+                        );
+                    }
+                }
+                11 => {
+                    let id = pick(&mut draws, &ids);
+                    let admission = Admission::default();
+                    let a = p.memory.peek_download(&id, admission).map(|peek| peek.job);
+                    let b = p.shared.peek_download(&id, admission).map(|peek| peek.job);
+                    assert_eq!(show_result(&a), show_result(&b), "{context}: peek");
+                }
+                12 => {
+                    let tag = TAGS[draws.below(2) as usize];
+                    let who = owner(draws.below(3));
+                    assert_eq!(
+                        show_all(&p.memory.list_of(tag, &who)),
+                        show_all(&p.shared.list_of(tag, &who)),
+                        "{context}: list_of"
+                    );
+                    assert_eq!(
+                        show_all(&p.memory.open_of(tag, &who)),
+                        show_all(&p.shared.open_of(tag, &who)),
+                        "{context}: open_of"
+                    );
+                    let ready = |job: &JobSnapshot| job.state == JobState::Ready;
+                    assert_eq!(
+                        show(&p.memory.newest_of(tag, &who, ready)),
+                        show(&p.shared.newest_of(tag, &who, &ready)),
+                        "{context}: newest_of"
+                    );
+                }
+                13 => {
+                    let by = match coarse {
+                        true => 1_000 * draws.below(15) as i64,
+                        false => draws.below(15_000) as i64,
+                    };
+                    p.clock.advance(Duration::milliseconds(by));
+                }
+                _ => {
+                    assert_eq!(
+                        show_all(&p.memory.list()),
+                        show_all(&p.shared.list()),
+                        "{context}: list"
+                    );
+                    assert_eq!(p.memory.counts(), p.shared.counts(), "{context}: counts");
+                }
+            }
+        }
+        for (a, b) in held {
+            drop(a);
+            drop(b);
+        }
+        assert_eq!(
+            show_all(&p.memory.list()),
+            show_all(&p.shared.list()),
+            "seed {seed}: at the end"
+        );
+    }
+}
+
+#[test]
+fn of_concurrent_claims_of_a_single_use_job_exactly_one_wins() {
+    let p = pair();
+    // A second replica on the same Redis: half the claims go through it.
+    let other = connect(&p._redis, p.clock.clone(), &p.tree);
+    let mut draws = Draws(1);
+    let mut made = spec("once", &p.archive, &mut draws);
+    made.pacing = Pacing::Immediate;
+    made.single_use = true;
+    made.fault = None;
+    made.download_window = None;
+    p.shared.create(made).unwrap();
+    let wins: usize = std::thread::scope(|scope| {
+        let claims: Vec<_> = (0..20)
+            .map(|n| {
+                let replica = if n % 2 == 0 { &p.shared } else { &other };
+                scope.spawn(move || replica.begin_download("once", Admission::default()).is_ok())
+            })
+            .collect();
+        claims.into_iter().map(|c| c.join().unwrap() as usize).sum()
+    });
+    assert_eq!(wins, 1);
+}
+
+struct Collect(Vec<u8>);
+impl ChunkSink for Collect {
+    fn send(&mut self, chunk: bytes::Bytes) -> Result<(), Cancelled> {
+        self.0.extend_from_slice(&chunk);
+        Ok(())
+    }
+}
+
+fn bytes_of(archive: &Archive) -> Vec<u8> {
+    let mut sink = Collect(Vec::new());
+    archive.stream(0, &mut sink, &NoProgress).unwrap();
+    sink.0
+}
+
+#[test]
+fn a_job_made_on_one_replica_is_downloaded_whole_from_another() {
+    let p = pair();
+    // Its own tree, parsed again, as another process would.
+    let elsewhere = Arc::new(tree());
+    let other = connect(&p._redis, p.clock.clone(), &elsewhere);
+    let mut draws = Draws(3);
+    let mut made = spec("moved", &p.archive, &mut draws);
+    made.pacing = Pacing::Immediate;
+    made.fault = None;
+    made.download_window = None;
+    made.single_use = true;
+    p.shared.create(made).unwrap();
+    let claimed = other.begin_download("moved", Admission::default()).unwrap();
+    assert!(!Arc::ptr_eq(&claimed.archive, &p.archive));
+    assert_eq!(claimed.archive.len(), p.archive.len());
+    assert!(bytes_of(&claimed.archive) == bytes_of(&p.archive));
+    assert_eq!(p.shared.get("moved").unwrap().state, JobState::Downloading);
+    claimed.ticket.bytes_sent(claimed.archive.len().unwrap());
+    claimed.ticket.finished(true);
+    let done = p.shared.get("moved").unwrap();
+    assert_eq!(done.state, JobState::Done);
+    assert_eq!(done.files_done, 3);
+    assert_eq!(done.bytes_sent, p.archive.len().unwrap());
+    // Single use: the next claim, on either replica, is refused.
+    assert!(matches!(
+        p.shared.begin_download("moved", Admission::default()),
+        Err(Error::Gone(_))
+    ));
+}
+
+#[test]
+fn cancelling_on_one_replica_cuts_nothing_it_does_not_hold_but_the_state_is_shared() {
+    let p = pair();
+    let other = connect(&p._redis, p.clock.clone(), &p.tree);
+    let mut draws = Draws(5);
+    let mut made = spec("held", &p.archive, &mut draws);
+    made.pacing = Pacing::Immediate;
+    made.fault = None;
+    made.download_window = None;
+    made.single_use = false;
+    p.shared.create(made).unwrap();
+    let here = p
+        .shared
+        .begin_download("held", Admission::default())
+        .unwrap();
+    let there = other.begin_download("held", Admission::default()).unwrap();
+    assert_eq!(other.get("held").unwrap().active_downloads, 2);
+    p.shared.cancel("held").unwrap();
+    // Cut where it was cancelled; the other replica learns of it over the
+    // bus (a later step), and sees the state now.
+    assert!(here.stop.is_cancelled());
+    assert!(!there.stop.is_cancelled());
+    assert_eq!(other.get("held").unwrap().state, JobState::Cancelled);
+}
+
+#[test]
+fn sequences_and_leases_are_shared_and_a_reset_restarts_only_sequences() {
+    let p = pair();
+    let other = connect(&p._redis, p.clock.clone(), &p.tree);
+    let numbers: Vec<u64> = (0..6)
+        .map(|n| {
+            let replica = if n % 2 == 0 { &p.shared } else { &other };
+            replica.next_in_sequence("one", "job_id").unwrap()
+        })
+        .collect();
+    assert_eq!(numbers, [1, 2, 3, 4, 5, 6]);
+    let first = p.shared.lease("cosmetic", 1024);
+    let second = other.lease("cosmetic", 1024);
+    assert_eq!(second, first + 1024);
+    p.shared.clear();
+    assert_eq!(other.next_in_sequence("one", "job_id").unwrap(), 1);
+    assert_eq!(p.shared.lease("cosmetic", 1), second + 1024);
+}
+
+#[test]
+fn a_job_built_ahead_becomes_ready_alike_and_a_cancel_stops_its_build() {
+    use crate::jobs::Building;
+    use std::sync::atomic::Ordering;
+    let p = pair();
+    let backends: [&dyn JobBackend; 2] = [&p.memory, &p.shared];
+    let mut flags = Vec::new();
+    for (n, backend) in backends.iter().enumerate() {
+        for id in ["built", "dropped"] {
+            let mut draws = Draws(11);
+            let mut made = spec(id, &p.archive, &mut draws);
+            made.pacing = Pacing::AfterPolls(2);
+            made.fault = None;
+            let (building, stopped) = Building::new();
+            made.building = Some(building);
+            backend.create(made).unwrap();
+            flags.push((n, id, stopped));
+        }
+    }
+    let both = |f: &dyn Fn(&dyn JobBackend) -> String| -> (String, String) {
+        (f(backends[0]), f(backends[1]))
+    };
+    for _ in 0..3 {
+        let (a, b) = both(&|b| show(&b.poll("built")));
+        assert_eq!(a, b);
+        assert!(a.contains("state: Running"), "{a}");
+    }
+    p.clock.advance(Duration::seconds(2));
+    for backend in backends {
+        let built = build_archive(
+            &planner::plan(
+                &p.tree,
+                &Principal::Anonymous,
+                &[SelectedItem {
+                    id: "root".into(),
+                    expected_kind: None,
+                    name: None,
+                }],
+                &mut PlanOptions::default(),
+            )
+            .unwrap(),
+            &CompressionPolicy::default(),
+            None,
+        );
+        backend.finish_build("built", &p.archive, Ok(built));
+    }
+    let (a, b) = both(&|b| show(&b.get("built")));
+    assert_eq!(a, b);
+    assert!(a.contains("state: Ready"), "{a}");
+    // Cancelled while building: the build is told to stop, on both.
+    let (a, b) = both(&|b| show_result(&b.cancel("dropped")));
+    assert_eq!(a, b);
+    for (n, _, stopped) in flags.iter().filter(|(_, id, _)| *id == "dropped") {
+        assert!(stopped.load(Ordering::Relaxed), "backend {n}");
+    }
+    // A build that ends after the cancel changes nothing.
+    for backend in backends {
+        backend.finish_build("dropped", &p.archive, Err("too late".into()));
+    }
+    let (a, b) = both(&|b| show(&b.get("dropped")));
+    assert_eq!(a, b);
+    assert!(a.contains("state: Cancelled"), "{a}");
+}
