@@ -35,7 +35,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 from peers import ROUTES, Route, BEARER, parse_wrk  # noqa: E402
 
-POLL = Route("GET", "/api/2.0/files/fileops", BEARER, None, 200)
+POLL = Route("GET", "/api/2.0/files/fileops", BEARER, "", 200)
 
 
 def free_port():
@@ -63,7 +63,7 @@ def curl(base, route):
     args = ["curl", "-s", "-o", "/dev/null", "-w", "%{http_code}", "-X", route.method]
     for k, v in route.headers.items():
         args += ["-H", "%s: %s" % (k, v)]
-    if route.body is not None:
+    if route.body:
         args += ["--data-binary", route.body]
     return subprocess.run(args + [base + route.path], capture_output=True, text=True, timeout=10).stdout
 

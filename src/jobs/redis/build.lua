@@ -2,7 +2,7 @@
 -- build started from, ARGV[6] '1' built (ARGV[7] the new plan, ARGV[8] its
 -- length, '' unknown) or '0' failed (ARGV[7] the reason).
 local j = load(ARGV[3])
-if j == nil or fmt(j.seq) ~= ARGV[4] or fmt(j.rev) ~= ARGV[5] or j.bld ~= '1' then
+if j == nil or text(j, 'seq') ~= ARGV[4] or text(j, 'rev') ~= ARGV[5] or j.bld ~= '1' then
   return {'none', '0'}
 end
 j.bld = '0'
@@ -10,7 +10,7 @@ if ARGV[6] == '1' then
   j.rev = j.rev + 1
   j.alen = tonumber(ARGV[8])
   j.bat = NOW
-  redis.call('HSET', jkey(j.id), 'plan', ARGV[7], 'rev', fmt(j.rev), 'alen', fmt(j.alen))
+  redis.call('HSET', jkey(j.id), 'plan', ARGV[7], 'rev', text(j, 'rev'), 'alen', fmt(j.alen))
 else
   advance(j, NOW, false)
   if not terminal(j.st) then
@@ -23,5 +23,5 @@ end
 save(j)
 local out = reply('ok', true, j)
 out[#out + 1] = 'rev'
-out[#out + 1] = fmt(j.rev)
+out[#out + 1] = text(j, 'rev')
 return out

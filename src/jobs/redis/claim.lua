@@ -32,12 +32,12 @@ if not peek then
 end
 local out = reply('ok', not peek, j)
 out[#out + 1] = 'seq'
-out[#out + 1] = fmt(j.seq)
+out[#out + 1] = text(j, 'seq')
 out[#out + 1] = 'rev'
-out[#out + 1] = fmt(j.rev)
+out[#out + 1] = text(j, 'rev')
 out[#out + 1] = 'su'
 out[#out + 1] = j.su
-if fmt(j.seq) ~= ARGV[7] or fmt(j.rev) ~= ARGV[8] then
+if text(j, 'seq') ~= ARGV[7] or text(j, 'rev') ~= ARGV[8] then
   local big = redis.call('HMGET', jkey(id), 'plan', 'src', 'fault')
   out[#out + 1] = 'plan'
   out[#out + 1] = big[1] or ''

@@ -3,9 +3,9 @@
 -- sources, ARGV[8] the length ('' unknown), ARGV[9] entries, ARGV[10]
 -- files in it, ARGV[11] and ARGV[12] files and folders it left out.
 local j = load(ARGV[3])
-if j == nil or fmt(j.seq) ~= ARGV[4] or fmt(j.rev) ~= ARGV[5] then return {'none', '0'} end
+if j == nil or text(j, 'seq') ~= ARGV[4] or text(j, 'rev') ~= ARGV[5] then return {'none', '0'} end
 j.rev = j.rev + 1
-redis.call('HSET', jkey(j.id), 'plan', ARGV[6], 'src', ARGV[7], 'rev', fmt(j.rev),
+redis.call('HSET', jkey(j.id), 'plan', ARGV[6], 'src', ARGV[7], 'rev', text(j, 'rev'),
   'alen', ARGV[8], 'et', ARGV[9], 'fia', ARGV[10],
   'fs', fmt(j.fs + tonumber(ARGV[11])), 'fos', fmt(j.fos + tonumber(ARGV[12])))
-return {'ok', '0', 'rev', fmt(j.rev)}
+return {'ok', '0', 'rev', text(j, 'rev')}

@@ -27,7 +27,7 @@ use std::time::{Duration as StdDuration, Instant};
 
 use chrono::{DateTime, Duration, Utc};
 use redis::aio::ConnectionManager;
-use redis::{Script, Value};
+use redis::Value;
 use tokio::runtime::{Handle, Runtime, RuntimeFlavor};
 use tokio_util::sync::CancellationToken;
 use zipgate_api::{Error, JobSnapshot, JobState, Pacing, Principal, UserId};
@@ -61,35 +61,100 @@ const PROGRESS_EVERY: StdDuration = StdDuration::from_millis(250);
 /// Redis runs one script at a time, so a long list goes in slices.
 const LIST_PAGE: usize = 256;
 
-struct Scripts {
-    create: Script,
-    look: Script,
-    claim: Script,
-    progress: Script,
-    settle: Script,
-    acknowledge: Script,
-    remove: Script,
-    list: Script,
-    build: Script,
-    cut: Script,
+/// The job library's functions, one per `.lua` file beside the prelude.
+#[derive(Clone, Copy, Debug)]
+enum Op {
+    Create,
+    Look,
+    Claim,
+    Progress,
+    Settle,
+    Acknowledge,
+    Remove,
+    List,
+    Build,
+    Cut,
 }
 
-static SCRIPTS: LazyLock<Scripts> = LazyLock::new(|| {
-    let with_prelude =
-        |body: &str| Script::new(&format!("{}\n{body}", include_str!("prelude.lua")));
-    Scripts {
-        create: with_prelude(include_str!("create.lua")),
-        look: with_prelude(include_str!("look.lua")),
-        claim: with_prelude(include_str!("claim.lua")),
-        progress: with_prelude(include_str!("progress.lua")),
-        settle: with_prelude(include_str!("settle.lua")),
-        acknowledge: with_prelude(include_str!("acknowledge.lua")),
-        remove: with_prelude(include_str!("remove.lua")),
-        list: with_prelude(include_str!("list.lua")),
-        build: with_prelude(include_str!("build.lua")),
-        cut: with_prelude(include_str!("cut.lua")),
+const OPS: [(Op, &str, &str); 10] = [
+    (Op::Create, "create", include_str!("create.lua")),
+    (Op::Look, "look", include_str!("look.lua")),
+    (Op::Claim, "claim", include_str!("claim.lua")),
+    (Op::Progress, "progress", include_str!("progress.lua")),
+    (Op::Settle, "settle", include_str!("settle.lua")),
+    (
+        Op::Acknowledge,
+        "acknowledge",
+        include_str!("acknowledge.lua"),
+    ),
+    (Op::Remove, "remove", include_str!("remove.lua")),
+    (Op::List, "list", include_str!("list.lua")),
+    (Op::Build, "build", include_str!("build.lua")),
+    (Op::Cut, "cut", include_str!("cut.lua")),
+];
+
+/// The job library as `FUNCTION LOAD` takes it. Loaded once (and again
+/// after Redis restarts without it), so the prelude's tables and helpers
+/// are built once instead of on every call, as `EVALSHA` would: that was
+/// most of a create's time in Redis. Named after a digest of its text, so
+/// replicas of two versions each call their own.
+struct Library {
+    source: String,
+    functions: Vec<String>,
+}
+
+static LIBRARY: LazyLock<Library> = LazyLock::new(|| {
+    let mut body = String::from(include_str!("prelude.lua"));
+    for (_, name, code) in OPS {
+        body.push_str(&format!(
+            "\nredis.register_function('{{NAME}}_{name}', function(KEYS, ARGV)\nbegin(ARGV)\n{code}\nend)\n"
+        ));
+    }
+    let digest = ring::digest::digest(&ring::digest::SHA256, body.as_bytes());
+    let version: String = digest.as_ref()[..6]
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    let name = format!("zipgate_jobs_{version}");
+    Library {
+        source: format!("#!lua name={name}\n{}", body.replace("{NAME}", &name)),
+        functions: OPS
+            .iter()
+            .map(|(_, op, _)| format!("{name}_{op}"))
+            .collect(),
     }
 });
+
+/// Calls `op` with the prefix and now in front of `args`, loading the
+/// library first when Redis does not have it (a restart without
+/// persistence forgets it).
+async fn fcall(
+    conn: &mut ConnectionManager,
+    op: Op,
+    prefix: &str,
+    now: &str,
+    args: &[String],
+) -> redis::RedisResult<Value> {
+    let mut command = redis::cmd("FCALL");
+    command
+        .arg(&LIBRARY.functions[op as usize])
+        .arg(0)
+        .arg(prefix)
+        .arg(now)
+        .arg(args);
+    match command.query_async::<Value>(conn).await {
+        Err(error) if error.to_string().contains("Function not found") => {
+            redis::cmd("FUNCTION")
+                .arg("LOAD")
+                .arg("REPLACE")
+                .arg(&LIBRARY.source)
+                .query_async::<()>(conn)
+                .await?;
+            command.query_async::<Value>(conn).await
+        }
+        other => other,
+    }
+}
 
 #[derive(Clone)]
 pub struct RedisJobs {
@@ -405,24 +470,18 @@ impl RedisJobs {
         }
     }
 
-    /// Invokes a script with the prefix and now in front of `args`.
-    fn script(&self, script: &'static Script, args: Vec<String>) -> Result<Value, Error> {
+    /// Calls one of the library's functions, with the prefix and now in
+    /// front of `args`.
+    fn script(&self, op: Op, args: Vec<String>) -> Result<Value, Error> {
         let mut conn = self.inner.conn.clone();
         let prefix = self.inner.prefix.clone();
         let now = micros(self.inner.clock.now());
-        self.run(async move {
-            let mut invocation = script.prepare_invoke();
-            invocation.arg(prefix).arg(now);
-            for arg in args {
-                invocation.arg(arg);
-            }
-            invocation.invoke_async::<Value>(&mut conn).await
-        })
-        .map_err(unavailable)
+        self.run(async move { fcall(&mut conn, op, &prefix, &now, &args).await })
+            .map_err(unavailable)
     }
 
-    fn call(&self, script: &'static Script, args: Vec<String>) -> Result<Reply, Error> {
-        Reply::of(self.script(script, args)?)
+    fn call(&self, op: Op, args: Vec<String>) -> Result<Reply, Error> {
+        Reply::of(self.script(op, args)?)
     }
 
     fn command<T: redis::FromRedisValue + Send + 'static>(
@@ -579,7 +638,7 @@ impl RedisJobs {
     ) -> Result<(Reply, JobSnapshot, Cached), Error> {
         let (seq, rev) = self.held(id);
         let reply = self.call(
-            &SCRIPTS.claim,
+            Op::Claim,
             vec![
                 id.to_owned(),
                 admission.owner_tag.unwrap_or("").to_owned(),
@@ -717,15 +776,18 @@ impl RedisJobs {
             .collect())
     }
 
+    /// Up to `count` jobs of a sorted set from rank `first`; the set's
+    /// size, and how many of the ranks read are still in it (a job of a
+    /// dialect not mounted here is, but shows nowhere).
     fn list_page(
         &self,
         set: &str,
         newest_first: bool,
         first: usize,
         count: usize,
-    ) -> Vec<JobSnapshot> {
+    ) -> (Vec<JobSnapshot>, usize, usize) {
         let value = self.script(
-            &SCRIPTS.list,
+            Op::List,
             vec![
                 set.to_owned(),
                 flag(newest_first),
@@ -733,10 +795,16 @@ impl RedisJobs {
                 count.to_string(),
             ],
         );
-        let Ok(Value::Array(jobs)) = value else {
-            return Vec::new();
+        let Ok(Value::Array(items)) = value else {
+            return (Vec::new(), 0, 0);
         };
-        jobs.into_iter()
+        let mut items = items.into_iter();
+        let mut count = || match items.next() {
+            Some(Value::Int(n)) => usize::try_from(n).unwrap_or(0),
+            _ => 0,
+        };
+        let (size, kept) = (count(), count());
+        let jobs = items
             .filter_map(|job| {
                 let items = strings(job).ok()?;
                 let fields: Vec<(String, String)> = items
@@ -745,27 +813,21 @@ impl RedisJobs {
                     .collect();
                 self.snapshot(&fields)
             })
-            .collect()
+            .collect();
+        (jobs, size, kept)
     }
 
     /// Every job of a sorted set, oldest first, a page at a time.
     fn list_set(&self, set: &str) -> Vec<JobSnapshot> {
-        let mut out = Vec::new();
-        let mut first = 0;
+        let (mut out, mut rank) = (Vec::new(), 0);
         loop {
-            let total: usize = self
-                .command(redis::cmd("ZCARD").arg(self.key(set)).clone())
-                .unwrap_or(0);
-            if first >= total {
-                return out;
-            }
-            let page = self.list_page(set, false, first, LIST_PAGE);
-            // Gone members leave the set as the page is read: the next
-            // page starts after the live ones of this one.
-            first += page.len();
-            let got = page.len();
+            // Gone members leave the set as a page is read: the next page
+            // starts after those still in it. A page of gone members only
+            // makes the set smaller, so this ends.
+            let (page, size, kept) = self.list_page(set, false, rank, LIST_PAGE);
             out.extend(page);
-            if got == 0 {
+            rank += kept;
+            if rank >= size {
                 return out;
             }
         }
@@ -778,7 +840,7 @@ impl RedisJobs {
         error: Option<String>,
     ) -> Result<JobSnapshot, Error> {
         let reply = self.call(
-            &SCRIPTS.settle,
+            Op::Settle,
             vec![
                 id.to_owned(),
                 state_name(state).to_owned(),
@@ -842,7 +904,7 @@ impl JobBackend for RedisJobs {
             ),
         ];
         args.extend(Self::fields_of(&job, &plan)?);
-        let reply = strings(self.script(&SCRIPTS.create, args)?)?;
+        let reply = strings(self.script(Op::Create, args)?)?;
         match reply.first().map(String::as_str) {
             Some("ok") => {}
             Some("conflict") => return Err(Error::Conflict(format!("job {id}"))),
@@ -915,7 +977,7 @@ impl JobBackend for RedisJobs {
             cached.rev.to_string(),
         ];
         all.extend(args);
-        let Ok(reply) = self.call(&SCRIPTS.build, all) else {
+        let Ok(reply) = self.call(Op::Build, all) else {
             return;
         };
         if reply.status != "ok" {
@@ -935,16 +997,12 @@ impl JobBackend for RedisJobs {
     }
 
     fn get(&self, id: &str) -> Option<JobSnapshot> {
-        let reply = self
-            .call(&SCRIPTS.look, vec![id.to_owned(), flag(false)])
-            .ok()?;
+        let reply = self.call(Op::Look, vec![id.to_owned(), flag(false)]).ok()?;
         (reply.status == "ok").then(|| self.job_of(&reply))?
     }
 
     fn poll(&self, id: &str) -> Option<JobSnapshot> {
-        let reply = self
-            .call(&SCRIPTS.look, vec![id.to_owned(), flag(true)])
-            .ok()?;
+        let reply = self.call(Op::Look, vec![id.to_owned(), flag(true)]).ok()?;
         (reply.status == "ok").then(|| self.job_of(&reply))?
     }
 
@@ -957,7 +1015,7 @@ impl JobBackend for RedisJobs {
     }
 
     fn acknowledge(&self, id: &str) {
-        if let Ok(reply) = self.call(&SCRIPTS.acknowledge, vec![id.to_owned()]) {
+        if let Ok(reply) = self.call(Op::Acknowledge, vec![id.to_owned()]) {
             if reply.status == "ok" {
                 self.job_of(&reply);
             }
@@ -965,7 +1023,7 @@ impl JobBackend for RedisJobs {
     }
 
     fn remove(&self, id: &str) -> Option<JobSnapshot> {
-        let reply = self.call(&SCRIPTS.remove, vec![id.to_owned()]).ok()?;
+        let reply = self.call(Op::Remove, vec![id.to_owned()]).ok()?;
         if reply.status != "ok" {
             return None;
         }
@@ -1009,13 +1067,13 @@ impl JobBackend for RedisJobs {
         // The newest is usually the one: ask for it alone, then widen.
         let mut first = 0;
         for count in [1, 8, 32, 128].into_iter().chain(std::iter::repeat(512)) {
-            let page = self.list_page(&set, true, first, count);
-            if page.is_empty() {
-                return None;
-            }
-            first += page.len();
+            let (page, size, kept) = self.list_page(&set, true, first, count);
             if let Some(job) = page.into_iter().find(|job| wanted(job)) {
                 return Some(job);
+            }
+            first += kept;
+            if first >= size {
+                return None;
             }
         }
         None
@@ -1110,7 +1168,7 @@ impl JobBackend for RedisJobs {
             cut.files.to_string(),
             cut.folders.to_string(),
         ];
-        let Ok(reply) = self.call(&SCRIPTS.cut, args) else {
+        let Ok(reply) = self.call(Op::Cut, args) else {
             return;
         };
         if let (true, Some(rev)) = (
@@ -1267,14 +1325,8 @@ impl Ticket {
                     flag(writer.inner.events.recording()),
                 ];
                 let mut conn = writer.inner.conn.clone();
-                let prefix = writer.inner.prefix.clone();
                 let now = micros(writer.inner.clock.now());
-                let mut invocation = SCRIPTS.progress.prepare_invoke();
-                invocation.arg(prefix).arg(now);
-                for arg in args {
-                    invocation.arg(arg);
-                }
-                match invocation.invoke_async::<Value>(&mut conn).await {
+                match fcall(&mut conn, Op::Progress, &writer.inner.prefix, &now, &args).await {
                     Ok(value) => {
                         if let Ok(reply) = Reply::of(value) {
                             if reply.status == "ok" {

@@ -11,7 +11,7 @@ if finishing then
   if left <= 0 then redis.call('HDEL', P .. 'dl', ARGV[9]) end
 end
 local j = load(ARGV[3])
-if j == nil or fmt(j.seq) ~= ARGV[4] then return {'none', '0'} end
+if j == nil or text(j, 'seq') ~= ARGV[4] then return {'none', '0'} end
 j.bs = j.bs + tonumber(ARGV[5])
 if ARGV[6] ~= '' then j.ed = math.max(j.ed, tonumber(ARGV[6])) end
 j.fd = math.min(j.fd + tonumber(ARGV[7]), math.max(j.fc, j.fd))

@@ -530,3 +530,11 @@ fn a_job_built_ahead_becomes_ready_alike_and_a_cancel_stops_its_build() {
     assert_eq!(a, b);
     assert!(a.contains("state: Cancelled"), "{a}");
 }
+
+#[test]
+fn each_operation_calls_its_own_function() {
+    for (index, (op, name, _)) in super::OPS.iter().enumerate() {
+        assert_eq!(*op as usize, index, "{name}");
+        assert!(super::LIBRARY.functions[index].ends_with(&format!("_{name}")));
+    }
+}
