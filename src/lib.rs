@@ -80,7 +80,10 @@ pub use zipgate_api as api;
 
 // The in-process API's vocabulary from modules that are otherwise internal:
 // what `Config` and fault rules are made of.
-pub use jobs::{JobFault, JobLimits, StuckState, DEFAULT_MAX_JOBS, DEFAULT_MAX_JOBS_PER_PRINCIPAL};
+pub use jobs::{
+    check_namespace, JobFault, JobLimits, StuckState, DEFAULT_MAX_JOBS,
+    DEFAULT_MAX_JOBS_PER_PRINCIPAL,
+};
 pub use packing::CompressionPolicy;
 pub use zip::{DeflateEngine, Deflater};
 

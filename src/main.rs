@@ -462,18 +462,10 @@ fn jobs_url(text: &str) -> Result<String, String> {
     }
 }
 
-/// `--jobs-namespace`: 1-64 printable ASCII characters without spaces or
-/// braces (the namespace is the keys' Redis hash tag, `{NAME}:`).
+/// `--jobs-namespace`: the keys' hash tag and a `SCAN` prefix
+/// (`zipgate::check_namespace` says what it may hold).
 fn jobs_namespace(text: &str) -> Result<String, String> {
-    if (1..=64).contains(&text.len())
-        && text
-            .bytes()
-            .all(|b| b.is_ascii_graphic() && b != b'{' && b != b'}')
-    {
-        Ok(text.to_owned())
-    } else {
-        Err("expected 1 to 64 printable ASCII characters, no spaces or braces".to_owned())
-    }
+    zipgate::check_namespace(text).map(|()| text.to_owned())
 }
 
 /// `--tls` or `--tls-cert`/`--tls-key`: what serves HTTPS, if anything.
@@ -798,7 +790,7 @@ fn serve(args: ServeArgs) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    runtime.block_on(async move {
+    let code = runtime.block_on(async move {
         let listener = match TcpListener::bind(args.listen).await {
             Ok(listener) => listener,
             Err(e) => {
@@ -870,7 +862,12 @@ fn serve(args: ServeArgs) -> ExitCode {
                 ExitCode::FAILURE
             }
         }
-    })
+    });
+    // As each worker does (server::run_on_workers): responses still in
+    // flight after the grace are dropped, so their engine threads stop at
+    // their next block, and one stuck in a slow read cannot hold the exit.
+    runtime.shutdown_timeout(std::time::Duration::from_secs(1));
+    code
 }
 
 fn log_control_plane(config: &Config, loopback: bool) {

@@ -136,6 +136,7 @@ async fn public_url_overrides_the_host_header() {
             public_url: Some("https://zip.example.com/".into()),
             ..Default::default()
         })
+        .test_jobs()
         .spawn()
         .await
         .unwrap();

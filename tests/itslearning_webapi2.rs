@@ -20,6 +20,7 @@
 //! (so a fix shows up as a list to shorten).
 
 mod common;
+use common::TestJobs;
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
@@ -294,6 +295,7 @@ async fn start() -> zipgate::ServerHandle {
         .fixtures(fixture())
         .clock(clock)
         .config(Config::default())
+        .test_jobs()
         .spawn()
         .await
         .unwrap()

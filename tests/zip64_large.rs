@@ -26,6 +26,7 @@ async fn an_entry_at_the_32_bit_limit_and_the_entries_after_it_pass_every_reader
             warm_crcs: false,
             ..Config::default()
         })
+        .test_jobs()
         .spawn()
         .await
         .unwrap();

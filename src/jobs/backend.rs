@@ -19,7 +19,8 @@ use crate::zip::{Archive, StreamObserver};
 pub struct Claimed {
     pub archive: Arc<Archive>,
     pub ticket: Arc<dyn StreamObserver>,
-    /// Fires when the job is cancelled (on any replica): cut the download.
+    /// Fires when the job is cancelled where this download runs: cut it.
+    /// (A cancel on another replica reaching it is to come: #23 step 6.)
     pub stop: CancellationToken,
     /// The job as the claim left it.
     pub job: JobSnapshot,

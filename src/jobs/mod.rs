@@ -26,7 +26,7 @@ pub mod view;
 pub use backend::{Claimed, JobBackend};
 use job::Job;
 pub use job::{Building, JobFault, JobSpec, StuckState};
-pub use redis::{RedisJobs, TreeSource};
+pub use redis::{check_namespace, RedisJobs, TreeSource};
 use table::{remove_key, Key, OwnerJobs, Table};
 pub use ticket::DownloadTicket;
 

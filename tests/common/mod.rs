@@ -33,7 +33,28 @@ use zipgate::{Server, ServerHandle};
 /// names one (`tests/run` runs the dialect suites a second time so), each
 /// server under a namespace of its own.
 pub fn builder() -> zipgate::ServerBuilder {
-    let builder = Server::builder();
+    with_test_jobs(Server::builder())
+}
+
+/// A server of `config` (which replaces every setting, the job store
+/// too), with `builder`'s job store.
+pub fn configured(config: zipgate::server::Config) -> zipgate::ServerBuilder {
+    with_test_jobs(Server::builder().config(config))
+}
+
+/// For a chain that sets `.config(…)` (which replaces the job store):
+/// `.config(…).test_jobs()`.
+pub trait TestJobs {
+    fn test_jobs(self) -> Self;
+}
+
+impl TestJobs for zipgate::ServerBuilder {
+    fn test_jobs(self) -> Self {
+        with_test_jobs(self)
+    }
+}
+
+fn with_test_jobs(builder: zipgate::ServerBuilder) -> zipgate::ServerBuilder {
     match std::env::var("ZIPGATE_TEST_REDIS") {
         Ok(url) if !url.is_empty() => {
             builder.jobs_in_redis(&url, &uuid::Uuid::new_v4().simple().to_string())
@@ -48,11 +69,7 @@ pub async fn start_default() -> ServerHandle {
 
 /// The default fixtures under `config`.
 pub async fn start_with_config(config: zipgate::server::Config) -> ServerHandle {
-    builder()
-        .config(config)
-        .spawn()
-        .await
-        .expect("server starts")
+    configured(config).spawn().await.expect("server starts")
 }
 
 pub async fn start_with(fixture_json: &str) -> ServerHandle {

@@ -171,9 +171,11 @@ impl Error {
 /// The life of an archive job, shared by every dialect:
 /// queued → running → ready → downloading → done, or failed / cancelled /
 /// expired from any state before done.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum JobState {
+    /// Where every job starts.
+    #[default]
     Queued,
     Running,
     Ready,

@@ -2,26 +2,23 @@
 -- build started from, ARGV[6] '1' built (ARGV[7] the new plan, ARGV[8] its
 -- length, '' unknown) or '0' failed (ARGV[7] the reason).
 local j = load(ARGV[3])
-if j == nil or text(j, 'seq') ~= ARGV[4] or text(j, 'rev') ~= ARGV[5] or j.bld ~= '1' then
+if j == nil or j.seq ~= tonumber(ARGV[4]) or j.rev ~= tonumber(ARGV[5]) or not j.bld then
   return {'none', '0'}
 end
-j.bld = '0'
+j.bld = false
 if ARGV[6] == '1' then
   j.rev = j.rev + 1
   j.alen = tonumber(ARGV[8])
   j.bat = NOW
-  redis.call('HSET', jkey(j.id), 'plan', ARGV[7], 'rev', text(j, 'rev'), 'alen', fmt(j.alen))
+  redis.call('HSET', jkey(j.id), 'plan', ARGV[7])
 else
   advance(j, NOW, false)
   if not terminal(j.st) then
     j.st = 'failed'
-    j.err = '=' .. ARGV[7]
+    j.err = ARGV[7]
     j.f = NOW
     if j.sa == nil then j.sa = NOW end
   end
 end
 save(j)
-local out = reply('ok', true, j)
-out[#out + 1] = 'rev'
-out[#out + 1] = text(j, 'rev')
-return out
+return reply('ok', true, j)

@@ -1,8 +1,8 @@
 -- T3 claim / T4 peek. ARGV[3] id, ARGV[4] the dialect it must belong to
 -- ('' any), ARGV[5] the owner's cap on downloads at once ('' none),
 -- ARGV[6] '1' to peek (no writes but the advance), ARGV[7] and ARGV[8] the
--- seq and rev of the plan the caller holds: the plan, sources and fault
--- come back only when they differ.
+-- seq and rev of the plan the caller holds ('' none): the plan, sources
+-- and fault come back only when they differ.
 local id = ARGV[3]
 local j = live(id)
 if j == nil or (ARGV[4] ~= '' and ARGV[4] ~= j.tag) then return {'not_found', '0'} end
@@ -14,7 +14,7 @@ advanced(j, false)
 local why = nil
 if j.st == 'queued' or j.st == 'running' then
   why = 'conflict'
-elseif j.st ~= 'ready' and not ((j.st == 'downloading' or j.st == 'done') and j.su ~= '1') then
+elseif j.st ~= 'ready' and not ((j.st == 'downloading' or j.st == 'done') and not j.su) then
   why = 'gone'
 end
 if why ~= nil then return reply(why, false, j) end
@@ -23,7 +23,7 @@ if not peek then
   j.dl = j.dl + 1
   j.ad = j.ad + 1
   if j.ds == nil then j.ds = NOW end
-  if j.su == '1' then
+  if j.su then
     j.st = 'downloading'
     if j.sa == nil then j.sa = NOW end
   end
@@ -31,19 +31,10 @@ if not peek then
   redis.call('HINCRBY', P .. 'dl', lists(j), 1)
 end
 local out = reply('ok', not peek, j)
-out[#out + 1] = 'seq'
-out[#out + 1] = text(j, 'seq')
-out[#out + 1] = 'rev'
-out[#out + 1] = text(j, 'rev')
-out[#out + 1] = 'su'
-out[#out + 1] = j.su
-if text(j, 'seq') ~= ARGV[7] or text(j, 'rev') ~= ARGV[8] then
+if j.seq ~= tonumber(ARGV[7]) or j.rev ~= tonumber(ARGV[8]) then
   local big = redis.call('HMGET', jkey(id), 'plan', 'src', 'fault')
-  out[#out + 1] = 'plan'
-  out[#out + 1] = big[1] or ''
-  out[#out + 1] = 'src'
-  out[#out + 1] = big[2] or ''
-  out[#out + 1] = 'fault'
-  out[#out + 1] = big[3] or ''
+  out[4] = big[1] or ''
+  out[5] = big[2] or ''
+  out[6] = big[3] or ''
 end
 return out

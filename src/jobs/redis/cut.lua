@@ -3,9 +3,15 @@
 -- sources, ARGV[8] the length ('' unknown), ARGV[9] entries, ARGV[10]
 -- files in it, ARGV[11] and ARGV[12] files and folders it left out.
 local j = load(ARGV[3])
-if j == nil or text(j, 'seq') ~= ARGV[4] or text(j, 'rev') ~= ARGV[5] then return {'none', '0'} end
+if j == nil or j.seq ~= tonumber(ARGV[4]) or j.rev ~= tonumber(ARGV[5]) then
+  return {'none', '0'}
+end
 j.rev = j.rev + 1
-redis.call('HSET', jkey(j.id), 'plan', ARGV[6], 'src', ARGV[7], 'rev', text(j, 'rev'),
-  'alen', ARGV[8], 'et', ARGV[9], 'fia', ARGV[10],
-  'fs', fmt(j.fs + tonumber(ARGV[11])), 'fos', fmt(j.fos + tonumber(ARGV[12])))
-return {'ok', '0', 'rev', text(j, 'rev')}
+j.alen = tonumber(ARGV[8])
+j.et = tonumber(ARGV[9])
+j.fia = tonumber(ARGV[10])
+j.fs = j.fs + tonumber(ARGV[11])
+j.fos = j.fos + tonumber(ARGV[12])
+redis.call('HSET', jkey(j.id), 'plan', ARGV[6], 'src', ARGV[7])
+save(j)
+return reply('ok', false, j)

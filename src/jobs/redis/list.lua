@@ -2,8 +2,7 @@
 -- tag|owner), ARGV[4] '1' for newest first, ARGV[5] and ARGV[6] the first
 -- rank and how many. Members whose job is gone leave the set. Reply: the
 -- set's size once they left, how many of the ranks read are still in it
--- (where the next page starts), then one snapshot (field/value pairs) per
--- live job.
+-- (where the next page starts), then one record per live job.
 local set = P .. ARGV[3]
 local first, count = tonumber(ARGV[5]), tonumber(ARGV[6])
 local ids
@@ -21,7 +20,7 @@ for _, id in ipairs(ids) do
   else
     kept = kept + 1
     advanced(j, false)
-    out[#out + 1] = snap(j, {})
+    out[#out + 1] = cmsgpack.pack(j)
   end
 end
 out[1] = redis.call('ZCARD', set)

@@ -2,13 +2,13 @@
 //! created on one replica can be polled, downloaded or cancelled on another
 //! (docs/design/scaleout.md).
 //!
-//! Every read-modify-write of a job is one Lua script (the `.lua` files
-//! beside this one, each after `prelude.lua`), given `now` from this
-//! server's clock: Redis runs a script alone, so a poll that advances a job
-//! and a download claim never interleave, and of many concurrent claims of
-//! a single-use job exactly one wins. The state machine in the prelude is
-//! `job.rs`'s `advance` line for line, and `tests.rs` runs both on the same
-//! operations and compares what they show.
+//! Every read-modify-write of a job is one function of a Lua library (the
+//! `.lua` files beside this one, each after `prelude.lua`), given `now`
+//! from this server's clock: Redis runs a function alone, so a poll that
+//! advances a job and a download claim never interleave, and of many
+//! concurrent claims of a single-use job exactly one wins. The state
+//! machine in the prelude is `job.rs`'s `advance` line for line, and
+//! `tests.rs` runs both on the same operations and compares what they show.
 //!
 //! What stays on this replica: the job's archive, rebuilt from the plan the
 //! hash keeps ([`ArchivePlan`]) when another replica made it, and cached by
@@ -21,29 +21,32 @@
 
 use std::collections::{HashMap, VecDeque};
 use std::future::Future;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, LazyLock, Mutex, RwLock};
-use std::time::{Duration as StdDuration, Instant};
+use std::time::Duration as StdDuration;
 
-use chrono::{DateTime, Duration, Utc};
 use redis::aio::ConnectionManager;
 use redis::Value;
 use tokio::runtime::{Handle, Runtime, RuntimeFlavor};
 use tokio_util::sync::CancellationToken;
-use zipgate_api::{Error, JobSnapshot, JobState, Pacing, Principal, UserId};
+use zipgate_api::{Error, JobSnapshot, JobState, Principal};
 
 use super::job::{files_of, Job};
+use super::DEFAULT_MAX_JOBS;
 use super::{Admission, Building, Claimed, JobBackend, JobFault, JobSpec, Peek, RecheckInput};
-use super::{StuckState, DEFAULT_MAX_JOBS};
 use crate::archive_plan::ArchivePlan;
 use crate::clock::Clock;
 use crate::events::Events;
 use crate::recheck::{Replacement, Sources};
 use crate::store::Tree;
-use crate::zip::{Archive, Progress, StreamObserver};
+use crate::zip::Archive;
 
+mod record;
 #[cfg(test)]
 mod tests;
+mod ticket;
+
+use record::{micros, owner_key, Record};
+use ticket::Ticket;
 
 /// The tree a plan made on another replica is rebuilt against: the
 /// server's current one (fixtures are the same on every replica).
@@ -55,10 +58,8 @@ const CONNECTION_TIMEOUT: StdDuration = StdDuration::from_millis(500);
 /// Archives kept ready on this replica; past it the oldest are rebuilt
 /// from their plan when asked for again.
 const CACHED_ARCHIVES: usize = DEFAULT_MAX_JOBS;
-/// How often a download's progress is written to Redis.
-const PROGRESS_EVERY: StdDuration = StdDuration::from_millis(250);
-/// Snapshots per script call when listing every job (the control plane):
-/// Redis runs one script at a time, so a long list goes in slices.
+/// Jobs per call when listing every job (the control plane): Redis runs
+/// one function at a time, so a long list goes in slices.
 const LIST_PAGE: usize = 256;
 
 /// The job library's functions, one per `.lua` file beside the prelude.
@@ -93,11 +94,11 @@ const OPS: [(Op, &str, &str); 10] = [
     (Op::Cut, "cut", include_str!("cut.lua")),
 ];
 
-/// The job library as `FUNCTION LOAD` takes it. Loaded once (and again
-/// after Redis restarts without it), so the prelude's tables and helpers
-/// are built once instead of on every call, as `EVALSHA` would: that was
-/// most of a create's time in Redis. Named after a digest of its text, so
-/// replicas of two versions each call their own.
+/// The job library as `FUNCTION LOAD` takes it (Redis 7 or Valkey). Loaded
+/// at start and again after Redis restarts without it, so the prelude's
+/// tables and helpers are built once instead of on every call, as
+/// `EVALSHA` would. Named after a digest of its text, so replicas of two
+/// versions each call their own.
 struct Library {
     source: String,
     functions: Vec<String>,
@@ -125,6 +126,15 @@ static LIBRARY: LazyLock<Library> = LazyLock::new(|| {
     }
 });
 
+async fn load_library(conn: &mut ConnectionManager) -> redis::RedisResult<()> {
+    redis::cmd("FUNCTION")
+        .arg("LOAD")
+        .arg("REPLACE")
+        .arg(&LIBRARY.source)
+        .query_async::<()>(conn)
+        .await
+}
+
 /// Calls `op` with the prefix and now in front of `args`, loading the
 /// library first when Redis does not have it (a restart without
 /// persistence forgets it).
@@ -133,7 +143,7 @@ async fn fcall(
     op: Op,
     prefix: &str,
     now: &str,
-    args: &[String],
+    args: &[Vec<u8>],
 ) -> redis::RedisResult<Value> {
     let mut command = redis::cmd("FCALL");
     command
@@ -144,16 +154,16 @@ async fn fcall(
         .arg(args);
     match command.query_async::<Value>(conn).await {
         Err(error) if error.to_string().contains("Function not found") => {
-            redis::cmd("FUNCTION")
-                .arg("LOAD")
-                .arg("REPLACE")
-                .arg(&LIBRARY.source)
-                .query_async::<()>(conn)
-                .await?;
+            load_library(conn).await?;
             command.query_async::<Value>(conn).await
         }
         other => other,
     }
+}
+
+/// Arguments as the library takes them.
+fn texts<const N: usize>(items: [String; N]) -> Vec<Vec<u8>> {
+    items.into_iter().map(String::into_bytes).collect()
 }
 
 #[derive(Clone)]
@@ -198,22 +208,52 @@ struct Cached {
     fault: Option<JobFault>,
 }
 
+/// Archives by job id, the oldest put first out. `order` holds (id, stamp)
+/// and an entry counts only while its stamp is the id's current one, so a
+/// job put again or removed leaves a stale entry that eviction skips and
+/// compaction drops.
 #[derive(Default)]
 struct ArchiveCache {
-    by_id: HashMap<String, Cached>,
-    order: VecDeque<String>,
+    by_id: HashMap<String, (u64, Cached)>,
+    order: VecDeque<(String, u64)>,
+    stamp: u64,
 }
 
 impl ArchiveCache {
+    fn get(&self, id: &str) -> Option<Cached> {
+        self.by_id.get(id).map(|(_, cached)| cached.clone())
+    }
+
     fn put(&mut self, id: &str, cached: Cached) {
-        if self.by_id.insert(id.to_owned(), cached).is_none() {
-            self.order.push_back(id.to_owned());
-        }
+        self.stamp += 1;
+        self.by_id.insert(id.to_owned(), (self.stamp, cached));
+        self.order.push_back((id.to_owned(), self.stamp));
         while self.by_id.len() > CACHED_ARCHIVES {
-            let Some(oldest) = self.order.pop_front() else {
+            let Some((oldest, stamp)) = self.order.pop_front() else {
                 break;
             };
-            self.by_id.remove(&oldest);
+            if self.by_id.get(&oldest).is_some_and(|(s, _)| *s == stamp) {
+                self.by_id.remove(&oldest);
+            }
+        }
+        self.compact();
+    }
+
+    fn remove(&mut self, id: &str) {
+        self.by_id.remove(id);
+        self.compact();
+    }
+
+    fn clear(&mut self) {
+        self.by_id.clear();
+        self.order.clear();
+    }
+
+    fn compact(&mut self) {
+        if self.order.len() > 2 * self.by_id.len() + 64 {
+            let by_id = &self.by_id;
+            self.order
+                .retain(|(id, stamp)| by_id.get(id).is_some_and(|(s, _)| s == stamp));
         }
     }
 }
@@ -221,64 +261,58 @@ impl ArchiveCache {
 /// What this replica holds for a job besides its archive.
 #[derive(Default)]
 struct LocalJob {
+    /// The job these belong to (0 while its first claim is on its way).
     seq: u64,
-    /// Dropping it stops the archive's build (the job was cancelled here).
-    building: Option<Building>,
-    /// Cuts this replica's downloads of the job when it is cancelled.
+    /// Dropping it stops the archive's build; the archive the build
+    /// started from, and its revision.
+    building: Option<(Building, Arc<Archive>, u64)>,
+    /// Cuts this replica's downloads of the job when it is cancelled here.
     stop: Option<CancellationToken>,
     claims: usize,
 }
 
-/// A script's answer: a status, whether the live feed should hear of it,
-/// and field/value pairs (a snapshot, then anything else asked for).
-struct Reply {
+/// A function's answer: a status, whether the live feed should hear of it,
+/// the job's record, then anything else asked for.
+pub(super) struct Reply {
     status: String,
     announce: bool,
-    fields: Vec<(String, String)>,
+    record: Option<Record>,
+    extra: Vec<Vec<u8>>,
 }
 
 impl Reply {
     fn of(value: Value) -> Result<Reply, Error> {
-        let mut items = strings(value)?.into_iter();
-        let status = items.next().unwrap_or_default();
-        let announce = items.next().is_some_and(|a| a == "1");
-        let mut fields = Vec::new();
-        while let (Some(field), Some(value)) = (items.next(), items.next()) {
-            fields.push((field, value));
-        }
+        let Value::Array(items) = value else {
+            return Err(bad_reply());
+        };
+        let mut items = items.into_iter().map(bytes);
+        let status = String::from_utf8(items.next().unwrap_or_default()).unwrap_or_default();
+        let announce = items.next().is_some_and(|a| a == b"1");
+        let record = match items.next() {
+            Some(blob) => Some(Record::unpack(&blob).ok_or_else(bad_reply)?),
+            None => None,
+        };
         Ok(Reply {
             status,
             announce,
-            fields,
+            record,
+            extra: items.collect(),
         })
     }
 
-    fn get(&self, field: &str) -> Option<&str> {
-        get(&self.fields, field)
+    fn extra(&self, index: usize) -> Option<&str> {
+        self.extra
+            .get(index)
+            .and_then(|b| std::str::from_utf8(b).ok())
     }
 }
 
-fn get<'a>(fields: &'a [(String, String)], field: &str) -> Option<&'a str> {
-    fields
-        .iter()
-        .find(|(f, _)| f == field)
-        .map(|(_, v)| v.as_str())
-}
-
-fn text(value: Value) -> Result<String, Error> {
+fn bytes(value: Value) -> Vec<u8> {
     match value {
-        Value::BulkString(bytes) => String::from_utf8(bytes).map_err(|_| bad_reply()),
-        Value::SimpleString(s) => Ok(s),
-        Value::Int(n) => Ok(n.to_string()),
-        Value::Nil => Ok(String::new()),
-        _ => Err(bad_reply()),
-    }
-}
-
-fn strings(value: Value) -> Result<Vec<String>, Error> {
-    match value {
-        Value::Array(items) => items.into_iter().map(text).collect(),
-        _ => Err(bad_reply()),
+        Value::BulkString(bytes) => bytes,
+        Value::SimpleString(s) => s.into_bytes(),
+        Value::Int(n) => n.to_string().into_bytes(),
+        _ => Vec::new(),
     }
 }
 
@@ -286,53 +320,11 @@ fn bad_reply() -> Error {
     Error::Internal("the job store sent a reply this server does not understand".into())
 }
 
+/// The client hears that the store is down; the log says why (Redis's own
+/// words can name keys and scripts).
 fn unavailable(error: redis::RedisError) -> Error {
     tracing::warn!(target: "zipgate::jobs", %error, "job store call failed");
-    Error::Unavailable(format!("the job store (Redis) did not answer: {error}"))
-}
-
-/// The key part that names an owner: `a` or `u:` and the user id.
-fn owner_key(owner: &Principal) -> String {
-    match owner {
-        Principal::Anonymous => "a".to_owned(),
-        Principal::User(UserId(id)) => format!("u:{id}"),
-    }
-}
-
-fn owner_of(key: &str) -> Option<Principal> {
-    match key {
-        "a" => Some(Principal::Anonymous),
-        _ => key
-            .strip_prefix("u:")
-            .map(|id| Principal::User(UserId(id.to_owned()))),
-    }
-}
-
-fn micros(at: DateTime<Utc>) -> String {
-    at.timestamp_micros().to_string()
-}
-
-fn duration_micros(d: Duration) -> String {
-    d.num_microseconds().unwrap_or(i64::MAX).to_string()
-}
-
-/// A stored time: µs written by Lua from a double, so the ends of chrono's
-/// range come back as its ends (a deadline past the end of time is "never").
-fn time_of(text: &str) -> Option<DateTime<Utc>> {
-    if text.is_empty() {
-        return None;
-    }
-    let micros = text
-        .parse::<i64>()
-        .or_else(|_| text.parse::<f64>().map(|f| f as i64))
-        .ok()?;
-    Some(
-        DateTime::from_timestamp_micros(micros).unwrap_or(if micros > 0 {
-            DateTime::<Utc>::MAX_UTC
-        } else {
-            DateTime::<Utc>::MIN_UTC
-        }),
-    )
+    Error::Unavailable("the job store did not answer".into())
 }
 
 fn state_name(state: JobState) -> &'static str {
@@ -348,33 +340,32 @@ fn state_name(state: JobState) -> &'static str {
     }
 }
 
-fn state_of(name: &str) -> Option<JobState> {
-    Some(match name {
-        "queued" => JobState::Queued,
-        "running" => JobState::Running,
-        "ready" => JobState::Ready,
-        "downloading" => JobState::Downloading,
-        "done" => JobState::Done,
-        "failed" => JobState::Failed,
-        "cancelled" => JobState::Cancelled,
-        "expired" => JobState::Expired,
-        _ => return None,
-    })
-}
-
-/// An error as stored: '' for none, else '=' and the message (which may be empty).
-fn error_field(error: &Option<String>) -> String {
-    error.as_ref().map_or_else(String::new, |e| format!("={e}"))
-}
-
 fn flag(on: bool) -> String {
     if on { "1" } else { "0" }.to_owned()
 }
 
+/// A namespace is the keys' hash tag and a `SCAN` pattern's prefix: no
+/// braces, no glob characters.
+pub fn check_namespace(namespace: &str) -> Result<(), String> {
+    if (1..=64).contains(&namespace.len())
+        && namespace
+            .bytes()
+            .all(|b| b.is_ascii_graphic() && !b"{}*?[]\\".contains(&b))
+    {
+        Ok(())
+    } else {
+        Err(format!(
+            "job store namespace {namespace:?}: expected 1 to 64 printable ASCII characters \
+             without spaces, braces or any of *?[]\\"
+        ))
+    }
+}
+
 impl RedisJobs {
     /// Connects to `url` (`redis://[:password@]host:port/db`), keeping every
-    /// key under `namespace`. Fails at once when Redis cannot be reached,
-    /// so a misconfigured replica does not start.
+    /// key under `namespace`, and loads the job library. Fails at once when
+    /// Redis cannot be reached or has no functions (before Redis 7), so a
+    /// misconfigured replica does not start.
     pub fn connect(
         url: &str,
         namespace: &str,
@@ -383,13 +374,10 @@ impl RedisJobs {
         tags: Vec<&'static str>,
         tree: TreeSource,
     ) -> Result<RedisJobs, String> {
-        if namespace.is_empty() || namespace.contains(['{', '}']) {
-            // The namespace is the keys' hash tag: braces would split it.
-            return Err(format!(
-                "job store namespace {namespace:?}: expected a name without braces"
-            ));
-        }
-        let client = redis::Client::open(url).map_err(|e| format!("--jobs {url:?}: {e}"))?;
+        check_namespace(namespace)?;
+        // The error must not repeat the URL: it may hold a password.
+        let client = redis::Client::open(url)
+            .map_err(|_| "--jobs: expected redis://[:PASSWORD@]HOST:PORT/DB".to_owned())?;
         let info = client.get_connection_info();
         let address = format!("redis://{}/{}", info.addr(), info.redis_settings().db());
         let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -409,15 +397,22 @@ impl RedisJobs {
             scope
                 .spawn(|| {
                     runtime.block_on(async {
-                        let mut conn = ConnectionManager::new_with_config(client, config).await?;
-                        redis::cmd("PING").query_async::<()>(&mut conn).await?;
-                        Ok::<_, redis::RedisError>(conn)
+                        let mut conn = ConnectionManager::new_with_config(client, config)
+                            .await
+                            .map_err(|e| format!("cannot reach the job store at {address}: {e}"))?;
+                        load_library(&mut conn).await.map_err(|e| {
+                            format!(
+                                "the job store at {address} cannot load zipgate's functions \
+                                 (Redis 7 or later, or Valkey, is needed): {e}"
+                            )
+                        })?;
+                        Ok::<_, String>(conn)
                     })
                 })
                 .join()
         })
         .map_err(|_| "the job store's connection thread failed".to_owned())
-        .and_then(|c| c.map_err(|e| format!("cannot reach the job store at {address}: {e}")));
+        .and_then(|c| c);
         let conn = match connected {
             Ok(conn) => conn,
             Err(error) => {
@@ -472,15 +467,15 @@ impl RedisJobs {
 
     /// Calls one of the library's functions, with the prefix and now in
     /// front of `args`.
-    fn script(&self, op: Op, args: Vec<String>) -> Result<Value, Error> {
+    fn script(&self, op: Op, args: Vec<Vec<u8>>) -> Result<Value, Error> {
         let mut conn = self.inner.conn.clone();
         let prefix = self.inner.prefix.clone();
-        let now = micros(self.inner.clock.now());
+        let now = micros(self.inner.clock.now()).to_string();
         self.run(async move { fcall(&mut conn, op, &prefix, &now, &args).await })
             .map_err(unavailable)
     }
 
-    fn call(&self, op: Op, args: Vec<String>) -> Result<Reply, Error> {
+    fn call(&self, op: Op, args: Vec<Vec<u8>>) -> Result<Reply, Error> {
         Reply::of(self.script(op, args)?)
     }
 
@@ -497,52 +492,15 @@ impl RedisJobs {
         format!("{}{rest}", self.inner.prefix)
     }
 
-    /// A snapshot from its fields, if its dialect is mounted here.
-    fn snapshot(&self, fields: &[(String, String)]) -> Option<JobSnapshot> {
-        let f = |name| get(fields, name).unwrap_or("");
-        let n = |name| f(name).parse::<u64>().unwrap_or(0);
-        let n32 = |name| u32::try_from(n(name)).unwrap_or(u32::MAX);
-        let owner_tag = *self.inner.tags.iter().find(|t| **t == f("tag"))?;
-        let owner = owner_of(f("own"))?;
-        let mut snapshot = JobSnapshot::new(
-            f("id").to_owned(),
-            owner_tag,
-            owner,
-            time_of(f("c")).unwrap_or_default(),
-        );
-        snapshot.name = f("name").to_owned();
-        snapshot.context = f("ctx").to_owned();
-        snapshot.archive_len = f("alen").parse().ok();
-        snapshot.state = state_of(f("st"))?;
-        snapshot.ready_at = time_of(f("r"));
-        snapshot.expires_at = time_of(f("x"));
-        snapshot.download_started_at = time_of(f("ds"));
-        snapshot.finished_at = time_of(f("f"));
-        snapshot.polls = n32("polls");
-        snapshot.steps = (n32("s0"), n32("s1"));
-        snapshot.entries_total = n("et");
-        snapshot.entries_done = n("ed");
-        snapshot.file_count = n("fc");
-        snapshot.files_done = n("fd");
-        snapshot.files_skipped = n("fs");
-        snapshot.folders_skipped = n("fos");
-        snapshot.bytes_sent = n("bs");
-        snapshot.downloads = n32("dl");
-        snapshot.active_downloads = n32("ad");
-        snapshot.acknowledged = f("ack") == "1";
-        snapshot.error = f("err").strip_prefix('=').map(str::to_owned);
-        Some(snapshot)
-    }
-
     fn announce(&self, job: &JobSnapshot) {
         self.inner.events.publish("job", || {
             serde_json::to_string(&super::view::job_view(job)).unwrap_or_default()
         });
     }
 
-    /// The reply's job, told to the live feed when the script says so.
+    /// The reply's job, told to the live feed when the function says so.
     fn job_of(&self, reply: &Reply) -> Option<JobSnapshot> {
-        let job = self.snapshot(&reply.fields)?;
+        let job = reply.record.as_ref()?.snapshot(&self.inner.tags)?;
         if reply.announce {
             self.announce(&job);
         }
@@ -561,33 +519,29 @@ impl RedisJobs {
     }
 
     fn cached(&self, id: &str) -> Option<Cached> {
-        self.archives().by_id.get(id).cloned()
+        self.archives().get(id)
     }
 
-    /// The archive of a reply that carries (seq, rev) and, when they differ
-    /// from what this replica holds, the plan to rebuild it from.
-    fn archive_of(&self, id: &str, reply: &Reply) -> Result<Cached, Error> {
-        let seq = reply.get("seq").and_then(|s| s.parse().ok());
-        let rev = reply.get("rev").and_then(|s| s.parse().ok());
-        let (Some(seq), Some(rev)) = (seq, rev) else {
-            return Err(bad_reply());
-        };
-        if let Some(plan) = reply.get("plan") {
-            return self.rebuild(id, seq, rev, plan, reply.get("src"), reply.get("fault"));
-        }
-        self.cached(id)
-            .filter(|c| (c.seq, c.rev) == (seq, rev))
-            .ok_or_else(bad_reply)
+    /// The job's record as stored, if there is one by this id.
+    fn record(&self, id: &str) -> Option<Record> {
+        let blob: Option<Vec<u8>> = self
+            .command(
+                redis::cmd("HGET")
+                    .arg(self.key(&format!("job:{id}")))
+                    .arg("j")
+                    .clone(),
+            )
+            .ok()?;
+        Record::unpack(&blob?)
     }
 
     fn rebuild(
         &self,
         id: &str,
-        seq: u64,
-        rev: u64,
+        record: &Record,
         plan: &str,
-        sources: Option<&str>,
-        fault: Option<&str>,
+        sources: &str,
+        fault: &str,
     ) -> Result<Cached, Error> {
         let plan: ArchivePlan = serde_json::from_str(plan).map_err(|_| bad_reply())?;
         let tree = self
@@ -598,24 +552,21 @@ impl RedisJobs {
             .clone();
         let archive = plan.rebuild(&tree).map_err(|error| {
             tracing::warn!(target: "zipgate::jobs", job = id, %error, "cannot rebuild a job's archive here");
-            Error::Unavailable(format!("this replica cannot rebuild job {id}'s archive: {error}"))
+            Error::Unavailable(format!("this replica cannot rebuild job {id}'s archive"))
         })?;
-        fn parse_or_none(text: Option<&str>) -> Option<&str> {
-            text.filter(|t| !t.is_empty())
-        }
-        let sources = match parse_or_none(sources) {
-            Some(text) => Some(Arc::new(
+        let sources = match sources {
+            "" => None,
+            text => Some(Arc::new(
                 serde_json::from_str::<Sources>(text).map_err(|_| bad_reply())?,
             )),
-            None => None,
         };
-        let fault = match parse_or_none(fault) {
-            Some(text) => Some(serde_json::from_str::<JobFault>(text).map_err(|_| bad_reply())?),
-            None => None,
+        let fault = match fault {
+            "" => None,
+            text => Some(serde_json::from_str::<JobFault>(text).map_err(|_| bad_reply())?),
         };
         let cached = Cached {
-            seq,
-            rev,
+            seq: record.seq,
+            rev: record.rev,
             archive: Arc::new(archive),
             sources,
             fault,
@@ -624,22 +575,23 @@ impl RedisJobs {
         Ok(cached)
     }
 
-    /// The seq and rev this replica holds for `id`, as script arguments.
-    fn held(&self, id: &str) -> (String, String) {
-        self.cached(id)
-            .map_or_else(Default::default, |c| (c.seq.to_string(), c.rev.to_string()))
-    }
-
+    /// Checks and (unless `peek`) claims a download; the job and the
+    /// archive it is of. A claim that cannot go on here (the archive does
+    /// not rebuild) is given back as an interrupted download.
     fn claim(
         &self,
         id: &str,
         admission: Admission<'_>,
         peek: bool,
-    ) -> Result<(Reply, JobSnapshot, Cached), Error> {
-        let (seq, rev) = self.held(id);
+    ) -> Result<(Record, JobSnapshot, Cached), Error> {
+        // Read before the call: what the answer is compared with.
+        let held = self.cached(id);
+        let (seq, rev) = held
+            .as_ref()
+            .map_or_else(Default::default, |c| (c.seq.to_string(), c.rev.to_string()));
         let reply = self.call(
             Op::Claim,
-            vec![
+            texts([
                 id.to_owned(),
                 admission.owner_tag.unwrap_or("").to_owned(),
                 admission
@@ -648,7 +600,7 @@ impl RedisJobs {
                 flag(peek),
                 seq,
                 rev,
-            ],
+            ]),
         )?;
         match reply.status.as_str() {
             "ok" => {}
@@ -660,8 +612,8 @@ impl RedisJobs {
             }
             "conflict" => return Err(Error::Conflict(id.to_owned())),
             "gone" => {
-                if let Some(job) = self.snapshot(&reply.fields) {
-                    let why = match job.state {
+                if let Some(record) = &reply.record {
+                    let why = match record.st {
                         JobState::Expired => "it expired",
                         JobState::Failed => "its job failed",
                         JobState::Cancelled => "its job was cancelled",
@@ -670,7 +622,7 @@ impl RedisJobs {
                     tracing::info!(
                         target: "zipgate::jobs",
                         job = id,
-                        expires_at = ?job.expires_at,
+                        expires_at = ?record.x,
                         "download refused: {why}"
                     );
                 }
@@ -678,11 +630,62 @@ impl RedisJobs {
             }
             _ => return Err(bad_reply()),
         }
-        let job = self
+        let record = reply.record.clone().ok_or_else(bad_reply)?;
+        let found = self
             .job_of(&reply)
-            .ok_or_else(|| Error::NotFound(id.to_owned()))?;
-        let cached = self.archive_of(id, &reply)?;
-        Ok((reply, job, cached))
+            .ok_or_else(|| Error::NotFound(id.to_owned()))
+            .and_then(|job| {
+                let cached = match (reply.extra(0), reply.extra(1), reply.extra(2)) {
+                    (Some(plan), Some(sources), Some(fault)) => {
+                        self.rebuild(id, &record, plan, sources, fault)?
+                    }
+                    _ => held
+                        .filter(|c| (c.seq, c.rev) == (record.seq, record.rev))
+                        .ok_or_else(bad_reply)?,
+                };
+                Ok((job, cached))
+            });
+        match found {
+            Ok((job, cached)) => Ok((record, job, cached)),
+            Err(error) => {
+                if !peek {
+                    self.end_download(&record, false);
+                }
+                Err(error)
+            }
+        }
+    }
+
+    /// Ends a download claimed here, as its ticket would (`progress.lua`).
+    fn end_download(&self, record: &Record, complete: bool) {
+        let owner = format!("{}|{}", record.tag, record.own);
+        let _ = self.call(
+            Op::Progress,
+            texts([
+                record.id.clone(),
+                record.seq.to_string(),
+                "0".into(),
+                String::new(),
+                "0".into(),
+                flag(complete),
+                owner,
+                flag(self.inner.events.recording()),
+            ]),
+        );
+    }
+
+    /// A download of `id` (the job numbered `seq`) ended here.
+    fn release_claim(&self, id: &str, seq: u64) {
+        let mut local = self.local();
+        if let Some(held) = local.get_mut(id).filter(|h| h.seq == seq || h.seq == 0) {
+            held.claims = held.claims.saturating_sub(1);
+            if held.claims == 0 {
+                held.stop = None;
+                if held.building.is_none() {
+                    local.remove(id);
+                }
+            }
+        }
     }
 
     fn recheck_input(job: &JobSnapshot, cached: &Cached) -> Option<RecheckInput> {
@@ -691,89 +694,6 @@ impl RedisJobs {
             owner: job.owner.clone(),
             fault: cached.fault.clone(),
         })
-    }
-
-    /// Fields of a new job, as `create.lua` files them.
-    fn fields_of(job: &Job, plan: &ArchivePlan) -> Result<Vec<String>, Error> {
-        let s = &job.snapshot;
-        let rules = &job.spec;
-        let time = |t: Option<DateTime<Utc>>| t.map_or_else(String::new, micros);
-        let (pk, pn, pd) = match rules.pacing {
-            Pacing::Immediate => ("i", 0, String::new()),
-            Pacing::AfterPolls(n) => ("p", n, String::new()),
-            Pacing::AfterDuration(d) => ("d", 0, duration_micros(d)),
-        };
-        let (fk, fmsg) = match &rules.fault {
-            Some(JobFault::Fail(message)) => ("f", format!("={message}")),
-            Some(JobFault::Stuck(StuckState::Queued)) => ("q", String::new()),
-            Some(JobFault::Stuck(StuckState::Running)) => ("r", String::new()),
-            _ => ("", String::new()),
-        };
-        let json = |e: serde_json::Error| Error::Internal(format!("cannot write a job down: {e}"));
-        let fault = match &rules.fault {
-            Some(fault) => serde_json::to_string(fault).map_err(json)?,
-            None => String::new(),
-        };
-        let sources = match &rules.sources {
-            Some(sources) => serde_json::to_string(sources.as_ref()).map_err(json)?,
-            None => String::new(),
-        };
-        let files_in_archive = job.entry_is_file.iter().filter(|f| **f).count();
-        let pairs: Vec<(&str, String)> = vec![
-            ("id", s.id.clone()),
-            ("name", s.name.clone()),
-            ("ctx", s.context.clone()),
-            ("tag", s.owner_tag.to_owned()),
-            ("own", owner_key(&s.owner)),
-            ("c", micros(s.created_at)),
-            (
-                "alen",
-                s.archive_len.map_or_else(String::new, |n| n.to_string()),
-            ),
-            ("et", s.entries_total.to_string()),
-            ("fc", s.file_count.to_string()),
-            ("fs", s.files_skipped.to_string()),
-            ("fos", s.folders_skipped.to_string()),
-            ("st", state_name(s.state).to_owned()),
-            ("r", time(s.ready_at)),
-            ("x", time(s.expires_at)),
-            ("ds", time(s.download_started_at)),
-            ("f", time(s.finished_at)),
-            ("polls", s.polls.to_string()),
-            ("s0", s.steps.0.to_string()),
-            ("s1", s.steps.1.to_string()),
-            ("ed", s.entries_done.to_string()),
-            ("fd", s.files_done.to_string()),
-            ("bs", s.bytes_sent.to_string()),
-            ("dl", s.downloads.to_string()),
-            ("ad", s.active_downloads.to_string()),
-            ("ack", flag(s.acknowledged)),
-            ("err", error_field(&s.error)),
-            ("sa", time(job.settled_at)),
-            ("bld", flag(rules.building.is_some())),
-            ("bat", time(rules.built_at)),
-            ("pk", pk.to_owned()),
-            ("pn", pn.to_string()),
-            ("pd", pd),
-            (
-                "win",
-                rules
-                    .download_window
-                    .map_or_else(String::new, duration_micros),
-            ),
-            ("su", flag(rules.single_use)),
-            ("ret", duration_micros(rules.retention)),
-            ("fk", fk.to_owned()),
-            ("fmsg", fmsg),
-            ("fault", fault),
-            ("fia", files_in_archive.to_string()),
-            ("plan", serde_json::to_string(plan).map_err(json)?),
-            ("src", sources),
-        ];
-        Ok(pairs
-            .into_iter()
-            .flat_map(|(field, value)| [field.to_owned(), value])
-            .collect())
     }
 
     /// Up to `count` jobs of a sorted set from rank `first`; the set's
@@ -788,12 +708,12 @@ impl RedisJobs {
     ) -> (Vec<JobSnapshot>, usize, usize) {
         let value = self.script(
             Op::List,
-            vec![
+            texts([
                 set.to_owned(),
                 flag(newest_first),
                 first.to_string(),
                 count.to_string(),
-            ],
+            ]),
         );
         let Ok(Value::Array(items)) = value else {
             return (Vec::new(), 0, 0);
@@ -805,14 +725,7 @@ impl RedisJobs {
         };
         let (size, kept) = (count(), count());
         let jobs = items
-            .filter_map(|job| {
-                let items = strings(job).ok()?;
-                let fields: Vec<(String, String)> = items
-                    .chunks_exact(2)
-                    .map(|pair| (pair[0].clone(), pair[1].clone()))
-                    .collect();
-                self.snapshot(&fields)
-            })
+            .filter_map(|blob| Record::unpack(&bytes(blob))?.snapshot(&self.inner.tags))
             .collect();
         (jobs, size, kept)
     }
@@ -841,11 +754,11 @@ impl RedisJobs {
     ) -> Result<JobSnapshot, Error> {
         let reply = self.call(
             Op::Settle,
-            vec![
+            texts([
                 id.to_owned(),
                 state_name(state).to_owned(),
-                error_field(&error),
-            ],
+                error.map_or_else(String::new, |e| format!("={e}")),
+            ]),
         )?;
         if reply.status != "ok" {
             return Err(Error::NotFound(id.to_owned()));
@@ -853,9 +766,10 @@ impl RedisJobs {
         let job = self
             .job_of(&reply)
             .ok_or_else(|| Error::NotFound(id.to_owned()))?;
-        if reply.get("settled") == Some("1") {
+        let seq = reply.record.as_ref().map_or(0, |r| r.seq);
+        if reply.extra(0) == Some("1") {
             let mut local = self.local();
-            if let Some(held) = local.get_mut(id) {
+            if let Some(held) = local.get_mut(id).filter(|h| h.seq == seq || h.seq == 0) {
                 // A build nobody will download stops now.
                 held.building = None;
                 // A cancelled job's downloads stop too, as if their clients
@@ -872,47 +786,68 @@ impl RedisJobs {
         }
         Ok(job)
     }
+
+    fn look(&self, id: &str, poll: bool) -> Option<JobSnapshot> {
+        let reply = self
+            .call(Op::Look, texts([id.to_owned(), flag(poll)]))
+            .ok()?;
+        (reply.status == "ok").then(|| self.job_of(&reply))?
+    }
+
+    fn plan_text(archive: &Archive) -> Result<String, String> {
+        let plan = ArchivePlan::of(archive).map_err(|e| e.to_string())?;
+        serde_json::to_string(&plan).map_err(|e| e.to_string())
+    }
 }
 
 impl JobBackend for RedisJobs {
     fn owner_tag(&self, id: &str) -> Option<&'static str> {
-        let tag: Option<String> = self
-            .command(
-                redis::cmd("HGET")
-                    .arg(self.key(&format!("job:{id}")))
-                    .arg("tag")
-                    .clone(),
-            )
-            .ok()?;
-        let tag = tag?;
-        self.inner.tags.iter().find(|t| **t == tag).copied()
+        let record = self.record(id)?;
+        self.inner.tags.iter().find(|t| **t == record.tag).copied()
     }
 
     fn create(&self, spec: JobSpec) -> Result<JobSnapshot, Error> {
-        let now = self.inner.clock.now();
-        let plan = ArchivePlan::of(&spec.archive)
+        // Whole µs, as Redis keeps it, so this answer and later ones agree.
+        let now = record::to_micros(self.inner.clock.now());
+        let plan = Self::plan_text(&spec.archive)
             .map_err(|e| Error::Internal(format!("cannot write the archive down: {e}")))?;
+        let json = |e: serde_json::Error| Error::Internal(format!("cannot write a job down: {e}"));
         let mut job = Job::new(spec, now);
         job.advance(now, false);
+        let sources = match &job.spec.sources {
+            Some(sources) => serde_json::to_string(sources.as_ref()).map_err(json)?,
+            None => String::new(),
+        };
+        let fault = match &job.spec.fault {
+            Some(fault) => serde_json::to_string(fault).map_err(json)?,
+            None => String::new(),
+        };
         let id = job.snapshot.id.clone();
-        let mut args = vec![
-            id.clone(),
-            format!(
-                "{}|{}",
-                job.snapshot.owner_tag,
-                owner_key(&job.snapshot.owner)
-            ),
+        let owner = format!(
+            "{}|{}",
+            job.snapshot.owner_tag,
+            owner_key(&job.snapshot.owner)
+        );
+        let args = vec![
+            id.clone().into_bytes(),
+            owner.into_bytes(),
+            Record::of(&job).pack(),
+            plan.into_bytes(),
+            sources.into_bytes(),
+            fault.into_bytes(),
         ];
-        args.extend(Self::fields_of(&job, &plan)?);
-        let reply = strings(self.script(Op::Create, args)?)?;
-        match reply.first().map(String::as_str) {
-            Some("ok") => {}
-            Some("conflict") => return Err(Error::Conflict(format!("job {id}"))),
+        let Value::Array(reply) = self.script(Op::Create, args)? else {
+            return Err(bad_reply());
+        };
+        let mut reply = reply.into_iter().map(bytes);
+        match reply.next().as_deref() {
+            Some(b"ok") => {}
+            Some(b"conflict") => return Err(Error::Conflict(format!("job {id}"))),
             _ => return Err(bad_reply()),
         }
         let seq: u64 = reply
-            .get(1)
-            .and_then(|s| s.parse().ok())
+            .next()
+            .and_then(|s| String::from_utf8(s).ok()?.parse().ok())
             .ok_or_else(bad_reply)?;
         self.archives().put(
             &id,
@@ -929,7 +864,7 @@ impl JobBackend for RedisJobs {
                 id,
                 LocalJob {
                     seq,
-                    building: Some(building),
+                    building: Some((building, job.spec.archive.clone(), 1)),
                     ..LocalJob::default()
                 },
             );
@@ -939,71 +874,84 @@ impl JobBackend for RedisJobs {
     }
 
     fn finish_build(&self, id: &str, from: &Arc<Archive>, result: Result<Archive, String>) {
-        let Some(cached) = self.cached(id).filter(|c| Arc::ptr_eq(&c.archive, from)) else {
-            return;
-        };
         // The build ended either way: nothing here stops it any more.
-        {
+        let (seq, rev) = {
             let mut local = self.local();
-            if let Some(held) = local.get_mut(id).filter(|h| h.seq == cached.seq) {
-                held.building = None;
-                if held.claims == 0 && held.stop.is_none() {
-                    local.remove(id);
-                }
+            let Some(held) = local.get_mut(id) else {
+                return;
+            };
+            let Some((_, started, rev)) = held
+                .building
+                .as_ref()
+                .filter(|(_, started, _)| Arc::ptr_eq(started, from))
+            else {
+                return;
+            };
+            let (seq, rev) = (held.seq, *rev);
+            let _ = started;
+            held.building = None;
+            if held.claims == 0 && held.stop.is_none() {
+                local.remove(id);
             }
-        }
+            (seq, rev)
+        };
         let (built, args) = match result {
-            Ok(built) => match ArchivePlan::of(&built).and_then(|plan| {
-                serde_json::to_string(&plan)
-                    .map_err(|e| crate::archive_plan::PlanError::Unplannable(e.to_string()))
-            }) {
+            Ok(built) => match Self::plan_text(&built) {
                 Ok(plan) => {
                     let len = built.len().map_or_else(String::new, |n| n.to_string());
-                    (Some(Arc::new(built)), vec!["1".to_owned(), plan, len])
+                    (Some(Arc::new(built)), ["1".to_owned(), plan, len])
                 }
                 Err(e) => (
                     None,
-                    vec![
+                    [
                         "0".to_owned(),
                         format!("cannot write the built archive down: {e}"),
+                        String::new(),
                     ],
                 ),
             },
-            Err(reason) => (None, vec!["0".to_owned(), reason]),
+            Err(reason) => (None, ["0".to_owned(), reason, String::new()]),
         };
-        let mut all = vec![
-            id.to_owned(),
-            cached.seq.to_string(),
-            cached.rev.to_string(),
-        ];
-        all.extend(args);
-        let Ok(reply) = self.call(Op::Build, all) else {
+        let [done, text, len] = args;
+        let Ok(reply) = self.call(
+            Op::Build,
+            texts([
+                id.to_owned(),
+                seq.to_string(),
+                rev.to_string(),
+                done,
+                text,
+                len,
+            ]),
+        ) else {
             return;
         };
         if reply.status != "ok" {
             return;
         }
-        if let (Some(built), Some(rev)) = (built, reply.get("rev").and_then(|r| r.parse().ok())) {
-            self.archives().put(
-                id,
-                Cached {
-                    rev,
-                    archive: built,
-                    ..cached
-                },
-            );
+        if let (Some(built), Some(record), Some(cached)) =
+            (built, reply.record.as_ref(), self.cached(id))
+        {
+            if cached.seq == record.seq {
+                self.archives().put(
+                    id,
+                    Cached {
+                        rev: record.rev,
+                        archive: built,
+                        ..cached
+                    },
+                );
+            }
         }
         self.job_of(&reply);
     }
 
     fn get(&self, id: &str) -> Option<JobSnapshot> {
-        let reply = self.call(Op::Look, vec![id.to_owned(), flag(false)]).ok()?;
-        (reply.status == "ok").then(|| self.job_of(&reply))?
+        self.look(id, false)
     }
 
     fn poll(&self, id: &str) -> Option<JobSnapshot> {
-        let reply = self.call(Op::Look, vec![id.to_owned(), flag(true)]).ok()?;
-        (reply.status == "ok").then(|| self.job_of(&reply))?
+        self.look(id, true)
     }
 
     fn cancel(&self, id: &str) -> Result<JobSnapshot, Error> {
@@ -1015,7 +963,7 @@ impl JobBackend for RedisJobs {
     }
 
     fn acknowledge(&self, id: &str) {
-        if let Ok(reply) = self.call(Op::Acknowledge, vec![id.to_owned()]) {
+        if let Ok(reply) = self.call(Op::Acknowledge, texts([id.to_owned()])) {
             if reply.status == "ok" {
                 self.job_of(&reply);
             }
@@ -1023,15 +971,16 @@ impl JobBackend for RedisJobs {
     }
 
     fn remove(&self, id: &str) -> Option<JobSnapshot> {
-        let reply = self.call(Op::Remove, vec![id.to_owned()]).ok()?;
+        let reply = self.call(Op::Remove, texts([id.to_owned()])).ok()?;
         if reply.status != "ok" {
             return None;
         }
-        let removed = self.snapshot(&reply.fields)?;
-        self.archives().by_id.remove(id);
+        // Forgotten here whatever it was, even of a dialect not mounted here.
+        self.archives().remove(id);
         if let Some(held) = self.local().remove(id) {
             drop(held.building);
         }
+        let removed = reply.record.as_ref()?.snapshot(&self.inner.tags)?;
         self.inner.events.publish("job", || {
             serde_json::json!({"id": removed.id, "dialect": removed.owner_tag, "removed": true})
                 .to_string()
@@ -1080,27 +1029,32 @@ impl JobBackend for RedisJobs {
     }
 
     fn archive(&self, id: &str) -> Option<Arc<Archive>> {
-        let key = self.key(&format!("job:{id}"));
-        let (seq, rev): (Option<u64>, Option<u64>) = self
-            .command(redis::cmd("HMGET").arg(&key).arg("seq").arg("rev").clone())
-            .ok()?;
-        let (seq, rev) = (seq?, rev?);
-        if let Some(cached) = self.cached(id).filter(|c| (c.seq, c.rev) == (seq, rev)) {
+        let record = self.record(id)?;
+        if let Some(cached) = self
+            .cached(id)
+            .filter(|c| (c.seq, c.rev) == (record.seq, record.rev))
+        {
             return Some(cached.archive);
         }
         let (plan, sources, fault): (Option<String>, Option<String>, Option<String>) = self
             .command(
                 redis::cmd("HMGET")
-                    .arg(&key)
+                    .arg(self.key(&format!("job:{id}")))
                     .arg("plan")
                     .arg("src")
                     .arg("fault")
                     .clone(),
             )
             .ok()?;
-        self.rebuild(id, seq, rev, &plan?, sources.as_deref(), fault.as_deref())
-            .ok()
-            .map(|c| c.archive)
+        self.rebuild(
+            id,
+            &record,
+            &plan?,
+            sources.as_deref().unwrap_or(""),
+            fault.as_deref().unwrap_or(""),
+        )
+        .ok()
+        .map(|c| c.archive)
     }
 
     fn peek_download(&self, id: &str, admission: Admission<'_>) -> Result<Peek, Error> {
@@ -1113,21 +1067,30 @@ impl JobBackend for RedisJobs {
     }
 
     fn begin_download(&self, id: &str, admission: Admission<'_>) -> Result<Claimed, Error> {
-        let (reply, job, cached) = self.claim(id, admission, false)?;
-        let single_use = reply.get("su") == Some("1");
+        // The token exists before the claim, so a cancel made here while the
+        // claim is on its way still finds it.
         let stop = {
             let mut local = self.local();
             let held = local.entry(id.to_owned()).or_default();
-            if held.seq != cached.seq {
-                *held = LocalJob {
-                    seq: cached.seq,
-                    ..LocalJob::default()
-                };
-            }
             held.claims += 1;
             held.stop.get_or_insert_with(CancellationToken::new).clone()
         };
-        let ticket = Ticket::start(self.clone(), &job, cached.seq, single_use, &cached.archive);
+        let (record, job, cached) = match self.claim(id, admission, false) {
+            Ok(claimed) => claimed,
+            Err(error) => {
+                self.release_claim(id, 0);
+                return Err(error);
+            }
+        };
+        {
+            let mut local = self.local();
+            if let Some(held) = local.get_mut(id) {
+                if held.seq == 0 {
+                    held.seq = record.seq;
+                }
+            }
+        }
+        let ticket = Ticket::start(self.clone(), &job, record.seq, &cached.archive);
         Ok(Claimed {
             recheck: Self::recheck_input(&job, &cached),
             archive: cached.archive,
@@ -1145,16 +1108,13 @@ impl JobBackend for RedisJobs {
             return;
         };
         let (Ok(plan), Ok(sources)) = (
-            ArchivePlan::of(&cut.archive).and_then(|p| {
-                serde_json::to_string(&p)
-                    .map_err(|e| crate::archive_plan::PlanError::Unplannable(e.to_string()))
-            }),
+            Self::plan_text(&cut.archive),
             serde_json::to_string(cut.sources.as_ref()),
         ) else {
             return;
         };
         let files = files_of(&cut.archive);
-        let args = vec![
+        let args = texts([
             id.to_owned(),
             cached.seq.to_string(),
             cached.rev.to_string(),
@@ -1167,18 +1127,15 @@ impl JobBackend for RedisJobs {
             files.iter().filter(|f| **f).count().to_string(),
             cut.files.to_string(),
             cut.folders.to_string(),
-        ];
+        ]);
         let Ok(reply) = self.call(Op::Cut, args) else {
             return;
         };
-        if let (true, Some(rev)) = (
-            reply.status == "ok",
-            reply.get("rev").and_then(|r| r.parse().ok()),
-        ) {
+        if let (true, Some(record)) = (reply.status == "ok", reply.record.as_ref()) {
             self.archives().put(
                 id,
                 Cached {
-                    rev,
+                    rev: record.rev,
                     archive: cut.archive.clone(),
                     sources: Some(cut.sources.clone()),
                     ..cached
@@ -1200,7 +1157,9 @@ impl JobBackend for RedisJobs {
     fn clear(&self) {
         let mut conn = self.inner.conn.clone();
         let pattern = format!("{}*", self.inner.prefix);
-        let keep = self.key("lease:");
+        // Draws and job numbers never start over: values handed out before
+        // must not come again (a replica may still cache an archive by one).
+        let (leases, seq) = (self.key("lease:"), self.key("seq"));
         let cleared = self.run(async move {
             let mut cursor: u64 = 0;
             loop {
@@ -1212,7 +1171,10 @@ impl JobBackend for RedisJobs {
                     .arg(1000)
                     .query_async(&mut conn)
                     .await?;
-                let doomed: Vec<&String> = keys.iter().filter(|k| !k.starts_with(&keep)).collect();
+                let doomed: Vec<&String> = keys
+                    .iter()
+                    .filter(|k| !k.starts_with(&leases) && **k != seq)
+                    .collect();
                 if !doomed.is_empty() {
                     redis::cmd("UNLINK")
                         .arg(doomed)
@@ -1228,8 +1190,7 @@ impl JobBackend for RedisJobs {
         if let Err(error) = cleared {
             tracing::warn!(target: "zipgate::jobs", %error, "reset could not clear the job store");
         }
-        self.archives().by_id.clear();
-        self.archives().order.clear();
+        self.archives().clear();
         self.local().clear();
     }
 
@@ -1263,191 +1224,5 @@ impl JobBackend for RedisJobs {
 
     fn describe(&self) -> String {
         self.inner.address.clone()
-    }
-}
-
-/// One download in progress on this replica: it counts locally and writes
-/// what it counted every [`PROGRESS_EVERY`] and at the end, in order,
-/// through a task of the job store's runtime (a chunk never waits on Redis).
-struct Ticket {
-    jobs: RedisJobs,
-    id: String,
-    seq: u64,
-    is_file: RwLock<Vec<bool>>,
-    pending: Mutex<Pending>,
-    started: Instant,
-    flushed_ms: AtomicU64,
-    finished: AtomicBool,
-    queue: tokio::sync::mpsc::UnboundedSender<Write>,
-}
-
-#[derive(Default)]
-struct Pending {
-    bytes: u64,
-    entries_done: Option<u64>,
-    files: u64,
-}
-
-enum Write {
-    Progress(Pending),
-    Finish(Pending, bool, std::sync::mpsc::SyncSender<()>),
-}
-
-impl Ticket {
-    fn start(
-        jobs: RedisJobs,
-        job: &JobSnapshot,
-        seq: u64,
-        _single_use: bool,
-        archive: &Archive,
-    ) -> Arc<dyn StreamObserver> {
-        let (queue, mut writes) = tokio::sync::mpsc::unbounded_channel::<Write>();
-        let writer = jobs.clone();
-        let (id, owner) = (
-            job.id.clone(),
-            format!("{}|{}", job.owner_tag, owner_key(&job.owner)),
-        );
-        let (task_id, task_owner, task_seq) = (id.clone(), owner.clone(), seq.to_string());
-        jobs.inner.handle.spawn(async move {
-            while let Some(write) = writes.recv().await {
-                let (pending, end, done) = match write {
-                    Write::Progress(p) => (p, String::new(), None),
-                    Write::Finish(p, complete, done) => (p, flag(complete), Some(done)),
-                };
-                let args = vec![
-                    task_id.clone(),
-                    task_seq.clone(),
-                    pending.bytes.to_string(),
-                    pending.entries_done.map_or_else(String::new, |n| n.to_string()),
-                    pending.files.to_string(),
-                    end,
-                    task_owner.clone(),
-                    flag(writer.inner.events.recording()),
-                ];
-                let mut conn = writer.inner.conn.clone();
-                let now = micros(writer.inner.clock.now());
-                match fcall(&mut conn, Op::Progress, &writer.inner.prefix, &now, &args).await {
-                    Ok(value) => {
-                        if let Ok(reply) = Reply::of(value) {
-                            if reply.status == "ok" {
-                                writer.job_of(&reply);
-                            }
-                        }
-                    }
-                    Err(error) => {
-                        tracing::warn!(target: "zipgate::jobs", job = %task_id, %error, "cannot record a download's progress")
-                    }
-                }
-                if let Some(done) = done {
-                    let _ = done.send(());
-                    return;
-                }
-            }
-        });
-        Arc::new(Ticket {
-            jobs,
-            id,
-            seq,
-            is_file: RwLock::new(files_of(archive)),
-            pending: Mutex::default(),
-            started: Instant::now(),
-            flushed_ms: AtomicU64::new(0),
-            finished: AtomicBool::new(false),
-            queue,
-        })
-    }
-
-    fn pending(&self) -> std::sync::MutexGuard<'_, Pending> {
-        self.pending.lock().unwrap_or_else(|e| e.into_inner())
-    }
-
-    /// Hands what was counted to the writer once it is old enough.
-    fn flush_if_due(&self) {
-        let now = self.started.elapsed().as_millis() as u64;
-        let last = self.flushed_ms.load(Ordering::Relaxed);
-        if now < last + PROGRESS_EVERY.as_millis() as u64
-            || self
-                .flushed_ms
-                .compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed)
-                .is_err()
-        {
-            return;
-        }
-        let pending = std::mem::take(&mut *self.pending());
-        let _ = self.queue.send(Write::Progress(pending));
-    }
-
-    fn finish(&self, complete: bool) {
-        if self.finished.swap(true, Ordering::SeqCst) {
-            return;
-        }
-        let pending = std::mem::take(&mut *self.pending());
-        let (done, written) = std::sync::mpsc::sync_channel(1);
-        if self
-            .queue
-            .send(Write::Finish(pending, complete, done))
-            .is_ok()
-        {
-            // A client that polls right after its last byte must see the
-            // download ended: wait for the write (as `run` waits).
-            let wait = || {
-                let _ = written.recv_timeout(RESPONSE_TIMEOUT * 2);
-            };
-            match Handle::try_current().map(|h| h.runtime_flavor()) {
-                Ok(RuntimeFlavor::MultiThread) => tokio::task::block_in_place(wait),
-                _ => wait(),
-            }
-        }
-        let mut local = self.jobs.local();
-        if let Some(held) = local.get_mut(&self.id).filter(|h| h.seq == self.seq) {
-            held.claims = held.claims.saturating_sub(1);
-            if held.claims == 0 {
-                held.stop = None;
-                if held.building.is_none() {
-                    local.remove(&self.id);
-                }
-            }
-        }
-    }
-}
-
-impl Progress for Ticket {
-    fn entry_done(&self, index: usize) {
-        let is_file = self
-            .is_file
-            .read()
-            .unwrap_or_else(|e| e.into_inner())
-            .get(index)
-            .copied()
-            .unwrap_or(false);
-        {
-            let mut pending = self.pending();
-            pending.entries_done = Some(pending.entries_done.unwrap_or(0).max(index as u64 + 1));
-            if is_file {
-                pending.files += 1;
-            }
-        }
-        self.flush_if_due();
-    }
-}
-
-impl StreamObserver for Ticket {
-    fn bytes_sent(&self, n: u64) {
-        self.pending().bytes += n;
-        self.flush_if_due();
-    }
-
-    fn finished(&self, complete: bool) {
-        self.finish(complete);
-    }
-
-    fn archive_replaced(&self, archive: &Archive) {
-        *self.is_file.write().unwrap_or_else(|e| e.into_inner()) = files_of(archive);
-    }
-}
-
-impl Drop for Ticket {
-    fn drop(&mut self) {
-        self.finish(false);
     }
 }

@@ -7,13 +7,15 @@
 -- Every function's ARGV[1] is the key prefix (one hash tag, so every key
 -- sits in one slot), ARGV[2] the server clock's now in integer
 -- microseconds; `begin` reads them into P and NOW (Redis runs one function
--- at a time). Times are stored as decimal µs strings: Lua numbers are
--- doubles, exact to 2^53 µs (the year 2255). Numbers are always written
--- with fmt(): Redis turns a Lua number into a string with "%.14g", which
--- would round a 16-digit time. Formatting is the costly part of a call
--- (string.format('%.0f') of a time took 2 µs, and a call made ~80), so a
--- field keeps the text it was read as until its value changes, and only
--- changed fields are written back.
+-- at a time).
+--
+-- A job is a hash: `j`, its record (the fields of mod.rs's `Record`) in
+-- MessagePack, and `plan`, `src` and `fault`, read only when a replica
+-- lacks them. MessagePack because numbers then travel as numbers: times
+-- are integer µs, exact in Lua's doubles to 2^53 (the year 2255), and
+-- neither side formats or parses decimal text (string.format of a time
+-- and tonumber of one were most of a call's time when every field was a
+-- hash field of its own: ~80 µs a call against ~15 now).
 local P, NOW
 local function begin(args)
   P = args[1]
@@ -21,60 +23,26 @@ local function begin(args)
 end
 -- chrono's last instant in µs: a deadline past it means "never", as
 -- `clock::saturating_add` makes it in Rust.
-local MAXT = 8210298412799999000
+local MAXT = 8210266876799998976
 
-local NUM = {c = 1, r = 1, x = 1, ds = 1, f = 1, polls = 1, s0 = 1, s1 = 1, et = 1,
-  ed = 1, fc = 1, fd = 1, fs = 1, fos = 1, bs = 1, dl = 1, ad = 1, sa = 1, bat = 1,
-  pn = 1, pd = 1, win = 1, ret = 1, seq = 1, rev = 1, alen = 1, fia = 1}
--- What a script loads of a job: everything but the plan and the sources,
--- which can be large and are read only when a replica lacks them.
-local FIELDS = {'id', 'name', 'ctx', 'tag', 'own', 'st', 'ack', 'err', 'su', 'pk',
-  'fk', 'fmsg', 'bld', 'c', 'r', 'x', 'ds', 'f', 'polls', 's0', 's1', 'et', 'ed',
-  'fc', 'fd', 'fs', 'fos', 'bs', 'dl', 'ad', 'sa', 'bat', 'pn', 'pd', 'win', 'ret',
-  'seq', 'rev', 'alen', 'fia'}
--- What changes after a create.
+-- What changes after a create: a save writes the record only when one of
+-- these changed.
 local DYN = {'st', 'r', 'x', 'ds', 'f', 'polls', 's0', 's1', 'ed', 'fd', 'bs', 'dl',
-  'ad', 'ack', 'err', 'sa', 'bld', 'bat'}
--- What a snapshot (zipgate_api::JobSnapshot) shows.
-local SNAP = {'id', 'name', 'ctx', 'tag', 'own', 'c', 'alen', 'et', 'fc', 'fs', 'fos',
-  'st', 'r', 'x', 'ds', 'f', 'polls', 's0', 's1', 'ed', 'fd', 'bs', 'dl', 'ad', 'ack', 'err'}
-
--- '%d' is a C long here (64 bits), exact for every integer we keep.
-local function fmt(v)
-  if v == nil then return '' end
-  if type(v) == 'number' then return string.format('%d', v) end
-  return v
-end
+  'ad', 'ack', 'err', 'sa', 'bld', 'bat', 'rev', 'alen', 'et', 'fia', 'fs', 'fos'}
 
 local function jkey(id) return P .. 'job:' .. id end
 
--- A job's fields as values, with `read` (each field as it was read, a
--- value and its text) beside them.
 local function load(id)
-  local values = redis.call('HMGET', jkey(id), unpack(FIELDS))
-  if not values[1] then return nil end
-  local j, read = {}, {}
-  for i, f in ipairs(FIELDS) do
-    local v = values[i]
-    if v == false or (NUM[f] and v == '') then
-      j[f] = nil
-    elseif NUM[f] then
-      j[f] = tonumber(v)
-    else
-      j[f] = v
-    end
-    read[f] = {j[f], v or ''}
-  end
-  j.read = read
-  return j
+  local blob = redis.call('HGET', jkey(id), 'j')
+  if not blob then return nil end
+  return cmsgpack.unpack(blob)
 end
 
--- Field f's text: as read while its value is unchanged.
-local function text(j, f)
-  local was = j.read and j.read[f]
-  local v = j[f]
-  if was ~= nil and was[1] == v then return was[2] end
-  return fmt(v)
+-- The values save() compares against.
+local function seen(j)
+  local was = {}
+  for _, f in ipairs(DYN) do was[f] = j[f] end
+  return was
 end
 
 local function terminal(st)
@@ -87,27 +55,28 @@ local function sat(a, d)
   return v
 end
 
--- Writes the fields whose value changed since they were read.
-local function save(j)
-  local key = jkey(j.id)
-  local args = {}
-  for _, f in ipairs(DYN) do
-    local was = j.read[f]
-    if was == nil or was[1] ~= j[f] then
-      args[#args + 1] = f
-      args[#args + 1] = fmt(j[f])
-      j.read[f] = {j[f], args[#args]}
+-- Writes the record back (when `was`, what seen() took, is given: only if
+-- something changed since).
+local function save(j, was)
+  if was ~= nil then
+    local changed = false
+    for _, f in ipairs(DYN) do
+      if was[f] ~= j[f] then
+        changed = true
+        break
+      end
     end
+    if not changed then return end
   end
-  if #args == 0 then return end
-  redis.call('HSET', key, unpack(args))
+  local key = jkey(j.id)
+  redis.call('HSET', key, 'j', cmsgpack.pack(j))
   -- A settled job is reclaimed on the clock by `live`; the TTL only
   -- collects records nobody looks at again (real time, a minute past the
   -- retention as it stands now; an advanced clock reclaims them earlier).
   if j.sa ~= nil and terminal(j.st) then
     local ms = math.floor((sat(j.sa, j.ret) - NOW) / 1000)
     if ms < 0 then ms = 0 end
-    redis.call('PEXPIRE', key, fmt(ms + 60000))
+    redis.call('PEXPIRE', key, string.format('%d', ms + 60000))
   end
 end
 
@@ -150,7 +119,7 @@ local function advance(j, now, poll)
       local at = sat(j.c, j.pd)
       if now >= at then ready_at = at end
     end
-    if j.bld == '1' then
+    if j.bld then
       j.s0 = math.min(j.s0, math.max(j.s1 - 1, 0))
       ready_at = nil
     elseif ready_at ~= nil and j.bat ~= nil then
@@ -181,7 +150,7 @@ local function advance(j, now, poll)
     end
   end
   if j.st == 'ready' and j.x ~= nil then
-    local unused = j.dl == 0 or j.su ~= '1'
+    local unused = j.dl == 0 or not j.su
     if now > j.x and unused then
       j.st = 'expired'
       j.f = j.x
@@ -190,27 +159,18 @@ local function advance(j, now, poll)
   end
 end
 
--- A snapshot as field/value pairs, appended to `out`.
-local function snap(j, out)
-  for _, f in ipairs(SNAP) do
-    out[#out + 1] = f
-    out[#out + 1] = text(j, f)
-  end
-  return out
-end
-
--- A reply: status, whether the live feed should hear of it, the snapshot.
+-- A reply: status, whether the live feed should hear of it, the record.
 local function reply(status, announce, j)
   local out = {status, announce and '1' or '0'}
-  if j ~= nil then snap(j, out) end
+  if j ~= nil then out[3] = cmsgpack.pack(j) end
   return out
 end
 
 -- Advances a job as of now and saves it if that changed anything; true
 -- when its state or steps moved (what the live feed is told of).
 local function advanced(j, poll)
-  local st, s0, s1 = j.st, j.s0, j.s1
+  local was = seen(j)
   advance(j, NOW, poll)
-  save(j)
-  return st ~= j.st or s0 ~= j.s0 or s1 ~= j.s1
+  save(j, was)
+  return was.st ~= j.st or was.s0 ~= j.s0 or was.s1 ~= j.s1
 end

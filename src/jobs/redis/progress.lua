@@ -11,7 +11,7 @@ if finishing then
   if left <= 0 then redis.call('HDEL', P .. 'dl', ARGV[9]) end
 end
 local j = load(ARGV[3])
-if j == nil or text(j, 'seq') ~= ARGV[4] then return {'none', '0'} end
+if j == nil or j.seq ~= tonumber(ARGV[4]) then return {'none', '0'} end
 j.bs = j.bs + tonumber(ARGV[5])
 if ARGV[6] ~= '' then j.ed = math.max(j.ed, tonumber(ARGV[6])) end
 j.fd = math.min(j.fd + tonumber(ARGV[7]), math.max(j.fc, j.fd))
@@ -25,15 +25,14 @@ if finishing then
       j.fd = math.min(j.fia, j.fc)
       j.ed = j.et
     end
-    if j.su == '1' then
+    if j.su then
       if complete then
         j.st = 'done'
       else
         j.st = 'failed'
-        j.err = '=download interrupted'
+        j.err = 'download interrupted'
       end
       j.f = NOW
-      if j.sa == nil then j.sa = NOW end
     end
   end
 end

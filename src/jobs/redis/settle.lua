@@ -1,21 +1,20 @@
 -- T7 cancel / fail. ARGV[3] id, ARGV[4] the state, ARGV[5] the error
--- ('' none, else '=' and the message). Reply's last pair: 'settled', '1'
--- when this call ended the job (its build and, if cancelled, its
--- downloads stop).
+-- ('' none, else '=' and the message, which may be empty). Reply's 4th
+-- item: '1' when this call ended the job (its build and, if cancelled,
+-- its downloads stop).
 local j = live(ARGV[3])
 if j == nil then return {'not_found', '0'} end
 advance(j, NOW, false)
 local settled = '0'
 if not terminal(j.st) then
   j.st = ARGV[4]
-  j.err = ARGV[5]
+  if ARGV[5] == '' then j.err = nil else j.err = string.sub(ARGV[5], 2) end
   j.f = NOW
   if j.sa == nil then j.sa = NOW end
-  j.bld = '0'
+  j.bld = false
   settled = '1'
 end
 save(j)
 local out = reply('ok', true, j)
-out[#out + 1] = 'settled'
-out[#out + 1] = settled
+out[4] = settled
 return out
