@@ -24,6 +24,11 @@ fn get_with(addr: &str, path: &str, version: &str) -> (u16, String) {
         "GET {path} {version}\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
     )
     .unwrap();
+    status_and_body(stream)
+}
+
+/// Reads a response to its end: the status and the body.
+fn status_and_body(mut stream: TcpStream) -> (u16, String) {
     let mut response = String::new();
     stream.read_to_string(&mut response).unwrap();
     let status = response[9..12].parse().unwrap();
@@ -1282,14 +1287,7 @@ fn post_json(addr: &str, path: &str, body: &str) -> (u16, String) {
         body.len()
     )
     .unwrap();
-    let mut response = String::new();
-    stream.read_to_string(&mut response).unwrap();
-    let status = response[9..12].parse().unwrap();
-    let body = response
-        .split_once("\r\n\r\n")
-        .map(|(_, b)| b.to_owned())
-        .unwrap_or_default();
-    (status, body)
+    status_and_body(stream)
 }
 
 #[test]

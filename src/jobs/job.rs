@@ -130,6 +130,25 @@ pub(super) fn files_of(archive: &Archive) -> Vec<bool> {
         .collect()
 }
 
+/// A download refused because the job is past it: the client sees only
+/// the vendor's 404 or 410, so the log says why, for whoever wonders what
+/// their test did wrong.
+pub(super) fn refused(id: &str, state: JobState, expires_at: Option<DateTime<Utc>>) -> Error {
+    let why = match state {
+        JobState::Expired => "it expired",
+        JobState::Failed => "its job failed",
+        JobState::Cancelled => "its job was cancelled",
+        _ => "it is single-use and was used already",
+    };
+    tracing::info!(
+        target: "zipgate::jobs",
+        job = id,
+        expires_at = ?expires_at,
+        "download refused: {why}"
+    );
+    Error::Gone(id.to_owned())
+}
+
 impl Job {
     /// What a download-time recheck needs, for a job that keeps its sources.
     pub(super) fn recheck_input(&self) -> Option<super::RecheckInput> {
@@ -188,23 +207,7 @@ impl Job {
             | JobState::Done
             | JobState::Expired
             | JobState::Failed
-            | JobState::Cancelled) => {
-                // The client sees only the vendor's 404 or 410: the log
-                // says why, for whoever wonders what their test did wrong.
-                let why = match state {
-                    JobState::Expired => "it expired",
-                    JobState::Failed => "its job failed",
-                    JobState::Cancelled => "its job was cancelled",
-                    _ => "it is single-use and was used already",
-                };
-                tracing::info!(
-                    target: "zipgate::jobs",
-                    job = id,
-                    expires_at = ?self.snapshot.expires_at,
-                    "download refused: {why}"
-                );
-                Err(Error::Gone(id.to_owned()))
-            }
+            | JobState::Cancelled) => Err(refused(id, state, self.snapshot.expires_at)),
             JobState::Queued | JobState::Running => Err(Error::Conflict(id.to_owned())),
         }
     }

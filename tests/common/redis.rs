@@ -49,6 +49,26 @@ impl RedisServer {
         format!("redis://127.0.0.1:{}/0", self.port)
     }
 
+    /// Stops it (SIGKILL) and starts it again on the same port, empty.
+    pub fn restart(&mut self) {
+        self.kill();
+        self.child = Command::new("redis-server")
+            .args(["--port", &self.port.to_string(), "--bind", "127.0.0.1"])
+            .args(["--save", "", "--appendonly", "no"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("redis-server starts again");
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while TcpStream::connect(("127.0.0.1", self.port)).is_err() {
+            assert!(
+                Instant::now() < deadline,
+                "redis-server did not start again"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
     /// Stops it at once (SIGKILL), as an outage would.
     pub fn kill(&mut self) {
         let _ = self.child.kill();

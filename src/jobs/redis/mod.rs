@@ -612,21 +612,12 @@ impl RedisJobs {
             }
             "conflict" => return Err(Error::Conflict(id.to_owned())),
             "gone" => {
-                if let Some(record) = &reply.record {
-                    let why = match record.st {
-                        JobState::Expired => "it expired",
-                        JobState::Failed => "its job failed",
-                        JobState::Cancelled => "its job was cancelled",
-                        _ => "it is single-use and was used already",
-                    };
-                    tracing::info!(
-                        target: "zipgate::jobs",
-                        job = id,
-                        expires_at = ?record.x,
-                        "download refused: {why}"
-                    );
-                }
-                return Err(Error::Gone(id.to_owned()));
+                let record = reply.record.as_ref().ok_or_else(bad_reply)?;
+                return Err(super::job::refused(
+                    id,
+                    record.st,
+                    record.x.map(record::time_of),
+                ));
             }
             _ => return Err(bad_reply()),
         }

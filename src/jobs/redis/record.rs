@@ -74,11 +74,14 @@ pub(super) fn micros(at: DateTime<Utc>) -> i64 {
     at.timestamp_micros()
 }
 
+/// A duration in µs, at most the end of time: any longer one means
+/// "never" all the same (deadlines saturate there), and Lua could not hand
+/// back a number past 2^63 as an integer (cmsgpack would write a float).
 fn duration_micros(d: Duration) -> i64 {
-    d.num_microseconds().unwrap_or(i64::MAX)
+    d.num_microseconds().unwrap_or(i64::MAX).min(END_OF_TIME)
 }
 
-fn time_of(micros: i64) -> DateTime<Utc> {
+pub(super) fn time_of(micros: i64) -> DateTime<Utc> {
     if micros >= END_OF_TIME {
         return DateTime::<Utc>::MAX_UTC;
     }

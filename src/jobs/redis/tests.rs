@@ -25,31 +25,11 @@ use redis_server::RedisServer;
 const TAGS: [&str; 2] = ["one", "two"];
 
 fn tree() -> Tree {
-    let fixture = serde_json::json!({
-        "nodes": [{"id": "root", "name": "Root", "children": [
-            {"id": "a", "name": "a.txt", "content": {"text": "alpha\n"}},
-            {"id": "b", "name": "b.dat", "content": {"generate": {"size": 5000, "seed": 2}}},
-            {"id": "sub", "name": "Sub", "children": [
-                {"id": "c", "name": "c.txt", "content": {"text": "gamma"}}
-            ]}
-        ]}]
-    });
-    crate::store::fixture::parse(&fixture.to_string(), None).unwrap()
+    tree_with("alpha\n")
 }
 
 fn archive(tree: &Tree) -> Arc<Archive> {
-    let plan = planner::plan(
-        tree,
-        &Principal::Anonymous,
-        &[SelectedItem {
-            id: "root".into(),
-            expected_kind: None,
-            name: None,
-        }],
-        &mut PlanOptions::default(),
-    )
-    .unwrap();
-    Arc::new(build_archive(&plan, &CompressionPolicy::default(), None))
+    archive_of(tree, "root")
 }
 
 struct Pair {
@@ -142,10 +122,21 @@ fn spec_in(id: &str, archive: &Arc<Archive>, draws: &mut Draws, coarse: bool) ->
         files_skipped: draws.below(2),
         folders_skipped: 0,
         pacing,
-        download_window: (draws.below(4) > 0)
-            .then(|| Duration::milliseconds(1_000 + (draws.below(40_000) / unit * unit) as i64)),
+        // Now and then (on whole seconds) a window or a retention past the
+        // end of time: "never", as saturating_add makes it in Rust and
+        // sat() in Lua.
+        download_window: match draws.below(12) {
+            0 if coarse => Some(Duration::MAX),
+            1..=3 => None,
+            _ => Some(Duration::milliseconds(
+                1_000 + (draws.below(40_000) / unit * unit) as i64,
+            )),
+        },
         single_use: draws.below(2) == 0,
-        retention: Duration::seconds(1 + draws.below(60) as i64),
+        retention: match draws.below(12) {
+            0 if coarse => Duration::MAX,
+            _ => Duration::seconds(1 + draws.below(60) as i64),
+        },
         fault,
         sources: None,
         building: None,
@@ -533,8 +524,144 @@ fn a_job_built_ahead_becomes_ready_alike_and_a_cancel_stops_its_build() {
 
 #[test]
 fn each_operation_calls_its_own_function() {
+    // `fcall` finds a function by the operation's discriminant.
     for (index, (op, name, _)) in super::OPS.iter().enumerate() {
         assert_eq!(*op as usize, index, "{name}");
-        assert!(super::LIBRARY.functions[index].ends_with(&format!("_{name}")));
+    }
+}
+
+fn tree_with(a_text: &str) -> Tree {
+    let fixture = serde_json::json!({
+        "nodes": [{"id": "root", "name": "Root", "children": [
+            {"id": "a", "name": "a.txt", "content": {"text": a_text}},
+            {"id": "b", "name": "b.dat", "content": {"generate": {"size": 5000, "seed": 2}}},
+            {"id": "sub", "name": "Sub", "children": [
+                {"id": "c", "name": "c.txt", "content": {"text": "gamma"}}
+            ]}
+        ]}]
+    });
+    crate::store::fixture::parse(&fixture.to_string(), None).unwrap()
+}
+
+fn archive_of(tree: &Tree, id: &str) -> Arc<Archive> {
+    let plan = planner::plan(
+        tree,
+        &Principal::Anonymous,
+        &[SelectedItem {
+            id: id.into(),
+            expected_kind: None,
+            name: None,
+        }],
+        &mut PlanOptions::default(),
+    )
+    .unwrap();
+    Arc::new(build_archive(&plan, &CompressionPolicy::default(), None))
+}
+
+fn ready_now(id: &str, archive: &Arc<Archive>, single_use: bool) -> JobSpec {
+    let mut made = spec(id, archive, &mut Draws(17));
+    made.pacing = Pacing::Immediate;
+    made.fault = None;
+    made.download_window = None;
+    made.single_use = single_use;
+    made.owner = Principal::Anonymous;
+    made.owner_tag = TAGS[0];
+    made
+}
+
+#[test]
+fn a_claim_that_cannot_go_on_here_is_given_back() {
+    let p = pair();
+    // A replica whose a.txt differs: the plan's fingerprint refuses it.
+    let elsewhere = Arc::new(tree_with("not what was planned"));
+    let other = connect(&p._redis, p.clock.clone(), &elsewhere);
+    p.shared
+        .create(ready_now("lost", &p.archive, true))
+        .unwrap();
+    let capped = Admission {
+        owner_tag: None,
+        max_per_owner: Some(1),
+    };
+    assert!(matches!(
+        other.begin_download("lost", capped),
+        Err(Error::Unavailable(_))
+    ));
+    // Not left downloading: an interrupted download, as a cut one.
+    let job = p.shared.get("lost").unwrap();
+    assert_eq!(job.state, JobState::Failed);
+    assert_eq!(job.error.as_deref(), Some("download interrupted"));
+    assert_eq!(job.active_downloads, 0);
+    // And the owner's one download slot is free again.
+    p.shared
+        .create(ready_now("next", &p.archive, true))
+        .unwrap();
+    assert!(p.shared.begin_download("next", capped).is_ok());
+}
+
+#[test]
+fn after_a_reset_no_replica_serves_an_archive_from_before_it() {
+    let p = pair();
+    let other = connect(&p._redis, p.clock.clone(), &p.tree);
+    p.shared
+        .create(ready_now("same", &p.archive, false))
+        .unwrap();
+    let first = other.begin_download("same", Admission::default()).unwrap();
+    assert_eq!(first.archive.len(), p.archive.len());
+    drop(first);
+    p.shared.clear();
+    // The same id again, of another archive: the other replica's cached
+    // one (by the job's number) must not come back.
+    let smaller = archive_of(&p.tree, "a");
+    assert_ne!(smaller.len(), p.archive.len());
+    p.shared.create(ready_now("same", &smaller, false)).unwrap();
+    let second = other.begin_download("same", Admission::default()).unwrap();
+    assert_eq!(second.archive.len(), smaller.len());
+}
+
+#[test]
+fn jobs_go_on_after_redis_restarts_without_its_functions() {
+    let mut redis = RedisServer::start();
+    let clock: Arc<dyn Clock> = Arc::new(ManualClock::new(
+        Utc.with_ymd_and_hms(2024, 1, 1, 0, 0, 0).unwrap(),
+    ));
+    let tree = Arc::new(tree());
+    let jobs = connect(&redis, clock, &tree);
+    let archive = archive_of(&tree, "root");
+    jobs.create(ready_now("before", &archive, false)).unwrap();
+    // No persistence: the restart forgets the jobs and the functions.
+    redis.restart();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    let made = loop {
+        // The first calls may fail while the connection is made again.
+        match jobs.create(ready_now("after", &archive, false)) {
+            Ok(job) => break job,
+            Err(error) if std::time::Instant::now() < deadline => {
+                assert!(matches!(error, Error::Unavailable(_)), "{error:?}");
+                std::thread::sleep(std::time::Duration::from_millis(50));
+            }
+            Err(error) => panic!("still failing: {error:?}"),
+        }
+    };
+    assert_eq!(made.state, JobState::Ready);
+    assert!(jobs.get("before").is_none());
+    assert!(jobs.begin_download("after", Admission::default()).is_ok());
+}
+
+#[test]
+fn a_namespace_that_would_reach_other_keys_is_refused() {
+    let redis = RedisServer::start();
+    let tree = Arc::new(tree());
+    for bad in ["{a}", "zip*", "a?", "[ab]", "a\\b", "", "with space"] {
+        let error = RedisJobs::connect(
+            &redis.url(),
+            bad,
+            Arc::new(ManualClock::new(Utc::now())),
+            Events::default(),
+            TAGS.to_vec(),
+            Arc::new(RwLock::new(tree.clone())),
+        )
+        .err()
+        .unwrap_or_else(|| panic!("{bad:?} was taken"));
+        assert!(error.contains("namespace"), "{error}");
     }
 }
