@@ -43,8 +43,7 @@ GROUPS = {"clients": "s3 servers", "s3": "s3 servers"}
 # Run a second time with their servers' jobs in Redis (tests/common::builder
 # reads ZIPGATE_TEST_REDIS), when ZIPGATE_REDIS_PASS names the Redis that
 # tests/run started: the dialects behave the same over either job store.
-REDIS_PASS = ["box", "onlyoffice", "oracle", "itslearning", "dropbox", "faults", "control",
-              "errors", "conformance"]
+REDIS_PASS = ["box", "onlyoffice", "oracle", "itslearning", "dropbox", "faults"]
 
 
 def binaries(lines):
