@@ -30,9 +30,11 @@ sys.path.insert(0, HERE)
 from peers import ROUTES, parse_wrk  # noqa: E402  (the same requests as bench/peers.py)
 
 
-def run_one(binary, route, script, seconds, watch):
+def run_one(binary, route, script, seconds, watch, extra=(), prepare=None):
+    """One fresh server (with `extra` arguments), `prepare(base)` run
+    against it first if given, 3 s of warm-up, then `seconds` measured."""
     server = subprocess.Popen(
-        [binary, "serve", "--listen", "127.0.0.1:0", "--max-jobs-per-user", "10000"],
+        [binary, "serve", "--listen", "127.0.0.1:0", "--max-jobs-per-user", "10000", *extra],
         stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
         env=dict(os.environ, RUST_LOG="warn"))
     watcher = None
@@ -42,6 +44,8 @@ def run_one(binary, route, script, seconds, watch):
         if not match:
             sys.exit("%s did not print its URL: %r" % (binary, line))
         base = match.group(0)
+        if prepare:
+            prepare(base)
         if watch:
             watcher = subprocess.Popen(["curl", "-sN", "-o", "/dev/null", base + "/_zipgate/events"])
             time.sleep(0.3)

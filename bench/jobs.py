@@ -6,7 +6,7 @@
 Starts a redis-server of its own (Debian's, on a free loopback port) and the
 release binary (default target/release/zipgate) twice per round: with jobs
 in memory, and with `--jobs redis://…` (a fresh namespace each run). Each
-run warms up 2 s, then wrk -t2 -c50 measures:
+run warms up 3 s (bench/ab.py's run_one), then wrk -t2 -c50 measures:
 
 - Box creates (`POST /2.0/zip_downloads`, the request bench/peers.py sends):
   one create is one script in Redis;
@@ -17,12 +17,11 @@ The order of the two alternates between rounds so drift hits both. Prints
 each run, the medians, redis/memory per route (issue #23's goal: at least
 0.5 on this 2-core machine, where Redis shares the cores with zipgate and
 wrk) and the p99 latencies. Loopback only; bounded: rounds x 2 routes x
-2 stores x (seconds + 2) s of wrk.
+2 stores x (seconds + 3) s of wrk.
 """
 
 import argparse
 import os
-import re
 import socket
 import statistics
 import subprocess
@@ -33,7 +32,8 @@ import uuid
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
-from peers import ROUTES, Route, BEARER, parse_wrk  # noqa: E402
+import ab  # noqa: E402  (its run_one: a fresh server, warm-up, wrk)
+from peers import ROUTES, Route, BEARER, curl_check  # noqa: E402
 
 POLL = Route("GET", "/api/2.0/files/fileops", BEARER, "", 200)
 
@@ -59,41 +59,18 @@ def start_redis():
     sys.exit("redis-server did not start")
 
 
-def curl(base, route):
-    args = ["curl", "-s", "-o", "/dev/null", "-w", "%{http_code}", "-X", route.method]
-    for k, v in route.headers.items():
-        args += ["-H", "%s: %s" % (k, v)]
-    if route.body:
-        args += ["--data-binary", route.body]
-    return subprocess.run(args + [base + route.path], capture_output=True, text=True, timeout=10).stdout
+def open_operation(base):
+    """One ONLYOFFICE operation to poll, open for the whole run."""
+    status, body = curl_check(base, ROUTES["ONLYOFFICE"])
+    if status != 200:
+        sys.exit("the ONLYOFFICE create answered %s: %s" % (status, body))
 
 
 def run_one(binary, extra, route, script, seconds):
-    server = subprocess.Popen(
-        [binary, "serve", "--listen", "127.0.0.1:0", "--max-jobs-per-user", "10000",
-         # The polled operation stays open for the whole run.
-         "--set", "onlyoffice.pacing=seconds:3600", *extra],
-        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
-        env=dict(os.environ, RUST_LOG="warn"))
-    try:
-        line = server.stdout.readline()
-        match = re.search(r"http://127\.0\.0\.1:\d+", line)
-        if not match:
-            sys.exit("%s did not print its URL: %r" % (binary, line))
-        base = match.group(0)
-        if route is POLL:
-            # One operation to poll, open for an hour.
-            status = curl(base, ROUTES["ONLYOFFICE"])
-            if status != "200":
-                sys.exit("the ONLYOFFICE create answered %s" % status)
-        for secs in (2, seconds):  # warm-up, then the measured run
-            out = subprocess.run(["wrk", "-t2", "-c50", "-d%ds" % secs, "--timeout", "5s", "--latency",
-                                  "-s", script, base + route.path],
-                                 capture_output=True, text=True, timeout=secs + 30).stdout
-        return parse_wrk(out)
-    finally:
-        server.kill()
-        server.wait()
+    # The polled operation stays open for an hour.
+    extra = ["--set", "onlyoffice.pacing=seconds:3600", *extra]
+    return ab.run_one(binary, route, script, seconds, False, extra=extra,
+                      prepare=open_operation if route is POLL else None)
 
 
 def main():

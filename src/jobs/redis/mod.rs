@@ -271,6 +271,17 @@ struct LocalJob {
     claims: usize,
 }
 
+/// Drops what this replica holds for `id` once nothing is left in it: no
+/// download, no cut to make, no build to stop.
+fn forget_if_idle(local: &mut HashMap<String, LocalJob>, id: &str) {
+    if local
+        .get(id)
+        .is_some_and(|h| h.claims == 0 && h.stop.is_none() && h.building.is_none())
+    {
+        local.remove(id);
+    }
+}
+
 /// A function's answer: a status, whether the live feed should hear of it,
 /// the job's record, then anything else asked for.
 pub(super) struct Reply {
@@ -672,10 +683,8 @@ impl RedisJobs {
             held.claims = held.claims.saturating_sub(1);
             if held.claims == 0 {
                 held.stop = None;
-                if held.building.is_none() {
-                    local.remove(id);
-                }
             }
+            forget_if_idle(&mut local, id);
         }
     }
 
@@ -770,9 +779,7 @@ impl RedisJobs {
                         stop.cancel();
                     }
                 }
-                if held.claims == 0 && held.stop.is_none() {
-                    local.remove(id);
-                }
+                forget_if_idle(&mut local, id);
             }
         }
         Ok(job)
@@ -871,19 +878,17 @@ impl JobBackend for RedisJobs {
             let Some(held) = local.get_mut(id) else {
                 return;
             };
-            let Some((_, started, rev)) = held
+            let Some(rev) = held
                 .building
                 .as_ref()
                 .filter(|(_, started, _)| Arc::ptr_eq(started, from))
+                .map(|(_, _, rev)| *rev)
             else {
                 return;
             };
-            let (seq, rev) = (held.seq, *rev);
-            let _ = started;
+            let seq = held.seq;
             held.building = None;
-            if held.claims == 0 && held.stop.is_none() {
-                local.remove(id);
-            }
+            forget_if_idle(&mut local, id);
             (seq, rev)
         };
         let (built, args) = match result {
