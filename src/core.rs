@@ -2,7 +2,7 @@
 //! over the store, planner, packer, job registry and zip engine.
 
 use std::collections::HashSet;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use chrono::{DateTime, Utc};
 use zipgate_api::{
@@ -32,6 +32,10 @@ pub struct ServerCore {
     /// The request is a `HEAD`: it is answered like a `GET` but changes
     /// nothing, so a download is checked, not claimed, and a poll only looks.
     look_only: bool,
+    /// Why the job store failed this request, if it did: the request is
+    /// then answered with the vendor's 503 whatever the handler made of
+    /// the error (a list read as empty, an ignored result).
+    outage: OnceLock<String>,
 }
 
 impl ServerCore {
@@ -42,7 +46,21 @@ impl ServerCore {
             dialect,
             job_fault: None,
             look_only: false,
+            outage: OnceLock::new(),
         }
+    }
+
+    /// Why the job store could not serve this request, if it could not.
+    pub fn outage(&self) -> Option<&str> {
+        self.outage.get().map(String::as_str)
+    }
+
+    /// A job store answer, noting an outage on the way.
+    fn store<T>(&self, answer: Result<T, Error>) -> Result<T, Error> {
+        if let Err(Error::Unavailable(why)) = &answer {
+            let _ = self.outage.set(why.clone());
+        }
+        answer
     }
 
     pub fn with_job_fault(mut self, fault: Option<JobFault>) -> Self {
@@ -91,7 +109,7 @@ impl ServerCore {
 
     /// `id`, if it names one of this dialect's jobs.
     fn own<'a>(&self, id: &'a str) -> Result<&'a str, Error> {
-        if self.state.jobs.owner_tag(id) == Some(self.tag()) {
+        if self.store(self.state.jobs.owner_tag(id))? == Some(self.tag()) {
             Ok(id)
         } else {
             Err(Error::NotFound(id.to_owned()))
@@ -203,7 +221,7 @@ impl Core for ServerCore {
                 _ => files_skipped += 1,
             }
         }
-        let job = self.state.jobs.create(JobSpec {
+        let job = self.store(self.state.jobs.create(JobSpec {
             id: request.id,
             name: request.name,
             context: request.context,
@@ -222,7 +240,7 @@ impl Core for ServerCore {
             fault: self.job_fault.clone(),
             sources,
             building,
-        })?;
+        }))?;
         if let Some(cancelled) = build_cancelled {
             let (jobs, id, from) = (self.state.jobs.clone(), job.id.clone(), archive.clone());
             self.state.builder.build(archive, cancelled, move |result| {
@@ -242,30 +260,34 @@ impl Core for ServerCore {
     fn job(&self, id: &str, op: JobOp<'_>) -> Result<JobSnapshot, Error> {
         let id = self.own(id)?;
         let jobs = &self.state.jobs;
-        let not_found = || Error::NotFound(id.to_owned());
+        let found = |answer: Result<Option<JobSnapshot>, Error>| {
+            self.store(answer)?
+                .ok_or_else(|| Error::NotFound(id.to_owned()))
+        };
         match op {
-            JobOp::Look => jobs.get(id).ok_or_else(not_found),
-            JobOp::Poll | JobOp::Acknowledge if self.look_only => {
-                jobs.get(id).ok_or_else(not_found)
-            }
-            JobOp::Poll => jobs.poll(id).ok_or_else(not_found),
-            JobOp::Cancel => jobs.cancel(id),
-            JobOp::Fail(reason) => jobs.fail(id, reason),
+            JobOp::Look => found(jobs.get(id)),
+            JobOp::Poll | JobOp::Acknowledge if self.look_only => found(jobs.get(id)),
+            JobOp::Poll => found(jobs.poll(id)),
+            JobOp::Cancel => self.store(jobs.cancel(id)),
+            JobOp::Fail(reason) => self.store(jobs.fail(id, reason)),
             JobOp::Acknowledge => {
-                jobs.acknowledge(id);
-                jobs.get(id).ok_or_else(not_found)
+                self.store(jobs.acknowledge(id))?;
+                found(jobs.get(id))
             }
-            JobOp::Remove => jobs.remove(id).ok_or_else(not_found),
+            JobOp::Remove => found(jobs.remove(id)),
         }
     }
 
+    // An outage reads as no jobs here and the route wrapper answers 503.
     fn jobs(&self, owner: &Principal) -> Vec<JobSnapshot> {
-        self.state.jobs.list_of(self.tag(), owner)
+        self.store(self.state.jobs.list_of(self.tag(), owner))
+            .unwrap_or_default()
     }
 
     // The registry keeps an index of open jobs per owner; no need to copy the rest.
     fn open_jobs(&self, owner: &Principal) -> Vec<JobSnapshot> {
-        self.state.jobs.open_of(self.tag(), owner)
+        self.store(self.state.jobs.open_of(self.tag(), owner))
+            .unwrap_or_default()
     }
 
     fn newest_job(
@@ -273,7 +295,9 @@ impl Core for ServerCore {
         owner: &Principal,
         wanted: &dyn Fn(&JobSnapshot) -> bool,
     ) -> Option<JobSnapshot> {
-        self.state.jobs.newest_of(self.tag(), owner, wanted)
+        self.store(self.state.jobs.newest_of(self.tag(), owner, wanted))
+            .ok()
+            .flatten()
     }
 
     fn start_download(&self, id: &str, max_per_owner: Option<usize>) -> Result<Download, Error> {
@@ -287,7 +311,7 @@ impl Core for ServerCore {
                 archive,
                 job,
                 recheck,
-            } = self.state.jobs.peek_download(id, admission)?;
+            } = self.store(self.state.jobs.peek_download(id, admission))?;
             let archive = match recheck.and_then(|input| self.recheck(input, &archive)) {
                 Some(cut) => cut.archive,
                 None => archive,
@@ -300,7 +324,7 @@ impl Core for ServerCore {
             ));
         }
         // Before the claim, so a single-use job survives an outage.
-        if let Some(archive) = self.state.jobs.archive(id) {
+        if let Some(archive) = self.store(self.state.jobs.archive(id))? {
             archive
                 .preflight()
                 .map_err(|e| Error::Unavailable(e.to_string()))?;
@@ -311,7 +335,7 @@ impl Core for ServerCore {
             stop,
             job,
             recheck,
-        } = self.state.jobs.begin_download(id, admission)?;
+        } = self.store(self.state.jobs.begin_download(id, admission))?;
         // The recheck runs outside the registry lock; the cut archive is
         // swapped in before the first byte, so progress counts its entries.
         let archive = match recheck.and_then(|input| self.recheck(input, &archive)) {
@@ -336,7 +360,7 @@ impl Core for ServerCore {
     }
 
     fn next_in_sequence(&self, name: &str) -> Result<u64, Error> {
-        self.state.jobs.next_in_sequence(self.tag(), name)
+        self.store(self.state.jobs.next_in_sequence(self.tag(), name))
     }
 
     fn random(&self, kind: Randomness, out: &mut [u8]) {

@@ -486,7 +486,7 @@ impl ServerHandle {
     }
 
     /// Back to the starting fixtures and fault rules; forgets jobs and the journal.
-    pub fn reset(&self) -> Result<(), FixtureError> {
+    pub fn reset(&self) -> Result<(), state::ResetError> {
         self.state.reset()
     }
 
@@ -517,8 +517,9 @@ impl ServerHandle {
         self.state.journal.clear();
     }
 
-    /// Every dialect's jobs, oldest first.
-    pub fn jobs(&self) -> Vec<api::JobSnapshot> {
+    /// Every dialect's jobs, oldest first (`Unavailable` while a shared
+    /// job store cannot be reached).
+    pub fn jobs(&self) -> Result<Vec<api::JobSnapshot>, api::Error> {
         self.state.jobs.list()
     }
 

@@ -278,7 +278,7 @@ pub struct Gauges {
     pub active_streams: u64,
     pub connections: u64,
     /// (dialect, state) → jobs, in order.
-    pub jobs: Vec<((String, String), u64)>,
+    pub jobs: crate::jobs::JobCounts,
 }
 
 fn header(out: &mut String, name: &str, kind: &str, help: &str) {

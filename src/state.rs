@@ -19,6 +19,26 @@ use crate::server::limit::ConnectionLimit;
 use crate::store::{ContentPaths, ContentRoot, FixtureError, FixtureSource, IdSpaces, Tree};
 use crate::stream::StreamCounter;
 
+/// Why a reset did not happen.
+#[derive(Debug)]
+pub enum ResetError {
+    /// The starting fixtures no longer load (a file under the content root changed).
+    Fixture(FixtureError),
+    /// The job store could not be cleared; nothing was reset.
+    Jobs(zipgate_api::Error),
+}
+
+impl std::fmt::Display for ResetError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ResetError::Fixture(e) => write!(f, "{e}"),
+            ResetError::Jobs(e) => write!(f, "{e}"),
+        }
+    }
+}
+
+impl std::error::Error for ResetError {}
+
 /// Everything a request handler may use.
 pub struct AppState {
     /// Shared with a job store that rebuilds archives planned elsewhere.
@@ -208,10 +228,13 @@ impl AppState {
     /// Back to the fixtures and fault rules the server started with (rule
     /// counters from zero), with no jobs, an empty journal and the clock's
     /// advances forgotten, so one test's state never leaks into the next.
-    pub fn reset(&self) -> Result<(), FixtureError> {
-        self.load_fixture(self.initial_fixture.clone())?;
+    /// The jobs go first: a job store that cannot be reached fails the
+    /// reset before anything else has changed.
+    pub fn reset(&self) -> Result<(), ResetError> {
+        self.jobs.clear().map_err(ResetError::Jobs)?;
+        self.load_fixture(self.initial_fixture.clone())
+            .map_err(ResetError::Fixture)?;
         self.control_clock.rewind();
-        self.jobs.clear();
         self.journal.clear();
         self.faults.clear();
         for rule in &self.config.faults {

@@ -153,3 +153,222 @@ fn a_replica_does_not_start_without_its_job_store() {
         "{error}"
     );
 }
+
+/// One request of each dialect that needs the job store, and the job
+/// made for it before the outage.
+struct Asked {
+    dialect: &'static str,
+    method: Method,
+    path: String,
+    headers: Vec<(&'static str, String)>,
+    body: String,
+}
+
+async fn ask(server: &ServerHandle, asked: &Asked) -> Reply {
+    let headers: Vec<(&str, &str)> = asked
+        .headers
+        .iter()
+        .map(|(k, v)| (*k, v.as_str()))
+        .chain([ON_HOST])
+        .collect();
+    send(
+        server,
+        asked.method.clone(),
+        &asked.path,
+        &headers,
+        asked.body.clone(),
+    )
+    .await
+}
+
+/// Makes a job in every dialect on `server` and returns, per dialect, a
+/// request that reads it (Dropbox keeps no job: its download makes one).
+async fn one_job_each(server: &ServerHandle) -> Vec<Asked> {
+    let alice = || ("authorization", ALICE.1.to_owned());
+    let json = || ("content-type", "application/json".to_owned());
+    let created = box_create(server).await;
+    let box_status = path_of(created["status_url"].as_str().unwrap());
+    let oracle = send(
+        server,
+        Method::POST,
+        "/documents/api/1.2/folders/FE7DA518D17AA5E46E282D9A1B02AE3398E71823807D/_download",
+        &[ALICE, JSON, ON_HOST],
+        r#"{"idList":"DC9AEA3E7F3AA1C07FCE4E46B7AC2B4F52F010D5A813"}"#,
+    )
+    .await;
+    assert_eq!(oracle.status, StatusCode::OK);
+    let oracle_status = path_of(oracle.json()["Location"].as_str().unwrap());
+    let its = send(
+        server,
+        Method::POST,
+        "/restapi/personal/yourfiles/files/zip/v1",
+        &[ALICE, JSON, ON_HOST, ("accept", "application/json")],
+        r#"{"FileIds":[12345],"FolderIds":[1004]}"#,
+    )
+    .await;
+    assert_eq!(its.status, StatusCode::OK);
+    let its_id = its.json()["JobId"].as_u64().unwrap();
+    let oo = send(
+        server,
+        Method::PUT,
+        "/api/2.0/files/fileops/bulkdownload",
+        &[ALICE, JSON, ON_HOST],
+        r#"{"fileIds":["12345"]}"#,
+    )
+    .await;
+    assert_eq!(oo.status, StatusCode::OK);
+    vec![
+        Asked {
+            dialect: "box",
+            method: Method::GET,
+            path: box_status,
+            headers: vec![alice()],
+            body: String::new(),
+        },
+        Asked {
+            dialect: "oracle",
+            method: Method::GET,
+            path: oracle_status,
+            headers: vec![alice()],
+            body: String::new(),
+        },
+        Asked {
+            dialect: "itslearning",
+            method: Method::GET,
+            path: format!("/restapi/personal/yourfiles/files/zip/{its_id}/v1"),
+            headers: vec![alice(), ("accept", "application/json".into())],
+            body: String::new(),
+        },
+        Asked {
+            dialect: "onlyoffice",
+            method: Method::GET,
+            path: "/api/2.0/files/fileops".into(),
+            headers: vec![alice()],
+            body: String::new(),
+        },
+        Asked {
+            dialect: "dropbox",
+            method: Method::POST,
+            path: "/2/files/download_zip".into(),
+            headers: vec![
+                alice(),
+                ("dropbox-api-arg", r#"{"path":"/Documents"}"#.into()),
+            ],
+            body: String::new(),
+        },
+        Asked {
+            dialect: "box create",
+            method: Method::POST,
+            path: "/2.0/zip_downloads".into(),
+            headers: vec![alice(), json()],
+            body: r#"{"items":[{"type":"file","id":"12345"}],"download_file_name":"x"}"#.into(),
+        },
+    ]
+}
+
+/// The vendor's own 503, as each dialect's README gives it.
+fn assert_vendor_503(dialect: &str, reply: &Reply) {
+    let body = String::from_utf8_lossy(&reply.body);
+    assert_eq!(
+        reply.status,
+        StatusCode::SERVICE_UNAVAILABLE,
+        "{dialect}: {body}"
+    );
+    let json = || -> Value { serde_json::from_slice(&reply.body).expect("a JSON body") };
+    match dialect {
+        "box" | "box create" => {
+            let error = json();
+            assert_eq!(
+                (&error["type"], &error["status"], &error["code"]),
+                (&"error".into(), &503.into(), &"unavailable".into()),
+                "{body}"
+            );
+        }
+        "oracle" => assert_eq!(json()["errorKey"], "!csServiceUnavailable", "{body}"),
+        "itslearning" => assert_eq!(
+            json(),
+            serde_json::json!({"Message": "An error has occurred."})
+        ),
+        "onlyoffice" => {
+            let error = json();
+            assert_eq!(
+                (&error["status"], &error["statusCode"]),
+                (&1.into(), &503.into()),
+                "{body}"
+            );
+        }
+        "dropbox" => assert_eq!(
+            reply.header("content-type"),
+            Some("text/plain; charset=utf-8")
+        ),
+        other => panic!("no 503 known for {other}"),
+    }
+}
+
+/// Box creates on `server` until one is accepted (the store is back).
+async fn until_a_box_create_is_accepted(server: &ServerHandle) -> Value {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(15);
+    loop {
+        let reply = box_create_as_alice(
+            server,
+            r#"{"items":[{"type":"file","id":"12345"}],"download_file_name":"back"}"#,
+        )
+        .await;
+        if reply.status == StatusCode::ACCEPTED {
+            return reply.json();
+        }
+        assert_vendor_503("box create", &reply);
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the job store never came back"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn while_redis_is_away_each_vendor_answers_its_own_503_and_service_resumes() {
+    let mut redis = RedisServer::start();
+    let a = replica(&redis, "outage").await;
+    let asked = one_job_each(&a).await;
+    // Stopped: not "no such job", not an empty list, but each vendor's 503.
+    redis.kill();
+    for asked in &asked {
+        assert_vendor_503(asked.dialect, &ask(&a, asked).await);
+    }
+    // The control plane says so too, and health shows no job count.
+    for path in [
+        "/_zipgate/jobs",
+        "/_zipgate/jobs/x",
+        "/_zipgate/jobs/x/plan",
+    ] {
+        let reply = get(&a, path).await;
+        assert_eq!(reply.status, StatusCode::SERVICE_UNAVAILABLE, "{path}");
+        assert_eq!(reply.json()["error"], "unavailable", "{path}");
+    }
+    let reset = send(&a, Method::POST, "/_zipgate/reset", &[JSON], "{}").await;
+    assert_eq!(reset.status, StatusCode::SERVICE_UNAVAILABLE);
+    let health = get(&a, "/_zipgate/health").await.json();
+    assert_eq!(health["jobs"], Value::Null, "{health}");
+    // Back, empty: service resumes by itself (the functions are loaded again).
+    redis.restart();
+    let created = until_a_box_create_is_accepted(&a).await;
+    let download = path_of(created["download_url"].as_str().unwrap());
+    assert_eq!(fetch(&a, &download).await.status, StatusCode::OK);
+    // Hung (the connection stays open, nothing answers): a 503 within the
+    // store's timeout, never a request left waiting.
+    redis.pause();
+    for asked in &asked {
+        let started = std::time::Instant::now();
+        let reply = ask(&a, asked).await;
+        assert_vendor_503(asked.dialect, &reply);
+        let took = started.elapsed();
+        assert!(
+            took < std::time::Duration::from_secs(5),
+            "{}: {took:?}",
+            asked.dialect
+        );
+    }
+    redis.resume();
+    until_a_box_create_is_accepted(&a).await;
+}

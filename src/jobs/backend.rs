@@ -14,6 +14,9 @@ use super::{Admission, Claim, JobRegistry, JobSpec, Peek, RecheckInput};
 use crate::recheck::Replacement;
 use crate::zip::{Archive, StreamObserver};
 
+/// How many jobs each dialect holds in each state: ((dialect, state), count).
+pub type JobCounts = Vec<((String, String), u64)>;
+
 /// A download that has started, as any backend hands it out: the ticket
 /// follows the stream and reports its progress and end to the backend.
 pub struct Claimed {
@@ -30,35 +33,40 @@ pub struct Claimed {
 
 /// The jobs every dialect shares: the neutral state machine (see
 /// [`JobRegistry`] for its rules), behind whatever holds it.
+///
+/// Every call that reads the store answers `Err(Error::Unavailable)` when
+/// a shared store cannot be reached, never "no such job" or an empty list:
+/// the request then gets the vendor's 503 (`ServerCore`), so a client is
+/// not told a job it made is gone while the store is only away.
 pub trait JobBackend: Send + Sync {
     /// The dialect that created the job, if there is one by this id.
-    fn owner_tag(&self, id: &str) -> Option<&'static str>;
+    fn owner_tag(&self, id: &str) -> Result<Option<&'static str>, Error>;
     fn create(&self, spec: JobSpec) -> Result<JobSnapshot, Error>;
     /// Ends the build of `id`'s archive if the job still holds `from`.
     fn finish_build(&self, id: &str, from: &Arc<Archive>, result: Result<Archive, String>);
     /// Current state without counting as a poll.
-    fn get(&self, id: &str) -> Option<JobSnapshot>;
+    fn get(&self, id: &str) -> Result<Option<JobSnapshot>, Error>;
     /// A client's status poll: advances poll-paced jobs.
-    fn poll(&self, id: &str) -> Option<JobSnapshot>;
+    fn poll(&self, id: &str) -> Result<Option<JobSnapshot>, Error>;
     fn cancel(&self, id: &str) -> Result<JobSnapshot, Error>;
     fn fail(&self, id: &str, reason: &str) -> Result<JobSnapshot, Error>;
-    fn acknowledge(&self, id: &str);
-    fn remove(&self, id: &str) -> Option<JobSnapshot>;
+    fn acknowledge(&self, id: &str) -> Result<(), Error>;
+    fn remove(&self, id: &str) -> Result<Option<JobSnapshot>, Error>;
     /// Every job, oldest first (the control plane).
-    fn list(&self) -> Vec<JobSnapshot>;
+    fn list(&self) -> Result<Vec<JobSnapshot>, Error>;
     /// Jobs with this tag and owner, oldest first.
-    fn list_of(&self, owner_tag: &str, owner: &Principal) -> Vec<JobSnapshot>;
+    fn list_of(&self, owner_tag: &str, owner: &Principal) -> Result<Vec<JobSnapshot>, Error>;
     /// Jobs with this tag and owner not yet acknowledged, oldest first.
-    fn open_of(&self, owner_tag: &str, owner: &Principal) -> Vec<JobSnapshot>;
+    fn open_of(&self, owner_tag: &str, owner: &Principal) -> Result<Vec<JobSnapshot>, Error>;
     /// The newest job with this tag and owner that `wanted` accepts.
     fn newest_of(
         &self,
         owner_tag: &str,
         owner: &Principal,
         wanted: &dyn Fn(&JobSnapshot) -> bool,
-    ) -> Option<JobSnapshot>;
+    ) -> Result<Option<JobSnapshot>, Error>;
     /// The job's archive, whatever its state (asked before a claim).
-    fn archive(&self, id: &str) -> Option<Arc<Archive>>;
+    fn archive(&self, id: &str) -> Result<Option<Arc<Archive>>, Error>;
     /// What a download would get, claiming nothing (a `HEAD`).
     fn peek_download(&self, id: &str, admission: Admission<'_>) -> Result<Peek, Error>;
     /// Starts a download: checks and claims in one step.
@@ -66,10 +74,10 @@ pub trait JobBackend: Send + Sync {
     /// Swaps in the archive a download-time recheck cut.
     fn cut_archive(&self, id: &str, cut: &Replacement);
     /// Jobs held, by dialect and state (`/_zipgate/metrics`).
-    fn counts(&self) -> Vec<((String, String), u64)>;
+    fn counts(&self) -> Result<JobCounts, Error>;
     /// Forgets every job and restarts every sequence (the control plane's reset).
-    fn clear(&self);
-    fn len(&self) -> usize;
+    fn clear(&self) -> Result<(), Error>;
+    fn len(&self) -> Result<usize, Error>;
     /// The next number (1, 2, 3…) of `owner_tag`'s sequence `name`
     /// (`Core::next_in_sequence`): kept with the jobs, so a shared store
     /// hands each number out once across replicas.
@@ -84,8 +92,8 @@ pub trait JobBackend: Send + Sync {
 }
 
 impl JobBackend for JobRegistry {
-    fn owner_tag(&self, id: &str) -> Option<&'static str> {
-        JobRegistry::owner_tag(self, id)
+    fn owner_tag(&self, id: &str) -> Result<Option<&'static str>, Error> {
+        Ok(JobRegistry::owner_tag(self, id))
     }
     fn create(&self, spec: JobSpec) -> Result<JobSnapshot, Error> {
         JobRegistry::create(self, spec)
@@ -93,11 +101,11 @@ impl JobBackend for JobRegistry {
     fn finish_build(&self, id: &str, from: &Arc<Archive>, result: Result<Archive, String>) {
         JobRegistry::finish_build(self, id, from, result)
     }
-    fn get(&self, id: &str) -> Option<JobSnapshot> {
-        JobRegistry::get(self, id)
+    fn get(&self, id: &str) -> Result<Option<JobSnapshot>, Error> {
+        Ok(JobRegistry::get(self, id))
     }
-    fn poll(&self, id: &str) -> Option<JobSnapshot> {
-        JobRegistry::poll(self, id)
+    fn poll(&self, id: &str) -> Result<Option<JobSnapshot>, Error> {
+        Ok(JobRegistry::poll(self, id))
     }
     fn cancel(&self, id: &str) -> Result<JobSnapshot, Error> {
         JobRegistry::cancel(self, id)
@@ -105,31 +113,32 @@ impl JobBackend for JobRegistry {
     fn fail(&self, id: &str, reason: &str) -> Result<JobSnapshot, Error> {
         JobRegistry::fail(self, id, reason)
     }
-    fn acknowledge(&self, id: &str) {
-        JobRegistry::acknowledge(self, id)
+    fn acknowledge(&self, id: &str) -> Result<(), Error> {
+        JobRegistry::acknowledge(self, id);
+        Ok(())
     }
-    fn remove(&self, id: &str) -> Option<JobSnapshot> {
-        JobRegistry::remove(self, id)
+    fn remove(&self, id: &str) -> Result<Option<JobSnapshot>, Error> {
+        Ok(JobRegistry::remove(self, id))
     }
-    fn list(&self) -> Vec<JobSnapshot> {
-        JobRegistry::list(self)
+    fn list(&self) -> Result<Vec<JobSnapshot>, Error> {
+        Ok(JobRegistry::list(self))
     }
-    fn list_of(&self, owner_tag: &str, owner: &Principal) -> Vec<JobSnapshot> {
-        JobRegistry::list_of(self, owner_tag, owner)
+    fn list_of(&self, owner_tag: &str, owner: &Principal) -> Result<Vec<JobSnapshot>, Error> {
+        Ok(JobRegistry::list_of(self, owner_tag, owner))
     }
-    fn open_of(&self, owner_tag: &str, owner: &Principal) -> Vec<JobSnapshot> {
-        JobRegistry::open_of(self, owner_tag, owner)
+    fn open_of(&self, owner_tag: &str, owner: &Principal) -> Result<Vec<JobSnapshot>, Error> {
+        Ok(JobRegistry::open_of(self, owner_tag, owner))
     }
     fn newest_of(
         &self,
         owner_tag: &str,
         owner: &Principal,
         wanted: &dyn Fn(&JobSnapshot) -> bool,
-    ) -> Option<JobSnapshot> {
-        JobRegistry::newest_of(self, owner_tag, owner, wanted)
+    ) -> Result<Option<JobSnapshot>, Error> {
+        Ok(JobRegistry::newest_of(self, owner_tag, owner, wanted))
     }
-    fn archive(&self, id: &str) -> Option<Arc<Archive>> {
-        JobRegistry::archive(self, id)
+    fn archive(&self, id: &str) -> Result<Option<Arc<Archive>>, Error> {
+        Ok(JobRegistry::archive(self, id))
     }
     fn peek_download(&self, id: &str, admission: Admission<'_>) -> Result<Peek, Error> {
         JobRegistry::peek_download(self, id, admission)
@@ -153,14 +162,15 @@ impl JobBackend for JobRegistry {
     fn cut_archive(&self, id: &str, cut: &Replacement) {
         JobRegistry::cut_archive(self, id, cut)
     }
-    fn counts(&self) -> Vec<((String, String), u64)> {
-        JobRegistry::counts(self)
+    fn counts(&self) -> Result<JobCounts, Error> {
+        Ok(JobRegistry::counts(self))
     }
-    fn clear(&self) {
-        JobRegistry::clear(self)
+    fn clear(&self) -> Result<(), Error> {
+        JobRegistry::clear(self);
+        Ok(())
     }
-    fn len(&self) -> usize {
-        JobRegistry::len(self)
+    fn len(&self) -> Result<usize, Error> {
+        Ok(JobRegistry::len(self))
     }
     fn next_in_sequence(&self, owner_tag: &str, name: &str) -> Result<u64, Error> {
         Ok(JobRegistry::next_in_sequence(self, owner_tag, name))

@@ -23,7 +23,7 @@ mod table;
 mod ticket;
 pub mod view;
 
-pub use backend::{Claimed, JobBackend};
+pub use backend::{Claimed, JobBackend, JobCounts};
 use job::Job;
 pub use job::{Building, JobFault, JobSpec, StuckState};
 pub use redis::{check_namespace, RedisJobs, TreeSource};
@@ -293,7 +293,7 @@ impl JobRegistry {
 
     /// Jobs held, by dialect and state (`/_zipgate/metrics`): counted, not
     /// copied, in order.
-    pub fn counts(&self) -> Vec<((String, String), u64)> {
+    pub fn counts(&self) -> JobCounts {
         let now = self.inner.clock.now();
         let mut jobs = self.jobs();
         jobs.sweep_if_due(now);

@@ -10,8 +10,10 @@ use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
 use super::http::{self as h, Body};
+use super::native::error_response;
 use super::router::{BoxFuture, Ctx, Router};
 use crate::journal::Filter;
+use crate::state::ResetError;
 use crate::store::{FixtureError, FixtureSource};
 
 pub fn mount(router: &mut Router) {
@@ -191,12 +193,16 @@ async fn post_nodes(ctx: Ctx) -> Response<Body> {
 async fn reset(ctx: Ctx) -> Response<Body> {
     match ctx.state.reset() {
         Ok(()) => h::json_response(StatusCode::OK, &counts(&ctx.state)),
-        Err(e) => fixture_error(&e),
+        Err(ResetError::Fixture(e)) => fixture_error(&e),
+        Err(ResetError::Jobs(e)) => error_response(&e),
     }
 }
 
 async fn jobs(ctx: Ctx) -> Response<Body> {
-    let list = ctx.state.jobs.list();
+    let list = match ctx.state.jobs.list() {
+        Ok(list) => list,
+        Err(e) => return error_response(&e),
+    };
     #[derive(Serialize)]
     struct Listing<'a> {
         jobs: Vec<JobView<'a>>,
@@ -210,8 +216,9 @@ async fn jobs(ctx: Ctx) -> Response<Body> {
 async fn job(ctx: Ctx) -> Response<Body> {
     let id = param(&ctx, "id");
     match ctx.state.jobs.get(&id) {
-        Some(job) => h::json_response(StatusCode::OK, &job_view(&job)),
-        None => h::json_error(StatusCode::NOT_FOUND, "not_found", format!("no job {id:?}")),
+        Ok(Some(job)) => h::json_response(StatusCode::OK, &job_view(&job)),
+        Ok(None) => h::json_error(StatusCode::NOT_FOUND, "not_found", format!("no job {id:?}")),
+        Err(e) => error_response(&e),
     }
 }
 
@@ -220,8 +227,12 @@ async fn job(ctx: Ctx) -> Response<Body> {
 /// replica sharing the job rebuilds the same bytes from.
 async fn job_plan(ctx: Ctx) -> Response<Body> {
     let id = param(&ctx, "id");
-    let Some(archive) = ctx.state.jobs.archive(&id) else {
-        return h::json_error(StatusCode::NOT_FOUND, "not_found", format!("no job {id:?}"));
+    let archive = match ctx.state.jobs.archive(&id) {
+        Ok(Some(archive)) => archive,
+        Ok(None) => {
+            return h::json_error(StatusCode::NOT_FOUND, "not_found", format!("no job {id:?}"))
+        }
+        Err(e) => return error_response(&e),
     };
     match crate::archive_plan::ArchivePlan::of(&archive) {
         Ok(plan) => h::json_response(StatusCode::OK, &plan),
@@ -471,7 +482,9 @@ async fn metrics(ctx: Ctx) -> Response<Body> {
     let text = state.metrics.render(&crate::metrics::Gauges {
         active_streams: state.streams.active() as u64,
         connections: state.connections.live() as u64,
-        jobs: state.jobs.counts(),
+        // A job store that cannot be reached leaves the job series out
+        // (absent, as Prometheus reads a target's missing series), not at 0.
+        jobs: state.jobs.counts().unwrap_or_default(),
     });
     let mut response = Response::new(h::full(text));
     response.headers_mut().insert(

@@ -18,7 +18,7 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
-use ::http::Method;
+use ::http::{Method, StatusCode};
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioIo, TokioTimer};
@@ -70,10 +70,36 @@ pub fn routes(dialects: &[Arc<dyn Mounted>], config: &Config) -> Router {
                         public_url,
                         scheme: config.scheme(),
                     };
-                    let core = ServerCore::new(ctx.state, dialect)
+                    // What the vendor's 503 is written for, should a shared
+                    // job store fail this request (kept only when one can).
+                    let shared = config.jobs.is_remote();
+                    let asked = shared.then(|| {
+                        let mut asked = DialectRequest::new(
+                            request.method.clone(),
+                            request.uri.clone(),
+                            request.headers.clone(),
+                            bytes::Bytes::new(),
+                        );
+                        asked.params = request.params.clone();
+                        asked.public_url = request.public_url.clone();
+                        asked.scheme = request.scheme;
+                        asked
+                    });
+                    let core = ServerCore::new(ctx.state, dialect.clone())
                         .with_job_fault(ctx.job_fault)
                         .look_only(head);
-                    handler(request, &core)
+                    let response = handler(request, &core);
+                    // In the vendor's own words for a 503: the cause is in
+                    // the log (`zipgate::jobs`), not for the client.
+                    match (core.outage(), asked) {
+                        (Some(_), Some(asked)) => dialect.status_response(
+                            StatusCode::SERVICE_UNAVAILABLE,
+                            None,
+                            &asked,
+                            &core,
+                        ),
+                        _ => response,
+                    }
                 }
             });
             router.tag(&pattern, dialect.clone());

@@ -37,7 +37,8 @@ async fn health(ctx: Ctx) -> Response<Body> {
             "dialects": state.dialects.iter().map(|d| d.name()).collect::<Vec<_>>(),
             "nodes": store.node_count(),
             "users": store.users().count(),
-            "jobs": state.jobs.len(),
+            // `null` while a shared job store cannot be reached.
+            "jobs": state.jobs.len().ok(),
             "active_streams": state.streams.active(),
             "crc_warmers": state.crc_warmers(),
             "connections": state.connections.live(),
@@ -66,7 +67,7 @@ struct ZipItem {
 }
 
 /// Maps a neutral error to this route's JSON error.
-fn error_response(error: &Error) -> Response<Body> {
+pub(super) fn error_response(error: &Error) -> Response<Body> {
     let (status, kind) = match error {
         Error::NotFound(_) => (StatusCode::NOT_FOUND, "not_found"),
         Error::Forbidden(_) => (StatusCode::FORBIDDEN, "forbidden"),

@@ -69,6 +69,25 @@ impl RedisServer {
         }
     }
 
+    /// Freezes it (SIGSTOP): connections stay open and nothing answers,
+    /// as with a hung server or a partitioned network.
+    pub fn pause(&self) {
+        self.signal("-STOP");
+    }
+
+    /// Thaws it after [`RedisServer::pause`].
+    pub fn resume(&self) {
+        self.signal("-CONT");
+    }
+
+    fn signal(&self, signal: &str) {
+        let status = Command::new("kill")
+            .args([signal, &self.child.id().to_string()])
+            .status()
+            .expect("kill runs");
+        assert!(status.success(), "kill {signal} failed");
+    }
+
     /// Stops it at once (SIGKILL), as an outage would.
     pub fn kill(&mut self) {
         let _ = self.child.kill();

@@ -178,7 +178,7 @@ mod head {
 
     /// Every job as `/_zipgate/jobs` would list it, to see that `HEAD` changed none.
     fn jobs(s: &Clocked) -> String {
-        format!("{:?}", s.server.jobs())
+        format!("{:?}", s.server.jobs().unwrap())
     }
 
     /// `HEAD` twice, then `GET`: the same status and payload headers, no

@@ -21,8 +21,9 @@
 
 use std::collections::{HashMap, VecDeque};
 use std::future::Future;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, LazyLock, Mutex, RwLock};
-use std::time::Duration as StdDuration;
+use std::time::{Duration as StdDuration, Instant};
 
 use redis::aio::ConnectionManager;
 use redis::Value;
@@ -55,6 +56,10 @@ pub type TreeSource = Arc<RwLock<Arc<Tree>>>;
 /// How long a call waits for Redis before the request gets the vendor's 503.
 const RESPONSE_TIMEOUT: StdDuration = StdDuration::from_secs(1);
 const CONNECTION_TIMEOUT: StdDuration = StdDuration::from_millis(500);
+/// After a call fails for want of Redis, calls fail at once for this long,
+/// then one call tries again: while Redis is away (or hangs) a request
+/// pays at most one timeout, not one per call it makes.
+const BREAKER_OPEN: StdDuration = StdDuration::from_millis(500);
 /// Archives kept ready on this replica; past it the oldest are rebuilt
 /// from their plan when asked for again.
 const CACHED_ARCHIVES: usize = DEFAULT_MAX_JOBS;
@@ -187,6 +192,71 @@ struct Inner {
     tree: TreeSource,
     archives: Mutex<ArchiveCache>,
     local: Mutex<HashMap<String, LocalJob>>,
+    breaker: Breaker,
+}
+
+/// Calls fail at once while Redis was just found away (see [`BREAKER_OPEN`]).
+struct Breaker {
+    epoch: Instant,
+    /// Milliseconds since `epoch` until which calls fail at once; 0 while
+    /// Redis answers.
+    open_until: AtomicU64,
+}
+
+impl Breaker {
+    fn new() -> Self {
+        Breaker {
+            epoch: Instant::now(),
+            open_until: AtomicU64::new(0),
+        }
+    }
+
+    fn now(&self) -> u64 {
+        // From 1, so that 0 can mean closed.
+        self.epoch.elapsed().as_millis() as u64 + 1
+    }
+
+    /// Whether a call may go to Redis now. Past the open period exactly one
+    /// caller gets through (it moves the period on for the others).
+    fn admit(&self) -> bool {
+        let until = self.open_until.load(Ordering::Acquire);
+        if until == 0 {
+            return true;
+        }
+        let now = self.now();
+        now >= until
+            && self
+                .open_until
+                .compare_exchange(
+                    until,
+                    now + BREAKER_OPEN.as_millis() as u64,
+                    Ordering::AcqRel,
+                    Ordering::Acquire,
+                )
+                .is_ok()
+    }
+
+    fn record<T>(&self, result: &redis::RedisResult<T>) {
+        match result {
+            Err(e)
+                if e.is_io_error()
+                    || e.is_timeout()
+                    || e.is_connection_dropped()
+                    || e.is_connection_refusal() =>
+            {
+                self.open_until.store(
+                    self.now() + BREAKER_OPEN.as_millis() as u64,
+                    Ordering::Release,
+                );
+            }
+            // Redis answered, even if with an error of its own.
+            _ => {
+                if self.open_until.load(Ordering::Relaxed) != 0 {
+                    self.open_until.store(0, Ordering::Release);
+                }
+            }
+        }
+    }
 }
 
 impl Drop for Inner {
@@ -335,8 +405,10 @@ fn bad_reply() -> Error {
 /// words can name keys and scripts).
 fn unavailable(error: redis::RedisError) -> Error {
     tracing::warn!(target: "zipgate::jobs", %error, "job store call failed");
-    Error::Unavailable("the job store did not answer".into())
+    Error::Unavailable(STORE_AWAY.into())
 }
+
+const STORE_AWAY: &str = "the job store did not answer";
 
 fn state_name(state: JobState) -> &'static str {
     match state {
@@ -445,6 +517,7 @@ impl RedisJobs {
                 tree,
                 archives: Mutex::default(),
                 local: Mutex::default(),
+                breaker: Breaker::new(),
             }),
         })
     }
@@ -476,14 +549,28 @@ impl RedisJobs {
         }
     }
 
+    /// [`Self::run`] behind the breaker: while Redis is away, fails at
+    /// once with what the client is to hear.
+    fn guarded<T: Send + 'static>(
+        &self,
+        future: impl Future<Output = redis::RedisResult<T>> + Send + 'static,
+    ) -> Result<T, Error> {
+        let breaker = &self.inner.breaker;
+        if !breaker.admit() {
+            return Err(Error::Unavailable(STORE_AWAY.into()));
+        }
+        let result = self.run(future);
+        breaker.record(&result);
+        result.map_err(unavailable)
+    }
+
     /// Calls one of the library's functions, with the prefix and now in
     /// front of `args`.
     fn script(&self, op: Op, args: Vec<Vec<u8>>) -> Result<Value, Error> {
         let mut conn = self.inner.conn.clone();
         let prefix = self.inner.prefix.clone();
         let now = micros(self.inner.clock.now()).to_string();
-        self.run(async move { fcall(&mut conn, op, &prefix, &now, &args).await })
-            .map_err(unavailable)
+        self.guarded(async move { fcall(&mut conn, op, &prefix, &now, &args).await })
     }
 
     fn call(&self, op: Op, args: Vec<Vec<u8>>) -> Result<Reply, Error> {
@@ -495,8 +582,7 @@ impl RedisJobs {
         command: redis::Cmd,
     ) -> Result<T, Error> {
         let mut conn = self.inner.conn.clone();
-        self.run(async move { command.query_async::<T>(&mut conn).await })
-            .map_err(unavailable)
+        self.guarded(async move { command.query_async::<T>(&mut conn).await })
     }
 
     fn key(&self, rest: &str) -> String {
@@ -534,16 +620,15 @@ impl RedisJobs {
     }
 
     /// The job's record as stored, if there is one by this id.
-    fn record(&self, id: &str) -> Option<Record> {
-        let blob: Option<Vec<u8>> = self
-            .command(
-                redis::cmd("HGET")
-                    .arg(self.key(&format!("job:{id}")))
-                    .arg("j")
-                    .clone(),
-            )
-            .ok()?;
-        Record::unpack(&blob?)
+    fn record(&self, id: &str) -> Result<Option<Record>, Error> {
+        let blob: Option<Vec<u8>> = self.command(
+            redis::cmd("HGET")
+                .arg(self.key(&format!("job:{id}")))
+                .arg("j")
+                .clone(),
+        )?;
+        blob.map(|blob| Record::unpack(&blob).ok_or_else(bad_reply))
+            .transpose()
     }
 
     fn rebuild(
@@ -705,7 +790,7 @@ impl RedisJobs {
         newest_first: bool,
         first: usize,
         count: usize,
-    ) -> (Vec<JobSnapshot>, usize, usize) {
+    ) -> Result<(Vec<JobSnapshot>, usize, usize), Error> {
         let value = self.script(
             Op::List,
             texts([
@@ -714,9 +799,9 @@ impl RedisJobs {
                 first.to_string(),
                 count.to_string(),
             ]),
-        );
-        let Ok(Value::Array(items)) = value else {
-            return (Vec::new(), 0, 0);
+        )?;
+        let Value::Array(items) = value else {
+            return Err(bad_reply());
         };
         let mut items = items.into_iter();
         let mut count = || match items.next() {
@@ -727,21 +812,21 @@ impl RedisJobs {
         let jobs = items
             .filter_map(|blob| Record::unpack(&bytes(blob))?.snapshot(&self.inner.tags))
             .collect();
-        (jobs, size, kept)
+        Ok((jobs, size, kept))
     }
 
     /// Every job of a sorted set, oldest first, a page at a time.
-    fn list_set(&self, set: &str) -> Vec<JobSnapshot> {
+    fn list_set(&self, set: &str) -> Result<Vec<JobSnapshot>, Error> {
         let (mut out, mut rank) = (Vec::new(), 0);
         loop {
             // Gone members leave the set as a page is read: the next page
             // starts after those still in it. A page of gone members only
             // makes the set smaller, so this ends.
-            let (page, size, kept) = self.list_page(set, false, rank, LIST_PAGE);
+            let (page, size, kept) = self.list_page(set, false, rank, LIST_PAGE)?;
             out.extend(page);
             rank += kept;
             if rank >= size {
-                return out;
+                return Ok(out);
             }
         }
     }
@@ -785,11 +870,11 @@ impl RedisJobs {
         Ok(job)
     }
 
-    fn look(&self, id: &str, poll: bool) -> Option<JobSnapshot> {
-        let reply = self
-            .call(Op::Look, texts([id.to_owned(), flag(poll)]))
-            .ok()?;
-        (reply.status == "ok").then(|| self.job_of(&reply))?
+    fn look(&self, id: &str, poll: bool) -> Result<Option<JobSnapshot>, Error> {
+        let reply = self.call(Op::Look, texts([id.to_owned(), flag(poll)]))?;
+        Ok((reply.status == "ok")
+            .then(|| self.job_of(&reply))
+            .flatten())
     }
 
     fn plan_text(archive: &Archive) -> Result<String, String> {
@@ -799,9 +884,11 @@ impl RedisJobs {
 }
 
 impl JobBackend for RedisJobs {
-    fn owner_tag(&self, id: &str) -> Option<&'static str> {
-        let record = self.record(id)?;
-        self.inner.tags.iter().find(|t| **t == record.tag).copied()
+    fn owner_tag(&self, id: &str) -> Result<Option<&'static str>, Error> {
+        let Some(record) = self.record(id)? else {
+            return Ok(None);
+        };
+        Ok(self.inner.tags.iter().find(|t| **t == record.tag).copied())
     }
 
     fn create(&self, spec: JobSpec) -> Result<JobSnapshot, Error> {
@@ -942,11 +1029,11 @@ impl JobBackend for RedisJobs {
         self.job_of(&reply);
     }
 
-    fn get(&self, id: &str) -> Option<JobSnapshot> {
+    fn get(&self, id: &str) -> Result<Option<JobSnapshot>, Error> {
         self.look(id, false)
     }
 
-    fn poll(&self, id: &str) -> Option<JobSnapshot> {
+    fn poll(&self, id: &str) -> Result<Option<JobSnapshot>, Error> {
         self.look(id, true)
     }
 
@@ -958,47 +1045,53 @@ impl JobBackend for RedisJobs {
         self.settle(id, JobState::Failed, Some(reason.to_owned()))
     }
 
-    fn acknowledge(&self, id: &str) {
-        if let Ok(reply) = self.call(Op::Acknowledge, texts([id.to_owned()])) {
-            if reply.status == "ok" {
-                self.job_of(&reply);
-            }
+    fn acknowledge(&self, id: &str) -> Result<(), Error> {
+        let reply = self.call(Op::Acknowledge, texts([id.to_owned()]))?;
+        if reply.status == "ok" {
+            self.job_of(&reply);
         }
+        Ok(())
     }
 
-    fn remove(&self, id: &str) -> Option<JobSnapshot> {
-        let reply = self.call(Op::Remove, texts([id.to_owned()])).ok()?;
+    fn remove(&self, id: &str) -> Result<Option<JobSnapshot>, Error> {
+        let reply = self.call(Op::Remove, texts([id.to_owned()]))?;
         if reply.status != "ok" {
-            return None;
+            return Ok(None);
         }
         // Forgotten here whatever it was, even of a dialect not mounted here.
         self.archives().remove(id);
         if let Some(held) = self.local().remove(id) {
             drop(held.building);
         }
-        let removed = reply.record.as_ref()?.snapshot(&self.inner.tags)?;
+        let Some(removed) = reply
+            .record
+            .as_ref()
+            .and_then(|r| r.snapshot(&self.inner.tags))
+        else {
+            return Ok(None);
+        };
         self.inner.events.publish("job", || {
             serde_json::json!({"id": removed.id, "dialect": removed.owner_tag, "removed": true})
                 .to_string()
         });
-        Some(removed)
+        Ok(Some(removed))
     }
 
-    fn list(&self) -> Vec<JobSnapshot> {
-        let mut out = self.list_set("all");
+    fn list(&self) -> Result<Vec<JobSnapshot>, Error> {
+        let mut out = self.list_set("all")?;
         out.sort_by(|a, b| {
             a.created_at
                 .cmp(&b.created_at)
                 .then_with(|| a.id.cmp(&b.id))
         });
-        out
+        Ok(out)
     }
 
-    fn list_of(&self, owner_tag: &str, owner: &Principal) -> Vec<JobSnapshot> {
+    fn list_of(&self, owner_tag: &str, owner: &Principal) -> Result<Vec<JobSnapshot>, Error> {
         self.list_set(&format!("own:{owner_tag}|{}", owner_key(owner)))
     }
 
-    fn open_of(&self, owner_tag: &str, owner: &Principal) -> Vec<JobSnapshot> {
+    fn open_of(&self, owner_tag: &str, owner: &Principal) -> Result<Vec<JobSnapshot>, Error> {
         self.list_set(&format!("open:{owner_tag}|{}", owner_key(owner)))
     }
 
@@ -1007,30 +1100,32 @@ impl JobBackend for RedisJobs {
         owner_tag: &str,
         owner: &Principal,
         wanted: &dyn Fn(&JobSnapshot) -> bool,
-    ) -> Option<JobSnapshot> {
+    ) -> Result<Option<JobSnapshot>, Error> {
         let set = format!("own:{owner_tag}|{}", owner_key(owner));
         // The newest is usually the one: ask for it alone, then widen.
         let mut first = 0;
         for count in [1, 8, 32, 128].into_iter().chain(std::iter::repeat(512)) {
-            let (page, size, kept) = self.list_page(&set, true, first, count);
+            let (page, size, kept) = self.list_page(&set, true, first, count)?;
             if let Some(job) = page.into_iter().find(|job| wanted(job)) {
-                return Some(job);
+                return Ok(Some(job));
             }
             first += kept;
             if first >= size {
-                return None;
+                return Ok(None);
             }
         }
-        None
+        Ok(None)
     }
 
-    fn archive(&self, id: &str) -> Option<Arc<Archive>> {
-        let record = self.record(id)?;
+    fn archive(&self, id: &str) -> Result<Option<Arc<Archive>>, Error> {
+        let Some(record) = self.record(id)? else {
+            return Ok(None);
+        };
         if let Some(cached) = self
             .cached(id)
             .filter(|c| (c.seq, c.rev) == (record.seq, record.rev))
         {
-            return Some(cached.archive);
+            return Ok(Some(cached.archive));
         }
         let (plan, sources, fault): (Option<String>, Option<String>, Option<String>) = self
             .command(
@@ -1040,17 +1135,19 @@ impl JobBackend for RedisJobs {
                     .arg("src")
                     .arg("fault")
                     .clone(),
-            )
-            .ok()?;
-        self.rebuild(
+            )?;
+        // Gone since the record was read.
+        let Some(plan) = plan else {
+            return Ok(None);
+        };
+        let cached = self.rebuild(
             id,
             &record,
-            &plan?,
+            &plan,
             sources.as_deref().unwrap_or(""),
             fault.as_deref().unwrap_or(""),
-        )
-        .ok()
-        .map(|c| c.archive)
+        )?;
+        Ok(Some(cached.archive))
     }
 
     fn peek_download(&self, id: &str, admission: Admission<'_>) -> Result<Peek, Error> {
@@ -1140,23 +1237,23 @@ impl JobBackend for RedisJobs {
         }
     }
 
-    fn counts(&self) -> Vec<((String, String), u64)> {
+    fn counts(&self) -> Result<super::JobCounts, Error> {
         let mut counts: std::collections::BTreeMap<(String, String), u64> = Default::default();
-        for job in self.list() {
+        for job in self.list()? {
             *counts
                 .entry((job.owner_tag.to_owned(), state_name(job.state).to_owned()))
                 .or_default() += 1;
         }
-        counts.into_iter().collect()
+        Ok(counts.into_iter().collect())
     }
 
-    fn clear(&self) {
+    fn clear(&self) -> Result<(), Error> {
         let mut conn = self.inner.conn.clone();
         let pattern = format!("{}*", self.inner.prefix);
         // Draws and job numbers never start over: values handed out before
         // must not come again (a replica may still cache an archive by one).
         let (leases, seq) = (self.key("lease:"), self.key("seq"));
-        let cleared = self.run(async move {
+        self.guarded(async move {
             let mut cursor: u64 = 0;
             loop {
                 let (next, keys): (u64, Vec<String>) = redis::cmd("SCAN")
@@ -1182,17 +1279,16 @@ impl JobBackend for RedisJobs {
                 }
                 cursor = next;
             }
-        });
-        if let Err(error) = cleared {
-            tracing::warn!(target: "zipgate::jobs", %error, "reset could not clear the job store");
-        }
+        })?;
+        // What was cleared before a failure stays cleared; the caller hears
+        // of it and can reset again.
         self.archives().clear();
         self.local().clear();
+        Ok(())
     }
 
-    fn len(&self) -> usize {
+    fn len(&self) -> Result<usize, Error> {
         self.command(redis::cmd("ZCARD").arg(self.key("all")).clone())
-            .unwrap_or(0)
     }
 
     fn next_in_sequence(&self, owner_tag: &str, name: &str) -> Result<u64, Error> {

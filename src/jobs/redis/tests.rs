@@ -9,7 +9,7 @@ use std::sync::{Arc, RwLock};
 use chrono::{Duration, TimeZone, Utc};
 use zipgate_api::{Error, JobSnapshot, JobState, Pacing, Principal, SelectedItem, UserId};
 
-use super::RedisJobs;
+use super::{RedisJobs, RESPONSE_TIMEOUT};
 use crate::clock::{Clock, ManualClock};
 use crate::events::Events;
 use crate::jobs::{Admission, Claimed, JobBackend, JobFault, JobRegistry, JobSpec, StuckState};
@@ -173,7 +173,7 @@ fn random_operations_leave_both_backends_showing_the_same_jobs() {
         (5, true),
     ] {
         p.memory.clear();
-        p.shared.clear();
+        p.shared.clear().unwrap();
         let mut draws = Draws(seed);
         let mut ids: Vec<String> = Vec::new();
         // Downloads held open: (in-memory claim, Redis claim).
@@ -209,7 +209,7 @@ fn random_operations_leave_both_backends_showing_the_same_jobs() {
                     let id = pick(&mut draws, &ids);
                     assert_eq!(
                         show(&p.memory.poll(&id)),
-                        show(&p.shared.poll(&id)),
+                        show(&p.shared.poll(&id).unwrap()),
                         "{context}: poll"
                     );
                 }
@@ -217,7 +217,7 @@ fn random_operations_leave_both_backends_showing_the_same_jobs() {
                     let id = pick(&mut draws, &ids);
                     assert_eq!(
                         show(&p.memory.get(&id)),
-                        show(&p.shared.get(&id)),
+                        show(&p.shared.get(&id).unwrap()),
                         "{context}: get"
                     );
                 }
@@ -240,10 +240,10 @@ fn random_operations_leave_both_backends_showing_the_same_jobs() {
                 6 => {
                     let id = pick(&mut draws, &ids);
                     p.memory.acknowledge(&id);
-                    p.shared.acknowledge(&id);
+                    p.shared.acknowledge(&id).unwrap();
                     assert_eq!(
                         show(&p.memory.get(&id)),
-                        show(&p.shared.get(&id)),
+                        show(&p.shared.get(&id).unwrap()),
                         "{context}: acknowledge"
                     );
                 }
@@ -251,7 +251,7 @@ fn random_operations_leave_both_backends_showing_the_same_jobs() {
                     let id = pick(&mut draws, &ids);
                     assert_eq!(
                         show(&p.memory.remove(&id)),
-                        show(&p.shared.remove(&id)),
+                        show(&p.shared.remove(&id).unwrap()),
                         "{context}: remove"
                     );
                 }
@@ -284,7 +284,7 @@ fn random_operations_leave_both_backends_showing_the_same_jobs() {
                         let id = a.job.id.clone();
                         assert_eq!(
                             show(&p.memory.get(&id)),
-                            show(&p.shared.get(&id)),
+                            show(&p.shared.get(&id).unwrap()),
                             "{context}: finish"
                         );
                     }
@@ -301,18 +301,18 @@ fn random_operations_leave_both_backends_showing_the_same_jobs() {
                     let who = owner(draws.below(3));
                     assert_eq!(
                         show_all(&p.memory.list_of(tag, &who)),
-                        show_all(&p.shared.list_of(tag, &who)),
+                        show_all(&p.shared.list_of(tag, &who).unwrap()),
                         "{context}: list_of"
                     );
                     assert_eq!(
                         show_all(&p.memory.open_of(tag, &who)),
-                        show_all(&p.shared.open_of(tag, &who)),
+                        show_all(&p.shared.open_of(tag, &who).unwrap()),
                         "{context}: open_of"
                     );
                     let ready = |job: &JobSnapshot| job.state == JobState::Ready;
                     assert_eq!(
                         show(&p.memory.newest_of(tag, &who, ready)),
-                        show(&p.shared.newest_of(tag, &who, &ready)),
+                        show(&p.shared.newest_of(tag, &who, &ready).unwrap()),
                         "{context}: newest_of"
                     );
                 }
@@ -326,10 +326,14 @@ fn random_operations_leave_both_backends_showing_the_same_jobs() {
                 _ => {
                     assert_eq!(
                         show_all(&p.memory.list()),
-                        show_all(&p.shared.list()),
+                        show_all(&p.shared.list().unwrap()),
                         "{context}: list"
                     );
-                    assert_eq!(p.memory.counts(), p.shared.counts(), "{context}: counts");
+                    assert_eq!(
+                        p.memory.counts(),
+                        p.shared.counts().unwrap(),
+                        "{context}: counts"
+                    );
                 }
             }
         }
@@ -339,7 +343,7 @@ fn random_operations_leave_both_backends_showing_the_same_jobs() {
         }
         assert_eq!(
             show_all(&p.memory.list()),
-            show_all(&p.shared.list()),
+            show_all(&p.shared.list().unwrap()),
             "seed {seed}: at the end"
         );
     }
@@ -400,10 +404,13 @@ fn a_job_made_on_one_replica_is_downloaded_whole_from_another() {
     assert!(!Arc::ptr_eq(&claimed.archive, &p.archive));
     assert_eq!(claimed.archive.len(), p.archive.len());
     assert!(bytes_of(&claimed.archive) == bytes_of(&p.archive));
-    assert_eq!(p.shared.get("moved").unwrap().state, JobState::Downloading);
+    assert_eq!(
+        p.shared.get("moved").unwrap().unwrap().state,
+        JobState::Downloading
+    );
     claimed.ticket.bytes_sent(claimed.archive.len().unwrap());
     claimed.ticket.finished(true);
-    let done = p.shared.get("moved").unwrap();
+    let done = p.shared.get("moved").unwrap().unwrap();
     assert_eq!(done.state, JobState::Done);
     assert_eq!(done.files_done, 3);
     assert_eq!(done.bytes_sent, p.archive.len().unwrap());
@@ -430,13 +437,16 @@ fn cancelling_on_one_replica_cuts_nothing_it_does_not_hold_but_the_state_is_shar
         .begin_download("held", Admission::default())
         .unwrap();
     let there = other.begin_download("held", Admission::default()).unwrap();
-    assert_eq!(other.get("held").unwrap().active_downloads, 2);
+    assert_eq!(other.get("held").unwrap().unwrap().active_downloads, 2);
     p.shared.cancel("held").unwrap();
     // Cut where it was cancelled; the other replica learns of it over the
     // bus (a later step), and sees the state now.
     assert!(here.stop.is_cancelled());
     assert!(!there.stop.is_cancelled());
-    assert_eq!(other.get("held").unwrap().state, JobState::Cancelled);
+    assert_eq!(
+        other.get("held").unwrap().unwrap().state,
+        JobState::Cancelled
+    );
 }
 
 #[test]
@@ -453,7 +463,7 @@ fn sequences_and_leases_are_shared_and_a_reset_restarts_only_sequences() {
     let first = p.shared.lease("cosmetic", 1024);
     let second = other.lease("cosmetic", 1024);
     assert_eq!(second, first + 1024);
-    p.shared.clear();
+    p.shared.clear().unwrap();
     assert_eq!(other.next_in_sequence("one", "job_id").unwrap(), 1);
     assert_eq!(p.shared.lease("cosmetic", 1), second + 1024);
 }
@@ -481,7 +491,7 @@ fn a_job_built_ahead_becomes_ready_alike_and_a_cancel_stops_its_build() {
         (f(backends[0]), f(backends[1]))
     };
     for _ in 0..3 {
-        let (a, b) = both(&|b| show(&b.poll("built")));
+        let (a, b) = both(&|b| show(&b.poll("built").unwrap()));
         assert_eq!(a, b);
         assert!(a.contains("state: Running"), "{a}");
     }
@@ -504,7 +514,7 @@ fn a_job_built_ahead_becomes_ready_alike_and_a_cancel_stops_its_build() {
         );
         backend.finish_build("built", &p.archive, Ok(built));
     }
-    let (a, b) = both(&|b| show(&b.get("built")));
+    let (a, b) = both(&|b| show(&b.get("built").unwrap()));
     assert_eq!(a, b);
     assert!(a.contains("state: Ready"), "{a}");
     // Cancelled while building: the build is told to stop, on both.
@@ -517,7 +527,7 @@ fn a_job_built_ahead_becomes_ready_alike_and_a_cancel_stops_its_build() {
     for backend in backends {
         backend.finish_build("dropped", &p.archive, Err("too late".into()));
     }
-    let (a, b) = both(&|b| show(&b.get("dropped")));
+    let (a, b) = both(&|b| show(&b.get("dropped").unwrap()));
     assert_eq!(a, b);
     assert!(a.contains("state: Cancelled"), "{a}");
 }
@@ -587,7 +597,7 @@ fn a_claim_that_cannot_go_on_here_is_given_back() {
         Err(Error::Unavailable(_))
     ));
     // Not left downloading: an interrupted download, as a cut one.
-    let job = p.shared.get("lost").unwrap();
+    let job = p.shared.get("lost").unwrap().unwrap();
     assert_eq!(job.state, JobState::Failed);
     assert_eq!(job.error.as_deref(), Some("download interrupted"));
     assert_eq!(job.active_downloads, 0);
@@ -608,7 +618,7 @@ fn after_a_reset_no_replica_serves_an_archive_from_before_it() {
     let first = other.begin_download("same", Admission::default()).unwrap();
     assert_eq!(first.archive.len(), p.archive.len());
     drop(first);
-    p.shared.clear();
+    p.shared.clear().unwrap();
     // The same id again, of another archive: the other replica's cached
     // one (by the job's number) must not come back.
     let smaller = archive_of(&p.tree, "a");
@@ -643,7 +653,7 @@ fn jobs_go_on_after_redis_restarts_without_its_functions() {
         }
     };
     assert_eq!(made.state, JobState::Ready);
-    assert!(jobs.get("before").is_none());
+    assert!(jobs.get("before").unwrap().is_none());
     assert!(jobs.begin_download("after", Admission::default()).is_ok());
 }
 
@@ -663,5 +673,51 @@ fn a_namespace_that_would_reach_other_keys_is_refused() {
         .err()
         .unwrap_or_else(|| panic!("{bad:?} was taken"));
         assert!(error.contains("namespace"), "{error}");
+    }
+}
+
+#[test]
+fn a_hung_redis_costs_one_timeout_then_calls_fail_at_once_until_it_answers() {
+    let redis = RedisServer::start();
+    let clock: Arc<dyn Clock> = Arc::new(ManualClock::new(
+        Utc.with_ymd_and_hms(2024, 1, 1, 0, 0, 0).unwrap(),
+    ));
+    let tree = Arc::new(tree());
+    let jobs = connect(&redis, clock, &tree);
+    let archive = archive_of(&tree, "root");
+    jobs.create(ready_now("before", &archive, false)).unwrap();
+    redis.pause();
+    let started = std::time::Instant::now();
+    assert!(matches!(jobs.get("before"), Err(Error::Unavailable(_))));
+    let first = started.elapsed();
+    assert!(first >= RESPONSE_TIMEOUT / 2, "{first:?}");
+    // The breaker is open: the next calls do not wait on Redis at all.
+    let started = std::time::Instant::now();
+    for _ in 0..3 {
+        assert!(matches!(jobs.get("before"), Err(Error::Unavailable(_))));
+        assert!(matches!(jobs.list(), Err(Error::Unavailable(_))));
+    }
+    assert!(
+        started.elapsed() < RESPONSE_TIMEOUT / 2,
+        "{:?}",
+        started.elapsed()
+    );
+    redis.resume();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        match jobs.get("before") {
+            Ok(found) => {
+                assert_eq!(found.unwrap().id, "before");
+                break;
+            }
+            Err(error) => {
+                assert!(matches!(error, Error::Unavailable(_)), "{error:?}");
+                assert!(
+                    std::time::Instant::now() < deadline,
+                    "Redis never answered again"
+                );
+                std::thread::sleep(std::time::Duration::from_millis(50));
+            }
+        }
     }
 }
