@@ -18,12 +18,20 @@ const ON_HOST: (&str, &str) = ("host", HOST);
 
 /// A replica: jobs in `redis` under `namespace`, seeded as the others.
 async fn replica(redis: &RedisServer, namespace: &str) -> ServerHandle {
-    builder()
-        .jobs_in_redis(&redis.url(), namespace)
-        .seed(0)
-        .spawn()
-        .await
-        .expect("a replica starts")
+    replica_with(redis, namespace, &[]).await
+}
+
+/// A replica with dialect settings: (dialect, key, value).
+async fn replica_with(
+    redis: &RedisServer,
+    namespace: &str,
+    settings: &[(&str, &str, &str)],
+) -> ServerHandle {
+    let mut builder = builder().jobs_in_redis(&redis.url(), namespace).seed(0);
+    for (dialect, key, value) in settings {
+        builder = builder.setting(dialect, key, value);
+    }
+    builder.spawn().await.expect("a replica starts")
 }
 
 fn path_of(url: &str) -> String {
@@ -129,6 +137,104 @@ async fn itslearning_job_ids_never_repeat_across_replicas_and_delete_reaches_any
         let gone = send(server, Method::GET, &latest, &[ALICE, ON_HOST], "").await;
         assert_eq!(gone.status, StatusCode::NOT_FOUND);
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_oracle_abort_on_one_replica_cuts_the_package_streaming_from_the_other() {
+    let redis = RedisServer::start();
+    let immediate = [("oracle", "pacing", "immediate")];
+    let a = replica_with(&redis, "oracle", &immediate).await;
+    let b = replica_with(&redis, "oracle", &immediate).await;
+    let created = send(
+        &a,
+        Method::POST,
+        "/documents/api/1.2/folders/FE7DA518D17AA5E46E282D9A1B02AE3398E71823807D/_download",
+        &[ALICE, JSON, ON_HOST],
+        r#"{"idList":"DC9AEA3E7F3AA1C07FCE4E46B7AC2B4F52F010D5A813,D890E0ADF2EB12AAD28D14372E82C5967A21F51BF794"}"#,
+    )
+    .await;
+    assert_eq!(created.status, StatusCode::OK);
+    let job = path_of(created.json()["Location"].as_str().unwrap());
+    let abort_on_a = async {
+        let reply = send(&a, Method::DELETE, &job, &[ALICE, ON_HOST], "").await;
+        assert_eq!(reply.status, StatusCode::OK);
+    };
+    // Streaming from B under a throttle, aborted on A: cut within 1 s.
+    assert_cancel_cuts_download(&b, &format!("{job}/package"), &[ALICE], abort_on_a).await;
+    for replica in [&a, &b] {
+        let status = send(replica, Method::GET, &job, &[ALICE, ON_HOST], "").await;
+        assert_eq!(status.json()["progress"], "ABORTED");
+    }
+}
+
+/// The caller's ONLYOFFICE operations as `server` lists them.
+async fn operations(server: &ServerHandle) -> Vec<Value> {
+    let reply = send(
+        server,
+        Method::GET,
+        "/api/2.0/files/fileops",
+        &[ALICE, ON_HOST],
+        "",
+    )
+    .await;
+    assert_eq!(reply.status, StatusCode::OK);
+    reply.json()["response"].as_array().cloned().unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn onlyoffice_polls_on_either_replica_follow_one_operation_and_terminate_reaches_it() {
+    let redis = RedisServer::start();
+    let (a, b) = (replica(&redis, "oo").await, replica(&redis, "oo").await);
+    let bulk = r#"{"fileIds":["12345",34325],"folderIds":"1004"}"#;
+    let put = |server, path| send(server, Method::PUT, path, &[ALICE, JSON, ON_HOST], bulk);
+    assert_eq!(
+        put(&a, "/api/2.0/files/fileops/bulkdownload").await.status,
+        StatusCode::OK
+    );
+    // Polls alternate B, A, B…: progress rises, the finished operation is
+    // listed once, by whichever replica was asked, and then by neither.
+    let (mut progress, mut finished) = (Vec::new(), Vec::new());
+    for n in 0..10 {
+        let listed = operations(if n % 2 == 0 { &b } else { &a }).await;
+        let Some(op) = listed.first() else { break };
+        assert_eq!(listed.len(), 1, "{listed:?}");
+        progress.push(op["progress"].as_u64().unwrap());
+        if op["finished"] == true {
+            finished.push(op.clone());
+        }
+    }
+    assert_eq!(finished.len(), 1, "{progress:?}");
+    assert!(progress.len() >= 2 && progress.is_sorted(), "{progress:?}");
+    assert_eq!(progress.last(), Some(&100));
+    assert!(operations(&a).await.is_empty() && operations(&b).await.is_empty());
+    let url = finished[0]["url"].as_str().unwrap();
+    for server in [&a, &b] {
+        // Downloaded on both: the link is not single use in Workspace.
+        let archive = send(
+            server,
+            Method::GET,
+            &path_of(url),
+            &[("cookie", "asc_auth_key=alice-token"), ON_HOST],
+            "",
+        )
+        .await;
+        assert_eq!(archive.status, StatusCode::OK);
+        assert_eq!(archive.header("content-type"), Some("application/zip"));
+    }
+    // Made on A, terminated on B: the next poll on A reports the cancel once.
+    assert_eq!(
+        put(&a, "/api/2.0/files/fileops/bulkdownload").await.status,
+        StatusCode::OK
+    );
+    assert_eq!(
+        put(&b, "/api/2.0/files/fileops/terminate").await.status,
+        StatusCode::OK
+    );
+    let listed = operations(&a).await;
+    assert_eq!(listed.len(), 1, "{listed:?}");
+    assert_eq!(listed[0]["error"], "The operation was canceled");
+    assert_eq!(listed[0]["finished"], true);
+    assert!(operations(&b).await.is_empty());
 }
 
 #[test]

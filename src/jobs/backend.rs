@@ -22,8 +22,8 @@ pub type JobCounts = Vec<((String, String), u64)>;
 pub struct Claimed {
     pub archive: Arc<Archive>,
     pub ticket: Arc<dyn StreamObserver>,
-    /// Fires when the job is cancelled where this download runs: cut it.
-    /// (A cancel on another replica reaching it is to come: #23 step 6.)
+    /// Fires when the job is cancelled, on this replica or (a shared store
+    /// tells every replica) another: cut the download.
     pub stop: CancellationToken,
     /// The job as the claim left it.
     pub job: JobSnapshot,

@@ -13,7 +13,12 @@
 //! What stays on this replica: the job's archive, rebuilt from the plan the
 //! hash keeps ([`ArchivePlan`]) when another replica made it, and cached by
 //! (seq, rev); the handle that stops a build; the tokens that cut this
-//! replica's downloads when the job is cancelled here.
+//! replica's downloads when the job is cancelled. A cancel or failure on any
+//! replica is published on the namespace's bus channel (`settle.lua`), and
+//! every replica listens ([`listen`]), so the one building or streaming the
+//! job stops it as when the cancel is its own. A message missed while the
+//! subscription was down leaves that download running to its end; the
+//! job's state is right either way.
 //!
 //! The core is synchronous, so each call blocks its thread for one round
 //! trip: with multi-thread workers through `block_in_place`, which keeps the
@@ -149,6 +154,7 @@ async fn fcall(
     prefix: &str,
     now: &str,
     args: &[Vec<u8>],
+    again: bool,
 ) -> redis::RedisResult<Value> {
     let mut command = redis::cmd("FCALL");
     command
@@ -157,12 +163,68 @@ async fn fcall(
         .arg(prefix)
         .arg(now)
         .arg(args);
-    match command.query_async::<Value>(conn).await {
+    match query::<Value>(&command, conn, again).await {
         Err(error) if error.to_string().contains("Function not found") => {
             load_library(conn).await?;
-            command.query_async::<Value>(conn).await
+            query::<Value>(&command, conn, again).await
         }
         other => other,
+    }
+}
+
+/// Sends `command`; with `again` (a read, which may run twice), once more
+/// if the connection was found closed: the connection manager has opened
+/// a new one by then. A write is not sent twice: its first try may have
+/// run before the connection went (see `listen` for what keeps that rare).
+async fn query<T: redis::FromRedisValue>(
+    command: &redis::Cmd,
+    conn: &mut ConnectionManager,
+    again: bool,
+) -> redis::RedisResult<T> {
+    match command.query_async::<T>(conn).await {
+        Err(error) if again && error.is_connection_dropped() => {
+            command.query_async::<T>(conn).await
+        }
+        other => other,
+    }
+}
+
+/// Listens on the bus for as long as the job store is in use, subscribing
+/// again after the connection drops (messages sent meanwhile are lost: see
+/// the module's comment).
+async fn listen(
+    client: redis::Client,
+    channel: String,
+    subscribed: redis::aio::PubSub,
+    jobs: std::sync::Weak<Inner>,
+) {
+    use futures_util::StreamExt;
+    let mut bus = Some(subscribed);
+    while jobs.strong_count() > 0 {
+        if bus.is_none() {
+            if let Ok(mut again) = client.get_async_pubsub().await {
+                if again.subscribe(&channel).await.is_ok() {
+                    bus = Some(again);
+                }
+            }
+        }
+        if let Some(mut subscribed) = bus.take() {
+            let mut messages = subscribed.on_message();
+            while let Some(message) = messages.next().await {
+                let Some(inner) = jobs.upgrade() else {
+                    return;
+                };
+                RedisJobs { inner }.heard(message.get_payload_bytes());
+            }
+            // The connection went, so the calls' one has too: a ping finds
+            // that out now, and the manager connects again before a request
+            // would have (a write that finds a closed connection fails).
+            if let Some(inner) = jobs.upgrade() {
+                let mut conn = inner.conn.clone();
+                let _ = redis::cmd("PING").query_async::<()>(&mut conn).await;
+            }
+        }
+        tokio::time::sleep(StdDuration::from_millis(250)).await;
     }
 }
 
@@ -236,14 +298,14 @@ impl Breaker {
                 .is_ok()
     }
 
+    /// Opens on a timeout or a refused connection: Redis is hung or away.
+    /// A dropped connection alone does not open it (Redis may have
+    /// restarted, and the connection manager is opening a new connection):
+    /// if Redis is away, the next call is refused.
     fn record<T>(&self, result: &redis::RedisResult<T>) {
         match result {
-            Err(e)
-                if e.is_io_error()
-                    || e.is_timeout()
-                    || e.is_connection_dropped()
-                    || e.is_connection_refusal() =>
-            {
+            Err(e) if e.is_connection_dropped() && !e.is_connection_refusal() => {}
+            Err(e) if e.is_io_error() || e.is_timeout() || e.is_connection_refusal() => {
                 self.open_until.store(
                     self.now() + BREAKER_OPEN.as_millis() as u64,
                     Ordering::Release,
@@ -470,6 +532,9 @@ impl RedisJobs {
             .build()
             .map_err(|e| format!("cannot start the job store's runtime: {e}"))?;
         let handle = runtime.handle().clone();
+        let listener = client.clone();
+        let prefix = format!("{{{namespace}}}:");
+        let channel = format!("{prefix}bus");
         let config = redis::aio::ConnectionManagerConfig::new()
             .set_connection_timeout(Some(CONNECTION_TIMEOUT))
             .set_response_timeout(Some(RESPONSE_TIMEOUT))
@@ -489,37 +554,48 @@ impl RedisJobs {
                                  (Redis 7 or later, or Valkey, is needed): {e}"
                             )
                         })?;
-                        Ok::<_, String>(conn)
+                        // Subscribed before this returns: a cancel made once
+                        // the replica is up reaches it.
+                        let mut bus = listener
+                            .get_async_pubsub()
+                            .await
+                            .map_err(|e| format!("cannot reach the job store at {address}: {e}"))?;
+                        bus.subscribe(&channel)
+                            .await
+                            .map_err(|e| format!("cannot subscribe to the job store's bus: {e}"))?;
+                        Ok::<_, String>((conn, bus))
                     })
                 })
                 .join()
         })
         .map_err(|_| "the job store's connection thread failed".to_owned())
         .and_then(|c| c);
-        let conn = match connected {
-            Ok(conn) => conn,
+        let (conn, bus) = match connected {
+            Ok(connected) => connected,
             Err(error) => {
                 // Dropping a runtime inside another's context panics.
                 runtime.shutdown_background();
                 return Err(error);
             }
         };
-        Ok(RedisJobs {
-            inner: Arc::new(Inner {
-                runtime: Some(runtime),
-                handle,
-                conn,
-                prefix: format!("{{{namespace}}}:"),
-                address,
-                clock,
-                events,
-                tags,
-                tree,
-                archives: Mutex::default(),
-                local: Mutex::default(),
-                breaker: Breaker::new(),
-            }),
-        })
+        let inner = Arc::new(Inner {
+            runtime: Some(runtime),
+            handle,
+            conn,
+            prefix,
+            address,
+            clock,
+            events,
+            tags,
+            tree,
+            archives: Mutex::default(),
+            local: Mutex::default(),
+            breaker: Breaker::new(),
+        });
+        inner
+            .handle
+            .spawn(listen(listener, channel, bus, Arc::downgrade(&inner)));
+        Ok(RedisJobs { inner })
     }
 
     /// Runs `future` on the job store's runtime and waits for it: through
@@ -570,19 +646,27 @@ impl RedisJobs {
         let mut conn = self.inner.conn.clone();
         let prefix = self.inner.prefix.clone();
         let now = micros(self.inner.clock.now()).to_string();
-        self.guarded(async move { fcall(&mut conn, op, &prefix, &now, &args).await })
+        // Reads: lists, and looks that are not polls (a poll counts).
+        let again = match op {
+            Op::List => true,
+            Op::Look => args.get(1).is_some_and(|poll| poll == b"0"),
+            _ => false,
+        };
+        self.guarded(async move { fcall(&mut conn, op, &prefix, &now, &args, again).await })
     }
 
     fn call(&self, op: Op, args: Vec<Vec<u8>>) -> Result<Reply, Error> {
         Reply::of(self.script(op, args)?)
     }
 
+    /// One command; `again` when it only reads (see [`query`]).
     fn command<T: redis::FromRedisValue + Send + 'static>(
         &self,
         command: redis::Cmd,
+        again: bool,
     ) -> Result<T, Error> {
         let mut conn = self.inner.conn.clone();
-        self.guarded(async move { command.query_async::<T>(&mut conn).await })
+        self.guarded(async move { query::<T>(&command, &mut conn, again).await })
     }
 
     fn key(&self, rest: &str) -> String {
@@ -626,6 +710,7 @@ impl RedisJobs {
                 .arg(self.key(&format!("job:{id}")))
                 .arg("j")
                 .clone(),
+            true,
         )?;
         blob.map(|blob| Record::unpack(&blob).ok_or_else(bad_reply))
             .transpose()
@@ -853,21 +938,42 @@ impl RedisJobs {
             .ok_or_else(|| Error::NotFound(id.to_owned()))?;
         let seq = reply.record.as_ref().map_or(0, |r| r.seq);
         if reply.extra(0) == Some("1") {
-            let mut local = self.local();
-            if let Some(held) = local.get_mut(id).filter(|h| h.seq == seq || h.seq == 0) {
-                // A build nobody will download stops now.
-                held.building = None;
-                // A cancelled job's downloads stop too, as if their clients
-                // had gone; a failed job's are left.
-                if state == JobState::Cancelled {
-                    if let Some(stop) = held.stop.take() {
-                        stop.cancel();
-                    }
-                }
-                forget_if_idle(&mut local, id);
-            }
+            // At once here; other replicas hear it on the bus.
+            self.ended(id, seq, state == JobState::Cancelled);
         }
         Ok(job)
+    }
+
+    /// Job `id` (numbered `seq`) was cancelled or failed, here or on another
+    /// replica: what this replica does for it stops.
+    fn ended(&self, id: &str, seq: u64, cancelled: bool) {
+        let mut local = self.local();
+        // Seq 0: a claim on its way, which may be of this very job.
+        if let Some(held) = local.get_mut(id).filter(|h| h.seq == seq || h.seq == 0) {
+            // A build nobody will download stops now.
+            held.building = None;
+            // A cancelled job's downloads stop too, as if their clients
+            // had gone; a failed job's are left.
+            if cancelled {
+                if let Some(stop) = held.stop.take() {
+                    stop.cancel();
+                }
+            }
+            forget_if_idle(&mut local, id);
+        }
+    }
+
+    /// A message of the bus (`settle.lua`): `<state> <seq> <id>`.
+    fn heard(&self, message: &[u8]) {
+        let Ok(text) = std::str::from_utf8(message) else {
+            return;
+        };
+        let mut parts = text.splitn(3, ' ');
+        if let (Some(state), Some(Ok(seq)), Some(id)) =
+            (parts.next(), parts.next().map(str::parse), parts.next())
+        {
+            self.ended(id, seq, state == "cancelled");
+        }
     }
 
     fn look(&self, id: &str, poll: bool) -> Result<Option<JobSnapshot>, Error> {
@@ -1135,6 +1241,7 @@ impl JobBackend for RedisJobs {
                     .arg("src")
                     .arg("fault")
                     .clone(),
+                true,
             )?;
         // Gone since the record was read.
         let Some(plan) = plan else {
@@ -1288,18 +1395,18 @@ impl JobBackend for RedisJobs {
     }
 
     fn len(&self) -> Result<usize, Error> {
-        self.command(redis::cmd("ZCARD").arg(self.key("all")).clone())
+        self.command(redis::cmd("ZCARD").arg(self.key("all")).clone(), true)
     }
 
     fn next_in_sequence(&self, owner_tag: &str, name: &str) -> Result<u64, Error> {
         let key = self.key(&format!("sequence:{owner_tag}.{name}"));
-        self.command(redis::cmd("INCR").arg(key).clone())
+        self.command(redis::cmd("INCR").arg(key).clone(), false)
     }
 
     fn lease(&self, name: &str, count: u64) -> u64 {
         let key = self.key(&format!("lease:{name}"));
         let count_i = i64::try_from(count).unwrap_or(i64::MAX);
-        match self.command::<i64>(redis::cmd("INCRBY").arg(key).arg(count_i).clone()) {
+        match self.command::<i64>(redis::cmd("INCRBY").arg(key).arg(count_i).clone(), false) {
             Ok(end) => (end as u64).wrapping_sub(count),
             // Without the store, a block at a random place: another
             // replica's draws meet it with odds of about count / 2^64.

@@ -85,7 +85,16 @@ impl Ticket {
                 .collect();
                 let mut conn = writer.inner.conn.clone();
                 let now = micros(writer.inner.clock.now()).to_string();
-                match fcall(&mut conn, Op::Progress, &writer.inner.prefix, &now, &args).await {
+                match fcall(
+                    &mut conn,
+                    Op::Progress,
+                    &writer.inner.prefix,
+                    &now,
+                    &args,
+                    false,
+                )
+                .await
+                {
                     Ok(value) => {
                         if let Ok(reply) = Reply::of(value) {
                             if reply.status == "ok" {
