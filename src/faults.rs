@@ -5,11 +5,11 @@
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
-use zipgate_api::rng::{fnv1a, SplitMix64};
+use zipgate_api::rng::{fnv1a, splitmix64, SplitMix64};
 
 use crate::jobs::JobFault;
 
@@ -328,6 +328,49 @@ struct Armed {
     matched: u64,
     fired: u64,
     rng: SplitMix64,
+    /// Where `rng` started: with shared counters, draw n is computed.
+    seed: u64,
+}
+
+/// A matching request counted against one rule where every replica counts
+/// (a shared job store): what the rule's `after` and `times` say.
+pub struct CountAsk<'a> {
+    pub id: &'a str,
+    pub after: u64,
+    pub times: Option<u64>,
+    /// The rule fires by chance: the count gives the draw's number, and the
+    /// firing is committed ([`SharedCounts::commit`]) if the draw wins.
+    pub by_chance: bool,
+}
+
+/// What counting one request against a rule gave.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Counted {
+    Passed,
+    Fired,
+    /// Eligible: the rule's n-th draw (from 1) decides.
+    Draw(u64),
+}
+
+/// Rule counters kept where every replica counts them, so a `times: 1`
+/// rule fires once across replicas. The rules themselves are each
+/// replica's copy, changed in step by the control plane.
+pub trait SharedCounts: Send + Sync {
+    /// Counts one matching request against each rule, in one step.
+    fn count(&self, asks: &[CountAsk<'_>]) -> Result<Vec<Counted>, zipgate_api::Error>;
+    /// Counts a firing a won draw asked for, unless `times` is spent meanwhile.
+    fn commit(&self, id: &str, times: Option<u64>) -> Result<bool, zipgate_api::Error>;
+    /// (matched, fired) of each rule.
+    fn read(&self, ids: &[&str]) -> Result<Vec<(u64, u64)>, zipgate_api::Error>;
+}
+
+/// The n-th draw (from 1) of a rule's generator, as its `rng` would give it.
+fn nth_draw(seed: u64, n: u64) -> u64 {
+    splitmix64(seed.wrapping_add(n.wrapping_mul(0x9E37_79B9_7F4A_7C15)))
+}
+
+fn wins(draw: u64, probability: f64) -> bool {
+    ((draw >> 11) as f64 / (1u64 << 53) as f64) < probability
 }
 
 impl Armed {
@@ -364,8 +407,7 @@ impl Armed {
             return false;
         }
         if let Some(p) = self.rule.probability {
-            let draw = (self.rng.next_u64() >> 11) as f64 / (1u64 << 53) as f64;
-            if draw >= p {
+            if !wins(self.rng.next_u64(), p) {
                 return false;
             }
         }
@@ -390,6 +432,8 @@ pub struct FaultBook {
     /// The live feed: told the whole list when a rule is added, removed or
     /// counts a request.
     events: crate::events::Events,
+    /// Where the counters are kept when replicas share the rules.
+    shared: OnceLock<Arc<dyn SharedCounts>>,
 }
 
 impl FaultBook {
@@ -407,7 +451,66 @@ impl FaultBook {
             inner: Mutex::new((0, Vec::new())),
             count: AtomicUsize::new(0),
             events: Default::default(),
+            shared: OnceLock::new(),
         }
+    }
+
+    /// Counts in `shared` from now on (before any rule is added).
+    pub(crate) fn count_in(&self, shared: Arc<dyn SharedCounts>) {
+        let _ = self.shared.set(shared);
+    }
+
+    /// Whether replicas share these rules (their ids then come from the
+    /// shared store, and changes go to every replica).
+    pub fn is_shared(&self) -> bool {
+        self.shared.get().is_some()
+    }
+
+    /// The rule's seed when it gives none: the book's, mixed with its id.
+    fn seed_of(&self, id: &str, rule: &FaultRule) -> u64 {
+        rule.seed.unwrap_or(self.seed ^ fnv1a(id.as_bytes()))
+    }
+
+    /// Adds rules with the ids they were given (by the replica that took
+    /// them from the shared store), whatever the cap: every replica must
+    /// hold the same rules. Checked by the caller.
+    pub fn insert(&self, new: Vec<(String, FaultRule)>) {
+        if new.is_empty() {
+            return;
+        }
+        self.with(|(_, rules)| {
+            for (id, rule) in new {
+                let seed = self.seed_of(&id, &rule);
+                rules.push(Armed {
+                    id,
+                    rule,
+                    matched: 0,
+                    fired: 0,
+                    rng: SplitMix64::new(seed),
+                    seed,
+                });
+            }
+        });
+        self.announce();
+    }
+
+    /// Checks rules as [`FaultBook::add_all`] would, adding none.
+    pub fn check_all(&self, new: &[FaultRule]) -> Result<(), AddError> {
+        for (index, rule) in new.iter().enumerate() {
+            rule.check()
+                .map_err(|reason| AddError::Invalid { index, reason })?;
+        }
+        self.with(|(_, rules)| {
+            if new.len() > self.max.saturating_sub(rules.len()) {
+                Err(AddError::Full {
+                    max: self.max,
+                    in_force: rules.len(),
+                    asked: new.len(),
+                })
+            } else {
+                Ok(())
+            }
+        })
     }
 
     /// Reports changes to the rules and their counters to `events`.
@@ -461,13 +564,14 @@ impl FaultBook {
                 .map(|rule| {
                     *next += 1;
                     let id = format!("fault-{next}");
-                    let seed = rule.seed.unwrap_or(self.seed ^ fnv1a(id.as_bytes()));
+                    let seed = self.seed_of(&id, &rule);
                     let armed = Armed {
                         id,
                         rule,
                         matched: 0,
                         fired: 0,
                         rng: SplitMix64::new(seed),
+                        seed,
                     };
                     let view = armed.view();
                     rules.push(armed);
@@ -478,12 +582,39 @@ impl FaultBook {
     }
 
     pub fn list(&self) -> Vec<FaultView> {
-        self.with(|(_, rules)| rules.iter().map(Armed::view).collect())
+        let views = self.with(|(_, rules)| rules.iter().map(Armed::view).collect());
+        self.with_shared_counts(views)
     }
 
     /// One rule as listed.
     pub fn get(&self, id: &str) -> Option<FaultView> {
-        self.with(|(_, rules)| rules.iter().find(|r| r.id == id).map(Armed::view))
+        let view = self.with(|(_, rules)| rules.iter().find(|r| r.id == id).map(Armed::view))?;
+        self.with_shared_counts(vec![view]).pop()
+    }
+
+    /// Views with the counters every replica counts, when they are shared
+    /// (this replica's own, all zero, if the store does not answer).
+    fn with_shared_counts(&self, mut views: Vec<FaultView>) -> Vec<FaultView> {
+        let Some(shared) = self.shared.get() else {
+            return views;
+        };
+        if views.is_empty() {
+            return views;
+        }
+        let ids: Vec<&str> = views.iter().map(|v| v.id.as_str()).collect();
+        match shared.read(&ids) {
+            Ok(counts) => {
+                for (view, (matched, fired)) in views.iter_mut().zip(counts) {
+                    view.matched = matched;
+                    view.fired = fired;
+                    view.remaining = view.rule.times.map(|t| t.saturating_sub(fired));
+                }
+            }
+            Err(error) => {
+                tracing::warn!(target: "zipgate::faults", %error, "fault counters unread")
+            }
+        }
+        views
     }
 
     /// Removes one rule; false when there is none with this id.
@@ -516,6 +647,9 @@ impl FaultBook {
 
     /// Counts the request against every matching rule and merges what fires.
     pub fn decide(&self, facts: &RequestFacts) -> Option<Decision> {
+        if let Some(shared) = self.shared.get() {
+            return self.decide_shared(shared.as_ref(), facts);
+        }
         let mut counted = false;
         let decision = self.with(|(_, rules)| {
             let mut decision: Option<Decision> = None;
@@ -524,17 +658,9 @@ impl FaultBook {
                     continue;
                 }
                 counted = true;
-                if !armed.fire() {
-                    continue;
+                if armed.fire() {
+                    merge(&mut decision, &armed.id, &armed.rule);
                 }
-                let d = decision.get_or_insert_with(Decision::default);
-                let rule = &armed.rule;
-                d.rules.push(armed.id.clone());
-                d.respond = d.respond.take().or_else(|| rule.respond.clone());
-                d.delay = d.delay.or(rule.delay_ms.map(Duration::from_millis));
-                d.throttle_bytes_per_sec = d.throttle_bytes_per_sec.or(rule.throttle_bytes_per_sec);
-                d.cut = d.cut.or(rule.cut);
-                d.job = d.job.take().or_else(|| rule.job.clone());
             }
             decision
         });
@@ -543,6 +669,68 @@ impl FaultBook {
         }
         decision
     }
+
+    /// [`FaultBook::decide`] with the counters in the shared store: the
+    /// rules are matched here, counted there in one step (and a won draw
+    /// committed in a second), so each firing happens once across replicas.
+    /// A store that does not answer fires nothing (the request meets the
+    /// store's outage on its own).
+    fn decide_shared(&self, shared: &dyn SharedCounts, facts: &RequestFacts) -> Option<Decision> {
+        let matching: Vec<(String, FaultRule, u64)> = self.with(|(_, rules)| {
+            rules
+                .iter()
+                .filter(|armed| armed.matches(facts))
+                .map(|armed| (armed.id.clone(), armed.rule.clone(), armed.seed))
+                .collect()
+        });
+        if matching.is_empty() {
+            return None;
+        }
+        let asks: Vec<CountAsk<'_>> = matching
+            .iter()
+            .map(|(id, rule, _)| CountAsk {
+                id,
+                after: rule.after,
+                times: rule.times,
+                by_chance: rule.probability.is_some(),
+            })
+            .collect();
+        let counted = match shared.count(&asks) {
+            Ok(counted) => counted,
+            Err(error) => {
+                tracing::warn!(target: "zipgate::faults", %error, "fault rules not counted");
+                return None;
+            }
+        };
+        let mut decision = None;
+        for ((id, rule, seed), counted) in matching.iter().zip(counted) {
+            let fired = match counted {
+                Counted::Passed => false,
+                Counted::Fired => true,
+                Counted::Draw(n) => {
+                    wins(nth_draw(*seed, n), rule.probability.unwrap_or(0.0))
+                        && shared.commit(id, rule.times).unwrap_or(false)
+                }
+            };
+            if fired {
+                merge(&mut decision, id, rule);
+            }
+        }
+        self.announce();
+        decision
+    }
+}
+
+/// Adds what `rule` (by `id`) does to `decision`: for each action the
+/// earliest rule wins.
+fn merge(decision: &mut Option<Decision>, id: &str, rule: &FaultRule) {
+    let d = decision.get_or_insert_with(Decision::default);
+    d.rules.push(id.to_owned());
+    d.respond = d.respond.take().or_else(|| rule.respond.clone());
+    d.delay = d.delay.or(rule.delay_ms.map(Duration::from_millis));
+    d.throttle_bytes_per_sec = d.throttle_bytes_per_sec.or(rule.throttle_bytes_per_sec);
+    d.cut = d.cut.or(rule.cut);
+    d.job = d.job.take().or_else(|| rule.job.clone());
 }
 
 /// Why rules were not added.
@@ -559,6 +747,10 @@ pub enum AddError {
         in_force: usize,
         asked: usize,
     },
+    /// Replicas share the rules, and the job store that passes them on
+    /// did not answer: none was added.
+    #[error("{0}")]
+    Unavailable(String),
 }
 
 /// `*` matches any run of characters (including none and `/`).
@@ -638,6 +830,87 @@ mod tests {
         assert_eq!(first, run(7));
         let hits = first.iter().filter(|&&x| x).count();
         assert!((30..90).contains(&hits), "{hits} of 200 at p=0.3");
+    }
+
+    /// Counters as the shared store keeps them (fault_count.lua), in memory.
+    #[derive(Default)]
+    struct Counters(Mutex<BTreeMap<String, (u64, u64, u64)>>);
+
+    impl SharedCounts for Counters {
+        fn count(&self, asks: &[CountAsk<'_>]) -> Result<Vec<Counted>, zipgate_api::Error> {
+            let mut all = self.0.lock().unwrap();
+            Ok(asks
+                .iter()
+                .map(|ask| {
+                    let (matched, fired, draws) = all.entry(ask.id.to_owned()).or_default();
+                    *matched += 1;
+                    if *matched <= ask.after || ask.times.is_some_and(|t| *fired >= t) {
+                        Counted::Passed
+                    } else if ask.by_chance {
+                        *draws += 1;
+                        Counted::Draw(*draws)
+                    } else {
+                        *fired += 1;
+                        Counted::Fired
+                    }
+                })
+                .collect())
+        }
+        fn commit(&self, id: &str, times: Option<u64>) -> Result<bool, zipgate_api::Error> {
+            let mut all = self.0.lock().unwrap();
+            let (_, fired, _) = all.entry(id.to_owned()).or_default();
+            if times.is_some_and(|t| *fired >= t) {
+                return Ok(false);
+            }
+            *fired += 1;
+            Ok(true)
+        }
+        fn read(&self, ids: &[&str]) -> Result<Vec<(u64, u64)>, zipgate_api::Error> {
+            let all = self.0.lock().unwrap();
+            Ok(ids
+                .iter()
+                .map(|id| all.get(*id).map_or((0, 0), |(m, f, _)| (*m, *f)))
+                .collect())
+        }
+    }
+
+    #[test]
+    fn replicas_counting_together_fire_as_one_book_would() {
+        let rules = || {
+            vec![
+                FaultRule::on("GET", "*")
+                    .status(503)
+                    .probability(0.3, 7)
+                    .times(20),
+                FaultRule::on("GET", "*").status(429).after(3).times(1),
+            ]
+        };
+        let alone = FaultBook::new(0);
+        alone.add_all(rules()).unwrap();
+        let counters: Arc<dyn SharedCounts> = Arc::new(Counters::default());
+        let replicas = [FaultBook::new(0), FaultBook::new(0)];
+        for book in &replicas {
+            book.count_in(counters.clone());
+            let named = rules()
+                .into_iter()
+                .enumerate()
+                .map(|(n, rule)| (format!("fault-{}", n + 1), rule))
+                .collect();
+            book.insert(named);
+        }
+        for n in 0..200 {
+            let one = alone.decide(&facts("GET", "/a")).map(|d| d.rules);
+            let shared = replicas[n % 2].decide(&facts("GET", "/a")).map(|d| d.rules);
+            assert_eq!(one, shared, "request {n}");
+        }
+        // Both replicas list the shared counts.
+        for book in &replicas {
+            let counts: Vec<(u64, u64)> =
+                book.list().iter().map(|v| (v.matched, v.fired)).collect();
+            let single: Vec<(u64, u64)> =
+                alone.list().iter().map(|v| (v.matched, v.fired)).collect();
+            assert_eq!(counts, single);
+        }
     }
 
     #[test]

@@ -427,7 +427,7 @@ impl ServerBuilder {
         let clock = self.clock.unwrap_or_else(|| Arc::new(SystemClock));
         let config = self.config;
         let dialects = dialects::build(&config.dialect_settings).map_err(StartError::Settings)?;
-        let state = Arc::new(AppState::new(fixture, clock, config, dialects)?);
+        let state = AppState::new(fixture, clock, config, dialects)?.into_shared();
         let listener = TcpListener::bind(self.bind.as_deref().unwrap_or("127.0.0.1:0")).await?;
         let addr = listener.local_addr()?;
         let (stop, stopped) = oneshot::channel::<()>();
@@ -466,7 +466,10 @@ impl ServerHandle {
         &self.state
     }
 
-    /// Replaces the whole tree; on error the old one stays in force.
+    /// Replaces the whole tree; on error the old one stays in force. This
+    /// server's alone, even with a shared job store (its paths may lead
+    /// anywhere this process may read): `PUT /_zipgate/fixtures` reaches
+    /// every replica.
     pub fn load_fixtures(&self, fixtures: impl Into<Fixtures>) -> Result<(), FixtureError> {
         let anywhere = self.state.config.fixture_paths_anywhere;
         let source = fixtures
@@ -475,7 +478,8 @@ impl ServerHandle {
         self.state.load_fixture(source)
     }
 
-    /// Adds fixture nodes under the folder `parent`, or at the top.
+    /// Adds fixture nodes under the folder `parent`, or at the top (this
+    /// server's alone, as [`ServerHandle::load_fixtures`]).
     pub fn add_nodes(
         &self,
         parent: Option<&str>,
@@ -486,13 +490,19 @@ impl ServerHandle {
     }
 
     /// Back to the starting fixtures and fault rules; forgets jobs and the journal.
-    pub fn reset(&self) -> Result<(), state::ResetError> {
+    pub fn reset(&self) -> Result<(), state::ControlError> {
         self.state.reset()
     }
 
     /// Adds a fault rule; returns its id (an error for an invalid rule, or past `max_faults`).
+    /// With a shared job store the rule reaches every replica, as the
+    /// control plane's do (so do removals, clears, clock advances and resets).
     pub fn add_fault(&self, rule: FaultRule) -> Result<String, faults::AddError> {
-        self.state.faults.add(rule).map(|view| view.id)
+        let mut added = self.state.add_faults(vec![rule])?;
+        added
+            .pop()
+            .map(|view| view.id)
+            .ok_or_else(|| faults::AddError::Unavailable("the rule was not added".into()))
     }
 
     /// The rules in force, with how often each matched and fired.
@@ -500,12 +510,19 @@ impl ServerHandle {
         self.state.faults.list()
     }
 
+    /// False when there is no rule by this id (or a shared job store did
+    /// not answer: logged).
     pub fn remove_fault(&self, id: &str) -> bool {
-        self.state.faults.remove(id)
+        self.state.remove_fault(id).unwrap_or_else(|e| {
+            tracing::warn!(target: "zipgate::control", error = %e, "fault rule not removed");
+            false
+        })
     }
 
     pub fn clear_faults(&self) {
-        self.state.faults.clear();
+        if let Err(e) = self.state.clear_faults() {
+            tracing::warn!(target: "zipgate::control", error = %e, "fault rules not cleared");
+        }
     }
 
     /// Journaled vendor requests, oldest first.
@@ -526,7 +543,9 @@ impl ServerHandle {
     /// Moves the server clock forward: expiry and time-paced jobs follow.
     pub fn advance_clock(&self, by: std::time::Duration) {
         let by = chrono::Duration::from_std(by).unwrap_or(chrono::Duration::MAX);
-        self.state.control_clock.advance(by);
+        if let Err(e) = self.state.advance_clock(by) {
+            tracing::warn!(target: "zipgate::control", error = %e, "the clock was not moved");
+        }
     }
 
     /// Stops accepting, lets in-flight responses finish within the grace period.

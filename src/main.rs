@@ -805,7 +805,7 @@ fn serve(args: ServeArgs) -> ExitCode {
             ClockArg::Frozen => Arc::new(ManualClock::new(chrono::Utc::now())),
         };
         let state = match AppState::new(source, clock, config, dialects) {
-            Ok(state) => Arc::new(state),
+            Ok(state) => state.into_shared(),
             Err(e) => {
                 eprintln!("zipgate: {e}");
                 return ExitCode::FAILURE;

@@ -5,13 +5,14 @@
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 
+use serde::{Deserialize, Serialize};
 use zipgate_api::Mounted;
 
 use crate::builder::Builder;
 use crate::clock::{AdjustableClock, Clock};
 use crate::config::Config;
 use crate::draws::{Cosmetic, Secret};
-use crate::faults::FaultBook;
+use crate::faults::{AddError, FaultBook, FaultRule, FaultView};
 use crate::jobs::{JobBackend, JobRegistry};
 use crate::journal::Journal;
 use crate::server::guard;
@@ -19,25 +20,55 @@ use crate::server::limit::ConnectionLimit;
 use crate::store::{ContentPaths, ContentRoot, FixtureError, FixtureSource, IdSpaces, Tree};
 use crate::stream::StreamCounter;
 
-/// Why a reset did not happen.
+/// Why a change of the control plane (a reset, new fixtures) did not happen.
 #[derive(Debug)]
-pub enum ResetError {
-    /// The starting fixtures no longer load (a file under the content root changed).
+pub enum ControlError {
+    /// The fixtures do not load (for a reset: the starting ones no longer
+    /// do, as a file under the content root changed).
     Fixture(FixtureError),
-    /// The job store could not be cleared; nothing was reset.
+    /// The job store could not be cleared, or could not tell the other
+    /// replicas; nothing was changed here.
     Jobs(zipgate_api::Error),
 }
 
-impl std::fmt::Display for ResetError {
+impl std::fmt::Display for ControlError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            ResetError::Fixture(e) => write!(f, "{e}"),
-            ResetError::Jobs(e) => write!(f, "{e}"),
+            ControlError::Fixture(e) => write!(f, "{e}"),
+            ControlError::Jobs(e) => write!(f, "{e}"),
         }
     }
 }
 
-impl std::error::Error for ResetError {}
+impl std::error::Error for ControlError {}
+
+/// A change of the control plane as replicas sharing a job store pass it
+/// on (`JobBackend::broadcast`): each applies it to its own state, in the
+/// order the store published them, so all end up alike. The replica that
+/// makes a change checks it first; what every replica then does is
+/// [`AppState::apply`].
+#[derive(Serialize, Deserialize)]
+#[serde(tag = "change", rename_all = "snake_case")]
+enum Shared {
+    Clock {
+        by_nanos: i64,
+    },
+    Fixture {
+        json: serde_json::Value,
+    },
+    Nodes {
+        parent: Option<String>,
+        nodes: Vec<serde_json::Value>,
+    },
+    FaultsAdded {
+        rules: Vec<(String, FaultRule)>,
+    },
+    FaultRemoved {
+        id: String,
+    },
+    FaultsCleared,
+    Reset,
+}
 
 /// Everything a request handler may use.
 pub struct AppState {
@@ -50,6 +81,9 @@ pub struct AppState {
     pub control_clock: Arc<AdjustableClock>,
     pub journal: Journal,
     pub faults: FaultBook,
+    /// With a shared job store: the rules given at start, with the ids the
+    /// store gave them, which a reset puts back.
+    startup_faults: Vec<(String, FaultRule)>,
     /// CRC warmer threads running (health shows it).
     warmers: Arc<AtomicUsize>,
     /// Draws numbered through the job store (`crate::draws`).
@@ -119,11 +153,6 @@ impl AppState {
                 config.max_faults
             )));
         }
-        for (index, rule) in config.faults.iter().enumerate() {
-            faults
-                .add(rule.clone())
-                .map_err(|e| crate::StartError::Faults(format!("rule {}: {e}", index + 1)))?;
-        }
         let warmers = Arc::new(AtomicUsize::new(0));
         if config.warm_crcs {
             warm_in_background(
@@ -139,8 +168,8 @@ impl AppState {
                 JobRegistry::with_limits(clock.clone(), config.job_limits)
                     .with_events(events.clone()),
             ),
-            crate::config::JobStore::Redis { url, namespace } => Arc::new(
-                crate::jobs::RedisJobs::connect(
+            crate::config::JobStore::Redis { url, namespace } => {
+                let shared = crate::jobs::RedisJobs::connect(
                     url,
                     namespace,
                     clock.clone(),
@@ -148,9 +177,13 @@ impl AppState {
                     dialects.iter().map(|d| d.name()).collect(),
                     store.clone(),
                 )
-                .map_err(crate::StartError::Settings)?,
-            ),
+                .map_err(crate::StartError::Settings)?;
+                // Fault rules count where every replica counts.
+                faults.count_in(Arc::new(shared.clone()));
+                Arc::new(shared)
+            }
         };
+        let startup_faults = start_faults(&faults, &config.faults, jobs.as_ref())?;
         Ok(AppState {
             store,
             fixture: Mutex::new(source.clone()),
@@ -159,6 +192,7 @@ impl AppState {
             journal: Journal::with_limits(config.journal_capacity, config.journal_bytes)
                 .with_replica(&config.replica),
             faults,
+            startup_faults,
             warmers,
             cosmetic: Cosmetic::new(config.seed),
             secrets: Secret::new(config.secret_seed),
@@ -229,23 +263,195 @@ impl AppState {
     /// counters from zero), with no jobs, an empty journal and the clock's
     /// advances forgotten, so one test's state never leaks into the next.
     /// The jobs go first: a job store that cannot be reached fails the
-    /// reset before anything else has changed.
-    pub fn reset(&self) -> Result<(), ResetError> {
-        self.jobs.clear().map_err(ResetError::Jobs)?;
+    /// reset before anything else has changed. With a shared job store
+    /// every replica resets (each to the fixtures and rules it started with).
+    pub fn reset(&self) -> Result<(), ControlError> {
+        self.jobs.clear().map_err(ControlError::Jobs)?;
+        if self.share(&Shared::Reset)? {
+            return Ok(());
+        }
         self.load_fixture(self.initial_fixture.clone())
-            .map_err(ResetError::Fixture)?;
+            .map_err(ControlError::Fixture)?;
+        self.reset_the_rest();
+        Ok(())
+    }
+
+    /// A reset but for the jobs and fixtures.
+    fn reset_the_rest(&self) {
         self.control_clock.rewind();
         self.journal.clear();
         self.faults.clear();
-        for rule in &self.config.faults {
-            // Checked when the server started.
-            let _ = self.faults.add(rule.clone());
+        if self.faults.is_shared() {
+            self.faults.insert(self.startup_faults.clone());
+        } else {
+            for rule in &self.config.faults {
+                // Checked when the server started.
+                let _ = self.faults.add(rule.clone());
+            }
         }
         release_freed_memory();
         for dialect in &self.dialects {
             dialect.reset();
         }
         self.events.publish("reset", || "{}".into());
+    }
+
+    /// Wraps the state for the server, and with a shared job store has it
+    /// apply the control plane's changes any replica makes.
+    pub fn into_shared(self) -> Arc<Self> {
+        let state = Arc::new(self);
+        let weak = Arc::downgrade(&state);
+        state.jobs.on_control(Box::new(move |change| {
+            let Some(state) = weak.upgrade() else {
+                return;
+            };
+            match serde_json::from_str::<Shared>(change) {
+                Ok(change) => state.apply(change),
+                Err(error) => {
+                    tracing::warn!(target: "zipgate::control", %error, "a shared change unread")
+                }
+            }
+        }));
+        state
+    }
+
+    /// Passes `change` to every replica when the job store is shared (true:
+    /// each has applied it, this one too); false when this process is alone.
+    fn share(&self, change: &Shared) -> Result<bool, ControlError> {
+        let text = serde_json::to_string(change).map_err(|e| {
+            ControlError::Jobs(zipgate_api::Error::Internal(format!(
+                "cannot write a change down: {e}"
+            )))
+        })?;
+        self.jobs.broadcast(&text).map_err(ControlError::Jobs)
+    }
+
+    /// What every replica does with a change one of them shared.
+    fn apply(&self, change: Shared) {
+        let failed = |what: &str, error: &dyn std::fmt::Display| tracing::warn!(target: "zipgate::control", %error, "a shared {what} does not load here");
+        match change {
+            Shared::Clock { by_nanos } => self
+                .control_clock
+                .advance(chrono::Duration::nanoseconds(by_nanos)),
+            Shared::Fixture { json } => {
+                if let Err(e) = self.load_fixture(FixtureSource::new(json, self.http_paths())) {
+                    failed("fixture", &e);
+                }
+            }
+            Shared::Nodes { parent, nodes } => {
+                if let Err(e) = self.add_nodes(parent.as_deref(), nodes, self.http_paths()) {
+                    failed("node list", &e);
+                }
+            }
+            Shared::FaultsAdded { rules } => self.faults.insert(rules),
+            Shared::FaultRemoved { id } => {
+                self.faults.remove(&id);
+            }
+            Shared::FaultsCleared => self.faults.clear(),
+            Shared::Reset => {
+                if let Err(e) = self.load_fixture(self.initial_fixture.clone()) {
+                    failed("reset's fixture", &e);
+                }
+                self.reset_the_rest();
+            }
+        }
+    }
+
+    /// Moves the server clock on (`POST /_zipgate/clock/advance`): every
+    /// replica's, with a shared job store.
+    pub fn advance_clock(&self, by: chrono::Duration) -> Result<(), ControlError> {
+        let by_nanos = by
+            .num_nanoseconds()
+            .unwrap_or(if by < chrono::Duration::zero() {
+                i64::MIN
+            } else {
+                i64::MAX
+            });
+        if !self.share(&Shared::Clock { by_nanos })? {
+            self.control_clock.advance(by);
+        }
+        Ok(())
+    }
+
+    /// Replaces the tree with a fixture sent to the control plane (paths
+    /// beneath `--content-root` only): on every replica, with a shared job
+    /// store, once it loads here.
+    pub fn put_fixture(&self, json: serde_json::Value) -> Result<(), ControlError> {
+        let source = FixtureSource::new(json, self.http_paths());
+        if !self.faults.is_shared() {
+            return self.load_fixture(source).map_err(ControlError::Fixture);
+        }
+        source
+            .clone()
+            .with_id_spaces(IdSpaces::of(&self.dialects))
+            .parse()
+            .map_err(ControlError::Fixture)?;
+        self.share(&Shared::Fixture {
+            json: source.json.as_ref().clone(),
+        })
+        .map(|_| ())
+    }
+
+    /// Adds nodes sent to the control plane: on every replica, with a shared
+    /// job store, once they load here.
+    pub fn put_nodes(
+        &self,
+        parent: Option<&str>,
+        nodes: Vec<serde_json::Value>,
+    ) -> Result<(), ControlError> {
+        if !self.faults.is_shared() {
+            return self
+                .add_nodes(parent, nodes, self.http_paths())
+                .map_err(ControlError::Fixture);
+        }
+        let current = self
+            .fixture
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
+        current
+            .with_nodes(parent, nodes.clone(), self.http_paths())
+            .and_then(|next| next.parse().map(|_| ()))
+            .map_err(ControlError::Fixture)?;
+        self.share(&Shared::Nodes {
+            parent: parent.map(str::to_owned),
+            nodes,
+        })
+        .map(|_| ())
+    }
+
+    /// Adds fault rules (all or none): on every replica, with ids from the
+    /// shared job store, when there is one.
+    pub fn add_faults(&self, rules: Vec<FaultRule>) -> Result<Vec<FaultView>, AddError> {
+        if !self.faults.is_shared() {
+            return self.faults.add_all(rules);
+        }
+        self.faults.check_all(&rules)?;
+        let named = shared_ids(self.jobs.as_ref(), rules);
+        let ids: Vec<String> = named.iter().map(|(id, _)| id.clone()).collect();
+        self.share(&Shared::FaultsAdded { rules: named })
+            .map_err(|e| AddError::Unavailable(e.to_string()))?;
+        Ok(ids.iter().filter_map(|id| self.faults.get(id)).collect())
+    }
+
+    /// Removes one fault rule (everywhere, with a shared job store); false
+    /// when there is none by this id.
+    pub fn remove_fault(&self, id: &str) -> Result<bool, ControlError> {
+        if !self.faults.is_shared() {
+            return Ok(self.faults.remove(id));
+        }
+        if self.faults.get(id).is_none() {
+            return Ok(false);
+        }
+        self.share(&Shared::FaultRemoved { id: id.to_owned() })?;
+        Ok(true)
+    }
+
+    /// Removes every fault rule (everywhere, with a shared job store).
+    pub fn clear_faults(&self) -> Result<(), ControlError> {
+        if !self.share(&Shared::FaultsCleared)? {
+            self.faults.clear();
+        }
         Ok(())
     }
 
@@ -333,4 +539,40 @@ fn warm_in_background(store: Arc<Tree>, warmers: Arc<AtomicUsize>) {
     if let Err(error) = spawned {
         tracing::warn!(%error, "cannot start the CRC warmer; CRCs will be computed on first use");
     }
+}
+
+/// Ids for fault rules that every replica will hold: numbers no other
+/// replica took, from the job store.
+fn shared_ids(jobs: &dyn JobBackend, rules: Vec<FaultRule>) -> Vec<(String, FaultRule)> {
+    let first = jobs.lease("fault-ids", rules.len() as u64);
+    rules
+        .into_iter()
+        .enumerate()
+        .map(|(n, rule)| (format!("fault-{}", first + n as u64 + 1), rule))
+        .collect()
+}
+
+/// The rules given at start (`--fault`), checked and added. With a shared
+/// job store they are this replica's own, under ids from the store (so no
+/// other replica's rule has them), and are returned for a reset to put back.
+fn start_faults(
+    faults: &FaultBook,
+    rules: &[FaultRule],
+    jobs: &dyn JobBackend,
+) -> Result<Vec<(String, FaultRule)>, crate::StartError> {
+    if !faults.is_shared() {
+        for (index, rule) in rules.iter().enumerate() {
+            faults
+                .add(rule.clone())
+                .map_err(|e| crate::StartError::Faults(format!("rule {}: {e}", index + 1)))?;
+        }
+        return Ok(Vec::new());
+    }
+    for (index, rule) in rules.iter().enumerate() {
+        rule.check()
+            .map_err(|e| crate::StartError::Faults(format!("rule {}: {e}", index + 1)))?;
+    }
+    let named = shared_ids(jobs, rules.to_vec());
+    faults.insert(named.clone());
+    Ok(named)
 }

@@ -237,6 +237,114 @@ async fn onlyoffice_polls_on_either_replica_follow_one_operation_and_terminate_r
     assert!(operations(&b).await.is_empty());
 }
 
+async fn control(server: &ServerHandle, method: Method, path: &str, body: &str) -> Reply {
+    send(server, method, path, &[JSON], body.to_owned()).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_control_plane_of_one_replica_changes_every_replica() {
+    let redis = RedisServer::start();
+    let (a, b) = (replica(&redis, "ctl").await, replica(&redis, "ctl").await);
+    // A `times: 1` rule added on A fires once across both: on B's create.
+    let rule = r#"{"match":{"dialect":"box","method":"POST"},"times":1,"respond":{"status":503}}"#;
+    let added = control(&a, Method::POST, "/_zipgate/faults", rule).await;
+    assert_eq!(added.status, StatusCode::CREATED);
+    let id = added.json()["id"].as_str().unwrap().to_owned();
+    let create = r#"{"items":[{"type":"file","id":"12345"}],"download_file_name":"x"}"#;
+    assert_eq!(
+        box_create_as_alice(&b, create).await.status,
+        StatusCode::SERVICE_UNAVAILABLE
+    );
+    assert_eq!(
+        box_create_as_alice(&a, create).await.status,
+        StatusCode::ACCEPTED
+    );
+    assert_eq!(
+        box_create_as_alice(&b, create).await.status,
+        StatusCode::ACCEPTED
+    );
+    for replica in [&a, &b] {
+        let view = get(replica, &format!("/_zipgate/faults/{id}")).await.json();
+        assert_eq!(
+            (&view["matched"], &view["fired"]),
+            (&3.into(), &1.into()),
+            "{view}"
+        );
+    }
+    // Removed on B: gone on A.
+    let removed = control(&b, Method::DELETE, &format!("/_zipgate/faults/{id}"), "").await;
+    assert_eq!(removed.status, StatusCode::OK);
+    assert_eq!(
+        get(&a, &format!("/_zipgate/faults/{id}")).await.status,
+        StatusCode::NOT_FOUND
+    );
+    // The clock moved on A has moved on B.
+    let before = get(&b, "/_zipgate/clock").await.json()["now"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let moved = control(
+        &a,
+        Method::POST,
+        "/_zipgate/clock/advance",
+        r#"{"seconds":86400}"#,
+    )
+    .await;
+    assert_eq!(moved.status, StatusCode::OK);
+    let after = get(&b, "/_zipgate/clock").await.json()["now"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let day = chrono::DateTime::parse_from_rfc3339(&after).unwrap()
+        - chrono::DateTime::parse_from_rfc3339(&before).unwrap();
+    assert!(
+        day >= chrono::Duration::days(1)
+            && day < chrono::Duration::days(1) + chrono::Duration::minutes(1),
+        "{day}"
+    );
+    // Fixtures replaced on B are served by A.
+    let fixture = r#"{"users":[{"id":"u1","login":"u1@example.com","name":"U","token":"t1"}],"nodes":[{"id":"only","type":"folder","name":"Only","owner":"u1","children":[]}]}"#;
+    let put = control(&b, Method::PUT, "/_zipgate/fixtures", fixture).await;
+    assert_eq!(
+        put.status,
+        StatusCode::OK,
+        "{}",
+        String::from_utf8_lossy(&put.body)
+    );
+    for replica in [&a, &b] {
+        let health = get(replica, "/_zipgate/health").await.json();
+        assert_eq!(
+            (&health["nodes"], &health["users"]),
+            (&1.into(), &1.into()),
+            "{health}"
+        );
+    }
+    // A reset on A puts every replica back: fixtures, clock, rules.
+    control(&a, Method::POST, "/_zipgate/faults", rule).await;
+    assert_eq!(
+        control(&a, Method::POST, "/_zipgate/reset", "{}")
+            .await
+            .status,
+        StatusCode::OK
+    );
+    let fresh = get(&start_default().await, "/_zipgate/health").await.json();
+    for replica in [&a, &b] {
+        let health = get(replica, "/_zipgate/health").await.json();
+        assert_eq!(health["nodes"], fresh["nodes"], "{health}");
+        assert_eq!(
+            get(replica, "/_zipgate/faults").await.json()["faults"],
+            serde_json::json!([])
+        );
+        let now = get(replica, "/_zipgate/clock").await.json()["now"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        let back = chrono::DateTime::parse_from_rfc3339(&now).unwrap()
+            - chrono::DateTime::parse_from_rfc3339(&before).unwrap();
+        assert!(back < chrono::Duration::hours(1), "{back}");
+    }
+}
+
 #[test]
 fn a_replica_does_not_start_without_its_job_store() {
     let mut redis = RedisServer::start();

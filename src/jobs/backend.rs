@@ -14,6 +14,10 @@ use super::{Admission, Claim, JobRegistry, JobSpec, Peek, RecheckInput};
 use crate::recheck::Replacement;
 use crate::zip::{Archive, StreamObserver};
 
+/// Applies a change of the control plane that some replica shared
+/// ([`JobBackend::broadcast`]); given the change as that replica wrote it.
+pub type ControlHook = Box<dyn Fn(&str) + Send + Sync>;
+
 /// How many jobs each dialect holds in each state: ((dialect, state), count).
 pub type JobCounts = Vec<((String, String), u64)>;
 
@@ -89,6 +93,19 @@ pub trait JobBackend: Send + Sync {
     /// What holds the jobs, for `/_zipgate/health` (`memory`, or a shared
     /// store's address without its password).
     fn describe(&self) -> String;
+    /// Where changes shared by [`JobBackend::broadcast`] are applied (on
+    /// every replica, the one that made the change too).
+    fn on_control(&self, apply: ControlHook) {
+        let _ = apply;
+    }
+    /// Has every replica sharing this store apply `change` (through its
+    /// [`JobBackend::on_control`] hook), and returns once they have, or
+    /// `false` when the store is this process's alone: the caller applies
+    /// the change itself.
+    fn broadcast(&self, change: &str) -> Result<bool, Error> {
+        let _ = change;
+        Ok(false)
+    }
 }
 
 impl JobBackend for JobRegistry {

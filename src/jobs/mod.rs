@@ -23,7 +23,7 @@ mod table;
 mod ticket;
 pub mod view;
 
-pub use backend::{Claimed, JobBackend, JobCounts};
+pub use backend::{Claimed, ControlHook, JobBackend, JobCounts};
 use job::Job;
 pub use job::{Building, JobFault, JobSpec, StuckState};
 pub use redis::{check_namespace, RedisJobs, TreeSource};

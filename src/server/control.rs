@@ -13,8 +13,8 @@ use super::http::{self as h, Body};
 use super::native::error_response;
 use super::router::{BoxFuture, Ctx, Router};
 use crate::journal::Filter;
-use crate::state::ResetError;
-use crate::store::{FixtureError, FixtureSource};
+use crate::state::ControlError;
+use crate::store::FixtureError;
 
 pub fn mount(router: &mut Router) {
     guarded(router, Method::PUT, "/_zipgate/fixtures", put_fixtures);
@@ -111,6 +111,13 @@ fn param(ctx: &Ctx, name: &str) -> String {
 
 use crate::jobs::view::{job_view, time, JobView};
 
+fn control_error(e: &ControlError) -> Response<Body> {
+    match e {
+        ControlError::Fixture(e) => fixture_error(e),
+        ControlError::Jobs(e) => error_response(e),
+    }
+}
+
 fn fixture_error(e: &FixtureError) -> Response<Body> {
     h::json_response(
         StatusCode::BAD_REQUEST,
@@ -154,9 +161,9 @@ async fn put_fixtures(ctx: Ctx) -> Response<Body> {
         Ok(parts) => parts,
         Err(response) => return response,
     };
-    match state.load_fixture(FixtureSource::new(json, state.http_paths())) {
+    match state.put_fixture(json) {
         Ok(()) => h::json_response(StatusCode::OK, &counts(&state)),
-        Err(e) => fixture_error(&e),
+        Err(e) => control_error(&e),
     }
 }
 
@@ -184,17 +191,16 @@ async fn post_nodes(ctx: Ctx) -> Response<Body> {
             )
         }
     };
-    match state.add_nodes(request.parent.as_deref(), request.nodes, state.http_paths()) {
+    match state.put_nodes(request.parent.as_deref(), request.nodes) {
         Ok(()) => h::json_response(StatusCode::OK, &counts(&state)),
-        Err(e) => fixture_error(&e),
+        Err(e) => control_error(&e),
     }
 }
 
 async fn reset(ctx: Ctx) -> Response<Body> {
     match ctx.state.reset() {
         Ok(()) => h::json_response(StatusCode::OK, &counts(&ctx.state)),
-        Err(ResetError::Fixture(e)) => fixture_error(&e),
-        Err(ResetError::Jobs(e)) => error_response(&e),
+        Err(e) => control_error(&e),
     }
 }
 
@@ -428,10 +434,13 @@ async fn add_faults(ctx: Ctx) -> Response<Body> {
         Ok(rules) => rules,
         Err(e) => return h::json_error(StatusCode::BAD_REQUEST, "invalid_fault", e),
     };
-    let added = match state.faults.add_all(rules) {
+    let added = match state.add_faults(rules) {
         Ok(added) => added,
         Err(e @ crate::faults::AddError::Full { .. }) => {
             return h::json_error(StatusCode::BAD_REQUEST, "too_many_faults", e.to_string())
+        }
+        Err(crate::faults::AddError::Unavailable(why)) => {
+            return error_response(&zipgate_api::Error::Unavailable(why))
         }
         Err(e) => return h::json_error(StatusCode::BAD_REQUEST, "invalid_fault", e.to_string()),
     };
@@ -447,8 +456,10 @@ async fn list_faults(ctx: Ctx) -> Response<Body> {
 }
 
 async fn clear_faults(ctx: Ctx) -> Response<Body> {
-    ctx.state.faults.clear();
-    h::json_response(StatusCode::OK, &fault_list(&ctx.state))
+    match ctx.state.clear_faults() {
+        Ok(()) => h::json_response(StatusCode::OK, &fault_list(&ctx.state)),
+        Err(e) => control_error(&e),
+    }
 }
 
 async fn fault(ctx: Ctx) -> Response<Body> {
@@ -465,14 +476,14 @@ async fn fault(ctx: Ctx) -> Response<Body> {
 
 async fn remove_fault(ctx: Ctx) -> Response<Body> {
     let id = param(&ctx, "id");
-    if ctx.state.faults.remove(&id) {
-        h::json_response(StatusCode::OK, &fault_list(&ctx.state))
-    } else {
-        h::json_error(
+    match ctx.state.remove_fault(&id) {
+        Ok(true) => h::json_response(StatusCode::OK, &fault_list(&ctx.state)),
+        Ok(false) => h::json_error(
             StatusCode::NOT_FOUND,
             "not_found",
             format!("no fault rule {id:?}"),
-        )
+        ),
+        Err(e) => control_error(&e),
     }
 }
 
@@ -540,9 +551,9 @@ async fn advance(ctx: Ctx) -> Response<Body> {
             )
         }
     };
-    state
-        .control_clock
-        .advance(Duration::milliseconds((advance.seconds * 1000.0) as i64));
+    if let Err(e) = state.advance_clock(Duration::milliseconds((advance.seconds * 1000.0) as i64)) {
+        return control_error(&e);
+    }
     let now = json!({"now": time(state.clock.now())});
     state.events.publish("clock", || now.to_string());
     h::json_response(StatusCode::OK, &now)

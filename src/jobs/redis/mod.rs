@@ -38,7 +38,9 @@ use zipgate_api::{Error, JobSnapshot, JobState, Principal};
 
 use super::job::{files_of, Job};
 use super::DEFAULT_MAX_JOBS;
-use super::{Admission, Building, Claimed, JobBackend, JobFault, JobSpec, Peek, RecheckInput};
+use super::{
+    Admission, Building, Claimed, ControlHook, JobBackend, JobFault, JobSpec, Peek, RecheckInput,
+};
 use crate::archive_plan::ArchivePlan;
 use crate::clock::Clock;
 use crate::events::Events;
@@ -85,9 +87,12 @@ enum Op {
     List,
     Build,
     Cut,
+    FaultCount,
+    FaultCommit,
+    FaultRead,
 }
 
-const OPS: [(Op, &str, &str); 10] = [
+const OPS: [(Op, &str, &str); 13] = [
     (Op::Create, "create", include_str!("create.lua")),
     (Op::Look, "look", include_str!("look.lua")),
     (Op::Claim, "claim", include_str!("claim.lua")),
@@ -102,7 +107,21 @@ const OPS: [(Op, &str, &str); 10] = [
     (Op::List, "list", include_str!("list.lua")),
     (Op::Build, "build", include_str!("build.lua")),
     (Op::Cut, "cut", include_str!("cut.lua")),
+    (
+        Op::FaultCount,
+        "fault_count",
+        include_str!("fault_count.lua"),
+    ),
+    (
+        Op::FaultCommit,
+        "fault_commit",
+        include_str!("fault_commit.lua"),
+    ),
+    (Op::FaultRead, "fault_read", include_str!("fault_read.lua")),
 ];
+
+/// How long a control-plane change waits for every replica to apply it.
+const CONTROL_WAIT: StdDuration = StdDuration::from_secs(5);
 
 /// The job library as `FUNCTION LOAD` takes it (Redis 7 or Valkey). Loaded
 /// at start and again after Redis restarts without it, so the prelude's
@@ -214,7 +233,11 @@ async fn listen(
                 let Some(inner) = jobs.upgrade() else {
                     return;
                 };
-                RedisJobs { inner }.heard(message.get_payload_bytes());
+                let payload = message.get_payload_bytes();
+                match payload.strip_prefix(b"control ") {
+                    Some(change) => applied(&inner, change).await,
+                    None => RedisJobs { inner }.heard(payload),
+                }
             }
             // The connection went, so the calls' one has too: a ping finds
             // that out now, and the manager connects again before a request
@@ -225,6 +248,34 @@ async fn listen(
             }
         }
         tokio::time::sleep(StdDuration::from_millis(250)).await;
+    }
+}
+
+/// A control-plane change heard on the bus (`control <rev> <change>`):
+/// applied here, then acknowledged, so the replica that made it knows.
+async fn applied(inner: &Inner, message: &[u8]) {
+    let text = String::from_utf8_lossy(message);
+    let Some((rev, change)) = text.split_once(' ') else {
+        return;
+    };
+    if let Some(apply) = inner.control.get() {
+        apply(change);
+    }
+    let acks = format!("{}ack:{rev}", inner.prefix);
+    let mut conn = inner.conn.clone();
+    let acknowledged = redis::pipe()
+        .cmd("SADD")
+        .arg(&acks)
+        .arg(&inner.listener_id)
+        .ignore()
+        .cmd("PEXPIRE")
+        .arg(&acks)
+        .arg(60_000)
+        .ignore()
+        .query_async::<()>(&mut conn)
+        .await;
+    if let Err(error) = acknowledged {
+        tracing::warn!(target: "zipgate::jobs", %error, "a control change was not acknowledged");
     }
 }
 
@@ -255,6 +306,10 @@ struct Inner {
     archives: Mutex<ArchiveCache>,
     local: Mutex<HashMap<String, LocalJob>>,
     breaker: Breaker,
+    /// Applies the control plane's changes published by any replica.
+    control: std::sync::OnceLock<ControlHook>,
+    /// This replica on the bus: who acknowledged a change.
+    listener_id: String,
 }
 
 /// Calls fail at once while Redis was just found away (see [`BREAKER_OPEN`]).
@@ -591,6 +646,8 @@ impl RedisJobs {
             archives: Mutex::default(),
             local: Mutex::default(),
             breaker: Breaker::new(),
+            control: std::sync::OnceLock::new(),
+            listener_id: uuid::Uuid::new_v4().simple().to_string(),
         });
         inner
             .handle
@@ -648,7 +705,7 @@ impl RedisJobs {
         let now = micros(self.inner.clock.now()).to_string();
         // Reads: lists, and looks that are not polls (a poll counts).
         let again = match op {
-            Op::List => true,
+            Op::List | Op::FaultRead => true,
             Op::Look => args.get(1).is_some_and(|poll| poll == b"0"),
             _ => false,
         };
@@ -1423,5 +1480,110 @@ impl JobBackend for RedisJobs {
 
     fn describe(&self) -> String {
         self.inner.address.clone()
+    }
+
+    fn on_control(&self, apply: ControlHook) {
+        let _ = self.inner.control.set(apply);
+    }
+
+    fn broadcast(&self, change: &str) -> Result<bool, Error> {
+        let mut conn = self.inner.conn.clone();
+        let (rev_key, channel) = (self.key("control-rev"), self.key("bus"));
+        let (prefix, change) = (self.inner.prefix.clone(), change.to_owned());
+        self.guarded(async move {
+            let rev: u64 = redis::cmd("INCR")
+                .arg(&rev_key)
+                .query_async(&mut conn)
+                .await?;
+            let listeners: u64 = redis::cmd("PUBLISH")
+                .arg(&channel)
+                .arg(format!("control {rev} {change}"))
+                .query_async(&mut conn)
+                .await?;
+            // Every replica that heard it (this one too) says when it is done.
+            let acks = format!("{prefix}ack:{rev}");
+            let deadline = tokio::time::Instant::now() + CONTROL_WAIT;
+            loop {
+                let done: u64 = redis::cmd("SCARD")
+                    .arg(&acks)
+                    .query_async(&mut conn)
+                    .await?;
+                if done >= listeners {
+                    break;
+                }
+                if tokio::time::Instant::now() >= deadline {
+                    tracing::warn!(
+                        target: "zipgate::jobs",
+                        done,
+                        listeners,
+                        "a control change was not applied by every replica in time"
+                    );
+                    break;
+                }
+                tokio::time::sleep(StdDuration::from_millis(2)).await;
+            }
+            redis::cmd("DEL")
+                .arg(&acks)
+                .query_async::<()>(&mut conn)
+                .await?;
+            Ok(true)
+        })
+    }
+}
+
+impl crate::faults::SharedCounts for RedisJobs {
+    fn count(
+        &self,
+        asks: &[crate::faults::CountAsk<'_>],
+    ) -> Result<Vec<crate::faults::Counted>, Error> {
+        use crate::faults::Counted;
+        let mut args = Vec::with_capacity(asks.len() * 4);
+        for ask in asks {
+            args.push(ask.id.as_bytes().to_vec());
+            args.push(ask.after.to_string().into_bytes());
+            args.push(
+                ask.times
+                    .map_or_else(Vec::new, |t| t.to_string().into_bytes()),
+            );
+            args.push(flag(ask.by_chance).into_bytes());
+        }
+        let Value::Array(items) = self.script(Op::FaultCount, args)? else {
+            return Err(bad_reply());
+        };
+        items
+            .into_iter()
+            .map(|item| match item {
+                Value::Int(0) => Ok(Counted::Passed),
+                Value::Int(1) => Ok(Counted::Fired),
+                Value::Int(n) if n < 0 => Ok(Counted::Draw(n.unsigned_abs())),
+                _ => Err(bad_reply()),
+            })
+            .collect()
+    }
+
+    fn commit(&self, id: &str, times: Option<u64>) -> Result<bool, Error> {
+        let times = times.map_or_else(String::new, |t| t.to_string());
+        match self.script(Op::FaultCommit, texts([id.to_owned(), times]))? {
+            Value::Int(n) => Ok(n == 1),
+            _ => Err(bad_reply()),
+        }
+    }
+
+    fn read(&self, ids: &[&str]) -> Result<Vec<(u64, u64)>, Error> {
+        let args = ids.iter().map(|id| id.as_bytes().to_vec()).collect();
+        let Value::Array(items) = self.script(Op::FaultRead, args)? else {
+            return Err(bad_reply());
+        };
+        let numbers: Vec<u64> = items
+            .into_iter()
+            .map(|item| match item {
+                Value::Int(n) => u64::try_from(n).unwrap_or(0),
+                _ => 0,
+            })
+            .collect();
+        Ok(numbers
+            .chunks(2)
+            .map(|c| (c[0], c.get(1).copied().unwrap_or(0)))
+            .collect())
     }
 }
