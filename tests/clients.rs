@@ -14,6 +14,9 @@
 //! against the same tree as files served with `--root`, and from an S3
 //! bucket (moto) served with `--store`, both with the fixture's users and
 //! rules as a policy and its ids as an id map, as a migration leaves them.
+//! One script per dialect runs a fourth time, through HAProxy in front of
+//! two replicas sharing their jobs in Redis (`common::replicas`), each of
+//! its requests landing on the next replica.
 //! Each archive a script opens is kept (ZIPGATE_KEEP_ARCHIVES), and the
 //! stores' archives must hold the fixture run's entries: the same names in
 //! the same order, with the same mtimes, extra fields and bytes.
@@ -25,6 +28,7 @@ use std::process::Command;
 use std::sync::OnceLock;
 
 use common::as_store::{default_fixture_files, FixtureFiles};
+use common::replicas::Replicas;
 use common::s3::S3Server;
 use common::{serve_binary_env, zip_entries, Running, ZipEntry};
 
@@ -68,6 +72,31 @@ enum Source {
     Fixture,
     Directory,
     Bucket,
+    /// The fixture, on two replicas behind a load balancer.
+    Replicas,
+}
+
+const EVERY_STORE: &[Source] = &[Source::Fixture, Source::Directory, Source::Bucket];
+const AND_REPLICAS: &[Source] = &[
+    Source::Fixture,
+    Source::Directory,
+    Source::Bucket,
+    Source::Replicas,
+];
+
+/// What a script talks to: one server, or replicas behind HAProxy.
+enum Served {
+    One(Running),
+    Replicas(Replicas),
+}
+
+impl Served {
+    fn addr(&self) -> &str {
+        match self {
+            Served::One(running) => &running.addr,
+            Served::Replicas(replicas) => &replicas.addr,
+        }
+    }
 }
 
 /// The default fixture as files, and a bucket seeded with them: made once
@@ -88,10 +117,11 @@ fn stores() -> &'static Stores {
 }
 
 /// `zipgate serve ARGS` on `source`.
-fn serve(source: Source, args: &[&str]) -> Running {
+fn serve(source: Source, args: &[&str]) -> Served {
     let mut all: Vec<String> = Vec::new();
     let mut env = Vec::new();
     match source {
+        Source::Replicas => return Served::Replicas(Replicas::start(args)),
         Source::Fixture => {}
         Source::Directory | Source::Bucket => {
             let stores = stores();
@@ -118,7 +148,7 @@ fn serve(source: Source, args: &[&str]) -> Running {
     all.extend(args.iter().map(|a| a.to_string()));
     let all: Vec<&str> = all.iter().map(String::as_str).collect();
     let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
-    serve_binary_env(&all, &env)
+    Served::One(serve_binary_env(&all, &env))
 }
 
 fn path(path: &Path) -> String {
@@ -126,27 +156,42 @@ fn path(path: &Path) -> String {
 }
 
 /// Runs `script BASE_URL SCRIPT_ARGS` against a server started with
-/// `server_args` on each source, and compares the archives it opened.
+/// `server_args` on each store, and compares the archives it opened.
 fn run_client(program: PathBuf, script: &str, script_args: &[&str], server_args: &[&str]) {
+    run_client_on(EVERY_STORE, program, script, script_args, server_args);
+}
+
+/// [`run_client`] on `sources`.
+fn run_client_on(
+    sources: &[Source],
+    program: PathBuf,
+    script: &str,
+    script_args: &[&str],
+    server_args: &[&str],
+) {
     let label = std::iter::once(script)
         .chain(script_args.iter().copied())
         .collect::<Vec<_>>()
         .join("-");
     let mut runs = Vec::new();
-    for source in [Source::Fixture, Source::Directory, Source::Bucket] {
+    for &source in sources {
         let server = serve(source, server_args);
         let kept = Path::new(env!("CARGO_TARGET_TMPDIR"))
             .join("client-archives")
             .join(format!("{label}-{source:?}"));
         let _ = std::fs::remove_dir_all(&kept);
         std::fs::create_dir_all(&kept).unwrap();
-        let output = Command::new(&program)
+        let mut command = Command::new(&program);
+        command
             .arg(root().join("tests/clients").join(script))
-            .arg(format!("http://{}", server.addr))
+            .arg(format!("http://{}", server.addr()))
             .args(script_args)
-            .env("ZIPGATE_KEEP_ARCHIVES", &kept)
-            .output()
-            .expect("the client runs");
+            .env("ZIPGATE_KEEP_ARCHIVES", &kept);
+        if let Served::Replicas(replicas) = &server {
+            // The journal is each replica's own: the harness reads them all.
+            command.env("ZIPGATE_REPLICAS", replicas.direct_urls());
+        }
+        let output = command.output().expect("the client runs");
         let text = format!(
             "{}{}",
             String::from_utf8_lossy(&output.stdout),
@@ -167,6 +212,18 @@ fn run_client(program: PathBuf, script: &str, script_args: &[&str], server_args:
             "{script} opened another number of archives against the {source:?}"
         );
         for (n, (ours, theirs)) in archives.iter().zip(fixture).enumerate() {
+            let mut ours = ours.clone();
+            if matches!(source, Source::Replicas) {
+                // A name Box draws for a conflicting item comes from the
+                // drawing replica's own block of draws: another name, of
+                // the same shape, for the same entry.
+                for (a, b) in ours.iter_mut().zip(theirs) {
+                    if drawn_alike(&a.name, &b.name) {
+                        a.name = b.name.clone();
+                    }
+                }
+            }
+            let ours = &ours;
             let names = |all: &[ZipEntry]| all.iter().map(|e| e.name.clone()).collect::<Vec<_>>();
             assert_eq!(
                 names(ours),
@@ -186,6 +243,23 @@ fn run_client(program: PathBuf, script: &str, script_args: &[&str], server_args:
     }
 }
 
+/// Two names that may both be random draws for one entry: in the same
+/// folder, of the same length and extension, lower-case letters and digits
+/// before it.
+fn drawn_alike(a: &str, b: &str) -> bool {
+    let split = |name: &str| {
+        let (folder, file) = name.rsplit_once('/').unwrap_or(("", name));
+        let (stem, extension) = file.rsplit_once('.').unwrap_or((file, ""));
+        (folder.to_owned(), stem.to_owned(), extension.to_owned())
+    };
+    let ((fa, sa, ea), (fb, sb, eb)) = (split(a), split(b));
+    let drawn = |s: &str| {
+        s.bytes()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit())
+    };
+    fa == fb && ea == eb && sa.len() == sb.len() && drawn(&sa) && drawn(&sb)
+}
+
 /// The entries of every archive kept in `dir`, in the order opened.
 fn archives(dir: &Path) -> Vec<Vec<ZipEntry>> {
     let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
@@ -201,7 +275,7 @@ fn archives(dir: &Path) -> Vec<Vec<ZipEntry>> {
 
 #[test]
 fn box_python_sdk() {
-    run_client(python(), "box_python.py", &[], &[]);
+    run_client_on(AND_REPLICAS, python(), "box_python.py", &[], &[]);
 }
 
 #[test]
@@ -229,7 +303,13 @@ const DOCSPACE: &[&str] = &["--set", "onlyoffice.flavour=docspace"];
 
 #[test]
 fn onlyoffice_workspace_as_the_android_app_talks() {
-    run_client(python(), "onlyoffice_android.py", &[], WORKSPACE);
+    run_client_on(
+        AND_REPLICAS,
+        python(),
+        "onlyoffice_android.py",
+        &[],
+        WORKSPACE,
+    );
 }
 
 #[test]
@@ -278,7 +358,7 @@ fn onlyoffice_docspace_web_client_sequence() {
 
 #[test]
 fn oracle_as_the_cec_toolkit_talks() {
-    run_client(python(), "oracle_cec.py", &[], &[]);
+    run_client_on(AND_REPLICAS, python(), "oracle_cec.py", &[], &[]);
 }
 
 /// The cec toolkit's own request layer: its `exeo`/`exeg`/`exed` requests
@@ -300,10 +380,10 @@ fn itslearning_as_the_typescript_sdk_talks() {
 
 #[test]
 fn itslearning_in_xml() {
-    run_client(python(), "itslearning_xml.py", &[], &[]);
+    run_client_on(AND_REPLICAS, python(), "itslearning_xml.py", &[], &[]);
 }
 
 #[test]
 fn dropbox_python_sdk() {
-    run_client(python(), "dropbox_python.py", &[], &[]);
+    run_client_on(AND_REPLICAS, python(), "dropbox_python.py", &[], &[]);
 }

@@ -137,10 +137,35 @@ def add_fault(base, rule):
 
 
 def journal(base, **filters):
-    """The requests zipgate's journal recorded, oldest first."""
-    reply = http("GET", f"{base}/_zipgate/requests?{urllib.parse.urlencode(filters)}")
-    expect("the journal answers", reply.status == 200, reply)
-    return reply.json("journal")["requests"]
+    """The requests zipgate's journal recorded, oldest first.
+
+    Behind a load balancer (ZIPGATE_REPLICAS: each replica's own base URL,
+    comma-separated) every replica keeps its own journal: they are read
+    whole, merged by time, numbered 1, 2, 3… in that order (so `after` takes
+    an id from an earlier call), and filtered here as zipgate would."""
+    replicas = os.environ.get("ZIPGATE_REPLICAS")
+    if not replicas:
+        reply = http("GET", f"{base}/_zipgate/requests?{urllib.parse.urlencode(filters)}")
+        expect("the journal answers", reply.status == 200, reply)
+        return reply.json("journal")["requests"]
+    merged = []
+    for url in replicas.split(","):
+        reply = http("GET", f"{url}/_zipgate/requests")
+        expect(f"the journal of {url} answers", reply.status == 200, reply)
+        merged += reply.json("journal")["requests"]
+    merged.sort(key=lambda r: (r["time"], r["replica"], r["id"]))
+    for n, entry in enumerate(merged, 1):
+        entry["id"] = n
+    unknown = set(filters) - {"after", "method", "path_prefix", "dialect", "status"}
+    expect("the harness knows every journal filter asked for", not unknown, unknown)
+    return [
+        r for r in merged
+        if r["id"] > int(filters.get("after", 0))
+        and r["method"] == filters.get("method", r["method"])
+        and r["path"].startswith(filters.get("path_prefix", ""))
+        and r.get("dialect") == filters.get("dialect", r.get("dialect"))
+        and str(r.get("status")) == str(filters.get("status", r.get("status")))
+    ]
 
 
 _kept = 0

@@ -4,6 +4,7 @@
 
 pub mod as_store;
 pub mod redis;
+pub mod replicas;
 pub mod s3;
 
 use std::io::Read;
@@ -638,7 +639,7 @@ pub fn alice_home_on_disk(label: &str) -> TempDir {
 }
 
 /// One archive entry as a zip reader sees it.
-#[derive(PartialEq)]
+#[derive(Clone, PartialEq)]
 pub struct ZipEntry {
     pub name: String,
     pub modified: Option<zip::DateTime>,
