@@ -1316,13 +1316,34 @@ fn two_binaries_on_one_redis_share_their_jobs() {
         .unwrap()
         .to_owned();
     // Made on A, fetched from B (whose own address differs): once.
-    let mut stream = TcpStream::connect(&b.addr).unwrap();
-    write!(
-        stream,
-        "GET {download} HTTP/1.0\r\nHost: {}\r\n\r\n",
-        b.addr
-    )
-    .unwrap();
+    let names = download_names(&b.addr, &download);
+    assert!(names.iter().any(|n| n.ends_with("server.log")), "{names:?}");
+    assert_eq!(http_get(&a.addr, &download).0, 404);
+    // Made on A, which is then killed outright (SIGKILL: nothing flushed,
+    // no goodbye): B serves it all the same.
+    let (status, created) = post_json(
+        &a.addr,
+        "/2.0/zip_downloads",
+        r#"{"items":[{"type":"folder","id":"1005"}],"download_file_name":"orphan"}"#,
+    );
+    assert_eq!(status, 202, "{created}");
+    let created: serde_json::Value = serde_json::from_str(&created).unwrap();
+    let orphan = created["download_url"]
+        .as_str()
+        .unwrap()
+        .strip_prefix(&format!("http://{}", a.addr))
+        .unwrap()
+        .to_owned();
+    a.child.kill().unwrap();
+    a.child.wait().unwrap();
+    assert_eq!(download_names(&b.addr, &orphan), names);
+    assert!(terminate(&mut b).success());
+}
+
+/// The entry names of the archive at `path`, which must answer 200.
+fn download_names(addr: &str, path: &str) -> Vec<String> {
+    let mut stream = TcpStream::connect(addr).unwrap();
+    write!(stream, "GET {path} HTTP/1.0\r\nHost: {addr}\r\n\r\n").unwrap();
     let mut response = Vec::new();
     stream.read_to_end(&mut response).unwrap();
     let head_end = response.windows(4).position(|w| w == b"\r\n\r\n").unwrap() + 4;
@@ -1331,12 +1352,104 @@ fn two_binaries_on_one_redis_share_their_jobs() {
         "{}",
         String::from_utf8_lossy(&response[..head_end])
     );
-    let names = zip_entry_names(&response[head_end..]);
-    assert!(names.iter().any(|n| n.ends_with("server.log")), "{names:?}");
-    assert_eq!(http_get(&a.addr, &download).0, 404);
-    for running in [&mut a, &mut b] {
-        assert!(terminate(running).success());
+    zip_entry_names(&response[head_end..])
+}
+
+/// The README's "Running several replicas" blocks: the commands, and the
+/// HAProxy configuration.
+fn replica_examples() -> (Vec<String>, String) {
+    let readme =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
+    let start = readme
+        .find("## Running several replicas")
+        .expect("the section");
+    let end = start + readme[start..][3..].find("\n## ").unwrap() + 3;
+    let (mut commands, mut config) = (Vec::new(), String::new());
+    let mut blocks = readme[start..end].split("```");
+    blocks.next();
+    while let (Some(block), _) = (blocks.next(), blocks.next()) {
+        let (language, body) = block.split_once('\n').unwrap();
+        match language {
+            "sh" => commands.extend(body.lines().map(str::to_owned)),
+            "haproxy" => config = body.to_owned(),
+            other => panic!("a {other:?} block"),
+        }
     }
+    (commands, config)
+}
+
+#[test]
+fn the_readmes_replica_example_works() {
+    let (commands, config) = replica_examples();
+    let redis = common::redis::RedisServer::start();
+    // The replicas as written, on free ports and this test's Redis.
+    let replicas: Vec<(String, Running)> = commands
+        .iter()
+        .filter(|c| c.starts_with("zipgate serve"))
+        .map(|command| {
+            let words: Vec<&str> = command.split_whitespace().skip(2).collect();
+            let listen = words[words.iter().position(|w| *w == "--listen").unwrap() + 1];
+            let args: Vec<String> = words
+                .chunks(2)
+                .filter(|pair| pair[0] != "--listen")
+                .flat_map(|pair| {
+                    pair.iter().map(|w| match *w {
+                        "redis://127.0.0.1:6379/0" => redis.url(),
+                        other => other.to_owned(),
+                    })
+                })
+                .collect();
+            let args: Vec<&str> = args.iter().map(String::as_str).collect();
+            (listen.to_owned(), serve(&args))
+        })
+        .collect();
+    assert_eq!(replicas.len(), 2, "{commands:?}");
+    let haproxy = commands
+        .iter()
+        .find(|c| c.starts_with("haproxy "))
+        .expect("the haproxy command");
+    assert_eq!(haproxy, "haproxy -f haproxy.cfg");
+    // The configuration as written, with the replicas' and a free port.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let front = format!("127.0.0.1:{port}");
+    let mut config = config.replace("bind 127.0.0.1:8080", &format!("bind {front}"));
+    for (listen, running) in &replicas {
+        config = config.replace(listen, &running.addr);
+    }
+    let dir = TempDir::new("cli-readme-haproxy");
+    std::fs::write(dir.path().join("haproxy.cfg"), &config).unwrap();
+    let _balancer = common::replicas::Balancer::start(dir.path(), port).expect("haproxy starts");
+    // Through the balancer: the create on one replica, the download on the
+    // other, once; each replica names itself.
+    let (status, created) = post_json(
+        &front,
+        "/2.0/zip_downloads",
+        r#"{"items":[{"type":"folder","id":"1005"}],"download_file_name":"balanced"}"#,
+    );
+    assert_eq!(status, 202, "{created}");
+    let created: serde_json::Value = serde_json::from_str(&created).unwrap();
+    let download = created["download_url"]
+        .as_str()
+        .unwrap()
+        .strip_prefix(&format!("http://{front}"))
+        .unwrap()
+        .to_owned();
+    let names = download_names(&front, &download);
+    assert!(names.iter().any(|n| n.ends_with("server.log")), "{names:?}");
+    assert_eq!(http_get(&front, &download).0, 404);
+    let named: Vec<String> = replicas
+        .iter()
+        .map(|(_, running)| {
+            let (_, health) = http_get(&running.addr, "/_zipgate/health");
+            let health: serde_json::Value = serde_json::from_str(&health).unwrap();
+            health["replica"].as_str().unwrap().to_owned()
+        })
+        .collect();
+    assert_eq!(named, ["a", "b"]);
 }
 
 #[test]

@@ -3,6 +3,7 @@
 //! gateway team runs them (`tests/run` installs both). Stopped when dropped.
 
 use std::net::TcpStream;
+use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -13,7 +14,7 @@ pub struct Replicas {
     /// HAProxy's address, `127.0.0.1:PORT`: what clients are given.
     pub addr: String,
     pub servers: Vec<Running>,
-    haproxy: Child,
+    _balancer: Balancer,
     _config: TempDir,
     pub redis: RedisServer,
 }
@@ -25,12 +26,46 @@ fn free_port() -> u16 {
         .expect("a free port")
 }
 
-fn haproxy() -> &'static str {
-    // Debian puts it in /usr/sbin, which a user's PATH may not hold.
-    if std::path::Path::new("/usr/sbin/haproxy").exists() {
-        "/usr/sbin/haproxy"
-    } else {
-        "haproxy"
+/// `haproxy -f haproxy.cfg` run in a folder, stopped when dropped.
+pub struct Balancer(Child);
+
+impl Balancer {
+    /// Starts HAProxy on `dir`'s `haproxy.cfg` and waits until it listens
+    /// on `port`; `None` if it exits first (the port was taken).
+    pub fn start(dir: &Path, port: u16) -> Option<Balancer> {
+        // Debian puts it in /usr/sbin, which a user's PATH may not hold.
+        let binary = if Path::new("/usr/sbin/haproxy").exists() {
+            "/usr/sbin/haproxy"
+        } else {
+            "haproxy"
+        };
+        let mut balancer = Balancer(
+            Command::new(binary)
+                .args(["-f", "haproxy.cfg"])
+                .current_dir(dir)
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .expect("haproxy runs these tests: apt-get install haproxy (tests/run does)"),
+        );
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while Instant::now() < deadline {
+            if TcpStream::connect(("127.0.0.1", port)).is_ok() {
+                return Some(balancer);
+            }
+            if let Ok(Some(_)) = balancer.0.try_wait() {
+                return None;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        panic!("haproxy did not listen on {port} in 5 s");
+    }
+}
+
+impl Drop for Balancer {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
     }
 }
 
@@ -61,31 +96,16 @@ impl Replicas {
                 ),
             )
             .unwrap();
-            let mut haproxy = Command::new(haproxy())
-                .args(["-db", "-f"])
-                .arg(&path)
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .spawn()
-                .expect("haproxy runs these tests: apt-get install haproxy (tests/run does)");
-            let deadline = Instant::now() + Duration::from_secs(5);
-            while Instant::now() < deadline {
-                if TcpStream::connect(("127.0.0.1", port)).is_ok() {
-                    return Replicas {
-                        addr: format!("127.0.0.1:{port}"),
-                        servers,
-                        haproxy,
-                        _config: config,
-                        redis,
-                    };
-                }
-                if let Ok(Some(_)) = haproxy.try_wait() {
-                    break; // the port was taken meanwhile: try another
-                }
-                std::thread::sleep(Duration::from_millis(20));
+            // None: the port was taken meanwhile; try another.
+            if let Some(balancer) = Balancer::start(config.path(), port) {
+                return Replicas {
+                    addr: format!("127.0.0.1:{port}"),
+                    servers,
+                    _balancer: balancer,
+                    _config: config,
+                    redis,
+                };
             }
-            let _ = haproxy.kill();
-            let _ = haproxy.wait();
         }
         panic!("haproxy did not start");
     }
@@ -98,12 +118,5 @@ impl Replicas {
             .map(|s| format!("http://{}", s.addr))
             .collect::<Vec<_>>()
             .join(",")
-    }
-}
-
-impl Drop for Replicas {
-    fn drop(&mut self) {
-        let _ = self.haproxy.kill();
-        let _ = self.haproxy.wait();
     }
 }
