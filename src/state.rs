@@ -172,6 +172,7 @@ impl AppState {
                 let shared = crate::jobs::RedisJobs::connect(
                     url,
                     namespace,
+                    config.job_limits,
                     clock.clone(),
                     events.clone(),
                     dialects.iter().map(|d| d.name()).collect(),

@@ -23,6 +23,8 @@ pub(super) struct Table {
     /// By principal, then by owner tag (a handful of dialects).
     pub(super) owners: HashMap<Principal, Vec<(&'static str, OwnerJobs)>>,
     pub(super) swept_at: Option<DateTime<Utc>>,
+    /// Jobs inserted so far: each slot's job knows its place among all.
+    pub(super) inserted: u64,
 }
 
 /// A job's slot and the slot's generation at the time, so a key left
@@ -37,6 +39,8 @@ pub(super) struct Key {
 pub(super) struct Slot {
     pub(super) generation: u32,
     pub(super) job: Option<Job>,
+    /// When its job was inserted, counted over every job.
+    pub(super) inserted: u64,
 }
 
 /// Removes `key` from an oldest-first list: O(1) when it is the oldest, the
@@ -159,7 +163,9 @@ impl Table {
         };
         let (owner_tag, owner) = (job.snapshot.owner_tag, job.snapshot.owner.clone());
         self.by_id.insert(job.snapshot.id.as_str().into(), key);
+        self.inserted += 1;
         self.slots[slot as usize].job = Some(job);
+        self.slots[slot as usize].inserted = self.inserted;
         self.order.push_back(key);
         let lists = self.owner_entry(owner_tag, &owner);
         lists.order.push_back(key);
@@ -231,10 +237,13 @@ impl Table {
     /// oldest. Done in batches so the look through the oldest jobs is paid
     /// once per batch, not on every create at the cap.
     /// Removes `count` jobs and hands them back, to be dropped after the lock.
+    /// The window counts jobs, not the keys removed jobs left in the order
+    /// (as a shared store's sorted set holds none: both pick alike).
     pub(super) fn evict(&mut self, count: usize) -> Vec<Job> {
         let settled: Vec<Key> = self
             .order
             .iter()
+            .filter(|key| self.job(**key).is_some())
             .take(count * EVICTION_WINDOW_PER_JOB)
             .filter(|key| self.job(**key).is_some_and(|j| j.settled_at.is_some()))
             .take(count)
@@ -270,12 +279,17 @@ impl Table {
         now: DateTime<Utc>,
     ) -> Vec<Job> {
         let window = count.saturating_mul(EVICTION_WINDOW_PER_JOB).max(64);
-        let candidates: Vec<Key> = self.owners.get(owner).map_or_else(Vec::new, |tags| {
+        // The principal's `window` oldest over every tag (each tag's oldest
+        // `window` hold them all), oldest first: as a shared store's sorted
+        // set of the principal's jobs gives them.
+        let mut candidates: Vec<Key> = self.owners.get(owner).map_or_else(Vec::new, |tags| {
             tags.iter()
                 .flat_map(|(_, jobs)| jobs.order.iter().take(window))
                 .copied()
                 .collect()
         });
+        candidates.sort_by_key(|key| self.slots[key.slot as usize].inserted);
+        candidates.truncate(window);
         let mut settled = Vec::with_capacity(count);
         for key in candidates {
             if let Some(job) = self.job_mut(key) {

@@ -2,7 +2,10 @@
 -- tag|owner), ARGV[4] '1' for newest first, ARGV[5] and ARGV[6] the first
 -- rank and how many. Members whose job is gone leave the set. Reply: the
 -- set's size once they left, how many of the ranks read are still in it
--- (where the next page starts), then one record per live job.
+-- (where the next page starts), then one record per live job. ARGV[7]
+-- '1' to sweep first, as the in-memory registry's lists do (not its
+-- newest-job lookup).
+if ARGV[7] == '1' then sweep_if_due() end
 local set = P .. ARGV[3]
 local first, count = tonumber(ARGV[5]), tonumber(ARGV[6])
 local ids
@@ -14,13 +17,17 @@ end
 local out = {0, 0}
 local kept = 0
 for _, id in ipairs(ids) do
-  local j = live(id)
+  local j = load(id)
   if j == nil then
     redis.call('ZREM', set, id)
   else
+    -- One past its retention is left for the sweep, as the in-memory
+    -- registry's lists leave it: not shown, still counted by the caps.
     kept = kept + 1
-    advanced(j, false)
-    out[#out + 1] = cmsgpack.pack(j)
+    if not reclaimable(j, NOW) then
+      advanced(j, false)
+      out[#out + 1] = cmsgpack.pack(j)
+    end
   end
 end
 out[1] = redis.call('ZCARD', set)

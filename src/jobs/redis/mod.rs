@@ -37,10 +37,10 @@ use tokio_util::sync::CancellationToken;
 use zipgate_api::{Error, JobSnapshot, JobState, Principal};
 
 use super::job::{files_of, Job};
-use super::DEFAULT_MAX_JOBS;
 use super::{
     Admission, Building, Claimed, ControlHook, JobBackend, JobFault, JobSpec, Peek, RecheckInput,
 };
+use super::{JobLimits, DEFAULT_MAX_JOBS};
 use crate::archive_plan::ArchivePlan;
 use crate::clock::Clock;
 use crate::events::Events;
@@ -298,6 +298,8 @@ struct Inner {
     prefix: String,
     /// The address without its password, for `/_zipgate/health`.
     address: String,
+    /// The caps `create.lua` keeps (as the in-memory registry's).
+    limits: JobLimits,
     clock: Arc<dyn Clock>,
     events: Events,
     /// The dialects mounted here: a job's stored tag maps back to one.
@@ -569,6 +571,7 @@ impl RedisJobs {
     pub fn connect(
         url: &str,
         namespace: &str,
+        limits: JobLimits,
         clock: Arc<dyn Clock>,
         events: Events,
         tags: Vec<&'static str>,
@@ -639,6 +642,7 @@ impl RedisJobs {
             conn,
             prefix,
             address,
+            limits,
             clock,
             events,
             tags,
@@ -940,6 +944,8 @@ impl RedisJobs {
                 flag(newest_first),
                 first.to_string(),
                 count.to_string(),
+                // Lists sweep; the newest-job lookup does not (mod.rs).
+                flag(!newest_first),
             ]),
         )?;
         let Value::Array(items) = value else {
@@ -1071,11 +1077,9 @@ impl JobBackend for RedisJobs {
             None => String::new(),
         };
         let id = job.snapshot.id.clone();
-        let owner = format!(
-            "{}|{}",
-            job.snapshot.owner_tag,
-            owner_key(&job.snapshot.owner)
-        );
+        let who = owner_key(&job.snapshot.owner);
+        let owner = format!("{}|{who}", job.snapshot.owner_tag);
+        let limits = self.inner.limits;
         let args = vec![
             id.clone().into_bytes(),
             owner.into_bytes(),
@@ -1083,6 +1087,9 @@ impl JobBackend for RedisJobs {
             plan.into_bytes(),
             sources.into_bytes(),
             fault.into_bytes(),
+            who.into_bytes(),
+            limits.max_jobs.to_string().into_bytes(),
+            limits.max_jobs_per_principal.to_string().into_bytes(),
         ];
         let Value::Array(reply) = self.script(Op::Create, args)? else {
             return Err(bad_reply());
@@ -1091,6 +1098,11 @@ impl JobBackend for RedisJobs {
         match reply.next().as_deref() {
             Some(b"ok") => {}
             Some(b"conflict") => return Err(Error::Conflict(format!("job {id}"))),
+            Some(b"too_many") => {
+                return Err(Error::TooManyJobs {
+                    limit: limits.max_jobs_per_principal as u64,
+                })
+            }
             _ => return Err(bad_reply()),
         }
         let seq: u64 = reply

@@ -77,6 +77,8 @@ local function save(j, was)
     local ms = math.floor((sat(j.sa, j.ret) - NOW) / 1000)
     if ms < 0 then ms = 0 end
     redis.call('PEXPIRE', key, string.format('%d', ms + 60000))
+    -- When it may be reclaimed (fixed once settled): what a sweep reads.
+    redis.call('ZADD', P .. 'deadlines', sat(j.sa, j.ret), j.id)
   end
 end
 
@@ -87,7 +89,13 @@ local function forget(j)
   redis.call('ZREM', P .. 'own:' .. lists(j), j.id)
   redis.call('ZREM', P .. 'open:' .. lists(j), j.id)
   redis.call('ZREM', P .. 'all', j.id)
+  redis.call('ZREM', P .. 'who:' .. j.own, j.id)
+  redis.call('ZREM', P .. 'deadlines', j.id)
 end
+
+-- table.rs: how many of the oldest jobs an eviction looks through per job
+-- it must drop.
+local EVICTION_WINDOW_PER_JOB = 4
 
 local function reclaimable(j, now)
   return j.sa ~= nil and terminal(j.st) and now > sat(j.sa, j.ret)
@@ -102,6 +110,24 @@ local function live(id)
     return nil
   end
   return j
+end
+
+-- table.rs `sweep_if_due`, run where the in-memory registry runs it
+-- (create, lists): at most once per clock second, every job past its
+-- retention goes, found by the deadline each got when it settled.
+local function sweep_if_due()
+  local swept = redis.call('GET', P .. 'swept')
+  if swept and NOW >= tonumber(swept) and NOW - tonumber(swept) < 1000000 then return end
+  local deadlines = P .. 'deadlines'
+  for _, id in ipairs(redis.call('ZRANGEBYSCORE', deadlines, '-inf', '(' .. string.format('%d', NOW))) do
+    local j = load(id)
+    if j == nil then
+      redis.call('ZREM', deadlines, id)
+    elseif reclaimable(j, NOW) then
+      forget(j)
+    end
+  end
+  redis.call('SET', P .. 'swept', string.format('%d', NOW))
 end
 
 -- job.rs `Job::advance`.

@@ -12,7 +12,9 @@ use zipgate_api::{Error, JobSnapshot, JobState, Pacing, Principal, SelectedItem,
 use super::{RedisJobs, RESPONSE_TIMEOUT};
 use crate::clock::{Clock, ManualClock};
 use crate::events::Events;
-use crate::jobs::{Admission, Claimed, JobBackend, JobFault, JobRegistry, JobSpec, StuckState};
+use crate::jobs::{
+    Admission, Claimed, JobBackend, JobFault, JobLimits, JobRegistry, JobSpec, StuckState,
+};
 use crate::packing::{build_archive, CompressionPolicy};
 use crate::planner::{self, PlanOptions};
 use crate::store::Tree;
@@ -42,9 +44,19 @@ struct Pair {
 }
 
 fn connect(redis: &RedisServer, clock: Arc<dyn Clock>, tree: &Arc<Tree>) -> RedisJobs {
+    connect_with(redis, clock, tree, JobLimits::default())
+}
+
+fn connect_with(
+    redis: &RedisServer,
+    clock: Arc<dyn Clock>,
+    tree: &Arc<Tree>,
+    limits: JobLimits,
+) -> RedisJobs {
     RedisJobs::connect(
         &redis.url(),
         "test",
+        limits,
         clock,
         Events::default(),
         TAGS.to_vec(),
@@ -54,15 +66,19 @@ fn connect(redis: &RedisServer, clock: Arc<dyn Clock>, tree: &Arc<Tree>) -> Redi
 }
 
 fn pair() -> Pair {
+    pair_with(JobLimits::default())
+}
+
+fn pair_with(limits: JobLimits) -> Pair {
     let redis = RedisServer::start();
     // On a whole microsecond: Redis keeps µs, the registry nanoseconds.
     let clock = Arc::new(ManualClock::new(
         Utc.with_ymd_and_hms(2024, 1, 1, 0, 0, 0).unwrap(),
     ));
     let tree = Arc::new(tree());
-    let shared = connect(&redis, clock.clone(), &tree);
+    let shared = connect_with(&redis, clock.clone(), &tree, limits);
     Pair {
-        memory: JobRegistry::new(clock.clone()),
+        memory: JobRegistry::with_limits(clock.clone(), limits),
         archive: archive(&tree),
         _redis: redis,
         clock,
@@ -164,14 +180,34 @@ fn show_claim(result: &Result<Claimed, Error>) -> String {
 
 #[test]
 fn random_operations_leave_both_backends_showing_the_same_jobs() {
-    let p = pair();
+    differential(
+        &pair(),
+        &[
+            (0x9e37_79b9_7f4a_7c15u64, false),
+            (42, true),
+            (7_777_777, false),
+            (5, true),
+        ],
+    );
+}
+
+#[test]
+fn random_operations_under_tight_caps_evict_and_refuse_alike() {
+    let limits = JobLimits {
+        max_jobs: 12,
+        max_jobs_per_principal: 5,
+    };
+    differential(
+        &pair_with(limits),
+        &[(11, false), (12, true), (13, false), (14, true)],
+    );
+}
+
+/// Random operations from each seed on both backends of `p`, comparing
+/// every answer and, after each, every job.
+fn differential(p: &Pair, seeds: &[(u64, bool)]) {
     let backends: [&dyn JobBackend; 2] = [&p.memory, &p.shared];
-    for (seed, coarse) in [
-        (0x9e37_79b9_7f4a_7c15u64, false),
-        (42, true),
-        (7_777_777, false),
-        (5, true),
-    ] {
+    for &(seed, coarse) in seeds {
         p.memory.clear();
         p.shared.clear().unwrap();
         let mut draws = Draws(seed);
@@ -201,6 +237,14 @@ fn random_operations_leave_both_backends_showing_the_same_jobs() {
                         .collect();
                     spec_in(&id, &p.archive, &mut draws, coarse);
                     assert_eq!(made[0], made[1], "{context}: create");
+                    // What a cap evicted, or a sweep reclaimed, is gone alike.
+                    let held = |b: &dyn JobBackend| {
+                        let mut ids: Vec<String> =
+                            b.list().unwrap().into_iter().map(|j| j.id).collect();
+                        ids.sort();
+                        ids
+                    };
+                    assert_eq!(held(backends[0]), held(backends[1]), "{context}: held");
                     if !ids.contains(&id) {
                         ids.push(id);
                     }
@@ -695,6 +739,7 @@ fn a_namespace_that_would_reach_other_keys_is_refused() {
         let error = RedisJobs::connect(
             &redis.url(),
             bad,
+            JobLimits::default(),
             Arc::new(ManualClock::new(Utc::now())),
             Events::default(),
             TAGS.to_vec(),
@@ -782,4 +827,82 @@ fn after_redis_restarts_the_bus_is_heard_again() {
     let there = other.begin_download("again", Admission::default()).unwrap();
     p.shared.cancel("again").unwrap();
     assert!(within_a_second(|| there.stop.is_cancelled()));
+}
+
+#[test]
+fn the_caps_refuse_and_evict_alike_in_both_backends() {
+    let redis = RedisServer::start();
+    let clock = Arc::new(ManualClock::new(
+        Utc.with_ymd_and_hms(2024, 1, 1, 0, 0, 0).unwrap(),
+    ));
+    let tree = Arc::new(tree());
+    let archive = archive(&tree);
+    let limits = JobLimits {
+        max_jobs: 10,
+        max_jobs_per_principal: 3,
+    };
+    let memory = JobRegistry::with_limits(clock.clone(), limits);
+    let shared = connect_with(&redis, clock.clone(), &tree, limits);
+    let backends: [&dyn JobBackend; 2] = [&memory, &shared];
+    // A job of `who` (both tags in turn: the cap is over every dialect),
+    // pending for 100 polls or, with `window`, ready now for that long.
+    let of = |id: &str, who: u64, window: Option<i64>| {
+        let mut made = ready_now(id, &archive, false);
+        made.owner = owner(who);
+        made.owner_tag = TAGS[id.len() % 2];
+        match window {
+            Some(seconds) => made.download_window = Some(Duration::seconds(seconds)),
+            None => made.pacing = Pacing::AfterPolls(100),
+        }
+        made
+    };
+    let alike = |what: &str, step: &dyn Fn(&dyn JobBackend) -> String| {
+        let (a, b) = (step(backends[0]), step(backends[1]));
+        assert_eq!(a, b, "{what}");
+        let jobs = (show_all(&memory.list()), show_all(&shared.list().unwrap()));
+        assert_eq!(jobs.0, jobs.1, "{what}: the jobs held");
+    };
+    let create = |id: String, who: u64, window: Option<i64>| {
+        let of = &of;
+        move |b: &dyn JobBackend| show_result(&b.create(of(&id, who, window)))
+    };
+    alike("alice's first", &create("alice-1".to_owned(), 1, None));
+    for n in 0..3 {
+        alike("bob's three", &create(format!("bob-{n}"), 2, None));
+    }
+    for n in 3..6 {
+        // Refused, and nobody else's job goes.
+        alike("bob past his cap", &create(format!("bob-{n}"), 2, None));
+    }
+    alike("bob cancels one", &|b| show_result(&b.cancel("bob-1")));
+    alike("which makes room", &create("bob-next".to_owned(), 2, None));
+    // Carol's jobs expire unobserved, and then make room.
+    for n in 0..3 {
+        alike("carol's three", &create(format!("carol-{n}"), 3, Some(30)));
+    }
+    alike(
+        "carol past her cap",
+        &create("carol-3".to_owned(), 3, Some(30)),
+    );
+    clock.advance(Duration::seconds(31));
+    alike(
+        "carol after her window",
+        &create("carol-4".to_owned(), 3, Some(30)),
+    );
+    // The global cap: settled jobs among the oldest first, then the oldest.
+    alike("dave cancels nothing", &|b| {
+        show_result(&b.cancel("nothing"))
+    });
+    for n in 0..8 {
+        alike("many principals", &create(format!("p{n}"), 10 + n, None));
+    }
+    alike("one more settled", &|b| show_result(&b.cancel("p2")));
+    for n in 8..12 {
+        alike(
+            "past the global cap",
+            &create(format!("p{n}"), 10 + n, None),
+        );
+    }
+    assert_eq!(memory.len(), 10);
+    assert_eq!(shared.len().unwrap(), 10);
 }
