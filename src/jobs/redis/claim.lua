@@ -2,7 +2,9 @@
 -- ('' any), ARGV[5] the owner's cap on downloads at once ('' none),
 -- ARGV[6] '1' to peek (no writes but the advance), ARGV[7] and ARGV[8] the
 -- seq and rev of the plan the caller holds ('' none): the plan, sources
--- and fault come back only when they differ.
+-- and fault come back only when they differ. ARGV[9] and ARGV[10] the
+-- claiming replica and the claim's key among its claims: a replica that
+-- dies mid-download has its claims ended by the others (reap.lua).
 local id = ARGV[3]
 local j = live(id)
 if j == nil or (ARGV[4] ~= '' and ARGV[4] ~= j.tag) then return {'not_found', '0'} end
@@ -29,6 +31,8 @@ if not peek then
   end
   save(j)
   redis.call('HINCRBY', P .. 'dl', lists(j), 1)
+  redis.call('HSET', claims_of(ARGV[9]), ARGV[10],
+    id .. '\n' .. lists(j) .. '\n' .. string.format('%d', j.seq))
 end
 local out = reply('ok', not peek, j)
 if j.seq ~= tonumber(ARGV[7]) or j.rev ~= tonumber(ARGV[8]) then

@@ -90,9 +90,10 @@ enum Op {
     FaultCount,
     FaultCommit,
     FaultRead,
+    Reap,
 }
 
-const OPS: [(Op, &str, &str); 13] = [
+const OPS: [(Op, &str, &str); 14] = [
     (Op::Create, "create", include_str!("create.lua")),
     (Op::Look, "look", include_str!("look.lua")),
     (Op::Claim, "claim", include_str!("claim.lua")),
@@ -118,7 +119,13 @@ const OPS: [(Op, &str, &str); 13] = [
         include_str!("fault_commit.lua"),
     ),
     (Op::FaultRead, "fault_read", include_str!("fault_read.lua")),
+    (Op::Reap, "reap", include_str!("reap.lua")),
 ];
+
+/// How long a replica counts as alive after its last heartbeat: past it,
+/// the others end its downloads as interrupted (`reap.lua`). It beats every
+/// second (or a quarter of a shorter lease), and reaps as it beats.
+const LEASE: StdDuration = StdDuration::from_secs(10);
 
 /// How long a control-plane change waits for every replica to apply it.
 const CONTROL_WAIT: StdDuration = StdDuration::from_secs(5);
@@ -251,6 +258,73 @@ async fn listen(
     }
 }
 
+/// Tells Redis this replica is alive, and ends the downloads of replicas
+/// that are not (`reap.lua`), for as long as the job store is in use.
+async fn heartbeat(jobs: std::sync::Weak<Inner>) {
+    loop {
+        let lease = {
+            let Some(inner) = jobs.upgrade() else {
+                return;
+            };
+            #[cfg(test)]
+            if inner.silent.load(Ordering::Relaxed) {
+                return;
+            }
+            let lease = inner.lease_ms.load(Ordering::Relaxed);
+            if let Err(error) = beat(&inner, lease).await {
+                tracing::debug!(target: "zipgate::jobs", %error, "no heartbeat this time");
+            }
+            lease
+        };
+        tokio::time::sleep(StdDuration::from_millis((lease / 4).clamp(10, 1000))).await;
+    }
+}
+
+async fn beat(inner: &Inner, lease_ms: u64) -> redis::RedisResult<()> {
+    let mut conn = inner.conn.clone();
+    let me = &inner.listener_id;
+    redis::pipe()
+        .cmd("SET")
+        .arg(format!("{}alive:{me}", inner.prefix))
+        .arg(1)
+        .arg("PX")
+        .arg(lease_ms)
+        .ignore()
+        .cmd("SADD")
+        .arg(format!("{}replicas", inner.prefix))
+        .arg(me)
+        .ignore()
+        .query_async::<()>(&mut conn)
+        .await?;
+    let now = micros(inner.clock.now()).to_string();
+    let unanswered =
+        std::mem::take(&mut *inner.unanswered.lock().unwrap_or_else(|e| e.into_inner()));
+    let mut args = vec![me.clone().into_bytes()];
+    args.extend(unanswered.iter().map(|claim| claim.clone().into_bytes()));
+    let reaped = match fcall(&mut conn, Op::Reap, &inner.prefix, &now, &args, false).await {
+        Ok(reaped) => reaped,
+        Err(error) => {
+            // Tried again at the next beat.
+            inner
+                .unanswered
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .extend(unanswered);
+            return Err(error);
+        }
+    };
+    if let Value::Int(n) = reaped {
+        if n > 0 {
+            tracing::warn!(
+                target: "zipgate::jobs",
+                downloads = n,
+                "ended the downloads of a replica that stopped beating"
+            );
+        }
+    }
+    Ok(())
+}
+
 /// A control-plane change heard on the bus (`control <rev> <change>`):
 /// applied here, then acknowledged, so the replica that made it knows.
 async fn applied(inner: &Inner, message: &[u8]) {
@@ -310,8 +384,19 @@ struct Inner {
     breaker: Breaker,
     /// Applies the control plane's changes published by any replica.
     control: std::sync::OnceLock<ControlHook>,
-    /// This replica on the bus: who acknowledged a change.
+    /// This replica on the bus: who acknowledged a change, whose claims
+    /// (`claims:{id}`) and heartbeat (`alive:{id}`) are whose.
     listener_id: String,
+    /// Names this replica's claims apart.
+    claims: AtomicU64,
+    /// [`LEASE`], in ms (tests shorten it).
+    lease_ms: AtomicU64,
+    /// Claims sent whose answer never came: made or not, the next
+    /// heartbeat ends them if they were (`reap.lua`).
+    unanswered: Mutex<Vec<String>>,
+    /// No more heartbeats (tests: a replica that died).
+    #[cfg(test)]
+    silent: std::sync::atomic::AtomicBool,
 }
 
 /// Calls fail at once while Redis was just found away (see [`BREAKER_OPEN`]).
@@ -652,7 +737,13 @@ impl RedisJobs {
             breaker: Breaker::new(),
             control: std::sync::OnceLock::new(),
             listener_id: uuid::Uuid::new_v4().simple().to_string(),
+            claims: AtomicU64::new(0),
+            unanswered: Mutex::default(),
+            lease_ms: AtomicU64::new(LEASE.as_millis() as u64),
+            #[cfg(test)]
+            silent: Default::default(),
         });
+        inner.handle.spawn(heartbeat(Arc::downgrade(&inner)));
         inner
             .handle
             .spawn(listen(listener, channel, bus, Arc::downgrade(&inner)));
@@ -820,12 +911,15 @@ impl RedisJobs {
     /// Checks and (unless `peek`) claims a download; the job and the
     /// archive it is of. A claim that cannot go on here (the archive does
     /// not rebuild) is given back as an interrupted download.
+    /// `claim` names the claim among this replica's (`claim_key`); a peek
+    /// gives none.
     fn claim(
         &self,
         id: &str,
         admission: Admission<'_>,
-        peek: bool,
+        claim: Option<&str>,
     ) -> Result<(Record, JobSnapshot, Cached), Error> {
+        let peek = claim.is_none();
         // Read before the call: what the answer is compared with.
         let held = self.cached(id);
         let (seq, rev) = held
@@ -842,8 +936,24 @@ impl RedisJobs {
                 flag(peek),
                 seq,
                 rev,
+                self.inner.listener_id.clone(),
+                claim.unwrap_or("").to_owned(),
             ]),
-        )?;
+        );
+        let reply = match (reply, claim) {
+            (Ok(reply), _) => reply,
+            (Err(error), Some(claim)) => {
+                // It may have been made before the answer was lost: the
+                // next heartbeat ends it if so, as the client heard 503.
+                self.inner
+                    .unanswered
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .push(claim.to_owned());
+                return Err(error);
+            }
+            (Err(error), None) => return Err(error),
+        };
         match reply.status.as_str() {
             "ok" => {}
             "not_found" => return Err(Error::NotFound(id.to_owned())),
@@ -882,15 +992,16 @@ impl RedisJobs {
             Ok((job, cached)) => Ok((record, job, cached)),
             Err(error) => {
                 if !peek {
-                    self.end_download(&record, false);
+                    self.end_download(&record, claim.unwrap_or(""), false);
                 }
                 Err(error)
             }
         }
     }
 
-    /// Ends a download claimed here, as its ticket would (`progress.lua`).
-    fn end_download(&self, record: &Record, complete: bool) {
+    /// Ends a download claimed here under `claim`, as its ticket would
+    /// (`progress.lua`).
+    fn end_download(&self, record: &Record, claim: &str, complete: bool) {
         let owner = format!("{}|{}", record.tag, record.own);
         let _ = self.call(
             Op::Progress,
@@ -903,8 +1014,35 @@ impl RedisJobs {
                 flag(complete),
                 owner,
                 flag(self.inner.events.recording()),
+                self.inner.listener_id.clone(),
+                claim.to_owned(),
             ]),
         );
+    }
+
+    /// A name for a new claim among this replica's.
+    fn claim_key(&self) -> String {
+        self.inner
+            .claims
+            .fetch_add(1, Ordering::Relaxed)
+            .to_string()
+    }
+
+    /// Stops this replica's heartbeat, as if it had died (tests).
+    #[cfg(test)]
+    fn fall_silent(&self) {
+        self.inner.silent.store(true, Ordering::Relaxed);
+    }
+
+    /// Shortens the heartbeat lease and beats now with it (tests).
+    #[cfg(test)]
+    fn set_lease(&self, lease: StdDuration) {
+        self.inner
+            .lease_ms
+            .store(lease.as_millis() as u64, Ordering::Relaxed);
+        let inner = self.inner.clone();
+        let lease = lease.as_millis() as u64;
+        let _ = self.run(async move { beat(&inner, lease).await });
     }
 
     /// A download of `id` (the job numbered `seq`) ended here.
@@ -1327,7 +1465,7 @@ impl JobBackend for RedisJobs {
     }
 
     fn peek_download(&self, id: &str, admission: Admission<'_>) -> Result<Peek, Error> {
-        let (_, job, cached) = self.claim(id, admission, true)?;
+        let (_, job, cached) = self.claim(id, admission, None)?;
         Ok(Peek {
             recheck: Self::recheck_input(&job, &cached),
             archive: cached.archive,
@@ -1344,7 +1482,8 @@ impl JobBackend for RedisJobs {
             held.claims += 1;
             held.stop.get_or_insert_with(CancellationToken::new).clone()
         };
-        let (record, job, cached) = match self.claim(id, admission, false) {
+        let claim = self.claim_key();
+        let (record, job, cached) = match self.claim(id, admission, Some(&claim)) {
             Ok(claimed) => claimed,
             Err(error) => {
                 self.release_claim(id, 0);
@@ -1359,7 +1498,7 @@ impl JobBackend for RedisJobs {
                 }
             }
         }
-        let ticket = Ticket::start(self.clone(), &job, record.seq, &cached.archive);
+        let ticket = Ticket::start(self.clone(), &job, record.seq, claim, &cached.archive);
         Ok(Claimed {
             recheck: Self::recheck_input(&job, &cached),
             archive: cached.archive,

@@ -185,6 +185,52 @@ local function advance(j, now, poll)
   end
 end
 
+-- A download of `owner`'s (tag|owner) ended: it counts no more against
+-- the owner's downloads at once, even if its job is gone.
+local function uncount(owner)
+  local left = redis.call('HINCRBY', P .. 'dl', owner, -1)
+  if left <= 0 then redis.call('HDEL', P .. 'dl', owner) end
+end
+
+-- A download of job `j` ended, whole or not (ticket.rs `finish`).
+local function ended(j, complete)
+  j.ad = math.max(j.ad - 1, 0)
+  if not terminal(j.st) or j.st == 'done' then
+    if complete then
+      -- Every file the archive held (fewer than planned when a
+      -- download-time recheck left some out).
+      j.fd = math.min(j.fia, j.fc)
+      j.ed = j.et
+    end
+    if j.su then
+      if complete then
+        j.st = 'done'
+      else
+        j.st = 'failed'
+        j.err = 'download interrupted'
+      end
+      j.f = NOW
+    end
+  end
+end
+
+-- The claims a replica holds: what to end if it dies mid-download.
+local function claims_of(replica) return P .. 'claims:' .. replica end
+
+-- Ends a claim as registered by claim.lua (`id\ntag|owner\nseq`) as an
+-- interrupted download; false if it does not read as one.
+local function end_claim(claim)
+  local id, owner, seq = string.match(claim, '^(.*)\n(.*)\n(%d+)$')
+  if id == nil then return false end
+  uncount(owner)
+  local j = load(id)
+  if j ~= nil and j.seq == tonumber(seq) then
+    ended(j, false)
+    save(j)
+  end
+  return true
+end
+
 -- A reply: status, whether the live feed should hear of it, the record.
 local function reply(status, announce, j)
   local out = {status, announce and '1' or '0'}

@@ -9,7 +9,7 @@ use std::sync::{Arc, RwLock};
 use chrono::{Duration, TimeZone, Utc};
 use zipgate_api::{Error, JobSnapshot, JobState, Pacing, Principal, SelectedItem, UserId};
 
-use super::{RedisJobs, RESPONSE_TIMEOUT};
+use super::{texts, Op, RedisJobs, RESPONSE_TIMEOUT};
 use crate::clock::{Clock, ManualClock};
 use crate::events::Events;
 use crate::jobs::{
@@ -905,4 +905,78 @@ fn the_caps_refuse_and_evict_alike_in_both_backends() {
     }
     assert_eq!(memory.len(), 10);
     assert_eq!(shared.len().unwrap(), 10);
+}
+
+#[test]
+fn the_downloads_of_a_replica_that_died_end_as_interrupted() {
+    let p = pair();
+    let survivor = connect(&p._redis, p.clock.clone(), &p.tree);
+    let archive = archive_of(&p.tree, "root");
+    p.shared
+        .create(ready_now("orphaned", &archive, true))
+        .unwrap();
+    p.shared.create(ready_now("next", &archive, true)).unwrap();
+    let one_at_once = Admission {
+        owner_tag: None,
+        max_per_owner: Some(1),
+    };
+    let claimed = p.shared.begin_download("orphaned", one_at_once).unwrap();
+    assert!(matches!(
+        survivor.begin_download("next", one_at_once),
+        Err(Error::TooManyDownloads { limit: 1 })
+    ));
+    // Killed mid-download: no ticket ends, no heartbeat follows.
+    for replica in [&p.shared, &survivor] {
+        replica.set_lease(std::time::Duration::from_millis(200));
+    }
+    p.shared.fall_silent();
+    std::mem::forget(claimed);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    loop {
+        let job = survivor.get("orphaned").unwrap().unwrap();
+        if job.state == JobState::Failed {
+            assert_eq!(job.error.as_deref(), Some("download interrupted"));
+            assert_eq!(job.active_downloads, 0);
+            break;
+        }
+        assert_eq!(job.state, JobState::Downloading);
+        assert!(std::time::Instant::now() < deadline, "never reaped");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    // The owner's one download at once is free again.
+    survivor.begin_download("next", one_at_once).unwrap();
+}
+
+#[test]
+fn a_claim_whose_answer_was_lost_is_ended_at_the_next_heartbeat() {
+    let p = pair();
+    let archive = archive_of(&p.tree, "root");
+    p.shared.create(ready_now("lost", &archive, true)).unwrap();
+    // The claim as claim.lua makes it, its answer never read here.
+    let key = p.shared.claim_key();
+    p.shared
+        .script(
+            Op::Claim,
+            texts([
+                "lost".into(),
+                String::new(),
+                String::new(),
+                "0".into(),
+                String::new(),
+                String::new(),
+                p.shared.inner.listener_id.clone(),
+                key.clone(),
+            ]),
+        )
+        .unwrap();
+    assert_eq!(
+        p.shared.get("lost").unwrap().unwrap().state,
+        JobState::Downloading
+    );
+    p.shared.inner.unanswered.lock().unwrap().push(key);
+    p.shared.set_lease(std::time::Duration::from_secs(10));
+    let job = p.shared.get("lost").unwrap().unwrap();
+    assert_eq!(job.state, JobState::Failed);
+    assert_eq!(job.error.as_deref(), Some("download interrupted"));
+    assert_eq!(job.active_downloads, 0);
 }

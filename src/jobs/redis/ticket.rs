@@ -48,6 +48,7 @@ impl Ticket {
         jobs: RedisJobs,
         job: &JobSnapshot,
         seq: u64,
+        claim: String,
         archive: &Archive,
     ) -> Arc<Ticket> {
         let (queue, mut writes) = tokio::sync::mpsc::unbounded_channel::<Write>();
@@ -79,6 +80,8 @@ impl Ticket {
                         "0"
                     }
                     .to_owned(),
+                    writer.inner.listener_id.clone(),
+                    claim.clone(),
                 ]
                 .into_iter()
                 .map(String::into_bytes)
