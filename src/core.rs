@@ -258,16 +258,23 @@ impl Core for ServerCore {
     }
 
     fn job(&self, id: &str, op: JobOp<'_>) -> Result<JobSnapshot, Error> {
-        let id = self.own(id)?;
         let jobs = &self.state.jobs;
         let found = |answer: Result<Option<JobSnapshot>, Error>| {
             self.store(answer)?
                 .ok_or_else(|| Error::NotFound(id.to_owned()))
         };
+        // A look or a poll checks the owner in the same call (one round
+        // trip to a shared store, not two: every status poll is one).
+        let look = |poll| found(jobs.look_owned(self.tag(), id, poll));
         match op {
-            JobOp::Look => found(jobs.get(id)),
-            JobOp::Poll | JobOp::Acknowledge if self.look_only => found(jobs.get(id)),
-            JobOp::Poll => found(jobs.poll(id)),
+            JobOp::Look => return look(false),
+            JobOp::Poll | JobOp::Acknowledge if self.look_only => return look(false),
+            JobOp::Poll => return look(true),
+            _ => {}
+        }
+        let id = self.own(id)?;
+        match op {
+            JobOp::Look | JobOp::Poll => unreachable!("answered above"),
             JobOp::Cancel => self.store(jobs.cancel(id)),
             JobOp::Fail(reason) => self.store(jobs.fail(id, reason)),
             JobOp::Acknowledge => {

@@ -52,6 +52,23 @@ pub trait JobBackend: Send + Sync {
     fn get(&self, id: &str) -> Result<Option<JobSnapshot>, Error>;
     /// A client's status poll: advances poll-paced jobs.
     fn poll(&self, id: &str) -> Result<Option<JobSnapshot>, Error>;
+    /// [`JobBackend::get`] (or with `poll`, [`JobBackend::poll`]) of a job
+    /// `owner_tag` made; `None` for another dialect's, which is left as it was.
+    fn look_owned(
+        &self,
+        owner_tag: &str,
+        id: &str,
+        poll: bool,
+    ) -> Result<Option<JobSnapshot>, Error> {
+        if self.owner_tag(id)? != Some(owner_tag) {
+            return Ok(None);
+        }
+        if poll {
+            self.poll(id)
+        } else {
+            self.get(id)
+        }
+    }
     fn cancel(&self, id: &str) -> Result<JobSnapshot, Error>;
     fn fail(&self, id: &str, reason: &str) -> Result<JobSnapshot, Error>;
     fn acknowledge(&self, id: &str) -> Result<(), Error>;

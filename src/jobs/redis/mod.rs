@@ -1177,8 +1177,12 @@ impl RedisJobs {
         }
     }
 
-    fn look(&self, id: &str, poll: bool) -> Result<Option<JobSnapshot>, Error> {
-        let reply = self.call(Op::Look, texts([id.to_owned(), flag(poll)]))?;
+    /// A get or poll of `id`, of a job of dialect `tag` when one is given.
+    fn look(&self, id: &str, poll: bool, tag: &str) -> Result<Option<JobSnapshot>, Error> {
+        let reply = self.call(
+            Op::Look,
+            texts([id.to_owned(), flag(poll), tag.to_owned()]),
+        )?;
         Ok((reply.status == "ok")
             .then(|| self.job_of(&reply))
             .flatten())
@@ -1343,11 +1347,24 @@ impl JobBackend for RedisJobs {
     }
 
     fn get(&self, id: &str) -> Result<Option<JobSnapshot>, Error> {
-        self.look(id, false)
+        self.look(id, false, "")
     }
 
     fn poll(&self, id: &str) -> Result<Option<JobSnapshot>, Error> {
-        self.look(id, true)
+        self.look(id, true, "")
+    }
+
+    fn look_owned(
+        &self,
+        owner_tag: &str,
+        id: &str,
+        poll: bool,
+    ) -> Result<Option<JobSnapshot>, Error> {
+        // A tag no dialect here has is no job of this replica's either.
+        if owner_tag.is_empty() || !self.inner.tags.contains(&owner_tag) {
+            return Ok(None);
+        }
+        self.look(id, poll, owner_tag)
     }
 
     fn cancel(&self, id: &str) -> Result<JobSnapshot, Error> {
