@@ -374,6 +374,17 @@ fn wins(draw: u64, probability: f64) -> bool {
 }
 
 impl Armed {
+    fn new(id: String, rule: FaultRule, seed: u64) -> Self {
+        Armed {
+            id,
+            rule,
+            matched: 0,
+            fired: 0,
+            rng: SplitMix64::new(seed),
+            seed,
+        }
+    }
+
     fn view(&self) -> FaultView {
         FaultView {
             id: self.id.clone(),
@@ -481,14 +492,7 @@ impl FaultBook {
         self.with(|(_, rules)| {
             for (id, rule) in new {
                 let seed = self.seed_of(&id, &rule);
-                rules.push(Armed {
-                    id,
-                    rule,
-                    matched: 0,
-                    fired: 0,
-                    rng: SplitMix64::new(seed),
-                    seed,
-                });
+                rules.push(Armed::new(id, rule, seed));
             }
         });
         self.announce();
@@ -565,14 +569,7 @@ impl FaultBook {
                     *next += 1;
                     let id = format!("fault-{next}");
                     let seed = self.seed_of(&id, &rule);
-                    let armed = Armed {
-                        id,
-                        rule,
-                        matched: 0,
-                        fired: 0,
-                        rng: SplitMix64::new(seed),
-                        seed,
-                    };
+                    let armed = Armed::new(id, rule, seed);
                     let view = armed.view();
                     rules.push(armed);
                     view

@@ -941,20 +941,29 @@ fn a_policy_says_who_reads_what_by_path() {
     );
 }
 
-/// The fenced blocks of the README's "Migrating a client" section, by language.
-fn migration_examples() -> (Vec<String>, Vec<String>) {
+/// The fenced blocks of the README's section `title`: (language, body).
+fn readme_blocks(title: &str) -> Vec<(String, String)> {
     let readme =
         std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
-    let start = readme.find("## Migrating a client").expect("the section");
+    let start = readme.find(&format!("## {title}")).expect("the section");
     let end = start + readme[start..][3..].find("\n## ").unwrap() + 3;
-    let (mut commands, mut json) = (Vec::new(), Vec::new());
     let mut blocks = readme[start..end].split("```");
     blocks.next();
+    let mut out = Vec::new();
     while let (Some(block), _) = (blocks.next(), blocks.next()) {
         let (language, body) = block.split_once('\n').unwrap();
-        match language {
+        out.push((language.to_owned(), body.to_owned()));
+    }
+    out
+}
+
+/// The fenced blocks of the README's "Migrating a client" section, by language.
+fn migration_examples() -> (Vec<String>, Vec<String>) {
+    let (mut commands, mut json) = (Vec::new(), Vec::new());
+    for (language, body) in readme_blocks("Migrating a client") {
+        match language.as_str() {
             "sh" => commands.extend(body.lines().map(str::to_owned)),
-            "json" => json.push(body.to_owned()),
+            "json" => json.push(body),
             other => panic!("a {other:?} block"),
         }
     }
@@ -1302,42 +1311,36 @@ fn two_binaries_on_one_redis_share_their_jobs() {
     let (_, health) = http_get(&a.addr, "/_zipgate/health");
     let health: serde_json::Value = serde_json::from_str(&health).unwrap();
     assert_eq!(health["job_backend"], url.as_str(), "{health}");
-    let (status, created) = post_json(
-        &a.addr,
-        "/2.0/zip_downloads",
-        r#"{"items":[{"type":"folder","id":"1005"}],"download_file_name":"across"}"#,
-    );
-    assert_eq!(status, 202, "{created}");
-    let created: serde_json::Value = serde_json::from_str(&created).unwrap();
-    let download = created["download_url"]
-        .as_str()
-        .unwrap()
-        .strip_prefix(&format!("http://{}", a.addr))
-        .unwrap()
-        .to_owned();
+    let download = box_folder_download(&a.addr, "across");
     // Made on A, fetched from B (whose own address differs): once.
     let names = download_names(&b.addr, &download);
     assert!(names.iter().any(|n| n.ends_with("server.log")), "{names:?}");
     assert_eq!(http_get(&a.addr, &download).0, 404);
     // Made on A, which is then killed outright (SIGKILL: nothing flushed,
     // no goodbye): B serves it all the same.
-    let (status, created) = post_json(
-        &a.addr,
-        "/2.0/zip_downloads",
-        r#"{"items":[{"type":"folder","id":"1005"}],"download_file_name":"orphan"}"#,
-    );
-    assert_eq!(status, 202, "{created}");
-    let created: serde_json::Value = serde_json::from_str(&created).unwrap();
-    let orphan = created["download_url"]
-        .as_str()
-        .unwrap()
-        .strip_prefix(&format!("http://{}", a.addr))
-        .unwrap()
-        .to_owned();
+    let orphan = box_folder_download(&a.addr, "orphan");
     a.child.kill().unwrap();
     a.child.wait().unwrap();
     assert_eq!(download_names(&b.addr, &orphan), names);
     assert!(terminate(&mut b).success());
+}
+
+/// A Box zip download of folder 1005 named `name`, made at `addr`: the
+/// path of its download URL.
+fn box_folder_download(addr: &str, name: &str) -> String {
+    let (status, created) = post_json(
+        addr,
+        "/2.0/zip_downloads",
+        &format!(r#"{{"items":[{{"type":"folder","id":"1005"}}],"download_file_name":"{name}"}}"#),
+    );
+    assert_eq!(status, 202, "{created}");
+    let created: serde_json::Value = serde_json::from_str(&created).unwrap();
+    created["download_url"]
+        .as_str()
+        .unwrap()
+        .strip_prefix(&format!("http://{addr}"))
+        .unwrap()
+        .to_owned()
 }
 
 /// The entry names of the archive at `path`, which must answer 200.
@@ -1358,20 +1361,11 @@ fn download_names(addr: &str, path: &str) -> Vec<String> {
 /// The README's "Running several replicas" blocks: the commands, and the
 /// HAProxy configuration.
 fn replica_examples() -> (Vec<String>, String) {
-    let readme =
-        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
-    let start = readme
-        .find("## Running several replicas")
-        .expect("the section");
-    let end = start + readme[start..][3..].find("\n## ").unwrap() + 3;
     let (mut commands, mut config) = (Vec::new(), String::new());
-    let mut blocks = readme[start..end].split("```");
-    blocks.next();
-    while let (Some(block), _) = (blocks.next(), blocks.next()) {
-        let (language, body) = block.split_once('\n').unwrap();
-        match language {
+    for (language, body) in readme_blocks("Running several replicas") {
+        match language.as_str() {
             "sh" => commands.extend(body.lines().map(str::to_owned)),
-            "haproxy" => config = body.to_owned(),
+            "haproxy" => config = body,
             other => panic!("a {other:?} block"),
         }
     }
@@ -1425,19 +1419,7 @@ fn the_readmes_replica_example_works() {
     let _balancer = common::replicas::Balancer::start(dir.path(), port).expect("haproxy starts");
     // Through the balancer: the create on one replica, the download on the
     // other, once; each replica names itself.
-    let (status, created) = post_json(
-        &front,
-        "/2.0/zip_downloads",
-        r#"{"items":[{"type":"folder","id":"1005"}],"download_file_name":"balanced"}"#,
-    );
-    assert_eq!(status, 202, "{created}");
-    let created: serde_json::Value = serde_json::from_str(&created).unwrap();
-    let download = created["download_url"]
-        .as_str()
-        .unwrap()
-        .strip_prefix(&format!("http://{front}"))
-        .unwrap()
-        .to_owned();
+    let download = box_folder_download(&front, "balanced");
     let names = download_names(&front, &download);
     assert!(names.iter().any(|n| n.ends_with("server.log")), "{names:?}");
     assert_eq!(http_get(&front, &download).0, 404);

@@ -1179,10 +1179,7 @@ impl RedisJobs {
 
     /// A get or poll of `id`, of a job of dialect `tag` when one is given.
     fn look(&self, id: &str, poll: bool, tag: &str) -> Result<Option<JobSnapshot>, Error> {
-        let reply = self.call(
-            Op::Look,
-            texts([id.to_owned(), flag(poll), tag.to_owned()]),
-        )?;
+        let reply = self.call(Op::Look, texts([id.to_owned(), flag(poll), tag.to_owned()]))?;
         Ok((reply.status == "ok")
             .then(|| self.job_of(&reply))
             .flatten())

@@ -712,15 +712,19 @@ fn after_a_reset_no_replica_serves_an_archive_from_before_it() {
     assert_eq!(second.archive.len(), smaller.len());
 }
 
-#[test]
-fn jobs_go_on_after_redis_restarts_without_its_functions() {
-    let mut redis = RedisServer::start();
+/// One replica on `redis`, on a still clock, and an archive of the tree.
+fn alone(redis: &RedisServer) -> (RedisJobs, Arc<Archive>) {
     let clock: Arc<dyn Clock> = Arc::new(ManualClock::new(
         Utc.with_ymd_and_hms(2024, 1, 1, 0, 0, 0).unwrap(),
     ));
     let tree = Arc::new(tree());
-    let jobs = connect(&redis, clock, &tree);
-    let archive = archive_of(&tree, "root");
+    (connect(redis, clock, &tree), archive_of(&tree, "root"))
+}
+
+#[test]
+fn jobs_go_on_after_redis_restarts_without_its_functions() {
+    let mut redis = RedisServer::start();
+    let (jobs, archive) = alone(&redis);
     jobs.create(ready_now("before", &archive, false)).unwrap();
     // No persistence: the restart forgets the jobs and the functions.
     redis.restart();
@@ -764,12 +768,7 @@ fn a_namespace_that_would_reach_other_keys_is_refused() {
 #[test]
 fn a_hung_redis_costs_one_timeout_then_calls_fail_at_once_until_it_answers() {
     let redis = RedisServer::start();
-    let clock: Arc<dyn Clock> = Arc::new(ManualClock::new(
-        Utc.with_ymd_and_hms(2024, 1, 1, 0, 0, 0).unwrap(),
-    ));
-    let tree = Arc::new(tree());
-    let jobs = connect(&redis, clock, &tree);
-    let archive = archive_of(&tree, "root");
+    let (jobs, archive) = alone(&redis);
     jobs.create(ready_now("before", &archive, false)).unwrap();
     redis.pause();
     let started = std::time::Instant::now();
