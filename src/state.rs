@@ -265,7 +265,9 @@ impl AppState {
     /// advances forgotten, so one test's state never leaks into the next.
     /// The jobs go first: a job store that cannot be reached fails the
     /// reset before anything else has changed. With a shared job store
-    /// every replica resets (each to the fixtures and rules it started with).
+    /// every replica resets (each to the fixtures and rules it started with);
+    /// should the store fail between clearing the jobs and telling the
+    /// replicas, the jobs are gone and the rest stays: reset again.
     pub fn reset(&self) -> Result<(), ControlError> {
         self.jobs.clear().map_err(ControlError::Jobs)?;
         if self.share(&Shared::Reset)? {

@@ -21,7 +21,10 @@ if per_principal < max_jobs then
     for _, other in ipairs(redis.call('ZRANGE', who, 0, window - 1)) do
       local o = load(other)
       if o == nil then
+        -- Its record expired (the TTL backstop) unswept: a place freed.
         redis.call('ZREM', who, other)
+        gone = gone + 1
+        if gone == count then break end
       else
         local was = seen(o)
         advance(o, NOW, false)
@@ -47,7 +50,10 @@ if total >= max_jobs then
   for _, other in ipairs(redis.call('ZRANGE', all, 0, count * EVICTION_WINDOW_PER_JOB - 1)) do
     local o = load(other)
     if o == nil then
+      -- Its record expired unswept (the TTL backstop): a place freed.
       redis.call('ZREM', all, other)
+      gone = gone + 1
+      if gone == count then break end
     elseif o.sa ~= nil then
       forget(o)
       gone = gone + 1
@@ -62,8 +68,8 @@ if total >= max_jobs then
       redis.call('ZREM', all, oldest)
     else
       forget(o)
-      gone = gone + 1
     end
+    gone = gone + 1
   end
 end
 local seq = redis.call('INCR', P .. 'seq')

@@ -332,9 +332,12 @@ async fn applied(inner: &Inner, message: &[u8]) {
     let Some((rev, change)) = text.split_once(' ') else {
         return;
     };
-    if let Some(apply) = inner.control.get() {
-        apply(change);
-    }
+    // Not acknowledged before the server can apply it (while it starts):
+    // the replica that made the change then waits, and warns.
+    let Some(apply) = inner.control.get() else {
+        return;
+    };
+    apply(change);
     let acks = format!("{}ack:{rev}", inner.prefix);
     let mut conn = inner.conn.clone();
     let acknowledged = redis::pipe()
@@ -945,11 +948,7 @@ impl RedisJobs {
             (Err(error), Some(claim)) => {
                 // It may have been made before the answer was lost: the
                 // next heartbeat ends it if so, as the client heard 503.
-                self.inner
-                    .unanswered
-                    .lock()
-                    .unwrap_or_else(|e| e.into_inner())
-                    .push(claim.to_owned());
+                self.unanswered(claim);
                 return Err(error);
             }
             (Err(error), None) => return Err(error),
@@ -1003,7 +1002,7 @@ impl RedisJobs {
     /// (`progress.lua`).
     fn end_download(&self, record: &Record, claim: &str, complete: bool) {
         let owner = format!("{}|{}", record.tag, record.own);
-        let _ = self.call(
+        let ended = self.call(
             Op::Progress,
             texts([
                 record.id.clone(),
@@ -1018,6 +1017,20 @@ impl RedisJobs {
                 claim.to_owned(),
             ]),
         );
+        if ended.is_err() {
+            self.unanswered(claim);
+        }
+    }
+
+    /// A claim whose end (or whose making) Redis did not confirm: the next
+    /// heartbeat ends it if it is still there (`reap.lua`), so a single-use
+    /// job does not stay downloading, nor its owner's count up.
+    fn unanswered(&self, claim: &str) {
+        self.inner
+            .unanswered
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(claim.to_owned());
     }
 
     /// A name for a new claim among this replica's.
@@ -1581,7 +1594,9 @@ impl JobBackend for RedisJobs {
         let pattern = format!("{}*", self.inner.prefix);
         // Draws and job numbers never start over: values handed out before
         // must not come again (a replica may still cache an archive by one).
-        let (leases, seq) = (self.key("lease:"), self.key("seq"));
+        // Nor do control changes' numbers (a late acknowledgement of an old
+        // one must not count for a new one).
+        let (leases, seq, rev) = (self.key("lease:"), self.key("seq"), self.key("control-rev"));
         self.guarded(async move {
             let mut cursor: u64 = 0;
             loop {
@@ -1595,7 +1610,7 @@ impl JobBackend for RedisJobs {
                     .await?;
                 let doomed: Vec<&String> = keys
                     .iter()
-                    .filter(|k| !k.starts_with(&leases) && **k != seq)
+                    .filter(|k| !k.starts_with(&leases) && **k != seq && **k != rev)
                     .collect();
                 if !doomed.is_empty() {
                     redis::cmd("UNLINK")
@@ -1655,6 +1670,7 @@ impl JobBackend for RedisJobs {
         let mut conn = self.inner.conn.clone();
         let (rev_key, channel) = (self.key("control-rev"), self.key("bus"));
         let (prefix, change) = (self.inner.prefix.clone(), change.to_owned());
+        let (me, change_text) = (self.inner.listener_id.clone(), change.clone());
         self.guarded(async move {
             let rev: u64 = redis::cmd("INCR")
                 .arg(&rev_key)
@@ -1687,11 +1703,26 @@ impl JobBackend for RedisJobs {
                 }
                 tokio::time::sleep(StdDuration::from_millis(2)).await;
             }
+            // This replica's own listener may have missed it (its
+            // subscription was down): then it applies the change here.
+            let mine: bool = redis::cmd("SISMEMBER")
+                .arg(&acks)
+                .arg(&me)
+                .query_async(&mut conn)
+                .await?;
             redis::cmd("DEL")
                 .arg(&acks)
                 .query_async::<()>(&mut conn)
                 .await?;
-            Ok(true)
+            Ok(mine)
+        })
+        .map(|mine| {
+            if !mine {
+                if let Some(apply) = self.inner.control.get() {
+                    apply(&change_text);
+                }
+            }
+            true
         })
     }
 }

@@ -119,7 +119,11 @@ local function sweep_if_due()
   local swept = redis.call('GET', P .. 'swept')
   if swept and NOW >= tonumber(swept) and NOW - tonumber(swept) < 1000000 then return end
   local deadlines = P .. 'deadlines'
-  for _, id in ipairs(redis.call('ZRANGEBYSCORE', deadlines, '-inf', '(' .. string.format('%d', NOW))) do
+  -- Bounded, so a big clock advance does not stall Redis: the rest go at
+  -- the next sweep.
+  local due = redis.call('ZRANGEBYSCORE', deadlines, '-inf', '(' .. string.format('%d', NOW),
+    'LIMIT', 0, 1000)
+  for _, id in ipairs(due) do
     local j = load(id)
     if j == nil then
       redis.call('ZREM', deadlines, id)

@@ -6,15 +6,15 @@
 -- ARGV[10] '1' when the live feed listens, ARGV[11] and ARGV[12] the
 -- replica and the claim's key among its claims (a finish forgets it).
 local finishing = ARGV[8] ~= ''
-if finishing then
-  uncount(ARGV[9])
-  redis.call('HDEL', claims_of(ARGV[11]), ARGV[12])
-end
+-- A claim ends once: one the reaper ended already (its replica missed its
+-- lease) is not counted down again.
+local ending = finishing and redis.call('HDEL', claims_of(ARGV[11]), ARGV[12]) == 1
+if ending then uncount(ARGV[9]) end
 local j = load(ARGV[3])
 if j == nil or j.seq ~= tonumber(ARGV[4]) then return {'none', '0'} end
 j.bs = j.bs + tonumber(ARGV[5])
 if ARGV[6] ~= '' then j.ed = math.max(j.ed, tonumber(ARGV[6])) end
 j.fd = math.min(j.fd + tonumber(ARGV[7]), math.max(j.fc, j.fd))
-if finishing then ended(j, ARGV[8] == '1') end
+if ending then ended(j, ARGV[8] == '1') end
 save(j)
 return reply('ok', finishing or ARGV[10] == '1', j)

@@ -989,3 +989,118 @@ fn a_claim_whose_answer_was_lost_is_ended_at_the_next_heartbeat() {
     assert_eq!(job.error.as_deref(), Some("download interrupted"));
     assert_eq!(job.active_downloads, 0);
 }
+
+#[test]
+fn a_download_the_reaper_ended_is_not_counted_down_again_when_it_ends() {
+    let p = pair();
+    let survivor = connect(&p._redis, p.clock.clone(), &p.tree);
+    let archive = archive_of(&p.tree, "root");
+    for id in ["slow", "first", "second"] {
+        p.shared.create(ready_now(id, &archive, true)).unwrap();
+    }
+    let one_at_once = Admission {
+        owner_tag: None,
+        max_per_owner: Some(1),
+    };
+    let slow = p.shared.begin_download("slow", one_at_once).unwrap();
+    // Its replica misses its lease (stalled, say) and the survivor ends
+    // its download; the owner starts another there.
+    for replica in [&p.shared, &survivor] {
+        replica.set_lease(std::time::Duration::from_millis(200));
+    }
+    p.shared.fall_silent();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    let _first = loop {
+        match survivor.begin_download("first", one_at_once) {
+            Ok(claimed) => break claimed,
+            Err(Error::TooManyDownloads { .. }) if std::time::Instant::now() < deadline => {
+                std::thread::sleep(std::time::Duration::from_millis(20))
+            }
+            Err(error) => panic!("{error:?}"),
+        }
+    };
+    // The stalled replica's download ends after all: the owner's one
+    // download at once is still the survivor's, not free twice over.
+    slow.ticket.finished(true);
+    assert!(matches!(
+        survivor.begin_download("second", one_at_once),
+        Err(Error::TooManyDownloads { limit: 1 })
+    ));
+    let job = survivor.get("slow").unwrap().unwrap();
+    assert_eq!(job.state, JobState::Failed);
+    assert_eq!(job.active_downloads, 0);
+}
+
+#[test]
+fn a_record_gone_by_its_ttl_frees_its_place_under_the_cap() {
+    let limits = JobLimits {
+        max_jobs: 3,
+        max_jobs_per_principal: 3,
+    };
+    let p = pair_with(limits);
+    let archive = archive_of(&p.tree, "root");
+    for id in ["j0", "j1", "j2"] {
+        let mut pending = ready_now(id, &archive, false);
+        pending.pacing = Pacing::AfterPolls(100);
+        p.shared.create(pending).unwrap();
+    }
+    // Redis drops j0's record on its own (the TTL backstop), unswept.
+    let _: () = p
+        .shared
+        .command(redis::cmd("DEL").arg(p.shared.key("job:j0")).clone(), false)
+        .unwrap();
+    let mut next = ready_now("j3", &archive, false);
+    next.pacing = Pacing::AfterPolls(100);
+    p.shared.create(next).unwrap();
+    let held: Vec<String> = p.shared.list().unwrap().into_iter().map(|j| j.id).collect();
+    assert_eq!(
+        held,
+        ["j1", "j2", "j3"],
+        "no pending job evicted for a gone one"
+    );
+}
+
+#[test]
+fn fault_rules_counted_in_redis_fire_as_one_book_would() {
+    use crate::faults::{FaultBook, FaultRule, RequestFacts};
+    let p = pair();
+    let other = connect(&p._redis, p.clock.clone(), &p.tree);
+    let rules = || {
+        vec![
+            FaultRule::on("GET", "*")
+                .status(503)
+                .probability(0.3, 7)
+                .times(20),
+            FaultRule::on("GET", "*").status(429).after(3).times(1),
+        ]
+    };
+    let alone = FaultBook::new(0);
+    alone.add_all(rules()).unwrap();
+    let replicas = [FaultBook::new(0), FaultBook::new(0)];
+    replicas[0].count_in(Arc::new(p.shared.clone()));
+    replicas[1].count_in(Arc::new(other));
+    for book in &replicas {
+        let named = rules()
+            .into_iter()
+            .enumerate()
+            .map(|(n, rule)| (format!("fault-{}", n + 1), rule))
+            .collect();
+        book.insert(named);
+    }
+    let facts = RequestFacts {
+        dialect: None,
+        method: "GET",
+        path: "/a",
+        user: None,
+    };
+    for n in 0..200 {
+        let one = alone.decide(&facts).map(|d| d.rules);
+        let shared = replicas[n % 2].decide(&facts).map(|d| d.rules);
+        assert_eq!(one, shared, "request {n}");
+    }
+    let counts = |book: &FaultBook| -> Vec<(u64, u64)> {
+        book.list().iter().map(|v| (v.matched, v.fired)).collect()
+    };
+    assert_eq!(counts(&replicas[0]), counts(&alone));
+    assert_eq!(counts(&replicas[1]), counts(&alone));
+}

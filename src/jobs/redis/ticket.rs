@@ -105,12 +105,18 @@ impl Ticket {
                             }
                         }
                     }
-                    Err(error) => tracing::warn!(
-                        target: "zipgate::jobs",
-                        job = %task_id,
-                        %error,
-                        "cannot record a download's progress"
-                    ),
+                    Err(error) => {
+                        tracing::warn!(
+                            target: "zipgate::jobs",
+                            job = %task_id,
+                            %error,
+                            "cannot record a download's progress"
+                        );
+                        if done.is_some() {
+                            // The end was not recorded: the heartbeat ends it.
+                            writer.unanswered(&claim);
+                        }
+                    }
                 }
                 if let Some(done) = done {
                     let _ = done.send(());
