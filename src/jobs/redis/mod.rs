@@ -91,9 +91,10 @@ enum Op {
     FaultCommit,
     FaultRead,
     Reap,
+    Control,
 }
 
-const OPS: [(Op, &str, &str); 14] = [
+const OPS: [(Op, &str, &str); 15] = [
     (Op::Create, "create", include_str!("create.lua")),
     (Op::Look, "look", include_str!("look.lua")),
     (Op::Claim, "claim", include_str!("claim.lua")),
@@ -120,6 +121,7 @@ const OPS: [(Op, &str, &str); 14] = [
     ),
     (Op::FaultRead, "fault_read", include_str!("fault_read.lua")),
     (Op::Reap, "reap", include_str!("reap.lua")),
+    (Op::Control, "control", include_str!("control.lua")),
 ];
 
 /// How long a replica counts as alive after its last heartbeat: past it,
@@ -231,6 +233,12 @@ async fn listen(
             if let Ok(mut again) = client.get_async_pubsub().await {
                 if again.subscribe(&channel).await.is_ok() {
                     bus = Some(again);
+                    // What was published while it was away.
+                    if let Some(inner) = jobs.upgrade() {
+                        if let Err(error) = catch_up(&inner, None).await {
+                            tracing::warn!(target: "zipgate::jobs", %error, "control changes not caught up");
+                        }
+                    }
                 }
             }
         }
@@ -332,12 +340,30 @@ async fn applied(inner: &Inner, message: &[u8]) {
     let Some((rev, change)) = text.split_once(' ') else {
         return;
     };
+    let Ok(number) = rev.parse::<u64>() else {
+        return;
+    };
     // Not acknowledged before the server can apply it (while it starts):
-    // the replica that made the change then waits, and warns.
+    // the replica that made the change then waits, and warns; the next
+    // change catches this one up.
     let Some(apply) = inner.control.get() else {
         return;
     };
-    apply(change);
+    {
+        let mut last = inner.applied_rev.lock().await;
+        if number > *last + 1 {
+            // Some went by while the subscription was down: those first.
+            drop(last);
+            if let Err(error) = catch_up(inner, Some(number - 1)).await {
+                tracing::warn!(target: "zipgate::jobs", %error, "control changes not caught up");
+            }
+            last = inner.applied_rev.lock().await;
+        }
+        if number > *last {
+            apply(change);
+            *last = number;
+        }
+    }
     let acks = format!("{}ack:{rev}", inner.prefix);
     let mut conn = inner.conn.clone();
     let acknowledged = redis::pipe()
@@ -354,6 +380,45 @@ async fn applied(inner: &Inner, message: &[u8]) {
     if let Err(error) = acknowledged {
         tracing::warn!(target: "zipgate::jobs", %error, "a control change was not acknowledged");
     }
+}
+
+/// Applies, in order, the control changes kept in the stream after the last
+/// one applied here, up to `upto` (else all).
+async fn catch_up(inner: &Inner, upto: Option<u64>) -> redis::RedisResult<()> {
+    let Some(apply) = inner.control.get() else {
+        return Ok(());
+    };
+    let mut last = inner.applied_rev.lock().await;
+    let mut conn = inner.conn.clone();
+    let end = upto.map_or_else(|| "+".to_owned(), |n| format!("{n}-1"));
+    let entries: Value = redis::cmd("XRANGE")
+        .arg(format!("{}control", inner.prefix))
+        .arg(format!("{}-0", *last + 1))
+        .arg(end)
+        .query_async(&mut conn)
+        .await?;
+    let Value::Array(entries) = entries else {
+        return Ok(());
+    };
+    for entry in entries {
+        let Value::Array(mut parts) = entry else {
+            continue;
+        };
+        let (Some(Value::Array(fields)), Some(id)) = (parts.pop(), parts.pop()) else {
+            continue;
+        };
+        let id = String::from_utf8(bytes(id)).unwrap_or_default();
+        let Some(number) = id.split('-').next().and_then(|n| n.parse::<u64>().ok()) else {
+            continue;
+        };
+        // Fields come as [name, value]: the change is `c`.
+        let change = fields.into_iter().nth(1).map(bytes).unwrap_or_default();
+        if number > *last {
+            apply(&String::from_utf8_lossy(&change));
+            *last = number;
+        }
+    }
+    Ok(())
 }
 
 /// Arguments as the library takes them.
@@ -397,6 +462,9 @@ struct Inner {
     /// Claims sent whose answer never came: made or not, the next
     /// heartbeat ends them if they were (`reap.lua`).
     unanswered: Mutex<Vec<String>>,
+    /// The number of the last control change applied here (from the one in
+    /// force when this replica started): changes apply in order, once.
+    applied_rev: tokio::sync::Mutex<u64>,
     /// No more heartbeats (tests: a replica that died).
     #[cfg(test)]
     silent: std::sync::atomic::AtomicBool,
@@ -709,14 +777,20 @@ impl RedisJobs {
                         bus.subscribe(&channel)
                             .await
                             .map_err(|e| format!("cannot subscribe to the job store's bus: {e}"))?;
-                        Ok::<_, String>((conn, bus))
+                        // Changes made before this replica started are not its.
+                        let first_rev: Option<u64> = redis::cmd("GET")
+                            .arg(format!("{prefix}control-rev"))
+                            .query_async(&mut conn)
+                            .await
+                            .map_err(|e| format!("cannot read the job store at {address}: {e}"))?;
+                        Ok::<_, String>((conn, bus, first_rev.unwrap_or(0)))
                     })
                 })
                 .join()
         })
         .map_err(|_| "the job store's connection thread failed".to_owned())
         .and_then(|c| c);
-        let (conn, bus) = match connected {
+        let (conn, bus, first_rev) = match connected {
             Ok(connected) => connected,
             Err(error) => {
                 // Dropping a runtime inside another's context panics.
@@ -742,6 +816,7 @@ impl RedisJobs {
             listener_id: uuid::Uuid::new_v4().simple().to_string(),
             claims: AtomicU64::new(0),
             unanswered: Mutex::default(),
+            applied_rev: tokio::sync::Mutex::new(first_rev),
             lease_ms: AtomicU64::new(LEASE.as_millis() as u64),
             #[cfg(test)]
             silent: Default::default(),
@@ -1667,20 +1742,21 @@ impl JobBackend for RedisJobs {
     }
 
     fn broadcast(&self, change: &str) -> Result<bool, Error> {
+        let Value::Array(numbers) = self.script(Op::Control, vec![change.as_bytes().to_vec()])?
+        else {
+            return Err(bad_reply());
+        };
+        let (Some(Value::Int(rev)), Some(Value::Int(listeners))) =
+            (numbers.first(), numbers.get(1))
+        else {
+            return Err(bad_reply());
+        };
+        let (rev, listeners) = (*rev as u64, *listeners as u64);
         let mut conn = self.inner.conn.clone();
-        let (rev_key, channel) = (self.key("control-rev"), self.key("bus"));
-        let (prefix, change) = (self.inner.prefix.clone(), change.to_owned());
-        let (me, change_text) = (self.inner.listener_id.clone(), change.clone());
+        let prefix = self.inner.prefix.clone();
+        let me = self.inner.listener_id.clone();
+        let inner = self.inner.clone();
         self.guarded(async move {
-            let rev: u64 = redis::cmd("INCR")
-                .arg(&rev_key)
-                .query_async(&mut conn)
-                .await?;
-            let listeners: u64 = redis::cmd("PUBLISH")
-                .arg(&channel)
-                .arg(format!("control {rev} {change}"))
-                .query_async(&mut conn)
-                .await?;
             // Every replica that heard it (this one too) says when it is done.
             let acks = format!("{prefix}ack:{rev}");
             let deadline = tokio::time::Instant::now() + CONTROL_WAIT;
@@ -1714,15 +1790,12 @@ impl JobBackend for RedisJobs {
                 .arg(&acks)
                 .query_async::<()>(&mut conn)
                 .await?;
-            Ok(mine)
-        })
-        .map(|mine| {
+            // This replica's own listener missed it (its subscription was
+            // down): it applies it here, after any it missed before it.
             if !mine {
-                if let Some(apply) = self.inner.control.get() {
-                    apply(&change_text);
-                }
+                catch_up(&inner, Some(rev)).await?;
             }
-            true
+            Ok(true)
         })
     }
 }

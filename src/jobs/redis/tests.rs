@@ -1104,3 +1104,39 @@ fn fault_rules_counted_in_redis_fire_as_one_book_would() {
     assert_eq!(counts(&replicas[0]), counts(&alone));
     assert_eq!(counts(&replicas[1]), counts(&alone));
 }
+
+#[test]
+fn control_changes_missed_while_unsubscribed_are_caught_up_in_order() {
+    let p = pair();
+    let other = connect(&p._redis, p.clock.clone(), &p.tree);
+    let seen: [Arc<std::sync::Mutex<Vec<String>>>; 2] = Default::default();
+    for (replica, log) in [&p.shared, &other].into_iter().zip(&seen) {
+        let log = log.clone();
+        replica.on_control(Box::new(move |change| {
+            log.lock().unwrap().push(change.to_owned())
+        }));
+    }
+    assert!(p.shared.broadcast("one").unwrap());
+    // Every subscription dropped (both replicas'), then two changes made
+    // before either listener subscribes again.
+    let _: redis::Value = p
+        .shared
+        .command(
+            redis::cmd("CLIENT").arg("KILL").arg("TYPE").arg("pubsub").clone(),
+            false,
+        )
+        .unwrap();
+    p.shared.broadcast("two").unwrap();
+    p.shared.broadcast("three").unwrap();
+    let all = ["one", "two", "three"].map(str::to_owned).to_vec();
+    // The replica that made them applied them itself, in order.
+    assert_eq!(*seen[0].lock().unwrap(), all);
+    // The other catches up once subscribed again; then a new change comes
+    // once to each.
+    assert!(within_a_second(|| *seen[1].lock().unwrap() == all));
+    other.broadcast("four").unwrap();
+    for log in &seen {
+        assert_eq!(log.lock().unwrap().last().map(String::as_str), Some("four"));
+        assert_eq!(log.lock().unwrap().len(), 4);
+    }
+}
