@@ -335,7 +335,7 @@ async fn beat(inner: &Inner, lease_ms: u64) -> redis::RedisResult<()> {
 
 /// A control-plane change heard on the bus (`control <rev> <change>`):
 /// applied here, then acknowledged, so the replica that made it knows.
-async fn applied(inner: &Inner, message: &[u8]) {
+async fn applied(inner: &Arc<Inner>, message: &[u8]) {
     let text = String::from_utf8_lossy(message);
     let Some((rev, change)) = text.split_once(' ') else {
         return;
@@ -346,9 +346,9 @@ async fn applied(inner: &Inner, message: &[u8]) {
     // Not acknowledged before the server can apply it (while it starts):
     // the replica that made the change then waits, and warns; the next
     // change catches this one up.
-    let Some(apply) = inner.control.get() else {
+    if inner.control.get().is_none() {
         return;
-    };
+    }
     {
         let mut last = inner.applied_rev.lock().await;
         if number > *last + 1 {
@@ -360,7 +360,7 @@ async fn applied(inner: &Inner, message: &[u8]) {
             last = inner.applied_rev.lock().await;
         }
         if number > *last {
-            apply(change);
+            apply_aside(inner, change.to_owned()).await;
             *last = number;
         }
     }
@@ -382,12 +382,28 @@ async fn applied(inner: &Inner, message: &[u8]) {
     }
 }
 
+/// Runs the control hook on a blocking thread, not on the store's runtime:
+/// a fixture to parse or the store swapped under its lock must not hold
+/// up this replica's Redis traffic, timers and heartbeat meanwhile.
+async fn apply_aside(inner: &Arc<Inner>, change: String) {
+    let inner = inner.clone();
+    let applied = tokio::task::spawn_blocking(move || {
+        if let Some(apply) = inner.control.get() {
+            apply(&change);
+        }
+    })
+    .await;
+    if let Err(error) = applied {
+        tracing::warn!(target: "zipgate::jobs", %error, "a control change failed to apply");
+    }
+}
+
 /// Applies, in order, the control changes kept in the stream after the last
 /// one applied here, up to `upto` (else all).
-async fn catch_up(inner: &Inner, upto: Option<u64>) -> redis::RedisResult<()> {
-    let Some(apply) = inner.control.get() else {
+async fn catch_up(inner: &Arc<Inner>, upto: Option<u64>) -> redis::RedisResult<()> {
+    if inner.control.get().is_none() {
         return Ok(());
-    };
+    }
     let mut last = inner.applied_rev.lock().await;
     let mut conn = inner.conn.clone();
     let end = upto.map_or_else(|| "+".to_owned(), |n| format!("{n}-1"));
@@ -414,7 +430,7 @@ async fn catch_up(inner: &Inner, upto: Option<u64>) -> redis::RedisResult<()> {
         // Fields come as [name, value]: the change is `c`.
         let change = fields.into_iter().nth(1).map(bytes).unwrap_or_default();
         if number > *last {
-            apply(&String::from_utf8_lossy(&change));
+            apply_aside(inner, String::from_utf8_lossy(&change).into_owned()).await;
             *last = number;
         }
     }

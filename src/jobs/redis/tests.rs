@@ -1122,7 +1122,11 @@ fn control_changes_missed_while_unsubscribed_are_caught_up_in_order() {
     let _: redis::Value = p
         .shared
         .command(
-            redis::cmd("CLIENT").arg("KILL").arg("TYPE").arg("pubsub").clone(),
+            redis::cmd("CLIENT")
+                .arg("KILL")
+                .arg("TYPE")
+                .arg("pubsub")
+                .clone(),
             false,
         )
         .unwrap();
@@ -1139,4 +1143,26 @@ fn control_changes_missed_while_unsubscribed_are_caught_up_in_order() {
         assert_eq!(log.lock().unwrap().last().map(String::as_str), Some("four"));
         assert_eq!(log.lock().unwrap().len(), 4);
     }
+}
+
+#[test]
+fn a_control_hook_that_calls_redis_itself_does_not_stall_the_store() {
+    let p = pair();
+    let other = connect(&p._redis, p.clock.clone(), &p.tree);
+    let counted: Arc<std::sync::Mutex<Vec<usize>>> = Arc::default();
+    // As the live feed's fault list does: the hook reads the store.
+    let reader = other.clone();
+    let log = counted.clone();
+    other.on_control(Box::new(move |_| {
+        log.lock().unwrap().push(reader.len().unwrap());
+    }));
+    p.shared.on_control(Box::new(|_| {}));
+    let archive = archive_of(&p.tree, "root");
+    p.shared.create(ready_now("one", &archive, false)).unwrap();
+    let started = std::time::Instant::now();
+    assert!(p.shared.broadcast("count").unwrap());
+    assert!(started.elapsed() < std::time::Duration::from_secs(2));
+    assert_eq!(*counted.lock().unwrap(), [1]);
+    // And the store goes on answering.
+    assert_eq!(other.len().unwrap(), 1);
 }
