@@ -352,6 +352,9 @@ impl AppState {
             }
             Shared::FaultsCleared => self.faults.clear(),
             Shared::Reset => {
+                // The replica that reset cleared the store; this one's own
+                // hold on those jobs goes too.
+                self.jobs.forget_local();
                 if let Err(e) = self.load_fixture(self.initial_fixture.clone()) {
                     failed("reset's fixture", &e);
                 }

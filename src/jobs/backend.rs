@@ -110,6 +110,10 @@ pub trait JobBackend: Send + Sync {
     /// What holds the jobs, for `/_zipgate/health` (`memory`, or a shared
     /// store's address without its password).
     fn describe(&self) -> String;
+    /// Drops what this process holds for jobs a reset on another replica
+    /// cleared from a shared store (builds, cached archives); nothing for a
+    /// store of this process alone, whose `clear` did it all.
+    fn forget_local(&self) {}
     /// Where changes shared by [`JobBackend::broadcast`] are applied (on
     /// every replica, the one that made the change too).
     fn on_control(&self, apply: ControlHook) {

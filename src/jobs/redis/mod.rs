@@ -1753,6 +1753,15 @@ impl JobBackend for RedisJobs {
         self.inner.address.clone()
     }
 
+    fn forget_local(&self) {
+        self.archives().clear();
+        // Dropping a build's handle stops it; downloads streaming go on.
+        self.local().retain(|_, held| held.claims > 0);
+        for held in self.local().values_mut() {
+            held.building = None;
+        }
+    }
+
     fn on_control(&self, apply: ControlHook) {
         let _ = self.inner.control.set(apply);
     }

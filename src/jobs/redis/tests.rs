@@ -1166,3 +1166,19 @@ fn a_control_hook_that_calls_redis_itself_does_not_stall_the_store() {
     // And the store goes on answering.
     assert_eq!(other.len().unwrap(), 1);
 }
+
+#[test]
+fn a_reset_elsewhere_stops_the_builds_and_drops_the_archives_held_here() {
+    use crate::jobs::Building;
+    use std::sync::atomic::Ordering;
+    let p = pair();
+    let mut made = ready_now("built", &p.archive, false);
+    made.pacing = Pacing::AfterPolls(2);
+    let (building, stopped) = Building::new();
+    made.building = Some(building);
+    p.shared.create(made).unwrap();
+    assert!(p.shared.cached("built").is_some());
+    p.shared.forget_local();
+    assert!(stopped.load(Ordering::Relaxed));
+    assert!(p.shared.cached("built").is_none());
+}
