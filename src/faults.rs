@@ -718,6 +718,53 @@ impl FaultBook {
     }
 }
 
+/// Two books counting in `counters` (each its own handle on the same
+/// store), their requests taken in turn, fire request by request as one
+/// book alone does, a chance rule and a `times` rule among them, and both
+/// list the counts it does. For the shared stores' tests.
+#[cfg(test)]
+pub(crate) fn assert_books_fire_as_one(counters: [Arc<dyn SharedCounts>; 2]) {
+    let rules = || {
+        vec![
+            FaultRule::on("GET", "*")
+                .status(503)
+                .probability(0.3, 7)
+                .times(20),
+            FaultRule::on("GET", "*").status(429).after(3).times(1),
+        ]
+    };
+    let alone = FaultBook::new(0);
+    alone.add_all(rules()).unwrap();
+    let replicas = counters.map(|counters| {
+        let book = FaultBook::new(0);
+        book.count_in(counters);
+        let named = rules()
+            .into_iter()
+            .enumerate()
+            .map(|(n, rule)| (format!("fault-{}", n + 1), rule))
+            .collect();
+        book.insert(named);
+        book
+    });
+    let facts = RequestFacts {
+        dialect: None,
+        method: "GET",
+        path: "/a",
+        user: None,
+    };
+    for n in 0..200 {
+        let one = alone.decide(&facts).map(|d| d.rules);
+        let shared = replicas[n % 2].decide(&facts).map(|d| d.rules);
+        assert_eq!(one, shared, "request {n}");
+    }
+    let counts = |book: &FaultBook| -> Vec<(u64, u64)> {
+        book.list().iter().map(|v| (v.matched, v.fired)).collect()
+    };
+    for book in &replicas {
+        assert_eq!(counts(book), counts(&alone));
+    }
+}
+
 /// Adds what `rule` (by `id`) does to `decision`: for each action the
 /// earliest rule wins.
 fn merge(decision: &mut Option<Decision>, id: &str, rule: &FaultRule) {
@@ -873,41 +920,8 @@ mod tests {
 
     #[test]
     fn replicas_counting_together_fire_as_one_book_would() {
-        let rules = || {
-            vec![
-                FaultRule::on("GET", "*")
-                    .status(503)
-                    .probability(0.3, 7)
-                    .times(20),
-                FaultRule::on("GET", "*").status(429).after(3).times(1),
-            ]
-        };
-        let alone = FaultBook::new(0);
-        alone.add_all(rules()).unwrap();
         let counters: Arc<dyn SharedCounts> = Arc::new(Counters::default());
-        let replicas = [FaultBook::new(0), FaultBook::new(0)];
-        for book in &replicas {
-            book.count_in(counters.clone());
-            let named = rules()
-                .into_iter()
-                .enumerate()
-                .map(|(n, rule)| (format!("fault-{}", n + 1), rule))
-                .collect();
-            book.insert(named);
-        }
-        for n in 0..200 {
-            let one = alone.decide(&facts("GET", "/a")).map(|d| d.rules);
-            let shared = replicas[n % 2].decide(&facts("GET", "/a")).map(|d| d.rules);
-            assert_eq!(one, shared, "request {n}");
-        }
-        // Both replicas list the shared counts.
-        for book in &replicas {
-            let counts: Vec<(u64, u64)> =
-                book.list().iter().map(|v| (v.matched, v.fired)).collect();
-            let single: Vec<(u64, u64)> =
-                alone.list().iter().map(|v| (v.matched, v.fired)).collect();
-            assert_eq!(counts, single);
-        }
+        assert_books_fire_as_one([counters.clone(), counters]);
     }
 
     #[test]

@@ -1062,47 +1062,9 @@ fn a_record_gone_by_its_ttl_frees_its_place_under_the_cap() {
 
 #[test]
 fn fault_rules_counted_in_redis_fire_as_one_book_would() {
-    use crate::faults::{FaultBook, FaultRule, RequestFacts};
     let p = pair();
     let other = connect(&p._redis, p.clock.clone(), &p.tree);
-    let rules = || {
-        vec![
-            FaultRule::on("GET", "*")
-                .status(503)
-                .probability(0.3, 7)
-                .times(20),
-            FaultRule::on("GET", "*").status(429).after(3).times(1),
-        ]
-    };
-    let alone = FaultBook::new(0);
-    alone.add_all(rules()).unwrap();
-    let replicas = [FaultBook::new(0), FaultBook::new(0)];
-    replicas[0].count_in(Arc::new(p.shared.clone()));
-    replicas[1].count_in(Arc::new(other));
-    for book in &replicas {
-        let named = rules()
-            .into_iter()
-            .enumerate()
-            .map(|(n, rule)| (format!("fault-{}", n + 1), rule))
-            .collect();
-        book.insert(named);
-    }
-    let facts = RequestFacts {
-        dialect: None,
-        method: "GET",
-        path: "/a",
-        user: None,
-    };
-    for n in 0..200 {
-        let one = alone.decide(&facts).map(|d| d.rules);
-        let shared = replicas[n % 2].decide(&facts).map(|d| d.rules);
-        assert_eq!(one, shared, "request {n}");
-    }
-    let counts = |book: &FaultBook| -> Vec<(u64, u64)> {
-        book.list().iter().map(|v| (v.matched, v.fired)).collect()
-    };
-    assert_eq!(counts(&replicas[0]), counts(&alone));
-    assert_eq!(counts(&replicas[1]), counts(&alone));
+    crate::faults::assert_books_fire_as_one([Arc::new(p.shared.clone()), Arc::new(other)]);
 }
 
 #[test]
