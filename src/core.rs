@@ -297,6 +297,14 @@ impl Core for ServerCore {
             .unwrap_or_default()
     }
 
+    fn poll_open_jobs(&self, owner: &Principal) -> Vec<JobSnapshot> {
+        if self.look_only {
+            return self.open_jobs(owner);
+        }
+        self.store(self.state.jobs.open_of_polled(self.tag(), owner))
+            .unwrap_or_default()
+    }
+
     fn newest_job(
         &self,
         owner: &Principal,

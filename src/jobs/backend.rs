@@ -79,6 +79,24 @@ pub trait JobBackend: Send + Sync {
     fn list_of(&self, owner_tag: &str, owner: &Principal) -> Result<Vec<JobSnapshot>, Error>;
     /// Jobs with this tag and owner not yet acknowledged, oldest first.
     fn open_of(&self, owner_tag: &str, owner: &Principal) -> Result<Vec<JobSnapshot>, Error>;
+    /// [`JobBackend::open_of`], each job still in progress (neither ready
+    /// nor ended) polled on the way (`Core::poll_open_jobs`).
+    fn open_of_polled(
+        &self,
+        owner_tag: &str,
+        owner: &Principal,
+    ) -> Result<Vec<JobSnapshot>, Error> {
+        let mut out = Vec::new();
+        for job in self.open_of(owner_tag, owner)? {
+            if job.state.is_terminal() || job.state == zipgate_api::JobState::Ready {
+                out.push(job);
+            } else {
+                let id = job.id.clone();
+                out.push(self.look_owned(owner_tag, &id, true)?.unwrap_or(job));
+            }
+        }
+        Ok(out)
+    }
     /// The newest job with this tag and owner that `wanted` accepts.
     fn newest_of(
         &self,

@@ -10,7 +10,7 @@ use http::{HeaderMap, Method, Response, StatusCode, Uri};
 
 use crate::http::Body;
 use crate::job::{CreateJob, CreatedJob, JobSnapshot};
-use crate::{Error, NodeId, NodeKind, Principal, UserId};
+use crate::{Error, JobState, NodeId, NodeKind, Principal, UserId};
 
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum BodyError {
@@ -317,6 +317,21 @@ pub trait Core: Send + Sync {
         let mut jobs = self.jobs(owner);
         jobs.retain(|job| !job.acknowledged);
         jobs
+    }
+    /// [`Core::open_jobs`], each job still in progress (neither ready nor
+    /// ended) counted as polled ([`JobOp::Poll`]) on the way: a client's
+    /// poll of all its operations, in one step where the store allows.
+    fn poll_open_jobs(&self, owner: &Principal) -> Vec<JobSnapshot> {
+        self.open_jobs(owner)
+            .into_iter()
+            .map(|job| {
+                if job.state.is_terminal() || job.state == JobState::Ready {
+                    job
+                } else {
+                    self.job(&job.id, JobOp::Poll).unwrap_or(job)
+                }
+            })
+            .collect()
     }
     /// This dialect's newest job of `owner` that `wanted` accepts.
     fn newest_job(

@@ -284,11 +284,23 @@ impl OnlyofficeDialect {
     ) -> Vec<JobSnapshot> {
         let owner = Principal::User(user.id.clone());
         let mut out = Vec::new();
-        for job in core.open_jobs(&owner) {
+        // A poll of every operation is one step for the core; of one, the
+        // others are left as they are.
+        let all_polled = poll && only.is_none();
+        let listed = if all_polled {
+            core.poll_open_jobs(&owner)
+        } else {
+            core.open_jobs(&owner)
+        };
+        for job in listed {
             if only.is_some_and(|id| id != job.id) {
                 continue;
             }
-            let job = if poll && !job.state.is_terminal() && job.state != JobState::Ready {
+            let job = if poll
+                && !all_polled
+                && !job.state.is_terminal()
+                && job.state != JobState::Ready
+            {
                 core.job(&job.id, JobOp::Poll).unwrap_or(job)
             } else {
                 job

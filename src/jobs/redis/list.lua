@@ -4,8 +4,10 @@
 -- set's size once they left, how many of the ranks read are still in it
 -- (where the next page starts), then one record per live job. ARGV[7]
 -- '1' to sweep first, as the in-memory registry's lists do (not its
--- newest-job lookup).
+-- newest-job lookup). ARGV[8] '1' to poll each job still in progress as
+-- well (backend.rs `open_of_polled`: the look, then the poll).
 if ARGV[7] == '1' then sweep_if_due() end
+local polling = ARGV[8] == '1'
 local set = P .. ARGV[3]
 local first, count = tonumber(ARGV[5]), tonumber(ARGV[6])
 local ids
@@ -26,6 +28,7 @@ for _, id in ipairs(ids) do
     kept = kept + 1
     if not reclaimable(j, NOW) then
       advanced(j, false)
+      if polling and not terminal(j.st) and j.st ~= 'ready' then advanced(j, true) end
       out[#out + 1] = cmsgpack.pack(j)
     end
   end

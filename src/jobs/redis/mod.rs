@@ -1178,6 +1178,7 @@ impl RedisJobs {
         newest_first: bool,
         first: usize,
         count: usize,
+        poll: bool,
     ) -> Result<(Vec<JobSnapshot>, usize, usize), Error> {
         let value = self.script(
             Op::List,
@@ -1188,6 +1189,7 @@ impl RedisJobs {
                 count.to_string(),
                 // Lists sweep; the newest-job lookup does not (mod.rs).
                 flag(!newest_first),
+                flag(poll),
             ]),
         )?;
         let Value::Array(items) = value else {
@@ -1205,14 +1207,15 @@ impl RedisJobs {
         Ok((jobs, size, kept))
     }
 
-    /// Every job of a sorted set, oldest first, a page at a time.
-    fn list_set(&self, set: &str) -> Result<Vec<JobSnapshot>, Error> {
+    /// Every job of a sorted set, oldest first, a page at a time (with
+    /// `poll`, those in progress polled).
+    fn list_set(&self, set: &str, poll: bool) -> Result<Vec<JobSnapshot>, Error> {
         let (mut out, mut rank) = (Vec::new(), 0);
         loop {
             // Gone members leave the set as a page is read: the next page
             // starts after those still in it. A page of gone members only
             // makes the set smaller, so this ends.
-            let (page, size, kept) = self.list_page(set, false, rank, LIST_PAGE)?;
+            let (page, size, kept) = self.list_page(set, false, rank, LIST_PAGE, poll)?;
             out.extend(page);
             rank += kept;
             if rank >= size {
@@ -1509,7 +1512,7 @@ impl JobBackend for RedisJobs {
     }
 
     fn list(&self) -> Result<Vec<JobSnapshot>, Error> {
-        let mut out = self.list_set("all")?;
+        let mut out = self.list_set("all", false)?;
         out.sort_by(|a, b| {
             a.created_at
                 .cmp(&b.created_at)
@@ -1519,11 +1522,26 @@ impl JobBackend for RedisJobs {
     }
 
     fn list_of(&self, owner_tag: &str, owner: &Principal) -> Result<Vec<JobSnapshot>, Error> {
-        self.list_set(&format!("own:{owner_tag}|{}", owner_key(owner)))
+        self.list_set(&format!("own:{owner_tag}|{}", owner_key(owner)), false)
     }
 
     fn open_of(&self, owner_tag: &str, owner: &Principal) -> Result<Vec<JobSnapshot>, Error> {
-        self.list_set(&format!("open:{owner_tag}|{}", owner_key(owner)))
+        self.list_set(&format!("open:{owner_tag}|{}", owner_key(owner)), false)
+    }
+
+    fn open_of_polled(
+        &self,
+        owner_tag: &str,
+        owner: &Principal,
+    ) -> Result<Vec<JobSnapshot>, Error> {
+        let jobs = self.list_set(&format!("open:{owner_tag}|{}", owner_key(owner)), true)?;
+        // The live feed hears of the jobs listed (each, changed or not).
+        if self.inner.events.recording() {
+            for job in &jobs {
+                self.announce(job);
+            }
+        }
+        Ok(jobs)
     }
 
     fn newest_of(
@@ -1536,7 +1554,7 @@ impl JobBackend for RedisJobs {
         // The newest is usually the one: ask for it alone, then widen.
         let mut first = 0;
         for count in [1, 8, 32, 128].into_iter().chain(std::iter::repeat(512)) {
-            let (page, size, kept) = self.list_page(&set, true, first, count)?;
+            let (page, size, kept) = self.list_page(&set, true, first, count, false)?;
             if let Some(job) = page.into_iter().find(|job| wanted(job)) {
                 return Ok(Some(job));
             }

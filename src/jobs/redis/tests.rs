@@ -363,6 +363,12 @@ fn differential(p: &Pair, seeds: &[(u64, bool)]) {
                         show_all(&p.shared.open_of(tag, &who).unwrap()),
                         "{context}: open_of"
                     );
+                    // A client's poll of all its operations, in one step.
+                    assert_eq!(
+                        show_all(&JobBackend::open_of_polled(&p.memory, tag, &who).unwrap()),
+                        show_all(&p.shared.open_of_polled(tag, &who).unwrap()),
+                        "{context}: open_of_polled"
+                    );
                     let ready = |job: &JobSnapshot| job.state == JobState::Ready;
                     assert_eq!(
                         show(&p.memory.newest_of(tag, &who, ready)),
