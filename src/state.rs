@@ -384,7 +384,7 @@ impl AppState {
     /// store, once it loads here.
     pub fn put_fixture(&self, json: serde_json::Value) -> Result<(), ControlError> {
         let source = FixtureSource::new(json, self.http_paths());
-        if !self.faults.is_shared() {
+        if !self.config.jobs.is_remote() {
             return self.load_fixture(source).map_err(ControlError::Fixture);
         }
         source
@@ -405,7 +405,7 @@ impl AppState {
         parent: Option<&str>,
         nodes: Vec<serde_json::Value>,
     ) -> Result<(), ControlError> {
-        if !self.faults.is_shared() {
+        if !self.config.jobs.is_remote() {
             return self
                 .add_nodes(parent, nodes, self.http_paths())
                 .map_err(ControlError::Fixture);

@@ -88,11 +88,11 @@ pub trait JobBackend: Send + Sync {
     ) -> Result<Vec<JobSnapshot>, Error> {
         let mut out = Vec::new();
         for job in self.open_of(owner_tag, owner)? {
-            if job.state.is_terminal() || job.state == zipgate_api::JobState::Ready {
-                out.push(job);
-            } else {
+            if job.state.is_in_progress() {
                 let id = job.id.clone();
                 out.push(self.look_owned(owner_tag, &id, true)?.unwrap_or(job));
+            } else {
+                out.push(job);
             }
         }
         Ok(out)

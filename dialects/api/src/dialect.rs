@@ -10,7 +10,7 @@ use http::{HeaderMap, Method, Response, StatusCode, Uri};
 
 use crate::http::Body;
 use crate::job::{CreateJob, CreatedJob, JobSnapshot};
-use crate::{Error, JobState, NodeId, NodeKind, Principal, UserId};
+use crate::{Error, NodeId, NodeKind, Principal, UserId};
 
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum BodyError {
@@ -325,10 +325,10 @@ pub trait Core: Send + Sync {
         self.open_jobs(owner)
             .into_iter()
             .map(|job| {
-                if job.state.is_terminal() || job.state == JobState::Ready {
-                    job
-                } else {
+                if job.state.is_in_progress() {
                     self.job(&job.id, JobOp::Poll).unwrap_or(job)
+                } else {
+                    job
                 }
             })
             .collect()

@@ -193,4 +193,9 @@ impl JobState {
             JobState::Done | JobState::Failed | JobState::Cancelled | JobState::Expired
         )
     }
+
+    /// Neither ready nor ended: what a client's status poll moves on.
+    pub fn is_in_progress(self) -> bool {
+        !self.is_terminal() && self != JobState::Ready
+    }
 }

@@ -296,11 +296,7 @@ impl OnlyofficeDialect {
             if only.is_some_and(|id| id != job.id) {
                 continue;
             }
-            let job = if poll
-                && !all_polled
-                && !job.state.is_terminal()
-                && job.state != JobState::Ready
-            {
+            let job = if poll && !all_polled && job.state.is_in_progress() {
                 core.job(&job.id, JobOp::Poll).unwrap_or(job)
             } else {
                 job
